@@ -1,0 +1,1 @@
+"""kopf operator for ModelDeployment: renders the model-service chart, canaries, rolls back."""

@@ -1,0 +1,1 @@
+"""FastAPI model service: serves a scikit-learn model with Prometheus metrics and drift."""

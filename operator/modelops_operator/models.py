@@ -1,0 +1,233 @@
+"""Pydantic models of the ModelDeployment spec and status, parsed at the handler boundary.
+
+The CRD schema (manifests/crd) validates and defaults on the API server; these
+models give the Python side the same shape and defaults, so code past the
+handler never touches a raw dict.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+DURATION_PATTERN = r"^([0-9]+(h|m|s|ms))+$"
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '1m30s', '2h', '500ms' -> seconds."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h30m, 500ms)")
+    hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds + millis / 1000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+
+
+class Strategy(StrEnum):
+    CANARY = "Canary"
+    ROLLING_UPDATE = "RollingUpdate"
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    ROLLED_BACK = "RolledBack"
+
+
+class ModelRef(_Model):
+    """What one Deployment serves: a model version, its image and its artifact."""
+
+    name: str
+    version: str
+    image: str
+    artifact: str
+    sha256: str = ""
+
+    def same_release(self, other: ModelRef | None) -> bool:
+        return other is not None and self == other
+
+
+class Analysis(_Model):
+    max_error_rate: float = Field(0.05, alias="maxErrorRate", ge=0, le=1)
+    max_latency_p95_seconds: float = Field(0.5, alias="maxLatencyP95Seconds", gt=0)
+    max_drift_score: float | None = Field(0.2, alias="maxDriftScore", ge=0)
+    min_requests: int = Field(50, alias="minRequests", ge=0)
+    deadline: Duration = "10m"
+    prometheus_url: str | None = Field(None, alias="prometheusUrl")
+
+    @property
+    def deadline_seconds(self) -> float:
+        return parse_duration(self.deadline)
+
+
+class Rollout(_Model):
+    strategy: Strategy = Strategy.CANARY
+    steps: tuple[int, ...] = (10, 50, 100)
+    interval: Duration = "60s"
+    analysis: Analysis = Field(default_factory=Analysis)
+    auto_rollback: bool = Field(True, alias="autoRollback")
+    rollback_window: Duration = Field("1h", alias="rollbackWindow")
+    progress_deadline: Duration = Field("10m", alias="progressDeadline")
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_ascending(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if not steps:
+            raise ValueError("steps must not be empty")
+        if any(s < 1 or s > 100 for s in steps):
+            raise ValueError("each step is a percentage in 1..100")
+        if list(steps) != sorted(set(steps)):
+            raise ValueError("steps must be strictly ascending")
+        return steps
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_duration(self.interval)
+
+    @property
+    def rollback_window_seconds(self) -> float:
+        return parse_duration(self.rollback_window)
+
+    @property
+    def progress_deadline_seconds(self) -> float:
+        return parse_duration(self.progress_deadline)
+
+
+class ServiceMonitorSpec(_Model):
+    enabled: bool = True
+    labels: dict[str, str] = Field(default_factory=dict)
+    interval: Duration = "15s"
+
+
+class ToggleWithLabels(_Model):
+    enabled: bool = True
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Monitoring(_Model):
+    service_monitor: ServiceMonitorSpec = Field(
+        default_factory=ServiceMonitorSpec, alias="serviceMonitor"
+    )
+    alerts: ToggleWithLabels = Field(default_factory=ToggleWithLabels)
+    dashboards: ToggleWithLabels = Field(default_factory=ToggleWithLabels)
+    match_selectors: bool | None = Field(
+        None,
+        alias="matchSelectors",
+        description="Add the labels Prometheus/Grafana selectors need; unset = operator setting.",
+    )
+
+
+class ModelDeploymentSpec(_Model):
+    model: ModelRef
+    replicas: int = Field(1, ge=0, le=100)
+    paused: bool = False
+    rollout: Rollout = Field(default_factory=Rollout)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+
+
+# --- status -----------------------------------------------------------------
+
+
+class Condition(_Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str = Field(alias="lastTransitionTime")
+    observed_generation: int | None = Field(None, alias="observedGeneration")
+
+
+class HistoryEntry(_Model):
+    version: str
+    result: str
+    at: str
+    reason: str = ""
+    message: str = ""
+
+
+class Figures(_Model):
+    requests: float | None = None
+    error_rate: float | None = Field(None, alias="errorRate")
+    latency_p95_seconds: float | None = Field(None, alias="latencyP95Seconds")
+    drift_score: float | None = Field(None, alias="driftScore")
+
+
+class AnalysisRecord(_Model):
+    at: str
+    version: str
+    step: int
+    weight: int
+    result: Literal["Pass", "Fail", "Inconclusive", "Error"]
+    reason: str
+    message: str = ""
+    figures: Figures = Field(default_factory=Figures)
+    thresholds: dict[str, float | None] = Field(default_factory=dict)
+    queries: dict[str, str] = Field(default_factory=dict)
+    prometheus_url: str = Field("", alias="prometheusUrl")
+
+
+class CanaryState(_Model):
+    model: ModelRef
+    step: int = 0
+    started_at: str = Field(alias="startedAt")
+    step_started_at: str = Field(alias="stepStartedAt")
+    inconclusive_since: str | None = Field(None, alias="inconclusiveSince")
+    promoting: bool = False
+
+
+class PreviousStable(_Model):
+    model: ModelRef
+    replaced_at: str = Field(alias="replacedAt")
+
+
+class ModelDeploymentStatus(_Model):
+    observed_generation: int | None = Field(None, alias="observedGeneration")
+    phase: Phase | None = None
+    stable_version: str | None = Field(None, alias="stableVersion")
+    canary_version: str | None = Field(None, alias="canaryVersion")
+    canary_weight: int = Field(0, alias="canaryWeight")
+    ready: str | None = None
+    stable: ModelRef | None = None
+    canary: CanaryState | None = None
+    previous_stable: PreviousStable | None = Field(None, alias="previousStable")
+    rolled_back: ModelRef | None = Field(
+        None, alias="rolledBack", description="The release last rolled back; not retried."
+    )
+    rollout_started_at: str | None = Field(None, alias="rolloutStartedAt")
+    last_analysis: AnalysisRecord | None = Field(None, alias="lastAnalysis")
+    conditions: tuple[Condition, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
+
+
+def parse_spec(spec: Any) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate(dict(spec or {}))
+
+
+def parse_status(status: Any) -> ModelDeploymentStatus:
+    return ModelDeploymentStatus.model_validate(dict(status or {}))
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """The camelCase dict the API server stores (None fields dropped)."""
+    return model.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def isoformat(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

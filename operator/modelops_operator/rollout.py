@@ -1,0 +1,564 @@
+"""The rollout state machine (pure): state x event -> next state, action, phase.
+
+The state is read from status only, so a restarted operator resumes where the
+status says it was (level-based: every tick recomputes the event from the spec,
+the status and what the cluster shows, and acts on the difference).
+
+    derive_state(status)            -> State
+    classify(observation)           -> Event (kind + reason/message)
+    TRANSITIONS[(state, event.kind)] -> Transition(next state, action, phase)
+    advance(observation)            -> Outcome (new status, Events to post)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from modelops_operator.analysis import Decision, Verdict
+from modelops_operator.models import (
+    AnalysisRecord,
+    CanaryState,
+    HistoryEntry,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ModelRef,
+    Phase,
+    PreviousStable,
+    Strategy,
+    isoformat,
+    parse_time,
+)
+from modelops_operator.workloads import WorkloadState, split_replicas
+
+
+class State(StrEnum):
+    INITIAL = "Initial"  # nothing deployed yet
+    IDLE = "Idle"  # the stable serves the desired release (or waits for pods)
+    ROLLING = "Rolling"  # the stable Deployment is rolling to a new release
+    CANARY = "Canary"  # a canary Deployment beside the stable, stepped by analysis
+    PROMOTING = "Promoting"  # stable rolled to the canary's release; canary kept until ready
+    ROLLED_BACK = "RolledBack"  # the canary failed; stable untouched, release not retried
+
+
+class EventKind(StrEnum):
+    NEW_RELEASE_CANARY = "NewReleaseCanary"
+    NEW_RELEASE_ROLLING = "NewReleaseRolling"
+    FAST_ROLLBACK = "FastRollback"  # back to the previous stable within the window
+    BACK_TO_STABLE = "BackToStable"  # spec returned to the stable release mid-canary
+    RELEASE_ROLLED_BACK = "ReleaseRolledBack"  # spec still asks for the failed release
+    PAUSED = "Paused"
+    DEPLOY_READY = "DeployReady"
+    DEPLOY_PROGRESSING = "DeployProgressing"
+    DEPLOY_FAILED = "DeployFailed"
+    CANARY_STARTING = "CanaryStarting"
+    STEP_NOT_DUE = "StepNotDue"
+    PASS_NEXT_STEP = "PassNextStep"
+    PASS_LAST_STEP = "PassLastStep"
+    INCONCLUSIVE = "Inconclusive"
+    PROMETHEUS_ERROR = "PrometheusError"
+    FAIL = "Fail"  # analysis failed, inconclusive past the deadline, canary never ready
+    FAIL_HOLD = "FailHold"  # the same with autoRollback: false
+
+
+class Action(StrEnum):
+    NONE = "None"
+    HOLD = "Hold"
+    DEPLOY_STABLE = "DeployStable"
+    FINISH_ROLLOUT = "FinishRollout"
+    START_CANARY = "StartCanary"
+    ADVANCE = "Advance"
+    NOTE_INCONCLUSIVE = "NoteInconclusive"
+    PROMOTE = "Promote"
+    FINISH_PROMOTION = "FinishPromotion"
+    ROLLBACK = "Rollback"
+    ABORT_CANARY = "AbortCanary"
+
+
+@dataclass(frozen=True)
+class Transition:
+    next: State
+    action: Action
+    phase: Phase
+
+
+S, E, A, P = State, EventKind, Action, Phase
+
+_NEW_RELEASE = {
+    E.NEW_RELEASE_CANARY: Transition(S.CANARY, A.START_CANARY, P.PROGRESSING),
+    E.NEW_RELEASE_ROLLING: Transition(S.ROLLING, A.DEPLOY_STABLE, P.PROGRESSING),
+    E.FAST_ROLLBACK: Transition(S.ROLLING, A.DEPLOY_STABLE, P.PROGRESSING),
+}
+
+# The full table. A (state, event) pair missing here is a bug in classify().
+TRANSITIONS: dict[tuple[State, EventKind], Transition] = {
+    # first deploy: never a canary, there is nothing to compare against
+    (S.INITIAL, E.NEW_RELEASE_CANARY): Transition(S.ROLLING, A.DEPLOY_STABLE, P.PROGRESSING),
+    (S.INITIAL, E.NEW_RELEASE_ROLLING): Transition(S.ROLLING, A.DEPLOY_STABLE, P.PROGRESSING),
+    **{(S.IDLE, k): t for k, t in _NEW_RELEASE.items()},
+    (S.IDLE, E.PAUSED): Transition(S.IDLE, A.HOLD, P.PROGRESSING),
+    (S.IDLE, E.DEPLOY_READY): Transition(S.IDLE, A.NONE, P.READY),
+    (S.IDLE, E.DEPLOY_PROGRESSING): Transition(S.IDLE, A.NONE, P.PROGRESSING),
+    (S.IDLE, E.DEPLOY_FAILED): Transition(S.IDLE, A.NONE, P.DEGRADED),
+    **{(S.ROLLING, k): t for k, t in _NEW_RELEASE.items()},
+    (S.ROLLING, E.PAUSED): Transition(S.ROLLING, A.HOLD, P.PROGRESSING),
+    (S.ROLLING, E.DEPLOY_READY): Transition(S.IDLE, A.FINISH_ROLLOUT, P.READY),
+    (S.ROLLING, E.DEPLOY_PROGRESSING): Transition(S.ROLLING, A.NONE, P.PROGRESSING),
+    (S.ROLLING, E.DEPLOY_FAILED): Transition(S.ROLLING, A.NONE, P.DEGRADED),
+    **{(S.CANARY, k): t for k, t in _NEW_RELEASE.items()},
+    (S.CANARY, E.BACK_TO_STABLE): Transition(S.IDLE, A.ABORT_CANARY, P.PROGRESSING),
+    (S.CANARY, E.PAUSED): Transition(S.CANARY, A.HOLD, P.PROGRESSING),
+    (S.CANARY, E.CANARY_STARTING): Transition(S.CANARY, A.NONE, P.PROGRESSING),
+    (S.CANARY, E.STEP_NOT_DUE): Transition(S.CANARY, A.NONE, P.PROGRESSING),
+    (S.CANARY, E.PASS_NEXT_STEP): Transition(S.CANARY, A.ADVANCE, P.PROGRESSING),
+    (S.CANARY, E.PASS_LAST_STEP): Transition(S.PROMOTING, A.PROMOTE, P.PROGRESSING),
+    (S.CANARY, E.INCONCLUSIVE): Transition(S.CANARY, A.NOTE_INCONCLUSIVE, P.PROGRESSING),
+    (S.CANARY, E.PROMETHEUS_ERROR): Transition(S.CANARY, A.HOLD, P.PROGRESSING),
+    (S.CANARY, E.FAIL): Transition(S.ROLLED_BACK, A.ROLLBACK, P.ROLLED_BACK),
+    (S.CANARY, E.FAIL_HOLD): Transition(S.CANARY, A.HOLD, P.DEGRADED),
+    **{(S.PROMOTING, k): t for k, t in _NEW_RELEASE.items()},
+    (S.PROMOTING, E.PAUSED): Transition(S.PROMOTING, A.HOLD, P.PROGRESSING),
+    (S.PROMOTING, E.DEPLOY_READY): Transition(S.IDLE, A.FINISH_PROMOTION, P.READY),
+    (S.PROMOTING, E.DEPLOY_PROGRESSING): Transition(S.PROMOTING, A.NONE, P.PROGRESSING),
+    (S.PROMOTING, E.DEPLOY_FAILED): Transition(S.PROMOTING, A.NONE, P.DEGRADED),
+    **{(S.ROLLED_BACK, k): t for k, t in _NEW_RELEASE.items()},
+    (S.ROLLED_BACK, E.RELEASE_ROLLED_BACK): Transition(S.ROLLED_BACK, A.NONE, P.ROLLED_BACK),
+    (S.ROLLED_BACK, E.PAUSED): Transition(S.ROLLED_BACK, A.HOLD, P.ROLLED_BACK),
+    (S.ROLLED_BACK, E.DEPLOY_READY): Transition(S.IDLE, A.NONE, P.READY),
+    (S.ROLLED_BACK, E.DEPLOY_PROGRESSING): Transition(S.IDLE, A.NONE, P.PROGRESSING),
+    (S.ROLLED_BACK, E.DEPLOY_FAILED): Transition(S.IDLE, A.NONE, P.DEGRADED),
+}
+
+
+def derive_state(status: ModelDeploymentStatus) -> State:
+    if status.stable is None:
+        return State.INITIAL
+    if status.canary is not None:
+        return State.PROMOTING if status.canary.promoting else State.CANARY
+    if status.rollout_started_at:
+        return State.ROLLING
+    if status.phase == Phase.ROLLED_BACK:
+        return State.ROLLED_BACK
+    return State.IDLE
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything one reconcile knows: spec, status, the cluster, the clock, the analysis."""
+
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus
+    now: datetime
+    stable: WorkloadState
+    canary: WorkloadState
+    analysis: Decision | None = None  # only when analysis_due() said so
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    reason: str = ""
+    message: str = ""
+
+
+def _seconds_since(text: str | None, now: datetime) -> float:
+    if not text:
+        return 0.0
+    return (now - parse_time(text)).total_seconds()
+
+
+def _release_event(obs: Observation, state: State) -> Event | None:
+    """The event a change of spec.model causes, or None when the spec asks for what runs."""
+    target, status = obs.spec.model, obs.status
+    if state == State.INITIAL:
+        if obs.spec.rollout.strategy == Strategy.CANARY:
+            return Event(EventKind.NEW_RELEASE_CANARY, "InitialDeploy", "first release")
+        return Event(EventKind.NEW_RELEASE_ROLLING, "InitialDeploy", "first release")
+    if status.canary is not None and target == status.canary.model:
+        return None
+    if target == status.stable:
+        if state == State.CANARY:
+            return Event(
+                EventKind.BACK_TO_STABLE,
+                "CanaryAborted",
+                f"spec returned to stable version {target.version}; canary removed",
+            )
+        return None
+    if state == State.ROLLED_BACK and target == status.rolled_back:
+        return Event(
+            EventKind.RELEASE_ROLLED_BACK,
+            "RolledBack",
+            f"version {target.version} was rolled back; change spec.model to retry",
+        )
+    if obs.spec.paused:
+        return Event(
+            EventKind.PAUSED, "RolloutPaused", f"rollout to {target.version} held: spec.paused"
+        )
+    prev = status.previous_stable
+    if (
+        prev is not None
+        and target == prev.model
+        and _seconds_since(prev.replaced_at, obs.now) <= obs.spec.rollout.rollback_window_seconds
+    ):
+        return Event(
+            EventKind.FAST_ROLLBACK,
+            "FastRollback",
+            f"version {target.version} was stable until {prev.replaced_at}, within "
+            f"rollbackWindow {obs.spec.rollout.rollback_window}: rolled back without analysis",
+        )
+    if obs.spec.rollout.strategy == Strategy.CANARY and obs.spec.replicas > 0:
+        return Event(
+            EventKind.NEW_RELEASE_CANARY, "CanaryStarted", f"canary of version {target.version}"
+        )
+    return Event(
+        EventKind.NEW_RELEASE_ROLLING, "RollingUpdate", f"rolling update to {target.version}"
+    )
+
+
+def _deploy_event(obs: Observation, deadline_from: str | None) -> Event:
+    stable = obs.stable
+    if stable.is_ready:
+        return Event(EventKind.DEPLOY_READY, "Available", f"{stable.ready}/{stable.desired} ready")
+    if stable.failure:
+        return Event(EventKind.DEPLOY_FAILED, stable.failure, stable.failure_message)
+    deadline = obs.spec.rollout.progress_deadline_seconds
+    if deadline_from and _seconds_since(deadline_from, obs.now) > deadline:
+        return Event(
+            EventKind.DEPLOY_FAILED,
+            "ProgressDeadlineExceeded",
+            f"{stable.ready}/{stable.desired} ready after progressDeadline "
+            f"{obs.spec.rollout.progress_deadline}",
+        )
+    return Event(
+        EventKind.DEPLOY_PROGRESSING,
+        "Progressing",
+        f"{stable.ready}/{stable.desired} ready, {stable.updated} updated",
+    )
+
+
+def analysis_due(obs: Observation) -> bool:
+    """True when this reconcile should query Prometheus for the canary."""
+    state = derive_state(obs.status)
+    if state != State.CANARY or obs.spec.paused or _release_event(obs, state) is not None:
+        return False
+    canary = obs.status.canary
+    assert canary is not None
+    if not obs.canary.is_ready:
+        return False
+    return _seconds_since(canary.step_started_at, obs.now) >= obs.spec.rollout.interval_seconds
+
+
+def _fail(obs: Observation, reason: str, message: str) -> Event:
+    if obs.spec.rollout.auto_rollback:
+        return Event(EventKind.FAIL, reason, message)
+    return Event(EventKind.FAIL_HOLD, reason, message + " (autoRollback is false: holding)")
+
+
+def _canary_event(obs: Observation) -> Event:
+    canary = obs.status.canary
+    assert canary is not None
+    rollout = obs.spec.rollout
+    if obs.spec.paused:
+        return Event(EventKind.PAUSED, "RolloutPaused", "canary held: spec.paused")
+    if not obs.canary.is_ready:
+        if obs.canary.failure:
+            return _fail(
+                obs, f"Canary{obs.canary.failure}", obs.canary.failure_message or "canary failing"
+            )
+        if _seconds_since(canary.step_started_at, obs.now) > rollout.progress_deadline_seconds:
+            return _fail(
+                obs,
+                "CanaryNotReady",
+                f"canary {obs.canary.ready}/{obs.canary.desired} ready after progressDeadline "
+                f"{rollout.progress_deadline}",
+            )
+        return Event(
+            EventKind.CANARY_STARTING,
+            "CanaryStarting",
+            f"canary {obs.canary.ready}/{obs.canary.desired} ready",
+        )
+    waited = _seconds_since(canary.step_started_at, obs.now)
+    if waited < rollout.interval_seconds or obs.analysis is None:
+        return Event(
+            EventKind.STEP_NOT_DUE,
+            "Analyzing",
+            f"step {canary.step + 1}/{len(rollout.steps)} at {rollout.steps[canary.step]}%: "
+            f"analysis in {max(0.0, rollout.interval_seconds - waited):.0f}s",
+        )
+    decision = obs.analysis
+    if decision.verdict == Verdict.ERROR:
+        return Event(EventKind.PROMETHEUS_ERROR, decision.reason, decision.message)
+    if decision.verdict == Verdict.FAIL:
+        return _fail(obs, decision.reason, decision.message)
+    if decision.verdict == Verdict.INCONCLUSIVE:
+        since = canary.inconclusive_since or isoformat(obs.now)
+        if _seconds_since(since, obs.now) >= rollout.analysis.deadline_seconds:
+            return _fail(
+                obs,
+                "AnalysisInconclusive",
+                f"inconclusive for {rollout.analysis.deadline} (analysis deadline): "
+                f"{decision.message}",
+            )
+        return Event(EventKind.INCONCLUSIVE, decision.reason, decision.message)
+    if canary.step + 1 >= len(rollout.steps):
+        return Event(EventKind.PASS_LAST_STEP, "AnalysisPassed", decision.message)
+    return Event(EventKind.PASS_NEXT_STEP, "AnalysisPassed", decision.message)
+
+
+def classify(obs: Observation) -> Event:
+    state = derive_state(obs.status)
+    release = _release_event(obs, state)
+    if release is not None:
+        return release
+    if state == State.CANARY:
+        return _canary_event(obs)
+    deadline_from = obs.status.rollout_started_at if state == State.ROLLING else None
+    if state == State.PROMOTING and obs.status.canary:
+        deadline_from = obs.status.canary.step_started_at
+    return _deploy_event(obs, deadline_from)
+
+
+# --- applying a transition to the status ------------------------------------
+
+
+@dataclass(frozen=True)
+class KubeEvent:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: State
+    event: Event
+    transition: Transition
+    status: ModelDeploymentStatus
+    events: tuple[KubeEvent, ...] = field(default_factory=tuple)
+
+
+def _history(
+    status: ModelDeploymentStatus, entry: HistoryEntry, limit: int
+) -> tuple[HistoryEntry, ...]:
+    return (*status.history, entry)[-limit:]
+
+
+def advance(obs: Observation, *, history_limit: int = 10) -> Outcome:
+    state = derive_state(obs.status)
+    event = classify(obs)
+    transition = TRANSITIONS[(state, event.kind)]
+    now = isoformat(obs.now)
+    status = obs.status
+    target = obs.spec.model
+    events: list[KubeEvent] = []
+
+    def record(version: str, result: str, reason: str, message: str) -> None:
+        nonlocal status
+        status = replace_status(
+            status,
+            history=_history(
+                status,
+                HistoryEntry(
+                    version=version, result=result, at=now, reason=reason, message=message
+                ),
+                history_limit,
+            ),
+        )
+
+    action = transition.action
+    if action == Action.DEPLOY_STABLE:
+        previous = status.stable
+        changes: dict = {"stable": target, "canary": None, "rollout_started_at": now}
+        if previous is not None and previous != target:
+            changes["previous_stable"] = PreviousStable(model=previous, replacedAt=now)
+        if status.canary is not None and not status.canary.promoting:
+            record(status.canary.model.version, "Aborted", event.reason, "superseded")
+        status = replace_status(status, **changes)
+        kind = "FastRollback" if event.kind == EventKind.FAST_ROLLBACK else "Deploying"
+        events.append(KubeEvent("Normal", kind, event.message or f"deploying {target.version}"))
+    elif action == Action.FINISH_ROLLOUT:
+        status = replace_status(status, rollout_started_at=None)
+        assert status.stable is not None
+        result = "Deployed"
+        record(status.stable.version, result, event.reason, "stable Deployment available")
+        events.append(KubeEvent("Normal", "Deployed", f"version {status.stable.version} ready"))
+    elif action == Action.START_CANARY:
+        if status.canary is not None and not status.canary.promoting:
+            record(status.canary.model.version, "Aborted", "Superseded", f"by {target.version}")
+        if status.canary is not None and status.canary.promoting:
+            # the promotion is done as far as the stable is concerned
+            record(status.canary.model.version, "Promoted", "Superseded", "")
+        status = replace_status(
+            status,
+            canary=CanaryState(model=target, step=0, startedAt=now, stepStartedAt=now),
+            rollout_started_at=None,
+            last_analysis=None,
+        )
+        weight = obs.spec.rollout.steps[0]
+        events.append(KubeEvent("Normal", "CanaryStarted", f"canary {target.version} at {weight}%"))
+    elif action == Action.ADVANCE:
+        assert status.canary is not None
+        nxt = status.canary.step + 1
+        status = replace_status(
+            status,
+            canary=status.canary.model_copy(
+                update={"step": nxt, "step_started_at": now, "inconclusive_since": None}
+            ),
+        )
+        weight = obs.spec.rollout.steps[nxt]
+        events.append(
+            KubeEvent(
+                "Normal",
+                "CanaryAdvanced",
+                f"canary {target.version} to {weight}%: {event.message}",
+            )
+        )
+    elif action == Action.NOTE_INCONCLUSIVE:
+        assert status.canary is not None
+        if status.canary.inconclusive_since is None:
+            status = replace_status(
+                status, canary=status.canary.model_copy(update={"inconclusive_since": now})
+            )
+    elif action == Action.PROMOTE:
+        assert status.canary is not None
+        assert status.stable is not None
+        status = replace_status(
+            status,
+            previous_stable=PreviousStable(model=status.stable, replacedAt=now),
+            stable=status.canary.model,
+            canary=status.canary.model_copy(update={"promoting": True, "step_started_at": now}),
+        )
+        events.append(
+            KubeEvent(
+                "Normal",
+                "CanaryPromoting",
+                f"canary {status.canary.model.version} passed every step: {event.message}",
+            )
+        )
+    elif action == Action.FINISH_PROMOTION:
+        assert status.canary is not None
+        version = status.canary.model.version
+        status = replace_status(status, canary=None)
+        record(version, "Promoted", "AnalysisPassed", "every step passed analysis")
+        events.append(KubeEvent("Normal", "Promoted", f"version {version} is stable"))
+    elif action == Action.ROLLBACK:
+        assert status.canary is not None
+        assert status.stable is not None
+        failed = status.canary.model
+        status = replace_status(status, canary=None, rolled_back=failed)
+        record(failed.version, "RolledBack", event.reason, event.message)
+        events.append(
+            KubeEvent(
+                "Warning",
+                "RolledBack",
+                f"canary {failed.version} rolled back to {status.stable.version}: "
+                f"{event.reason}: {event.message}",
+            )
+        )
+    elif action == Action.ABORT_CANARY:
+        assert status.canary is not None
+        record(status.canary.model.version, "Aborted", event.reason, event.message)
+        status = replace_status(status, canary=None)
+        events.append(KubeEvent("Normal", "CanaryAborted", event.message))
+    elif (
+        action == Action.HOLD
+        and event.kind == EventKind.PROMETHEUS_ERROR
+        and not _holding_for_prometheus(obs.status)  # one Warning when the hold starts
+    ):
+        events.append(KubeEvent("Warning", "AnalysisHeld", event.message))
+
+    if transition.phase == Phase.DEGRADED and obs.status.phase != Phase.DEGRADED:
+        events.append(KubeEvent("Warning", event.reason or "Degraded", event.message))
+
+    weight = 0
+    if status.canary is not None and not status.canary.promoting:
+        weight = obs.spec.rollout.steps[min(status.canary.step, len(obs.spec.rollout.steps) - 1)]
+    status = replace_status(
+        status,
+        phase=transition.phase,
+        stable_version=status.stable.version if status.stable else None,
+        canary_version=status.canary.model.version if status.canary else None,
+        canary_weight=weight,
+    )
+    return Outcome(state, event, transition, status, tuple(events))
+
+
+def _holding_for_prometheus(status: ModelDeploymentStatus) -> bool:
+    return any(
+        c.type == "Progressing" and c.reason == "PrometheusUnavailable" for c in status.conditions
+    )
+
+
+def replace_status(status: ModelDeploymentStatus, **changes) -> ModelDeploymentStatus:
+    return status.model_copy(update=changes)
+
+
+@dataclass(frozen=True)
+class Workloads:
+    """What to render: the stable release and replicas, and the canary if any."""
+
+    stable: ModelRef
+    stable_replicas: int
+    canary: ModelRef | None = None
+    canary_replicas: int = 0
+
+
+def desired_workloads(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> Workloads:
+    """The Deployments the (new) status asks for."""
+    stable = status.stable or spec.model
+    canary = status.canary
+    if canary is None:
+        return Workloads(stable, spec.replicas)
+    if canary.promoting:
+        # the stable rolls to the promoted release at full size; the canary keeps
+        # serving at its last share until the stable is available
+        _, canary_replicas = split_replicas(spec.replicas, spec.rollout.steps[-1])
+        return Workloads(stable, spec.replicas, canary.model, canary_replicas)
+    weight = spec.rollout.steps[min(canary.step, len(spec.rollout.steps) - 1)]
+    stable_replicas, canary_replicas = split_replicas(spec.replicas, weight)
+    return Workloads(stable, stable_replicas, canary.model, canary_replicas)
+
+
+def analysis_record(
+    obs: Observation,
+    decision: Decision,
+    *,
+    thresholds: dict[str, float | None],
+    queries: dict[str, str],
+    prometheus_url: str,
+) -> AnalysisRecord:
+    canary = obs.status.canary
+    assert canary is not None
+    return AnalysisRecord(
+        at=isoformat(obs.now),
+        version=canary.model.version,
+        step=canary.step,
+        weight=obs.spec.rollout.steps[min(canary.step, len(obs.spec.rollout.steps) - 1)],
+        result=decision.verdict.value,
+        reason=decision.reason,
+        message=decision.message,
+        figures=decision.figures_model(),
+        thresholds=thresholds,
+        queries=queries,
+        prometheusUrl=prometheus_url,
+    )
+
+
+__all__ = [
+    "TRANSITIONS",
+    "Action",
+    "EventKind",
+    "KubeEvent",
+    "Observation",
+    "Outcome",
+    "State",
+    "Transition",
+    "Workloads",
+    "advance",
+    "analysis_due",
+    "analysis_record",
+    "classify",
+    "derive_state",
+    "desired_workloads",
+]

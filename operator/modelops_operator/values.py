@@ -1,0 +1,85 @@
+"""ModelDeployment spec (+ the rollout's workloads) -> values of charts/model-service (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelops_operator.models import ModelDeploymentSpec, ModelRef
+from modelops_operator.rollout import Workloads
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    repository: str
+    tag: str = ""
+    digest: str = ""
+
+    def values(self) -> dict[str, str]:
+        return {"repository": self.repository, "tag": self.tag, "digest": self.digest}
+
+
+def split_image(image: str) -> ImageRef:
+    """'reg:5000/team/app:1.2@sha256:ab' -> repository, tag, digest (tag 'latest' if none)."""
+    ref, _, digest = image.partition("@")
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        repository, tag = ref[:colon], ref[colon + 1 :]
+    else:
+        repository, tag = ref, ("" if digest else "latest")
+    return ImageRef(repository, tag, digest)
+
+
+def chart_values(
+    spec: ModelDeploymentSpec,
+    workloads: Workloads,
+    *,
+    service_monitor_labels: dict[str, str] | None = None,
+    rule_labels: dict[str, str] | None = None,
+    dashboard_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The values for `helm template`. The extra label maps come from selector discovery."""
+    stable: ModelRef = workloads.stable
+    mon = spec.monitoring
+    values: dict[str, Any] = {
+        "fullnameOverride": "",
+        "model": {
+            "name": stable.name,
+            "version": stable.version,
+            "artifact": stable.artifact,
+            "sha256": stable.sha256,
+        },
+        "image": split_image(stable.image).values(),
+        "replicaCount": workloads.stable_replicas,
+        "canary": {"enabled": False},
+        "monitoring": {
+            # the operator decides from discovery which monitoring kinds it applies
+            "missingCrds": "render",
+            "serviceMonitor": {
+                "enabled": mon.service_monitor.enabled,
+                "interval": mon.service_monitor.interval,
+                "labels": {**mon.service_monitor.labels, **(service_monitor_labels or {})},
+            },
+            "prometheusRule": {
+                "enabled": mon.alerts.enabled,
+                "labels": {**mon.alerts.labels, **(rule_labels or {})},
+            },
+            "dashboards": {
+                "enabled": mon.dashboards.enabled,
+                "labels": {**mon.dashboards.labels, **(dashboard_labels or {})},
+            },
+        },
+        "tests": {"enabled": False},
+    }
+    if workloads.canary is not None:
+        canary = workloads.canary
+        values["canary"] = {
+            "enabled": True,
+            "version": canary.version,
+            "artifact": canary.artifact,
+            "sha256": canary.sha256,
+            "replicaCount": workloads.canary_replicas,
+            "image": split_image(canary.image).values(),
+        }
+    return values

@@ -1,0 +1,118 @@
+{{/*
+Names, labels and the RBAC rules. Every define is prefixed with the chart name.
+*/}}
+
+{{- define "model-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "model-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "model-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "model-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "model-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "model-operator.labels" -}}
+{{ include "model-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ default .Chart.AppVersion .Values.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: {{ .Values.partOf }}
+app.kubernetes.io/component: operator
+helm.sh/chart: {{ include "model-operator.chart" . }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "model-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "model-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "model-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* True (non-empty) when the operator watches every namespace (ClusterRole mode). */}}
+{{- define "model-operator.clusterWide" -}}
+{{- if not .Values.watchNamespaces -}}
+true
+{{- end }}
+{{- end }}
+
+{{/*
+The namespaced rules: everything the operator does inside a namespace that holds
+ModelDeployments. The same list serves the ClusterRole and each Role.
+*/}}
+{{- define "model-operator.namespacedRules" -}}
+# the ModelDeployments it reconciles (finalizers: owner references with blockOwnerDeletion)
+- apiGroups: [modelops.io]
+  resources: [modeldeployments]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [modelops.io]
+  resources: [modeldeployments/status]
+  verbs: [get, patch, update]
+- apiGroups: [modelops.io]
+  resources: [modeldeployments/finalizers]
+  verbs: [update]
+# what the model-service chart renders, server-side applied and pruned
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  resources: [services, serviceaccounts, configmaps]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [monitoring.coreos.com]
+  resources: [servicemonitors, prometheusrules]
+  verbs: [get, list, watch, create, patch, update, delete]
+# rollout progress of the stable and canary tracks
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get, list, watch]
+# Events on the ModelDeployments
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
+
+{{/* Read the Prometheus objects (their ServiceMonitor selector). */}}
+{{- define "model-operator.prometheusRules" -}}
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheuses]
+  verbs: [get, list, watch]
+{{- end }}

@@ -81,3 +81,123 @@ cluster-up: venv tools ## Start etcd, kube-apiserver, KCM, scheduler and KWOK no
 .PHONY: cluster-down
 cluster-down: venv ## Stop the processes cluster-up started, by PID.
 	$(PY) -m tests.rig down
+
+##@ Kind (the user's path on a laptop: a real cluster in Docker)
+
+# Pinned versions of the kind path (hack/versions.env pins the test rig's tools).
+# kind's node image: the one this kind release was built and tested with; pinned
+# here only (kind-config.yaml names no image; `kind create cluster --image` uses this).
+KIND_VERSION         ?= v0.33.0
+KIND_NODE_IMAGE      ?= kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5
+KIND_KUBECTL_VERSION ?= v1.37.2
+KIND_HELM_VERSION    ?= v4.1.4
+KPS_CHART_VERSION    ?= 88.2.0
+KPS_REPO             ?= https://prometheus-community.github.io/helm-charts
+
+KIND_CLUSTER     ?= modelops
+KIND_CONTEXT     := kind-$(KIND_CLUSTER)
+LOCALBIN         ?= $(CURDIR)/bin
+KIND             ?= $(LOCALBIN)/kind-$(KIND_VERSION)
+KIND_KUBECTL     ?= $(LOCALBIN)/kubectl-$(KIND_KUBECTL_VERSION)
+KIND_HELM        ?= $(LOCALBIN)/helm-$(KIND_HELM_VERSION)
+IMAGE_TAG        ?= 0.1.0
+SERVICE_IMAGE    ?= model-service:$(IMAGE_TAG)
+OPERATOR_IMAGE   ?= model-operator:$(IMAGE_TAG)
+KPS_VALUES       ?= deploy/kube-prometheus-stack-values.yaml
+MODELS_NS        ?= models
+OPERATOR_NS      ?= modelops-system
+# The model installed with plain `helm install`, and the ModelDeployments of the tour.
+HELM_MODEL       ?= diabetes
+KIND_EXAMPLE     ?= manifests/examples/wine.yaml
+DEMO_MANIFEST    ?= manifests/examples/wine-v2-canary.yaml
+GRAFANA_PORT     ?= 3000
+PROMETHEUS_PORT  ?= 9090
+KIND_ENV = KIND=$(KIND) KUBECTL=$(KIND_KUBECTL) HELM=$(KIND_HELM) KIND_CLUSTER=$(KIND_CLUSTER) \
+	MODELS_NS=$(MODELS_NS) GRAFANA_PORT=$(GRAFANA_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) PY=$(PY)
+KCTL = $(KIND_KUBECTL) --context $(KIND_CONTEXT)
+KHELM = $(KIND_HELM) --kube-context $(KIND_CONTEXT)
+
+.PHONY: up
+up: ## Cluster, monitoring, images, operator, a model and the example, or demo-local without Docker.
+	@if hack/kind.sh engine; then \
+	  $(MAKE) --no-print-directory kind-up; \
+	else \
+	  echo ">> no Docker engine answers: running the no-Docker demo instead (make demo-local)"; \
+	  $(MAKE) --no-print-directory demo-local; \
+	fi
+
+.PHONY: kind-up
+kind-up: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without the fallback (fails when Docker is down).
+	@echo ">> 1/8 kind cluster '$(KIND_CLUSTER)' ($(KIND_NODE_IMAGE))"
+	$(KIND) get clusters 2>/dev/null | grep -x '$(KIND_CLUSTER)' >/dev/null \
+	  || $(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --image $(KIND_NODE_IMAGE) --wait 120s
+	@echo ">> 2/8 kube-prometheus-stack $(KPS_CHART_VERSION) in namespace monitoring"
+	$(KHELM) upgrade --install kube-prometheus-stack kube-prometheus-stack --repo $(KPS_REPO) \
+	  --version $(KPS_CHART_VERSION) --namespace monitoring --create-namespace \
+	  --values $(KPS_VALUES) --wait --timeout 15m
+	@echo ">> 3/8 images $(SERVICE_IMAGE) and $(OPERATOR_IMAGE), loaded into kind"
+	$(MAKE) --no-print-directory load-images
+	@echo ">> 4/8 the operator (charts/model-operator) in namespace $(OPERATOR_NS)"
+	$(KHELM) upgrade --install model-operator charts/model-operator \
+	  --namespace $(OPERATOR_NS) --create-namespace \
+	  --set image.repository=$(firstword $(subst :, ,$(OPERATOR_IMAGE))) --set image.tag=$(IMAGE_TAG) \
+	  --wait --timeout 5m
+	@echo ">> 5/8 model '$(HELM_MODEL)' with plain helm (charts/model-service) in namespace $(MODELS_NS)"
+	$(KHELM) upgrade --install $(HELM_MODEL) charts/model-service --namespace $(MODELS_NS) --create-namespace \
+	  --set model.name=$(HELM_MODEL) --set model.version=1 --set model.artifact=/models/$(HELM_MODEL)/1 \
+	  --set model.sha256=$$(hack/kind.sh model-sha256 $(MODELS_DIR)/$(HELM_MODEL)/1) \
+	  --set image.tag=$(IMAGE_TAG) --wait --timeout 5m
+	@echo ">> 6/8 the example ModelDeployment ($(KIND_EXAMPLE)) and the demo traffic NodePort"
+	$(KCTL) apply -f $(KIND_EXAMPLE)
+	$(KCTL) apply -f deploy/kind/demo-traffic-service.yaml
+	@echo ">> 7/8 waiting for the ModelDeployments to be Ready"
+	$(KIND_ENV) hack/kind.sh wait-ready $(KIND_EXAMPLE)
+	@echo ">> 8/8 done"
+	@$(KIND_ENV) hack/kind.sh next-steps
+
+.PHONY: demo-local
+demo-local: ## The no-Docker demo: test-rig control plane, local operator and services (not built yet).
+	@echo "demo-local: not built yet. It will run the test rig's control plane, the operator and" >&2
+	@echo "the model services as local processes and narrate a canary (issue 6). Until then," >&2
+	@echo "'make up' needs a running Docker engine ('docker info' must answer)." >&2
+	@exit 1
+
+.PHONY: images
+images: models ## Build the service and operator images (docker build; the models are baked in).
+	docker build --file service/Dockerfile --tag $(SERVICE_IMAGE) .
+	docker build --file operator/Dockerfile --tag $(OPERATOR_IMAGE) .
+
+.PHONY: load-images
+load-images: images $(KIND) ## Build the images and load them into the kind cluster.
+	$(KIND) load docker-image --name $(KIND_CLUSTER) $(SERVICE_IMAGE) $(OPERATOR_IMAGE)
+
+.PHONY: load
+load: load-images ## Same as load-images.
+
+.PHONY: demo
+demo: venv $(KIND_KUBECTL) ## Roll the example to version 2 as a canary while traffic runs; watch it (DEMO_MANIFEST=...).
+	$(KIND_ENV) hack/kind.sh demo $(DEMO_MANIFEST)
+
+.PHONY: grafana
+grafana: $(KIND_KUBECTL) ## Port-forward Grafana to http://127.0.0.1:$(GRAFANA_PORT) and print the login.
+	@$(KIND_ENV) hack/kind.sh grafana
+
+.PHONY: prometheus
+prometheus: $(KIND_KUBECTL) ## Port-forward Prometheus to http://127.0.0.1:$(PROMETHEUS_PORT).
+	@$(KIND_ENV) hack/kind.sh prometheus
+
+.PHONY: status
+status: ## Show the kind cluster: nodes, releases, pods, ModelDeployments.
+	@$(KIND_ENV) hack/kind.sh status
+
+.PHONY: down
+down: ## Delete the kind cluster (nothing to do when there is none).
+	@$(KIND_ENV) hack/kind.sh down
+
+.PHONY: kind-tools
+kind-tools: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## Install the pinned kind, helm and kubectl into bin/.
+
+$(KIND) $(KIND_HELM) $(KIND_KUBECTL): | $(LOCALBIN)
+	hack/kind.sh install-tool $@
+$(LOCALBIN):
+	mkdir -p $@

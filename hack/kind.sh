@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# Helpers of the Kind section of the Makefile (make up, demo, grafana, status, down).
+# The Makefile is the front door and holds every version pin; it passes the tool
+# paths in the environment (KIND, KUBECTL, HELM, KIND_CLUSTER, ...).
+#
+#   engine                   exit 0 when a Docker engine answers, else say why and exit 1
+#   install-tool bin/NAME-VERSION
+#                            link NAME from PATH when it is that version, else download it
+#                            from its official release and check the published sha256
+#   model-sha256 DIR         sha256 of DIR/model.joblib
+#   wait-ready FILE          wait until the ModelDeployments in FILE are Ready
+#   next-steps               print what to do next
+#   demo FILE                apply FILE (a new model version) while traffic runs, watch it
+#   grafana | prometheus     port-forward to 127.0.0.1 and print URL (and login)
+#   status | down            show or delete the kind cluster
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KIND=${KIND:-kind}
+KUBECTL=${KUBECTL:-kubectl}
+HELM=${HELM:-helm}
+KIND_CLUSTER=${KIND_CLUSTER:-modelops}
+MODELS_NS=${MODELS_NS:-models}
+GRAFANA_PORT=${GRAFANA_PORT:-3000}
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
+PY=${PY:-python3}
+CONTEXT=kind-$KIND_CLUSTER
+MONITORING_NS=monitoring
+KPS_RELEASE=kube-prometheus-stack
+# The NodePort of deploy/kind/demo-traffic-service.yaml, mapped to loopback by kind-config.yaml.
+TRAFFIC_URL=${TRAFFIC_URL:-http://127.0.0.1:30080}
+
+say() { printf '>> %s\n' "$*"; }
+die() {
+  printf 'kind.sh: %s\n' "$*" >&2
+  exit 1
+}
+kctl() { "$KUBECTL" --context "$CONTEXT" "$@"; }
+
+cluster_exists() {
+  [[ -x $KIND ]] || command -v "$KIND" >/dev/null 2>&1 || return 1
+  "$KIND" get clusters 2>/dev/null | grep -x "$KIND_CLUSTER" >/dev/null
+}
+
+cmd_engine() {
+  if ! command -v docker >/dev/null 2>&1; then
+    echo ">> docker: command not found" >&2
+    return 1
+  fi
+  local out
+  if ! out=$(docker info --format '{{.ServerVersion}}' 2>&1); then
+    echo ">> docker is installed, but no engine answers: ${out##*$'\n'}" >&2
+    return 1
+  fi
+  echo ">> Docker engine $out answers"
+}
+
+sha256_of() {
+  if command -v sha256sum >/dev/null 2>&1; then
+    sha256sum "$1" | cut -d' ' -f1
+  else
+    shasum -a 256 "$1" | cut -d' ' -f1
+  fi
+}
+
+# What a tool on PATH says its version is.
+version_of() {
+  case $1 in
+    kind) "$2" version 2>/dev/null | awk '{print $2}' ;;
+    helm) "$2" version --template '{{.Version}}' 2>/dev/null ;;
+    kubectl) "$2" version --client 2>/dev/null | awk '/Client Version/ {print $3}' ;;
+  esac
+}
+
+cmd_install_tool() {
+  local dest=${1:?install-tool bin/NAME-VERSION}
+  local file name version os arch url sumurl tmp want got
+  file=$(basename "$dest")
+  name=${file%%-*}
+  version=${file#*-}
+  [[ -x $dest ]] && return 0
+  mkdir -p "$(dirname "$dest")"
+
+  # Already on PATH at the pinned version: link it instead of downloading.
+  local onpath
+  if onpath=$(command -v "$name" 2>/dev/null) && [[ $(version_of "$name" "$onpath") == "$version" ]]; then
+    ln -sfn "$onpath" "$dest"
+    ln -sfn "$file" "$(dirname "$dest")/$name"
+    say "$name $version: using $onpath"
+    return 0
+  fi
+
+  os=$(uname -s | tr '[:upper:]' '[:lower:]')
+  case $(uname -m) in
+    x86_64 | amd64) arch=amd64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) die "unsupported machine $(uname -m) for $name" ;;
+  esac
+  case $name in
+    kind)
+      url=https://github.com/kubernetes-sigs/kind/releases/download/$version/kind-$os-$arch
+      sumurl=$url.sha256sum
+      ;;
+    kubectl)
+      url=https://dl.k8s.io/release/$version/bin/$os/$arch/kubectl
+      sumurl=$url.sha256
+      ;;
+    helm)
+      url=https://get.helm.sh/helm-$version-$os-$arch.tar.gz
+      sumurl=$url.sha256sum
+      ;;
+    *) die "unknown tool $name" ;;
+  esac
+  command -v curl >/dev/null || die "curl is needed to download $name"
+  say "$name $version: downloading $url"
+  tmp=$(mktemp -d)
+  curl -fsSL --retry 3 -o "$tmp/download" "$url"
+  want=$(curl -fsSL --retry 3 "$sumurl" | awk '{print $1}')
+  got=$(sha256_of "$tmp/download")
+  if [[ -z $want || $want != "$got" ]]; then
+    rm -rf "$tmp"
+    die "$name $version: sha256 $got does not match the published '$want'"
+  fi
+  if [[ $name == helm ]]; then
+    tar -xzf "$tmp/download" -C "$tmp" "$os-$arch/helm"
+    mv "$tmp/$os-$arch/helm" "$tmp/download"
+  fi
+  chmod +x "$tmp/download"
+  mv "$tmp/download" "$dest"
+  rm -rf "$tmp"
+  ln -sfn "$file" "$(dirname "$dest")/$name"
+  say "$name $version: installed $dest (sha256 checked)"
+}
+
+cmd_model_sha256() {
+  local dir=${1:?model-sha256 DIR}
+  [[ -f $dir/model.joblib ]] || die "$dir/model.joblib is missing: run 'make models'"
+  sha256_of "$dir/model.joblib"
+}
+
+# "KIND NAME NAMESPACE" for each object in a manifest file
+md_refs() {
+  "$PY" - "$1" <<'PYEOF'
+import sys
+
+import yaml
+
+with open(sys.argv[1]) as f:
+    for doc in yaml.safe_load_all(f):
+        if doc:
+            meta = doc.get("metadata", {})
+            print(doc.get("kind", ""), meta.get("name", ""), meta.get("namespace", "default"))
+PYEOF
+}
+
+cmd_wait_ready() {
+  local file=${1:?wait-ready FILE} kind name ns
+  while read -r kind name ns; do
+    [[ $kind == ModelDeployment ]] || continue
+    say "waiting for modeldeployment/$name in $ns to be Ready (up to 10m)"
+    if ! kctl wait --for=condition=Ready "modeldeployment/$name" -n "$ns" --timeout=10m; then
+      kctl get modeldeployment "$name" -n "$ns" -o yaml >&2 || true
+      kctl get events -n "$ns" --field-selector "involvedObject.name=$name" >&2 || true
+      die "modeldeployment/$name did not become Ready"
+    fi
+  done < <(md_refs "$file")
+  kctl get modeldeployments -A
+}
+
+cmd_next_steps() {
+  cat <<EOF
+
+The cluster '$KIND_CLUSTER' is up (kubectl context $CONTEXT). Next:
+
+  kubectl --context $CONTEXT get modeldeployments -A     # VERSION, STABLE, PHASE, READY
+  make grafana        # Grafana on http://127.0.0.1:$GRAFANA_PORT (prints the login)
+  make prometheus     # Prometheus on http://127.0.0.1:$PROMETHEUS_PORT
+  make demo           # roll the example to version 2 as a canary while traffic runs
+  make status         # what runs where
+  make down           # delete the cluster
+
+The model behind the demo NodePort answers on $TRAFFIC_URL:
+  curl -s $TRAFFIC_URL/v1/model
+EOF
+}
+
+# Bounded background traffic to the NodePort on loopback (stops on its own).
+start_traffic() {
+  "$PY" "$ROOT/hack/kind_traffic.py" --url "$TRAFFIC_URL" --duration 900 --rate 20 &
+  TRAFFIC_PID=$!
+}
+
+cmd_demo() {
+  local file=${1:?demo FILE}
+  [[ -f $file ]] || die "$file not found"
+  cluster_exists || die "no kind cluster '$KIND_CLUSTER': run 'make up' first"
+  local name ns
+  read -r _ name ns < <(md_refs "$file" | awk '$1 == "ModelDeployment"' | head -n1) || true
+  [[ -n ${name:-} ]] || die "$file holds no ModelDeployment"
+
+  TRAFFIC_PID=
+  WATCH_PID=
+  trap '[[ -n $TRAFFIC_PID ]] && kill "$TRAFFIC_PID" 2>/dev/null; [[ -n $WATCH_PID ]] && kill "$WATCH_PID" 2>/dev/null; true' EXIT
+  say "sending traffic to $TRAFFIC_URL/v1/predict (through the Service: stable and canary pods)"
+  start_traffic
+  sleep 5
+  say "applying $file: modeldeployment/$name in $ns gets a new version"
+  kctl apply -f "$file"
+  say "watching the rollout (kubectl get md -w); the canary is judged on errors, latency and drift"
+  kctl get modeldeployment "$name" -n "$ns" -w &
+  WATCH_PID=$!
+
+  local phase="" deadline=$((SECONDS + 1200)) canary stable
+  while ((SECONDS < deadline)); do
+    sleep 10
+    phase=$(kctl get modeldeployment "$name" -n "$ns" -o jsonpath='{.status.phase}' 2>/dev/null || true)
+    canary=$(kctl get modeldeployment "$name" -n "$ns" -o jsonpath='{.status.canaryVersion}' 2>/dev/null || true)
+    case $phase in
+      Ready) [[ -z $canary ]] && break ;;
+      RolledBack | Degraded) break ;;
+    esac
+  done
+  kill "$WATCH_PID" 2>/dev/null || true
+  WATCH_PID=
+  stable=$(kctl get modeldeployment "$name" -n "$ns" -o jsonpath='{.status.stableVersion}' 2>/dev/null || true)
+  echo
+  say "result: phase=${phase:-unknown} stableVersion=${stable:-?}"
+  kctl get modeldeployment "$name" -n "$ns" -o jsonpath='{range .status.history[*]}{.at}  {.version}  {.result}  {.reason}{"\n"}{end}' || true
+  say "events of modeldeployment/$name"
+  kctl get events -n "$ns" --field-selector "involvedObject.kind=ModelDeployment,involvedObject.name=$name" \
+    --sort-by=.lastTimestamp || true
+  say "see it in Grafana: make grafana (folder ModelOps)"
+  [[ $phase == Ready || $phase == RolledBack ]] || die "the rollout did not finish (phase '${phase:-unknown}')"
+}
+
+portforward() { # portforward SERVICE LOCAL REMOTE
+  cluster_exists || die "no kind cluster '$KIND_CLUSTER': run 'make up' first"
+  kctl -n "$MONITORING_NS" get "svc/$1" >/dev/null || die "service $MONITORING_NS/$1 not found: did 'make up' finish?"
+  say "Ctrl-C stops the port-forward"
+  exec "$KUBECTL" --context "$CONTEXT" -n "$MONITORING_NS" port-forward --address 127.0.0.1 "svc/$1" "$2:$3"
+}
+
+cmd_grafana() {
+  local password
+  cluster_exists || die "no kind cluster '$KIND_CLUSTER': run 'make up' first"
+  password=$(kctl -n "$MONITORING_NS" get secret "$KPS_RELEASE-grafana" -o jsonpath='{.data.admin-password}' | base64 --decode)
+  say "Grafana: http://127.0.0.1:$GRAFANA_PORT  user: admin  password: $password"
+  say "dashboards: Dashboards > ModelOps"
+  portforward "$KPS_RELEASE-grafana" "$GRAFANA_PORT" 80
+}
+
+cmd_prometheus() {
+  say "Prometheus: http://127.0.0.1:$PROMETHEUS_PORT (no login); rules under Status > Rules"
+  portforward "$KPS_RELEASE-prometheus" "$PROMETHEUS_PORT" 9090
+}
+
+cmd_status() {
+  if ! cluster_exists; then
+    say "no kind cluster '$KIND_CLUSTER' (make up creates it)"
+    return 0
+  fi
+  say "kind cluster '$KIND_CLUSTER' (context $CONTEXT)"
+  kctl get nodes -o wide
+  say "helm releases"
+  "$HELM" --kube-context "$CONTEXT" list -A
+  say "ModelDeployments"
+  kctl get modeldeployments -A 2>/dev/null || echo "(CRD not installed)"
+  say "pods"
+  kctl get pods -n "$MONITORING_NS"
+  kctl get pods -n modelops-system 2>/dev/null || true
+  kctl get pods -n "$MODELS_NS" -L modelops.io/version,modelops.io/track 2>/dev/null || true
+}
+
+cmd_down() {
+  if ! cluster_exists; then
+    say "no kind cluster '$KIND_CLUSTER': nothing to do"
+    return 0
+  fi
+  "$KIND" delete cluster --name "$KIND_CLUSTER"
+}
+
+cmd=${1:-}
+shift || true
+case $cmd in
+  engine) cmd_engine ;;
+  install-tool) cmd_install_tool "$@" ;;
+  model-sha256) cmd_model_sha256 "$@" ;;
+  wait-ready) cmd_wait_ready "$@" ;;
+  next-steps) cmd_next_steps ;;
+  demo) cmd_demo "$@" ;;
+  grafana) cmd_grafana ;;
+  prometheus) cmd_prometheus ;;
+  status) cmd_status ;;
+  down) cmd_down ;;
+  *) die "usage: hack/kind.sh engine|install-tool|model-sha256|wait-ready|next-steps|demo|grafana|prometheus|status|down" ;;
+esac

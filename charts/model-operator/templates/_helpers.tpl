@@ -110,9 +110,15 @@ ModelDeployments. The same list serves the ClusterRole and each Role.
   verbs: [create, patch]
 {{- end }}
 
-{{/* Read the Prometheus objects (their ServiceMonitor selector). */}}
-{{- define "model-operator.prometheusRules" -}}
+{{/*
+Read what decides whether our monitoring objects are picked up: the Prometheus objects
+(their ServiceMonitor and rule selectors) and Deployments (the Grafana sidecar's label).
+*/}}
+{{- define "model-operator.monitoringReadRules" -}}
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheuses]
+  verbs: [get, list, watch]
+- apiGroups: [apps]
+  resources: [deployments]
   verbs: [get, list, watch]
 {{- end }}

@@ -138,15 +138,27 @@ true
 {{- end }}
 {{- end }}
 
-{{/* The rule groups of every generated file under files/rules/, in file name order. */}}
+{{/*
+The rule groups of every generated rule file, in file name order: files/rules/ holds plain
+Prometheus rule files (used as they are), files/rules-tpl/ rule files with Helm expressions
+(rendered with tpl in the chart's context, e.g. .Values.monitoring.prometheusRule.params).
+*/}}
 {{- define "model-service.ruleGroups" -}}
 {{- $groups := list }}
 {{- range $path, $_ := .Files.Glob "files/rules/*.yaml" }}
-{{- $doc := $.Files.Get $path | fromYaml }}
-{{- if hasKey $doc "Error" }}
-{{- fail (printf "%s is not valid YAML: %s (run make generate)" $path $doc.Error) }}
+{{- $groups = concat $groups (include "model-service.parseRuleFile" (dict "path" $path "text" ($.Files.Get $path)) | fromYamlArray) }}
 {{- end }}
-{{- $groups = concat $groups ($doc.groups | default list) }}
+{{- range $path, $_ := .Files.Glob "files/rules-tpl/*.yaml" }}
+{{- $groups = concat $groups (include "model-service.parseRuleFile" (dict "path" $path "text" (tpl ($.Files.Get $path) $)) | fromYamlArray) }}
 {{- end }}
 {{- toYaml $groups }}
+{{- end }}
+
+{{/* The groups of one rule file as a YAML list. Call with (dict "path" p "text" t). */}}
+{{- define "model-service.parseRuleFile" -}}
+{{- $doc := .text | fromYaml }}
+{{- if hasKey $doc "Error" }}
+{{- fail (printf "%s is not valid YAML after rendering: %s (run make generate)" .path $doc.Error) }}
+{{- end }}
+{{- toYaml ($doc.groups | default list) }}
 {{- end }}

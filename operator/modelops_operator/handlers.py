@@ -1,0 +1,107 @@
+"""kopf handlers: thin. They build the shared clients once and drive `Reconciler`.
+
+Run: kopf run --standalone -m modelops_operator.handlers --liveness=http://0.0.0.0:8080/healthz
+
+Each ModelDeployment gets one daemon that reconciles every `tick_seconds`
+(canary steps are due on the clock, deleted monitoring objects come back); a
+spec change pokes the daemon so it reconciles at once. Status is written by the
+reconciler itself (conditional on resourceVersion), not through kopf's
+handler results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import kopf
+
+from modelops_operator.constants import GROUP, PLURAL, VERSION
+from modelops_operator.kube import KubeClient
+from modelops_operator.metrics import OperatorMetrics
+from modelops_operator.prom import PrometheusClient
+from modelops_operator.reconcile import Reconciler
+from modelops_operator.render import ChartRenderer
+from modelops_operator.settings import OperatorSettings
+
+RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any):
+    config = OperatorSettings()
+    # kopf's own bookkeeping lives in annotations, so status is only what we write
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.execution.max_workers = 8
+    metrics = OperatorMetrics()
+    metrics.serve(config.metrics_port)
+    memo.reconciler = Reconciler(
+        config,
+        KubeClient.from_kubeconfig(config.kubeconfig),
+        ChartRenderer(config.chart_path, config.helm_binary),
+        PrometheusClient(config.prometheus_timeout_seconds),
+        metrics,
+    )
+    memo.pokes = {}
+    logger.info(
+        "modelops operator: chart %s, prometheus %s, tick %ss, metrics :%s",
+        config.chart_path,
+        config.prometheus_url,
+        config.tick_seconds,
+        config.metrics_port,
+    )
+
+
+@kopf.on.cleanup()
+def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    reconciler: Reconciler | None = memo.get("reconciler")
+    if reconciler is not None:
+        reconciler.kube.close()
+        reconciler.prometheus.close()
+
+
+def _poke(memo: kopf.Memo, uid: str) -> asyncio.Event:
+    return memo.pokes.setdefault(uid, asyncio.Event())
+
+
+@kopf.on.update(*RESOURCE, field="spec")
+async def spec_changed(uid: str, memo: kopf.Memo, **_: Any) -> None:
+    _poke(memo, uid).set()
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
+async def rollout_loop(
+    name: str,
+    namespace: str,
+    uid: str,
+    memo: kopf.Memo,
+    stopped: kopf.DaemonStopped,
+    logger: logging.Logger,
+    **_: Any,
+) -> None:
+    reconciler: Reconciler = memo.reconciler
+    poke = _poke(memo, uid)
+    tick = reconciler.settings.tick_seconds
+    try:
+        while not stopped:
+            poke.clear()
+            try:
+                result = await asyncio.to_thread(reconciler.reconcile, namespace, name)
+                logger.debug("reconciled: %s", result)
+                if result == "gone":
+                    return
+            except Exception as exc:  # level-based: the next tick tries again
+                logger.exception("reconcile failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(poke.wait(), timeout=tick)
+    finally:
+        memo.pokes.pop(uid, None)
+        if stopped:
+            reconciler.forget(namespace, name, uid)

@@ -100,9 +100,12 @@ LOCALBIN         ?= $(CURDIR)/bin
 KIND             ?= $(LOCALBIN)/kind-$(KIND_VERSION)
 KIND_KUBECTL     ?= $(LOCALBIN)/kubectl-$(KIND_KUBECTL_VERSION)
 KIND_HELM        ?= $(LOCALBIN)/helm-$(KIND_HELM_VERSION)
+# Image names: the charts' defaults (image.repository, tag = appVersion).
 IMAGE_TAG        ?= 0.1.0
-SERVICE_IMAGE    ?= model-service:$(IMAGE_TAG)
-OPERATOR_IMAGE   ?= model-operator:$(IMAGE_TAG)
+SERVICE_REPO     ?= model-service
+OPERATOR_REPO    ?= modelops-operator
+SERVICE_IMAGE    := $(SERVICE_REPO):$(IMAGE_TAG)
+OPERATOR_IMAGE   := $(OPERATOR_REPO):$(IMAGE_TAG)
 KPS_VALUES       ?= deploy/kube-prometheus-stack-values.yaml
 MODELS_NS        ?= models
 OPERATOR_NS      ?= modelops-system
@@ -134,19 +137,19 @@ kind-up: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without 
 	@echo ">> 2/8 kube-prometheus-stack $(KPS_CHART_VERSION) in namespace monitoring"
 	$(KHELM) upgrade --install kube-prometheus-stack kube-prometheus-stack --repo $(KPS_REPO) \
 	  --version $(KPS_CHART_VERSION) --namespace monitoring --create-namespace \
-	  --values $(KPS_VALUES) --wait --timeout 15m
+	  --values $(KPS_VALUES) --wait=watcher --timeout 15m
 	@echo ">> 3/8 images $(SERVICE_IMAGE) and $(OPERATOR_IMAGE), loaded into kind"
 	$(MAKE) --no-print-directory load-images
 	@echo ">> 4/8 the operator (charts/model-operator) in namespace $(OPERATOR_NS)"
 	$(KHELM) upgrade --install model-operator charts/model-operator \
 	  --namespace $(OPERATOR_NS) --create-namespace \
-	  --set image.repository=$(firstword $(subst :, ,$(OPERATOR_IMAGE))) --set image.tag=$(IMAGE_TAG) \
-	  --wait --timeout 5m
+	  --set image.repository=$(OPERATOR_REPO) --set image.tag=$(IMAGE_TAG) \
+	  --set metrics.serviceMonitor.enabled=true --wait=watcher --timeout 5m
 	@echo ">> 5/8 model '$(HELM_MODEL)' with plain helm (charts/model-service) in namespace $(MODELS_NS)"
 	$(KHELM) upgrade --install $(HELM_MODEL) charts/model-service --namespace $(MODELS_NS) --create-namespace \
 	  --set model.name=$(HELM_MODEL) --set model.version=1 --set model.artifact=/models/$(HELM_MODEL)/1 \
 	  --set model.sha256=$$(hack/kind.sh model-sha256 $(MODELS_DIR)/$(HELM_MODEL)/1) \
-	  --set image.tag=$(IMAGE_TAG) --wait --timeout 5m
+	  --set image.repository=$(SERVICE_REPO) --set image.tag=$(IMAGE_TAG) --wait=watcher --timeout 5m
 	@echo ">> 6/8 the example ModelDeployment ($(KIND_EXAMPLE)) and the demo traffic NodePort"
 	$(KCTL) apply -f $(KIND_EXAMPLE)
 	$(KCTL) apply -f deploy/kind/demo-traffic-service.yaml

@@ -1,0 +1,179 @@
+"""The Kind section of the Makefile, through `make -n` (nothing is created or downloaded)."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.kind.conftest import ROOT, run
+
+# `make up` in the order a user reads it in the issue: cluster, monitoring, images,
+# operator, a model with plain helm, the example ModelDeployment, wait, what next.
+UP_STEPS = [
+    ("kind cluster", r"kind-v\S+ create cluster --name modelops --config kind-config\.yaml"),
+    ("kube-prometheus-stack", r"upgrade --install kube-prometheus-stack kube-prometheus-stack "),
+    ("service image", r"docker build --file service/Dockerfile "),
+    ("operator image", r"docker build --file operator/Dockerfile "),
+    ("load into kind", r"kind-v\S+ load docker-image --name modelops "),
+    ("operator chart", r"upgrade --install model-operator charts/model-operator "),
+    ("model-service chart", r"upgrade --install \S+ charts/model-service "),
+    ("example ModelDeployment", r"apply -f manifests/examples/\S+\.yaml"),
+    ("wait", r"hack/kind.sh wait-ready "),
+    ("next steps", r"hack/kind.sh next-steps"),
+]
+
+
+def fake_docker(tmp_path: Path, engine_answers: bool) -> dict[str, str]:
+    """An environment whose `docker` answers `docker info` (or fails like a stopped engine)."""
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    docker = bindir / "docker"
+    if engine_answers:
+        docker.write_text('#!/bin/sh\n[ "$1" = info ] && echo 27.3.1\nexit 0\n')
+    else:
+        docker.write_text(
+            "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.'"
+            " >&2\nexit 1\n"
+        )
+    docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
+    return {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+
+
+def make_n(target: str, env: dict[str, str], *args: str) -> str:
+    proc = run(["make", "-n", "--no-print-directory", target, *args], env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_make_n_up_lists_the_steps_in_order(tmp_path):
+    out = make_n("up", fake_docker(tmp_path, engine_answers=True))
+    positions = []
+    for name, pattern in UP_STEPS:
+        found = re.search(pattern, out)
+        assert found, f"step '{name}' ({pattern}) missing from make -n up:\n{out}"
+        positions.append((found.start(), name))
+    assert [n for _, n in sorted(positions)] == [n for n, _ in UP_STEPS]
+    assert "Docker engine 27.3.1 answers" in out
+    assert "not built yet" not in out, "demo-local must not run when Docker answers"
+
+
+def test_make_n_up_installs_missing_tools_first(tmp_path, make_var):
+    out = make_n("up", fake_docker(tmp_path, engine_answers=True), f"LOCALBIN={tmp_path}/bin")
+    first_step = re.search(UP_STEPS[0][1], out).start()
+    for tool, version in [
+        ("kind", make_var("KIND_VERSION")),
+        ("helm", make_var("KIND_HELM_VERSION")),
+        ("kubectl", make_var("KIND_KUBECTL_VERSION")),
+    ]:
+        install = out.find(f"hack/kind.sh install-tool {tmp_path}/bin/{tool}-{version}")
+        assert 0 <= install < first_step, f"{tool} {version} is not installed before use:\n{out}"
+
+
+def test_make_n_up_without_a_docker_engine_runs_demo_local(tmp_path):
+    out = make_n("up", fake_docker(tmp_path, engine_answers=False))
+    assert "no engine answers: Cannot connect to the Docker daemon" in out
+    assert "not built yet" in out, "the recipe of demo-local is what runs"
+    assert "create cluster" not in out
+    assert "docker build" not in out
+
+
+def test_every_kubectl_and_helm_call_names_the_kind_context(tmp_path):
+    """`make up` never acts on whatever cluster the user's current context points at."""
+    out = make_n("up", fake_docker(tmp_path, engine_answers=True))
+    calls = [
+        line
+        for line in out.splitlines()
+        if re.match(r"\S*/(kubectl|helm)-v\S+ ", line.strip()) and "install-tool" not in line
+    ]
+    assert len(calls) >= 5, out
+    for line in calls:
+        assert re.search(r"--(kube-)?context kind-modelops\b", line), line
+
+
+def test_kube_prometheus_stack_is_pinned_with_the_repo_values(tmp_path, make_var):
+    out = make_n("kind-up", fake_docker(tmp_path, engine_answers=True))
+    version = make_var("KPS_CHART_VERSION")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    assert f"--version {version} " in out
+    assert "--values deploy/kube-prometheus-stack-values.yaml" in out
+    assert (ROOT / "deploy" / "kube-prometheus-stack-values.yaml").is_file()
+
+
+def test_images_are_the_ones_the_charts_default_to(make_var):
+    import yaml
+
+    for chart, var in [("model-service", "SERVICE_IMAGE"), ("model-operator", "OPERATOR_IMAGE")]:
+        values = yaml.safe_load((ROOT / "charts" / chart / "values.yaml").read_text())
+        meta = yaml.safe_load((ROOT / "charts" / chart / "Chart.yaml").read_text())
+        assert make_var(var) == f"{values['image']['repository']}:{meta['appVersion']}"
+
+
+def test_helm_for_laptops_is_the_helm_that_renders_charts_in_tests(make_var):
+    versions = dict(
+        line.split("=", 1)
+        for line in (ROOT / "hack" / "versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert make_var("KIND_HELM_VERSION") == versions["HELM_VERSION"]
+
+
+@pytest.mark.parametrize("target", ["down", "status"])
+def test_down_and_status_are_idempotent_without_a_cluster(tmp_path, target):
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    proc = run(["make", "--no-print-directory", target, f"KIND={tmp_path}/no-kind"], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "no kind cluster 'modelops'" in proc.stdout
+
+
+def test_demo_local_says_it_is_not_built_and_fails():
+    proc = run(["make", "--no-print-directory", "demo-local"])
+    assert proc.returncode != 0
+    assert "not built yet" in proc.stderr
+
+
+def test_help_documents_every_kind_target():
+    proc = run(["make", "--no-print-directory", "help"])
+    assert proc.returncode == 0
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
+    section = plain.split("Kind (", 1)[1]
+    for target in [
+        "up",
+        "kind-up",
+        "down",
+        "status",
+        "grafana",
+        "prometheus",
+        "images",
+        "load-images",
+        "demo",
+        "demo-local",
+    ]:
+        assert re.search(rf"^  {re.escape(target)} +\S", section, re.M), f"{target} has no ## help"
+
+
+@pytest.mark.parametrize(
+    ("tool", "version_output"),
+    [
+        ("kind", "kind v0.33.0 go1.26.8 linux/amd64"),
+        ("helm", "v4.1.4"),
+        ("kubectl", "Client Version: v1.37.2\nKustomize Version: v5.7.1"),
+    ],
+)
+def test_install_tool_links_a_tool_on_path_at_the_pinned_version(tmp_path, tool, version_output):
+    """The pinned version already on PATH is used as it is: no download."""
+    version = re.search(r"v\d+\.\d+\.\d+", version_output).group(0)
+    bindir = tmp_path / "path"
+    bindir.mkdir()
+    fake = bindir / tool
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' '{version_output}'\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}:/usr/bin:/bin"}
+    dest = tmp_path / "bin" / f"{tool}-{version}"
+    proc = run(["hack/kind.sh", "install-tool", str(dest)], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert dest.resolve() == fake.resolve()
+    assert (tmp_path / "bin" / tool).resolve() == fake.resolve()

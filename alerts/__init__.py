@@ -1,0 +1,1 @@
+"""Prometheus rules of the model service: a template, its parameters, and the renderer."""

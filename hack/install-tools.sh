@@ -170,13 +170,20 @@ install_crds() {
 # --- kwok -----------------------------------------------------------------
 install_kwok() {
   local dir=$CACHE_ROOT/kwok/$KWOK_VERSION
-  if [[ ! -x $dir/kwok ]]; then
+  if [[ ! -x $dir/kwok || ! -f $dir/stages/pod-ready.yaml ]]; then
     need go "to build kwok"
-    local t=$SECONDS tmp
+    local t=$SECONDS tmp mod
     tmp=$(scratch)
     say "kwok $KWOK_VERSION: go install (a few minutes cold)"
     (cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp/out" \
       go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION")
+    # kwok drops its built-in pod stages once --config holds any pod stage, so
+    # the rig passes these (the built-in "fast" ones) beside its own.
+    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
+      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+    mkdir -p "$tmp/out/stages"
+    cp "$mod"/kustomize/stage/pod/fast/pod-*.yaml "$tmp/out/stages/"
+    chmod 0644 "$tmp"/out/stages/*.yaml
     mkdir -p "$(dirname "$dir")"
     rm -rf "$dir"
     mv "$tmp/out" "$dir"

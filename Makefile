@@ -204,3 +204,15 @@ $(KIND) $(KIND_HELM) $(KIND_KUBECTL): | $(LOCALBIN)
 	hack/kind.sh install-tool $@
 $(LOCALBIN):
 	mkdir -p $@
+
+##@ Benchmarks
+
+BENCH_ARGS ?=
+
+.PHONY: bench-setup
+bench-setup: ## Install wrk and the peers' pinned venvs (MLServer, KServe) into .cache/bench/.
+	bench/setup.sh
+
+.PHONY: bench
+bench: venv models bench-setup ## Benchmark the service vs MLServer, KServe, a bare FastAPI floor (BENCH_ARGS=--help).
+	$(PY) bench/run.py $(BENCH_ARGS)

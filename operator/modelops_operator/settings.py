@@ -49,5 +49,12 @@ class OperatorSettings(BaseSettings):
     )
     discover_grafana: bool = True
     namespaces: list[str] = Field(
-        default_factory=list, description="Watched namespaces; empty = cluster-wide."
+        default_factory=list, description="Watched namespaces (JSON list); empty = cluster-wide."
     )
+    monitoring_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Where to look for Prometheus objects and Grafana (JSON list); "
+        "empty = every namespace (needs cluster-wide read).",
+    )
+    health_port: int = Field(8080, ge=1, le=65535, description="kopf liveness /healthz.")
+    log_level: str = "info"

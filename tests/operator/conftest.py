@@ -1,0 +1,42 @@
+"""Builders shared by the operator's pure tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from modelops_operator.models import ModelRef, isoformat, parse_spec
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def stamp(seconds: float) -> str:
+    return isoformat(at(seconds))
+
+
+def ref(version: str) -> ModelRef:
+    return ModelRef(
+        name="wine", version=version, image=f"model-service:{version}", artifact=f"/m/{version}"
+    )
+
+
+def spec_for(version: str = "1", **overrides):
+    body = {
+        "model": ref(version).model_dump(),
+        "replicas": 4,
+        "rollout": {
+            "strategy": "Canary",
+            "steps": [25, 50, 100],
+            "interval": "30s",
+            "analysis": {"minRequests": 10, "deadline": "2m"},
+        },
+    }
+    for key, value in overrides.items():
+        if key in ("strategy", "steps", "interval", "autoRollback", "rollbackWindow"):
+            body["rollout"][key] = value
+        else:
+            body[key] = value
+    return parse_spec(body)

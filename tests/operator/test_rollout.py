@@ -1,0 +1,321 @@
+"""The rollout state machine: every row of the transition table, then whole rollouts."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from modelops_operator.analysis import Analysis, Decision, Verdict, decide, error_decision
+from modelops_operator.models import (
+    CanaryState,
+    ModelDeploymentStatus,
+    Phase,
+    PreviousStable,
+    dump,
+    parse_status,
+)
+from modelops_operator.rollout import (
+    TRANSITIONS,
+    Action,
+    EventKind,
+    Observation,
+    State,
+    Transition,
+    advance,
+    analysis_due,
+    classify,
+    derive_state,
+    desired_workloads,
+)
+from modelops_operator.workloads import MISSING, WorkloadState
+from tests.operator.conftest import at, ref, spec_for, stamp
+
+V0, V1, V2, V3 = ref("0"), ref("1"), ref("2"), ref("3")
+READY = WorkloadState(exists=True, desired=2, ready=2, updated=2, available=2)
+PROGRESSING = WorkloadState(exists=True, desired=2, ready=0, updated=1, available=0)
+CRASHING = WorkloadState(
+    exists=True, desired=2, failure="CrashLoopBackOff", failure_message="pod x: CrashLoopBackOff"
+)
+PASS = Decision(Verdict.PASS, "WithinThresholds", "ok", {})
+FAIL = Decision(Verdict.FAIL, "ErrorRateTooHigh", "errorRate 0.5 > maxErrorRate 0.05", {})
+INCONCLUSIVE = Decision(Verdict.INCONCLUSIVE, "TooFewRequests", "requests 3 < 10", {})
+ERROR = error_decision("http://127.0.0.1:1 unreachable")
+
+
+def status_in(state: State, *, step: int = 0) -> ModelDeploymentStatus:
+    base = ModelDeploymentStatus(previousStable=PreviousStable(model=V0, replacedAt=stamp(-60)))
+    if state == State.INITIAL:
+        return ModelDeploymentStatus()
+    if state == State.IDLE:
+        return base.model_copy(update={"stable": V1, "phase": Phase.READY})
+    if state == State.ROLLING:
+        return base.model_copy(
+            update={"stable": V1, "phase": Phase.PROGRESSING, "rollout_started_at": stamp(0)}
+        )
+    if state == State.CANARY:
+        canary = CanaryState(model=V2, step=step, startedAt=stamp(0), stepStartedAt=stamp(0))
+        return base.model_copy(update={"stable": V1, "canary": canary, "phase": Phase.PROGRESSING})
+    if state == State.PROMOTING:
+        canary = CanaryState(
+            model=V2, step=2, startedAt=stamp(0), stepStartedAt=stamp(0), promoting=True
+        )
+        return base.model_copy(update={"stable": V2, "canary": canary, "phase": Phase.PROGRESSING})
+    assert state == State.ROLLED_BACK
+    return base.model_copy(update={"stable": V1, "rolled_back": V2, "phase": Phase.ROLLED_BACK})
+
+
+# The release each state is "about" when nothing changes.
+CURRENT = {
+    State.INITIAL: V1,
+    State.IDLE: V1,
+    State.ROLLING: V1,
+    State.CANARY: V2,
+    State.PROMOTING: V2,
+    State.ROLLED_BACK: V2,
+}
+
+
+def observation(state: State, event: EventKind) -> Observation:
+    """An observation that puts `state` in front of `event`."""
+    target, strategy, paused, auto = CURRENT[state], "Canary", False, True
+    stable, canary, analysis, now, step = READY, READY, None, at(31), 0
+    if state == State.CANARY:
+        canary = READY
+    if event == EventKind.NEW_RELEASE_CANARY:
+        target = V1 if state == State.INITIAL else V3
+    elif event == EventKind.NEW_RELEASE_ROLLING:
+        target, strategy = (V1 if state == State.INITIAL else V3), "RollingUpdate"
+    elif event == EventKind.FAST_ROLLBACK:
+        target = V0
+    elif event == EventKind.BACK_TO_STABLE:
+        target = V1
+    elif event == EventKind.PAUSED:
+        paused = True
+        if state != State.CANARY:
+            target = V3
+    elif event in (EventKind.DEPLOY_READY, EventKind.DEPLOY_PROGRESSING, EventKind.DEPLOY_FAILED):
+        if state == State.ROLLED_BACK:
+            target = V1
+        stable = {
+            EventKind.DEPLOY_READY: READY,
+            EventKind.DEPLOY_PROGRESSING: PROGRESSING,
+            EventKind.DEPLOY_FAILED: CRASHING,
+        }[event]
+    elif event == EventKind.CANARY_STARTING:
+        canary = PROGRESSING
+    elif event == EventKind.STEP_NOT_DUE:
+        now = at(5)
+    elif event == EventKind.PASS_NEXT_STEP:
+        analysis = PASS
+    elif event == EventKind.PASS_LAST_STEP:
+        analysis, step = PASS, 2
+    elif event == EventKind.INCONCLUSIVE:
+        analysis = INCONCLUSIVE
+    elif event == EventKind.PROMETHEUS_ERROR:
+        analysis = ERROR
+    elif event == EventKind.FAIL:
+        analysis = FAIL
+    elif event == EventKind.FAIL_HOLD:
+        analysis, auto = FAIL, False
+    spec = spec_for(target.version, strategy=strategy, paused=paused, autoRollback=auto, replicas=4)
+    return Observation(spec, status_in(state, step=step), now, stable, canary, analysis)
+
+
+@pytest.mark.parametrize(
+    ("state", "event"), sorted(TRANSITIONS), ids=[f"{s}-{e}" for s, e in sorted(TRANSITIONS)]
+)
+def test_every_row_of_the_transition_table(state: State, event: EventKind):
+    obs = observation(state, event)
+    assert derive_state(obs.status) == state
+    assert classify(obs).kind == event
+    outcome = advance(obs)
+    expected: Transition = TRANSITIONS[(state, event)]
+    assert outcome.transition == expected
+    assert outcome.status.phase == expected.phase
+    # the next state is what the written status says: a restart resumes from it
+    assert derive_state(outcome.status) == expected.next
+    # and it survives the trip through the API server's JSON
+    assert derive_state(parse_status(dump(outcome.status))) == expected.next
+
+
+def test_the_table_covers_every_state():
+    assert {s for s, _ in TRANSITIONS} == set(State)
+    assert {e for _, e in TRANSITIONS} == set(EventKind)
+
+
+St, Ev, Ac, Ph = State, EventKind, Action, Phase
+TABLE = [
+    # (state, event, next, action, phase) - the table, spelled out as the spec reads it
+    (St.INITIAL, Ev.NEW_RELEASE_CANARY, St.ROLLING, Ac.DEPLOY_STABLE, Ph.PROGRESSING),
+    (St.IDLE, Ev.NEW_RELEASE_CANARY, St.CANARY, Ac.START_CANARY, Ph.PROGRESSING),
+    (St.IDLE, Ev.NEW_RELEASE_ROLLING, St.ROLLING, Ac.DEPLOY_STABLE, Ph.PROGRESSING),
+    (St.IDLE, Ev.FAST_ROLLBACK, St.ROLLING, Ac.DEPLOY_STABLE, Ph.PROGRESSING),
+    (St.ROLLING, Ev.DEPLOY_READY, St.IDLE, Ac.FINISH_ROLLOUT, Ph.READY),
+    (St.ROLLING, Ev.DEPLOY_FAILED, St.ROLLING, Ac.NONE, Ph.DEGRADED),
+    (St.CANARY, Ev.PASS_NEXT_STEP, St.CANARY, Ac.ADVANCE, Ph.PROGRESSING),
+    (St.CANARY, Ev.PASS_LAST_STEP, St.PROMOTING, Ac.PROMOTE, Ph.PROGRESSING),
+    (St.CANARY, Ev.FAIL, St.ROLLED_BACK, Ac.ROLLBACK, Ph.ROLLED_BACK),
+    (St.CANARY, Ev.FAIL_HOLD, St.CANARY, Ac.HOLD, Ph.DEGRADED),
+    (St.CANARY, Ev.PROMETHEUS_ERROR, St.CANARY, Ac.HOLD, Ph.PROGRESSING),
+    (St.CANARY, Ev.INCONCLUSIVE, St.CANARY, Ac.NOTE_INCONCLUSIVE, Ph.PROGRESSING),
+    (St.CANARY, Ev.PAUSED, St.CANARY, Ac.HOLD, Ph.PROGRESSING),
+    (St.CANARY, Ev.BACK_TO_STABLE, St.IDLE, Ac.ABORT_CANARY, Ph.PROGRESSING),
+    (St.PROMOTING, Ev.DEPLOY_READY, St.IDLE, Ac.FINISH_PROMOTION, Ph.READY),
+    (St.ROLLED_BACK, Ev.RELEASE_ROLLED_BACK, St.ROLLED_BACK, Ac.NONE, Ph.ROLLED_BACK),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("state", "event", "nxt", "action", "phase"), TABLE)
+def test_key_transitions(state, event, nxt, action, phase):
+    assert TRANSITIONS[(state, event)] == Transition(nxt, action, phase)
+
+
+def test_classify_never_produces_a_pair_outside_the_table():
+    """A grid over everything classify looks at: each pair must be in the table."""
+    states = list(State)
+    targets = [V0, V1, V2, V3]
+    workloads = [READY, PROGRESSING, CRASHING, MISSING]
+    analyses = [None, PASS, FAIL, INCONCLUSIVE, ERROR]
+    for state, target, paused, strategy, stable, canary, analysis, now in itertools.product(
+        states, targets, [False, True], ["Canary", "RollingUpdate"], workloads, workloads,
+        analyses, [at(5), at(31), at(900)],
+    ):  # fmt: skip
+        spec = spec_for(target.version, paused=paused, strategy=strategy)
+        obs = Observation(spec, status_in(state), now, stable, canary, analysis)
+        event = classify(obs)
+        assert (derive_state(obs.status), event.kind) in TRANSITIONS
+
+
+# --- whole rollouts ---------------------------------------------------------
+
+
+def run(obs: Observation) -> Observation:
+    outcome = advance(obs)
+    # the status goes through the API server as JSON between reconciles
+    status = parse_status(dump(outcome.status))
+    return Observation(obs.spec, status, obs.now, obs.stable, obs.canary)
+
+
+def tick(obs: Observation, now_s: float, analysis: Decision | None = None, **kw) -> Observation:
+    obs = Observation(
+        kw.get("spec", obs.spec), obs.status, at(now_s), kw.get("stable", READY),
+        kw.get("canary", READY), None,
+    )  # fmt: skip
+    if analysis is not None and analysis_due(obs):
+        obs = Observation(obs.spec, obs.status, obs.now, obs.stable, obs.canary, analysis)
+    return run(obs)
+
+
+def test_healthy_canary_is_promoted_step_by_step():
+    obs = Observation(spec_for("1"), ModelDeploymentStatus(), at(0), MISSING, MISSING)
+    obs = run(obs)
+    assert obs.status.phase == Phase.PROGRESSING
+    obs = tick(obs, 1)
+    assert obs.status.phase == Phase.READY
+    assert obs.status.stable_version == "1"
+    obs = tick(obs, 2, spec=spec_for("2"))
+    assert obs.status.canary_version == "2"
+    weights = [obs.status.canary_weight]
+    shares = [desired_workloads(obs.spec, obs.status)]
+    for t in (40, 80, 120):
+        obs = tick(obs, t, PASS)
+        weights.append(obs.status.canary_weight)
+        shares.append(desired_workloads(obs.spec, obs.status))
+    assert weights == [25, 50, 100, 0]
+    assert [(w.stable_replicas, w.canary_replicas) for w in shares] == [
+        (3, 1), (2, 2), (0, 4), (4, 4),
+    ]  # fmt: skip
+    assert obs.status.stable_version == "2"  # promoting: stable rolls to 2, canary kept
+    obs = tick(obs, 125)
+    assert obs.status.phase == Phase.READY
+    assert obs.status.canary is None
+    assert obs.status.history[-1].result == "Promoted"
+    assert obs.status.previous_stable.model.version == "1"
+
+
+def test_failing_canary_is_rolled_back_with_a_warning_and_not_retried():
+    obs = Observation(spec_for("2"), status_in(State.CANARY), at(31), READY, READY, FAIL)
+    outcome = advance(obs)
+    assert outcome.status.phase == Phase.ROLLED_BACK
+    assert outcome.status.stable.version == "1"
+    assert outcome.status.canary is None
+    assert outcome.status.history[-1].result == "RolledBack"
+    warning = [e for e in outcome.events if e.type == "Warning"]
+    assert len(warning) == 1
+    assert "errorRate 0.5 > maxErrorRate 0.05" in warning[0].message
+    again = tick(Observation(obs.spec, outcome.status, at(60), READY, MISSING), 90)
+    assert again.status.phase == Phase.ROLLED_BACK
+    assert desired_workloads(again.spec, again.status).canary is None
+
+
+def test_inconclusive_waits_until_the_deadline_then_rolls_back():
+    obs = Observation(spec_for("2"), status_in(State.CANARY), at(0), READY, READY)
+    obs = tick(obs, 31, INCONCLUSIVE)
+    assert obs.status.canary.inconclusive_since == stamp(31)
+    obs = tick(obs, 100, INCONCLUSIVE)
+    assert obs.status.phase == Phase.PROGRESSING
+    obs = tick(obs, 31 + 121, INCONCLUSIVE)
+    assert obs.status.phase == Phase.ROLLED_BACK
+    assert obs.status.history[-1].reason == "AnalysisInconclusive"
+
+
+def test_prometheus_error_holds_forever_and_never_promotes():
+    obs = Observation(spec_for("2"), status_in(State.CANARY, step=2), at(0), READY, READY)
+    for t in range(31, 3000, 300):
+        obs = tick(obs, t, ERROR)
+        assert obs.status.canary is not None
+        assert obs.status.stable_version == "1"
+        assert obs.status.canary.step == 2
+
+
+def test_paused_canary_is_not_analyzed():
+    obs = Observation(spec_for("2", paused=True), status_in(State.CANARY), at(300), READY, READY)
+    assert not analysis_due(obs)
+    assert classify(obs).kind == EventKind.PAUSED
+
+
+def test_fast_rollback_only_within_the_window():
+    inside = Observation(spec_for("0"), status_in(State.IDLE), at(100), READY, MISSING)
+    assert classify(inside).kind == EventKind.FAST_ROLLBACK
+    outside = Observation(spec_for("0"), status_in(State.IDLE), at(4000), READY, MISSING)
+    assert classify(outside).kind == EventKind.NEW_RELEASE_CANARY
+
+
+def test_rolling_update_degrades_after_the_progress_deadline():
+    spec = spec_for("1", progress={})
+    obs = Observation(spec, status_in(State.ROLLING), at(601), READY, MISSING)
+    obs = Observation(spec, obs.status, at(601), PROGRESSING, MISSING)
+    event = classify(obs)
+    assert event.kind == EventKind.DEPLOY_FAILED
+    assert event.reason == "ProgressDeadlineExceeded"
+    outcome = advance(obs)
+    assert outcome.status.phase == Phase.DEGRADED
+    assert [e.type for e in outcome.events] == ["Warning"]
+
+
+def test_canary_that_never_becomes_ready_is_rolled_back():
+    obs = Observation(spec_for("2"), status_in(State.CANARY), at(601), READY, CRASHING)
+    event = classify(obs)
+    assert event.kind == EventKind.FAIL
+    assert event.reason == "CanaryCrashLoopBackOff"
+
+
+def test_history_is_capped():
+    status = status_in(State.ROLLING)
+    for i in range(15):
+        obs = Observation(spec_for("1"), status, at(i), READY, MISSING)
+        status = advance(obs, history_limit=5).status.model_copy(
+            update={"rollout_started_at": stamp(i)}
+        )
+    assert len(status.history) == 5
+
+
+def test_analysis_uses_the_real_decision():
+    # the state machine and the analysis agree: a real decide() result drives it
+    decision = decide(
+        {"requests": 100.0, "errorRate": 0.2, "latencyP95Seconds": 0.1, "driftScore": 0.0},
+        Analysis(),
+    )
+    obs = Observation(spec_for("2"), status_in(State.CANARY), at(31), READY, READY, decision)
+    assert advance(obs).status.phase == Phase.ROLLED_BACK

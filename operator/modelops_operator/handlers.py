@@ -32,6 +32,7 @@ RESOURCE = (GROUP, VERSION, PLURAL)
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any):
     config = OperatorSettings()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
     # kopf's own bookkeeping lives in annotations, so status is only what we write
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 import time
 from datetime import UTC, datetime
@@ -41,15 +42,16 @@ class ConflictError(KubeError):
 class KubeClient:
     def __init__(self, configuration: kubernetes.client.Configuration) -> None:
         self._cfg = configuration
-        verify: Any = configuration.ssl_ca_cert or configuration.verify_ssl
-        cert = None
+        verify = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+        if not configuration.verify_ssl:
+            verify.check_hostname = False
+            verify.verify_mode = ssl.CERT_NONE
         if configuration.cert_file:
-            cert = (configuration.cert_file, configuration.key_file)
+            verify.load_cert_chain(configuration.cert_file, configuration.key_file)
         self.host = configuration.host.rstrip("/")
         self._http = httpx.Client(
             base_url=self.host,
             verify=verify,
-            cert=cert,
             timeout=httpx.Timeout(30.0, connect=5.0),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         )
@@ -71,7 +73,8 @@ class KubeClient:
     # --- plumbing -----------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
-        token = self._cfg.get_api_key_with_prefix("authorization") or ""
+        # in-cluster tokens rotate: the refresh hook inside this call re-reads them
+        token = self._cfg.get_api_key_with_prefix("BearerToken", alias="authorization") or ""
         return {"Authorization": token} if token else {}
 
     def request(

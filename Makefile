@@ -82,6 +82,14 @@ cluster-up: venv tools ## Start etcd, kube-apiserver, KCM, scheduler and KWOK no
 cluster-down: venv ## Stop the processes cluster-up started, by PID.
 	$(PY) -m tests.rig down
 
+.PHONY: cluster-status
+cluster-status: venv ## Show the processes of the rig cluster-up started (PID, running or gone).
+	$(PY) -m tests.rig status
+
+.PHONY: cluster-env
+cluster-env: venv ## Print the running rig's KUBECONFIG exports, for eval in a shell (make -s).
+	@$(PY) -m tests.rig env
+
 ##@ Kind (the user's path on a laptop: a real cluster in Docker)
 
 # Pinned versions of the kind path (hack/versions.env pins the test rig's tools).

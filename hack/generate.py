@@ -135,6 +135,17 @@ def infer_schema(value: object) -> dict:
     return {"type": "string"}
 
 
+def merge_schema(given: dict, inferred: dict) -> dict:
+    """The given schema, with the inferred one filling in properties it does not type."""
+    merged = {**inferred, **given}
+    if "properties" in inferred or "properties" in given:
+        props = dict(inferred.get("properties", {}))
+        for key, sub in given.get("properties", {}).items():
+            props[key] = merge_schema(sub, props.get(key, {}))
+        merged["properties"] = props
+    return merged
+
+
 def _splice_schema_node(schema: dict) -> dict:
     node = schema
     for part in SPLICE_PATH:
@@ -180,7 +191,8 @@ def values_outputs(root: Path) -> list[Output]:
         else {}
     )
     for key, value in fragment.items():
-        props[key] = {**given.get(key, infer_schema(value)), GENERATED_MARK: str(VALUES_FRAGMENT)}
+        typed = merge_schema(given.get(key, {}), infer_schema(value))
+        props[key] = {**typed, GENERATED_MARK: str(VALUES_FRAGMENT)}
     schema_text = json.dumps(schema, indent=2) + "\n"
     return [
         Output(values_path, new_text.encode(), str(VALUES_FRAGMENT)),

@@ -1,0 +1,29 @@
+"""templates/configmap.yaml: the service's settings (MODELOPS_* environment)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.charts.render import SERVICE, one, render
+
+pytestmark = pytest.mark.render
+
+
+def settings(values: dict | None = None) -> dict:
+    return one(render(SERVICE, values), "ConfigMap", "demo-model-service")
+
+
+def test_should_be_empty_by_default() -> None:
+    assert settings()["data"] == {}
+
+
+def test_should_hold_every_setting_as_a_string() -> None:
+    cm = settings(
+        {"config": {"MODELOPS_LOG_LEVEL": "debug", "MODELOPS_MAX_ROWS": 100, "MODELOPS_X": True}}
+    )
+
+    assert cm["data"] == {
+        "MODELOPS_LOG_LEVEL": "debug",
+        "MODELOPS_MAX_ROWS": "100",
+        "MODELOPS_X": "true",
+    }

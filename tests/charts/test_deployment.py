@@ -1,0 +1,171 @@
+"""templates/deployment.yaml: the stable Deployment."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.charts.render import SERVICE, one, render, selects
+
+pytestmark = pytest.mark.render
+
+SHA = "ab" * 32
+
+
+def stable(values: dict | None = None, **kw) -> dict:
+    name = f"{kw.get('release', 'demo')}-model-service"
+    return one(render(SERVICE, values, **kw), "Deployment", name)
+
+
+def container(deploy: dict) -> dict:
+    return deploy["spec"]["template"]["spec"]["containers"][0]
+
+
+def env(deploy: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(deploy).get("env", [])}
+
+
+def test_should_render_one_deployment_named_after_the_release() -> None:
+    objs = render(SERVICE)
+    deploys = [o for o in objs if o["kind"] == "Deployment"]
+
+    assert [d["metadata"]["name"] for d in deploys] == ["demo-model-service"]
+    assert deploys[0]["metadata"]["namespace"] == "models"
+
+
+@pytest.mark.parametrize(
+    ("release", "values", "name"),
+    [
+        ("wine", {}, "wine-model-service"),
+        ("wine-model-service", {}, "wine-model-service"),
+        ("wine", {"fullnameOverride": "wine-quality"}, "wine-quality"),
+        ("wine", {"nameOverride": "svc"}, "wine-svc"),
+    ],
+)
+def test_should_name_the_deployment_from_release_and_overrides(release, values, name) -> None:
+    assert one(render(SERVICE, values, release=release), "Deployment")["metadata"]["name"] == name
+
+
+def test_should_label_pods_with_model_version_and_stable_track() -> None:
+    deploy = stable({"model": {"name": "wine", "version": "3"}})
+    labels = deploy["spec"]["template"]["metadata"]["labels"]
+
+    assert labels["modelops.io/model"] == "wine"
+    assert labels["modelops.io/version"] == "3"
+    assert labels["modelops.io/track"] == "stable"
+    assert labels["app.kubernetes.io/version"] == "3"
+    for key in ("name", "instance", "version", "managed-by", "part-of"):
+        assert f"app.kubernetes.io/{key}" in labels
+
+
+def test_should_select_name_instance_and_track_only() -> None:
+    deploy = stable({"model": {"version": "3"}})
+    selector = deploy["spec"]["selector"]["matchLabels"]
+
+    assert selector == {
+        "app.kubernetes.io/name": "model-service",
+        "app.kubernetes.io/instance": "demo",
+        "modelops.io/track": "stable",
+    }
+    assert selects(selector, deploy["spec"]["template"]["metadata"]["labels"])
+
+
+def test_should_default_model_name_to_release_and_version_to_image_tag() -> None:
+    labels = stable(release="iris")["spec"]["template"]["metadata"]["labels"]
+
+    assert labels["modelops.io/model"] == "iris"
+    assert labels["modelops.io/version"] == "0.1.0"
+
+
+def test_should_pass_artifact_and_sha256_as_service_settings() -> None:
+    deploy = stable({"model": {"artifact": "/models/wine/2", "sha256": SHA}})
+
+    assert env(deploy)["MODELOPS_MODEL_DIR"] == "/models/wine/2"
+    assert env(deploy)["MODELOPS_MODEL_SHA256"] == SHA
+
+
+def test_should_leave_the_image_default_model_when_no_artifact_is_given() -> None:
+    assert "MODELOPS_MODEL_DIR" not in env(stable())
+
+
+@pytest.mark.parametrize(
+    ("image", "ref"),
+    [
+        ({}, "model-service:0.1.0"),
+        ({"repository": "reg.example/ms", "tag": "9"}, "reg.example/ms:9"),
+        ({"digest": "sha256:" + "c" * 64}, "model-service@sha256:" + "c" * 64),
+    ],
+)
+def test_should_build_the_image_reference(image: dict, ref: str) -> None:
+    assert container(stable({"image": image}))["image"] == ref
+
+
+def test_should_set_replicas_unless_autoscaled() -> None:
+    assert stable({"replicaCount": 4})["spec"]["replicas"] == 4
+    assert "replicas" not in stable({"replicaCount": 4, "autoscaling": {"enabled": True}})["spec"]
+
+
+def test_should_probe_healthz_and_readyz_on_the_named_port() -> None:
+    c = container(stable())
+
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_should_run_non_root_read_only_without_capabilities() -> None:
+    deploy = stable()
+    pod = deploy["spec"]["template"]["spec"]
+    c = container(deploy)
+
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert c["resources"]["requests"]
+    assert c["resources"]["limits"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+
+
+def test_should_roll_pods_when_the_settings_change() -> None:
+    def checksum(values: dict) -> str:
+        return stable(values)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum({}) == checksum({})
+    assert checksum({}) != checksum({"config": {"MODELOPS_LOG_LEVEL": "debug"}})
+
+
+def test_should_read_settings_from_the_configmap_and_extra_env() -> None:
+    node_name = {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    deploy = stable({"extraEnv": [{"name": "MODELOPS_X", "valueFrom": node_name}]})
+
+    assert container(deploy)["envFrom"] == [{"configMapRef": {"name": "demo-model-service"}}]
+    assert env(deploy)["MODELOPS_X"] == node_name
+
+
+def test_should_add_the_selector_to_spread_constraints_without_one() -> None:
+    spread = {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}
+    deploy = stable({"topologySpreadConstraints": [spread]})
+    tsc = deploy["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+
+    assert tsc["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "demo"
+
+
+def test_should_pass_scheduling_values_through() -> None:
+    pod = stable(
+        {
+            "nodeSelector": {"disk": "ssd"},
+            "tolerations": [{"key": "gpu", "operator": "Exists"}],
+            "priorityClassName": "high",
+            "podAnnotations": {"a": "b"},
+            "podLabels": {"team": "ml"},
+        }
+    )["spec"]["template"]
+
+    assert pod["spec"]["nodeSelector"] == {"disk": "ssd"}
+    assert pod["spec"]["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    assert pod["spec"]["priorityClassName"] == "high"
+    assert pod["metadata"]["annotations"]["a"] == "b"
+    assert pod["metadata"]["labels"]["team"] == "ml"

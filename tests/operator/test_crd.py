@@ -1,0 +1,127 @@
+"""The CRD: structural schema, defaults that agree with the pydantic models, examples valid."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from modelops_operator.constants import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
+from modelops_operator.models import ModelDeploymentSpec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = yaml.safe_load((ROOT / "manifests/crd/modeldeployments.modelops.io.yaml").read_text())
+EXAMPLES = sorted((ROOT / "manifests/examples").glob("*.yaml"))
+SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def validator():
+    return jsonschema.Draft4Validator(SCHEMA)
+
+
+def apply_defaults(schema: dict, value):
+    """The API server's defaulting: fill `default` of missing properties, recursively."""
+    if schema.get("type") == "object" and isinstance(value, dict):
+        for key, sub in (schema.get("properties") or {}).items():
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            if key in value:
+                value[key] = apply_defaults(sub, value[key])
+    return value
+
+
+def test_names_match_the_constants():
+    assert CRD["metadata"]["name"] == f"{PLURAL}.{GROUP}"
+    assert CRD["spec"]["group"] == GROUP
+    assert CRD["spec"]["names"]["kind"] == KIND
+    assert SHORT_NAME in CRD["spec"]["names"]["shortNames"]
+    (version,) = CRD["spec"]["versions"]
+    assert version["name"] == VERSION
+    assert version["served"]
+    assert version["storage"]
+    assert version["subresources"] == {"status": {}}
+
+
+def test_printer_columns():
+    columns = {c["name"].upper(): c for c in CRD["spec"]["versions"][0]["additionalPrinterColumns"]}
+    default = [n for n, c in columns.items() if c.get("priority", 0) == 0]
+    assert default == ["VERSION", "STABLE", "PHASE", "READY", "AGE"]
+    assert columns["VERSION"]["jsonPath"] == ".spec.model.version"
+    assert columns["STABLE"]["jsonPath"] == ".status.stableVersion"
+    assert columns["AGE"]["type"] == "date"
+
+
+def test_schema_is_structural_every_node_typed():
+    def walk(node, path):
+        if "x-kubernetes-preserve-unknown-fields" not in node:
+            assert "type" in node, f"{path} has no type"
+        for key, sub in (node.get("properties") or {}).items():
+            walk(sub, f"{path}.{key}")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}{{}}")
+
+    walk(SCHEMA, "")
+
+
+def test_crd_defaults_equal_the_pydantic_defaults():
+    minimal = {"model": {"name": "w", "version": "1", "image": "i:1", "artifact": "/m"}}
+    defaulted = apply_defaults(SCHEMA["properties"]["spec"], copy.deepcopy(minimal))
+    from_crd = parse_spec(defaulted)
+    from_python = parse_spec(minimal)
+    assert from_crd == from_python
+    assert isinstance(from_crd, ModelDeploymentSpec)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_examples_are_valid(path):
+    for doc in yaml.safe_load_all(path.read_text()):
+        assert doc["kind"] == KIND
+        validator().validate(doc)
+        parse_spec(apply_defaults(SCHEMA["properties"]["spec"], doc["spec"]))
+
+
+GOOD = {
+    "apiVersion": f"{GROUP}/{VERSION}",
+    "kind": KIND,
+    "metadata": {"name": "x"},
+    "spec": {"model": {"name": "w", "version": "1", "image": "i:1", "artifact": "/m"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("spec", "model", "version"), ""),
+        (("spec", "model", "sha256"), "not-a-digest"),
+        (("spec", "replicas"), -1),
+        (("spec", "replicas"), 1000),
+        (("spec", "rollout"), {"strategy": "BlueGreen"}),
+        (("spec", "rollout"), {"steps": [0]}),
+        (("spec", "rollout"), {"steps": []}),
+        (("spec", "rollout"), {"interval": "1 minute"}),
+        (("spec", "rollout"), {"analysis": {"maxErrorRate": 2}}),
+        (("spec", "rollout"), {"analysis": {"maxLatencyP95Seconds": 0}}),
+        (("spec", "rollout"), {"analysis": {"prometheusUrl": "ftp://x"}}),
+    ],
+)
+def test_schema_rejects_bad_input(path, value):
+    doc = copy.deepcopy(GOOD)
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        validator().validate(doc)
+
+
+def test_schema_requires_the_model_fields():
+    for field in ("name", "version", "image", "artifact"):
+        doc = copy.deepcopy(GOOD)
+        del doc["spec"]["model"][field]
+        with pytest.raises(jsonschema.ValidationError):
+            validator().validate(doc)

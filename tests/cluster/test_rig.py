@@ -286,6 +286,23 @@ def test_helm_install_waits_for_the_deployment_and_helm_test_hooks_complete(
     assert cluster.get("pod", "tiny-test", "-n", namespace)["status"]["phase"] == "Succeeded"
 
 
+def test_api_server_restart_keeps_state_and_nodes(cluster: Cluster, namespace: str) -> None:
+    if cluster.control_plane is None:
+        pytest.skip("MODELOPS_KUBECONFIG rig: restart needs a rig started by this session")
+    cluster.kubectl("create", "configmap", "survivor", "-n", namespace, "--from-literal=k=v")
+    old_pid = next(p.pid for p in cluster.control_plane.procs if p.name == "kube-apiserver")
+
+    cluster.restart("kube-apiserver")
+
+    new_pid = next(p.pid for p in cluster.control_plane.procs if p.name == "kube-apiserver")
+    assert new_pid != old_pid
+    assert not pid_alive(old_pid)
+    assert cluster.get("configmap", "survivor", "-n", namespace)["data"] == {"k": "v"}
+    cluster.kubectl("wait", "--for=condition=Ready", "node", "-l", "type=kwok", WAIT)
+    cluster.apply(deployment("after-restart", 1), "-n", namespace)
+    cluster.kubectl("rollout", "status", "deployment/after-restart", "-n", namespace, WAIT)
+
+
 def test_rig_cli_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
     env = {**os.environ, "MODELOPS_RIG_DIR": str(tmp_path / "rig")}
     env.pop("MODELOPS_KUBECONFIG", None)

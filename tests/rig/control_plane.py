@@ -141,6 +141,7 @@ class Cluster:
     env: dict[str, str]
     nodes: tuple[str, ...] = ()
     run_dir: Path | None = None
+    control_plane: ControlPlane | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path) -> Cluster:
@@ -221,6 +222,12 @@ class Cluster:
             text = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifest)})
         return self.kubectl("apply", "-f", "-", *args, input=text)
 
+    def restart(self, component: str) -> None:
+        """Restart one control-plane process (e.g. "kube-apiserver") in place."""
+        if self.control_plane is None:
+            raise RigError("restart needs a rig started by this process, not MODELOPS_KUBECONFIG")
+        self.control_plane.restart(component)
+
     # -- waits
 
     def wait_for_service_account(
@@ -300,6 +307,7 @@ class _Proc:
     pid: int
     start_time: int | None
     popen: subprocess.Popen[bytes] | None = None
+    argv: tuple[str, ...] = ()
 
 
 @dataclass
@@ -314,6 +322,7 @@ class ControlPlane:
     node_count: int = DEFAULT_NODES
     detach: bool = False
     procs: list[_Proc] = field(default_factory=list)
+    server: str = ""
 
     @property
     def kubeconfig(self) -> Path:
@@ -341,6 +350,8 @@ class ControlPlane:
         server = f"https://127.0.0.1:{api_port}"
         _write_kubeconfig(self.kubeconfig, server, pki)
         cluster = Cluster.from_kubeconfig(self.kubeconfig)
+        cluster.control_plane = self
+        self.server = server
         self._save_state(server)
         self._wait_https(f"{server}/readyz", "kube-apiserver", pki)
 
@@ -417,7 +428,7 @@ class ControlPlane:
             )
         finally:
             log.close()
-        proc = _Proc(name, popen.pid, _proc_start_time(popen.pid), popen)
+        proc = _Proc(name, popen.pid, _proc_start_time(popen.pid), popen, tuple(popen.args))
         self.procs.append(proc)
         return proc
 
@@ -568,6 +579,33 @@ class ControlPlane:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.state_file)
+
+    def restart(self, name: str) -> None:
+        """Stop one component and start it again with the same flags and ports.
+
+        For tests of clients that must survive, say, an API server restart.
+        Returns once the component is healthy again.
+        """
+        old = next((p for p in self.procs if p.name == name), None)
+        if old is None:
+            raise RigError(f"no {name} in this rig (have: {[p.name for p in self.procs]})")
+        _stop_pids([old])
+        index = self.procs.index(old)
+        self.procs.remove(old)
+        new = self._spawn(name, old.argv)
+        self.procs.remove(new)
+        self.procs.insert(index, new)  # keep start order: stop() runs it backwards
+        self._save_state(self.server)
+        if name == "kube-apiserver":
+            self._wait_https(f"{self.server}/readyz", name, self.run_dir / "pki")
+        elif name in ("kube-controller-manager", "kube-scheduler"):
+            port = next(a for a in old.argv if a.startswith("--secure-port=")).split("=")[1]
+            self._wait_https(f"https://127.0.0.1:{port}/healthz", name)
+        elif name == "etcd":
+            url = next(a for a in old.argv if a.startswith("--listen-client-urls=")).split("=")[1]
+            if not self._wait_http(f"{url}/health", new, want=b'"health":"true"'):
+                raise RigError(f"etcd did not come back:\n{self._log_tail('etcd')}")
+        self.check_alive()
 
     # -- stop
 

@@ -117,10 +117,14 @@ OPERATOR_IMAGE   := $(OPERATOR_REPO):$(IMAGE_TAG)
 KPS_VALUES       ?= deploy/kube-prometheus-stack-values.yaml
 MODELS_NS        ?= models
 OPERATOR_NS      ?= modelops-system
-# The model installed with plain `helm install`, and the ModelDeployments of the tour.
+# The model installed with plain `helm install` (its own namespace, so it never meets a
+# ModelDeployment of the same name), and the ModelDeployments of the tour and the demos.
 HELM_MODEL       ?= diabetes
-KIND_EXAMPLE     ?= manifests/examples/wine.yaml
-DEMO_MANIFEST    ?= manifests/examples/wine-v2-canary.yaml
+HELM_NS          ?= models-helm
+KIND_EXAMPLE     ?= manifests/examples/wine-canary.yaml
+DEMO_MANIFEST    ?= manifests/examples/wine-canary-v2.yaml
+ROLLBACK_MANIFEST ?= manifests/examples/diabetes-failing-canary.yaml
+ROLLBACK_PATCH   ?= {"spec":{"model":{"version":"2","artifact":"/models/diabetes/2"}}}
 GRAFANA_PORT     ?= 3000
 PROMETHEUS_PORT  ?= 9090
 KIND_ENV = KIND=$(KIND) KUBECTL=$(KIND_KUBECTL) HELM=$(KIND_HELM) KIND_CLUSTER=$(KIND_CLUSTER) \
@@ -153,12 +157,13 @@ kind-up: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without 
 	  --namespace $(OPERATOR_NS) --create-namespace \
 	  --set image.repository=$(OPERATOR_REPO) --set image.tag=$(IMAGE_TAG) \
 	  --set metrics.serviceMonitor.enabled=true --wait=watcher --timeout 5m
-	@echo ">> 5/8 model '$(HELM_MODEL)' with plain helm (charts/model-service) in namespace $(MODELS_NS)"
-	$(KHELM) upgrade --install $(HELM_MODEL) charts/model-service --namespace $(MODELS_NS) --create-namespace \
+	@echo ">> 5/8 model '$(HELM_MODEL)' with plain helm (charts/model-service) in namespace $(HELM_NS)"
+	$(KHELM) upgrade --install $(HELM_MODEL) charts/model-service --namespace $(HELM_NS) --create-namespace \
 	  --set model.name=$(HELM_MODEL) --set model.version=1 --set model.artifact=/models/$(HELM_MODEL)/1 \
 	  --set model.sha256=$$(hack/kind.sh model-sha256 $(MODELS_DIR)/$(HELM_MODEL)/1) \
 	  --set image.repository=$(SERVICE_REPO) --set image.tag=$(IMAGE_TAG) --wait=watcher --timeout 5m
 	@echo ">> 6/8 the example ModelDeployment ($(KIND_EXAMPLE)) and the demo traffic NodePort"
+	$(KCTL) create namespace $(MODELS_NS) --dry-run=client -o yaml | $(KCTL) apply -f -
 	$(KCTL) apply -f $(KIND_EXAMPLE)
 	$(KCTL) apply -f deploy/kind/demo-traffic-service.yaml
 	@echo ">> 7/8 waiting for the ModelDeployments to be Ready"
@@ -186,8 +191,12 @@ load-images: images $(KIND) ## Build the images and load them into the kind clus
 load: load-images ## Same as load-images.
 
 .PHONY: demo
-demo: venv $(KIND_KUBECTL) ## Roll the example to version 2 as a canary while traffic runs; watch it (DEMO_MANIFEST=...).
+demo: venv $(KIND_KUBECTL) ## Roll the wine example to version 2 as a canary while traffic runs; watch it promote.
 	$(KIND_ENV) hack/kind.sh demo $(DEMO_MANIFEST)
+
+.PHONY: demo-rollback
+demo-rollback: venv $(KIND_KUBECTL) ## Roll diabetes to a version built to fail analysis while traffic runs; watch it roll back.
+	$(KIND_ENV) hack/kind.sh demo $(ROLLBACK_MANIFEST) '$(ROLLBACK_PATCH)'
 
 .PHONY: grafana
 grafana: $(KIND_KUBECTL) ## Port-forward Grafana to http://127.0.0.1:$(GRAFANA_PORT) and print the login.

@@ -10,7 +10,7 @@
 #   model-sha256 DIR         sha256 of DIR/model.joblib
 #   wait-ready FILE          wait until the ModelDeployments in FILE are Ready
 #   next-steps               print what to do next
-#   demo FILE                apply FILE (a new model version) while traffic runs, watch it
+#   demo FILE [PATCH]        roll FILE (or a merge PATCH of it) out while traffic runs, watch it
 #   grafana | prometheus     port-forward to 127.0.0.1 and print URL (and login)
 #   status | down            show or delete the kind cluster
 set -euo pipefail
@@ -184,52 +184,84 @@ The model behind the demo NodePort answers on $TRAFFIC_URL:
 EOF
 }
 
-# Bounded background traffic to the NodePort on loopback (stops on its own).
+# Bounded background traffic (loadtest, scenario normal) to the NodePort on loopback.
 start_traffic() {
-  "$PY" "$ROOT/hack/kind_traffic.py" --url "$TRAFFIC_URL" --duration 900 --rate 20 &
+  mkdir -p "$ROOT/.run"
+  (cd "$ROOT" && exec "$PY" -m loadtest --url "$TRAFFIC_URL" --scenario normal --rate 20 \
+    --duration 1800 --quiet) >"$ROOT/.run/kind-demo-traffic.log" 2>&1 &
   TRAFFIC_PID=$!
 }
 
+md_field() { # md_field NAME NS JSONPATH
+  kctl get modeldeployment "$1" -n "$2" -o jsonpath="$3" 2>/dev/null || true
+}
+
+# demo FILE [PATCH]: make sure the ModelDeployment of FILE runs (apply it and wait when it
+# does not), then, while traffic runs, apply FILE (or the merge PATCH) and watch the rollout.
 cmd_demo() {
-  local file=${1:?demo FILE}
+  local file=${1:?demo FILE [PATCH]} patch=${2:-}
   [[ -f $file ]] || die "$file not found"
   cluster_exists || die "no kind cluster '$KIND_CLUSTER': run 'make up' first"
-  local name ns
+  local name="" ns="" model
   read -r _ name ns < <(md_refs "$file" | awk '$1 == "ModelDeployment"' | head -n1) || true
-  [[ -n ${name:-} ]] || die "$file holds no ModelDeployment"
+  [[ -n $name ]] || die "$file holds no ModelDeployment"
+  [[ $ns == "$MODELS_NS" ]] || die "the demo NodePort lives in namespace $MODELS_NS, $file uses $ns"
+
+  if [[ -n $patch ]] && ! kctl get modeldeployment "$name" -n "$ns" >/dev/null 2>&1; then
+    say "modeldeployment/$name is not there yet: applying $file first"
+    kctl apply -f "$file"
+    cmd_wait_ready "$file"
+  fi
+  model=$("$PY" -c 'import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d.get("kind") == "ModelDeployment":
+        print(d["spec"]["model"]["name"]); break' "$file")
+  kctl -n "$ns" patch service modelops-demo-traffic --type merge \
+    -p "{\"spec\":{\"selector\":{\"modelops.io/model\":\"$model\"}}}" >/dev/null
 
   TRAFFIC_PID=
   WATCH_PID=
   trap '[[ -n $TRAFFIC_PID ]] && kill "$TRAFFIC_PID" 2>/dev/null; [[ -n $WATCH_PID ]] && kill "$WATCH_PID" 2>/dev/null; true' EXIT
-  say "sending traffic to $TRAFFIC_URL/v1/predict (through the Service: stable and canary pods)"
+  say "traffic: 20 req/s to $TRAFFIC_URL/v1/predict through the Service (stable and canary pods);"
+  say "         log in .run/kind-demo-traffic.log"
   start_traffic
   sleep 5
-  say "applying $file: modeldeployment/$name in $ns gets a new version"
-  kctl apply -f "$file"
-  say "watching the rollout (kubectl get md -w); the canary is judged on errors, latency and drift"
+  if [[ -n $patch ]]; then
+    say "patching modeldeployment/$name in $ns: $patch"
+    kctl -n "$ns" patch modeldeployment "$name" --type merge -p "$patch"
+  else
+    say "applying $file to modeldeployment/$name in $ns"
+    kctl apply -f "$file"
+  fi
+  local target generation
+  target=$(md_field "$name" "$ns" '{.spec.model.version}')
+  generation=$(md_field "$name" "$ns" '{.metadata.generation}')
+  say "watching the rollout to version $target (kubectl get md -w); the canary is judged on"
+  say "errors, p95 latency and drift through Prometheus"
   kctl get modeldeployment "$name" -n "$ns" -w &
   WATCH_PID=$!
 
-  local phase="" deadline=$((SECONDS + 1200)) canary stable
+  local phase="" observed stable canary deadline=$((SECONDS + 1500))
   while ((SECONDS < deadline)); do
     sleep 10
-    phase=$(kctl get modeldeployment "$name" -n "$ns" -o jsonpath='{.status.phase}' 2>/dev/null || true)
-    canary=$(kctl get modeldeployment "$name" -n "$ns" -o jsonpath='{.status.canaryVersion}' 2>/dev/null || true)
-    case $phase in
-      Ready) [[ -z $canary ]] && break ;;
-      RolledBack | Degraded) break ;;
-    esac
+    observed=$(md_field "$name" "$ns" '{.status.observedGeneration}')
+    [[ ${observed:-0} -ge $generation ]] || continue
+    phase=$(md_field "$name" "$ns" '{.status.phase}')
+    stable=$(md_field "$name" "$ns" '{.status.stableVersion}')
+    canary=$(md_field "$name" "$ns" '{.status.canaryVersion}')
+    if [[ $phase == Ready && $stable == "$target" && -z $canary ]] || [[ $phase == RolledBack ]]; then
+      break
+    fi
   done
   kill "$WATCH_PID" 2>/dev/null || true
   WATCH_PID=
-  stable=$(kctl get modeldeployment "$name" -n "$ns" -o jsonpath='{.status.stableVersion}' 2>/dev/null || true)
   echo
-  say "result: phase=${phase:-unknown} stableVersion=${stable:-?}"
-  kctl get modeldeployment "$name" -n "$ns" -o jsonpath='{range .status.history[*]}{.at}  {.version}  {.result}  {.reason}{"\n"}{end}' || true
+  say "result: phase=${phase:-unknown} stableVersion=$(md_field "$name" "$ns" '{.status.stableVersion}')"
+  md_field "$name" "$ns" '{range .status.history[*]}{.at}  {.version}  {.result}  {.reason}{"\n"}{end}'
   say "events of modeldeployment/$name"
   kctl get events -n "$ns" --field-selector "involvedObject.kind=ModelDeployment,involvedObject.name=$name" \
     --sort-by=.lastTimestamp || true
-  say "see it in Grafana: make grafana (folder ModelOps)"
+  say "Grafana shows it too: make grafana (folder ModelOps)"
   [[ $phase == Ready || $phase == RolledBack ]] || die "the rollout did not finish (phase '${phase:-unknown}')"
 }
 

@@ -177,3 +177,27 @@ def test_install_tool_links_a_tool_on_path_at_the_pinned_version(tmp_path, tool,
     assert proc.returncode == 0, proc.stderr
     assert dest.resolve() == fake.resolve()
     assert (tmp_path / "bin" / tool).resolve() == fake.resolve()
+
+
+def test_the_examples_make_up_and_demo_use_exist_and_run_the_loaded_image(make_var):
+    import json
+
+    import yaml
+
+    image = make_var("SERVICE_IMAGE")
+    namespace = make_var("MODELS_NS")
+    for var in ("KIND_EXAMPLE", "DEMO_MANIFEST", "ROLLBACK_MANIFEST"):
+        path = ROOT / make_var(var)
+        assert path.is_file(), f"{var}={path} is missing"
+        (md,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        assert md["kind"] == "ModelDeployment"
+        assert md["metadata"]["namespace"] == namespace
+        model = md["spec"]["model"]
+        assert model["image"] == image, f"{var}: kind only has {image}"
+        assert model["artifact"] == f"/models/{model['name']}/{model['version']}"
+    patch = json.loads(make_var("ROLLBACK_PATCH"))
+    assert patch["spec"]["model"]["version"] == "2"
+    svc = yaml.safe_load((ROOT / "deploy" / "kind" / "demo-traffic-service.yaml").read_text())
+    assert svc["metadata"]["namespace"] == namespace
+    example = yaml.safe_load((ROOT / make_var("KIND_EXAMPLE")).read_text())
+    assert svc["spec"]["selector"]["modelops.io/model"] == example["spec"]["model"]["name"]

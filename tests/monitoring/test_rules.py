@@ -1,0 +1,238 @@
+"""The rule source, its parameters and generated files, the promtool unit tests, the runbook
+and the Alertmanager example."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alerts import render
+from dashboards import generate
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTS = ROOT / "alerts"
+AM_EXAMPLE = ALERTS / "alertmanager" / "alertmanager.yaml"
+
+
+def rules(text: str | None = None) -> list[dict]:
+    doc = yaml.safe_load(text if text is not None else render.RULES.read_text())
+    return [r for g in doc["groups"] for r in g["rules"]]
+
+
+def alerts(text: str | None = None) -> dict[str, dict]:
+    return {r["alert"]: r for r in rules(text) if "alert" in r}
+
+
+# --- pure: source, parameters, generated files ------------------------------------------
+
+
+def test_generated_rule_files_are_up_to_date() -> None:
+    assert render.main(["--check"]) == 0, "run `make generate-alerts`"
+
+
+def test_generated_dashboards_are_up_to_date() -> None:
+    assert generate.main(["--check"]) == 0, "run `make generate-dashboards`"
+
+
+def test_the_canary_analysis_recording_rules_exist() -> None:
+    recorded = {r["record"]: r["expr"] for r in rules() if "record" in r}
+    for name in (
+        "model_version:requests:rate1m",
+        "model_version:error_ratio:rate1m",
+        "model_version:latency_p95_seconds:rate1m",
+        "model_version:drift_score:max",
+    ):
+        assert name in recorded
+        assert "by (namespace, model, version" in recorded[name]
+    assert 'method="psi"' in recorded["model_version:drift_score:max"]
+
+
+def test_the_issue_s_alerts_exist() -> None:
+    assert {
+        "ModelServiceDown",
+        "ModelServiceAbsent",
+        "ModelHighErrorRatio",
+        "ModelHighInputErrorRatio",
+        "ModelHighLatency",
+        "ModelFeatureDrift",
+        "ModelPredictionDrift",
+        "ModelLowConfidence",
+        "ModelNoTraffic",
+        "ModelMemoryNearLimit",
+        "ModelPodRestarting",
+        "ModelErrorBudgetBurnFast",
+        "ModelErrorBudgetBurnSlow",
+    } <= set(alerts())
+
+
+def test_every_alert_has_severity_summary_live_value_and_runbook_section() -> None:
+    runbook = (ALERTS / "runbook.md").read_text()
+    sections = {h.strip().lower() for h in re.findall(r"^## (\S+)\s*$", runbook, re.M)}
+    for name, rule in alerts().items():
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
+        annotations = rule["annotations"]
+        assert annotations["summary"], name
+        assert "$value" in annotations["description"], f"{name}: description lacks the value"
+        url = annotations["runbook_url"]
+        assert url.endswith(f"#{name.lower()}"), name
+        assert name.lower() in sections, f"runbook.md has no section ## {name}"
+    assert len(sections) == len(alerts())
+
+
+def test_every_threshold_and_for_is_a_parameter() -> None:
+    params = render.load_params()
+    template = render._body(render.TEMPLATE.read_text())
+    used = set(render.PLACEHOLDER.findall(template))
+    assert used == set(params), f"unused {set(params) - used}, undefined {used - set(params)}"
+    for line in template.splitlines():
+        if line.strip().startswith("for:"):
+            assert "${" in line, f"a literal `for`: {line.strip()}"
+
+
+def test_overrides_change_the_rendered_rules() -> None:
+    text = render.render_rules(
+        {"errorRatioThreshold": 0.2, "errorRatioFor": "30s", "sloObjective": 0.999,
+         "metricSelector": 'namespace="models", model="wine"'}
+    )  # fmt: skip
+    rule = alerts(text)["ModelHighErrorRatio"]
+    assert rule["for"] == "30s"
+    assert "> 0.2" in rule["expr"]
+    assert "(1 - 0.999)" in alerts(text)["ModelErrorBudgetBurnFast"]["expr"]
+    recorded = {r["record"]: r["expr"] for r in rules(text) if "record" in r}
+    assert 'namespace="models", model="wine"}' in recorded["model_version:requests:rate1m"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("errorRatioThreshold", 1.5), ("errorRatioFor", "5 minutes"), ("sloObjective", 1),
+     ("metricSelector", " "), ("noSuchParameter", 1)],
+)  # fmt: skip
+def test_bad_parameter_values_are_refused(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=name):
+        render.render_rules({name: value})
+
+
+def test_chart_values_fragment_documents_every_parameter() -> None:
+    values = render.HELM_VALUES.read_text()
+    schema = json.loads(render.HELM_SCHEMA.read_text())
+    params = render.load_params()
+    assert set(yaml.safe_load(values)["params"]) == set(params)
+    assert set(schema["properties"]) == set(params)
+    assert values.count("# -- ") == len(params)
+
+
+def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
+    fired, quiet = set(), set()
+    for path in (ALERTS / "tests").glob("*.test.yaml"):
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                (fired if case.get("exp_alerts") else quiet).add(case["alertname"])
+    assert fired == set(alerts()), f"no firing test: {set(alerts()) - fired}"
+    assert quiet == set(alerts()), f"no quiet test: {set(alerts()) - quiet}"
+
+
+# --- render tier: promtool, amtool, helm --------------------------------------------------
+
+
+def run(*cmd: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.render
+def test_promtool_checks_the_rule_files(tmp_path: Path) -> None:
+    custom = tmp_path / "custom.rules.yaml"
+    custom.write_text(render.render_rules({"errorRatioFor": "10s", "latencyP95Seconds": 2}))
+    result = run("promtool", "check", "rules", render.RULES, custom)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(f"SUCCESS: {len(rules())} rules found") == 2
+
+
+@pytest.mark.render
+def test_promtool_unit_tests_pass() -> None:
+    files = sorted((ALERTS / "tests").glob("*.test.yaml"))
+    assert len(files) >= 2
+    result = run("promtool", "test", "rules", *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(files)
+
+
+@pytest.mark.render
+def test_the_helm_flavour_renders_the_same_rules(tmp_path: Path) -> None:
+    """The chart's copy, rendered by real helm with `tpl`, equals the plain render."""
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "files").mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: rules-probe\nversion: 0.1.0\n")
+    (chart / "files" / "rules.yaml").write_text(render.HELM_RULES.read_text())
+    defaults = yaml.safe_load(render.HELM_VALUES.read_text())
+    (chart / "values.yaml").write_text(
+        yaml.safe_dump({"model": {"name": "wine"}, "monitoring": {"prometheusRule": defaults}})
+    )
+    (chart / "templates" / "rules.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rules}\ndata:\n  rules.yaml: |\n"
+        '    {{- tpl (.Files.Get "files/rules.yaml") $ | nindent 4 }}\n'
+    )
+    prefix = "monitoring.prometheusRule.params"
+    result = run(
+        "helm", "template", "probe", chart, "--namespace", "models",
+        "--set", f"{prefix}.errorRatioFor=45s",
+        "--set", f"{prefix}.featureDriftThreshold=0.3",
+        "--set-string", f'{prefix}.metricSelector=namespace="{{{{ .Release.Namespace }}}}"\\, '
+        'model="{{ .Values.model.name }}"',
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(yaml.safe_load(result.stdout)["data"]["rules.yaml"])
+    expected = yaml.safe_load(
+        render.render_rules(
+            {"errorRatioFor": "45s", "featureDriftThreshold": 0.3,
+             "metricSelector": 'namespace="models", model="wine"'}
+        )
+    )  # fmt: skip
+
+    def normalized(doc: dict) -> list:
+        return [
+            {k: re.sub(r"\s+", "", v) if isinstance(v, str) else v for k, v in r.items()}
+            for g in doc["groups"]
+            for r in g["rules"]
+        ]
+
+    assert normalized(rendered) == normalized(expected)
+
+
+@pytest.mark.render
+def test_the_alertmanager_example_is_valid_and_routes_by_severity_and_model() -> None:
+    result = run("amtool", "check-config", AM_EXAMPLE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    def route(*labels: str) -> str:
+        r = run("amtool", "config", "routes", "test", f"--config.file={AM_EXAMPLE}", *labels)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    assert route("severity=critical", "model=wine-quality") == "modelops-pager,team-wine"
+    assert route("severity=warning", "model=wine-quality") == "team-wine"
+    assert route("severity=warning", "model=diabetes") == "team-diabetes"
+    assert route("severity=warning", "model=other") == "modelops-chat"
+    assert route("severity=info", "model=wine") == "null"
+
+
+def test_the_alertmanager_example_keeps_secrets_in_files_and_inhibits_warnings() -> None:
+    config = yaml.safe_load(AM_EXAMPLE.read_text())
+    text = AM_EXAMPLE.read_text()
+    assert "/etc/alertmanager/secrets/modelops-alerting/" in config["global"]["slack_api_url_file"]
+    pager = next(r for r in config["receivers"] if r["name"] == "modelops-pager")
+    auth = pager["webhook_configs"][0]["http_config"]["authorization"]
+    assert auth["credentials_file"].startswith("/etc/alertmanager/secrets/modelops-alerting/")
+    assert "api_url:" not in text
+    assert "credentials:" not in text
+    secret = yaml.safe_load((ALERTS / "alertmanager" / "secret.yaml").read_text())
+    assert set(secret["stringData"]) == {"slack-api-url", "pager-token"}
+    inhibit = config["inhibit_rules"][0]
+    assert inhibit["source_matchers"] == ['severity="critical"']
+    assert "warning" in inhibit["target_matchers"][0]
+    assert inhibit["equal"] == ["namespace", "model", "version"]

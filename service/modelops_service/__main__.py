@@ -1,0 +1,73 @@
+"""Entry point: ``python -m modelops_service --host H --port P``.
+
+Settings come from MODELOPS_* environment variables; --host/--port override
+MODELOPS_HOST/MODELOPS_PORT. Before uvicorn starts, the artifact's digest is
+checked (without unpickling it): a mismatch exits with status 2 and a clear
+message, so nothing is ever served from an unverified model. The lifespan
+checks again on the bytes it actually loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.config
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from pydantic import ValidationError
+
+from modelops_service.app import create_app
+from modelops_service.artifact import ArtifactRejectedError, verify_artifact
+from modelops_service.logs import log_config
+from modelops_service.settings import Settings
+
+EXIT_CONFIG = 2
+
+log = logging.getLogger("modelops_service")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modelops_service", description=__doc__)
+    parser.add_argument("--host", help="bind address (default: MODELOPS_HOST or 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="bind port (default: MODELOPS_PORT or 8080)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+
+    logging.config.dictConfig(log_config("info"))
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as err:
+        log.error("invalid settings", extra={"fields": {"errors": err.errors(include_url=False)}})
+        return EXIT_CONFIG
+    config = log_config(settings.log_level)
+    logging.config.dictConfig(config)
+
+    try:
+        verify_artifact(settings.model_dir, settings.model_sha256)
+    except ArtifactRejectedError as err:
+        log.error(str(err), extra={"fields": {"model_dir": str(settings.model_dir)}})
+        return EXIT_CONFIG
+    except (OSError, ValidationError) as err:
+        log.error(
+            f"cannot read the model card in {settings.model_dir}: {err}",
+            extra={"fields": {"model_dir": str(settings.model_dir)}},
+        )
+        return EXIT_CONFIG
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=config,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

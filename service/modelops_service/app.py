@@ -1,0 +1,97 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+Building the app reads only the model card (JSON, for metric labels, the
+validation schema and the OpenAPI request schema). The model itself is
+verified and unpickled in the lifespan; the warm-up prediction runs right
+after startup, and /readyz turns 200 when it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import prometheus_client
+from fastapi import FastAPI, Request
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.responses import Response
+
+from modelops_service import __version__
+from modelops_service.card import read_card
+from modelops_service.logs import RequestContextMiddleware
+from modelops_service.routes import health, v1, v2
+from modelops_service.routes.common import json_response
+from modelops_service.service import ModelService
+from modelops_service.settings import Settings
+from modelops_service.telemetry import HTTP_LATENCY_BUCKETS, http_instrumentation
+
+log = logging.getLogger("modelops_service")
+
+
+def _registry() -> CollectorRegistry:
+    # _created series add nothing the dashboards use and double the counter series.
+    prometheus_client.disable_created_metrics()
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # process_resident_memory_bytes and friends
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    card = read_card(settings.model_dir)
+    registry = _registry()
+    service = ModelService(settings, card, registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.load()  # ArtifactRejectedError here fails startup: nothing is ever served
+        warm_up = asyncio.create_task(service.warm_up())
+        try:
+            yield
+        finally:
+            warm_up.cancel()
+            await service.aclose()
+
+    app = FastAPI(
+        title=f"modelops model service: {card.name} v{card.version}",
+        version=__version__,
+        description=f"{card.description}\n\nTask: {card.task}. Features: "
+        + ", ".join(card.feature_names)
+        + ".",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.include_router(health.router)
+    app.include_router(v1.build_router(card, settings.max_instances))
+    app.include_router(v2.build_router(card))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"fields": {"request_id": request.state.request_id, "path": request.url.path}},
+        )
+        return json_response(
+            {"error": "internal error", "request_id": request.state.request_id}, 500
+        )
+
+    # HTTP metrics: the instrumentator's middleware, handler names, status grouping
+    # and /metrics endpoint; its standard series, with model/version labels.
+    Instrumentator(registry=registry).add(
+        http_instrumentation(registry, card.name, card.version, HTTP_LATENCY_BUCKETS)
+    ).instrument(app).expose(app, tags=["metrics"])
+    # Added last, so it is the outermost middleware: its latency covers everything.
+    app.add_middleware(
+        RequestContextMiddleware,
+        registry=registry,
+        model=card.name,
+        version=card.version,
+        log_features=settings.log_features,
+    )
+    return app

@@ -1,0 +1,103 @@
+"""What every router shares: the service dependency, JSON bodies in and out, errors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+import orjson
+from fastapi import Depends, Request
+from starlette.responses import Response
+
+from modelops_service.service import ModelService
+from modelops_service.validation import (
+    InputError,
+    body_too_large,
+    check_content_type,
+    parse_json,
+)
+
+JSON = "application/json"
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def get_service(request: Request) -> ModelService:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[ModelService, Depends(get_service)]
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, np.ndarray | np.generic):  # e.g. a non-contiguous array
+        return value.tolist()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    content = orjson.dumps(body, default=_fallback, option=_DUMPS_OPTIONS)
+    return Response(content, status_code, media_type=JSON)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The parsed JSON body; InputError for a wrong content type, a body over
+    ``limit`` bytes (declared or actual) and malformed JSON."""
+    check_content_type(request.headers.get("content-type"))
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise body_too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise body_too_large(limit)
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks))
+
+
+def input_error_response(request: Request, svc: ModelService, error: InputError) -> Response:
+    """Count the refusal by reason and answer it with field-level detail."""
+    svc.rejected(error)
+    request.state.reasons = sorted(error.reasons)
+    body = {"model": svc.name, "version": svc.version, **error.body()}
+    return json_response(body, error.status)
+
+
+def not_ready_response(svc: ModelService) -> Response:
+    return json_response(
+        {"error": "model not ready", "model": svc.name, "version": svc.version}, 503
+    )
+
+
+def error_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "error": {"type": "string"},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "errors_total": {"type": "integer"},
+            "detail": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                        "msg": {"type": "string"},
+                        "type": {"type": "string", "description": "the reason"},
+                    },
+                },
+            },
+        },
+    }
+
+
+def error_responses() -> dict[int | str, dict[str, Any]]:
+    content = {JSON: {"schema": error_schema()}}
+    return {
+        400: {"description": "Malformed JSON", "content": content},
+        413: {"description": "Body too large", "content": content},
+        415: {"description": "Content type is not application/json", "content": content},
+        422: {"description": "Invalid instances (field-level detail)", "content": content},
+        503: {"description": "Model not ready yet", "content": content},
+    }

@@ -1,0 +1,122 @@
+"""The served model: state shared by the handlers, built once per app.
+
+Holds the card, the validation schema, the metrics, the drift window and
+(after the lifespan loaded it) the model and its predictor. Handlers call
+``predict``/``rejected``; everything that has to happen for every answered
+or refused request happens here, in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+from threadpoolctl import threadpool_limits
+
+from modelops_service.artifact import LoadedModel, Prediction, load_model
+from modelops_service.card import ModelCard
+from modelops_service.monitor import DriftMonitor
+from modelops_service.predictor import InlinePredictor, Predictor
+from modelops_service.settings import Settings
+from modelops_service.telemetry import ModelTelemetry
+from modelops_service.validation import Batch, FeatureSchema, InputError
+from modelops_service.window import SlidingWindow
+
+log = logging.getLogger("modelops_service")
+
+
+class ModelService:
+    def __init__(self, settings: Settings, card: ModelCard, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.card = card
+        self.registry = registry
+        self.is_classifier = card.task == "classification"
+        self.output_names: tuple[str, ...] = (
+            ("predict", "predict_proba") if self.is_classifier else ("predict",)
+        )
+        self.schema = FeatureSchema.from_card(
+            card,
+            tolerance=settings.range_tolerance,
+            policy=settings.range_policy,
+            max_instances=settings.max_instances,
+        )
+        self.telemetry = ModelTelemetry(registry, card)
+        self.window = SlidingWindow(len(card.features), settings.drift_window)
+        self.drift = DriftMonitor(
+            card.reference,
+            card.feature_names,
+            self.window,
+            min_rows=settings.drift_min_rows,
+            refresh_seconds=settings.drift_refresh_seconds,
+        )
+        self.telemetry.attach_drift(self.drift)
+        self.model: LoadedModel | None = None
+        self.predictor: Predictor | None = None
+        self.ready = False
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+    def load(self) -> None:
+        """Verify and unpickle the artifact. Raises ArtifactRejectedError on a digest mismatch."""
+        self.model = load_model(self.settings.model_dir, self.settings.model_sha256)
+        threadpool_limits(limits=self.settings.inference_threads)  # process-wide
+        self.predictor = InlinePredictor(self.model, self.telemetry.inference)
+        self.telemetry.loaded()
+        log.info(
+            "model loaded",
+            extra={
+                "fields": {
+                    "model": self.name,
+                    "version": self.version,
+                    "sha256": self.card.sha256,
+                    "model_dir": str(self.settings.model_dir),
+                }
+            },
+        )
+
+    def warm_up_rows(self) -> np.ndarray:
+        """One row of training means: a valid input for the warm-up call."""
+        return np.array([[f.mean for f in self.card.features]], dtype=np.float64)
+
+    async def warm_up(self) -> None:
+        """One prediction outside the metrics and the drift window, then ready."""
+        if self.predictor is None:
+            raise RuntimeError("warm_up before load")
+        await self.predictor.predict(self.warm_up_rows())
+        if self.settings.readiness_delay_seconds:
+            await asyncio.sleep(self.settings.readiness_delay_seconds)
+        self.ready = True
+        self.telemetry.set_ready(True)
+        log.info("model ready", extra={"fields": {"model": self.name, "version": self.version}})
+
+    async def predict(self, batch: Batch) -> Prediction:
+        """Predict one request's rows, and record them (metrics, drift window)."""
+        if self.predictor is None:
+            raise RuntimeError("predict before load")
+        if batch.flagged:
+            self.telemetry.input_errors(batch.flagged)
+        try:
+            prediction = await self.predictor.predict(batch.features)
+        except Exception:
+            self.telemetry.prediction_failed(len(batch))
+            raise
+        self.telemetry.predicted(prediction)
+        self.window.append(batch.features, prediction.signal)
+        return prediction
+
+    def rejected(self, error: InputError) -> None:
+        self.telemetry.input_errors(error.reasons)
+
+    async def aclose(self) -> None:
+        self.ready = False
+        self.telemetry.set_ready(False)
+        if self.predictor is not None:
+            await self.predictor.aclose()

@@ -1,0 +1,101 @@
+"""The service's settings: one pydantic-settings class, environment prefix ``MODELOPS_``.
+
+Nothing is read at import time: ``Settings()`` reads the environment when the
+entry point (or a test) builds it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 8080
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MODELOPS_", extra="ignore", protected_namespaces=()
+    )
+
+    # --- the artifact ---
+    model_dir: Path = Field(
+        description="Directory holding model.joblib and model.json.",
+    )
+    model_sha256: str | None = Field(
+        default=None,
+        description="Expected sha256 of model.joblib. When set, a different digest is "
+        "refused. The digest in model.json is always checked as well.",
+    )
+
+    # --- network ---
+    host: str = Field(default="0.0.0.0", description="Bind address.")
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Bind port.")
+
+    # --- input limits and validation ---
+    max_body_bytes: int = Field(default=1_048_576, ge=1, description="Largest request body.")
+    max_instances: int = Field(default=1000, ge=1, description="Most rows in one request.")
+    range_policy: Literal["flag", "reject"] = Field(
+        default="flag",
+        description="What to do with a value outside the training range (plus tolerance): "
+        "'flag' answers and counts it, 'reject' answers 422.",
+    )
+    range_tolerance: float = Field(
+        default=0.1,
+        ge=0.0,
+        description="How far outside the training range a value may lie before it is out of "
+        "range, as a fraction of the range's width (0.1: 10% on either side).",
+    )
+
+    # --- drift ---
+    drift_window: int = Field(default=1000, ge=1, description="Rows in the sliding window.")
+    drift_min_rows: int = Field(
+        default=100,
+        ge=1,
+        description="Rows the window needs before drift scores are exported.",
+    )
+    drift_refresh_seconds: float = Field(
+        default=5.0,
+        ge=0.0,
+        description="Shortest time between two drift computations (they run on scrape or "
+        "on GET /v1/drift, never on the request path).",
+    )
+
+    # --- inference ---
+    inference_threads: int = Field(
+        default=1,
+        ge=1,
+        description="OpenMP/BLAS threads per model call. One suits small batches: more threads "
+        "cost more in start-up and contention than they save on a few rows.",
+    )
+
+    # --- readiness ---
+    readiness_delay_seconds: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Extra time to stay not-ready after the warm-up prediction (lets probes "
+        "and rollout drills see the not-ready phase).",
+    )
+
+    # --- logs ---
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_features: bool = Field(
+        default=False, description="Put the feature values of each request into its log line."
+    )
+
+    @field_validator("model_sha256")
+    @classmethod
+    def _lowercase_hex(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip().lower()
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise ValueError("must be 64 hex digits")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value

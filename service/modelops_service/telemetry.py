@@ -1,0 +1,248 @@
+"""Prometheus metrics of one served model, named only from ``catalog``.
+
+All series live in one registry per app. Label children are bound once, so
+the request path pays for a few increments, not for label lookups. Per-row
+histograms (prediction value, confidence) are filled with one vectorized
+``np.searchsorted`` per request instead of one ``observe`` per row. Drift
+gauges are computed by a collector when /metrics is scraped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_fastapi_instrumentator.metrics import Info
+
+from modelops_service import catalog
+from modelops_service.artifact import Prediction
+from modelops_service.card import ModelCard
+from modelops_service.monitor import DriftMonitor
+
+INFERENCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+DEFAULT_VALUE_BUCKETS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0)
+# HTTP latency buckets for prometheus-fastapi-instrumentator (its default is 0.1, 0.5, 1:
+# too coarse for a p95 of a millisecond service).
+HTTP_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+def _counter(m: catalog.Metric, registry: CollectorRegistry) -> Counter:
+    # prometheus_client appends _total itself; the catalog spells the exposed name.
+    return Counter(m.name.removesuffix("_total"), m.help, m.labels, registry=registry)
+
+
+def _gauge(m: catalog.Metric, registry: CollectorRegistry) -> Gauge:
+    return Gauge(m.name, m.help, m.labels, registry=registry)
+
+
+def _histogram(m: catalog.Metric, registry: CollectorRegistry, buckets: Sequence[float]):
+    return Histogram(m.name, m.help, m.labels, registry=registry, buckets=buckets)
+
+
+def http_instrumentation(
+    registry: CollectorRegistry, model: str, version: str, buckets: Sequence[float]
+) -> Callable[[Info], None]:
+    """The instrumentator's default HTTP metrics (same names and meaning), with
+    ``model`` and ``version`` labels on every series.
+
+    ``metrics.default(custom_labels=...)`` would also add an unlabeled
+    ``http_request_duration_highr_seconds``; per-version analysis cannot use it,
+    so this instrumentation leaves it out.
+    """
+    requests = _counter(catalog.HTTP_REQUESTS, registry)
+    latency = _histogram(catalog.HTTP_REQUEST_DURATION, registry, buckets)
+    m = catalog.HTTP_REQUEST_SIZE
+    request_size = Summary(m.name, m.help, m.labels, registry=registry)
+    m = catalog.HTTP_RESPONSE_SIZE
+    response_size = Summary(m.name, m.help, m.labels, registry=registry)
+    children: dict[tuple[str, str, str], tuple] = {}
+
+    def instrumentation(info: Info) -> None:
+        key = (info.modified_handler, info.method, info.modified_status)
+        bound = children.get(key)
+        if bound is None:
+            handler, method, status = key
+            bound = (
+                requests.labels(handler, method, status, model, version),
+                latency.labels(handler, method, model, version),
+                request_size.labels(handler, model, version),
+                response_size.labels(handler, model, version),
+            )
+            if len(children) < 4096:
+                children[key] = bound
+        total, duration, size_in, size_out = bound
+        total.inc()
+        duration.observe(info.modified_duration)
+        size_in.observe(int(info.request.headers.get("content-length", 0) or 0))
+        response = info.response
+        size_out.observe(
+            int(response.headers.get("content-length", 0) or 0) if response is not None else 0
+        )
+
+    return instrumentation
+
+
+class VectorHistogram(Collector):
+    """A histogram observed a whole array at a time; exported like any other."""
+
+    def __init__(
+        self, metric: catalog.Metric, label_values: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self.metric = metric
+        self.label_values = list(label_values)
+        self.bounds = np.array([*sorted(set(buckets)), np.inf], dtype=np.float64)
+        self._counts = np.zeros(len(self.bounds), dtype=np.int64)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe_many(self, values: np.ndarray) -> None:
+        # bucket i counts values <= bounds[i]: the first bound >= value
+        idx = np.searchsorted(self.bounds, values, side="left")
+        counts = np.bincount(idx, minlength=len(self.bounds))
+        total = float(np.sum(values))
+        with self._lock:
+            self._counts += counts
+            self._sum += total
+
+    def _family(self) -> HistogramMetricFamily:
+        return HistogramMetricFamily(self.metric.name, self.metric.help, labels=self.metric.labels)
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            cumulative = np.cumsum(self._counts)
+            total = self._sum
+        family = self._family()
+        buckets = [
+            ("+Inf" if np.isinf(b) else repr(float(b)), float(c))
+            for b, c in zip(self.bounds, cumulative, strict=True)
+        ]
+        family.add_metric(self.label_values, buckets, sum_value=total)
+        yield family
+
+
+class DriftCollector(Collector):
+    """Drift gauges, computed from the sliding window at scrape time."""
+
+    def __init__(self, monitor: DriftMonitor, model: str, version: str) -> None:
+        self.monitor = monitor
+        self.labels = [model, version]
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                catalog.FEATURE_DRIFT.name,
+                catalog.FEATURE_DRIFT.help,
+                labels=catalog.FEATURE_DRIFT.labels,
+            ),
+            GaugeMetricFamily(
+                catalog.PREDICTION_DRIFT.name,
+                catalog.PREDICTION_DRIFT.help,
+                labels=catalog.PREDICTION_DRIFT.labels,
+            ),
+            GaugeMetricFamily(
+                catalog.DRIFT_WINDOW_ROWS.name,
+                catalog.DRIFT_WINDOW_ROWS.help,
+                labels=catalog.DRIFT_WINDOW_ROWS.labels,
+            ),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        features, prediction, rows = self._families()
+        report = self.monitor.report()
+        rows.add_metric(self.labels, report.window_rows)
+        # No score until the window holds drift_min_rows rows: a score from a handful
+        # of rows would be noise, and 0 would claim "no drift" without evidence.
+        if report.ready and report.prediction is not None:
+            for name, s in report.features.items():
+                features.add_metric([*self.labels, name, "psi"], s.psi)
+                features.add_metric([*self.labels, name, "ks"], s.ks)
+            prediction.add_metric([*self.labels, "psi"], report.prediction.psi)
+            prediction.add_metric([*self.labels, "ks"], report.prediction.ks)
+        yield features
+        yield prediction
+        yield rows
+
+
+class ModelTelemetry:
+    """The model metrics of the catalog, bound to this model's labels."""
+
+    def __init__(self, registry: CollectorRegistry, card: ModelCard) -> None:
+        labels = (card.name, card.version)
+        self.labels = labels
+        self.registry = registry
+        self.task = card.task
+        self._info = _gauge(catalog.MODEL_INFO, registry)
+        self._info_values = (*labels, card.task, card.sha256, card.framework)
+        self._ready = _gauge(catalog.MODEL_READY, registry).labels(*labels)
+        self._ready.set(0)
+        predictions = _counter(catalog.PREDICTIONS, registry)
+        self._ok = predictions.labels(*labels, "ok")
+        self._error = predictions.labels(*labels, "error")
+        self._inference = _histogram(catalog.INFERENCE_DURATION, registry, INFERENCE_BUCKETS)
+        self._inference = self._inference.labels(*labels)
+        self._batch = _histogram(catalog.BATCH_SIZE, registry, BATCH_BUCKETS).labels(*labels)
+        input_errors = _counter(catalog.INPUT_ERRORS, registry)
+        self._input_errors = {
+            r: input_errors.labels(*labels, r) for r in catalog.INPUT_ERROR_REASONS
+        }
+        self._value = VectorHistogram(
+            catalog.PREDICTION_VALUE,
+            labels,
+            card.prediction_buckets or DEFAULT_VALUE_BUCKETS,
+        )
+        self._confidence = VectorHistogram(
+            catalog.PREDICTION_CONFIDENCE, labels, CONFIDENCE_BUCKETS
+        )
+        # Both histograms are registered so every catalog series exists for every model;
+        # a regressor's confidence (and a classifier's value) histogram just stays empty.
+        registry.register(self._value)
+        registry.register(self._confidence)
+        predicted_class = _counter(catalog.PREDICTED_CLASS, registry)
+        classes = card.target.classes or []
+        self._classes = [predicted_class.labels(*labels, str(c)) for c in classes]
+
+    def loaded(self) -> None:
+        self._info.labels(*self._info_values).set(1)
+
+    def set_ready(self, ready: bool) -> None:
+        self._ready.set(1 if ready else 0)
+
+    def inference(self, seconds: float) -> None:
+        """One model call (which may serve several requests once batching exists)."""
+        self._inference.observe(seconds)
+
+    def input_errors(self, reasons: frozenset[str]) -> None:
+        for reason in reasons:
+            self._input_errors[reason].inc()
+
+    def prediction_failed(self, rows: int) -> None:
+        self._error.inc(rows)
+
+    def predicted(self, prediction: Prediction) -> None:
+        """Rows answered for one request."""
+        n = len(prediction)
+        self._ok.inc(n)
+        self._batch.observe(n)
+        if prediction.confidence is not None:
+            self._confidence.observe_many(prediction.confidence)
+            index = prediction.signal.astype(np.intp)
+            for k, count in enumerate(np.bincount(index, minlength=len(self._classes))):
+                if count:
+                    self._classes[k].inc(int(count))
+        else:
+            self._value.observe_many(prediction.predictions)
+
+    def attach_drift(self, monitor: DriftMonitor) -> None:
+        self.registry.register(DriftCollector(monitor, *self.labels))

@@ -1,0 +1,161 @@
+"""Start-up of the real process: digest refusal, readiness, logs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.metrics_text import scrape
+from tests.support.service_process import ServiceProcess, running_service, start_service
+
+
+def test_declared_sha256_mismatch_refuses_to_start(model_root: Path, tmp_path: Path) -> None:
+    wrong = "0" * 64
+    svc = start_service(
+        model_root / "wine" / "1",
+        env={"MODELOPS_MODEL_SHA256": wrong},
+        wait=False,
+        log_dir=tmp_path,
+    )
+    try:
+        code = svc.wait_exit()
+    finally:
+        svc.stop()
+    assert code != 0
+    logs = svc.logs()
+    assert "refusing to load" in logs, logs
+    assert wrong in logs
+    assert "Uvicorn running" not in logs  # nothing was ever served
+
+
+def test_artifact_not_matching_its_card_refuses_to_start(model_root: Path, tmp_path: Path) -> None:
+    tampered = tmp_path / "wine-1"
+    shutil.copytree(model_root / "wine" / "1", tampered)
+    with open(tampered / "model.joblib", "ab") as fh:
+        fh.write(b"\0")  # any change to the pickle
+    svc = start_service(tampered, wait=False, log_dir=tmp_path)
+    try:
+        code = svc.wait_exit()
+    finally:
+        svc.stop()
+    assert code != 0
+    assert "model.json declares" in svc.logs()
+
+
+def test_matching_declared_sha256_serves(model_root: Path, tmp_path: Path) -> None:
+    card = json.loads((model_root / "diabetes" / "2" / "model.json").read_text())
+    env = {"MODELOPS_MODEL_SHA256": card["sha256"].upper()}  # case does not matter
+    with running_service(model_root / "diabetes" / "2", env=env, log_dir=tmp_path) as svc:
+        resp = httpx.get(f"{svc.url}/v1/model", timeout=30)
+        assert resp.json()["version"] == "2"
+
+
+def test_readyz_is_503_until_the_model_is_ready(model_root: Path, tmp_path: Path) -> None:
+    # Hold readiness far longer than the test takes: the not-ready phase is then certain.
+    env = {"MODELOPS_READINESS_DELAY_SECONDS": "600"}
+    svc = start_service(model_root / "wine" / "1", env=env, wait=False, log_dir=tmp_path)
+    try:
+        wait_until_serving(svc)
+        with httpx.Client(base_url=svc.url, timeout=30) as client:
+            ready = client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["status"] == "not ready"
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/v2/health/ready").status_code == 503
+            assert client.get("/v2/models/wine/ready").status_code == 503
+            predict = client.post("/v1/predict", json={"instances": [[13.0] * 13]})
+            assert predict.status_code == 503
+            assert scrape(client).value("model_ready", model="wine", version="1") == 0
+    finally:
+        svc.stop()
+
+
+def wait_until_serving(svc: ServiceProcess) -> None:
+    with httpx.Client(base_url=svc.url, timeout=5) as client:
+        for _ in range(1200):
+            assert svc.returncode is None, svc.logs()
+            try:
+                if client.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            import time
+
+            time.sleep(0.05)
+    pytest.fail(f"service never answered /healthz\n{svc.logs()}")
+
+
+def test_sigterm_shuts_down_gracefully(model_root: Path, tmp_path: Path) -> None:
+    with running_service(model_root / "wine" / "2", log_dir=tmp_path) as svc:
+        pass
+    # uvicorn finishes the shutdown, then re-raises the signal it caught (exit 143 in a pod)
+    assert svc.returncode in (0, -signal.SIGTERM), svc.logs()
+    assert "Application shutdown complete." in svc.logs()
+
+
+def log_lines_until(svc: ServiceProcess, done, timeout: float = 30.0) -> list[dict]:
+    """The parsed log, once ``done(lines)`` holds: a request's line is written after
+    its response is sent, so it can trail the response by a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [json.loads(line) for line in svc.logs().splitlines() if line.strip()]
+        if done(lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_one_json_log_line_per_request(wine: ServiceProcess) -> None:
+    with httpx.Client(base_url=wine.url, timeout=30) as client:
+        resp = client.post(
+            "/v1/predict",
+            json={
+                "instances": [[13.0, 2.0, 2.4, 19.0, 100, 2.3, 2.0, 0.36, 1.6, 5.0, 1.0, 2.6, 750]]
+                * 3
+            },
+            headers={"x-request-id": "test-log-line-1"},
+        )
+        assert resp.status_code == 200
+        assert resp.headers["x-request-id"] == "test-log-line-1"
+        bad = client.post(
+            "/v1/predict",
+            content=b"{",
+            headers={"x-request-id": "test-log-line-2", "content-type": "application/json"},
+        )
+        assert bad.status_code == 400
+    lines = log_lines_until(
+        wine,
+        lambda ls: (
+            {"test-log-line-1", "test-log-line-2"} <= {line.get("request_id") for line in ls}
+        ),
+    )
+    assert all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    ok = [line for line in lines if line.get("request_id") == "test-log-line-1"]
+    assert len(ok) == 1
+    assert ok[0] | {"ts": None, "latency_ms": None, "client": None} == {
+        "ts": None,
+        "level": "info",
+        "logger": "modelops_service.access",
+        "msg": "request",
+        "request_id": "test-log-line-1",
+        "model": "wine",
+        "version": "1",
+        "method": "POST",
+        "route": "/v1/predict",
+        "path": "/v1/predict",
+        "status": 200,
+        "latency_ms": None,
+        "batch_size": 3,
+        "client": None,
+    }
+    assert ok[0]["latency_ms"] > 0
+    refused = [line for line in lines if line.get("request_id") == "test-log-line-2"]
+    assert len(refused) == 1
+    assert refused[0]["status"] == 400
+    assert refused[0]["reasons"] == ["malformed_json"]
+    assert "features" not in ok[0]  # not logged unless MODELOPS_LOG_FEATURES asks

@@ -2,7 +2,8 @@
 
 Tools come from the repo's .cache/bin (make tools) first, then PATH; a missing tool is
 an install bug, so it fails loudly instead of skipping. Helm 3 joins the run when
-hack/versions.env pins HELM3_VERSION (the install step then puts `helm3` in .cache/bin).
+hack/versions.env pins HELM3_VERSION (the install step then puts `helm3` in .cache/bin),
+or when a `helm3` is in .cache/bin.
 """
 
 from __future__ import annotations
@@ -50,9 +51,13 @@ def pinned_versions() -> dict[str, str]:
 
 
 def helm_binaries() -> list[str]:
-    """Names of the helm majors the render and install tests run under."""
+    """Names of the helm majors the render and install tests run under.
+
+    helm (v4) always; helm3 when versions.env pins HELM3_VERSION (then it must be
+    installed) or when a helm3 sits in .cache/bin anyway.
+    """
     names = ["helm"]
-    if pinned_versions().get("HELM3_VERSION"):
+    if pinned_versions().get("HELM3_VERSION") or (CACHE_BIN / "helm3").exists():
         names.append("helm3")
     return names
 

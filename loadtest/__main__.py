@@ -14,7 +14,7 @@ from loadtest.runner import (
     LoadTestError,
     run,
 )
-from loadtest.scenarios import SCENARIOS
+from loadtest.scenarios import SCENARIOS, load_rows
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,6 +34,11 @@ def parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=32, help=f"most requests in flight ({MAX_CONCURRENCY})"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the rows")
+    p.add_argument(
+        "--rows",
+        help="JSON Lines (or a JSON array) of real rows to draw from, instead of sampling each "
+        "feature from the card's reference bins on its own",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
     p.add_argument("--drift-shift", type=float, default=1.5, help="drift: final shift in std")
     p.add_argument(
@@ -58,6 +63,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        rows = load_rows(args.rows) if args.rows else ()
+    except (OSError, ValueError) as err:
+        print(f"loadtest: --rows: {err}", file=sys.stderr)
+        return 2
+    try:
         summary = run(
             args.url,
             args.scenario,
@@ -75,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             bad_fraction=args.bad_fraction,
             spike_factor=args.spike_factor,
             spike_width=args.spike_width,
+            base_rows=rows,
         )
-    except LoadTestError as err:
+    except (LoadTestError, ValueError) as err:
         print(f"loadtest: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -256,6 +256,6 @@ def run(url: str, scenario: str, rate: float, duration: float, **kwargs: Any) ->
     flight), ``seed``, ``timeout`` (per request, seconds), ``progress`` (a text stream for
     the once-a-second progress line, None for silence), ``allow_remote`` (permit a
     non-loopback URL), and the scenario's options (``drift_shift``, ``drift_ramp``,
-    ``drift_features``, ``bad_fraction``, ``spike_factor``, ``spike_width``).
+    ``drift_features``, ``bad_fraction``, ``spike_factor``, ``spike_width``, ``base_rows``).
     """
     return asyncio.run(arun(url, scenario, rate, duration, **kwargs))

@@ -1,8 +1,12 @@
 """What the traffic generator sends: rows and requests per scenario (pure, no network).
 
 The rows follow the model's own card (``GET /v1/model``): each feature is drawn from the
-quantile bins of the training reference, so "normal" traffic is in distribution and keeps
-the drift scores low. Scenarios:
+quantile bins of the training reference, so every feature's distribution is the training
+one and the feature drift scores stay low. Those draws are independent per feature, though:
+the joint distribution (and so the distribution of the predictions) is not the training
+one, and a regressor's prediction drift may read high. Pass rows of real data (``rows``,
+``--rows FILE``: a holdout set, an export of production inputs) to draw whole rows instead.
+Scenarios:
 
 - ``normal``: in-distribution rows at a constant rate.
 - ``drift``: the population moves gradually: a fixed subset of the features slides by up to
@@ -23,6 +27,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SCENARIOS = ("normal", "drift", "bad-input", "spike")
@@ -132,6 +137,7 @@ class Scenario:
     bad_fraction: float = 0.3
     spike_factor: float = 4.0
     spike_width: float = 0.2
+    base_rows: tuple[dict[str, float], ...] = ()
     _rng: random.Random = field(init=False, repr=False)
     _bad_index: int = field(init=False, default=0, repr=False)
     _drifted: frozenset[str] = field(init=False, repr=False)
@@ -143,6 +149,11 @@ class Scenario:
         names = [f.name for f in self.schema.features]
         k = max(1, round(len(names) * self.drift_features))
         self._drifted = frozenset(random.Random(self.seed + 1).sample(names, k))
+        for row in self.base_rows[:1]:
+            if set(row) != set(names):
+                raise ValueError(
+                    f"rows have the fields {sorted(row)}; the model wants {sorted(names)}"
+                )
 
     # --- rate --------------------------------------------------------------------------
     def rate_at(self, elapsed: float) -> float:
@@ -167,12 +178,13 @@ class Scenario:
 
     def row(self, elapsed: float = 0.0) -> dict[str, float]:
         shift = self.shift_at(elapsed)
+        base = self._rng.choice(self.base_rows) if self.base_rows else None
         row = {}
         for f in self.schema.features:
-            value = sample_value(f, self._rng)
+            value = float(base[f.name]) if base else sample_value(f, self._rng)
             if shift and f.name in self._drifted:
                 value += shift * f.std
-            row[f.name] = round(value, 6)
+            row[f.name] = value
         return row
 
     def rows(self, n: int, elapsed: float = 0.0) -> list[dict[str, float]]:
@@ -220,6 +232,19 @@ def bad_request(kind: str, schema: ModelSchema, row: dict[str, float]) -> Reques
     else:
         raise ValueError(f"unknown kind of bad input {kind!r}")
     return Request(body, kind)
+
+
+def load_rows(path: str | Path) -> tuple[dict[str, float], ...]:
+    """Rows of feature values from JSON Lines (one object per line) or a JSON array."""
+    text = Path(path).read_text()
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        rows = json.loads(stripped)
+    else:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if not rows or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"{path}: expected JSON objects of feature values, one per row")
+    return tuple(rows)
 
 
 def make_scenario(name: str, card: Mapping[str, Any], **options: Any) -> Scenario:

@@ -136,19 +136,6 @@ def render(chart: Path, *args: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 
-def seeded_chart(tmp_path: Path) -> Path:
-    """The chart with one rule group and one dashboard more, so every template renders."""
-    chart = tmp_path / "model-service"
-    shutil.copytree(CHART, chart)
-    (chart / "files" / "rules").mkdir(parents=True, exist_ok=True)
-    (chart / "files" / "rules" / "zz-kind-test.yaml").write_text(
-        "groups:\n- name: kind-test\n  rules:\n  - record: kind_test:up\n    expr: up\n"
-    )
-    (chart / "files" / "dashboards").mkdir(parents=True, exist_ok=True)
-    (chart / "files" / "dashboards" / "zz-kind-test.json").write_text('{"title": "kind test"}')
-    return chart
-
-
 def assert_selected(values: dict, docs: list[dict]) -> dict[str, int]:
     seen = {"ServiceMonitor": 0, "PrometheusRule": 0, "dashboard": 0}
     dashboards = sidecar(values)
@@ -168,33 +155,30 @@ def assert_selected(values: dict, docs: list[dict]) -> dict[str, int]:
 
 
 @pytest.mark.render
-def test_kps_selects_the_monitoring_objects_the_chart_renders(values, tmp_path):
-    seen = assert_selected(values, render(seeded_chart(tmp_path)))
-    assert seen == {"ServiceMonitor": 1, "PrometheusRule": 1, "dashboard": seen["dashboard"]}
-    assert seen["dashboard"] >= 1
+def test_kps_selects_the_monitoring_objects_the_chart_renders(values):
+    seen = assert_selected(values, render(CHART))
+    dashboards = sorted((CHART / "files" / "dashboards").glob("*.json"))
+    assert dashboards, "the chart carries the dashboards of dashboards/"
+    assert seen == {"ServiceMonitor": 1, "PrometheusRule": 1, "dashboard": len(dashboards)}
 
 
 @pytest.mark.render
-def test_kps_selects_them_without_the_release_label(values, tmp_path):
+def test_kps_selects_them_without_the_release_label(values):
     """An install that drops `release: ...` (or names another release) is still seen."""
     docs = render(
-        seeded_chart(tmp_path),
+        CHART,
         "--set-json",
         'monitoring.serviceMonitor.labels={"release":"another"}',
-        "--set-json",
-        "monitoring.prometheusRule.labels={}",
+        "--set",
+        "monitoring.prometheusRule.labels.release=null",
+        "--set",
+        "monitoring.dashboards.namespace=grafana-elsewhere",
     )
     seen = assert_selected(values, docs)
     assert seen["ServiceMonitor"] == 1
     assert seen["PrometheusRule"] == 1
+    assert seen["dashboard"] >= 1
     # and the control: kube-prometheus-stack's defaults would have missed them
-    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
-    assert not selects(
-        effective_selector({}, "serviceMonitor", KPS_RELEASE), monitors[0]["metadata"]["labels"]
-    )
-
-
-@pytest.mark.render
-def test_kps_selects_what_the_real_chart_renders(values):
-    seen = assert_selected(values, render(CHART))
-    assert seen["ServiceMonitor"] == 1
+    for kind, prefix in SELECTORS.items():
+        (obj,) = [d for d in docs if d["kind"] == kind]
+        assert not selects(effective_selector({}, prefix, KPS_RELEASE), obj["metadata"]["labels"])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from tests.charts.render import OPERATOR, find, render
+from tests.charts.render import OPERATOR, ROOT, find, render
 
 pytestmark = pytest.mark.render
 
@@ -43,6 +44,7 @@ NAMESPACED_GRANTS = {
     ("", "pods"): READ,
     ("apps", "replicasets"): READ,
     ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
 }
 
 
@@ -57,6 +59,22 @@ def test_cluster_mode_grants_exactly_the_agreed_rights() -> None:
         ("", "namespaces"): READ,
         ("apiextensions.k8s.io", "customresourcedefinitions"): READ,
     }
+
+
+def test_cluster_mode_covers_the_plain_manifests_rbac() -> None:
+    """manifests/rbac/ (the operator without Helm) and the chart grant the same rights."""
+    plain = [
+        d
+        for f in sorted((ROOT / "manifests" / "rbac").glob("*.yaml"))
+        for d in yaml.safe_load_all(f.read_text())
+        if d and d.get("kind") == "ClusterRole"
+    ]
+    (role,) = find(rbac(), "ClusterRole")
+
+    assert plain
+    for plain_role in plain:
+        for key, verbs in grants(plain_role).items():
+            assert verbs <= grants(role).get(key, set()), f"chart lacks {key} {verbs}"
 
 
 def test_cluster_mode_binds_the_operator_service_account() -> None:

@@ -104,8 +104,11 @@ ModelDeployments. The same list serves the ClusterRole and each Role.
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [get, list, watch]
-# Events on the ModelDeployments
+# Events on the ModelDeployments (core and events.k8s.io)
 - apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
 {{- end }}

@@ -201,3 +201,19 @@ def test_the_examples_make_up_and_demo_use_exist_and_run_the_loaded_image(make_v
     assert svc["metadata"]["namespace"] == namespace
     example = yaml.safe_load((ROOT / make_var("KIND_EXAMPLE")).read_text())
     assert svc["spec"]["selector"]["modelops.io/model"] == example["spec"]["model"]["name"]
+
+
+def test_demo_traffic_flags_are_ones_loadtest_accepts():
+    import shlex
+
+    from loadtest.__main__ import parser
+
+    script = (ROOT / "hack" / "kind.sh").read_text()
+    call = re.search(r"-m loadtest (.*?)\)", script, re.S)
+    assert call, "hack/kind.sh runs python -m loadtest"
+    words = shlex.split(call.group(1).replace("\\\n", " "))
+    words = ["http://127.0.0.1:30080" if w == "$TRAFFIC_URL" else w for w in words]
+    args = parser().parse_args(words)
+    assert args.url == "http://127.0.0.1:30080"
+    assert args.scenario == "normal"
+    assert not args.allow_remote

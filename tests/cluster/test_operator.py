@@ -121,12 +121,12 @@ class OperatorProcess:
         text = self.log.read_text() if self.log.exists() else ""
         return "operator log tail:\n" + "\n".join(text.splitlines()[-lines:])
 
-    def metric(self, name: str, **labels: str) -> float:
+    def metric(self, metric: str, **labels: str) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp:
             body = resp.read().decode()
         total = 0.0
         for line in body.splitlines():
-            if not line.startswith(name + "{"):
+            if not line.startswith(metric + "{"):
                 continue
             if all(f'{k}="{v}"' in line for k, v in labels.items()):
                 total += float(line.rsplit(" ", 1)[1])

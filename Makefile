@@ -90,6 +90,24 @@ cluster-status: venv ## Show the processes of the rig cluster-up started (PID, r
 cluster-env: venv ## Print the running rig's KUBECONFIG exports, for eval in a shell (make -s).
 	@$(PY) -m tests.rig env
 
+##@ Charts (charts/model-service, charts/model-operator)
+
+.PHONY: generate
+generate: venv ## Copy alerts/, dashboards/ and manifests/crd/ into the charts and rewrite their README tables.
+	$(PY) hack/generate.py
+
+.PHONY: docs
+docs: venv ## Rewrite only the parameters tables of the charts' READMEs from values.yaml.
+	$(PY) hack/generate.py --only docs
+
+.PHONY: lint-charts
+lint-charts: venv ## Fail when generated chart files are stale; helm lint --strict both charts with every ci/ values file.
+	$(PY) hack/generate.py --check
+	@for chart in charts/model-service charts/model-operator; do \
+	  helm lint --strict $$chart; \
+	  for f in $$chart/ci/*-values.yaml; do helm lint --strict $$chart --values $$f; done; \
+	done
+
 ##@ Kind (the user's path on a laptop: a real cluster in Docker)
 
 # Pinned versions of the kind path (hack/versions.env pins the test rig's tools).

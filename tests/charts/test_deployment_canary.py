@@ -57,10 +57,12 @@ def test_should_give_each_track_its_own_model_artifact_and_digest() -> None:
     deploys = deployments(CANARY)
 
     assert env(deploys["demo-model-service"]) == {
+        "MODELOPS_PORT": "8080",
         "MODELOPS_MODEL_DIR": "/models/wine/1",
         "MODELOPS_MODEL_SHA256": "a" * 64,
     }
     assert env(deploys["demo-model-service-canary"]) == {
+        "MODELOPS_PORT": "8080",
         "MODELOPS_MODEL_DIR": "/models/wine/2",
         "MODELOPS_MODEL_SHA256": "b" * 64,
     }

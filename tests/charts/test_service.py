@@ -23,7 +23,9 @@ def test_should_follow_the_port_value() -> None:
     deploy = one(render(SERVICE, {"port": 9000}), "Deployment")
 
     assert svc["spec"]["ports"][0]["port"] == 9000
-    assert deploy["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 9000
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"][0]["containerPort"] == 9000
+    assert {"name": "MODELOPS_PORT", "value": "9000"} in container["env"]
 
 
 def test_should_select_name_and_instance_only() -> None:

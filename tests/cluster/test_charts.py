@@ -175,7 +175,11 @@ def test_upgrade_rolls_rollback_returns_and_restart_rolls(
     assert v2["metadata"]["name"] != v1["metadata"]["name"]
     assert v2["spec"]["template"]["metadata"]["labels"]["modelops.io/version"] == "2"
     env = {e["name"]: e["value"] for e in v2["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env == {"MODELOPS_MODEL_DIR": "/models/wine/2", "MODELOPS_MODEL_SHA256": SHA_V2}
+    assert env == {
+        "MODELOPS_PORT": "8080",
+        "MODELOPS_MODEL_DIR": "/models/wine/2",
+        "MODELOPS_MODEL_SHA256": SHA_V2,
+    }
     assert v2["status"].get("availableReplicas") == 2
 
     helm("rollback", release, "1", "-n", namespace, "--wait", TIMEOUT)

@@ -80,8 +80,9 @@ spec:
             - name: http
               containerPort: {{ $v.port }}
               protocol: TCP
-          {{- if or $artifact $sha256 $v.extraEnv }}
           env:
+            - name: MODELOPS_PORT
+              value: {{ $v.port | quote }}
             {{- with $artifact }}
             - name: MODELOPS_MODEL_DIR
               value: {{ . | quote }}
@@ -93,7 +94,6 @@ spec:
             {{- with $v.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
-          {{- end }}
           envFrom:
             - configMapRef:
                 name: {{ include "model-service.fullname" $root }}

@@ -249,5 +249,6 @@ bench-setup: ## Install wrk and the peers' pinned venvs (MLServer, KServe) into 
 	bench/setup.sh
 
 .PHONY: bench
-bench: venv models bench-setup ## Benchmark the service vs MLServer, KServe, a bare FastAPI floor (BENCH_ARGS=--help).
-	$(PY) bench/run.py $(BENCH_ARGS)
+bench: venv bench-setup ## Benchmark the service vs MLServer, KServe, a bare FastAPI floor (BENCH_ARGS=--help).
+	@test -f $(MODELS_DIR)/wine/1/model.joblib || $(MAKE) --no-print-directory models
+	$(PY) bench/run.py --model $(MODELS_DIR)/wine/1 $(BENCH_ARGS)

@@ -427,6 +427,18 @@ def tree_pids(root: int) -> list[int]:
     return pids
 
 
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time of a server's process tree (all threads), in seconds."""
+    ticks = 0
+    for pid in tree_pids(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(root: int) -> float:
     total_kib = 0
     for pid in tree_pids(root):
@@ -517,6 +529,10 @@ class Cell:
     def median_latency_ms(self, pct: str) -> float:
         return statistics.median(r["latency_us"][pct] for r in self.reps) / 1000
 
+    def _median_of(self, key: str) -> float | None:
+        values = [r[key] for r in self.reps if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
     def summary(self) -> dict[str, Any]:
         rps = self.median("rps")
         return {
@@ -527,6 +543,8 @@ class Cell:
             "rows_per_s": rps * self.rows,
             "p50_ms": self.median_latency_ms("p50"),
             "p99_ms": self.median_latency_ms("p99"),
+            "cpu_ms_per_req": self._median_of("cpu_ms_per_req"),
+            "core_share": self._median_of("core_share"),
             "errors": sum(r["error_count"] for r in self.reps),
             "rss_mib_max": max(self.rss_mib) if self.rss_mib else None,
             "reps": self.reps,
@@ -610,8 +628,16 @@ def run(args: argparse.Namespace) -> int:
                         body = bodies[server.key][n]
                         if args.warmup > 0:
                             wrk(server.predict_url, body, c, args.warmup, load_cpu)
+                        cpu_before = cpu_seconds(server.proc.pid)
                         with RssSampler(server.proc.pid) as sampler:
                             result = wrk(server.predict_url, body, c, args.duration, load_cpu)
+                        cpu_used = cpu_seconds(server.proc.pid) - cpu_before
+                        # CPU per request moves far less with background load than req/s.
+                        result["server_cpu_s"] = cpu_used
+                        result["cpu_ms_per_req"] = (
+                            cpu_used * 1000 / result["requests"] if result["requests"] else None
+                        )
+                        result["core_share"] = cpu_used / (result["duration_us"] / 1e6)
                         cell = cells.setdefault((server.key, n, c), Cell(server.key, n, c))
                         cell.reps.append(result)
                         cell.rss_mib.extend(sampler.samples)
@@ -623,7 +649,9 @@ def run(args: argparse.Namespace) -> int:
                             f"[{done:3d}/{n_cells}] rep {rep + 1}/{args.reps} rows={n:<3d} "
                             f"c={c:<3d} {server.key:<8s} {result['rps']:8.0f} req/s  "
                             f"p50 {result['latency_us']['p50'] / 1000:7.2f} ms  "
-                            f"p99 {result['latency_us']['p99'] / 1000:7.2f} ms{errors}  "
+                            f"p99 {result['latency_us']['p99'] / 1000:7.2f} ms  "
+                            f"cpu {result['cpu_ms_per_req'] or 0:5.2f} ms/req "
+                            f"({result['core_share']:4.0%} of a core){errors}  "
                             f"(ETA {eta / 60:4.1f} min)",
                             flush=True,
                         )
@@ -716,7 +744,7 @@ def render_report(report: dict) -> str:
         f"{report['settings']['load_generator']}",
         "",
         f"{'rows':>4} {'conc':>4}  {'server':<16} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'RSS MiB':>8}",
+        f"{'p99 ms':>8} {'cpu ms/req':>10} {'core':>5} {'RSS MiB':>8}",
     ]
     for n in rows_list:
         for c in concurrencies:
@@ -725,20 +753,31 @@ def render_report(report: dict) -> str:
                 if r is None:
                     continue
                 rss = f"{r['rss_mib_max']:.0f}" if r["rss_mib_max"] is not None else "-"
+                cpu = r.get("cpu_ms_per_req")
+                cpu_text = f"{cpu:.3f}" if cpu is not None else "-"
+                share = r.get("core_share")
+                share_text = f"{share:.0%}" if share is not None else "-"
                 flag = f"  errors={r['errors']}" if r["errors"] else ""
                 lines.append(
                     f"{n:>4} {c:>4}  {LABELS[s]:<16} {r['rps']:>9.0f} {r['rows_per_s']:>10.0f} "
-                    f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {rss:>8}{flag}"
+                    f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {cpu_text:>10} {share_text:>5} "
+                    f"{rss:>8}{flag}"
                 )
             lines.append("")
     if "ours" in servers:
         others = [s for s in servers if s != "ours"]
-        lines.append("Ours against each: throughput ratio ours/peer (>1 is better), p99 ratio")
-        lines.append("ours/peer (<1 is better)")
-        header = f"{'rows':>4} {'conc':>4}  " + "  ".join(
-            f"{'x ' + LABELS[s]:>18} {'p99 ' + s:>12}" for s in others
+        lines.append(
+            "Ours against each peer: thr = req/s ours/peer (>1 better), p99 = p99 ours/peer "
+            "(<1 better),"
         )
-        lines.append(header)
+        lines.append(
+            "cpu = CPU per request peer/ours (>1 better; moves least with background load)"
+        )
+        lines.append(f"{'':>10}" + "".join(f"  {LABELS[s]:^20}" for s in others))
+        lines.append(
+            f"{'rows':>4} {'conc':>4} "
+            + "".join(f"  {'thr':>6} {'p99':>6} {'cpu':>6}" for _ in others)
+        )
         for n in rows_list:
             for c in concurrencies:
                 ours = idx.get(("ours", n, c))
@@ -748,11 +787,14 @@ def render_report(report: dict) -> str:
                 for s in others:
                     peer = idx.get((s, n, c))
                     if peer is None or not peer["rps"] or not peer["p99_ms"]:
-                        parts.append(f"{'-':>18} {'-':>12}")
+                        parts.append(f"  {'-':>6} {'-':>6} {'-':>6}")
                         continue
-                    speedup = ours["rps"] / peer["rps"]
-                    parts.append(f"{speedup:>18.2f} {ours['p99_ms'] / peer['p99_ms']:>12.2f}")
-                lines.append(f"{n:>4} {c:>4}  " + "  ".join(parts))
+                    thr = ours["rps"] / peer["rps"]
+                    p99 = ours["p99_ms"] / peer["p99_ms"]
+                    ours_cpu, peer_cpu = ours.get("cpu_ms_per_req"), peer.get("cpu_ms_per_req")
+                    cpu = f"{peer_cpu / ours_cpu:6.2f}" if ours_cpu and peer_cpu else f"{'-':>6}"
+                    parts.append(f"  {thr:6.2f} {p99:6.2f} {cpu}")
+                lines.append(f"{n:>4} {c:>4} " + "".join(parts))
         lines.append("")
         lines.extend(verdicts(report))
         lines.append("")
@@ -787,6 +829,15 @@ def verdicts(report: dict) -> list[str]:
         f"{GOAL_SINGLE_ROW_SPEEDUP}x {LABELS[fastest]} ({idx[(fastest, 1, c)]['rps']:.0f}) = "
         f"{want:.0f}  (ratio {ours1['rps'] / idx[(fastest, 1, c)]['rps']:.2f}x)"
     )
+    cpu_ours = ours1.get("cpu_ms_per_req")
+    cpu_peers = {p: idx[(p, 1, c)].get("cpu_ms_per_req") for p in peers}
+    if cpu_ours and all(cpu_peers.values()):
+        leanest = min(peers, key=lambda p: cpu_peers[p])
+        lines.append(
+            f"         cross-check, CPU per request: ours {cpu_ours:.3f} ms, {LABELS[leanest]} "
+            f"{cpu_peers[leanest]:.3f} ms: {cpu_peers[leanest] / cpu_ours:.2f}x the requests "
+            "per CPU-second"
+        )
     limit = idx[(best_p99, 1, c)]["p99_ms"]
     ok = ours1["p99_ms"] <= limit
     lines.append(

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from loadtest.scenarios import Request, Scenario, make_scenario, percentile
+from loadtest.scenarios import SCENARIOS, Request, Scenario, make_scenario, percentile
 
 # Bounds of one run: the generator is a test tool, not a stress cannon.
 MAX_RATE = 500.0  # requests/s asked for (a spike may multiply it, up to MAX_PEAK_RATE)
@@ -201,6 +201,10 @@ async def arun(
             f"{url} is not a loopback address; port-forward the service (kubectl port-forward) "
             "or pass --allow-remote for a server you run"
         )
+    if scenario not in SCENARIOS:
+        raise LoadTestError(f"unknown scenario {scenario!r}; choose one of {SCENARIOS}")
+    spike = scenario_options.get("spike_factor", 4.0) if scenario == "spike" else 1.0
+    check_bounds(rate, duration, concurrency, batch, rate * spike)
     url = url.rstrip("/")
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
@@ -209,7 +213,6 @@ async def arun(
             scenario, card, rate=rate, duration=duration, batch=batch, seed=seed,
             **scenario_options,
         )  # fmt: skip
-        check_bounds(rate, duration, concurrency, batch, plan.peak_rate())
         summary = Summary(scenario, url, plan.schema.name, plan.schema.version, rate, duration)
         in_flight: set[asyncio.Task] = set()
         loop = asyncio.get_running_loop()

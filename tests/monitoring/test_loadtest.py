@@ -1,0 +1,201 @@
+"""The traffic generator: scenarios (pure), and real runs against the real service."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtest import LoadTestError, run
+from loadtest.scenarios import BAD_KINDS, Scenario, load_rows, make_scenario
+from modelops_service import catalog
+from tests.support.service_process import REPO_ROOT, demo_model_dir, running_service
+
+CARD = {
+    "name": "toy",
+    "version": "1",
+    "features": [
+        {"name": "a", "min": 0.0, "max": 10.0, "mean": 5.0, "std": 2.0},
+        {"name": "b", "min": -1.0, "max": 1.0, "mean": 0.0, "std": 0.5},
+    ],
+    "reference": {
+        "features": {
+            "a": {"edges": [2.0, 5.0, 8.0], "fractions": [0.25, 0.25, 0.25, 0.25]},
+            "b": {"edges": [0.0], "fractions": [0.5, 0.5]},
+        }
+    },
+    "serving": {"max_instances": 5, "max_body_bytes": 2000},
+}
+
+
+def scenario(name: str, **kw) -> Scenario:
+    return make_scenario(name, CARD, rate=10, duration=100, **kw)
+
+
+# --- pure -------------------------------------------------------------------------------
+
+
+def test_normal_rows_follow_the_reference_bins() -> None:
+    s = scenario("normal")
+    values = [s.row()["a"] for _ in range(4000)]
+    assert all(0.0 <= v <= 10.0 for v in values)
+    below_two = sum(v <= 2.0 for v in values) / len(values)
+    assert 0.2 < below_two < 0.3  # the first bin holds a quarter
+
+
+def test_drift_moves_a_subset_of_features_gradually_then_holds() -> None:
+    s = scenario("drift", drift_shift=2.0, drift_ramp=0.5, drift_features=0.5)
+    assert s.shift_at(0) == 0
+    assert s.shift_at(25) == pytest.approx(1.0)
+    assert s.shift_at(50) == s.shift_at(90) == pytest.approx(2.0)
+    early = [s.row(0) for _ in range(2000)]
+    late = [s.row(90) for _ in range(2000)]
+    moved = [f for f in ("a", "b") if abs(mean(late, f) - mean(early, f)) > 0.5]
+    assert len(moved) == 1  # half of two features
+    feature_std = {"a": 2.0, "b": 0.5}[moved[0]]
+    assert mean(late, moved[0]) - mean(early, moved[0]) == pytest.approx(2 * feature_std, rel=0.1)
+
+
+def mean(rows: list[dict], f: str) -> float:
+    return sum(r[f] for r in rows) / len(rows)
+
+
+def test_bad_input_mixes_every_kind_into_normal_traffic() -> None:
+    s = scenario("bad-input", bad_fraction=0.5)
+    kinds = [s.request().kind for _ in range(400)]
+    assert 0.4 < kinds.count("ok") / len(kinds) < 0.6
+    assert set(kinds) - {"ok"} == set(BAD_KINDS)
+    # named like the service's input-error reasons
+    assert set(BAD_KINDS) <= set(catalog.INPUT_ERROR_REASONS)
+
+
+def test_bad_requests_break_what_their_kind_says() -> None:
+    s = scenario("bad-input", bad_fraction=1.0)
+    by_kind = {r.kind: r for r in (s.request() for _ in range(len(BAD_KINDS)))}
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(by_kind["malformed_json"].body)
+    assert by_kind["wrong_content_type"].content_type == "text/plain"
+    assert len(by_kind["body_too_large"].body) > 2000
+    assert len(json.loads(by_kind["too_many_instances"].body)["instances"]) == 6
+    assert json.loads(by_kind["empty_batch"].body) == {"instances": []}
+    assert "a" not in json.loads(by_kind["missing_field"].body)["instances"][0]
+    assert math.isinf(json.loads(by_kind["not_finite"].body)["instances"][0]["a"])
+
+
+def test_spike_multiplies_the_rate_in_the_middle_of_the_run() -> None:
+    s = scenario("spike", spike_factor=4, spike_width=0.2)
+    assert [s.rate_at(t) for t in (10, 39, 41, 59, 61, 99)] == [10, 10, 40, 40, 10, 10]
+
+
+def test_rows_of_real_data_are_drawn_whole(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1.5, "b": 0.25}\n{"a": 7.0, "b": -0.5}\n')
+    rows = load_rows(path)
+    s = scenario("normal", base_rows=rows)
+    assert {tuple(s.row().values()) for _ in range(50)} == {(1.5, 0.25), (7.0, -0.5)}
+    with pytest.raises(ValueError, match="fields"):
+        scenario("normal", base_rows=({"a": 1.0},))
+
+
+@pytest.mark.parametrize(
+    ("url", "kwargs", "message"),
+    [
+        ("http://10.1.2.3:8080", {}, "not a loopback address"),
+        ("http://127.0.0.1:9", {"rate": 0}, "--rate"),
+        ("http://127.0.0.1:9", {"duration": 1e6}, "--duration"),
+    ],
+)
+def test_runs_are_bounded_and_local(url: str, kwargs: dict, message: str) -> None:
+    args = {"rate": 10, "duration": 1} | kwargs
+    with pytest.raises(LoadTestError, match=message):
+        # both are checked before anything is sent (nothing listens on port 9)
+        run(url, "normal", args.pop("rate"), args.pop("duration"), progress=None)
+
+
+# --- against the real service ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def service():
+    with running_service(demo_model_dir("wine", "1")) as svc:
+        yield svc
+
+
+def input_errors(url: str) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics").text
+    found = re.findall(r'^model_input_errors_total\{[^}]*reason="(\w+)"[^}]*\} (\S+)$', text, re.M)
+    return {reason: float(v) for reason, v in found}
+
+
+def test_cli_bad_input_gets_4xx_counted_by_reason(service) -> None:
+    before = input_errors(service.url)
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest", "--url", service.url, "--scenario", "bad-input",
+         "--rate", "40", "--duration", "3", "--bad-fraction", "0.5", "--json"],
+        capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["model"] == "wine"
+    assert summary["sent"] >= 100
+    assert summary["transport_errors"] == 0
+    assert summary["5xx"] == 0
+    assert summary["4xx"] > 0
+    # progress went to stderr once a second
+    assert len(re.findall(r"^\[\s*\d+\.\d+s/3s\] sent", result.stderr, re.M)) >= 3
+    for kind, codes in summary["by_kind"].items():
+        if kind in ("ok", "out_of_range"):  # out_of_range is flagged, not rejected, by default
+            assert set(codes) == {"200"}, (kind, codes)
+        else:
+            assert all(code.startswith("4") for code in codes), (kind, codes)
+    after = input_errors(service.url)
+    for kind in BAD_KINDS:
+        assert after.get(kind, 0) > before.get(kind, 0), f"{kind} not counted"
+
+
+def test_cli_summary_reports_rate_and_latency(service) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest", "--url", service.url, "--scenario", "spike",
+         "--rate", "20", "--duration", "3", "--quiet"],
+        capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "scenario spike against" in result.stdout
+    sent = int(re.search(r"sent\s+(\d+)", result.stdout).group(1))
+    assert 60 < sent < 60 * 4  # more than the base rate, less than all-spike
+    assert re.search(r"latency\s+p50 [\d.]+ ms, p95 [\d.]+ ms", result.stdout)
+
+
+def test_cli_refuses_an_unreachable_service() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest", "--url", "http://127.0.0.1:9", "--duration", "1"],
+        capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "cannot reach the model service" in result.stderr
+
+
+def test_locustfile_runs_headless_against_the_service(service, tmp_path: Path) -> None:
+    before = input_errors(service.url)
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--headless",
+         "--host", service.url, "-u", "4", "-r", "4", "-t", "4s", "--scenario", "bad-input",
+         "--user-rate", "5", "--csv", str(tmp_path / "run"), "--only-summary"],
+        capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    stats = (tmp_path / "run_stats.csv").read_text().splitlines()
+    header = stats[0].split(",")
+    total = dict(zip(header, stats[-1].split(","), strict=False))
+    assert total["Name"] == "Aggregated"
+    assert int(total["Request Count"]) > 20
+    assert int(total["Failure Count"]) == 0  # 4xx for bad input is the right answer
+    assert any("[malformed_json]" in line for line in stats)
+    assert sum(input_errors(service.url).values()) > sum(before.values())

@@ -127,3 +127,11 @@ def test_should_fail_clearly_without_a_canary_version(helm_bin: str) -> None:
     )
 
     assert "version" in err
+
+
+def test_should_not_restart_the_canary_when_only_the_stable_version_changes() -> None:
+    def canary_template(stable_version: str) -> dict:
+        values = {**CANARY, "model": {**CANARY["model"], "version": stable_version}}
+        return deployments(values)["demo-model-service-canary"]["spec"]["template"]
+
+    assert canary_template("1") == canary_template("3")

@@ -15,10 +15,8 @@ import logging.config
 import sys
 from collections.abc import Sequence
 
-import uvicorn
 from pydantic import ValidationError
 
-from modelops_service.app import create_app
 from modelops_service.artifact import ArtifactRejectedError, verify_artifact
 from modelops_service.logs import log_config
 from modelops_service.settings import Settings
@@ -55,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra={"fields": {"model_dir": str(settings.model_dir)}},
         )
         return EXIT_CONFIG
+
+    # Imported only now: a refused artifact exits before paying for FastAPI's import.
+    import uvicorn
+
+    from modelops_service.app import create_app
 
     uvicorn.run(
         create_app(settings),

@@ -12,7 +12,6 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
 
 from modelops_service.card import ModelCard, read_card
@@ -98,6 +97,8 @@ class LoadedModel:
 
 def load_model(model_dir: Path, expected: str | None) -> LoadedModel:
     """Verify, then unpickle. Raises ArtifactRejectedError on a digest mismatch."""
+    import joblib  # here, not at the top: the entry point's preflight needs no joblib
+
     model_dir = Path(model_dir)
     card = read_card(model_dir)
     path = model_dir / card.artifact

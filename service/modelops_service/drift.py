@@ -25,14 +25,17 @@ DEFAULT_BINS = 10
 
 
 def quantile_edges(values: np.ndarray, n_bins: int = DEFAULT_BINS) -> np.ndarray:
-    """Inner edges of ``n_bins`` quantile bins, deduplicated (ties merge bins)."""
+    """Inner edges of ``n_bins`` quantile bins, deduplicated (ties merge bins).
+
+    Edges are observed values (no interpolation), so a discrete feature's bins
+    fall on its values."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         raise ValueError("cannot profile an empty sample")
     if n_bins < 2:
         raise ValueError("need at least two bins")
     probs = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
-    return np.unique(np.quantile(values, probs))
+    return np.unique(np.quantile(values, probs, method="inverted_cdf"))
 
 
 def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ class SlidingWindow:
 
     def append(self, features: np.ndarray, signal: np.ndarray) -> None:
         """Add rows (n, n_features) and their signal (n,); the oldest rows fall out."""
-        n = len(features)
+        total = n = len(features)
         if n == 0:
             return
         cap = self.capacity
@@ -50,7 +50,7 @@ class SlidingWindow:
                 self._signal[: n - first] = signal[first:]
             self._next = (start + n) % cap
             self._rows = min(self._rows + n, cap)
-            self._appended += n
+            self._appended += total
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray, int]:
         """Copies of the rows held (in no particular order), their signal, and ``appended``."""

@@ -8,31 +8,42 @@ cores overlap it) and shared by the tests of the session.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from modelops_service.card import read_card
 from modelops_service.train import train_all
-from tests.support.service_process import ServiceProcess, start_service
+from tests.support.service_process import (
+    ServiceProcess,
+    ServiceStartError,
+    http_status,
+    start_service,
+)
 
-# The strict service: reject out-of-range values, small limits, drift from the first row.
-STRICT_ENV = {
+# wine/1, strict: rejects out-of-range values (tolerance: one training range's width on
+# either side, so the drift test's shifted rows still pass), small limits, a 500-row
+# drift window with scores from the first row.
+WINE_ENV = {
     "MODELOPS_RANGE_POLICY": "reject",
-    "MODELOPS_MAX_INSTANCES": "50",
+    "MODELOPS_RANGE_TOLERANCE": "1.0",
+    "MODELOPS_MAX_INSTANCES": "200",
     "MODELOPS_MAX_BODY_BYTES": str(64 * 1024),
+    "MODELOPS_DRIFT_WINDOW": "500",
     "MODELOPS_DRIFT_MIN_ROWS": "1",
     "MODELOPS_DRIFT_REFRESH_SECONDS": "0",
 }
-# The drift service: flag (do not reject) out-of-range values, a 500-row window.
-DRIFT_ENV = {
+# diabetes/1: flags out-of-range values, and is started with its declared digest.
+DIABETES_ENV = {
     "MODELOPS_RANGE_POLICY": "flag",
-    "MODELOPS_DRIFT_WINDOW": "500",
-    "MODELOPS_DRIFT_MIN_ROWS": "200",
+    "MODELOPS_DRIFT_MIN_ROWS": "1",
     "MODELOPS_DRIFT_REFRESH_SECONDS": "0",
-    "MODELOPS_MAX_INSTANCES": "500",
 }
+# wine/1 held not-ready far longer than any test takes, so the not-ready phase is certain.
+NOT_READY_ENV = {"MODELOPS_READINESS_DELAY_SECONDS": "600"}
 
 
 @pytest.fixture(scope="session")
@@ -47,22 +58,36 @@ def services(
     model_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
     logs = tmp_path_factory.mktemp("service-logs")
+    declared = {"MODELOPS_MODEL_SHA256": read_card(model_root / "diabetes" / "1").sha256.upper()}
     specs = {
-        "wine": (model_root / "wine" / "1", STRICT_ENV),
-        "diabetes": (model_root / "diabetes" / "1", STRICT_ENV),
-        "drift": (model_root / "wine" / "1", DRIFT_ENV),
+        "wine": (model_root / "wine" / "1", WINE_ENV),
+        "diabetes": (model_root / "diabetes" / "1", DIABETES_ENV | declared),
+        "not_ready": (model_root / "wine" / "1", NOT_READY_ENV),
     }
+    # Started together: start-up is mostly imports, which the cores then overlap.
     started = {
         key: start_service(model_dir, env=env, wait=False, log_dir=logs)
         for key, (model_dir, env) in specs.items()
     }
     try:
-        for svc in started.values():
-            svc.wait_ready()
+        for key, svc in started.items():
+            if key == "not_ready":
+                wait_until_serving(svc)
+            else:
+                svc.wait_ready()
         yield started
     finally:
         for svc in started.values():
             svc.stop()
+
+
+def wait_until_serving(svc: ServiceProcess, timeout: float = 60.0) -> None:
+    """Until /healthz answers (the process serves HTTP, ready or not)."""
+    deadline = time.monotonic() + timeout
+    while http_status(f"{svc.url}/healthz") != 200:
+        if svc.returncode is not None or time.monotonic() > deadline:
+            raise ServiceStartError(f"service never answered /healthz\n{svc.logs()}")
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +101,8 @@ def diabetes(services: dict[str, ServiceProcess]) -> ServiceProcess:
 
 
 @pytest.fixture(scope="session")
-def drift_service(services: dict[str, ServiceProcess]) -> ServiceProcess:
-    return services["drift"]
+def not_ready(services: dict[str, ServiceProcess]) -> ServiceProcess:
+    return services["not_ready"]
 
 
 @pytest.fixture

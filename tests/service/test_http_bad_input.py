@@ -107,7 +107,12 @@ def cases(inst: dict) -> list[Case]:
             body({"instances": [one(alcohol=1000.0)]}),
         ),
         Case("empty_batch", 422, ["body", "instances"], body({"instances": []})),
-        Case("too_many_instances", 422, ["body", "instances"], body({"instances": [inst] * 51})),
+        Case(
+            "too_many_instances",
+            422,
+            ["body", "instances"],
+            body({"instances": [list(inst.values())] * 201}),
+        ),
         # The same validation on the Open Inference Protocol route:
         Case("malformed_json", 400, ["body"], b"{", path="/v2/models/wine/infer"),
         Case(
@@ -214,15 +219,15 @@ def test_garbage_never_yields_a_500(content: bytes, path: str, wine_client: http
     assert wine_client.get("/healthz").status_code == 200
 
 
-def test_flag_policy_answers_and_counts_out_of_range(drift_service: ServiceProcess) -> None:
-    card = read_card(drift_service.model_dir)
-    inst = {f.name: f.mean for f in card.features} | {"alcohol": 1000.0}
-    labels = {"model": "wine", "version": "1", "reason": "out_of_range"}
-    with httpx.Client(base_url=drift_service.url, timeout=30) as client:
+def test_flag_policy_answers_and_counts_out_of_range(diabetes: ServiceProcess) -> None:
+    card = read_card(diabetes.model_dir)
+    inst = {f.name: f.mean for f in card.features} | {"bmi": 10.0}
+    labels = {"model": "diabetes", "version": "1", "reason": "out_of_range"}
+    with httpx.Client(base_url=diabetes.url, timeout=30) as client:
         before = scrape(client).value("model_input_errors_total", **labels)
         resp = client.post("/v1/predict", json={"instances": [inst]})
         assert resp.status_code == 200, resp.text
         warning = resp.json()["warnings"][0]
         assert warning["type"] == "out_of_range"
-        assert warning["loc"] == ["body", "instances", 0, "alcohol"]
+        assert warning["loc"] == ["body", "instances", 0, "bmi"]
         assert scrape(client).value("model_input_errors_total", **labels) == before + 1

@@ -39,13 +39,13 @@ def feature_psi(metrics, method: str = "psi") -> dict[str, float]:
     }
 
 
-def test_in_distribution_stays_low_and_shifted_goes_high(drift_service: ServiceProcess) -> None:
-    card = read_card(drift_service.model_dir)
+def test_in_distribution_stays_low_and_shifted_goes_high(wine: ServiceProcess) -> None:
+    card = read_card(wine.model_dir)
     data = load_wine().data
     rng = np.random.default_rng(7)
     labels = {"model": "wine", "version": "1"}
 
-    with httpx.Client(base_url=drift_service.url, timeout=30) as client:
+    with httpx.Client(base_url=wine.url, timeout=30) as client:
         send(client, data[rng.integers(0, len(data), WINDOW)])
         calm = scrape(client)
         calm_report = client.get("/v1/drift").json()

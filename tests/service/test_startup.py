@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
+from modelops_service.card import read_card
 from tests.service.metrics_text import scrape
-from tests.support.service_process import ServiceProcess, running_service, start_service
+from tests.support.service_process import ServiceProcess, start_service
 
 
 def test_declared_sha256_mismatch_refuses_to_start(model_root: Path, tmp_path: Path) -> None:
@@ -48,55 +48,29 @@ def test_artifact_not_matching_its_card_refuses_to_start(model_root: Path, tmp_p
     assert "model.json declares" in svc.logs()
 
 
-def test_matching_declared_sha256_serves(model_root: Path, tmp_path: Path) -> None:
-    card = json.loads((model_root / "diabetes" / "2" / "model.json").read_text())
-    env = {"MODELOPS_MODEL_SHA256": card["sha256"].upper()}  # case does not matter
-    with running_service(model_root / "diabetes" / "2", env=env, log_dir=tmp_path) as svc:
-        resp = httpx.get(f"{svc.url}/v1/model", timeout=30)
-        assert resp.json()["version"] == "2"
+def test_matching_declared_sha256_serves(diabetes: ServiceProcess) -> None:
+    # the session's diabetes service runs with MODELOPS_MODEL_SHA256 set (upper case)
+    card = httpx.get(f"{diabetes.url}/v1/model", timeout=30).json()
+    assert card["sha256"] == read_card(diabetes.model_dir).sha256
+    assert card["ready"] is True
 
 
-def test_readyz_is_503_until_the_model_is_ready(model_root: Path, tmp_path: Path) -> None:
-    # Hold readiness far longer than the test takes: the not-ready phase is then certain.
-    env = {"MODELOPS_READINESS_DELAY_SECONDS": "600"}
-    svc = start_service(model_root / "wine" / "1", env=env, wait=False, log_dir=tmp_path)
-    try:
-        wait_until_serving(svc)
-        with httpx.Client(base_url=svc.url, timeout=30) as client:
-            ready = client.get("/readyz")
-            assert ready.status_code == 503
-            assert ready.json()["status"] == "not ready"
-            assert client.get("/healthz").status_code == 200
-            assert client.get("/v2/health/ready").status_code == 503
-            assert client.get("/v2/models/wine/ready").status_code == 503
-            predict = client.post("/v1/predict", json={"instances": [[13.0] * 13]})
-            assert predict.status_code == 503
-            assert scrape(client).value("model_ready", model="wine", version="1") == 0
-    finally:
-        svc.stop()
+def test_readyz_is_503_before_the_model_is_ready(not_ready: ServiceProcess) -> None:
+    with httpx.Client(base_url=not_ready.url, timeout=30) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "not ready"
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/v2/health/ready").status_code == 503
+        assert client.get("/v2/models/wine/ready").status_code == 503
+        predict = client.post("/v1/predict", json={"instances": [[13.0] * 13]})
+        assert predict.status_code == 503
+        assert scrape(client).value("model_ready", model="wine", version="1") == 0
 
-
-def wait_until_serving(svc: ServiceProcess) -> None:
-    with httpx.Client(base_url=svc.url, timeout=5) as client:
-        for _ in range(1200):
-            assert svc.returncode is None, svc.logs()
-            try:
-                if client.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            import time
-
-            time.sleep(0.05)
-    pytest.fail(f"service never answered /healthz\n{svc.logs()}")
-
-
-def test_sigterm_shuts_down_gracefully(model_root: Path, tmp_path: Path) -> None:
-    with running_service(model_root / "wine" / "2", log_dir=tmp_path) as svc:
-        pass
+    code = not_ready.stop()
     # uvicorn finishes the shutdown, then re-raises the signal it caught (exit 143 in a pod)
-    assert svc.returncode in (0, -signal.SIGTERM), svc.logs()
-    assert "Application shutdown complete." in svc.logs()
+    assert code in (0, -signal.SIGTERM), not_ready.logs()
+    assert "Application shutdown complete." in not_ready.logs()
 
 
 def log_lines_until(svc: ServiceProcess, done, timeout: float = 30.0) -> list[dict]:

@@ -37,6 +37,7 @@ __all__ = [
     "demo_model_dir",
     "ensure_demo_models",
     "free_port",
+    "http_status",
     "running_service",
     "start_service",
 ]

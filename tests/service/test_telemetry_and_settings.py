@@ -1,0 +1,84 @@
+"""VectorHistogram exports what prometheus_client's Histogram would; settings parsing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from pydantic import ValidationError
+
+from modelops_service import catalog
+from modelops_service.settings import Settings
+from modelops_service.telemetry import VectorHistogram
+
+
+def test_vector_histogram_matches_prometheus_client() -> None:
+    buckets = (0.5, 1.0, 2.0)
+    values = np.array([0.1, 0.5, 0.5000001, 1.0, 1.5, 2.0, 7.0, -3.0])
+    vector = VectorHistogram(catalog.PREDICTION_VALUE, ("m", "1"), buckets)
+    vector.observe_many(values[:3])
+    vector.observe_many(values[3:])
+    ours = CollectorRegistry()
+    ours.register(vector)
+
+    reference = CollectorRegistry()
+    histogram = Histogram(
+        catalog.PREDICTION_VALUE.name,
+        catalog.PREDICTION_VALUE.help,
+        catalog.PREDICTION_VALUE.labels,
+        buckets=buckets,
+        registry=reference,
+    ).labels("m", "1")
+    for v in values:
+        histogram.observe(float(v))
+
+    def samples(registry: CollectorRegistry) -> dict:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in registry.collect()
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples(ours) == pytest.approx(samples(reference))
+    assert b'model_prediction_value_bucket{le="1.0",model="m",version="1"} 5.0' in (
+        generate_latest(ours)
+    )
+
+
+def test_settings_come_from_modelops_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELOPS_MODEL_DIR", "/models/wine/2")
+    monkeypatch.setenv("MODELOPS_MODEL_SHA256", "AB" * 32)
+    monkeypatch.setenv("MODELOPS_RANGE_POLICY", "reject")
+    monkeypatch.setenv("MODELOPS_LOG_LEVEL", "DEBUG")
+    settings = Settings()
+    assert str(settings.model_dir) == "/models/wine/2"
+    assert settings.model_sha256 == "ab" * 32
+    assert settings.range_policy == "reject"
+    assert settings.log_level == "debug"
+    assert settings.port == 8080
+    assert settings.drift_window == 1000
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MODELOPS_MODEL_SHA256", "not-a-digest"),
+        ("MODELOPS_RANGE_POLICY", "ignore"),
+        ("MODELOPS_MAX_INSTANCES", "0"),
+        ("MODELOPS_PORT", "70000"),
+    ],
+)
+def test_invalid_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv("MODELOPS_MODEL_DIR", "/models/wine/1")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_an_empty_sha256_means_not_declared(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELOPS_MODEL_DIR", "/m")
+    monkeypatch.setenv("MODELOPS_MODEL_SHA256", "")
+    assert Settings().model_sha256 is None

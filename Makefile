@@ -72,6 +72,10 @@ models: venv ## Train the demo models into models/ (offline, seconds).
 serve: models ## Serve a demo model on http://127.0.0.1:$(PORT) (MODEL=models/wine/1 by default).
 	MODELOPS_MODEL_DIR=$${MODEL:-$(MODELS_DIR)/wine/1} $(PY) -m modelops_service --host 127.0.0.1 --port $(PORT)
 
+.PHONY: test-service
+test-service: venv ## Run the model service's tests (pure, and HTTP against real service processes).
+	$(PY) -m pytest tests/service $(PYTEST_ARGS)
+
 ##@ Test rig (a real control plane on loopback, no Docker)
 
 .PHONY: cluster-up

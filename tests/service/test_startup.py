@@ -48,6 +48,16 @@ def test_artifact_not_matching_its_card_refuses_to_start(model_root: Path, tmp_p
     assert "model.json declares" in svc.logs()
 
 
+def test_a_missing_model_refuses_to_start(tmp_path: Path) -> None:
+    svc = start_service(tmp_path / "no-such-model", wait=False, log_dir=tmp_path)
+    try:
+        code = svc.wait_exit()
+    finally:
+        svc.stop()
+    assert code != 0
+    assert "cannot read the model card" in svc.logs()
+
+
 def test_matching_declared_sha256_serves(diabetes: ServiceProcess) -> None:
     # the session's diabetes service runs with MODELOPS_MODEL_SHA256 set (upper case)
     card = httpx.get(f"{diabetes.url}/v1/model", timeout=30).json()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from pydantic import ValidationError
 
 from modelops_service import catalog
+from modelops_service.logs import JsonFormatter
 from modelops_service.settings import Settings
 from modelops_service.telemetry import VectorHistogram
 
@@ -82,3 +86,18 @@ def test_an_empty_sha256_means_not_declared(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MODELOPS_MODEL_DIR", "/m")
     monkeypatch.setenv("MODELOPS_MODEL_SHA256", "")
     assert Settings().model_sha256 is None
+
+
+def test_log_lines_are_single_json_objects_with_their_fields() -> None:
+    record = logging.LogRecord(
+        "modelops_service.access", logging.INFO, __file__, 1, "request", (), None
+    )
+    record.fields = {"request_id": "r1", "features": np.array([[1.5, 2.0]]), "path": "/v1/predict"}
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    doc = json.loads(line)
+    assert doc["level"] == "info"
+    assert doc["logger"] == "modelops_service.access"
+    assert doc["msg"] == "request"
+    assert doc["features"] == [[1.5, 2.0]]
+    assert doc["ts"].endswith("+00:00")

@@ -25,7 +25,10 @@ STYLE = {
 def main(results_json: str, png: str) -> None:
     report = json.loads(Path(results_json).read_text())
     rows_list = report["settings"]["rows"]
-    servers = [s for s in ORDER if s in report["servers"]]
+    variants = [s for s in report["servers"] if s.startswith("ours:")]
+    servers = [s for s in (ORDER[0], *variants, *ORDER[1:]) if s in report["servers"]]
+    extra_colors = iter(["tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"])
+    styles = {s: STYLE.get(s) or {"color": next(extra_colors), "marker": "D"} for s in servers}
     fig, axes = plt.subplots(2, len(rows_list), figsize=(6 * len(rows_list), 8), squeeze=False)
     for col, n in enumerate(rows_list):
         for s in servers:
@@ -37,8 +40,8 @@ def main(results_json: str, png: str) -> None:
                 continue
             x = [r["concurrency"] for r in cells]
             label = report["servers"][s]["label"]
-            axes[0][col].plot(x, [r["rows_per_s"] for r in cells], label=label, **STYLE[s])
-            axes[1][col].plot(x, [r["p99_ms"] for r in cells], label=label, **STYLE[s])
+            axes[0][col].plot(x, [r["rows_per_s"] for r in cells], label=label, **styles[s])
+            axes[1][col].plot(x, [r["p99_ms"] for r in cells], label=label, **styles[s])
         axes[0][col].set_title(f"{n}-row requests: throughput")
         axes[0][col].set_ylabel("rows/s" if n > 1 else "requests/s")
         axes[1][col].set_title(f"{n}-row requests: p99 latency")

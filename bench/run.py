@@ -136,6 +136,7 @@ class Server:
     encode: Callable[[np.ndarray], bytes]
     decode: Callable[[Any], list]
     log: Path
+    env_overrides: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
     idle_rss_mib: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -165,40 +166,48 @@ def _oip_predictions(body: Any) -> list:
     return list(body["outputs"][0]["data"])
 
 
-def build_servers(model: Model, run_dir: Path, wanted: list[str]) -> list[Server]:
+def build_servers(
+    model: Model, run_dir: Path, wanted: list[str], variants: dict[str, dict[str, str]]
+) -> list[Server]:
     servers = []
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
     n_features = len(model.feature_names)
 
-    if "ours" in wanted:
+    def ours(key: str, overrides: dict[str, str]) -> Server:
         port = free_port()
         env = dict(base_env, MODELOPS_MODEL_DIR=str(model.directory))
         if model.sha256:
             env["MODELOPS_MODEL_SHA256"] = model.sha256
+        env.update(overrides)
         names = model.feature_names
-        servers.append(
-            Server(
-                key="ours",
-                command=[
-                    str(REPO / ".venv/bin/python"),
-                    "-m",
-                    "modelops_service",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                env=env,
-                cwd=REPO,
-                ready_url=f"http://127.0.0.1:{port}/readyz",
-                predict_url=f"http://127.0.0.1:{port}/v1/predict",
-                encode=lambda rows, names=names: json.dumps(
-                    {"instances": [dict(zip(names, map(float, r), strict=True)) for r in rows]}
-                ).encode(),
-                decode=_predictions,
-                log=run_dir / "ours.log",
-            )
+        return Server(
+            key=key,
+            command=[
+                str(REPO / ".venv/bin/python"),
+                "-m",
+                "modelops_service",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            cwd=REPO,
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+            predict_url=f"http://127.0.0.1:{port}/v1/predict",
+            encode=lambda rows, names=names: json.dumps(
+                {"instances": [dict(zip(names, map(float, r), strict=True)) for r in rows]}
+            ).encode(),
+            decode=_predictions,
+            log=run_dir / f"{key.replace(':', '-')}.log",
+            env_overrides=tuple(overrides),
         )
+
+    if "ours" in wanted:
+        servers.append(ours("ours", {}))
+    # Variants of ours with other settings (or another PYTHONPATH), measured in the same run.
+    for name, overrides in variants.items():
+        servers.append(ours(f"ours:{name}", overrides))
 
     if "mlserver" in wanted:
         http, grpc, metrics = free_port(), free_port(), free_port()
@@ -575,7 +584,7 @@ def run(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: run `make bench-setup` (installs the Debian package)")
 
-    servers = build_servers(model, run_dir, wanted)
+    servers = build_servers(model, run_dir, wanted, parse_variants(args.variant))
     n_cells = len(servers) * len(concurrencies) * len(row_counts) * args.reps
     per_cell = args.duration + args.warmup + 0.5
     print(
@@ -688,7 +697,8 @@ def run(args: argparse.Namespace) -> int:
         },
         "servers": {
             s.key: {
-                "label": LABELS[s.key],
+                "label": label(s.key),
+                "env": {k: s.env[k] for k in s.env_overrides},
                 "command": s.command,
                 "url": s.predict_url,
                 "idle_rss_mib": s.idle_rss_mib,
@@ -728,7 +738,16 @@ def _index(report: dict) -> dict[tuple[str, int, int], dict]:
 
 
 def _servers(report: dict) -> list[str]:
-    return [s for s in ALL_SERVERS if s in report["servers"]]
+    """Ours, then its variants (--variant), then the peers and the floor."""
+    keys = list(report["servers"])
+    variants = [k for k in keys if k.startswith("ours:")]
+    return [k for k in ("ours", *variants, *ALL_SERVERS[1:]) if k in keys]
+
+
+def label(key: str) -> str:
+    if key.startswith("ours:"):
+        return f"ours [{key.removeprefix('ours:')}]"
+    return LABELS[key]
 
 
 def render_report(report: dict) -> str:
@@ -743,7 +762,7 @@ def render_report(report: dict) -> str:
         f"{report['settings']['reps']} x {report['settings']['duration_s']:g}s, "
         f"{report['settings']['load_generator']}",
         "",
-        f"{'rows':>4} {'conc':>4}  {'server':<16} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} "
+        f"{'rows':>4} {'conc':>4}  {'server':<20} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'cpu ms/req':>10} {'core':>5} {'RSS MiB':>8}",
     ]
     for n in rows_list:
@@ -759,28 +778,28 @@ def render_report(report: dict) -> str:
                 share_text = f"{share:.0%}" if share is not None else "-"
                 flag = f"  errors={r['errors']}" if r["errors"] else ""
                 lines.append(
-                    f"{n:>4} {c:>4}  {LABELS[s]:<16} {r['rps']:>9.0f} {r['rows_per_s']:>10.0f} "
+                    f"{n:>4} {c:>4}  {label(s):<20} {r['rps']:>9.0f} {r['rows_per_s']:>10.0f} "
                     f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {cpu_text:>10} {share_text:>5} "
                     f"{rss:>8}{flag}"
                 )
             lines.append("")
-    if "ours" in servers:
-        others = [s for s in servers if s != "ours"]
+    for subject in [s for s in servers if s.startswith("ours")]:
+        others = [s for s in servers if not s.startswith("ours")]
         lines.append(
-            "Ours against each peer: thr = req/s ours/peer (>1 better), p99 = p99 ours/peer "
-            "(<1 better),"
+            f"{label(subject)} against each peer: thr = req/s ours/peer (>1 better), "
+            "p99 = p99 ours/peer (<1 better),"
         )
         lines.append(
             "cpu = CPU per request peer/ours (>1 better; moves least with background load)"
         )
-        lines.append(f"{'':>10}" + "".join(f"  {LABELS[s]:^20}" for s in others))
+        lines.append(f"{'':>10}" + "".join(f"  {label(s):^20}" for s in others))
         lines.append(
             f"{'rows':>4} {'conc':>4} "
             + "".join(f"  {'thr':>6} {'p99':>6} {'cpu':>6}" for _ in others)
         )
         for n in rows_list:
             for c in concurrencies:
-                ours = idx.get(("ours", n, c))
+                ours = idx.get((subject, n, c))
                 if ours is None:
                     continue
                 parts = []
@@ -796,7 +815,7 @@ def render_report(report: dict) -> str:
                     parts.append(f"  {thr:6.2f} {p99:6.2f} {cpu}")
                 lines.append(f"{n:>4} {c:>4} " + "".join(parts))
         lines.append("")
-        lines.extend(verdicts(report))
+        lines.extend(verdicts(report, subject))
         lines.append("")
     lines.append("Resident memory (process tree): idle after start / max under load")
     for s in servers:
@@ -806,18 +825,18 @@ def render_report(report: dict) -> str:
         ]
         idle = info["idle_rss_mib"]
         lines.append(
-            f"  {LABELS[s]:<16} {idle if idle is not None else float('nan'):6.0f} MiB / "
+            f"  {label(s):<20} {idle if idle is not None else float('nan'):6.0f} MiB / "
             f"{max(loaded) if loaded else float('nan'):6.0f} MiB"
         )
     return "\n".join(lines)
 
 
-def verdicts(report: dict) -> list[str]:
+def verdicts(report: dict, subject: str = "ours") -> list[str]:
     idx = _index(report)
     c = GOAL_CONCURRENCY
     peers = [p for p in PEERS if (p, 1, c) in idx]
-    lines = [f"Goals (DESIGN.md, Performance goals) at {c} concurrent clients:"]
-    ours1, ours100 = idx.get(("ours", 1, c)), idx.get(("ours", 100, c))
+    lines = [f"Goals of {label(subject)} (DESIGN.md, Performance goals) at {c} clients:"]
+    ours1, ours100 = idx.get((subject, 1, c)), idx.get((subject, 100, c))
     if not peers or ours1 is None:
         return [*lines, "  not evaluated: needs ours and at least one peer at this concurrency"]
     fastest = max(peers, key=lambda p: idx[(p, 1, c)]["rps"])
@@ -826,7 +845,7 @@ def verdicts(report: dict) -> list[str]:
     ok = ours1["rps"] >= want and not ours1["errors"]
     lines.append(
         f"  [{'PASS' if ok else 'FAIL'}] single-row throughput {ours1['rps']:.0f} req/s >= "
-        f"{GOAL_SINGLE_ROW_SPEEDUP}x {LABELS[fastest]} ({idx[(fastest, 1, c)]['rps']:.0f}) = "
+        f"{GOAL_SINGLE_ROW_SPEEDUP}x {label(fastest)} ({idx[(fastest, 1, c)]['rps']:.0f}) = "
         f"{want:.0f}  (ratio {ours1['rps'] / idx[(fastest, 1, c)]['rps']:.2f}x)"
     )
     cpu_ours = ours1.get("cpu_ms_per_req")
@@ -834,7 +853,7 @@ def verdicts(report: dict) -> list[str]:
     if cpu_ours and all(cpu_peers.values()):
         leanest = min(peers, key=lambda p: cpu_peers[p])
         lines.append(
-            f"         cross-check, CPU per request: ours {cpu_ours:.3f} ms, {LABELS[leanest]} "
+            f"         cross-check, CPU per request: ours {cpu_ours:.3f} ms, {label(leanest)} "
             f"{cpu_peers[leanest]:.3f} ms: {cpu_peers[leanest] / cpu_ours:.2f}x the requests "
             "per CPU-second"
         )
@@ -842,7 +861,7 @@ def verdicts(report: dict) -> list[str]:
     ok = ours1["p99_ms"] <= limit
     lines.append(
         f"  [{'PASS' if ok else 'FAIL'}] single-row p99 {ours1['p99_ms']:.2f} ms <= "
-        f"{LABELS[best_p99]}'s {limit:.2f} ms"
+        f"{label(best_p99)}'s {limit:.2f} ms"
     )
     peers100 = [p for p in PEERS if (p, 100, c) in idx]
     if ours100 is not None and peers100:
@@ -852,13 +871,26 @@ def verdicts(report: dict) -> list[str]:
         ok = ours100["rows_per_s"] >= want and not ours100["errors"]
         lines.append(
             f"  [{'PASS' if ok else 'FAIL'}] 100-row batches {ours100['rows_per_s']:.0f} rows/s >= "
-            f"{GOAL_BATCH_ROWS_SPEEDUP}x {LABELS[fastest100]} ({peer_rows:.0f}) = {want:.0f}  "
+            f"{GOAL_BATCH_ROWS_SPEEDUP}x {label(fastest100)} ({peer_rows:.0f}) = {want:.0f}  "
             f"(ratio {ours100['rows_per_s'] / peer_rows:.2f}x)"
         )
     return lines
 
 
 # --------------------------------------------------------------------------- main
+
+
+def parse_variants(specs: list[list[str]] | None) -> dict[str, dict[str, str]]:
+    variants: dict[str, dict[str, str]] = {}
+    for name, *assignments in specs or []:
+        overrides = {}
+        for assignment in assignments:
+            key, sep, value = assignment.partition("=")
+            if not sep:
+                raise SystemExit(f"--variant {name}: expected ENV=VALUE, got {assignment!r}")
+            overrides[key] = value
+        variants[name] = overrides
+    return variants
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -874,6 +906,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start-timeout", type=float, default=180, help="seconds to become ready")
     parser.add_argument("--out", default="bench-results", help="output directory (ignored by git)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to CPUs")
+    parser.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        metavar=("NAME", "ENV=VALUE"),
+        help="also run ours with these environment overrides, e.g. --variant batch "
+        "MODELOPS_BATCH_MAX_ROWS=256 (repeatable; PYTHONPATH=DIR runs other code)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 1 repetition of 2s at 1 and 16 clients"
     )

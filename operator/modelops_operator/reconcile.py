@@ -319,17 +319,18 @@ class Reconciler:
             }
         )
         written = self._write_status(obj, new_status)
-        # the status is ours now: act on it
+        # the status is ours now: tell, then act on it (Events are best effort; the
+        # status history is the record that survives a restart between the two)
+        for ev in outcome.events:
+            self.kube.post_event(
+                written, ev.type, ev.reason, ev.message, self.settings.field_manager
+            )
         try:
             self._apply(apply_set, owner)
         except KubeError as exc:
             self.metrics.errors.labels(namespace, name, "apply").inc()
             self._fail_status(written, new_status, "ApplyFailed", str(exc), generation)
             raise
-        for ev in outcome.events:
-            self.kube.post_event(
-                written, ev.type, ev.reason, ev.message, self.settings.field_manager
-            )
         for entry in new_status.history[len(status.history) :]:
             if entry.result in FINISHED_RESULTS:
                 self.metrics.rollouts.labels(namespace, name, entry.result).inc()

@@ -196,7 +196,11 @@ def wait_phase(cluster, op, ns, name, phase, **expect) -> dict:
         ok = status.get("phase") == phase and all(status.get(k) == v for k, v in expect.items())
         return status if ok else None
 
-    return wait_for(probe, f"{ns}/{name} phase {phase} {expect}", explain=op.tail)
+    def explain() -> str:
+        status = status_of(cluster, ns, name)
+        return f"status: {json.dumps(status, indent=1)}\n{op.tail(25)}"
+
+    return wait_for(probe, f"{ns}/{name} phase {phase} {expect}", explain=explain)
 
 
 def events_of(cluster: Cluster, ns: str, name: str) -> list[dict]:
@@ -205,6 +209,13 @@ def events_of(cluster: Cluster, ns: str, name: str) -> list[dict]:
         f"involvedObject.kind=ModelDeployment,involvedObject.name={name}",
     )["items"]  # fmt: skip
     return sorted(items, key=lambda e: e.get("lastTimestamp") or "")
+
+
+def wait_event(cluster, op, ns: str, name: str, reason: str) -> dict:
+    def probe():
+        return next((e for e in events_of(cluster, ns, name) if e["reason"] == reason), None)
+
+    return wait_for(probe, f"a {reason} Event on {ns}/{name}", explain=op.tail)
 
 
 def deployment_env(dep: dict) -> dict[str, str]:
@@ -405,6 +416,7 @@ def test_prometheus_down_holds_the_canary(cluster, operator, namespace):
     assert status["canaryWeight"] == 50
     assert status["stableVersion"] == "1"
     assert condition(status, "Progressing")["reason"] == "PrometheusUnavailable"
+    wait_event(cluster, operator, namespace, "wine", "AnalysisHeld")
     warnings = [e for e in events_of(cluster, namespace, "wine") if e["type"] == "Warning"]
     assert [e["reason"] for e in warnings] == ["AnalysisHeld"]
     assert len(cluster.get("deployments", "-n", namespace)["items"]) == 2
@@ -581,6 +593,7 @@ def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     assert passed["figures"]["errorRate"] <= 0.05
     assert "model_version:error_ratio:rate1m" in passed["queries"]["errorRate"]
     assert passed["thresholds"]["maxDriftScore"] == 0.5
+    wait_event(cluster, operator, namespace, "diabetes", "CanaryAdvanced")
     # restart the operator mid-rollout: it resumes from status, not from scratch
     operator.stop()
     operator.start()
@@ -618,9 +631,11 @@ def test_unhealthy_canary_is_rolled_back_with_a_warning(cluster, operator, names
         "RolledBack",
         "DriftTooHigh",
     )
+    warning = wait_event(cluster, operator, namespace, "wine", "RolledBack")
+    assert warning["type"] == "Warning"
+    assert "> maxDriftScore 0.2" in warning["message"]
     warnings = [e for e in events_of(cluster, namespace, "wine") if e["type"] == "Warning"]
     assert [e["reason"] for e in warnings] == ["RolledBack"]
-    assert "> maxDriftScore 0.2" in warnings[0]["message"]
     # the stable Deployment is untouched, the canary Deployment is gone
     deps = {d["metadata"]["name"]: d for d in cluster.get("deployments", "-n", namespace)["items"]}
     wait_for(

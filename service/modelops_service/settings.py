@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     )
 
     # --- logs ---
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Level of the JSON logs on stdout (uvicorn's included)."
+    )
     log_features: bool = Field(
         default=False, description="Put the feature values of each request into its log line."
     )
@@ -99,3 +101,22 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+
+def markdown_table() -> str:
+    """The settings as the Markdown table in service/README.md (a test keeps them equal).
+
+    Regenerate with ``python -m modelops_service.settings``.
+    """
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        if field.is_required():
+            default = "required"
+        else:
+            default = "unset" if field.default is None else f"`{field.default}`"
+        rows.append(f"| `MODELOPS_{name.upper()}` | {default} | {field.description or ''} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

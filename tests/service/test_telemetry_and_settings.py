@@ -12,8 +12,9 @@ from pydantic import ValidationError
 
 from modelops_service import catalog
 from modelops_service.logs import JsonFormatter
-from modelops_service.settings import Settings
+from modelops_service.settings import Settings, markdown_table
 from modelops_service.telemetry import VectorHistogram
+from tests.support.service_process import REPO_ROOT
 
 
 def test_vector_histogram_matches_prometheus_client() -> None:
@@ -101,3 +102,9 @@ def test_log_lines_are_single_json_objects_with_their_fields() -> None:
     assert doc["msg"] == "request"
     assert doc["features"] == [[1.5, 2.0]]
     assert doc["ts"].endswith("+00:00")
+
+
+def test_the_readme_settings_table_is_generated_from_the_settings() -> None:
+    readme = (REPO_ROOT / "service" / "README.md").read_text()
+    section = readme.split("<!-- settings:begin -->\n", 1)[1].split("\n<!-- settings:end -->")[0]
+    assert section == markdown_table(), "regenerate: python -m modelops_service.settings"

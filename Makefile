@@ -256,3 +256,20 @@ bench-setup: ## Install wrk and the peers' pinned venvs (MLServer, KServe) into 
 bench: venv bench-setup ## Benchmark the service vs MLServer, KServe, a bare FastAPI floor (BENCH_ARGS=--help).
 	@test -f $(MODELS_DIR)/wine/1/model.joblib || $(MAKE) --no-print-directory models
 	$(PY) bench/run.py --model $(MODELS_DIR)/wine/1 $(BENCH_ARGS)
+
+##@ Operator (operator/: kopf, ModelDeployment)
+
+OPERATOR_TICK ?= 2
+
+.PHONY: run-operator
+run-operator: venv ## Run the operator locally against $$KUBECONFIG (e.g. the rig of cluster-up), metrics on :8000.
+	MODELOPS_OPERATOR_TICK_SECONDS=$(OPERATOR_TICK) $(VENV)/bin/kopf run --standalone --all-namespaces \
+	  -m modelops_operator.handlers --liveness=http://127.0.0.1:8080/healthz
+
+.PHONY: test-operator
+test-operator: venv ## Run the operator's pure unit tests (no cluster).
+	$(PY) -m pytest tests/operator $(PYTEST_ARGS)
+
+.PHONY: bench-operator
+bench-operator: venv tools ## Apply 50 ModelDeployments at once on the rig; print time to all Ready and peak memory.
+	$(PY) operator/bench.py $(BENCH_ARGS)

@@ -600,6 +600,7 @@ def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     status = wait_phase(cluster, operator, namespace, "diabetes", "Ready", stableVersion="2")
     assert "canary" not in status
     assert [h["result"] for h in status["history"]] == ["Deployed", "Promoted"]
+    wait_event(cluster, operator, namespace, "diabetes", "Promoted")
     reasons = [e["reason"] for e in events_of(cluster, namespace, "diabetes")]
     assert reasons.count("CanaryStarted") == 1, reasons
     assert "CanaryAdvanced" in reasons

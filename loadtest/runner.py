@@ -89,8 +89,7 @@ class Summary:
             "4xx": self.status_class("4"),
             "5xx": self.status_class("5"),
             "by_kind": {
-                kind: {str(k): v for k, v in sorted(codes.items())}
-                for kind, codes in sorted(self.by_kind.items())
+                kind: dict(sorted(codes.items())) for kind, codes in sorted(self.by_kind.items())
             },
             "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99), "max": pct(1.0)},
         }
@@ -166,7 +165,7 @@ async def _send(client: httpx.AsyncClient, req: Request, summary: Summary) -> No
     summary.latencies_ms.append((time.perf_counter() - started) * 1000)
     summary.completed += 1
     summary.by_status[response.status_code] += 1
-    summary.by_kind.setdefault(req.kind, Counter())[response.status_code] += 1
+    summary.by_kind.setdefault(req.kind, Counter())[str(response.status_code)] += 1
 
 
 def _progress_line(summary: Summary, elapsed: float, rate: float, in_flight: int) -> str:

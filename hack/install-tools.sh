@@ -228,7 +228,7 @@ install_kube() {
   if ((!ok)); then
     local t=$SECONDS src=$CACHE_ROOT/kube/src-v$KUBERNETES_VERSION tmp kmod m
     say "control plane v$KUBERNETES_VERSION + etcd $ETCD_VERSION: go build from k8s.io/kubernetes"
-    detail "cold: about 10 min on 2 cores; with a warm Go build cache: under a minute"
+    detail "cold: 7-20 min on 2 cores, by load (measured); warm Go build cache: under a minute"
     rm -rf "$src"
     mkdir -p "$src"
     tmp=$(scratch)

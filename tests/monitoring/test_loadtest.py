@@ -186,7 +186,7 @@ def test_locustfile_runs_headless_against_the_service(service) -> None:
     before = input_errors(service.url)
     result = subprocess.run(
         [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--headless",
-         "--host", service.url, "-u", "4", "-r", "4", "-t", "6s", "--scenario", "bad-input",
+         "--host", service.url, "-u", "4", "-r", "4", "-t", "10s", "--scenario", "bad-input",
          "--user-rate", "5", "--only-summary"],
         capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=120,
     )  # fmt: skip

@@ -262,7 +262,7 @@ bench: venv bench-setup ## Benchmark the service vs MLServer, KServe, a bare Fas
 OPERATOR_TICK ?= 2
 
 .PHONY: run-operator
-run-operator: venv ## Run the operator locally against $$KUBECONFIG (e.g. the rig of cluster-up), metrics on :8000.
+run-operator: venv ## Run the operator locally against KUBECONFIG (e.g. the rig of cluster-up), metrics on :8000.
 	MODELOPS_OPERATOR_TICK_SECONDS=$(OPERATOR_TICK) $(VENV)/bin/kopf run --standalone --all-namespaces \
 	  -m modelops_operator.handlers --liveness=http://127.0.0.1:8080/healthz
 
@@ -273,3 +273,35 @@ test-operator: venv ## Run the operator's pure unit tests (no cluster).
 .PHONY: bench-operator
 bench-operator: venv tools ## Apply 50 ModelDeployments at once on the rig; print time to all Ready and peak memory.
 	$(PY) operator/bench.py $(BENCH_ARGS)
+
+##@ Monitoring (alerts/, dashboards/, loadtest/)
+
+LOAD_URL      ?= http://127.0.0.1:$(PORT)
+LOAD_SCENARIO ?= normal
+LOAD_RATE     ?= 20
+LOAD_DURATION ?= 60
+LOAD_ARGS     ?=
+
+.PHONY: generate-alerts
+generate-alerts: venv ## Render alerts/modelops.rules.tmpl + params.yaml into the rule files and chart fragments.
+	$(PY) -m alerts.render
+
+.PHONY: generate-dashboards
+generate-dashboards: venv ## Write dashboards/*.json from dashboards/generate.py.
+	$(PY) -m dashboards.generate
+
+.PHONY: check-rules
+check-rules: venv ## Fail on stale generated rules/dashboards; promtool check + unit tests; amtool check of the example.
+	$(PY) -m alerts.render --check
+	$(PY) -m dashboards.generate --check
+	promtool check rules alerts/modelops.rules.yaml
+	promtool test rules alerts/tests/*.test.yaml
+	amtool check-config alerts/alertmanager/alertmanager.yaml
+
+.PHONY: traffic
+traffic: venv ## Send bounded traffic to a running service (LOAD_URL, LOAD_SCENARIO=normal|drift|bad-input|spike, LOAD_RATE, LOAD_DURATION).
+	$(PY) -m loadtest --url $(LOAD_URL) --scenario $(LOAD_SCENARIO) --rate $(LOAD_RATE) --duration $(LOAD_DURATION) $(LOAD_ARGS)
+
+.PHONY: test-monitoring
+test-monitoring: venv tools models ## Run tests/monitoring: contract, rules, traffic generator, the end-to-end with Prometheus and Alertmanager.
+	$(PY) -m pytest tests/monitoring $(PYTEST_ARGS)

@@ -106,7 +106,9 @@ def _regressor_metrics(model, x_test, y_test) -> dict[str, float]:
 
 def _wine_v1():
     data, x_train, x_test, y_train, y_test = _wine_data()
-    model = HistGradientBoostingClassifier(max_iter=100, random_state=SEED)
+    # 30 rounds x 3 classes = 90 trees: as accurate as the default 100 rounds on this data,
+    # and a third of the cost per call (each tree costs a fixed few microseconds).
+    model = HistGradientBoostingClassifier(max_iter=30, learning_rate=0.3, random_state=SEED)
     model.fit(x_train, y_train)
     spec = DatasetSpec(
         name="sklearn.datasets.load_wine",

@@ -100,7 +100,11 @@ class ServiceProcess:
         return self.process.wait(timeout=timeout)
 
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM (graceful shutdown), then SIGKILL after ``timeout``. Idempotent."""
+        """SIGTERM (graceful shutdown), then SIGKILL after ``timeout``. Idempotent.
+
+        Returns the exit status: -15 after a clean shutdown (uvicorn finishes it, then
+        re-raises the SIGTERM it caught), 2 for a refused artifact or bad settings.
+        """
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -21,7 +21,9 @@ JSON = "application/json"
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
-def get_service(request: Request) -> ModelService:
+async def get_service(request: Request) -> ModelService:
+    # async on purpose: FastAPI would run a plain-def dependency in a worker thread,
+    # a thread hop on every request.
     return request.app.state.service
 
 

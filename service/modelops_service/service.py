@@ -90,7 +90,12 @@ class ModelService:
         """One prediction outside the metrics and the drift window, then ready."""
         if self.predictor is None:
             raise RuntimeError("warm_up before load")
-        await self.predictor.predict(self.warm_up_rows())
+        try:
+            await self.predictor.predict(self.warm_up_rows())
+        except Exception:
+            # Stay not-ready: the probes keep traffic away and this line says why.
+            log.exception("warm-up prediction failed; the model stays not ready")
+            return
         if self.settings.readiness_delay_seconds:
             await asyncio.sleep(self.settings.readiness_delay_seconds)
         self.ready = True

@@ -81,7 +81,7 @@ def services(
             svc.stop()
 
 
-def wait_until_serving(svc: ServiceProcess, timeout: float = 60.0) -> None:
+def wait_until_serving(svc: ServiceProcess, timeout: float = 120.0) -> None:
     """Until /healthz answers (the process serves HTTP, ready or not)."""
     deadline = time.monotonic() + timeout
     while http_status(f"{svc.url}/healthz") != 200:

@@ -27,6 +27,10 @@ from modelops_service.window import SlidingWindow
 log = logging.getLogger("modelops_service")
 
 
+class PredictionError(Exception):
+    """The model failed on valid input: a server error (500), counted as outcome=error."""
+
+
 class ModelService:
     def __init__(self, settings: Settings, card: ModelCard, registry: CollectorRegistry) -> None:
         self.settings = settings
@@ -110,9 +114,10 @@ class ModelService:
             self.telemetry.input_errors(batch.flagged)
         try:
             prediction = await self.predictor.predict(batch.features)
-        except Exception:
+        except Exception as err:
             self.telemetry.prediction_failed(len(batch))
-            raise
+            log.exception("prediction failed", extra={"fields": {"rows": len(batch)}})
+            raise PredictionError(str(err)) from err
         self.telemetry.predicted(prediction)
         self.window.append(batch.features, prediction.signal)
         return prediction

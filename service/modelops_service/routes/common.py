@@ -66,6 +66,12 @@ def input_error_response(request: Request, svc: ModelService, error: InputError)
     return json_response(body, error.status)
 
 
+def prediction_failed_response(svc: ModelService) -> Response:
+    return json_response(
+        {"error": "prediction failed", "model": svc.name, "version": svc.version}, 500
+    )
+
+
 def not_ready_response(svc: ModelService) -> Response:
     return json_response(
         {"error": "model not ready", "model": svc.name, "version": svc.version}, 503

@@ -15,8 +15,10 @@ from modelops_service.routes.common import (
     input_error_response,
     json_response,
     not_ready_response,
+    prediction_failed_response,
     read_json,
 )
+from modelops_service.service import PredictionError
 from modelops_service.validation import InputError, batch_from_v1
 
 
@@ -137,7 +139,10 @@ def build_router(card: ModelCard, max_instances: int) -> APIRouter:
         request.state.batch_size = len(batch)
         if svc.settings.log_features:
             request.state.features = batch.features
-        prediction = await svc.predict(batch)
+        try:
+            prediction = await svc.predict(batch)
+        except PredictionError:
+            return prediction_failed_response(svc)
         body: dict[str, Any] = {
             "model": svc.name,
             "version": svc.version,

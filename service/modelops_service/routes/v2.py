@@ -23,9 +23,10 @@ from modelops_service.routes.common import (
     input_error_response,
     json_response,
     not_ready_response,
+    prediction_failed_response,
     read_json,
 )
-from modelops_service.service import ModelService
+from modelops_service.service import ModelService, PredictionError
 from modelops_service.validation import InputError, batch_from_v2
 
 SERVER_NAME = "modelops-service"
@@ -142,7 +143,10 @@ async def _infer(request: Request, svc: ModelService) -> Response:
     request.state.batch_size = len(parsed.batch)
     if svc.settings.log_features:
         request.state.features = parsed.batch.features
-    prediction = await svc.predict(parsed.batch)
+    try:
+        prediction = await svc.predict(parsed.batch)
+    except PredictionError:
+        return prediction_failed_response(svc)
     body: dict[str, Any] = {
         "model_name": svc.name,
         "model_version": svc.version,

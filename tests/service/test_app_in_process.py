@@ -1,0 +1,62 @@
+"""The app in process (ASGI, no socket): what needs a broken model or a controlled clock."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from modelops_service.app import create_app
+from modelops_service.settings import Settings
+
+
+async def _until_ready(app) -> None:
+    for _ in range(2000):
+        if app.state.service.ready:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("never ready")
+
+
+def test_a_model_failure_is_a_500_counted_as_error_and_the_next_request_works(
+    model_root: Path,
+) -> None:
+    app = create_app(Settings(model_dir=model_root / "diabetes" / "1"))
+    svc = app.state.service
+    row = [f.mean for f in svc.card.features]
+
+    async def scenario() -> None:
+        async with app.router.lifespan_context(app):
+            await _until_ready(app)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                real_infer = svc.model.infer
+
+                def broken(features):
+                    raise RuntimeError("injected")
+
+                svc.model.infer = broken
+                failed = await client.post("/v1/predict", json={"instances": [row, row]})
+                failed_v2 = await client.post(
+                    "/v2/models/diabetes/infer",
+                    json={
+                        "inputs": [{"name": "x", "shape": [1, 10], "datatype": "FP64", "data": row}]
+                    },
+                )
+                svc.model.infer = real_infer
+                ok = await client.post("/v1/predict", json={"instances": [row]})
+                metrics = (await client.get("/metrics")).text
+
+        assert failed.status_code == 500
+        assert failed.json() == {"error": "prediction failed", "model": "diabetes", "version": "1"}
+        assert failed_v2.status_code == 500
+        assert ok.status_code == 200
+        labels = 'model="diabetes",outcome="error",version="1"'
+        assert f"model_predictions_total{{{labels}}} 3.0" in metrics
+        assert (
+            'http_requests_total{handler="/v1/predict",method="POST",model="diabetes",'
+            'status="5xx",version="1"} 1.0'
+        ) in metrics
+
+    asyncio.run(scenario())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import stat
 from pathlib import Path
 
@@ -217,3 +219,69 @@ def test_demo_traffic_flags_are_ones_loadtest_accepts():
     assert args.url == "http://127.0.0.1:30080"
     assert args.scenario == "normal"
     assert not args.allow_remote
+
+
+def helm_installs(out: str) -> dict[str, list[str]]:
+    """chart path -> the arguments `make up` gives `helm upgrade --install` for it."""
+    fake_sha = "0" * 64
+    joined = out.replace("\\\n", " ")
+    joined = re.sub(r"\$\(hack/kind\.sh model-sha256 [^)]*\)", fake_sha, joined)
+    installs = {}
+    for line in joined.splitlines():
+        if " upgrade --install " not in line or "charts/" not in line:
+            continue
+        words = shlex.split(line)
+        i = words.index("--install")
+        release, chart, rest = words[i + 1], words[i + 2], words[i + 3 :]
+        installs[chart] = [release, chart, *rest]
+    return installs
+
+
+def as_template(args: list[str]) -> list[str]:
+    """The same install as `helm template` (no cluster): drop the flags only install knows."""
+    out, skip = [], False
+    for word in args:
+        if skip:
+            skip = False
+            continue
+        if word in ("--timeout", "--kube-context"):
+            skip = True
+            continue
+        if word == "--create-namespace" or word.startswith("--wait"):
+            continue
+        out.append(word)
+    return out
+
+
+@pytest.mark.render
+def test_the_helm_installs_of_make_up_render_with_their_values(tmp_path, make_var):
+    """Every --set of `make up` is a key the chart's values.schema.json accepts."""
+    import yaml
+
+    out = make_n("kind-up", fake_docker(tmp_path, engine_answers=True))
+    installs = helm_installs(out)
+    assert set(installs) == {"charts/model-operator", "charts/model-service"}
+    helm = shutil.which("helm")
+    assert helm, "helm comes from make tools"
+    images = {}
+    for chart, args in installs.items():
+        proc = run(
+            [helm, "template", *as_template(args), "--api-versions", "monitoring.coreos.com/v1"]
+        )
+        assert proc.returncode == 0, f"{chart}: {proc.stderr}"
+        docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+        deployments = [d for d in docs if d["kind"] == "Deployment"]
+        assert deployments, chart
+        images[chart] = deployments[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+        if chart == "charts/model-service":
+            env = deployments[0]["spec"]["template"]["spec"]["containers"][0].get("env", [])
+            env_map = {e["name"]: e.get("value") for e in env}
+            model = make_var("HELM_MODEL")
+            assert env_map.get("MODELOPS_MODEL_DIR") == f"/models/{model}/1"
+            assert env_map.get("MODELOPS_MODEL_SHA256") == "0" * 64
+        if chart == "charts/model-operator":
+            assert any(d["kind"] == "ServiceMonitor" for d in docs), "operator metrics scraped"
+    assert images == {
+        "charts/model-service": make_var("SERVICE_IMAGE"),
+        "charts/model-operator": make_var("OPERATOR_IMAGE"),
+    }

@@ -9,13 +9,12 @@ These tests apply that logic to the labels the chart renders.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.kind.conftest import ROOT, run
+from tests.kind.conftest import ROOT, run, tool
 
 VALUES = ROOT / "deploy" / "kube-prometheus-stack-values.yaml"
 CHART = ROOT / "charts" / "model-service"
@@ -117,11 +116,9 @@ def test_chart_defaults_agree_with_the_sidecar(values):
 
 
 def render(chart: Path, *args: str) -> list[dict]:
-    helm = shutil.which("helm")
-    assert helm, "helm comes from make tools"
     proc = run(
         [
-            helm,
+            tool("helm"),
             "template",
             "wine",
             str(chart),

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import stat
 from pathlib import Path
 
 import pytest
 
-from tests.kind.conftest import ROOT, run
+from tests.kind.conftest import ROOT, run, tool
 
 # `make up` in the order a user reads it in the issue: cluster, monitoring, images,
 # operator, a model with plain helm, the example ModelDeployment, wait, what next.
@@ -66,13 +65,13 @@ def test_make_n_up_lists_the_steps_in_order(tmp_path):
 def test_make_n_up_installs_missing_tools_first(tmp_path, make_var):
     out = make_n("up", fake_docker(tmp_path, engine_answers=True), f"LOCALBIN={tmp_path}/bin")
     first_step = re.search(UP_STEPS[0][1], out).start()
-    for tool, version in [
+    for name, version in [
         ("kind", make_var("KIND_VERSION")),
         ("helm", make_var("KIND_HELM_VERSION")),
         ("kubectl", make_var("KIND_KUBECTL_VERSION")),
     ]:
-        install = out.find(f"hack/kind.sh install-tool {tmp_path}/bin/{tool}-{version}")
-        assert 0 <= install < first_step, f"{tool} {version} is not installed before use:\n{out}"
+        install = out.find(f"hack/kind.sh install-tool {tmp_path}/bin/{name}-{version}")
+        assert 0 <= install < first_step, f"{name} {version} is not installed before use:\n{out}"
 
 
 def test_make_n_up_without_a_docker_engine_runs_demo_local(tmp_path):
@@ -261,8 +260,7 @@ def test_the_helm_installs_of_make_up_render_with_their_values(tmp_path, make_va
     out = make_n("kind-up", fake_docker(tmp_path, engine_answers=True))
     installs = helm_installs(out)
     assert set(installs) == {"charts/model-operator", "charts/model-service"}
-    helm = shutil.which("helm")
-    assert helm, "helm comes from make tools"
+    helm = tool("helm")
     images = {}
     for chart, args in installs.items():
         proc = run(

@@ -36,7 +36,8 @@ class Metric:
         if self.type == "histogram":
             return tuple(f"{self.name}{s}" for s in ("_bucket", "_sum", "_count"))
         if self.type == "summary":
-            return (self.name, f"{self.name}_sum", f"{self.name}_count")
+            # The instrumentator's size summaries carry no quantiles.
+            return (f"{self.name}_sum", f"{self.name}_count")
         return (self.name,)
 
 

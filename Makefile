@@ -221,11 +221,11 @@ demo-rollback: venv $(KIND_KUBECTL) ## Roll diabetes to a version built to fail 
 	$(KIND_ENV) hack/kind.sh demo $(ROLLBACK_MANIFEST) '$(ROLLBACK_PATCH)'
 
 .PHONY: grafana
-grafana: $(KIND_KUBECTL) ## Port-forward Grafana to http://127.0.0.1:$(GRAFANA_PORT) and print the login.
+grafana: $(KIND_KUBECTL) ## Port-forward Grafana to http://127.0.0.1:3000 (GRAFANA_PORT=...) and print the login.
 	@$(KIND_ENV) hack/kind.sh grafana
 
 .PHONY: prometheus
-prometheus: $(KIND_KUBECTL) ## Port-forward Prometheus to http://127.0.0.1:$(PROMETHEUS_PORT).
+prometheus: $(KIND_KUBECTL) ## Port-forward Prometheus to http://127.0.0.1:9090 (PROMETHEUS_PORT=...).
 	@$(KIND_ENV) hack/kind.sh prometheus
 
 .PHONY: status

@@ -480,6 +480,16 @@ class ControlPlane:
                     f"--service-cluster-ip-range={SERVICE_CIDR}",
                     "--allow-privileged=true",
                     "--profiling=false",
+                    # The `kubernetes` Service cannot point at a loopback address.
+                    "--endpoint-reconciler-type=none",
+                    # Front proxy (aggregation layer), as kubeadm and kwokctl set it up.
+                    f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+                    "--requestheader-allowed-names=front-proxy-client",
+                    "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                    "--requestheader-group-headers=X-Remote-Group",
+                    "--requestheader-username-headers=X-Remote-User",
+                    f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                    f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
                 ],
             )
             # Wait for the port to listen (or the process to die on a taken port).
@@ -644,7 +654,12 @@ class ControlPlane:
 
 
 def _stop_pids(procs: Iterable[_Proc]) -> None:
+    """SIGTERM, then SIGKILL after STOP_GRACE; etcd goes last, once its clients are gone."""
     procs = list(procs)
+    clients = [p for p in procs if p.name != "etcd"]
+    if clients and len(clients) < len(procs):
+        _stop_pids(clients)
+        procs = [p for p in procs if p.name == "etcd"]
     for p in procs:
         if pid_alive(p.pid, p.start_time):
             with contextlib.suppress(ProcessLookupError):
@@ -708,30 +723,33 @@ def _openssl(*args: Any, cwd: Path) -> None:
 
 
 def _make_pki(pki: Path) -> None:
-    """A throwaway CA, the API server's serving cert, an admin client cert
-    (O=system:masters) and the service-account signing key; EC P-256 keys."""
+    """Throwaway PKI, EC P-256 keys: a cluster CA with the API server's serving
+    cert and an admin client cert (O=system:masters); a front-proxy CA with its
+    client cert (aggregation layer); the service-account signing key."""
     pki.mkdir(parents=True, exist_ok=True)
     (pki / "openssl.cnf").write_text(_OPENSSL_CNF)
-    for key in ("ca", "apiserver", "admin", "sa"):
+    for key in ("ca", "apiserver", "admin", "front-proxy-ca", "front-proxy-client", "sa"):
         _openssl(
             "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
             "-out", f"{key}.key", cwd=pki,
         )  # fmt: skip
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
-    _openssl(
-        "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=modelops-rig-ca",
-        "-days", "3650", "-config", "openssl.cnf", "-extensions", "ca", "-out", "ca.crt", cwd=pki,
-    )  # fmt: skip
-    for name, subject, ext in (
-        ("apiserver", "/CN=kube-apiserver", "server"),
-        ("admin", f"/O=system:masters/CN={ADMIN_USER}", "client"),
+    for ca, subject in (("ca", "/CN=modelops-rig-ca"), ("front-proxy-ca", "/CN=front-proxy-ca")):
+        _openssl(
+            "req", "-x509", "-new", "-key", f"{ca}.key", "-subj", subject, "-days", "3650",
+            "-config", "openssl.cnf", "-extensions", "ca", "-out", f"{ca}.crt", cwd=pki,
+        )  # fmt: skip
+    for name, ca, subject, ext in (
+        ("apiserver", "ca", "/CN=kube-apiserver", "server"),
+        ("admin", "ca", f"/O=system:masters/CN={ADMIN_USER}", "client"),
+        ("front-proxy-client", "front-proxy-ca", "/CN=front-proxy-client", "client"),
     ):
         _openssl(
             "req", "-new", "-key", f"{name}.key", "-subj", subject, "-config", "openssl.cnf",
             "-out", f"{name}.csr", cwd=pki,
         )  # fmt: skip
         _openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
             "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "365",
             "-extfile", "openssl.cnf", "-extensions", ext, "-out", f"{name}.crt", cwd=pki,
         )  # fmt: skip

@@ -9,6 +9,8 @@ the next tick starts from the winner's status).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import threading
@@ -53,6 +55,7 @@ from modelops_operator.metrics import OperatorMetrics
 from modelops_operator.models import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    ModelRef,
     Phase,
     dump,
     isoformat,
@@ -111,6 +114,8 @@ class Memory:
     """Per-object facts kept between ticks (none needed for correctness)."""
 
     applied: frozenset[ObjectKey] = frozenset()
+    applied_digest: str = ""
+    applied_at: float = 0.0
 
 
 class _TTLCache:
@@ -148,6 +153,7 @@ class Reconciler:
         self.memory: dict[str, Memory] = {}
         self._cache = _TTLCache(ttl=max(5.0, settings.tick_seconds * 3))
         self._locks: dict[str, threading.Lock] = {}
+        self._names: dict[tuple[str, str], dict[str, str]] = {}
         self._locks_guard = threading.Lock()
 
     def _lock(self, uid: str) -> threading.Lock:
@@ -271,7 +277,7 @@ class Reconciler:
         disc = self._discover(namespace)
 
         # observe the Deployments the current status runs
-        names = self._deployment_names(spec, status, owner, disc)
+        names = self._deployment_names(owner)
         stable = self._workload(namespace, names[TRACK_STABLE], TRACK_STABLE, name)
         canary = (
             self._workload(namespace, names[TRACK_CANARY], TRACK_CANARY, name)
@@ -318,7 +324,9 @@ class Reconciler:
                 "conditions": conditions,
             }
         )
-        written = self._write_status(obj, new_status)
+        # nothing new to say: no write, so no watch event for anyone
+        unchanged = dump(new_status) == dump(status)
+        written = obj if unchanged else self._write_status(obj, new_status)
         # the status is ours now: tell, then act on it (Events are best effort; the
         # status history is the record that survives a restart between the two)
         for ev in outcome.events:
@@ -337,22 +345,27 @@ class Reconciler:
         self.metrics.set_phase(namespace, name, new_status.phase, new_status.canary_weight)
         return outcome.event.kind.value
 
-    def _deployment_names(
-        self,
-        spec: ModelDeploymentSpec,
-        status: ModelDeploymentStatus,
-        owner: Owner,
-        disc: MonitoringDiscovery,
-    ) -> dict[str, str]:
-        workloads = desired_workloads(spec, status)
-        # always render with a canary so both names are known (cached after the first time)
-        probe = Workloads(workloads.stable, 1, workloads.stable, 1)
-        rendered = self.renderer.render(owner.name, owner.namespace, chart_values(spec, probe))
-        deps = build_apply_set(rendered, owner).deployments()
-        return {
-            TRACK_STABLE: deps[TRACK_STABLE]["metadata"]["name"],
-            TRACK_CANARY: deps[TRACK_CANARY]["metadata"]["name"],
-        }
+    def _deployment_names(self, owner: Owner) -> dict[str, str]:
+        """Names of the stable and canary Deployments, asked of the chart once per release.
+
+        They depend only on the release name, so the probe render uses a fixed
+        placeholder model and its result is kept for the life of the process.
+        """
+        key = (owner.namespace, owner.name)
+        names = self._names.get(key)
+        if names is None:
+            placeholder = ModelRef(name=owner.name, version="0", image="probe:0", artifact="/")
+            probe = Workloads(placeholder, 1, placeholder, 1)
+            rendered = self.renderer.render(
+                owner.name, owner.namespace, chart_values(_probe_spec(placeholder), probe)
+            )
+            deps = build_apply_set(rendered, owner).deployments()
+            names = {
+                TRACK_STABLE: deps[TRACK_STABLE]["metadata"]["name"],
+                TRACK_CANARY: deps[TRACK_CANARY]["metadata"]["name"],
+            }
+            self._names[key] = names
+        return names
 
     def _build(
         self,
@@ -424,9 +437,22 @@ class Reconciler:
         )
 
     def _apply(self, apply_set: ApplySet, owner: Owner) -> None:
+        """Server-side apply the set; skipped while it is unchanged and resync is not due.
+
+        Re-applying an unchanged set every resync_seconds is what puts back an
+        object someone deleted or edited (the apply is a no-op when nothing drifted).
+        """
+        memory = self.memory.setdefault(owner.uid, Memory())
+        digest = hashlib.sha256(json.dumps(apply_set.objects, sort_keys=True).encode()).hexdigest()
+        now = time.monotonic()
+        if (
+            digest == memory.applied_digest
+            and now - memory.applied_at < self.settings.resync_seconds
+        ):
+            return
         for obj in apply_set.objects:
             self.kube.apply(obj, self.settings.field_manager)
-        memory = self.memory.setdefault(owner.uid, Memory())
+        memory.applied_digest, memory.applied_at = digest, now
         keys = apply_set.keys
         if keys != memory.applied:
             kinds = frozenset(k.kind for k in KINDS) - frozenset(k.kind for k in apply_set.skipped)
@@ -489,6 +515,10 @@ class Reconciler:
         self.metrics.errors.labels(meta["namespace"], meta["name"], reason).inc()
         self.metrics.set_phase(meta["namespace"], meta["name"], Phase.DEGRADED, 0)
         return reason
+
+
+def _probe_spec(model: ModelRef) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec(model=model)
 
 
 def _safe_status(raw: Any) -> ModelDeploymentStatus:

@@ -41,6 +41,12 @@ class OperatorSettings(BaseSettings):
         description="How often every ModelDeployment is re-reconciled: canary steps are "
         "checked, deleted or edited objects put back, monitoring selectors re-read.",
     )
+    resync_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Re-apply an unchanged set of objects at least this often (puts back "
+        "deleted or edited objects); a changed set is applied at once.",
+    )
     history_limit: int = Field(10, ge=1, le=100)
     selector_mode: Literal["label", "report"] = Field(
         "label",

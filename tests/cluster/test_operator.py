@@ -84,6 +84,7 @@ class OperatorProcess:
         env = dict(self.cluster.env)
         env.update(
             MODELOPS_OPERATOR_TICK_SECONDS=TICK,
+            MODELOPS_OPERATOR_RESYNC_SECONDS="2",
             MODELOPS_OPERATOR_METRICS_PORT=str(self.metrics_port),
             MODELOPS_OPERATOR_PROMETHEUS_URL=self.prometheus_url,
             MODELOPS_OPERATOR_CHART_PATH=str(ROOT / "charts/model-service"),

@@ -69,7 +69,7 @@ def promql_names_binary() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not binary.is_file():
             env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
-            env["GOFLAGS"] = "-mod=readonly"
+            env["GOFLAGS"] = "-mod=readonly -buildvcs=false"
             tmp = out_dir / "promql-names.tmp"
             result = subprocess.run(
                 ["go", "build", "-trimpath", "-o", str(tmp), "."],

@@ -423,6 +423,96 @@ def test_prometheus_down_holds_the_canary(cluster, operator, namespace):
     assert len(cluster.get("deployments", "-n", namespace)["items"]) == 2
 
 
+def test_paused_holds_then_fast_rollback_skips_analysis(cluster, operator, namespace):
+    rollout = {"strategy": "Canary", "steps": [50, 100], "interval": "1s",
+               "analysis": {"prometheusUrl": "http://127.0.0.1:9"}}  # fmt: skip
+    cluster.apply(md_body("wine", namespace, rollout=rollout, paused=True))
+    wait_phase(cluster, operator, namespace, "wine", "Ready")  # a first deploy is not held
+    set_model(cluster, namespace, "wine", "wine", "2")
+
+    def paused():
+        status = status_of(cluster, namespace, "wine")
+        return status if condition(status, "Progressing").get("reason") == "RolloutPaused" else None
+
+    status = wait_for(paused, "the rollout to be held", explain=operator.tail)
+    assert status["stableVersion"] == "1"
+    assert "canaryVersion" not in status
+    assert len(cluster.get("deployments", "-n", namespace)["items"]) == 1
+    # unpaused with strategy RollingUpdate: version 2 becomes stable without a canary
+    cluster.kubectl(
+        "patch", "md", "wine", "-n", namespace, "--type", "merge",
+        "-p", json.dumps({"spec": {"paused": False, "rollout": {"strategy": "RollingUpdate"}}}),
+    )  # fmt: skip
+    wait_phase(cluster, operator, namespace, "wine", "Ready", stableVersion="2")
+    # back to version 1 within rollbackWindow, strategy Canary: fast-tracked, no analysis
+    cluster.kubectl(
+        "patch", "md", "wine", "-n", namespace, "--type", "merge",
+        "-p", json.dumps({"spec": {"rollout": {"strategy": "Canary"}}}),
+    )  # fmt: skip
+    set_model(cluster, namespace, "wine", "wine", "1")
+    status = wait_phase(cluster, operator, namespace, "wine", "Ready", stableVersion="1")
+    assert "lastAnalysis" not in status
+    assert [(h["version"], h["result"]) for h in status["history"]] == [
+        ("1", "Deployed"), ("2", "Deployed"), ("1", "Deployed"),
+    ]  # fmt: skip
+    event = wait_event(cluster, operator, namespace, "wine", "FastRollback")
+    assert "rolled back without analysis" in event["message"]
+
+
+@pytest.fixture
+def prometheus_object(cluster, namespace) -> Iterator[str]:
+    """A Prometheus object in the test namespace, removed after the test (it is
+    cluster-visible: other tests' ModelDeployments must not be judged against it)."""
+    yield "kps"
+    cluster.kubectl("delete", "prometheus", "kps", "-n", namespace, check=False)
+
+
+def test_monitoring_labels_follow_the_prometheus_selectors(
+    cluster, operator, namespace, prometheus_object
+):
+    # a Prometheus object (prometheus-operator's CRD; no operator needs to run it) that
+    # selects ServiceMonitors and rules by label, in namespaces labelled for this test
+    cluster.kubectl("label", "namespace", namespace, f"monitor-{namespace[-6:]}=yes")
+    cluster.apply(
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "Prometheus",
+            "metadata": {"name": prometheus_object, "namespace": namespace},
+            "spec": {
+                "serviceMonitorSelector": {"matchLabels": {"release": "kps-test"}},
+                "serviceMonitorNamespaceSelector": {
+                    "matchLabels": {f"monitor-{namespace[-6:]}": "yes"}
+                },
+                "ruleSelector": {"matchLabels": {"release": "kps-test", "role": "rules"}},
+                "ruleNamespaceSelector": {"matchLabels": {f"monitor-{namespace[-6:]}": "yes"}},
+            },
+        }
+    )
+    cluster.apply(md_body("wine", namespace))
+    status = wait_phase(cluster, operator, namespace, "wine", "Ready")
+    sm = cluster.get("servicemonitor", "wine-model-service", "-n", namespace)
+    assert sm["metadata"]["labels"]["release"] == "kps-test"
+    rule = cluster.get("prometheusrule", "wine-model-service", "-n", namespace)
+    assert rule["metadata"]["labels"]["role"] == "rules"
+    cond = condition(status, "MonitoringReady")
+    assert cond["status"] == "True"
+    assert f"ServiceMonitor: {namespace}/kps selects it" in cond["message"]
+    # told not to label: the chart's default label stays and the mismatch is explained
+    cluster.kubectl(
+        "patch", "md", "wine", "-n", namespace, "--type", "merge",
+        "-p", json.dumps({"spec": {"monitoring": {"matchSelectors": False}}}),
+    )  # fmt: skip
+
+    def not_selected():
+        cond = condition(status_of(cluster, namespace, "wine"), "MonitoringReady")
+        return cond if cond.get("reason") == "NotSelected" else None
+
+    cond = wait_for(not_selected, "MonitoringReady NotSelected", explain=operator.tail)
+    assert cond["status"] == "False"
+    assert f"ServiceMonitor: {namespace}/kps ignores it" in cond["message"]
+    assert "release=kps-test" in cond["message"]
+
+
 # --- canaries judged by real metrics -----------------------------------------
 
 

@@ -366,6 +366,18 @@ def test_delete_removes_everything_it_owned(cluster, operator, namespace):
     assert cluster.get("pods", "-n", namespace, "-l", "app.kubernetes.io/instance=wine")
 
 
+def test_operator_survives_an_api_server_restart(cluster, operator, namespace):
+    if getattr(cluster, "control_plane", None) is None:
+        pytest.skip("restarting kube-apiserver needs the rig this session started")
+    cluster.apply(md_body("wine", namespace, rollout={"strategy": "RollingUpdate"}))
+    wait_phase(cluster, operator, namespace, "wine", "Ready")
+    cluster.restart("kube-apiserver")
+    set_model(cluster, namespace, "wine", "wine", "2")
+    wait_phase(cluster, operator, namespace, "wine", "Ready", stableVersion="2")
+    assert operator.proc is not None
+    assert operator.proc.poll() is None  # no crash, no restart of the operator
+
+
 @pytest.mark.parametrize(
     ("patch", "message"),
     [

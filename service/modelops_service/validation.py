@@ -426,7 +426,7 @@ def _tensor(tensor: Any, loc: Loc, errors: _Errors) -> tuple[str, list[int], lis
         errors.add((*loc, "name"), "expected a string", "wrong_type")
     if not (isinstance(shape, list) and shape and all(type(s) is int and s >= 0 for s in shape)):
         errors.add((*loc, "shape"), "expected a list of non-negative integers", "wrong_type")
-    if datatype not in V2_NUMERIC_DATATYPES:
+    if not isinstance(datatype, str) or datatype not in V2_NUMERIC_DATATYPES:
         errors.add(
             (*loc, "datatype"),
             f"datatype {datatype!r} is not numeric (use FP64, FP32 or an integer type)",

@@ -128,6 +128,37 @@ def infer_schema(card: ModelCard) -> dict[str, Any]:
     }
 
 
+def infer_response_schema(card: ModelCard) -> dict[str, Any]:
+    classifier = card.task == "classification"
+    names = ["predict", "predict_proba"] if classifier else ["predict"]
+    return {
+        "type": "object",
+        "required": ["model_name", "model_version", "outputs"],
+        "properties": {
+            "model_name": {"type": "string", "const": card.name},
+            "model_version": {"type": "string", "const": card.version},
+            "id": {"type": "string", "description": "the request's id, when it sent one"},
+            "parameters": {
+                "type": "object",
+                "description": "warnings: flagged values (range policy 'flag')",
+            },
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "shape", "datatype", "data"],
+                    "properties": {
+                        "name": {"type": "string", "enum": names},
+                        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        "datatype": {"type": "string", "enum": sorted(set(_DATATYPES.values()))},
+                        "data": {"type": "array", "items": {"type": ["number", "boolean"]}},
+                    },
+                },
+            },
+        },
+    }
+
+
 def _ready(svc: ModelService) -> Response:
     return json_response({"name": svc.name, "ready": svc.ready}, 200 if svc.ready else 503)
 
@@ -191,7 +222,14 @@ def build_router(card: ModelCard) -> APIRouter:
         return json_response({"ready": svc.ready}, 200 if svc.ready else 503)
 
     not_found = {404: {"description": "No such model or version"}}
-    infer_responses = {**not_found, **error_responses()}
+    infer_responses = {
+        200: {
+            "description": "Output tensors (row-major, flat data)",
+            "content": {JSON: {"schema": infer_response_schema(card)}},
+        },
+        **not_found,
+        **error_responses(),
+    }
 
     @router.get("/models/{model_name}", summary="Model metadata", responses=not_found)
     async def model_metadata(svc: ServiceDep, model_name: str) -> Response:

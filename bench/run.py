@@ -137,6 +137,7 @@ class Server:
     decode: Callable[[Any], list]
     log: Path
     env_overrides: tuple[str, ...] = ()
+    metrics_url: str | None = None  # scraped during the run, as Prometheus would
     proc: subprocess.Popen | None = None
     idle_rss_mib: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -195,6 +196,7 @@ def build_servers(
             cwd=REPO,
             ready_url=f"http://127.0.0.1:{port}/readyz",
             predict_url=f"http://127.0.0.1:{port}/v1/predict",
+            metrics_url=f"http://127.0.0.1:{port}/metrics",
             encode=lambda rows, names=names: json.dumps(
                 {"instances": [dict(zip(names, map(float, r), strict=True)) for r in rows]}
             ).encode(),
@@ -243,6 +245,7 @@ def build_servers(
                 cwd=repo_dir,
                 ready_url=f"http://127.0.0.1:{http}/v2/models/{model.name}/ready",
                 predict_url=f"http://127.0.0.1:{http}/v2/models/{model.name}/infer",
+                metrics_url=f"http://127.0.0.1:{metrics}/metrics",
                 encode=lambda rows: json.dumps(
                     {
                         "inputs": [
@@ -283,6 +286,7 @@ def build_servers(
                 cwd=run_dir,
                 ready_url=f"http://127.0.0.1:{http}/v1/models/{model.name}",
                 predict_url=f"http://127.0.0.1:{http}/v1/models/{model.name}:predict",
+                metrics_url=f"http://127.0.0.1:{http}/metrics",
                 encode=lambda rows: json.dumps({"instances": rows.tolist()}).encode(),
                 decode=_predictions,
                 log=run_dir / "kserve.log",
@@ -461,6 +465,39 @@ def rss_mib(root: int) -> float:
     return total_kib / 1024
 
 
+class Scraper:
+    """GETs every server's /metrics at a fixed interval, as Prometheus would: our drift
+    scores are computed on scrape, so a run without scrapes would leave that work out."""
+
+    def __init__(self, servers: list[Server], interval: float):
+        self.urls = [s.metrics_url for s in servers if s.metrics_url]
+        self.interval = interval
+        self.scrapes = 0
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for url in self.urls:
+                try:
+                    with urllib.request.urlopen(url, timeout=10) as answer:
+                        answer.read()
+                    self.scrapes += 1
+                except (OSError, urllib.error.URLError):
+                    self.failures += 1
+
+    def __enter__(self) -> Scraper:
+        if self.interval > 0 and self.urls:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 class RssSampler:
     """Samples the resident memory of a server's process tree while a load runs."""
 
@@ -618,52 +655,58 @@ def run(args: argparse.Namespace) -> int:
                 path.write_bytes(body)
                 bodies[server.key][n] = path
         print(">> every server answers what model.predict answers", flush=True)
+        for server in servers:  # the first scrape pays one-time costs: not in a measurement
+            if server.metrics_url:
+                with urllib.request.urlopen(server.metrics_url, timeout=30) as answer:
+                    answer.read()
 
         print(f">> warm-up: {args.initial_warmup:g}s per server and payload", flush=True)
         for server in servers:
             for n in row_counts:
                 wrk(server.predict_url, bodies[server.key][n], 16, args.initial_warmup, load_cpu)
 
-        done, started = 0, time.monotonic()
-        for rep in range(args.reps):
-            for n in row_counts:
-                for c in concurrencies:
-                    # Rotate the order each repetition: no server always goes first.
-                    order = servers[rep % len(servers) :] + servers[: rep % len(servers)]
-                    for server in order:
-                        assert server.proc is not None
-                        if server.proc.poll() is not None:
-                            raise RuntimeError(f"{server.key} died:\n{_tail(server.log)}")
-                        body = bodies[server.key][n]
-                        if args.warmup > 0:
-                            wrk(server.predict_url, body, c, args.warmup, load_cpu)
-                        cpu_before = cpu_seconds(server.proc.pid)
-                        with RssSampler(server.proc.pid) as sampler:
-                            result = wrk(server.predict_url, body, c, args.duration, load_cpu)
-                        cpu_used = cpu_seconds(server.proc.pid) - cpu_before
-                        # CPU per request moves far less with background load than req/s.
-                        result["server_cpu_s"] = cpu_used
-                        result["cpu_ms_per_req"] = (
-                            cpu_used * 1000 / result["requests"] if result["requests"] else None
-                        )
-                        result["core_share"] = cpu_used / (result["duration_us"] / 1e6)
-                        cell = cells.setdefault((server.key, n, c), Cell(server.key, n, c))
-                        cell.reps.append(result)
-                        cell.rss_mib.extend(sampler.samples)
-                        done += 1
-                        elapsed = time.monotonic() - started
-                        eta = elapsed / done * (n_cells - done)
-                        errors = f" ERRORS {result['errors']}" if result["error_count"] else ""
-                        print(
-                            f"[{done:3d}/{n_cells}] rep {rep + 1}/{args.reps} rows={n:<3d} "
-                            f"c={c:<3d} {server.key:<8s} {result['rps']:8.0f} req/s  "
-                            f"p50 {result['latency_us']['p50'] / 1000:7.2f} ms  "
-                            f"p99 {result['latency_us']['p99'] / 1000:7.2f} ms  "
-                            f"cpu {result['cpu_ms_per_req'] or 0:5.2f} ms/req "
-                            f"({result['core_share']:4.0%} of a core){errors}  "
-                            f"(ETA {eta / 60:4.1f} min)",
-                            flush=True,
-                        )
+        scraper = Scraper(servers, args.scrape_interval)
+        with scraper:
+            done, started = 0, time.monotonic()
+            for rep in range(args.reps):
+                for n in row_counts:
+                    for c in concurrencies:
+                        # Rotate the order each repetition: no server always goes first.
+                        order = servers[rep % len(servers) :] + servers[: rep % len(servers)]
+                        for server in order:
+                            assert server.proc is not None
+                            if server.proc.poll() is not None:
+                                raise RuntimeError(f"{server.key} died:\n{_tail(server.log)}")
+                            body = bodies[server.key][n]
+                            if args.warmup > 0:
+                                wrk(server.predict_url, body, c, args.warmup, load_cpu)
+                            cpu_before = cpu_seconds(server.proc.pid)
+                            with RssSampler(server.proc.pid) as sampler:
+                                result = wrk(server.predict_url, body, c, args.duration, load_cpu)
+                            cpu_used = cpu_seconds(server.proc.pid) - cpu_before
+                            # CPU per request moves far less with background load than req/s.
+                            result["server_cpu_s"] = cpu_used
+                            result["cpu_ms_per_req"] = (
+                                cpu_used * 1000 / result["requests"] if result["requests"] else None
+                            )
+                            result["core_share"] = cpu_used / (result["duration_us"] / 1e6)
+                            cell = cells.setdefault((server.key, n, c), Cell(server.key, n, c))
+                            cell.reps.append(result)
+                            cell.rss_mib.extend(sampler.samples)
+                            done += 1
+                            elapsed = time.monotonic() - started
+                            eta = elapsed / done * (n_cells - done)
+                            errors = f" ERRORS {result['errors']}" if result["error_count"] else ""
+                            print(
+                                f"[{done:3d}/{n_cells}] rep {rep + 1}/{args.reps} rows={n:<3d} "
+                                f"c={c:<3d} {server.key:<14s} {result['rps']:8.0f} req/s  "
+                                f"p50 {result['latency_us']['p50'] / 1000:7.2f} ms  "
+                                f"p99 {result['latency_us']['p99'] / 1000:7.2f} ms  "
+                                f"cpu {result['cpu_ms_per_req'] or 0:5.2f} ms/req "
+                                f"({result['core_share']:4.0%} of a core){errors}  "
+                                f"(ETA {eta / 60:4.1f} min)",
+                                flush=True,
+                            )
         for server in servers:
             assert server.proc is not None
             server.notes.append(f"RSS after the run {rss_mib(server.proc.pid):.0f} MiB")
@@ -694,6 +737,9 @@ def run(args: argparse.Namespace) -> int:
             "concurrency": concurrencies,
             "rows": row_counts,
             "load_generator": "wrk -t1 (closed loop), bench/wrk_post.lua",
+            "scrape_interval_s": args.scrape_interval,
+            "scrapes": scraper.scrapes,
+            "scrape_failures": scraper.failures,
         },
         "servers": {
             s.key: {
@@ -760,7 +806,12 @@ def render_report(report: dict) -> str:
         f"Benchmark {report['started']}: model {report['model']['name']}/"
         f"{report['model']['version']} ({report['model']['estimator']}), median of "
         f"{report['settings']['reps']} x {report['settings']['duration_s']:g}s, "
-        f"{report['settings']['load_generator']}",
+        f"{report['settings']['load_generator']}"
+        + (
+            f", /metrics scraped every {report['settings']['scrape_interval_s']:g}s"
+            if report["settings"].get("scrape_interval_s")
+            else ""
+        ),
         "",
         f"{'rows':>4} {'conc':>4}  {'server':<20} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'cpu ms/req':>10} {'core':>5} {'RSS MiB':>8}",
@@ -905,6 +956,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--initial-warmup", type=float, default=2, help="warm-up s at start")
     parser.add_argument("--start-timeout", type=float, default=180, help="seconds to become ready")
     parser.add_argument("--out", default="bench-results", help="output directory (ignored by git)")
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=5,
+        help="seconds between GETs of each server's /metrics during the run (0: none)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to CPUs")
     parser.add_argument(
         "--variant",

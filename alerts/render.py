@@ -71,6 +71,7 @@ class Param:
     type: str
     default: object
     doc: str
+    chart_default: object = None  # the chart's default, when it differs (see params.yaml)
 
 
 def load_params(path: Path = PARAMS) -> dict[str, Param]:
@@ -79,7 +80,13 @@ def load_params(path: Path = PARAMS) -> dict[str, Param]:
     for name, spec in raw.items():
         if spec["type"] not in SCHEMA_BY_TYPE:
             raise ValueError(f"{name}: unknown type {spec['type']!r}")
-        params[name] = Param(name, spec["type"], spec["default"], " ".join(spec["doc"].split()))
+        params[name] = Param(
+            name,
+            spec["type"],
+            spec["default"],
+            " ".join(spec["doc"].split()),
+            spec.get("chartDefault"),
+        )
     return params
 
 
@@ -183,8 +190,9 @@ def helm_values(params: Mapping[str, Param] | None = None) -> str:
         "params:",
     ]
     for p in params.values():
+        default = p.default if p.chart_default is None else p.chart_default
         lines.append(f"  # -- {p.doc}")
-        lines.append(f"  {p.name}: {_yaml_scalar(p.default).strip()}")
+        lines.append(f"  {p.name}: {_yaml_scalar(default).strip()}")
     return "\n".join(lines) + "\n"
 
 

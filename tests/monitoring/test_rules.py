@@ -117,6 +117,14 @@ def test_bad_parameter_values_are_refused(name: str, value: object) -> None:
         render.render_rules({name: value})
 
 
+def test_the_chart_scopes_each_release_to_its_own_series() -> None:
+    chart = yaml.safe_load(render.HELM_VALUES.read_text())["params"]
+    assert "{{ .Release.Namespace }}" in chart["metricSelector"]
+    assert 'model="{{ include "model-service.modelName" . }}"' in chart["metricSelector"]
+    assert 'job="{{ include "model-service.fullname" . }}"' in chart["targetSelector"]
+    assert "{{" not in render.RULES.read_text().split("groups:")[1].replace("{{ $", "")
+
+
 def test_chart_values_fragment_documents_every_parameter() -> None:
     values = render.HELM_VALUES.read_text()
     schema = json.loads(render.HELM_SCHEMA.read_text())
@@ -184,13 +192,16 @@ def test_the_helm_flavour_renders_the_same_rules(tmp_path: Path) -> None:
         "--set", f"{prefix}.featureDriftThreshold=0.3",
         "--set-string", f'{prefix}.metricSelector=namespace="{{{{ .Release.Namespace }}}}"\\, '
         'model="{{ .Values.model.name }}"',
+        "--set-string", f"{prefix}.targetSelector=job=\"probe\"",
+        "--set-string", f"{prefix}.podSelector=pod=~\"probe-.*\"",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(yaml.safe_load(result.stdout)["data"]["rules.yaml"])
     expected = yaml.safe_load(
         render.render_rules(
             {"errorRatioFor": "45s", "featureDriftThreshold": 0.3,
-             "metricSelector": 'namespace="models", model="wine"'}
+             "metricSelector": 'namespace="models", model="wine"',
+             "targetSelector": 'job="probe"', "podSelector": 'pod=~"probe-.*"'}
         )
     )  # fmt: skip
 

@@ -209,9 +209,6 @@ images: models ## Build the service and operator images (docker build; the model
 load-images: images $(KIND) ## Build the images and load them into the kind cluster.
 	$(KIND) load docker-image --name $(KIND_CLUSTER) $(SERVICE_IMAGE) $(OPERATOR_IMAGE)
 
-.PHONY: load
-load: load-images ## Same as load-images.
-
 .PHONY: demo
 demo: venv $(KIND_KUBECTL) ## Roll the wine example to version 2 as a canary while traffic runs; watch it promote.
 	$(KIND_ENV) hack/kind.sh demo $(DEMO_MANIFEST)
@@ -298,8 +295,8 @@ check-rules: venv ## Fail on stale generated rules/dashboards; promtool check + 
 	promtool test rules alerts/tests/*.test.yaml
 	amtool check-config alerts/alertmanager/alertmanager.yaml
 
-.PHONY: traffic
-traffic: venv ## Send bounded traffic to a running service (LOAD_URL, LOAD_SCENARIO=normal|drift|bad-input|spike, LOAD_RATE, LOAD_DURATION).
+.PHONY: load
+load: venv ## Send bounded traffic to a running service (LOAD_URL, LOAD_SCENARIO=normal|drift|bad-input|spike, LOAD_RATE, LOAD_DURATION).
 	$(PY) -m loadtest --url $(LOAD_URL) --scenario $(LOAD_SCENARIO) --rate $(LOAD_RATE) --duration $(LOAD_DURATION) $(LOAD_ARGS)
 
 .PHONY: test-monitoring

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -30,8 +31,14 @@ RESOURCE = (GROUP, VERSION, PLURAL)
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any):
+async def startup(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
     config = OperatorSettings()
+    # reconciles wait on the API server and helm, not on this process's CPU
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="reconcile")
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
     # kopf's own bookkeeping lives in annotations, so status is only what we write
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)

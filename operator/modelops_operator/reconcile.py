@@ -55,7 +55,6 @@ from modelops_operator.metrics import OperatorMetrics
 from modelops_operator.models import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
-    ModelRef,
     Phase,
     dump,
     isoformat,
@@ -67,7 +66,6 @@ from modelops_operator.render import ChartRenderer, RenderError
 from modelops_operator.rollout import (
     Action,
     Observation,
-    Workloads,
     advance,
     analysis_due,
     analysis_record,
@@ -278,7 +276,7 @@ class Reconciler:
 
         # observe the Deployments the current status runs
         try:
-            names = self._deployment_names(owner)
+            names = self._deployment_names(spec, status, owner, disc)
         except RenderError as exc:
             return self._fail_status(obj, status, "RenderFailed", str(exc), generation)
         stable = self._workload(namespace, names[TRACK_STABLE], TRACK_STABLE, name)
@@ -348,25 +346,25 @@ class Reconciler:
         self.metrics.set_phase(namespace, name, new_status.phase, new_status.canary_weight)
         return outcome.event.kind.value
 
-    def _deployment_names(self, owner: Owner) -> dict[str, str]:
-        """Names of the stable and canary Deployments, asked of the chart once per release.
+    def _deployment_names(
+        self,
+        spec: ModelDeploymentSpec,
+        status: ModelDeploymentStatus,
+        owner: Owner,
+        disc: MonitoringDiscovery,
+    ) -> dict[str, str]:
+        """Names of the stable and canary Deployments, learned from the chart once per release.
 
-        They depend only on the release name, so the probe render uses a fixed
-        placeholder model and its result is kept for the life of the process.
+        The stable name comes from a render of what the status runs now (the same
+        values the apply step renders in a steady state, so a cache hit); the
+        canary is `<stable>-canary` by the chart's contract (CONVENTIONS.md).
         """
         key = (owner.namespace, owner.name)
         names = self._names.get(key)
         if names is None:
-            placeholder = ModelRef(name=owner.name, version="0", image="probe:0", artifact="/")
-            probe = Workloads(placeholder, 1, placeholder, 1)
-            rendered = self.renderer.render(
-                owner.name, owner.namespace, chart_values(_probe_spec(placeholder), probe)
-            )
-            deps = build_apply_set(rendered, owner).deployments()
-            names = {
-                TRACK_STABLE: deps[TRACK_STABLE]["metadata"]["name"],
-                TRACK_CANARY: deps[TRACK_CANARY]["metadata"]["name"],
-            }
+            apply_set, _ = self._build(spec, status, owner, disc)
+            stable = apply_set.deployments()[TRACK_STABLE]["metadata"]["name"]
+            names = {TRACK_STABLE: stable, TRACK_CANARY: f"{stable}-canary"}
             self._names[key] = names
         return names
 
@@ -518,10 +516,6 @@ class Reconciler:
         self.metrics.errors.labels(meta["namespace"], meta["name"], reason).inc()
         self.metrics.set_phase(meta["namespace"], meta["name"], Phase.DEGRADED, 0)
         return reason
-
-
-def _probe_spec(model: ModelRef) -> ModelDeploymentSpec:
-    return ModelDeploymentSpec(model=model)
 
 
 def _safe_status(raw: Any) -> ModelDeploymentStatus:

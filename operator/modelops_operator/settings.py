@@ -47,6 +47,7 @@ class OperatorSettings(BaseSettings):
         description="Re-apply an unchanged set of objects at least this often (puts back "
         "deleted or edited objects); a changed set is applied at once.",
     )
+    workers: int = Field(16, ge=1, le=256, description="Reconciles running at once.")
     history_limit: int = Field(10, ge=1, le=100)
     selector_mode: Literal["label", "report"] = Field(
         "label",

@@ -42,7 +42,6 @@ class KindInfo:
 KINDS: tuple[KindInfo, ...] = (
     KindInfo("v1", "ServiceAccount", "serviceaccounts", 0),
     KindInfo("v1", "ConfigMap", "configmaps", 1),
-    KindInfo("v1", "Secret", "secrets", 1),
     KindInfo("v1", "Service", "services", 2),
     KindInfo("apps/v1", "Deployment", "deployments", 3),
     KindInfo("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", 4),

@@ -70,6 +70,7 @@ class OperatorProcess:
     cluster: Cluster
     workdir: Path
     prometheus_url: str = "http://127.0.0.1:9"  # discard port: unreachable
+    kubeconfig: Path | None = None  # default: the rig's admin kubeconfig
     proc: subprocess.Popen | None = None
     health_port: int = 0
     metrics_port: int = 0
@@ -90,6 +91,8 @@ class OperatorProcess:
             MODELOPS_OPERATOR_CHART_PATH=str(ROOT / "charts/model-service"),
             PATH=f"{find_tool('helm').parent}{os.pathsep}{env.get('PATH', '')}",
         )
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = str(self.kubeconfig)
         kopf = Path(sys.executable).with_name("kopf")
         with self.log.open("a") as log:
             self.proc = subprocess.Popen(
@@ -376,6 +379,52 @@ def test_operator_survives_an_api_server_restart(cluster, operator, namespace):
     wait_phase(cluster, operator, namespace, "wine", "Ready", stableVersion="2")
     assert operator.proc is not None
     assert operator.proc.poll() is None  # no crash, no restart of the operator
+
+
+def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
+    """A kubeconfig that authenticates as the operator's ServiceAccount (a bound token)."""
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    token = cluster.kubectl(
+        "create", "token", "modelops-operator", "-n", "modelops-system", "--duration=1h"
+    ).stdout.strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "operator",
+                "context": {"cluster": admin["clusters"][0]["name"], "user": "operator"},
+            }
+        ],
+        "current-context": "operator",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_the_plain_rbac_is_enough(cluster, operator, namespace, tmp_path):
+    """The operator runs as the ServiceAccount of manifests/rbac and does a whole rollout."""
+    cluster.kubectl("apply", "-f", ROOT / "manifests/rbac/operator.yaml")
+    restricted = OperatorProcess(
+        cluster, tmp_path, kubeconfig=service_account_kubeconfig(cluster, tmp_path / "kc")
+    )
+    operator.stop()  # one operator at a time
+    restricted.start()
+    try:
+        cluster.apply(md_body("wine", namespace, rollout={"strategy": "RollingUpdate"}))
+        wait_phase(cluster, restricted, namespace, "wine", "Ready")
+        set_model(cluster, namespace, "wine", "wine", "2")
+        status = wait_phase(cluster, restricted, namespace, "wine", "Ready", stableVersion="2")
+        assert condition(status, "MonitoringReady")["status"] == "True"
+        wait_event(cluster, restricted, namespace, "wine", "Deployed")
+        log = restricted.log.read_text()
+        assert "403" not in log, restricted.tail()
+        assert "forbidden" not in log.lower(), restricted.tail()
+    finally:
+        restricted.stop()
+        operator.start()
 
 
 @pytest.mark.parametrize(

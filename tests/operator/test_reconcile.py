@@ -21,7 +21,7 @@ from modelops_operator.settings import OperatorSettings
 
 NS, NAME, UID = "models", "wine", "uid-1"
 CORE_KINDS = {
-    "v1": {"ServiceAccount", "ConfigMap", "Service", "Secret"},
+    "v1": {"ServiceAccount", "ConfigMap", "Service"},
     "apps/v1": {"Deployment"},
     "policy/v1": {"PodDisruptionBudget"},
     "autoscaling/v2": {"HorizontalPodAutoscaler"},

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -108,7 +109,8 @@ async def rollout_loop(
             except Exception as exc:  # level-based: the next tick tries again
                 logger.exception("reconcile failed: %s", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(poke.wait(), timeout=tick)
+                # +-10% jitter: objects created together do not tick together forever
+                await asyncio.wait_for(poke.wait(), timeout=tick * random.uniform(0.9, 1.1))
     finally:
         memo.pokes.pop(uid, None)
         if stopped:

@@ -811,3 +811,34 @@ def test_unhealthy_canary_is_rolled_back_with_a_warning(cluster, operator, names
     assert deployment_env(deps["wine-model-service"])["MODELOPS_MODEL_DIR"] == "/models/wine/1"
     # and the rolled-back release is not retried
     assert status_of(cluster, namespace, "wine")["phase"] == "RolledBack"
+
+
+def test_no_data_is_inconclusive_until_the_deadline_never_a_pass(
+    cluster, operator, namespace, tmp_path
+):
+    # a real Prometheus with the recording rules and a target that is down: every
+    # query answers an empty vector
+    prom = start_prometheus(tmp_path, ["http://127.0.0.1:9"], namespace)
+    try:
+        rollout = canary_rollout(prom.url)
+        rollout["analysis"]["deadline"] = "8s"
+        rollout["interval"] = "2s"
+        cluster.apply(md_body("wine", namespace, rollout=rollout))
+        wait_phase(cluster, operator, namespace, "wine", "Ready")
+        set_model(cluster, namespace, "wine", "wine", "2")
+
+        def inconclusive():
+            status = status_of(cluster, namespace, "wine")
+            analysis = status.get("lastAnalysis") or {}
+            return status if analysis.get("result") == "Inconclusive" else None
+
+        status = wait_for(inconclusive, "an inconclusive analysis", explain=operator.tail)
+        assert status["lastAnalysis"]["reason"] == "NoTraffic"
+        assert status["canary"]["inconclusiveSince"]
+        assert status["stableVersion"] == "1"
+        status = wait_phase(cluster, operator, namespace, "wine", "RolledBack")
+        assert status["history"][-1]["reason"] == "AnalysisInconclusive"
+        assert status["stableVersion"] == "1"
+        assert not [h for h in status["history"] if h["result"] == "Promoted"]
+    finally:
+        prom.stop()

@@ -340,8 +340,9 @@ class Reconciler:
             self.metrics.errors.labels(namespace, name, "apply").inc()
             self._fail_status(written, new_status, "ApplyFailed", str(exc), generation)
             raise
-        for entry in new_status.history[len(status.history) :]:
-            if entry.result in FINISHED_RESULTS:
+        seen = set(status.history)  # the history is capped: compare entries, not lengths
+        for entry in new_status.history:
+            if entry not in seen and entry.result in FINISHED_RESULTS:
                 self.metrics.rollouts.labels(namespace, name, entry.result).inc()
         self.metrics.set_phase(namespace, name, new_status.phase, new_status.canary_weight)
         return outcome.event.kind.value

@@ -263,3 +263,21 @@ def test_prune_deletes_the_canary_once_it_is_no_longer_rendered():
     reconciler.reconcile(NS, NAME)  # back to the stable version: canary aborted
     assert "canaryVersion" not in status(kube)
     assert [k.name for k in kube.deleted] == ["wine-model-service-canary"]
+
+
+def test_finished_rollouts_are_counted_even_with_a_full_history():
+    reconciler, kube = make()
+    reconciler.settings = reconciler.settings.model_copy(update={"history_limit": 1})
+    reconciler.reconcile(NS, NAME)
+    reconciler.reconcile(NS, NAME)  # Deployed v1
+    body = kube.objects[md_path(NS, NAME)]
+    body["spec"]["rollout"] = {"strategy": "RollingUpdate"}
+    body["spec"]["model"] = {**body["spec"]["model"], "version": "2", "artifact": "/m/2"}
+    reconciler.reconcile(NS, NAME)
+    reconciler.reconcile(NS, NAME)  # Deployed v2, history still holds one entry
+    assert [h["version"] for h in status(kube)["history"]] == ["2"]
+    sample = reconciler.metrics.registry.get_sample_value(
+        "modelops_operator_rollouts_total",
+        {"namespace": NS, "name": NAME, "result": "Deployed"},
+    )
+    assert sample == 2

@@ -247,6 +247,7 @@ class Minute:
     by_class: dict[str, int]
     unexpected: dict[str, int]
     late_sends: int
+    loadavg_1m: float  # the machine's load: p99 spikes on a shared machine track it
 
     def line(self) -> str:
         classes = " ".join(f"{k}={v}" for k, v in sorted(self.by_class.items()))
@@ -254,7 +255,7 @@ class Minute:
         return (
             f"min {self.index:>3}  {self.rps:8.1f} req/s  p50 {self.p50_ms:7.2f} ms  "
             f"p99 {self.p99_ms:7.2f} ms  RSS {self.rss_mib:7.1f} MiB  [{classes}]"
-            f"  late {self.late_sends}{bad}"
+            f"  late {self.late_sends}  load {self.loadavg_1m:.1f}{bad}"
         )
 
 
@@ -303,6 +304,7 @@ async def open_loop(
                 by_class=dict(done.by_class),
                 unexpected=dict(done.unexpected),
                 late_sends=done.late_sends,
+                loadavg_1m=os.getloadavg()[0],
             )
         )
         print(minutes_out[-1].line(), flush=True)

@@ -302,3 +302,15 @@ load: venv ## Send bounded traffic to a running service (LOAD_URL, LOAD_SCENARIO
 .PHONY: test-monitoring
 test-monitoring: venv tools models ## Run tests/monitoring: contract, rules, traffic generator, the end-to-end with Prometheus and Alertmanager.
 	$(PY) -m pytest tests/monitoring $(PYTEST_ARGS)
+
+##@ Hardening (tests/hardening, bench/soak.py)
+
+SOAK_ARGS ?=
+
+.PHONY: test-hardening
+test-hardening: venv tools models ## Run tests/hardening: API fuzzing, artifact integrity, RBAC and Pod Security on the rig.
+	$(PY) -m pytest tests/hardening $(PYTEST_ARGS)
+
+.PHONY: soak
+soak: venv models ## Soak the real service: mixed traffic at 70% of measured capacity, 20 min (SOAK_ARGS="--minutes 3").
+	$(PY) bench/soak.py $(SOAK_ARGS)

@@ -179,8 +179,19 @@ def build_servers(
         env = dict(base_env, MODELOPS_MODEL_DIR=str(model.directory))
         if model.sha256:
             env["MODELOPS_MODEL_SHA256"] = model.sha256
+        overrides = dict(overrides)
+        # BENCH_INSTANCES=list sends positional rows ({"instances": [[...]]}, the body KServe
+        # gets) instead of objects keyed by feature name; it is not passed to the server.
+        positional = overrides.pop("BENCH_INSTANCES", "dict") == "list"
         env.update(overrides)
         names = model.feature_names
+
+        def encode(rows: np.ndarray) -> bytes:
+            if positional:
+                return json.dumps({"instances": rows.tolist()}).encode()
+            instances = [dict(zip(names, map(float, r), strict=True)) for r in rows]
+            return json.dumps({"instances": instances}).encode()
+
         return Server(
             key=key,
             command=[
@@ -197,12 +208,11 @@ def build_servers(
             ready_url=f"http://127.0.0.1:{port}/readyz",
             predict_url=f"http://127.0.0.1:{port}/v1/predict",
             metrics_url=f"http://127.0.0.1:{port}/metrics",
-            encode=lambda rows, names=names: json.dumps(
-                {"instances": [dict(zip(names, map(float, r), strict=True)) for r in rows]}
-            ).encode(),
+            encode=encode,
             decode=_predictions,
             log=run_dir / f"{key.replace(':', '-')}.log",
             env_overrides=tuple(overrides),
+            notes=["instances as positional lists" if positional else "instances as objects"],
         )
 
     if "ours" in wanted:
@@ -969,7 +979,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         metavar=("NAME", "ENV=VALUE"),
         help="also run ours with these environment overrides, e.g. --variant batch "
-        "MODELOPS_BATCH_MAX_ROWS=256 (repeatable; PYTHONPATH=DIR runs other code)",
+        "MODELOPS_BATCH_MAX_ROWS=256 (repeatable; PYTHONPATH=DIR runs other code; "
+        "BENCH_INSTANCES=list sends positional rows instead of objects)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 1 repetition of 2s at 1 and 16 clients"

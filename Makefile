@@ -193,12 +193,13 @@ kind-up: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without 
 	@echo ">> 8/8 done"
 	@$(KIND_ENV) hack/kind.sh next-steps
 
+# Options of the no-Docker demo (python -m demo_local --help): e.g. --yes (no pauses),
+# --keep-cluster (leave the control plane running; make cluster-down stops it).
+DEMO_LOCAL_ARGS ?=
+
 .PHONY: demo-local
-demo-local: ## The no-Docker demo: test-rig control plane, local operator and services (not built yet).
-	@echo "demo-local: not built yet. It will run the test rig's control plane, the operator and" >&2
-	@echo "the model services as local processes and narrate a canary (issue 6). Until then," >&2
-	@echo "'make up' needs a running Docker engine ('docker info' must answer)." >&2
-	@exit 1
+demo-local: venv tools models ## No Docker: rig control plane, KWOK nodes, local operator and services; a canary promoted, one rolled back.
+	$(PY) -m demo_local $(DEMO_LOCAL_ARGS)
 
 .PHONY: images
 images: models ## Build the service and operator images (docker build; the models are baked in).

@@ -471,9 +471,9 @@ def test_the_plain_rbac_is_enough(cluster, operator, namespace, tmp_path):
         status = wait_phase(cluster, restricted, namespace, "wine", "Ready", stableVersion="2")
         assert condition(status, "MonitoringReady")["status"] == "True"
         wait_event(cluster, restricted, namespace, "wine", "Deployed")
-        log = restricted.log.read_text()
-        assert "403" not in log, restricted.tail()
-        assert "forbidden" not in log.lower(), restricted.tail()
+        # no RBAC denial anywhere (a 403 for a namespace being deleted is not one)
+        denied = 'User "system:serviceaccount:modelops-system:modelops-operator" cannot'
+        assert denied not in restricted.log.read_text(), restricted.tail()
     finally:
         restricted.stop()
         operator.start()

@@ -1,0 +1,161 @@
+"""The no-Docker demo (make demo-local), run non-interactively on the test rig.
+
+`python -m demo_local --yes --kubeconfig ...` uses the session's control plane instead of
+starting its own, runs the operator, the real services behind the KWOK pods, Prometheus and
+the traffic generator as local processes, and leaves the cluster as the story ends: the
+healthy canary (diabetes 1 -> 2) promoted, the bad one (wine 1 -> 2, drifting inputs)
+rolled back with a Warning Event. The test checks that outcome on the cluster itself, and
+that every process the demo started is gone once it exits. About three minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.rig.control_plane import REPO_ROOT, Cluster, pid_alive
+
+pytestmark = pytest.mark.cluster
+
+DEMO_TIMEOUT = 540  # the demo bounds each of its waits itself; this is the backstop
+
+
+def events_of(cluster: Cluster, ns: str, name: str) -> list[dict]:
+    items = cluster.get(
+        "events", "-n", ns, "--field-selector",
+        f"involvedObject.kind=ModelDeployment,involvedObject.name={name}",
+    )["items"]  # fmt: skip
+    return sorted(items, key=lambda e: e.get("lastTimestamp") or "")
+
+
+def model_dirs(cluster: Cluster, ns: str) -> dict[str, str]:
+    """Deployment name -> the MODELOPS_MODEL_DIR its pods get."""
+    dirs = {}
+    for dep in cluster.get("deployments", "-n", ns)["items"]:
+        env = dep["spec"]["template"]["spec"]["containers"][0].get("env") or []
+        dirs[dep["metadata"]["name"]] = next(
+            e.get("value", "") for e in env if e["name"] == "MODELOPS_MODEL_DIR"
+        )
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def demo_run(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Run the demo once for the module; yields its exit status, output and summary."""
+    # a module-scoped namespace: created and cleaned up here, as `namespace` does per test
+    ns = cluster.create_namespace(f"demo-local-{int(time.time()) % 100000}")
+    workdir = tmp_path_factory.mktemp("demo-local")
+    summary = workdir / "summary.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "demo_local", "--yes",
+            "--kubeconfig", str(cluster.kubeconfig), "--namespace", ns,
+            "--workdir", str(workdir / "run"), "--summary", str(summary),
+        ],
+        cwd=REPO_ROOT, env=cluster.env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=DEMO_TIMEOUT, check=False,
+    )  # fmt: skip
+    result = {
+        "ns": ns,
+        "returncode": proc.returncode,
+        "out": proc.stdout + proc.stderr,
+        "summary": json.loads(summary.read_text()) if summary.exists() else {},
+        "workdir": workdir,
+    }
+    yield result
+    for md in cluster.get("modeldeployments", "-n", ns)["items"]:
+        cluster.kubectl(
+            "patch", "md", md["metadata"]["name"], "-n", ns, "--type", "merge",
+            "-p", '{"metadata":{"finalizers":null}}', check=False,
+        )  # fmt: skip
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def explain(run: dict) -> str:
+    return "demo output (tail):\n" + "\n".join(run["out"].splitlines()[-80:])
+
+
+def test_the_demo_runs_to_the_end_and_says_what_runs_where(demo_run, cluster):
+    assert demo_run["returncode"] == 0, explain(demo_run)
+    out = demo_run["out"]
+    for text in (
+        "simulated by KWOK",
+        "NOTHING INSIDE A",
+        "python -m modelops_operator",
+        "python -m modelops_service",
+        "alerts/modelops.rules.yaml",
+        f"export KUBECONFIG={cluster.kubeconfig}",
+        f"kubectl get modeldeployments -n {demo_run['ns']} -w",
+        "$ kubectl get modeldeployments",
+        "Result: as designed",
+    ):
+        assert text in out, f"{text!r} missing\n{explain(demo_run)}"
+    results = demo_run["summary"]["results"]
+    assert results["diabetes"]["got"] == "promoted"
+    assert results["wine"]["got"] == "rolled back"
+
+
+def test_the_healthy_canary_is_promoted(demo_run, cluster):
+    ns = demo_run["ns"]
+    status = cluster.get("md", "diabetes", "-n", ns)["status"]
+    assert status["phase"] == "Ready", explain(demo_run)
+    assert status["stableVersion"] == "2"
+    assert "canaryVersion" not in status
+    assert [(h["version"], h["result"]) for h in status["history"]] == [
+        ("1", "Deployed"),
+        ("2", "Promoted"),
+    ]
+    events = events_of(cluster, ns, "diabetes")
+    reasons = [e["reason"] for e in events]
+    for reason in ("CanaryStarted", "CanaryAdvanced", "Promoted"):
+        assert reason in reasons, reasons
+    assert not [e for e in events if e["type"] == "Warning"]
+    # judged on live figures from the real service, through the recording rules
+    advanced = next(e for e in events if e["reason"] == "CanaryAdvanced")
+    assert "driftScore" in advanced["message"]
+    assert "<= maxDriftScore 0.25" in advanced["message"]
+    assert model_dirs(cluster, ns)["diabetes-model-service"] == "/models/diabetes/2"
+
+
+def test_the_bad_canary_is_rolled_back_with_a_warning(demo_run, cluster):
+    ns = demo_run["ns"]
+    status = cluster.get("md", "wine", "-n", ns)["status"]
+    assert status["phase"] == "RolledBack", explain(demo_run)
+    assert status["stableVersion"] == "1"
+    assert status["rolledBack"]["version"] == "2"
+    analysis = status["lastAnalysis"]
+    assert (analysis["result"], analysis["reason"]) == ("Fail", "DriftTooHigh")
+    assert analysis["figures"]["driftScore"] > 0.25
+    assert analysis["figures"]["requests"] >= 20
+    assert [(h["version"], h["result"]) for h in status["history"]] == [
+        ("1", "Deployed"),
+        ("2", "RolledBack"),
+    ]
+    warnings = [e for e in events_of(cluster, ns, "wine") if e["type"] == "Warning"]
+    assert [e["reason"] for e in warnings] == ["RolledBack"]
+    assert "> maxDriftScore 0.25" in warnings[0]["message"]
+    deadline = time.monotonic() + 60
+    while "wine-model-service-canary" in model_dirs(cluster, ns) and time.monotonic() < deadline:
+        time.sleep(1)  # the canary Deployment is pruned after the rollback
+    dirs = model_dirs(cluster, ns)
+    assert "wine-model-service-canary" not in dirs
+    assert dirs["wine-model-service"] == "/models/wine/1"
+
+
+def test_every_process_the_demo_started_is_gone(demo_run, cluster):
+    summary = demo_run["summary"]
+    names = {p["name"] for p in summary["processes"]}
+    assert {"operator", "prometheus", "traffic diabetes", "traffic wine"} <= names
+    assert {"service diabetes v2", "service wine v1", "service wine v2"} <= names
+    alive = [p for p in summary["processes"] if pid_alive(p["pid"], p["start_time"])]
+    assert not alive
+    # it used the session's control plane (started none) and left it running
+    assert summary["control_plane"] == []
+    assert cluster.kubectl("get", "--raw", "/readyz").stdout == "ok"
+    assert not (Path(demo_run["workdir"]) / "run" / "procs" / "state.json").exists()

@@ -604,14 +604,24 @@ def test_monitoring_labels_follow_the_prometheus_selectors(
         }
     )
     cluster.apply(md_body("wine", namespace))
-    status = wait_phase(cluster, operator, namespace, "wine", "Ready")
-    sm = cluster.get("servicemonitor", "wine-model-service", "-n", namespace)
-    assert sm["metadata"]["labels"]["release"] == "kps-test"
+    wait_phase(cluster, operator, namespace, "wine", "Ready")
+
+    def labelled():  # the operator re-reads Prometheus objects within a few ticks
+        sm = cluster.get("servicemonitor", "wine-model-service", "-n", namespace)
+        return sm["metadata"]["labels"].get("release") == "kps-test"
+
+    wait_for(labelled, "the ServiceMonitor to get the selector's label", explain=operator.tail)
     rule = cluster.get("prometheusrule", "wine-model-service", "-n", namespace)
     assert rule["metadata"]["labels"]["role"] == "rules"
-    cond = condition(status, "MonitoringReady")
+    assert rule["metadata"]["labels"]["release"] == "kps-test"
+
+    def selected():
+        cond = condition(status_of(cluster, namespace, "wine"), "MonitoringReady")
+        return cond if f"ServiceMonitor: {namespace}/kps selects it" in cond["message"] else None
+
+    cond = wait_for(selected, "MonitoringReady to name the Prometheus", explain=operator.tail)
     assert cond["status"] == "True"
-    assert f"ServiceMonitor: {namespace}/kps selects it" in cond["message"]
+    assert f"PrometheusRule: {namespace}/kps selects it" in cond["message"]
     # told not to label: the chart's default label stays and the mismatch is explained
     cluster.kubectl(
         "patch", "md", "wine", "-n", namespace, "--type", "merge",

@@ -183,12 +183,24 @@ class Reconciler:
             disc.sidecars = self._cache.get("grafana", self._grafana)
         return disc
 
+    def _scoped_list(self, group_path: str, plural: str, selector: str | None = None) -> list:
+        """List cluster-wide, or only in settings.monitoring_namespaces (namespaced RBAC)."""
+        namespaces = self.settings.monitoring_namespaces
+        paths = (
+            [f"{group_path}/namespaces/{ns}/{plural}" for ns in namespaces]
+            if namespaces
+            else [f"{group_path}/{plural}"]
+        )
+        items: list[dict[str, Any]] = []
+        for path in paths:
+            try:
+                items += self.kube.list(path, selector)
+            except KubeError as exc:  # e.g. no read rights there: no selector report
+                log.info("cannot list %s: %s", path, exc)
+        return items
+
     def _list_prometheuses(self) -> list[dict[str, Any]]:
-        try:
-            return self.kube.list(f"/apis/{MONITORING_GROUP}/{MONITORING_VERSION}/prometheuses")
-        except KubeError as exc:  # e.g. namespace-scoped RBAC: no selector report
-            log.info("cannot list Prometheus objects: %s", exc)
-            return []
+        return self._scoped_list(f"/apis/{MONITORING_GROUP}/{MONITORING_VERSION}", "prometheuses")
 
     def _ns(self, namespace: str) -> dict[str, str]:
         try:
@@ -198,11 +210,7 @@ class Reconciler:
         return (obj.get("metadata") or {}).get("labels") or {}
 
     def _grafana(self) -> list:
-        try:
-            deps = self.kube.list("/apis/apps/v1/deployments", "app.kubernetes.io/name=grafana")
-        except KubeError as exc:
-            log.info("cannot list Grafana Deployments: %s", exc)
-            return []
+        deps = self._scoped_list("/apis/apps/v1", "deployments", "app.kubernetes.io/name=grafana")
         return grafana_sidecars(deps)
 
     # --- observation --------------------------------------------------------

@@ -281,3 +281,17 @@ def test_finished_rollouts_are_counted_even_with_a_full_history():
         {"namespace": NS, "name": NAME, "result": "Deployed"},
     )
     assert sample == 2
+
+
+def test_monitoring_namespaces_scope_the_prometheus_lookup():
+    reconciler, kube = make()
+    asked: list[str] = []
+    kube.list = lambda path, label_selector=None: asked.append(path) or []  # type: ignore[method-assign]
+    reconciler.settings = reconciler.settings.model_copy(
+        update={"monitoring_namespaces": ["monitoring", "grafana"], "discover_grafana": True}
+    )
+    reconciler.reconcile(NS, NAME)
+    assert "/apis/monitoring.coreos.com/v1/namespaces/monitoring/prometheuses" in asked
+    assert "/apis/monitoring.coreos.com/v1/namespaces/grafana/prometheuses" in asked
+    assert "/apis/apps/v1/namespaces/grafana/deployments" in asked
+    assert not [p for p in asked if p.endswith("/v1/prometheuses")]

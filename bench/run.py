@@ -661,7 +661,7 @@ def run(args: argparse.Namespace) -> int:
             check_answers(server, model, raw)
             bodies[server.key] = {}
             for n, body in raw.items():
-                path = run_dir / f"{server.key}-{n}.json"
+                path = run_dir / f"{server.key.replace(':', '-')}-{n}.json"
                 path.write_bytes(body)
                 bodies[server.key][n] = path
         print(">> every server answers what model.predict answers", flush=True)

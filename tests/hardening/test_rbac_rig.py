@@ -444,3 +444,6 @@ def test_namespaced_operator_reconciles_with_only_its_own_rights(
     # operator tolerates (and kopf's namespace/CRD scans), none inside its namespace
     forbidden = [ln for ln in text.splitlines() if "403" in ln or "orbidden" in ln]
     assert not [ln for ln in forbidden if f"/namespaces/{watched}/" in ln], forbidden
+    # the chart tells it where its monitoring Role is, so it never asks cluster-wide
+    assert "cannot list Prometheus objects" not in text, forbidden
+    assert "cannot list Grafana Deployments" not in text, forbidden

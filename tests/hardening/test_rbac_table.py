@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.charts.render import OPERATOR, find, render
@@ -76,3 +78,21 @@ def test_a_watched_namespace_that_is_also_a_monitoring_namespace_gets_both() -> 
     assert rule_grants(role["rules"]) == merge(
         grants(WATCHED, "namespaced"), grants(MONITORING, "namespaced")
     )
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, []),
+        ({"rbac": {"monitoringNamespaces": ["mon"]}}, []),  # cluster-wide: reads everywhere
+        ({"watchNamespaces": ["models"], "rbac": {"monitoringNamespaces": ["mon"]}}, ["mon"]),
+    ],
+)
+def test_the_operator_looks_for_monitoring_only_where_its_roles_allow(
+    values: dict, expected: list[str]
+) -> None:
+    (deploy,) = find(render(OPERATOR, values, namespace="modelops-system"), "Deployment")
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+
+    assert json.loads(env["MODELOPS_OPERATOR_MONITORING_NAMESPACES"]) == expected

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from modelops_service.artifact import LoadedModel, Prediction, load_model
 from modelops_service.card import ModelCard
 from modelops_service.monitor import DriftMonitor
-from modelops_service.predictor import InlinePredictor, Predictor
+from modelops_service.predictor import BatchingPredictor, InlinePredictor, Predictor
 from modelops_service.settings import Settings
 from modelops_service.telemetry import ModelTelemetry
 from modelops_service.validation import Batch, FeatureSchema, InputError
@@ -72,7 +72,15 @@ class ModelService:
         """Verify and unpickle the artifact. Raises ArtifactRejectedError on a digest mismatch."""
         self.model = load_model(self.settings.model_dir, self.settings.model_sha256)
         threadpool_limits(limits=self.settings.inference_threads)  # process-wide
-        self.predictor = InlinePredictor(self.model, self.telemetry.inference)
+        if self.settings.batch_max_rows > 0:
+            self.predictor = BatchingPredictor(
+                self.model,
+                self.telemetry.inference,
+                max_rows=self.settings.batch_max_rows,
+                max_delay=self.settings.batch_max_delay_ms / 1000.0,
+            )
+        else:
+            self.predictor = InlinePredictor(self.model, self.telemetry.inference)
         self.telemetry.loaded()
         log.info(
             "model loaded",

@@ -220,7 +220,7 @@ class ModelTelemetry:
         self._ready.set(1 if ready else 0)
 
     def inference(self, seconds: float) -> None:
-        """One model call (which may serve several requests once batching exists)."""
+        """One model call (with batching it may serve several requests)."""
         self._inference.observe(seconds)
 
     def input_errors(self, reasons: frozenset[str]) -> None:

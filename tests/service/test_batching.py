@@ -1,0 +1,218 @@
+"""BatchingPredictor: concurrent requests share model calls, and each gets its own answer.
+
+A fake model stands in for the estimator: its answer for a row is the row's first value,
+so a mixed-up slice shows at once. No timing is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+
+from modelops_service.artifact import Prediction
+from modelops_service.card import read_card
+from modelops_service.predictor import BatchingPredictor
+from tests.service.test_http_predict import in_range_rows
+from tests.support.service_process import ServiceProcess
+
+POISON = -1.0  # a row whose first value is this makes the fake model raise
+HANG_GUARD = 30.0  # seconds: a lost request fails the test instead of hanging it
+
+
+def run(coro):
+    """asyncio.run, with a lost (never answered) request turned into a failure."""
+
+    async def guarded():
+        return await asyncio.wait_for(coro, HANG_GUARD)
+
+    return asyncio.run(guarded())
+
+
+class FakeModel:
+    def __init__(self) -> None:
+        self.calls: list[int] = []  # rows per call
+
+    def infer(self, features: np.ndarray) -> Prediction:
+        self.calls.append(len(features))
+        if (features[:, 0] == POISON).any():
+            raise ValueError("the model cannot take this row")
+        first = features[:, 0].copy()
+        return Prediction(
+            predictions=first,
+            probabilities=np.stack([first, -first], axis=1),
+            confidence=first,
+            signal=first,
+        )
+
+
+def rows(tag: int, n: int) -> np.ndarray:
+    """n rows whose first value identifies request ``tag`` and the row within it."""
+    out = np.zeros((n, 3))
+    out[:, 0] = tag * 1000 + np.arange(n)
+    return out
+
+
+def predictor(model: FakeModel, max_rows: int = 1024) -> tuple[BatchingPredictor, list[float]]:
+    seconds: list[float] = []
+    return BatchingPredictor(model, seconds.append, max_rows=max_rows), seconds
+
+
+def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
+    model = FakeModel()
+    batching, seconds = predictor(model)
+    sizes = [1 + (i % 7) for i in range(200)]
+
+    async def main() -> list[Prediction]:
+        return await asyncio.gather(*(batching.predict(rows(i, n)) for i, n in enumerate(sizes)))
+
+    answers = run(main())
+    for i, (n, answer) in enumerate(zip(sizes, answers, strict=True)):
+        expected = rows(i, n)[:, 0]
+        assert np.array_equal(answer.predictions, expected)
+        assert np.array_equal(answer.probabilities, np.stack([expected, -expected], axis=1))
+        assert len(answer) == n
+    # Submitted in one pass of the loop: far fewer model calls than requests.
+    assert sum(model.calls) == sum(sizes)
+    assert len(model.calls) <= -(-sum(sizes) // 1024) + 1
+    assert len(seconds) == len(model.calls)
+
+
+def test_no_call_exceeds_max_rows_except_a_larger_request_alone() -> None:
+    model = FakeModel()
+    batching, _ = predictor(model, max_rows=10)
+    sizes = [3, 4, 5, 25, 2, 9, 1]
+
+    async def main() -> list[Prediction]:
+        return await asyncio.gather(*(batching.predict(rows(i, n)) for i, n in enumerate(sizes)))
+
+    answers = run(main())
+    assert [len(a) for a in answers] == sizes
+    assert all(n <= 10 or n == 25 for n in model.calls)
+    assert 25 in model.calls  # the large request went alone, not split
+    assert sum(model.calls) == sum(sizes)
+
+
+def test_a_failing_request_fails_alone() -> None:
+    model = FakeModel()
+    batching, _ = predictor(model)
+    bad = {3, 17, 42}
+
+    def request(i: int) -> np.ndarray:
+        x = rows(i, 2)
+        if i in bad:
+            x[1, 0] = POISON
+        return x
+
+    async def main() -> list[Prediction | BaseException]:
+        return await asyncio.gather(
+            *(batching.predict(request(i)) for i in range(60)), return_exceptions=True
+        )
+
+    answers = run(main())
+    for i, answer in enumerate(answers):
+        if i in bad:
+            assert isinstance(answer, ValueError)
+        else:
+            assert isinstance(answer, Prediction)
+            assert np.array_equal(answer.predictions, rows(i, 2)[:, 0])
+
+
+def test_a_request_that_went_away_leaves_the_others_intact() -> None:
+    model = FakeModel()
+    batching, _ = predictor(model)
+
+    async def main() -> tuple[list[Prediction], asyncio.Task]:
+        gone = asyncio.ensure_future(batching.predict(rows(99, 5)))
+        others = [asyncio.ensure_future(batching.predict(rows(i, 2))) for i in range(10)]
+        await asyncio.sleep(0)  # queued, not yet called
+        gone.cancel()
+        return await asyncio.gather(*others), gone
+
+    answers, gone = run(main())
+    assert gone.cancelled()
+    for i, answer in enumerate(answers):
+        assert np.array_equal(answer.predictions, rows(i, 2)[:, 0])
+    assert sum(model.calls) == 20  # the cancelled rows never reached the model
+
+
+def test_requests_after_a_quiet_spell_are_answered() -> None:
+    model = FakeModel()
+    batching, _ = predictor(model)
+
+    async def main() -> list[Prediction]:
+        first = await batching.predict(rows(1, 1))
+        await asyncio.sleep(0.01)
+        second = await asyncio.gather(*(batching.predict(rows(i, 1)) for i in (2, 3)))
+        return [first, *second]
+
+    answers = run(main())
+    assert [a.predictions[0] for a in answers] == [1000.0, 2000.0, 3000.0]
+
+
+def test_close_fails_what_is_queued_and_refuses_more() -> None:
+    model = FakeModel()
+    batching, _ = predictor(model)
+
+    async def main() -> tuple[BaseException | Prediction, ...]:
+        pending = asyncio.ensure_future(batching.predict(rows(1, 1)))
+        await batching.aclose()  # before the worker ran: the request is failed, not lost
+        with pytest.raises(RuntimeError):
+            await batching.predict(rows(2, 1))
+        return tuple(await asyncio.gather(pending, return_exceptions=True))
+
+    (answer,) = run(main())
+    assert isinstance(answer, RuntimeError)
+
+
+def test_max_rows_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_rows"):
+        BatchingPredictor(FakeModel(), lambda _: None, max_rows=0)
+
+
+def test_concurrent_http_requests_each_get_their_own_answer(
+    services: dict[str, ServiceProcess],
+) -> None:
+    """The real service (batching on by default) under 32 concurrent clients: every
+    answer equals model.predict on that request's own rows; the malformed requests
+    interleaved with them get their 4xx and change nobody else's answer."""
+    svc = services["wine"]
+    model = joblib.load(svc.model_dir / "model.joblib")
+    names = read_card(svc.model_dir).feature_names
+    data = in_range_rows(svc.model_dir, "wine")
+    rng = np.random.default_rng(0)
+    picks = [rng.choice(len(data), size=int(rng.integers(1, 8))) for _ in range(300)]
+
+    async def one(client: httpx.AsyncClient, i: int) -> tuple[int, object]:
+        instances = [dict(zip(names, map(float, data[j]), strict=True)) for j in picks[i]]
+        if i % 10 == 0:
+            instances[0][names[0]] = "not a number"
+        resp = await client.post("/v1/predict", json={"instances": instances})
+        return resp.status_code, resp.json()
+
+    async def main() -> list[tuple[int, object]]:
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(base_url=svc.url, timeout=60, limits=limits) as client:
+            return await asyncio.gather(*(one(client, i) for i in range(len(picks))))
+
+    for i, (status, body) in enumerate(run(main())):
+        if i % 10 == 0:
+            assert status == 422, body
+            continue
+        assert status == 200, body
+        assert body["predictions"] == model.predict(data[picks[i]]).tolist()
+        np.testing.assert_allclose(
+            body["probabilities"], model.predict_proba(data[picks[i]]), rtol=1e-12
+        )
+
+
+def test_a_new_event_loop_gets_a_new_worker() -> None:
+    """A test client (or a restarted server) may serve from another loop than the last."""
+    model = FakeModel()
+    batching, _ = predictor(model)
+    first = run(batching.predict(rows(1, 1)))
+    second = run(batching.predict(rows(2, 1)))  # asyncio.run: a fresh loop
+    assert (first.predictions[0], second.predictions[0]) == (1000.0, 2000.0)

@@ -39,18 +39,25 @@ class NodeLeases:
     _last: float = 0.0
 
     def needed(self) -> bool:
-        """True unless every node has a Lease renewed within its duration (KWOK keeps them)."""
-        leases = self.cluster.get("leases", "-n", LEASE_NAMESPACE)["items"]
-        fresh = set()
+        """True unless someone else (KWOK) renewed every node's Lease within its duration.
+
+        A Lease last written by this field manager is an earlier demo's, not KWOK's."""
+        leases = self.cluster.get(
+            "leases", "-n", LEASE_NAMESPACE, "--show-managed-fields"
+        )["items"]  # fmt: skip
+        kept = set()
         for lease in leases:
             renewed = lease["spec"].get("renewTime")
-            if not renewed:
+            managers = sorted(
+                lease["metadata"].get("managedFields") or [], key=lambda m: m.get("time") or ""
+            )
+            if not renewed or not managers or managers[-1].get("manager") == FIELD_MANAGER:
                 continue
             at = datetime.fromisoformat(renewed.replace("Z", "+00:00"))
             age = (_now() - at).total_seconds()
             if age < lease["spec"].get("leaseDurationSeconds", LEASE_SECONDS):
-                fresh.add(lease["metadata"]["name"])
-        return not set(self.nodes) <= fresh
+                kept.add(lease["metadata"]["name"])
+        return not set(self.nodes) <= kept
 
     def start(self) -> bool:
         self.active = bool(self.nodes) and self.needed()

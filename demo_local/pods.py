@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -267,6 +268,15 @@ class PodProcesses:
 # --- the Service stand-in -------------------------------------------------------------
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (the traffic generator stopping) is no error worth a trace."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
 class ServiceProxy:
     """A loopback stand-in for a Service's ClusterIP: a random Ready pod per request."""
 
@@ -324,8 +334,7 @@ class ServiceProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(
             target=self.server.serve_forever, name=f"service-{name}", daemon=True

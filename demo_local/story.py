@@ -340,10 +340,7 @@ class Demo:
             cluster = Cluster.from_kubeconfig(run_dir / "kubeconfig")
             cluster.wait_ready()
             cluster.install_monitoring_crds()
-            self.say(
-                f"using the control plane already running in {run_dir} (make cluster-up); "
-                "left running (make cluster-down stops it)"
-            )
+            self.say(f"using the control plane already running in {run_dir}; left running")
             return cluster
         if recorded:
             ControlPlane.stop_recorded(run_dir)
@@ -632,8 +629,12 @@ class Demo:
         assert self.cluster is not None
         snap: dict[str, list] = {"Pod": [], "Service": [], "ModelDeployment": [], "Event": []}
         try:
-            items = self.cluster.get("pods,services,modeldeployments,events", "-n", self.ns)
-        except CommandError:
+            proc = self.cluster.kubectl(
+                "get", "pods,services,modeldeployments,events", "-n", self.ns, "-o", "json",
+                "--request-timeout=20s", timeout=30,
+            )  # fmt: skip
+            items = json.loads(proc.stdout)
+        except (CommandError, subprocess.TimeoutExpired):
             return snap  # an API hiccup: try again next second
         for item in items["items"]:
             snap.setdefault(item["kind"], []).append(item)
@@ -773,10 +774,13 @@ class Demo:
             stopped.append(f"prometheus ({self.prometheus.pid})")
         if self.plane is not None:
             if self.opts.keep_cluster:
+                down = "make cluster-down"
+                if self.plane.run_dir.resolve() != (RUN_ROOT / "cluster").resolve():
+                    down = f"MODELOPS_RIG_DIR={self.plane.run_dir} {down}"
                 self.say(
                     f"the control plane keeps running (--keep-cluster): KUBECONFIG="
-                    f"{self.plane.kubeconfig}; `make cluster-down` stops it. With the operator "
-                    "gone the ModelDeployments stand still (`make run-operator` resumes them)."
+                    f"{self.plane.kubeconfig}; `{down}` stops it. With the operator gone "
+                    "the ModelDeployments stand still (`make run-operator` resumes them)."
                 )
             else:
                 stopped += [f"{p.name} ({p.pid})" for p in self.plane.procs]

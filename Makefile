@@ -255,15 +255,6 @@ bench: venv bench-setup ## Benchmark the service vs MLServer, KServe, a bare Fas
 	@test -f $(MODELS_DIR)/wine/1/model.joblib || $(MAKE) --no-print-directory models
 	$(PY) bench/run.py --model $(MODELS_DIR)/wine/1 $(BENCH_ARGS)
 
-.PHONY: bench-proposal
-bench-proposal: venv bench-setup ## As bench, plus ours with bench/proposals/*.patch applied (a scratch copy).
-	@test -f $(MODELS_DIR)/wine/1/model.joblib || $(MAKE) --no-print-directory models
-	bench/proposal.sh
-	$(PY) bench/run.py --model $(MODELS_DIR)/wine/1 \
-	  --variant batching PYTHONPATH=$(CURDIR)/$(CACHE)/bench/proposal/service \
-	  --variant batching-positional PYTHONPATH=$(CURDIR)/$(CACHE)/bench/proposal/service BENCH_INSTANCES=list \
-	  $(BENCH_ARGS)
-
 ##@ Operator (operator/: kopf, ModelDeployment)
 
 OPERATOR_TICK ?= 2

@@ -978,8 +978,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         action="append",
         metavar=("NAME", "ENV=VALUE"),
-        help="also run ours with these environment overrides, e.g. --variant batch "
-        "MODELOPS_BATCH_MAX_ROWS=256 (repeatable; PYTHONPATH=DIR runs other code; "
+        help="also run ours with these environment overrides, e.g. --variant nobatch "
+        "MODELOPS_BATCH_MAX_ROWS=0 (repeatable; PYTHONPATH=DIR runs other code; "
         "BENCH_INSTANCES=list sends positional rows instead of objects)",
     )
     parser.add_argument(

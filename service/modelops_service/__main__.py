@@ -5,6 +5,10 @@ MODELOPS_HOST/MODELOPS_PORT. Before uvicorn starts, the artifact's digest is
 checked (without unpickling it): a mismatch exits with status 2 and a clear
 message, so nothing is ever served from an unverified model. The lifespan
 checks again on the bytes it actually loads.
+
+numpy and scikit-learn are imported only after the settings are read, so that
+OMP_NUM_THREADS (from MODELOPS_INFERENCE_THREADS unless already set) sizes
+every thread's OpenMP pool when the runtime loads.
 """
 
 from __future__ import annotations
@@ -12,18 +16,32 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.config
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 
 from pydantic import ValidationError
 
-from modelops_service.artifact import ArtifactRejectedError, verify_artifact
 from modelops_service.logs import log_config
 from modelops_service.settings import Settings
 
 EXIT_CONFIG = 2
 
 log = logging.getLogger("modelops_service")
+
+
+def default_native_threads(
+    settings: Settings, environ: MutableMapping[str, str] | None = None
+) -> None:
+    """OMP_NUM_THREADS := MODELOPS_INFERENCE_THREADS, unless the environment already sets it.
+
+    Must run before numpy or scikit-learn is imported: OpenMP reads it once, when the
+    runtime loads, as the pool size of every thread. ``threadpool_limits`` in
+    ``ModelService.load`` only reaches the thread that calls it, not the others that
+    call the model or compute drift.
+    """
+    env: MutableMapping[str, str] = os.environ if environ is None else environ
+    env.setdefault("OMP_NUM_THREADS", str(settings.inference_threads))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     config = log_config(settings.log_level)
     logging.config.dictConfig(config)
+    default_native_threads(settings)
+
+    # After default_native_threads: this imports numpy.
+    from modelops_service.artifact import ArtifactRejectedError, verify_artifact
 
     try:
         verify_artifact(settings.model_dir, settings.model_sha256)

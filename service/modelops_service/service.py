@@ -71,7 +71,9 @@ class ModelService:
     def load(self) -> None:
         """Verify and unpickle the artifact. Raises ArtifactRejectedError on a digest mismatch."""
         self.model = load_model(self.settings.model_dir, self.settings.model_sha256)
-        threadpool_limits(limits=self.settings.inference_threads)  # process-wide
+        # This thread's OpenMP pool and the BLAS pool; other threads start from
+        # OMP_NUM_THREADS, which the entry point defaults to the same setting.
+        threadpool_limits(limits=self.settings.inference_threads)
         if self.settings.batch_max_rows > 0:
             self.predictor = BatchingPredictor(
                 self.model,

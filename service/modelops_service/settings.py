@@ -68,7 +68,8 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         description="OpenMP/BLAS threads per model call. One suits small batches: more threads "
-        "cost more in start-up and contention than they save on a few rows.",
+        "cost more in start-up and contention than they save on a few rows. The entry point "
+        "also makes it the default of OMP_NUM_THREADS (an OMP_NUM_THREADS already set wins).",
     )
 
     # --- batching ---

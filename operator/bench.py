@@ -18,10 +18,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,40 +58,7 @@ def scrape(port: int, metric: str) -> float:
     return sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith(metric))
 
 
-def node_heartbeats(cluster: Cluster, stop: threading.Event) -> None:
-    """Stopgap until the rig runs kwok with node leases: renew a Lease per KWOK node,
-    so KCM does not mark the nodes (and with them every pod) NotReady mid-benchmark."""
-    while not stop.is_set():
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        leases = [
-            {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": node, "namespace": "kube-node-lease"},
-                "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": now},
-            }
-            for node in cluster.nodes
-        ]
-        cluster.kubectl(
-            "apply", "--server-side", "--force-conflicts", "--field-manager=modelops-bench",
-            "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": leases}),
-            check=False, timeout=30,
-        )  # fmt: skip
-        stop.wait(5)
-
-
 def run(cluster: Cluster, count: int, tick: float, timeout: float) -> dict:
-    stop = threading.Event()
-    beats = threading.Thread(target=node_heartbeats, args=(cluster, stop), daemon=True)
-    beats.start()
-    try:
-        return _run(cluster, count, tick, timeout)
-    finally:
-        stop.set()
-        beats.join(35)
-
-
-def _run(cluster: Cluster, count: int, tick: float, timeout: float) -> dict:
     cluster.kubectl("apply", "-f", ROOT / "manifests/crd/modeldeployments.modelops.io.yaml")
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.modelops.io"

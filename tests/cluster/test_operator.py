@@ -24,7 +24,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,46 +136,6 @@ class OperatorProcess:
             if all(f'{k}="{v}"' in line for k, v in labels.items()):
                 total += float(line.rsplit(" ", 1)[1])
         return total
-
-
-@pytest.fixture(scope="module", autouse=True)
-def node_heartbeats(cluster: Cluster) -> Iterator[None]:
-    """Stopgap for a rig gap (reported to the lead, to be fixed in tests/rig): renew a
-    Lease per KWOK node every few seconds while these tests run.
-
-    Without node leases (kwok runs without --node-lease-duration-seconds) the only
-    heartbeat is KWOK's node-heartbeat stage, every 20-45 s with jitter, which on a busy
-    machine overruns KCM's node-monitor-grace-period: KCM marks the nodes NotReady about
-    once a minute and sets Ready=False on every pod, which KWOK never sets back, so a
-    canary's pods can stay unready for good. Remove once the rig renews leases itself.
-    """
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.is_set():
-            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            leases = [
-                {
-                    "apiVersion": "coordination.k8s.io/v1",
-                    "kind": "Lease",
-                    "metadata": {"name": node, "namespace": "kube-node-lease"},
-                    "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": now},
-                }
-                for node in cluster.nodes
-            ]
-            cluster.kubectl(
-                "apply", "--server-side", "--force-conflicts",
-                "--field-manager=modelops-operator-tests", "-f", "-",
-                input=json.dumps({"apiVersion": "v1", "kind": "List", "items": leases}),
-                check=False, timeout=30,
-            )  # fmt: skip
-            stop.wait(5)
-
-    thread = threading.Thread(target=beat, name="node-heartbeats", daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(35)
 
 
 @pytest.fixture(scope="module")

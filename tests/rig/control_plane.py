@@ -403,6 +403,10 @@ class ControlPlane:
                 f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
                 f"--cidr={KWOK_CIDR}",
                 "--node-ip=10.244.0.1",
+                # Renew a node Lease as a kubelet does. Without it the only heartbeat is
+                # a status patch every 20-45 s, which on a busy machine overruns KCM's
+                # grace period: nodes flap NotReady and every pod is marked unready.
+                "--node-lease-duration-seconds=40",
             ],
         )
         self._save_state(server)

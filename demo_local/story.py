@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -274,14 +275,7 @@ class Demo:
 
     def _start(self) -> None:
         self.heading("Starting")
-        stopped = self.ledger.stop_leftovers()
-        if stopped:
-            self.say(f"stopped what an earlier, killed run left: {', '.join(stopped)}")
-        if self.workdir.exists():
-            import shutil
-
-            shutil.rmtree(self.workdir)
-        self.logs.mkdir(parents=True)
+        self._fresh_workdir()
         ensure_demo_models(self.models_root)
         self.cluster = self._control_plane()
         self.leases = NodeLeases(self.cluster, self.cluster.nodes)
@@ -326,6 +320,19 @@ class Demo:
             on_start=self._record_service,
         )
         self._clear_earlier_demo()
+
+    def _fresh_workdir(self) -> None:
+        """Empty the workdir of an earlier run; never a directory the demo did not make."""
+        marker = self.workdir / ".demo-local"
+        if self.workdir.exists() and any(self.workdir.iterdir()):
+            if not marker.exists():
+                raise DemoError(f"{self.workdir} is not empty and not the demo's: not wiping it")
+            stopped = self.ledger.stop_leftovers()
+            if stopped:
+                self.say(f"stopped what an earlier, killed run left: {', '.join(stopped)}")
+            shutil.rmtree(self.workdir)
+        self.logs.mkdir(parents=True)
+        marker.write_text("logs and state of python -m demo_local; wiped by its next run\n")
 
     def _control_plane(self) -> Cluster:
         if self.opts.kubeconfig:

@@ -30,7 +30,6 @@ from typing import Any, TextIO
 
 import yaml
 
-from demo_local.nodes import NodeLeases
 from demo_local.pods import PodProcesses, ServiceProxy
 from tests.rig.control_plane import (
     RUN_ROOT,
@@ -150,7 +149,6 @@ class Demo:
         self.prometheus: Prometheus | None = None
         self.operator: subprocess.Popen | None = None
         self.pods: PodProcesses | None = None
-        self.leases: NodeLeases | None = None
         self.proxies: dict[str, ServiceProxy] = {}
         self.traffic: dict[str, subprocess.Popen] = {}
         self.models_root = REPO_ROOT / "models"
@@ -278,12 +276,6 @@ class Demo:
         self._fresh_workdir()
         ensure_demo_models(self.models_root)
         self.cluster = self._control_plane()
-        self.leases = NodeLeases(self.cluster, self.cluster.nodes)
-        if self.leases.start():
-            self.say(
-                "KWOK keeps no node Leases here: the demo renews them every 10s, as a kubelet "
-                "would (else a busy machine sees the nodes, and so every pod, turn NotReady)"
-            )
         self.say(
             "watch it in another shell:\n"
             f"  export KUBECONFIG={self.cluster.kubeconfig} PATH={TOOLS_BIN}:$PATH\n"
@@ -648,8 +640,6 @@ class Demo:
         return snap
 
     def tick(self) -> dict[str, list]:
-        if self.leases is not None:
-            self.leases.tick()
         snap = self.snapshot()
         if self.operator is not None and self.operator.poll() is not None:
             raise DemoError(f"the operator exited:\n{self._tail(self.logs / 'operator.log')}")

@@ -619,8 +619,9 @@ class Demo:
         if self.prometheus is not None:
             hints.append(f"Prometheus: {self.prometheus.url}/graph (rules under /rules)")
         hints += [f"curl -s {p.url}/v1/model   # Service {n}" for n, p in self.proxies.items()]
-        self.say("everything is still running. Things to try:\n" + "\n".join(hints))
-        self.pause("Press Enter to stop everything the demo started")
+        if self.opts.interactive:
+            self.say("everything still runs until you press Enter. Try:\n" + "\n".join(hints))
+            self.pause("Press Enter to stop everything the demo started")
 
     # --- the loop: read the namespace, keep processes in line, narrate
 

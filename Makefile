@@ -141,12 +141,12 @@ MODELS_NS        ?= models
 OPERATOR_NS      ?= modelops-system
 # The model installed with plain `helm install` (its own namespace, so it never meets a
 # ModelDeployment of the same name), and the ModelDeployments of the tour and the demos.
-HELM_MODEL       ?= diabetes
+HELM_MODEL       ?= wine
 HELM_NS          ?= models-helm
-KIND_EXAMPLE     ?= manifests/examples/wine-canary.yaml
-DEMO_MANIFEST    ?= manifests/examples/wine-canary-v2.yaml
-ROLLBACK_MANIFEST ?= manifests/examples/diabetes-failing-canary.yaml
-ROLLBACK_PATCH   ?= {"spec":{"model":{"version":"2","artifact":"/models/diabetes/2"}}}
+KIND_EXAMPLE     ?= manifests/examples/diabetes-canary.yaml
+DEMO_MANIFEST    ?= manifests/examples/diabetes-canary-v2.yaml
+ROLLBACK_MANIFEST ?= manifests/examples/wine-failing-canary.yaml
+ROLLBACK_PATCH   ?= {"spec":{"model":{"version":"2","artifact":"/models/wine/2"}}}
 GRAFANA_PORT     ?= 3000
 PROMETHEUS_PORT  ?= 9090
 KIND_ENV = KIND=$(KIND) KUBECTL=$(KIND_KUBECTL) HELM=$(KIND_HELM) KIND_CLUSTER=$(KIND_CLUSTER) \
@@ -211,11 +211,11 @@ load-images: images $(KIND) ## Build the images and load them into the kind clus
 	$(KIND) load docker-image --name $(KIND_CLUSTER) $(SERVICE_IMAGE) $(OPERATOR_IMAGE)
 
 .PHONY: demo
-demo: venv $(KIND_KUBECTL) ## Roll the wine example to version 2 as a canary while traffic runs; watch it promote.
+demo: venv $(KIND_KUBECTL) ## Roll the diabetes example to version 2 as a canary while traffic runs; watch it promote.
 	$(KIND_ENV) hack/kind.sh demo $(DEMO_MANIFEST)
 
 .PHONY: demo-rollback
-demo-rollback: venv $(KIND_KUBECTL) ## Roll diabetes to a version built to fail analysis while traffic runs; watch it roll back.
+demo-rollback: venv $(KIND_KUBECTL) ## Roll wine to a version built to fail analysis (drift) while traffic runs; watch it roll back.
 	$(KIND_ENV) hack/kind.sh demo $(ROLLBACK_MANIFEST) '$(ROLLBACK_PATCH)'
 
 .PHONY: grafana

@@ -30,23 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelops_service.catalog import INPUT_ERROR_REASONS
+
 SCENARIOS = ("normal", "drift", "bad-input", "spike")
 PREDICT_PATH = "/v1/predict"
 JSON_TYPE = "application/json"
 
-# Kinds of bad input, named like the reasons of model_input_errors_total.
-BAD_KINDS = (
-    "malformed_json",
-    "wrong_content_type",
-    "missing_field",
-    "extra_field",
-    "wrong_type",
-    "not_finite",
-    "out_of_range",
-    "empty_batch",
-    "too_many_instances",
-    "body_too_large",
-)
+# Kinds of bad input: one per reason of model_input_errors_total.
+BAD_KINDS = INPUT_ERROR_REASONS
 
 
 @dataclass(frozen=True)

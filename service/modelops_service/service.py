@@ -9,6 +9,7 @@ or refused request happens here, in one place.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import numpy as np
@@ -19,7 +20,7 @@ from modelops_service.artifact import LoadedModel, Prediction, load_model
 from modelops_service.card import ModelCard
 from modelops_service.monitor import DriftMonitor
 from modelops_service.predictor import BatchingPredictor, InlinePredictor, Predictor
-from modelops_service.settings import Settings
+from modelops_service.settings import GC_GEN0_THRESHOLD, Settings
 from modelops_service.telemetry import ModelTelemetry
 from modelops_service.validation import Batch, FeatureSchema, InputError
 from modelops_service.window import SlidingWindow
@@ -29,6 +30,23 @@ log = logging.getLogger("modelops_service")
 
 class PredictionError(Exception):
     """The model failed on valid input: a server error (500), counted as outcome=error."""
+
+
+def freeze_startup_objects() -> None:
+    """Keep full garbage collections short: the p99 tail under load.
+
+    After start-up the heap holds a few hundred thousand long-lived objects (FastAPI,
+    pydantic, scikit-learn, the model) that a full (generation 2) collection scans
+    every time: 50-80 ms on the one event loop thread, about once a second under
+    load, since the objects of requests in flight keep being promoted. Collected once
+    and frozen (moved to the permanent generation, never scanned), they cost nothing;
+    a higher young-generation threshold means fewer collections of the objects of
+    requests in flight (cyclic garbage still goes, a few thousand allocations later).
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(GC_GEN0_THRESHOLD, gc.get_threshold()[0]), gen1, gen2)
 
 
 class ModelService:
@@ -110,6 +128,8 @@ class ModelService:
             # Stay not-ready: the probes keep traffic away and this line says why.
             log.exception("warm-up prediction failed; the model stays not ready")
             return
+        if self.settings.gc_freeze:
+            freeze_startup_objects()
         if self.settings.readiness_delay_seconds:
             await asyncio.sleep(self.settings.readiness_delay_seconds)
         self.ready = True

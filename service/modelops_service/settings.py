@@ -13,6 +13,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 8080
+# Young-generation threshold with gc_freeze (Python's default: 700).
+GC_GEN0_THRESHOLD = 10_000
 
 
 class Settings(BaseSettings):
@@ -86,6 +88,16 @@ class Settings(BaseSettings):
         le=100.0,
         description="How long an idle model waits for more requests before it calls. 0: no "
         "timer; requests that arrive during a call go together into the next one.",
+    )
+
+    # --- garbage collector ---
+    gc_freeze: bool = Field(
+        default=True,
+        description="After the warm-up, collect once, then freeze every object alive (imports, "
+        "the model) out of the garbage collector's view (gc.freeze) and raise its young "
+        f"generation threshold to {GC_GEN0_THRESHOLD}: a full collection then scans only "
+        "recent objects, a fraction of a millisecond instead of 50-80 ms that stall every "
+        "request in flight (the p99 tail).",
     )
 
     # --- readiness ---

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ FAILING_WAIT_REASONS = frozenset(
         "RunContainerError",
     }
 )
+
+# How much of a container's termination message goes into failure_message (the
+# kubelet keeps up to 4 KiB, or with FallbackToLogsOnError the last 2 KiB of the log).
+TERMINATION_TEXT_LIMIT = 512
+_ERROR_LEVELS = frozenset({"error", "critical", "fatal"})
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ def read_deployment(
             if waiting.get("reason") in FAILING_WAIT_REASONS:
                 failure = waiting["reason"]
                 name = (pod.get("metadata") or {}).get("name", "?")
-                message = f"pod {name}: {waiting['reason']}: {waiting.get('message', '')}".strip()
+                message = f"pod {name}: {container_failure(cs)}"
     return WorkloadState(
         exists=True,
         desired=desired,
@@ -88,6 +94,64 @@ def read_deployment(
         failure=failure,
         failure_message=message,
     )
+
+
+def container_failure(cs: dict[str, Any]) -> str:
+    """Why one failing container fails: its last exit and what it said, else the kubelet's word.
+
+    A crash-looping container's own last words (its termination message: what it
+    wrote to /dev/termination-log, or with terminationMessagePolicy
+    FallbackToLogsOnError the tail of its log) say more than the kubelet's
+    "back-off restarting failed container".
+    """
+    waiting = (cs.get("state") or {}).get("waiting") or {}
+    reason = waiting.get("reason") or "Waiting"
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    if last:
+        code = last.get("exitCode")
+        said = termination_text(last.get("message") or "")
+        exited = f"container {cs.get('name', '?')} exited {code}"
+        if last.get("reason"):
+            exited += f" ({last['reason']})"
+        return f"{reason}: {exited}" + (f": {said}" if said else "")
+    return f"{reason}: {waiting.get('message', '')}".strip().removesuffix(":")
+
+
+def termination_text(message: str, limit: int = TERMINATION_TEXT_LIMIT) -> str:
+    """The line that matters in a termination message, trimmed to ``limit`` characters.
+
+    With FallbackToLogsOnError the message is the tail of the log: for JSON log
+    lines (the service's), the ``msg`` of the last error line, else of the last
+    line; for plain text, the last line.
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    for line in reversed(lines):
+        doc = _json_object(line) or {}
+        if _said(doc) and str(doc.get("level", "")).lower() in _ERROR_LEVELS:
+            chosen = _said(doc)
+            break
+    else:
+        chosen = _said(_json_object(lines[-1])) or lines[-1]
+    chosen = " ".join(chosen.split())
+    if len(chosen) > limit:
+        chosen = chosen[: limit - 1].rstrip() + "\u2026"
+    return chosen
+
+
+def _said(doc: dict[str, Any] | None) -> str:
+    return str(doc.get("msg") or doc.get("message") or "") if doc else ""
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def pods_of_track(pods: Sequence[dict[str, Any]], track: str) -> list[dict[str, Any]]:

@@ -4,7 +4,13 @@ import pytest
 
 from modelops_operator.conditions import ConditionValue, set_conditions
 from modelops_operator.models import Condition
-from modelops_operator.workloads import read_deployment, ready_text, split_replicas
+from modelops_operator.workloads import (
+    TERMINATION_TEXT_LIMIT,
+    read_deployment,
+    ready_text,
+    split_replicas,
+    termination_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +70,94 @@ def test_read_deployment_failures():
     assert "sha256 mismatch" in state.failure_message
     creating = {"status": {"containerStatuses": [{"state": {"waiting": {"reason": "Pulling"}}}]}}
     assert read_deployment(deployment(ready=0), [creating]).failure is None
+
+
+REFUSED = (
+    "refusing to load /models/wine/1/model.joblib: its sha256 is aa but "
+    "MODELOPS_MODEL_SHA256 declares bb"
+)
+# the service's stdout when it refuses an artifact (one JSON line), as
+# FallbackToLogsOnError hands it to the container's termination message
+SERVICE_LOG = (
+    '{"ts":"2026-01-01T00:00:00.000+00:00","level":"error","logger":"modelops_service",'
+    f'"msg":"{REFUSED}","model_dir":"/models/wine/1"}}\n'
+)
+
+
+def crashing_pod(name="wine-abc", message=SERVICE_LOG, exit_code=2, reason="Error", restarts=3):
+    return {
+        "metadata": {"name": name},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "model-service",
+                    "ready": False,
+                    "restartCount": restarts,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                          "message": "back-off 40s restarting failed container"}},
+                    "lastState": {"terminated": {"exitCode": exit_code, "reason": reason,
+                                                 "message": message}},
+                }
+            ]
+        },
+    }  # fmt: skip
+
+
+def test_a_crash_loop_reports_the_containers_last_words_not_the_back_off():
+    state = read_deployment(deployment(ready=0), [crashing_pod()])
+    assert state.failure == "CrashLoopBackOff"
+    assert state.failure_message == (
+        f"pod wine-abc: CrashLoopBackOff: container model-service exited 2 (Error): {REFUSED}"
+    )
+    assert "back-off" not in state.failure_message
+
+
+def test_a_crash_without_a_termination_message_still_says_exit_code_and_pod():
+    state = read_deployment(deployment(ready=0), [crashing_pod(message="", reason="")])
+    assert state.failure_message == (
+        "pod wine-abc: CrashLoopBackOff: container model-service exited 2"
+    )
+
+
+def test_image_pull_back_off_keeps_the_kubelets_message():
+    pod = {
+        "metadata": {"name": "wine-xyz"},
+        "status": {"containerStatuses": [{"name": "model-service", "state": {"waiting": {
+            "reason": "ImagePullBackOff", "message": 'Back-off pulling image "nope:1"'}}}]},
+    }  # fmt: skip
+    state = read_deployment(deployment(ready=0), [pod])
+    assert state.failure == "ImagePullBackOff"
+    assert state.failure_message == (
+        'pod wine-xyz: ImagePullBackOff: Back-off pulling image "nope:1"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "said"),
+    [
+        (SERVICE_LOG, REFUSED),
+        # the log tail: an earlier info line, the error, then a later info line
+        ('{"level":"info","msg":"starting"}\n' + SERVICE_LOG + '{"level":"info","msg":"bye"}\n',
+         REFUSED),
+        # no error line: the last line's msg
+        ('{"level":"info","msg":"a"}\n{"level":"warning","msg":"b"}', "b"),
+        # plain text (a traceback): its last line
+        ("Traceback (most recent call last):\n  File x\nValueError: bad model\n",
+         "ValueError: bad model"),
+        # the tail may begin mid-line; JSON that is not an object is text
+        ('l":"error","msg":"cut"}\n[1, 2]', "[1, 2]"),
+        ("  \n\n", ""),
+        (r'{"level":"error","message":"also\n  wrapped"}', "also wrapped"),
+    ],
+)  # fmt: skip
+def test_termination_text_picks_the_line_that_matters(message, said):
+    assert termination_text(message) == said
+
+
+def test_termination_text_is_trimmed():
+    text = termination_text('{"level":"error","msg":"' + "x" * 5000 + '"}')
+    assert len(text) == TERMINATION_TEXT_LIMIT
+    assert text.endswith("\u2026")
 
 
 def test_ready_text():

@@ -69,6 +69,9 @@ spec:
         - name: model-service
           image: {{ include "model-service.imageRef" $image | quote }}
           imagePullPolicy: {{ $v.image.pullPolicy }}
+          {{- /* a refused artifact exits with one JSON error line on stdout: with this
+          policy the kubelet makes it the termination message the operator reports */}}
+          terminationMessagePolicy: FallbackToLogsOnError
           {{- with $v.command }}
           command:
             {{- toYaml . | nindent 12 }}

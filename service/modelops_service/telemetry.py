@@ -10,7 +10,7 @@ gauges are computed by a collector when /metrics is scraped.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
@@ -45,47 +45,76 @@ def _histogram(m: catalog.Metric, registry: CollectorRegistry, buckets: Sequence
     return Histogram(m.name, m.help, m.labels, registry=registry, buckets=buckets)
 
 
-def http_instrumentation(
-    registry: CollectorRegistry, model: str, version: str, buckets: Sequence[float]
-) -> Callable[[Info], None]:
+class HttpMetrics:
     """The instrumentator's default HTTP metrics (same names and meaning), with
     ``model`` and ``version`` labels on every series.
 
+    Called as an instrumentation by prometheus-fastapi-instrumentator's middleware
+    (every route but the fast lane of POST /v1/predict), and through ``observe`` by
+    that lane, which measures the same things itself.
     ``metrics.default(custom_labels=...)`` would also add an unlabeled
     ``http_request_duration_highr_seconds``; per-version analysis cannot use it,
     so this instrumentation leaves it out.
     """
-    requests = _counter(catalog.HTTP_REQUESTS, registry)
-    latency = _histogram(catalog.HTTP_REQUEST_DURATION, registry, buckets)
-    m = catalog.HTTP_REQUEST_SIZE
-    request_size = Summary(m.name, m.help, m.labels, registry=registry)
-    m = catalog.HTTP_RESPONSE_SIZE
-    response_size = Summary(m.name, m.help, m.labels, registry=registry)
-    children: dict[tuple[str, str, str], tuple] = {}
 
-    def instrumentation(info: Info) -> None:
-        key = (info.modified_handler, info.method, info.modified_status)
-        bound = children.get(key)
+    def __init__(
+        self, registry: CollectorRegistry, model: str, version: str, buckets: Sequence[float]
+    ) -> None:
+        self.model, self.version = model, version
+        self._requests = _counter(catalog.HTTP_REQUESTS, registry)
+        self._latency = _histogram(catalog.HTTP_REQUEST_DURATION, registry, buckets)
+        m = catalog.HTTP_REQUEST_SIZE
+        self._request_size = Summary(m.name, m.help, m.labels, registry=registry)
+        m = catalog.HTTP_RESPONSE_SIZE
+        self._response_size = Summary(m.name, m.help, m.labels, registry=registry)
+        self._children: dict[tuple[str, str, str], tuple] = {}
+
+    def observe(
+        self,
+        handler: str,
+        method: str,
+        status: str,
+        seconds: float,
+        request_bytes: int,
+        response_bytes: int,
+    ) -> None:
+        """One request; ``status`` grouped as the instrumentator does (``2xx``)."""
+        key = (handler, method, status)
+        bound = self._children.get(key)
         if bound is None:
-            handler, method, status = key
+            model, version = self.model, self.version
             bound = (
-                requests.labels(handler, method, status, model, version),
-                latency.labels(handler, method, model, version),
-                request_size.labels(handler, model, version),
-                response_size.labels(handler, model, version),
+                self._requests.labels(handler, method, status, model, version),
+                self._latency.labels(handler, method, model, version),
+                self._request_size.labels(handler, model, version),
+                self._response_size.labels(handler, model, version),
             )
-            if len(children) < 4096:
-                children[key] = bound
+            if len(self._children) < 4096:
+                self._children[key] = bound
         total, duration, size_in, size_out = bound
         total.inc()
-        duration.observe(info.modified_duration)
-        size_in.observe(int(info.request.headers.get("content-length", 0) or 0))
+        duration.observe(seconds)
+        size_in.observe(request_bytes)
+        size_out.observe(response_bytes)
+
+    def __call__(self, info: Info) -> None:
         response = info.response
-        size_out.observe(
-            int(response.headers.get("content-length", 0) or 0) if response is not None else 0
+        self.observe(
+            info.modified_handler,
+            info.method,
+            info.modified_status,
+            info.modified_duration,
+            content_length(info.request.headers.get("content-length")),
+            content_length(response.headers.get("content-length")) if response is not None else 0,
         )
 
-    return instrumentation
+
+def content_length(header: str | None) -> int:
+    """A Content-Length header's value (missing, empty or not a number: 0)."""
+    try:
+        return int(header or 0)
+    except ValueError:
+        return 0
 
 
 class VectorHistogram(Collector):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import numpy as np
@@ -17,7 +18,12 @@ from modelops_service.validation import (
     parse_json,
 )
 
+log = logging.getLogger("modelops_service")
+
 JSON = "application/json"
+# nginx's "client closed request": nobody reads it, but the metrics and the access log
+# see a 4xx, so a hang-up never counts toward the 5xx error ratio the canary analysis reads.
+CLIENT_CLOSED_REQUEST = 499
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -64,6 +70,16 @@ def input_error_response(request: Request, svc: ModelService, error: InputError)
     request.state.reasons = sorted(error.reasons)
     body = {"model": svc.name, "version": svc.version, **error.body()}
     return json_response(body, error.status)
+
+
+def client_closed_response(request: Request) -> Response:
+    """The client hung up while its body was being read: not our error, not a 5xx."""
+    request.state.reasons = ["client_disconnected"]
+    log.info(
+        "client disconnected before its request body was read",
+        extra={"fields": {"request_id": request.state.request_id, "path": request.url.path}},
+    )
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 def prediction_failed_response(svc: ModelService) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,7 +19,7 @@ from modelops_service.routes.common import (
     prediction_failed_response,
     read_json,
 )
-from modelops_service.service import PredictionError
+from modelops_service.service import ModelService, PredictionError
 from modelops_service.validation import InputError, batch_from_v1
 
 
@@ -97,37 +98,13 @@ def response_schema(card: ModelCard) -> dict[str, Any]:
     }
 
 
-def build_router(card: ModelCard, max_instances: int) -> APIRouter:
-    router = APIRouter(tags=["predict"])
-    example = {f.name: round(f.mean, 4) for f in card.features}
+PredictEndpoint = Callable[[Request, ModelService], Awaitable[Response]]
+
+
+def predict_endpoint(card: ModelCard) -> PredictEndpoint:
+    """The handler of POST /v1/predict: FastAPI's route and the fast lane both call it."""
     classes = card.target.classes
 
-    @router.post(
-        "/v1/predict",
-        summary=f"Predict with {card.name} v{card.version}",
-        description=card.description,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    JSON: {
-                        "schema": request_schema(card, max_instances),
-                        "examples": {
-                            "one instance": {"value": example},
-                            "batch": {"value": {"instances": [example, example]}},
-                        },
-                    }
-                },
-            }
-        },
-        responses={
-            200: {
-                "description": "Predictions",
-                "content": {JSON: {"schema": response_schema(card)}},
-            },
-            **error_responses(),
-        },
-    )
     async def predict(request: Request, svc: ServiceDep) -> Response:
         if not svc.ready:
             return not_ready_response(svc)
@@ -155,4 +132,38 @@ def build_router(card: ModelCard, max_instances: int) -> APIRouter:
             body["warnings"] = [w.as_dict() for w in batch.warnings]
         return json_response(body)
 
+    return predict
+
+
+def build_router(card: ModelCard, max_instances: int, endpoint: PredictEndpoint) -> APIRouter:
+    router = APIRouter(tags=["predict"])
+    example = {f.name: round(f.mean, 4) for f in card.features}
+    router.add_api_route(
+        "/v1/predict",
+        endpoint,
+        methods=["POST"],
+        summary=f"Predict with {card.name} v{card.version}",
+        description=card.description,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": request_schema(card, max_instances),
+                        "examples": {
+                            "one instance": {"value": example},
+                            "batch": {"value": {"instances": [example, example]}},
+                        },
+                    }
+                },
+            }
+        },
+        responses={
+            200: {
+                "description": "Predictions",
+                "content": {JSON: {"schema": response_schema(card)}},
+            },
+            **error_responses(),
+        },
+    )
     return router

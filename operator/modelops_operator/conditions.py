@@ -62,16 +62,21 @@ def rollout_conditions(outcome: Outcome, stable: WorkloadState) -> list[Conditio
     phase = outcome.transition.phase
     event = outcome.event
     next_state = outcome.transition.next
+    unverified = _unverified(outcome)
     if stable.is_ready:
         ready = ConditionValue(
-            COND_READY, True, "Available", f"{stable.ready}/{stable.desired} stable replicas ready"
+            COND_READY,
+            True,
+            "Available",
+            f"{stable.ready}/{stable.desired} stable replicas ready{unverified}",
         )
     else:
         ready = ConditionValue(
             COND_READY,
             False,
             stable.failure or ("NotDeployed" if not stable.exists else "NotAvailable"),
-            stable.failure_message or f"{stable.ready}/{stable.desired} stable replicas ready",
+            (stable.failure_message or f"{stable.ready}/{stable.desired} stable replicas ready")
+            + unverified,
         )
     in_rollout = next_state in (State.ROLLING, State.CANARY, State.PROMOTING) or (
         event.kind == EventKind.PAUSED
@@ -89,6 +94,19 @@ def rollout_conditions(outcome: Outcome, stable: WorkloadState) -> list[Conditio
     else:
         degraded = ConditionValue(COND_DEGRADED, False, "AsExpected", "")
     return [ready, progressing, degraded]
+
+
+def _unverified(outcome: Outcome) -> str:
+    """A note for the Ready message when the stable release declares no sha256.
+
+    spec.model.sha256 stays optional (DESIGN.md only asks that a declared digest
+    be enforced), but an artifact nobody declared a digest for is unpickled
+    unchecked, and the status says so.
+    """
+    stable = outcome.status.stable
+    if stable is None or stable.sha256:
+        return ""
+    return f"; artifact not verified: spec.model.sha256 is empty, {stable.artifact} loads unchecked"
 
 
 def monitoring_condition(ok: bool, reason: str, message: str) -> ConditionValue:

@@ -2,15 +2,19 @@ from __future__ import annotations
 
 import pytest
 
-from modelops_operator.conditions import ConditionValue, set_conditions
-from modelops_operator.models import Condition
+from modelops_operator.conditions import ConditionValue, rollout_conditions, set_conditions
+from modelops_operator.models import Condition, ModelDeploymentStatus, ModelRef, Phase
+from modelops_operator.rollout import Observation, advance
 from modelops_operator.workloads import (
+    MISSING,
     TERMINATION_TEXT_LIMIT,
+    WorkloadState,
     read_deployment,
     ready_text,
     split_replicas,
     termination_text,
 )
+from tests.operator.conftest import at, ref, spec_for
 
 
 @pytest.mark.parametrize(
@@ -188,3 +192,31 @@ def test_conditions_keep_canonical_order_and_unknown_types():
     assert [c.type for c in out] == ["Ready", "MonitoringReady", "Custom"]
     assert out[0].status == "Unknown"
     assert out[0].observed_generation == 3
+
+
+def ready_condition(model: ModelRef, stable: WorkloadState) -> ConditionValue:
+    spec = spec_for("1", model=model.model_dump())
+    status = ModelDeploymentStatus(stable=model, phase=Phase.READY)
+    outcome = advance(Observation(spec, status, at(0), stable, MISSING))
+    return next(c for c in rollout_conditions(outcome, stable) if c.type == "Ready")
+
+
+def test_ready_says_when_the_artifact_is_not_verified():
+    ready = WorkloadState(exists=True, desired=4, ready=4, updated=4, available=4)
+    unverified = ready_condition(ref("1"), ready)
+    assert (unverified.status, unverified.reason) == (True, "Available")
+    assert unverified.message == (
+        "4/4 stable replicas ready; artifact not verified: spec.model.sha256 is empty, "
+        "/m/1 loads unchecked"
+    )
+    verified = ready_condition(ref("1").model_copy(update={"sha256": "ab" * 32}), ready)
+    assert verified.message == "4/4 stable replicas ready"
+
+
+def test_ready_false_carries_the_failure_and_the_unverified_note():
+    crashing = WorkloadState(
+        exists=True, desired=2, failure="CrashLoopBackOff", failure_message="pod p: boom"
+    )
+    cond = ready_condition(ref("1"), crashing)
+    assert (cond.status, cond.reason) == (False, "CrashLoopBackOff")
+    assert cond.message.startswith("pod p: boom; artifact not verified")

@@ -51,6 +51,33 @@ def test_objects_lists_and_one_instance_give_the_same_matrix() -> None:
     assert np.array_equal(one.features, expected[:1])
 
 
+def test_an_object_with_as_many_keys_but_one_misnamed_is_refused_by_name() -> None:
+    renamed = {"a": 0.5, "b": 5, "z": 0.0}
+    err = error_of(lambda: batch_from_v1({"instances": [ROW, renamed]}, schema()))
+    assert {(tuple(e["loc"]), e["type"]) for e in err.body()["detail"]} == {
+        (("body", "instances", 1, "z"), "extra_field"),
+        (("body", "instances", 1, "c"), "missing_field"),
+    }
+
+
+def test_a_one_feature_model_takes_objects_and_lists() -> None:
+    one = FeatureSchema(
+        names=("x",),
+        train_min=np.array([0.0]),
+        train_max=np.array([1.0]),
+        low=np.array([-0.1]),
+        high=np.array([1.1]),
+        policy="reject",
+        tolerance=0.1,
+        max_instances=10,
+    )
+    batch = batch_from_v1({"instances": [{"x": 0.25}, [1], {"x": 0}]}, one)
+    assert np.array_equal(batch.features, np.array([[0.25], [1.0], [0.0]]))
+    err = error_of(lambda: batch_from_v1({"instances": [{"x": True}]}, one))
+    assert err.body()["detail"][0]["loc"] == ["body", "instances", 0, "x"]
+    assert err.reasons == {"wrong_type"}
+
+
 def error_of(call) -> InputError:
     with pytest.raises(InputError) as info:
         call()

@@ -182,3 +182,98 @@ def prune_set(
         if key not in desired:
             stale.append(key)
     return sorted(stale)
+
+
+# --- drift: what someone else changed in what we own ----------------------------------
+
+# Annotations controllers write on our objects as a matter of course: not a reason to look.
+ROUTINE_ANNOTATIONS = frozenset({"deployment.kubernetes.io/revision"})
+
+
+def _merge_key(items: list[Any]) -> str | None:
+    """The key list items are matched by (containers and env by name), or None."""
+    if items and all(isinstance(i, dict) for i in items):
+        for key in ("name", "containerPort", "port"):
+            if all(key in i for i in items):
+                return key
+    return None
+
+
+def _item(items: Any, key: str, value: Any) -> Any:
+    if not isinstance(items, list):
+        return None
+    return next((i for i in items if isinstance(i, dict) and i.get(key) == value), None)
+
+
+def changed_fields(desired: Any, before: Any, after: Any, path: str = "") -> list[str]:
+    """The fields we apply whose live value the apply changed, as readable paths.
+
+    `desired` is what we sent; `before` and `after` are the live object read
+    just before and returned by the server-side apply (both as the API server
+    stores them, so defaults and quantities are normalised alike). Only paths
+    present in `desired` count: what others own (an annotation someone added,
+    kubectl's restartedAt, the status) is not ours to report.
+    """
+    if isinstance(desired, dict):
+        out: list[str] = []
+        for key, value in desired.items():
+            sub = f"{path}.{key}" if path else str(key)
+            out += changed_fields(
+                value,
+                before.get(key) if isinstance(before, dict) else None,
+                after.get(key) if isinstance(after, dict) else None,
+                sub,
+            )
+        return out
+    if isinstance(desired, list):
+        key = _merge_key(desired)
+        if key is None:
+            return [path] if before != after else []
+        out = []
+        for item in desired:
+            name = item[key]
+            was, now = _item(before, key, name), _item(after, key, name)
+            if was is None and now is not None:  # the whole item was gone
+                out.append(f"{path}[{name}]")
+            else:
+                out += changed_fields(item, was, now, f"{path}[{name}]")
+        return out
+    return [path] if before != after else []
+
+
+def drift_message(key: ObjectKey, before: dict[str, Any] | None, fields: list[str]) -> str:
+    if before is None:
+        return f"{key} was deleted; recreated it"
+    shown = ", ".join(fields[:8]) + (f" and {len(fields) - 8} more" if len(fields) > 8 else "")
+    return f"{key} was changed by someone else; restored {shown}"
+
+
+def watch_fingerprint(obj: dict[str, Any]) -> tuple[Any, ...]:
+    """What a change we must look at would alter: the generation (spec), labels, annotations."""
+    meta = obj.get("metadata") or {}
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k not in ROUTINE_ANNOTATIONS
+    }
+    return (
+        meta.get("generation"),
+        tuple(sorted((meta.get("labels") or {}).items())),
+        tuple(sorted(annotations.items())),
+    )
+
+
+def needs_recheck(
+    event_type: str | None, obj: dict[str, Any], applied: dict[str, tuple[Any, ...]]
+) -> bool:
+    """Whether a watch event on an owned object may be someone else's change to correct.
+
+    `applied` maps object names to the fingerprint of what our last apply
+    returned. Objects we have not applied in this process are left to the next
+    reconcile; a status-only update (same generation, labels and annotations)
+    is the controllers at work, not drift.
+    """
+    name = (obj.get("metadata") or {}).get("name", "")
+    if name not in applied:
+        return False
+    if event_type == "DELETED":
+        return True
+    return watch_fingerprint(obj) != applied[name]

@@ -7,6 +7,11 @@ Each ModelDeployment gets one daemon that reconciles every `tick_seconds`
 spec change pokes the daemon so it reconciles at once. Status is written by the
 reconciler itself (conditional on resourceVersion), not through kopf's
 handler results.
+
+The Deployments we own are watched too (a raw `on.event` handler: no kopf
+annotations or finalizers on them): when someone scales or edits one, the owner's
+daemon is poked at once and re-applies with a drift check, and a `DriftCorrected`
+Event says what was put back.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from typing import Any
 
 import kopf
 
-from modelops_operator.constants import GROUP, PLURAL, VERSION
+from modelops_operator.constants import (
+    GROUP,
+    LABEL_MANAGED_BY,
+    LABEL_OWNER,
+    MANAGED_BY,
+    PLURAL,
+    VERSION,
+)
 from modelops_operator.kube import KubeClient
 from modelops_operator.metrics import OperatorMetrics
 from modelops_operator.prom import PrometheusClient
@@ -49,6 +61,10 @@ async def startup(
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 8
+    if config.namespaces:
+        # namespace-scoped: no cluster-wide namespace/CRD scans, which the namespaced
+        # RBAC forbids (kopf would retry them for about a minute and log each refusal)
+        settings.scanning.disabled = True
     metrics = OperatorMetrics()
     metrics.serve(config.metrics_port)
     memo.reconciler = Reconciler(
@@ -83,6 +99,22 @@ def _poke(memo: kopf.Memo, uid: str) -> asyncio.Event:
 @kopf.on.update(*RESOURCE, field="spec")
 async def spec_changed(uid: str, memo: kopf.Memo, **_: Any) -> None:
     _poke(memo, uid).set()
+
+
+@kopf.on.event(
+    "apps",
+    "v1",
+    "deployments",
+    labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_OWNER: kopf.PRESENT},
+)
+async def owned_deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    reconciler: Reconciler | None = memo.get("reconciler")
+    obj = event.get("object")
+    if reconciler is None or not isinstance(obj, dict):
+        return
+    uid = reconciler.owned_object_changed(event.get("type"), obj)
+    if uid is not None and uid in memo.pokes:
+        memo.pokes[uid].set()
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)

@@ -29,7 +29,13 @@ from modelops_operator.applyset import (
     ObjectKey,
     Owner,
     build_apply_set,
+    changed_fields,
+    drift_message,
+    key_of,
+    needs_recheck,
     prune_set,
+    rest_path,
+    watch_fingerprint,
 )
 from modelops_operator.conditions import (
     ConditionValue,
@@ -114,6 +120,9 @@ class Memory:
     applied: frozenset[ObjectKey] = frozenset()
     applied_digest: str = ""
     applied_at: float = 0.0
+    # name -> watch_fingerprint of what our last apply of that object returned
+    fingerprints: dict[str, tuple] = field(default_factory=dict)
+    recheck: bool = False  # a watch event says someone else may have changed our objects
 
 
 class _TTLCache:
@@ -343,11 +352,15 @@ class Reconciler:
                 written, ev.type, ev.reason, ev.message, self.settings.field_manager
             )
         try:
-            self._apply(apply_set, owner)
+            corrected = self._apply(apply_set, owner)
         except KubeError as exc:
             self.metrics.errors.labels(namespace, name, "apply").inc()
             self._fail_status(written, new_status, "ApplyFailed", str(exc), generation)
             raise
+        for message in corrected:
+            self.kube.post_event(
+                written, "Warning", "DriftCorrected", message, self.settings.field_manager
+            )
         seen = set(status.history)  # the history is capped: compare entries, not lengths
         for entry in new_status.history:
             if entry not in seen and entry.result in FINISHED_RESULTS:
@@ -446,22 +459,63 @@ class Reconciler:
             enabled_kinds=[k for k in enabled if k not in missing],
         )
 
-    def _apply(self, apply_set: ApplySet, owner: Owner) -> None:
+    def owned_object_changed(self, event_type: str | None, obj: dict[str, Any]) -> str | None:
+        """A watch event on an object we own: the owner's uid if its objects need a look.
+
+        Marks the owner for a re-apply with drift check on its next reconcile
+        (the caller pokes it), unless the event shows nothing but what our own
+        last apply or the controllers wrote.
+        """
+        uid = next(
+            (
+                ref.get("uid")
+                for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+                if ref.get("kind") == "ModelDeployment" and ref.get("controller")
+            ),
+            None,
+        )
+        memory = self.memory.get(uid or "")
+        if memory is None or not needs_recheck(event_type, obj, memory.fingerprints):
+            return None
+        memory.recheck = True
+        return uid
+
+    def _apply(self, apply_set: ApplySet, owner: Owner) -> list[str]:
         """Server-side apply the set; skipped while it is unchanged and resync is not due.
 
-        Re-applying an unchanged set every resync_seconds is what puts back an
-        object someone deleted or edited (the apply is a no-op when nothing drifted).
+        Re-applying an unchanged set every resync_seconds (or at once when a watch
+        event says someone touched our objects) is what puts back an object
+        someone deleted or edited. Such a re-apply reads each object first and
+        returns one message per object whose fields the apply actually changed
+        (a no-op apply says nothing); an apply of a changed set reports nothing,
+        since the changes are ours.
         """
         memory = self.memory.setdefault(owner.uid, Memory())
         digest = hashlib.sha256(json.dumps(apply_set.objects, sort_keys=True).encode()).hexdigest()
         now = time.monotonic()
-        if (
-            digest == memory.applied_digest
-            and now - memory.applied_at < self.settings.resync_seconds
-        ):
-            return
-        for obj in apply_set.objects:
-            self.kube.apply(obj, self.settings.field_manager)
+        recheck, memory.recheck = memory.recheck, False
+        same_set = digest == memory.applied_digest
+        if same_set and not recheck and now - memory.applied_at < self.settings.resync_seconds:
+            return []
+        corrected: list[str] = []
+        try:
+            for obj in apply_set.objects:
+                key = key_of(obj)
+                before = (
+                    self.kube.get(rest_path(key.api_version, key.kind, key.namespace, key.name))
+                    if same_set
+                    else None
+                )
+                after = self.kube.apply(obj, self.settings.field_manager)
+                if obj["kind"] == "Deployment":
+                    memory.fingerprints[key.name] = watch_fingerprint(after)
+                if same_set:
+                    fields = changed_fields(obj, before, after) if before is not None else ["*"]
+                    if fields:
+                        corrected.append(drift_message(key, before, fields))
+        except Exception:
+            memory.recheck = memory.recheck or recheck  # a failed re-apply is tried again
+            raise
         memory.applied_digest, memory.applied_at = digest, now
         keys = apply_set.keys
         if keys != memory.applied:
@@ -469,8 +523,10 @@ class Reconciler:
             existing = self.kube.list_owned(owner.namespace, owner.selector(), kinds)
             for key in prune_set(existing, keys, owner):
                 log.info("pruning %s (no longer rendered)", key)
+                memory.fingerprints.pop(key.name, None)
                 self.kube.delete(key)
             memory.applied = keys
+        return corrected
 
     def _write_status(self, obj: dict[str, Any], status: ModelDeploymentStatus) -> dict:
         body = {

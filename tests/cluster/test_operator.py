@@ -76,6 +76,7 @@ class OperatorProcess:
     health_port: int = 0
     metrics_port: int = 0
     starts: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)  # wins over the defaults below
 
     @property
     def log(self) -> Path:
@@ -92,6 +93,7 @@ class OperatorProcess:
             MODELOPS_OPERATOR_CHART_PATH=str(ROOT / "charts/model-service"),
             PATH=f"{find_tool('helm').parent}{os.pathsep}{env.get('PATH', '')}",
         )
+        env.update(self.extra_env)
         if self.kubeconfig is not None:
             env["KUBECONFIG"] = str(self.kubeconfig)
         kopf = Path(sys.executable).with_name("kopf")

@@ -78,11 +78,11 @@ def read_deployment(
             failure, message = cond.get("reason") or "ReplicaFailure", cond.get("message", "")
     for pod in pods:
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in FAILING_WAIT_REASONS:
-                failure = waiting["reason"]
+            reason = failing_reason(cs)
+            if reason:
+                failure = reason
                 name = (pod.get("metadata") or {}).get("name", "?")
-                message = f"pod {name}: {container_failure(cs)}"
+                message = f"pod {name}: {container_failure(cs, reason)}"
     return WorkloadState(
         exists=True,
         desired=desired,
@@ -96,7 +96,21 @@ def read_deployment(
     )
 
 
-def container_failure(cs: dict[str, Any]) -> str:
+def failing_reason(cs: dict[str, Any]) -> str | None:
+    """Why a container will not become ready by waiting, or None when it may."""
+    waiting = (cs.get("state") or {}).get("waiting") or {}
+    if waiting.get("reason") in FAILING_WAIT_REASONS:
+        return waiting["reason"]
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    if not cs.get("ready") and last.get("exitCode") not in (None, 0):
+        # Between two back-offs the kubelet runs the container again (state running,
+        # then terminated: not waiting). The same crash loop, so the same reason, or
+        # the Degraded condition and its Warning would flap at every restart.
+        return "CrashLoopBackOff"
+    return None
+
+
+def container_failure(cs: dict[str, Any], reason: str = "") -> str:
     """Why one failing container fails: its last exit and what it said, else the kubelet's word.
 
     A crash-looping container's own last words (its termination message: what it
@@ -105,7 +119,7 @@ def container_failure(cs: dict[str, Any]) -> str:
     "back-off restarting failed container".
     """
     waiting = (cs.get("state") or {}).get("waiting") or {}
-    reason = waiting.get("reason") or "Waiting"
+    reason = reason or waiting.get("reason") or "Waiting"
     last = (cs.get("lastState") or {}).get("terminated") or {}
     if last:
         code = last.get("exitCode")

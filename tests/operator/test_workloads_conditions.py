@@ -123,6 +123,41 @@ def test_a_crash_without_a_termination_message_still_says_exit_code_and_pod():
     )
 
 
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"running": {"startedAt": "T"}},  # restarted after the back-off, not ready yet
+        {"terminated": {"exitCode": 2, "reason": "Error"}},  # exited again
+        {},
+    ],
+)
+def test_a_crash_loop_between_two_back_offs_is_still_a_crash_loop(state):
+    """The same reason and message in every phase of the loop: nothing flaps."""
+    pod = crashing_pod()
+    pod["status"]["containerStatuses"][0]["state"] = state
+    between = read_deployment(deployment(ready=0), [pod])
+    waiting = read_deployment(deployment(ready=0), [crashing_pod()])
+    assert (between.failure, between.failure_message) == (
+        waiting.failure,
+        waiting.failure_message,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ready", "exit_code"),
+    [
+        (True, 2),  # crashed once, restarted and ready again
+        (False, 0),  # exited cleanly, being restarted
+    ],
+)
+def test_a_restart_that_recovers_or_exited_cleanly_is_no_failure(ready, exit_code):
+    pod = crashing_pod(exit_code=exit_code)
+    status = pod["status"]["containerStatuses"][0]
+    status["ready"] = ready
+    status["state"] = {"running": {"startedAt": "T"}}
+    assert read_deployment(deployment(ready=0), [pod]).failure is None
+
+
 def test_image_pull_back_off_keeps_the_kubelets_message():
     pod = {
         "metadata": {"name": "wine-xyz"},

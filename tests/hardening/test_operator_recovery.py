@@ -1,0 +1,530 @@
+"""Operator faults on the rig (issue 8): the operator recovers, corrects, holds.
+
+Each test runs the real operator process against the rig's real API server
+(tests/cluster/test_operator.py's OperatorProcess and helpers):
+
+- the API server restarted mid-canary: the rollout finishes, no step or Event repeated;
+- someone scales or edits a Deployment the operator owns: it is put back at once (a
+  watch on the owned Deployments, not the next resync), what others own is left, and a
+  `DriftCorrected` Event names the object and the fields; a no-op says nothing;
+- a real Prometheus whose recording rules answer NaN for the canary, and a server that
+  answers garbage (not JSON, JSON of the wrong shape, a 500 with HTML): hold, never promote;
+- namespace-scoped mode under the chart's ServiceAccount starts without any forbidden
+  cluster-wide request (kopf's cluster scans are switched off).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.charts.render import SERVICE
+from tests.cluster import test_operator as rig
+from tests.hardening import test_rbac_rig as rbac
+from tests.rig.control_plane import REPO_ROOT, Cluster, find_tool, free_port
+from tests.support.service_process import demo_model_dir, start_service
+
+pytestmark = pytest.mark.cluster
+
+RESYNC = "600"  # far beyond any wait here: a correction within a test came from the watch
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster) -> Iterator[rig.OperatorProcess]:
+    cluster.kubectl("apply", "-f", rig.CRD)
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/modeldeployments.modelops.io",
+    )  # fmt: skip
+    cluster.install_monitoring_crds()
+    with tempfile.TemporaryDirectory(prefix="modelops-recovery-") as tmp:
+        op = rig.OperatorProcess(
+            cluster, Path(tmp), extra_env={"MODELOPS_OPERATOR_RESYNC_SECONDS": RESYNC}
+        )
+        op.start()
+        try:
+            yield op
+        finally:
+            op.stop()
+
+
+def reasons(cluster: Cluster, ns: str, name: str) -> list[str]:
+    return [e["reason"] for e in rig.events_of(cluster, ns, name)]
+
+
+def alive(op: rig.OperatorProcess) -> None:
+    assert op.proc is not None
+    assert op.proc.poll() is None, op.tail()
+
+
+# --- 1. the API server restarted mid-canary ---------------------------------------
+
+
+@pytest.fixture
+def canary_services(namespace: str) -> Iterator[Callable[[str], rig.CanaryRig]]:
+    """tests/cluster/test_operator.py's canary rig: services v1 and v2, Prometheus, traffic."""
+    started: list[Any] = []
+    tmp = tempfile.TemporaryDirectory(prefix="modelops-recovery-canary-")
+
+    def make(model: str) -> rig.CanaryRig:
+        env = {"MODELOPS_DRIFT_MIN_ROWS": "50", "MODELOPS_DRIFT_REFRESH_SECONDS": "1"}
+        stable = start_service(demo_model_dir(model, "1"), env=env)
+        started.append(stable)
+        canary = start_service(demo_model_dir(model, "2"), env=env)
+        started.append(canary)
+        prom = rig.start_prometheus(Path(tmp.name), [stable.url, canary.url], namespace)
+        started.append(prom)
+        traffic = rig.Traffic([stable.url, canary.url], rig.dataset_rows(model)).__enter__()
+        started.append(traffic)
+        return rig.CanaryRig(stable, canary, prom, traffic)
+
+    yield make
+    for thing in reversed(started):
+        if isinstance(thing, rig.Traffic):
+            thing.__exit__(None, None, None)
+        else:
+            thing.stop()
+    tmp.cleanup()
+
+
+def test_api_server_restarted_mid_canary_the_rollout_finishes_once(
+    cluster, operator, namespace, canary_services
+):
+    services = canary_services("diabetes")  # the healthy canary: v2 passes the analysis
+    rollout = rig.canary_rollout(
+        services.prometheus.url, maxDriftScore=0.5, maxLatencyP95Seconds=1.0
+    )
+    rollout["interval"] = "10s"  # wide steps: the restart lands between them
+    cluster.apply(rig.md_body("diabetes", namespace, model="diabetes", rollout=rollout))
+    rig.wait_phase(cluster, operator, namespace, "diabetes", "Ready")
+    rig.set_model(cluster, namespace, "diabetes", "diabetes", "2")
+    first = rig.wait_phase(cluster, operator, namespace, "diabetes", "Progressing", canaryWeight=50)
+    assert first["stableVersion"] == "1"
+    rig.wait_event(cluster, operator, namespace, "diabetes", "CanaryStarted")
+
+    cluster.restart("kube-apiserver")  # between the first step and the analysis that ends it
+    mid = rig.status_of(cluster, namespace, "diabetes")
+    assert (mid["phase"], mid["stableVersion"], mid["canaryVersion"]) == ("Progressing", "1", "2")
+
+    status = rig.wait_phase(cluster, operator, namespace, "diabetes", "Ready", stableVersion="2")
+    assert "canary" not in status
+    assert [(h["version"], h["result"]) for h in status["history"]] == [
+        ("1", "Deployed"), ("2", "Promoted"),
+    ]  # fmt: skip
+    assert status["lastAnalysis"]["result"] == "Pass"
+    rig.wait_event(cluster, operator, namespace, "diabetes", "Promoted")
+    seen = reasons(cluster, namespace, "diabetes")
+    assert seen.count("CanaryStarted") == 1, seen
+    assert seen.count("Promoted") == 1, seen
+    assert seen.count("CanaryAdvanced") == 1, seen  # 50 -> 100: each step analysed once
+    assert not {"RolledBack", "CanaryAborted"} & set(seen), seen
+    deps = cluster.get("deployments", "-n", namespace)["items"]
+    assert [d["metadata"]["name"] for d in deps] == ["diabetes-model-service"]
+    env = rig.deployment_env(deps[0])
+    assert env["MODELOPS_MODEL_DIR"] == "/models/diabetes/2"
+    assert operator.starts == 1
+    alive(operator)
+
+
+# --- 2. someone scales or edits the managed Deployment -----------------------------
+
+
+def drift_events(cluster: Cluster, ns: str, name: str) -> list[dict]:
+    return [e for e in rig.events_of(cluster, ns, name) if e["reason"] == "DriftCorrected"]
+
+
+def reconciles(op: rig.OperatorProcess, ns: str, name: str) -> float:
+    return op.metric("modelops_operator_reconciles_total", namespace=ns, name=name)
+
+
+def let_it_reconcile(op: rig.OperatorProcess, ns: str, name: str, passes: int = 4) -> None:
+    before = reconciles(op, ns, name)
+    rig.wait_for(
+        lambda: reconciles(op, ns, name) >= before + passes,
+        f"{passes} more reconciles",
+        explain=op.tail,
+    )
+
+
+def test_edited_deployment_is_restored_at_once_and_said_so(cluster, operator, namespace):
+    cluster.apply(rig.md_body("wine", namespace, rollout={"strategy": "RollingUpdate"}))
+    rig.wait_phase(cluster, operator, namespace, "wine", "Ready")
+    dep_name = "wine-model-service"
+
+    def deployment() -> dict:
+        return cluster.get("deployment", dep_name, "-n", namespace)
+
+    original = deployment()
+    container = original["spec"]["template"]["spec"]["containers"][0]
+    image = container["image"]
+    let_it_reconcile(operator, namespace, "wine")
+    assert drift_events(cluster, namespace, "wine") == []
+
+    # kubectl scale: the replicas are the operator's, put back by the watch (no resync
+    # is due for ten minutes)
+    cluster.kubectl("scale", f"deployment/{dep_name}", "-n", namespace, "--replicas=5")
+    rig.wait_for(
+        lambda: deployment()["spec"]["replicas"] == 2, "replicas put back", explain=operator.tail
+    )
+    event = rig.wait_for(
+        lambda: next(iter(drift_events(cluster, namespace, "wine")), None),
+        "a DriftCorrected Event",
+        explain=operator.tail,
+    )
+    assert event["type"] == "Warning"
+    assert event["message"] == (
+        f"Deployment/{dep_name} was changed by someone else; restored spec.replicas"
+    )
+
+    # an annotation someone adds is theirs; an env value and the image are ours
+    cluster.kubectl("annotate", f"deployment/{dep_name}", "-n", namespace, "team=ml")
+    cluster.kubectl(
+        "set", "env", f"deployment/{dep_name}", "-n", namespace, "MODELOPS_MODEL_DIR=/tmp/evil"
+    )
+    cluster.kubectl(
+        "set", "image", f"deployment/{dep_name}", "-n", namespace,
+        f"{container['name']}=evil:latest",
+    )  # fmt: skip
+
+    def restored() -> bool:
+        dep = deployment()
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        return c["image"] == image and rig.deployment_env(dep)["MODELOPS_MODEL_DIR"] == (
+            "/models/wine/1"
+        )
+
+    rig.wait_for(restored, "image and env put back", explain=operator.tail)
+    prefix = f"spec.template.spec.containers[{container['name']}]"
+
+    def said() -> str | None:
+        text = " | ".join(e["message"] for e in drift_events(cluster, namespace, "wine"))
+        wanted = (f"{prefix}.image", f"{prefix}.env[MODELOPS_MODEL_DIR].value")
+        return text if all(w in text for w in wanted) else None
+
+    text = rig.wait_for(said, "DriftCorrected naming the image and env", explain=operator.tail)
+    assert "team" not in text
+    assert "annotations" not in text
+    assert deployment()["metadata"]["annotations"]["team"] == "ml"  # left alone
+
+    # changes that are not ours: an annotation, kubectl rollout restart: nothing to say
+    let_it_reconcile(operator, namespace, "wine")
+    count = len(drift_events(cluster, namespace, "wine"))
+    cluster.kubectl("annotate", f"deployment/{dep_name}", "-n", namespace, "owner=someone")
+    cluster.kubectl("rollout", "restart", f"deployment/{dep_name}", "-n", namespace)
+    let_it_reconcile(operator, namespace, "wine")
+    dep = deployment()
+    assert "kubectl.kubernetes.io/restartedAt" in dep["spec"]["template"]["metadata"]["annotations"]
+    assert dep["metadata"]["annotations"]["owner"] == "someone"
+    assert len(drift_events(cluster, namespace, "wine")) == count, drift_events(
+        cluster, namespace, "wine"
+    )
+    rig.wait_phase(cluster, operator, namespace, "wine", "Ready")
+    alive(operator)
+
+
+# --- 3. Prometheus answering NaN or garbage ----------------------------------------
+
+
+def start_rules_only_prometheus(workdir: Path, rules: list[dict]) -> rig.PrometheusProcess:
+    """A real Prometheus that scrapes nothing and records `rules` every second."""
+    port = free_port()
+    (workdir / "rules.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "fault", "interval": "1s", "rules": rules}]})
+    )
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(workdir / "rules.yml")],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    promtool = subprocess.run(
+        [str(find_tool("promtool")), "check", "rules", str(workdir / "rules.yml")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert promtool.returncode == 0, promtool.stdout + promtool.stderr
+    log = (workdir / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(find_tool("prometheus")),
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    prom = rig.PrometheusProcess(proc, f"http://127.0.0.1:{port}", workdir)
+    rig.wait_for(lambda: rig.http_ok(f"{prom.url}/-/ready"), "prometheus ready", timeout=60)
+    return prom
+
+
+def canary_series(namespace: str, model: str, version: str) -> dict[str, str]:
+    return {"namespace": namespace, "model": model, "version": version}
+
+
+def test_nan_from_a_real_prometheus_holds_and_never_promotes(
+    cluster, operator, namespace, tmp_path
+):
+    labels = canary_series(namespace, "wine", "2")
+    prom = start_rules_only_prometheus(
+        tmp_path,
+        [
+            # plenty of traffic, so the analysis gets past the request count...
+            {"record": "model_version:requests:rate1m", "expr": "vector(50)", "labels": labels},
+            # ...and every figure it judges is not a number
+            {"record": "model_version:error_ratio:rate1m", "expr": "vector(0) / vector(0)",
+             "labels": labels},
+            {"record": "model_version:latency_p95_seconds:rate1m", "expr": "vector(NaN)",
+             "labels": labels},
+            {"record": "model_version:drift_score:max", "expr": "vector(NaN)", "labels": labels},
+        ],
+    )  # fmt: skip
+    try:
+        sel = '{version="2"}'
+        rig.wait_for(
+            lambda: prom.query(f"model_version:error_ratio:rate1m{sel}"),
+            "the NaN series to be recorded",
+        )
+        assert prom.query(f"model_version:error_ratio:rate1m{sel}")[0]["value"][1] == "NaN"
+        rollout = rig.canary_rollout(prom.url)
+        rollout["interval"] = "2s"
+        rollout["analysis"]["deadline"] = "25s"
+        cluster.apply(rig.md_body("wine", namespace, rollout=rollout))
+        rig.wait_phase(cluster, operator, namespace, "wine", "Ready")
+        rig.set_model(cluster, namespace, "wine", "wine", "2")
+
+        seen: list[dict] = []
+
+        def record() -> dict:
+            status = rig.status_of(cluster, namespace, "wine")
+            seen.append(status)
+            return status
+
+        def inconclusive():
+            status = record()
+            analysis = status.get("lastAnalysis") or {}
+            return status if analysis.get("result") == "Inconclusive" else None
+
+        status = rig.wait_for(inconclusive, "an inconclusive analysis", explain=operator.tail)
+        analysis = status["lastAnalysis"]
+        assert status["phase"] == "Progressing"
+        assert status["stableVersion"] == "1"
+        assert status["canaryWeight"] == 50
+        assert analysis["reason"] == "NoData"
+        for figure in ("errorRate", "latencyP95Seconds", "driftScore"):
+            assert f"{figure} is NaN" in analysis["message"], analysis
+        assert analysis["figures"]["requests"] >= 20
+        assert status["canary"]["inconclusiveSince"]
+
+        def finished():
+            status = record()
+            return status if status.get("phase") in ("RolledBack", "Ready") else None
+
+        status = rig.wait_for(finished, "the deadline to end the canary", explain=operator.tail)
+        assert status["phase"] == "RolledBack"
+        assert status["stableVersion"] == "1"
+        assert status["history"][-1]["reason"] == "AnalysisInconclusive"
+        # never promoted, never a step beyond the first, at any point we looked
+        assert all(s.get("stableVersion") == "1" for s in seen)
+        assert all(s.get("canaryWeight", 0) in (0, 50) for s in seen)
+        assert "Promoted" not in reasons(cluster, namespace, "wine")
+        assert "CanaryAdvanced" not in reasons(cluster, namespace, "wine")
+        alive(operator)
+    finally:
+        prom.stop()
+
+
+GARBAGE: dict[str, tuple[int, str, bytes]] = {
+    "notjson": (200, "text/plain", b"hello, I am not Prometheus"),
+    "shape": (200, "application/json", b'{"status": "success", "data": {"resultType": '
+              b'"vector", "result": "garbage"}}'),
+    "html": (500, "text/html", b"<html><body><h1>500 Internal Server Error</h1></body></html>"),
+}  # fmt: skip
+GARBAGE_SAYS = {
+    "notjson": "answered HTTP 200 with a body that is not JSON (text/plain): 'hello, I am",
+    "shape": "the vector result is not a list",
+    "html": "answered HTTP 500 with a body that is not JSON (text/html)",
+}
+
+
+class GarbageHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        mode = self.path.strip("/").split("/", 1)[0]
+        status, ctype, body = GARBAGE.get(mode, (404, "text/plain", b"no such mode"))
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def garbage_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GarbageHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_garbage_from_prometheus_holds_with_a_clear_message(
+    cluster, operator, namespace, garbage_server
+):
+    names = {mode: f"garbage-{mode}" for mode in GARBAGE}
+    log_start = operator.log.stat().st_size  # the module's operator logged earlier tests too
+    for mode, name in names.items():
+        analysis = {"minRequests": 1, "prometheusUrl": f"{garbage_server}/{mode}"}
+        rollout = {"strategy": "Canary", "steps": [50, 100], "interval": "2s", "analysis": analysis}
+        cluster.apply(rig.md_body(name, namespace, rollout=rollout))
+    for name in names.values():
+        rig.wait_phase(cluster, operator, namespace, name, "Ready")
+    for name in names.values():
+        rig.set_model(cluster, namespace, name, "wine", "2")
+
+    for mode, name in names.items():
+
+        def held(name=name):
+            status = rig.status_of(cluster, namespace, name)
+            cond = rig.condition(status, "Progressing")
+            return status if cond.get("reason") == "PrometheusUnavailable" else None
+
+        status = rig.wait_for(held, f"{name} to hold", explain=operator.tail)
+        assert status["phase"] == "Progressing"
+        assert status["stableVersion"] == "1"
+        assert status["canaryWeight"] == 50
+        assert status["lastAnalysis"]["result"] == "Error"
+        assert GARBAGE_SAYS[mode] in status["lastAnalysis"]["message"], status["lastAnalysis"]
+        assert GARBAGE_SAYS[mode] in rig.condition(status, "Progressing")["message"]
+        assert f"{garbage_server}/{mode}" in status["lastAnalysis"]["message"]
+    # and they keep holding: more analyses, never a step, a promotion or a crash
+    firsts = {n: rig.status_of(cluster, namespace, n)["lastAnalysis"]["at"] for n in names.values()}
+    for name, first in firsts.items():
+        rig.wait_for(
+            lambda name=name, first=first: (
+                rig.status_of(cluster, namespace, name)["lastAnalysis"]["at"] > first
+            ),
+            f"another analysis of {name}",
+            explain=operator.tail,
+        )
+    for name in names.values():
+        status = rig.status_of(cluster, namespace, name)
+        assert (status["phase"], status["stableVersion"], status["canaryWeight"]) == (
+            "Progressing", "1", 50,
+        )  # fmt: skip
+        seen = reasons(cluster, namespace, name)
+        assert not {"Promoted", "CanaryAdvanced"} & set(seen), seen
+        rig.wait_event(cluster, operator, namespace, name, "AnalysisHeld")
+    with operator.log.open() as f:
+        f.seek(log_start)
+        failed = [ln for ln in f.read().splitlines() if "reconcile failed" in ln]
+    assert failed == [], operator.tail()
+    alive(operator)
+
+
+# --- 4. namespace-scoped mode: no cluster-wide scans --------------------------------
+
+
+@pytest.fixture
+def namespaced_install(cluster: Cluster, namespace: str) -> Iterator[rbac.Install]:
+    suffix = uuid.uuid4().hex[:6]
+    watched = cluster.create_namespace(f"scoped-watched-{suffix}")
+    monitoring = cluster.create_namespace(f"scoped-monitoring-{suffix}")
+    inst = rbac.install_operator(
+        cluster, namespace,
+        "--set", f"watchNamespaces={{{watched}}}",
+        "--set", f"rbac.monitoringNamespaces={{{monitoring}}}",
+    )  # fmt: skip
+    inst.watched, inst.monitoring = [watched], [monitoring]
+    try:
+        yield inst
+    finally:
+        rbac.uninstall(cluster, inst)
+        for ns in (watched, monitoring):
+            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_namespace_scoped_startup_makes_no_forbidden_requests(
+    cluster, operator, namespaced_install
+):
+    (watched,) = namespaced_install.watched
+    operator.stop()  # the cluster-wide one would reconcile the same objects
+    try:
+        with tempfile.TemporaryDirectory(prefix="scoped-operator-") as tmp:
+            workdir = Path(tmp)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
+            env.update(rbac.chart_env(cluster, namespaced_install))
+            assert json.loads(env["MODELOPS_OPERATOR_NAMESPACES"]) == [watched]
+            kubeconfig = rbac.token_kubeconfig(
+                cluster, namespaced_install.identity, workdir / "sa.yaml"
+            )
+            health = free_port()
+            env.update(
+                KUBECONFIG=str(kubeconfig),
+                PATH=f"{find_tool('helm').parent}{os.pathsep}{env.get('PATH', '')}",
+                MODELOPS_OPERATOR_HEALTH_PORT=str(health),
+                MODELOPS_OPERATOR_METRICS_PORT=str(free_port()),
+                MODELOPS_OPERATOR_CHART_PATH=str(SERVICE),
+                MODELOPS_OPERATOR_TICK_SECONDS="1",
+                MODELOPS_OPERATOR_PROMETHEUS_URL="http://127.0.0.1:9",
+            )
+            log = workdir / "operator.log"
+            with log.open("w") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "modelops_operator"],
+                    env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+            try:
+                rig.wait_for(
+                    lambda: rig.http_ok(f"http://127.0.0.1:{health}/healthz"),
+                    "liveness",
+                    explain=lambda: log.read_text()[-3000:],
+                )
+                cluster.apply(rig.md_body("wine", watched, rollout={"strategy": "RollingUpdate"}))
+                status = rbac.wait_for_phase(cluster, watched, "wine", "Ready", log)
+                # and a drift correction works through the namespaced Deployment watch
+                cluster.kubectl(
+                    "scale", "deployment/wine-model-service", "-n", watched, "--replicas=3"
+                )
+                rig.wait_for(
+                    lambda: next(
+                        (e for e in rig.events_of(cluster, watched, "wine")
+                         if e["reason"] == "DriftCorrected"), None,
+                    ),
+                    "a DriftCorrected Event in namespace-scoped mode",
+                    explain=lambda: log.read_text()[-3000:],
+                )  # fmt: skip
+                assert proc.poll() is None, log.read_text()[-4000:]
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+            text = log.read_text()
+    finally:
+        operator.start()
+
+    assert status["stableVersion"] == "1"
+    refused = [
+        ln for ln in text.splitlines()
+        if "403" in ln or "orbidden" in ln or "Not enough permissions" in ln
+    ]  # fmt: skip
+    assert refused == [], "\n".join(refused[:20])

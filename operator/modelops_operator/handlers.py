@@ -43,6 +43,13 @@ from modelops_operator.settings import OperatorSettings
 RESOURCE = (GROUP, VERSION, PLURAL)
 
 
+class _QuietWatch(logging.Filter):
+    """kopf logs every handler success at INFO: one line per Deployment event otherwise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "'owned_deployment_changed' succeeded" not in record.getMessage()
+
+
 @kopf.on.startup()
 async def startup(
     settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
@@ -53,6 +60,7 @@ async def startup(
         ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="reconcile")
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
+    logging.getLogger("kopf.objects").addFilter(_QuietWatch())
     # kopf's own bookkeeping lives in annotations, so status is only what we write
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

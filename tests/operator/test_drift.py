@@ -248,3 +248,16 @@ def test_our_own_changes_are_not_drift():
     reconciler.reconcile(NS, NAME)
     assert kube.objects[md_path(NS, NAME)]["status"]["stableVersion"] == "2"
     assert not [e for e in kube.events if e[1] == "DriftCorrected"]
+
+
+def test_the_watch_handler_successes_are_not_logged():
+    import logging
+
+    from modelops_operator.handlers import _QuietWatch
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, (), None)
+
+    quiet = _QuietWatch()
+    assert not quiet.filter(record("Handler 'owned_deployment_changed' succeeded."))
+    assert quiet.filter(record("Handler 'rollout_loop' failed with an exception."))

@@ -4,27 +4,48 @@ Handlers validate a request into a feature matrix, ``await predictor.predict(x)`
 and get that request's rows back. ``BatchingPredictor`` (the default) gathers
 the rows of concurrent requests into one call within a small time and size
 budget, then hands each request its own slice; ``InlinePredictor`` makes one
-model call per request (MODELOPS_BATCH_MAX_ROWS=0). The model call, its timing
-and its failure handling all live here, not in the handlers.
+model call per request (MODELOPS_BATCH_MAX_ROWS=0). The model call, its timing,
+the recording of the rows it answered (``on_rows``: metrics and the drift window,
+once per call rather than once per request) and its failure handling all live
+here, not in the handlers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from modelops_service.artifact import LoadedModel, Prediction
 
+# Rows a model call answered, and its outputs for them: recorded (metrics, drift window).
+RowsCallback = Callable[[np.ndarray, Prediction], None]
+
+log = logging.getLogger("modelops_service")
+
+
+class QueueTimeoutError(Exception):
+    """The request waited longer than the timeout for a model call to take it."""
+
+    def __init__(self, waited: float, timeout: float) -> None:
+        self.waited = waited
+        self.timeout = timeout
+        super().__init__(
+            f"waited {waited * 1000:.0f} ms for the model, longer than the "
+            f"{timeout * 1000:.0f} ms timeout"
+        )
+
 
 class Predictor(Protocol):
-    async def predict(self, features: np.ndarray) -> Prediction:
-        """Predict the (n, n_features) rows of one request; raises if the model fails."""
+    async def predict(self, features: np.ndarray, *, record: bool = True) -> Prediction:
+        """Predict the (n, n_features) rows of one request; raises if the model fails.
+        ``record``: pass the answered rows to ``on_rows`` (False: the warm-up)."""
         ...
 
     async def aclose(self) -> None:
@@ -39,14 +60,23 @@ class InlinePredictor:
     a worker thread would cost, so it runs inline.
     """
 
-    def __init__(self, model: LoadedModel, on_call: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        on_call: Callable[[float], None],
+        *,
+        on_rows: RowsCallback | None = None,
+    ) -> None:
         self.model = model
         self._on_call = on_call  # seconds spent in the model, per call
+        self._on_rows = on_rows
 
-    async def predict(self, features: np.ndarray) -> Prediction:
+    async def predict(self, features: np.ndarray, *, record: bool = True) -> Prediction:
         start = time.perf_counter()
         prediction = self.model.infer(features)
         self._on_call(time.perf_counter() - start)
+        if record and self._on_rows is not None:
+            _record(self._on_rows, features, prediction)
         return prediction
 
     async def aclose(self) -> None:
@@ -79,7 +109,13 @@ class BatchingPredictor:
     Each request gets exactly its own rows back, by offset. If a shared call raises,
     each of its requests is retried alone, so a request that breaks the model fails by
     itself and never its neighbours. A request that went away (cancelled) before its
-    call is dropped from the batch.
+    call is dropped from the batch. A request still queued ``timeout`` seconds after it
+    arrived (the model is slower than the traffic, or one call took very long) fails
+    with ``QueueTimeoutError`` instead of joining a call: under overload the queue sheds the
+    requests whose clients have most likely given up, rather than computing answers
+    nobody reads while the wait grows for everyone. Only the expired requests fail;
+    the others in the queue go on as usual. (The model call runs on the event loop
+    thread, so a call that has started is never interrupted.)
     """
 
     def __init__(
@@ -89,20 +125,26 @@ class BatchingPredictor:
         *,
         max_rows: int,
         max_delay: float = 0.0,
+        timeout: float | None = None,
+        on_rows: RowsCallback | None = None,
     ) -> None:
         if max_rows < 1:
             raise ValueError("max_rows must be positive")
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive (or None: no timeout)")
         self.model = model
         self._on_call = on_call  # seconds spent in the model, per call
+        self._on_rows = on_rows
         self.max_rows = max_rows
         self.max_delay = max_delay
-        self._queue: deque[tuple[np.ndarray, asyncio.Future[Prediction]]] = deque()
+        self.timeout = timeout
+        self._queue: deque[_Entry] = deque()
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
-    async def predict(self, features: np.ndarray) -> Prediction:
+    async def predict(self, features: np.ndarray, *, record: bool = True) -> Prediction:
         if self._closed:
             raise RuntimeError("the predictor is closed")
         loop = asyncio.get_running_loop()
@@ -112,7 +154,7 @@ class BatchingPredictor:
             self._wake = asyncio.Event()
             self._worker = loop.create_task(self._run(), name="batching-predictor")
         future: asyncio.Future[Prediction] = loop.create_future()
-        self._queue.append((features, future))
+        self._queue.append(_Entry(features, future, record, loop.time()))
         assert self._wake is not None
         self._wake.set()
         return await future
@@ -130,41 +172,61 @@ class BatchingPredictor:
                 try:
                     self._call(batch)
                 except Exception as exc:  # a bug here must fail these requests, not hang them
-                    for _, future in batch:
-                        _settle(future, error=exc)
+                    for entry in batch:
+                        _settle(entry.future, error=exc)
                 await asyncio.sleep(0)  # let answered requests go out before the next
 
-    def _take(self) -> list[tuple[np.ndarray, asyncio.Future[Prediction]]]:
-        batch: list[tuple[np.ndarray, asyncio.Future[Prediction]]] = []
+    def _take(self) -> list[_Entry]:
+        batch: list[_Entry] = []
         rows = 0
+        timeout = self.timeout
+        now = self._loop.time() if (timeout is not None and self._loop is not None) else 0.0
         while self._queue:
-            features, future = self._queue[0]
-            if batch and rows + len(features) > self.max_rows:
+            entry = self._queue[0]
+            if batch and rows + len(entry.features) > self.max_rows:
                 break
             self._queue.popleft()
-            if future.done():  # cancelled: the client went away
+            if entry.future.done():  # cancelled: the client went away
                 continue
-            batch.append((features, future))
-            rows += len(features)
+            if timeout is not None and now - entry.queued > timeout:
+                _settle(entry.future, error=QueueTimeoutError(now - entry.queued, timeout))
+                continue
+            batch.append(entry)
+            rows += len(entry.features)
         return batch
 
-    def _call(self, batch: list[tuple[np.ndarray, asyncio.Future[Prediction]]]) -> None:
-        features = batch[0][0] if len(batch) == 1 else np.concatenate([f for f, _ in batch], axis=0)
+    def _call(self, batch: list[_Entry]) -> None:
+        if len(batch) == 1:
+            features = batch[0].features
+        else:
+            features = np.concatenate([entry.features for entry in batch], axis=0)
         start = time.perf_counter()
         try:
             prediction = self.model.infer(features)
         except Exception as exc:
             if len(batch) == 1:
-                _settle(batch[0][1], error=exc)
+                _settle(batch[0].future, error=exc)
             else:
-                for one, future in batch:  # isolate the failure: each request alone
-                    self._call([(one, future)])
+                for entry in batch:  # isolate the failure: each request alone
+                    self._call([entry])
             return
         self._on_call(time.perf_counter() - start)
         offset = 0
-        for one, future in batch:
-            _settle(future, result=_rows(prediction, offset, offset + len(one)))
-            offset += len(one)
+        for entry in batch:
+            n = len(entry.features)
+            _settle(entry.future, result=_rows(prediction, offset, offset + n))
+            offset += n
+        if self._on_rows is None:
+            return
+        if all(entry.record for entry in batch):  # the usual case: one call records all
+            _record(self._on_rows, features, prediction)
+            return
+        offset = 0
+        for entry in batch:
+            n = len(entry.features)
+            if entry.record:
+                _record(self._on_rows, entry.features, _rows(prediction, offset, offset + n))
+            offset += n
 
     async def aclose(self) -> None:
         self._closed = True
@@ -173,8 +235,23 @@ class BatchingPredictor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         while self._queue:
-            _, future = self._queue.popleft()
-            _settle(future, error=RuntimeError("the service is shutting down"))
+            entry = self._queue.popleft()
+            _settle(entry.future, error=RuntimeError("the service is shutting down"))
+
+
+class _Entry(NamedTuple):
+    features: np.ndarray
+    future: asyncio.Future[Prediction]
+    record: bool
+    queued: float  # loop.time() when it arrived
+
+
+def _record(on_rows: RowsCallback, features: np.ndarray, prediction: Prediction) -> None:
+    """Record answered rows; a failure here is logged and never fails the requests."""
+    try:
+        on_rows(features, prediction)
+    except Exception:
+        log.exception("recording predicted rows failed", extra={"fields": {"rows": len(features)}})
 
 
 def _settle(

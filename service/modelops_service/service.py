@@ -19,7 +19,12 @@ from threadpoolctl import threadpool_limits
 from modelops_service.artifact import LoadedModel, Prediction, load_model
 from modelops_service.card import ModelCard
 from modelops_service.monitor import DriftMonitor
-from modelops_service.predictor import BatchingPredictor, InlinePredictor, Predictor
+from modelops_service.predictor import (
+    BatchingPredictor,
+    InlinePredictor,
+    Predictor,
+    QueueTimeoutError,
+)
 from modelops_service.settings import GC_GEN0_THRESHOLD, Settings
 from modelops_service.telemetry import ModelTelemetry
 from modelops_service.validation import Batch, FeatureSchema, InputError
@@ -30,6 +35,15 @@ log = logging.getLogger("modelops_service")
 
 class PredictionError(Exception):
     """The model failed on valid input: a server error (500), counted as outcome=error."""
+
+
+class PredictionTimeoutError(PredictionError):
+    """The request waited longer than MODELOPS_BATCH_TIMEOUT_MS for the model: 503,
+    counted as outcome=error."""
+
+    def __init__(self, message: str, timeout_seconds: float) -> None:
+        super().__init__(message)
+        self.timeout_seconds = timeout_seconds
 
 
 def freeze_startup_objects() -> None:
@@ -93,14 +107,19 @@ class ModelService:
         # OMP_NUM_THREADS, which the entry point defaults to the same setting.
         threadpool_limits(limits=self.settings.inference_threads)
         if self.settings.batch_max_rows > 0:
+            timeout_ms = self.settings.batch_timeout_ms
             self.predictor = BatchingPredictor(
                 self.model,
                 self.telemetry.inference,
                 max_rows=self.settings.batch_max_rows,
                 max_delay=self.settings.batch_max_delay_ms / 1000.0,
+                timeout=timeout_ms / 1000.0 if timeout_ms > 0 else None,
+                on_rows=self._record_rows,
             )
         else:
-            self.predictor = InlinePredictor(self.model, self.telemetry.inference)
+            self.predictor = InlinePredictor(
+                self.model, self.telemetry.inference, on_rows=self._record_rows
+            )
         self.telemetry.loaded()
         log.info(
             "model loaded",
@@ -123,7 +142,7 @@ class ModelService:
         if self.predictor is None:
             raise RuntimeError("warm_up before load")
         try:
-            await self.predictor.predict(self.warm_up_rows())
+            await self.predictor.predict(self.warm_up_rows(), record=False)
         except Exception:
             # Stay not-ready: the probes keep traffic away and this line says why.
             log.exception("warm-up prediction failed; the model stays not ready")
@@ -137,20 +156,29 @@ class ModelService:
         log.info("model ready", extra={"fields": {"model": self.name, "version": self.version}})
 
     async def predict(self, batch: Batch) -> Prediction:
-        """Predict one request's rows, and record them (metrics, drift window)."""
+        """Predict one request's rows. The predictor records answered rows (metrics,
+        drift window) once per model call, through ``_record_rows``."""
         if self.predictor is None:
             raise RuntimeError("predict before load")
         if batch.flagged:
             self.telemetry.input_errors(batch.flagged)
         try:
             prediction = await self.predictor.predict(batch.features)
+        except QueueTimeoutError as err:
+            # No traceback: the access log line (503) says it, once per request.
+            self.telemetry.prediction_failed(len(batch))
+            raise PredictionTimeoutError(str(err), err.timeout) from err
         except Exception as err:
             self.telemetry.prediction_failed(len(batch))
             log.exception("prediction failed", extra={"fields": {"rows": len(batch)}})
             raise PredictionError(str(err)) from err
-        self.telemetry.predicted(prediction)
-        self.window.append(batch.features, prediction.signal)
+        self.telemetry.request_rows(len(prediction))
         return prediction
+
+    def _record_rows(self, features: np.ndarray, prediction: Prediction) -> None:
+        """Rows a model call answered (of one or several requests)."""
+        self.telemetry.predicted(prediction)
+        self.window.append(features, prediction.signal)
 
     def rejected(self, error: InputError) -> None:
         self.telemetry.input_errors(error.reasons)

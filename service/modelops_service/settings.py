@@ -89,6 +89,15 @@ class Settings(BaseSettings):
         description="How long an idle model waits for more requests before it calls. 0: no "
         "timer; requests that arrive during a call go together into the next one.",
     )
+    batch_timeout_ms: float = Field(
+        default=5000.0,
+        ge=0.0,
+        description="Longest a request waits in the batching queue for a model call to take "
+        "it. One still waiting after that is answered 503 (and counted as an error) instead "
+        "of being predicted: under overload the queue sheds the requests whose clients have "
+        "most likely given up, and the others go on. A call that has started is never cut "
+        "short. 0: no timeout.",
+    )
 
     # --- garbage collector ---
     gc_freeze: bool = Field(

@@ -259,11 +259,13 @@ class ModelTelemetry:
     def prediction_failed(self, rows: int) -> None:
         self._error.inc(rows)
 
+    def request_rows(self, rows: int) -> None:
+        """One answered request of ``rows`` rows."""
+        self._batch.observe(rows)
+
     def predicted(self, prediction: Prediction) -> None:
-        """Rows answered for one request."""
-        n = len(prediction)
-        self._ok.inc(n)
-        self._batch.observe(n)
+        """Rows answered by one model call (for one request or several)."""
+        self._ok.inc(len(prediction))
         if prediction.confidence is not None:
             self._confidence.observe_many(prediction.confidence)
             index = prediction.signal.astype(np.intp)

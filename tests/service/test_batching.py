@@ -7,15 +7,20 @@ so a mixed-up slice shows at once. No timing is asserted anywhere.
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 import httpx
 import joblib
 import numpy as np
 import pytest
 
+from modelops_service.app import create_app
 from modelops_service.artifact import Prediction
 from modelops_service.card import read_card
-from modelops_service.predictor import BatchingPredictor
+from modelops_service.predictor import BatchingPredictor, QueueTimeoutError
+from modelops_service.settings import Settings
+from tests.service.test_app_in_process import _until_ready
 from tests.service.test_http_predict import in_range_rows
 from tests.support.service_process import ServiceProcess
 
@@ -216,3 +221,155 @@ def test_a_new_event_loop_gets_a_new_worker() -> None:
     first = run(batching.predict(rows(1, 1)))
     second = run(batching.predict(rows(2, 1)))  # asyncio.run: a fresh loop
     assert (first.predictions[0], second.predictions[0]) == (1000.0, 2000.0)
+
+
+class SlowModel(FakeModel):
+    """FakeModel whose call blocks the event loop (as a real model call does) when a row
+    starts with SLOW."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def infer(self, features: np.ndarray) -> Prediction:
+        if (features[:, 0] == SLOW).any():
+            time.sleep(self.seconds)
+        return super().infer(features)
+
+
+SLOW = -2.0
+
+
+def slow_rows() -> np.ndarray:
+    out = np.zeros((1, 3))
+    out[0, 0] = SLOW
+    return out
+
+
+def test_requests_queued_past_the_timeout_fail_alone_and_never_reach_the_model() -> None:
+    """A call that takes longer than the timeout: the requests in it get their answers
+    (a started call is never cut short), those queued behind it past their deadline fail
+    with QueueTimeoutError without reaching the model, and the next ones are served."""
+    model = SlowModel(seconds=0.3)
+    # max_rows=2: the slow request and one neighbour share the first call.
+    batching = BatchingPredictor(model, lambda _: None, max_rows=2, timeout=0.1)
+
+    async def main():
+        first = await asyncio.gather(
+            batching.predict(slow_rows()),
+            batching.predict(rows(1, 1)),  # in the slow call
+            batching.predict(rows(2, 1)),  # queued behind it
+            batching.predict(rows(3, 1)),
+            return_exceptions=True,
+        )
+        later = await batching.predict(rows(4, 1))  # after the stall: a fresh deadline
+        return first, later
+
+    (slow, in_call, queued_a, queued_b), later = run(main())
+    assert slow.predictions[0] == SLOW
+    assert in_call.predictions[0] == 1000.0
+    for answer in (queued_a, queued_b):
+        assert isinstance(answer, QueueTimeoutError), answer
+        assert answer.waited > answer.timeout == 0.1
+        assert "timeout" in str(answer)
+    assert later.predictions[0] == 4000.0
+    assert model.calls == [2, 1]  # the expired rows never reached the model
+
+
+def test_without_a_timeout_every_queued_request_waits_for_its_turn() -> None:
+    model = SlowModel(seconds=0.2)
+    batching = BatchingPredictor(model, lambda _: None, max_rows=1, timeout=None)
+
+    async def main():
+        return await asyncio.gather(
+            batching.predict(slow_rows()), *(batching.predict(rows(i, 1)) for i in range(1, 4))
+        )
+
+    answers = run(main())
+    assert [a.predictions[0] for a in answers] == [SLOW, 1000.0, 2000.0, 3000.0]
+
+
+def test_the_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        BatchingPredictor(FakeModel(), lambda _: None, max_rows=1, timeout=0)
+
+
+def test_rows_are_recorded_once_per_call_and_never_for_the_warm_up_or_failures() -> None:
+    model = FakeModel()
+    recorded: list[np.ndarray] = []
+
+    def on_rows(features: np.ndarray, prediction: Prediction) -> None:
+        assert np.array_equal(features[:, 0], prediction.signal)  # rows match their outputs
+        recorded.append(features[:, 0].copy())
+
+    batching = BatchingPredictor(model, lambda _: None, max_rows=1024, on_rows=on_rows)
+
+    async def main():
+        warm = batching.predict(rows(9, 1), record=False)
+        bad = rows(8, 2)
+        bad[1, 0] = POISON
+        return await asyncio.gather(
+            warm,
+            batching.predict(bad),
+            *(batching.predict(rows(i, 2)) for i in range(3)),
+            return_exceptions=True,
+        )
+
+    answers = run(main())
+    assert isinstance(answers[1], ValueError)
+    got = np.sort(np.concatenate(recorded))
+    expected = np.sort(np.concatenate([rows(i, 2)[:, 0] for i in range(3)]))
+    assert np.array_equal(got, expected)  # not the warm-up row, not the failed request's
+
+
+def test_a_request_timed_out_in_the_queue_is_a_503_and_its_neighbours_are_served(
+    model_root: Path,
+) -> None:
+    """Over HTTP (in process): one request per model call (MODELOPS_BATCH_MAX_ROWS=1); the
+    first call stalls the loop past the timeout; the requests queued behind it get 503
+    with Retry-After, counted as 5xx and as error rows; the stalled one and later ones
+    get their predictions."""
+    app = create_app(
+        Settings(model_dir=model_root / "diabetes" / "1", batch_max_rows=1, batch_timeout_ms=50)
+    )
+    svc = app.state.service
+    card = svc.card
+    normal = [f.mean for f in card.features]
+    stalling = [f.min for f in card.features]  # in range, and recognisable
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            await _until_ready(app)
+            real_infer = svc.model.infer
+
+            def infer(features):
+                if (features[:, 0] == stalling[0]).any():
+                    time.sleep(0.3)
+                return real_infer(features)
+
+            svc.model.infer = infer
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                first = await asyncio.gather(
+                    client.post("/v1/predict", json={"instances": [stalling]}),
+                    *(client.post("/v1/predict", json={"instances": [normal]}) for _ in range(3)),
+                )
+                after = await client.post("/v1/predict", json={"instances": [normal]})
+                metrics = (await client.get("/metrics")).text
+            return first, after, metrics
+
+    (stalled, *queued), after, metrics = run(scenario())
+    assert stalled.status_code == 200
+    assert after.status_code == 200
+    assert [r.status_code for r in queued] == [503, 503, 503]
+    for r in queued:
+        body = r.json()
+        assert body["reasons"] == ["prediction_timeout"]
+        assert "timed out" in body["error"]
+        assert r.headers["retry-after"] == "1"
+    labels = 'model="diabetes",outcome="error",version="1"'
+    assert f"model_predictions_total{{{labels}}} 3.0" in metrics
+    assert (
+        'http_requests_total{handler="/v1/predict",method="POST",model="diabetes",'
+        'status="5xx",version="1"} 3.0'
+    ) in metrics

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Annotated, Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import orjson
 from fastapi import Depends, Request
 from starlette.responses import Response
 
-from modelops_service.service import ModelService
+from modelops_service.service import ModelService, PredictionError, PredictionTimeoutError
 from modelops_service.validation import (
     InputError,
     body_too_large,
@@ -82,7 +83,24 @@ def client_closed_response(request: Request) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
-def prediction_failed_response(svc: ModelService) -> Response:
+def prediction_failed_response(
+    request: Request, svc: ModelService, error: PredictionError
+) -> Response:
+    """500 when the model failed; 503 (retry later) when the request timed out in the
+    batching queue, as the service is overloaded."""
+    if isinstance(error, PredictionTimeoutError):
+        request.state.reasons = ["prediction_timeout"]
+        response = json_response(
+            {
+                "error": f"prediction timed out: {error}",
+                "reasons": ["prediction_timeout"],
+                "model": svc.name,
+                "version": svc.version,
+            },
+            503,
+        )
+        response.headers["retry-after"] = str(max(1, math.ceil(error.timeout_seconds)))
+        return response
     return json_response(
         {"error": "prediction failed", "model": svc.name, "version": svc.version}, 500
     )
@@ -123,5 +141,9 @@ def error_responses() -> dict[int | str, dict[str, Any]]:
         413: {"description": "Body too large", "content": content},
         415: {"description": "Content type is not application/json", "content": content},
         422: {"description": "Invalid instances (field-level detail)", "content": content},
-        503: {"description": "Model not ready yet", "content": content},
+        503: {
+            "description": "Model not ready yet, or overloaded: the request waited longer "
+            "than MODELOPS_BATCH_TIMEOUT_MS for the model (retry after Retry-After seconds)",
+            "content": content,
+        },
     }

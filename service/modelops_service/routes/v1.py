@@ -118,8 +118,8 @@ def predict_endpoint(card: ModelCard) -> PredictEndpoint:
             request.state.features = batch.features
         try:
             prediction = await svc.predict(batch)
-        except PredictionError:
-            return prediction_failed_response(svc)
+        except PredictionError as error:
+            return prediction_failed_response(request, svc, error)
         body: dict[str, Any] = {
             "model": svc.name,
             "version": svc.version,

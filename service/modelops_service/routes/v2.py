@@ -176,8 +176,8 @@ async def _infer(request: Request, svc: ModelService) -> Response:
         request.state.features = parsed.batch.features
     try:
         prediction = await svc.predict(parsed.batch)
-    except PredictionError:
-        return prediction_failed_response(svc)
+    except PredictionError as error:
+        return prediction_failed_response(request, svc, error)
     body: dict[str, Any] = {
         "model_name": svc.name,
         "model_version": svc.version,

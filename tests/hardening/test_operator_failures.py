@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from modelops_operator.metrics import RECONCILES
+from modelops_operator.metrics import RECONCILE_ERRORS, RECONCILES
 from modelops_service.card import read_card
 from tests.cluster import test_operator as rig
 from tests.rig.control_plane import Cluster
@@ -70,11 +70,14 @@ def md(name: str, ns: str, image: str = "model-service:0.1.0", **model: Any) -> 
     return body
 
 
-def alive(op: rig.OperatorProcess) -> None:
-    """The operator process is the one the fixture started, still running."""
+def alive(op: rig.OperatorProcess, ns: str, *names: str) -> None:
+    """The operator the fixture started still runs, and no reconcile of ``names`` raised."""
     assert op.proc is not None
     assert op.proc.poll() is None, op.tail()
     assert op.starts == 1
+    for name in names:
+        assert op.metric(RECONCILES, namespace=ns, name=name, result="error") == 0, op.tail()
+        assert op.metric(RECONCILE_ERRORS, namespace=ns, name=name) == 0, op.tail()
 
 
 def pods(cluster: Cluster, ns: str, name: str) -> list[dict]:
@@ -235,7 +238,7 @@ def test_an_image_that_never_becomes_ready_is_degraded_with_the_reason(
     assert rig.status_of(cluster, namespace, "broken")["phase"] == "Degraded"
     assert warning_reasons(cluster, namespace, "broken") == [reason]
     assert warning_reasons(cluster, namespace, "healthy") == []
-    alive(operator)
+    alive(operator, namespace, "broken", "healthy")
 
 
 def test_a_canary_that_never_becomes_ready_is_rolled_back_and_the_stable_kept(
@@ -288,7 +291,7 @@ def test_a_canary_that_never_becomes_ready_is_rolled_back_and_the_stable_kept(
     assert rig.deployment_env(stable_after)["MODELOPS_MODEL_DIR"] == "/models/wine/1"
     assert replica_sets_of(cluster, namespace, stable_name) == replica_sets_before
     assert warning_reasons(cluster, namespace, "wine") == ["RolledBack"]
-    alive(operator)
+    alive(operator, namespace, "wine")
 
 
 # --- artifact integrity under the operator ------------------------------------
@@ -365,4 +368,4 @@ def test_a_wrong_sha256_never_serves_and_the_status_says_what_the_service_said(
         lambda: ready_endpoints(cluster, namespace, "wine-model-service") == 2,
         "two ready endpoints behind the Service",
     )
-    alive(operator)
+    alive(operator, namespace, "wine")

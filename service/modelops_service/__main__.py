@@ -22,7 +22,7 @@ from collections.abc import MutableMapping, Sequence
 
 from pydantic import ValidationError
 
-from modelops_service.logs import log_config
+from modelops_service.logs import lean_log_records, log_config
 from modelops_service.settings import Settings
 
 EXIT_CONFIG = 2
@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
 
     logging.config.dictConfig(log_config("info"))
+    lean_log_records()
     try:
         settings = Settings(**overrides)
     except ValidationError as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -102,6 +103,13 @@ def test_log_lines_are_single_json_objects_with_their_fields() -> None:
     assert doc["msg"] == "request"
     assert doc["features"] == [[1.5, 2.0]]
     assert doc["ts"].endswith("+00:00")
+
+
+def test_log_timestamps_are_iso_8601_utc_with_milliseconds() -> None:
+    formatter = JsonFormatter()
+    for created in (0.0, 1_700_000_000.25, 1_700_000_000.5, 1_700_000_001.0625, 1_800_000_000.75):
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert formatter.timestamp(created) == expected
 
 
 def test_the_readme_settings_table_is_generated_from_the_settings() -> None:

@@ -19,6 +19,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any, Literal
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -159,8 +160,12 @@ class FeatureSchema:
     # An object's values in feature order, as a tuple (KeyError when one is missing).
     values_of: Callable[[dict], tuple] = field(init=False, repr=False, compare=False)
 
+    # Decodes the usual /v1 body straight into typed rows (see ``batch_from_v1_body``).
+    v1_decoder: _V1Decoder = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "name_set", frozenset(self.names))
+        object.__setattr__(self, "v1_decoder", _V1Decoder(self.names))
         getter = itemgetter(*self.names)
         if len(self.names) == 1:  # itemgetter of one key answers the value, not a tuple
             name = self.names[0]
@@ -378,6 +383,58 @@ def rows_to_batch(instances: list, schema: FeatureSchema, prefix: Loc, indexed: 
     if features is None:
         features = _slow_rows(instances, schema, loc_of_row)
     return _check_values(features, schema, loc_of)
+
+
+class _V1Decoder:
+    """msgspec's typed JSON decoder for the common /v1 body: ``{"instances": [...]}``
+    whose instances are objects with exactly the features (numbers), or lists of
+    numbers. It checks the types while it parses (no dicts built, no per-value type
+    scan in Python): for 100 objects about half the cost of orjson plus the checks.
+    Anything it refuses goes the general way (orjson, then the walk that names every
+    field at fault), so errors read the same whichever way a body went."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        fields = [(f"f{j}", float, msgspec.field(name=name)) for j, name in enumerate(names)]
+        self.instance = msgspec.defstruct("Instance", fields, forbid_unknown_fields=True, gc=False)
+        envelope = msgspec.defstruct(
+            "Envelope",
+            [("instances", list[self.instance | tuple[float, ...]])],  # type: ignore[name-defined]
+            forbid_unknown_fields=True,
+        )
+        self.width = len(names)
+        self._decode = msgspec.json.Decoder(envelope).decode
+
+    def instances(self, body: bytes) -> list | None:
+        """The instances as tuples of floats in feature order (Instance structs for
+        objects), or None when this decoder does not take the body."""
+        try:
+            return self._decode(body).instances
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+
+
+def batch_from_v1_body(body: bytes, schema: FeatureSchema) -> Batch:
+    """A /v1 request body to a checked Batch: the typed decoder for the usual body,
+    else ``parse_json`` and ``batch_from_v1``. Both give the same Batch or InputError."""
+    decoder = schema.v1_decoder
+    instances = decoder.instances(body)
+    if instances is None:
+        return batch_from_v1(parse_json(body), schema)
+    prefix: Loc = ("body", "instances")
+    _check_count(len(instances), prefix, schema)
+    instance, width, astuple = decoder.instance, decoder.width, msgspec.structs.astuple
+    rows = [astuple(i) if type(i) is instance else i for i in instances]
+    if not all(len(r) == width for r in rows):  # a list of the wrong length: say which
+        return batch_from_v1(parse_json(body), schema)
+    array = _to_array(list(chain.from_iterable(rows)))
+    if array is None:
+        return batch_from_v1(parse_json(body), schema)
+    names = schema.names
+
+    def loc_of(i: int, j: int) -> Loc:
+        return (*prefix, i, names[j] if type(instances[i]) is instance else j)
+
+    return _check_values(array.reshape(len(rows), width), schema, loc_of)
 
 
 def batch_from_v1(payload: Any, schema: FeatureSchema) -> Batch:

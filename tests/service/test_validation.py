@@ -6,12 +6,15 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelops_service.validation import (
     MAX_DETAILS,
     FeatureSchema,
     InputError,
     batch_from_v1,
+    batch_from_v1_body,
     batch_from_v2,
     check_content_type,
     parse_json,
@@ -271,3 +274,74 @@ def test_v2_errors_name_the_field_and_reason(payload, reason: str, loc: list) ->
     assert err.status == 422
     assert reason in err.reasons
     assert list(err.errors[0].loc) == loc, err.errors
+
+
+def outcome(call) -> tuple:
+    """What a body becomes: the matrix and warnings, or the refusal's status and body."""
+    try:
+        batch = call()
+    except InputError as err:
+        return ("refused", err.status, err.body())
+    return ("ok", batch.features.tolist(), [w.as_dict() for w in batch.warnings], batch.flagged)
+
+
+def both_ways(body: bytes, schema_: FeatureSchema) -> tuple[tuple, tuple]:
+    def general():
+        return batch_from_v1(parse_json(body), schema_)
+
+    return outcome(lambda: batch_from_v1_body(body, schema_)), outcome(general)
+
+
+EDGE_BODIES = [
+    b'{"instances": [{"a": 0.5, "b": 5, "c": 0}]}',
+    b'{"instances": [{"c": 0, "b": 5, "a": 1}, [0.5, 5, 0.0]]}',
+    b'{"instances": [{"a": 0.5, "a": 0.7, "b": 5, "c": 0}]}',  # duplicate key: the last
+    b'{"instances": [{"a": 1e400, "b": 5, "c": 0}]}',
+    b'{"instances": [{"a": ' + b"9" * 400 + b', "b": 5, "c": 0}]}',
+    b'{"instances": [{"a": 18446744073709551616, "b": 5, "c": 0}]}',
+    b'{"instances": [{"a": true, "b": 5, "c": 0}]}',
+    b'{"instances": [{"a": null, "b": 5, "c": 0}]}',
+    b'{"instances": [{"a": "0.5", "b": 5, "c": 0}]}',
+    b'{"instances": [{"a": 0.5, "b": 5}]}',
+    b'{"instances": [{"a": 0.5, "b": 5, "c": 0, "d": 1}]}',
+    b'{"instances": [[0.5, 5]], "extra": 1}',
+    b'{"instances": [[0.5, 5, 0, 1]]}',
+    b'{"instances": [[0.5, 5, NaN]]}',
+    b'{"instances": [[0.5, 50, -3]]}',  # out of range
+    b'{"instances": []}',
+    b'{"instances": ' + b"[[0.5, 5, 0]," * 10 + b"[0.5, 5, 0]]}",  # 11 > max_instances
+    b'{"instances": {}}',
+    b'{"a": 0.5, "b": 5, "c": 0}',  # one instance, no envelope
+    b"[1, 2, 3]",
+    b'{"instances": [1]}',
+    b'{"instances": [[0.5, 5, 0]]',  # malformed
+]
+
+
+@pytest.mark.parametrize("policy", ["reject", "flag"])
+@pytest.mark.parametrize("body", EDGE_BODIES, ids=range(len(EDGE_BODIES)))
+def test_the_typed_decoder_and_the_general_path_agree_on_edge_bodies(
+    body: bytes, policy: str
+) -> None:
+    fast, general = both_ways(body, schema(policy))
+    assert fast == general
+
+
+_VALUES = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-2, max_value=12),
+    st.integers(min_value=-3, max_value=12),
+    st.sampled_from([True, False, None, "1", 10**400, 1e308, [], {}]),
+)
+_OBJECT = st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), _VALUES, max_size=4)
+_LIST = st.lists(_VALUES, min_size=2, max_size=4)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    instances=st.lists(st.one_of(_OBJECT, _LIST, _VALUES), max_size=12),
+    policy=st.sampled_from(["reject", "flag"]),
+)
+def test_the_typed_decoder_and_the_general_path_agree_on_any_body(instances, policy) -> None:
+    body = json.dumps({"instances": instances}).encode()
+    fast, general = both_ways(body, schema(policy))
+    assert fast == general

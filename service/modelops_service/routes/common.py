@@ -51,6 +51,12 @@ def json_response(body: Any, status_code: int = 200) -> Response:
 async def read_json(request: Request, limit: int) -> Any:
     """The parsed JSON body; InputError for a wrong content type, a body over
     ``limit`` bytes (declared or actual) and malformed JSON."""
+    return parse_json(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body of a JSON request; InputError for a wrong content type and a body
+    over ``limit`` bytes (declared or actual)."""
     check_content_type(request.headers.get("content-type"))
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -62,7 +68,7 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise body_too_large(limit)
         chunks.append(chunk)
-    return parse_json(b"".join(chunks))
+    return b"".join(chunks)
 
 
 def input_error_response(request: Request, svc: ModelService, error: InputError) -> Response:

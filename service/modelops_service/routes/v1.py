@@ -17,10 +17,10 @@ from modelops_service.routes.common import (
     json_response,
     not_ready_response,
     prediction_failed_response,
-    read_json,
+    read_body,
 )
 from modelops_service.service import ModelService, PredictionError
-from modelops_service.validation import InputError, batch_from_v1
+from modelops_service.validation import InputError, batch_from_v1_body
 
 
 def instance_schema(card: ModelCard) -> dict[str, Any]:
@@ -109,8 +109,8 @@ def predict_endpoint(card: ModelCard) -> PredictEndpoint:
         if not svc.ready:
             return not_ready_response(svc)
         try:
-            payload = await read_json(request, svc.settings.max_body_bytes)
-            batch = batch_from_v1(payload, svc.schema)
+            body = await read_body(request, svc.settings.max_body_bytes)
+            batch = batch_from_v1_body(body, svc.schema)
         except InputError as error:
             return input_error_response(request, svc, error)
         request.state.batch_size = len(batch)

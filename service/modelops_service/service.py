@@ -12,8 +12,9 @@ import asyncio
 import gc
 import logging
 
+import anyio.to_thread
 import numpy as np
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from threadpoolctl import threadpool_limits
 
 from modelops_service.artifact import LoadedModel, Prediction, load_model
@@ -147,6 +148,9 @@ class ModelService:
             # Stay not-ready: the probes keep traffic away and this line says why.
             log.exception("warm-up prediction failed; the model stays not ready")
             return
+        # The first sync endpoint (/metrics) imports anyio's asyncio backend and starts its
+        # worker thread: about 40 ms on the event loop thread, so here, before ready.
+        await anyio.to_thread.run_sync(generate_latest, self.registry)
         if self.settings.gc_freeze:
             freeze_startup_objects()
         if self.settings.readiness_delay_seconds:

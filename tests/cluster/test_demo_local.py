@@ -20,29 +20,19 @@ from pathlib import Path
 import pytest
 
 from tests.rig.control_plane import REPO_ROOT, Cluster, pid_alive
+from tests.support.operator_rig import deployment_env, events_of
 
 pytestmark = pytest.mark.cluster
 
 DEMO_TIMEOUT = 540  # the demo bounds each of its waits itself; this is the backstop
 
 
-def events_of(cluster: Cluster, ns: str, name: str) -> list[dict]:
-    items = cluster.get(
-        "events", "-n", ns, "--field-selector",
-        f"involvedObject.kind=ModelDeployment,involvedObject.name={name}",
-    )["items"]  # fmt: skip
-    return sorted(items, key=lambda e: e.get("lastTimestamp") or "")
-
-
 def model_dirs(cluster: Cluster, ns: str) -> dict[str, str]:
     """Deployment name -> the MODELOPS_MODEL_DIR its pods get."""
-    dirs = {}
-    for dep in cluster.get("deployments", "-n", ns)["items"]:
-        env = dep["spec"]["template"]["spec"]["containers"][0].get("env") or []
-        dirs[dep["metadata"]["name"]] = next(
-            e.get("value", "") for e in env if e["name"] == "MODELOPS_MODEL_DIR"
-        )
-    return dirs
+    return {
+        dep["metadata"]["name"]: deployment_env(dep)["MODELOPS_MODEL_DIR"]
+        for dep in cluster.get("deployments", "-n", ns)["items"]
+    }
 
 
 @pytest.fixture(scope="module")

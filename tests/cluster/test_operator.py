@@ -5,229 +5,50 @@ KWOK nodes. For the canary tests the metrics are real: the model service runs as
 two local processes (the stable and the canary release), a real Prometheus
 scrapes them with the `namespace` label the analysis selects on and evaluates
 the recording rules of alerts/, and the operator queries that Prometheus.
+
+The operator process, the ModelDeployment helpers and the canary rig live in
+tests/support/operator_rig.py, shared with the hardening tests.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from tests.rig.control_plane import Cluster, find_tool, free_port
-from tests.support.service_process import ServiceProcess, demo_model_dir, start_service
+from tests.rig.control_plane import REPO_ROOT, Cluster
+from tests.support.operator_rig import (
+    CanaryRig,
+    OperatorProcess,
+    assert_running,
+    canary_rigs,
+    canary_rollout,
+    condition,
+    deployment_env,
+    event_reasons,
+    get_md,
+    md_body,
+    patch_md,
+    running_operator,
+    service_account_kubeconfig,
+    set_model,
+    start_prometheus,
+    status_of,
+    wait_event,
+    wait_for,
+    wait_phase,
+    wait_reconciles,
+)
 
 pytestmark = pytest.mark.cluster
-
-ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "manifests/crd/modeldeployments.modelops.io.yaml"
-RULES = ROOT / "alerts/modelops.rules.yaml"
-TICK = "1"
-WAIT = 120.0
-
-
-def wait_for(
-    probe: Callable[[], Any], what: str, timeout: float = WAIT, explain: Callable[[], str] = str
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}\n{explain()}")
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-# --- the operator as a process ----------------------------------------------
-
-
-@dataclass
-class OperatorProcess:
-    cluster: Cluster
-    workdir: Path
-    prometheus_url: str = "http://127.0.0.1:9"  # discard port: unreachable
-    kubeconfig: Path | None = None  # default: the rig's admin kubeconfig
-    proc: subprocess.Popen | None = None
-    health_port: int = 0
-    metrics_port: int = 0
-    starts: int = 0
-    extra_env: dict[str, str] = field(default_factory=dict)  # wins over the defaults below
-
-    @property
-    def log(self) -> Path:
-        return self.workdir / "operator.log"
-
-    def start(self) -> None:
-        self.health_port, self.metrics_port = free_port(), free_port()
-        env = dict(self.cluster.env)
-        env.update(
-            MODELOPS_OPERATOR_TICK_SECONDS=TICK,
-            MODELOPS_OPERATOR_RESYNC_SECONDS="2",
-            MODELOPS_OPERATOR_METRICS_PORT=str(self.metrics_port),
-            MODELOPS_OPERATOR_PROMETHEUS_URL=self.prometheus_url,
-            MODELOPS_OPERATOR_CHART_PATH=str(ROOT / "charts/model-service"),
-            PATH=f"{find_tool('helm').parent}{os.pathsep}{env.get('PATH', '')}",
-        )
-        env.update(self.extra_env)
-        if self.kubeconfig is not None:
-            env["KUBECONFIG"] = str(self.kubeconfig)
-        kopf = Path(sys.executable).with_name("kopf")
-        with self.log.open("a") as log:
-            self.proc = subprocess.Popen(
-                [
-                    str(kopf), "run", "--standalone", "--all-namespaces",
-                    "-m", "modelops_operator.handlers",
-                    f"--liveness=http://127.0.0.1:{self.health_port}/healthz",
-                ],
-                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        self.starts += 1
-        wait_for(
-            lambda: http_ok(f"http://127.0.0.1:{self.health_port}/healthz"),
-            "operator liveness",
-            explain=self.tail,
-        )
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
-
-    def tail(self, lines: int = 60) -> str:
-        text = self.log.read_text() if self.log.exists() else ""
-        return "operator log tail:\n" + "\n".join(text.splitlines()[-lines:])
-
-    def metric(self, metric: str, **labels: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp:
-            body = resp.read().decode()
-        total = 0.0
-        for line in body.splitlines():
-            if not line.startswith(metric + "{"):
-                continue
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
 
 
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
-    cluster.kubectl("apply", "-f", CRD)
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/modeldeployments.modelops.io",
-    )  # fmt: skip
-    cluster.install_monitoring_crds()
-    with tempfile.TemporaryDirectory(prefix="modelops-operator-") as tmp:
-        op = OperatorProcess(cluster, Path(tmp))
-        op.start()
-        try:
-            yield op
-        finally:
-            op.stop()
-
-
-# --- ModelDeployment helpers ------------------------------------------------
-
-
-def md_body(name: str, ns: str, model: str = "wine", version: str = "1", **spec: Any) -> dict:
-    body: dict[str, Any] = {
-        "apiVersion": "modelops.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "model": {
-                "name": model,
-                "version": version,
-                "image": "model-service:0.1.0",
-                "artifact": f"/models/{model}/{version}",
-            },
-            "replicas": 2,
-            **spec,
-        },
-    }
-    return body
-
-
-def get_md(cluster: Cluster, ns: str, name: str) -> dict:
-    return cluster.get("modeldeployment", name, "-n", ns)
-
-
-def status_of(cluster: Cluster, ns: str, name: str) -> dict:
-    return get_md(cluster, ns, name).get("status") or {}
-
-
-def condition(status: dict, type_: str) -> dict:
-    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
-
-
-def set_model(cluster: Cluster, ns: str, name: str, model: str, version: str, **extra: Any):
-    patch = {"spec": {"model": {"version": version, "artifact": f"/models/{model}/{version}"}}}
-    patch["spec"].update(extra)
-    cluster.kubectl("patch", "md", name, "-n", ns, "--type", "merge", "-p", json.dumps(patch))
-
-
-def wait_phase(cluster, op, ns, name, phase, **expect) -> dict:
-    def probe():
-        status = status_of(cluster, ns, name)
-        ok = status.get("phase") == phase and all(status.get(k) == v for k, v in expect.items())
-        return status if ok else None
-
-    def explain() -> str:
-        status = status_of(cluster, ns, name)
-        return f"status: {json.dumps(status, indent=1)}\n{op.tail(25)}"
-
-    return wait_for(probe, f"{ns}/{name} phase {phase} {expect}", explain=explain)
-
-
-def events_of(cluster: Cluster, ns: str, name: str) -> list[dict]:
-    items = cluster.get(
-        "events", "-n", ns, "--field-selector",
-        f"involvedObject.kind=ModelDeployment,involvedObject.name={name}",
-    )["items"]  # fmt: skip
-    return sorted(items, key=lambda e: e.get("lastTimestamp") or "")
-
-
-def wait_event(cluster, op, ns: str, name: str, reason: str) -> dict:
-    def probe():
-        return next((e for e in events_of(cluster, ns, name) if e["reason"] == reason), None)
-
-    return wait_for(probe, f"a {reason} Event on {ns}/{name}", explain=op.tail)
-
-
-def deployment_env(dep: dict) -> dict[str, str]:
-    container = dep["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e.get("value", "") for e in container.get("env") or []}
+    with running_operator(cluster, "modelops-operator-") as op:
+        yield op
 
 
 # --- lifecycle ---------------------------------------------------------------
@@ -328,15 +149,7 @@ def test_rollout_restart_is_not_undone(cluster, operator, namespace):
     stamp = template_annotations()[key]
     # let the operator reconcile several times: with resync_seconds=2 and a 1s tick, five
     # reconciles include at least one server-side re-apply of the Deployment
-    before = operator.metric("modelops_operator_reconciles_total", namespace=namespace, name="wine")
-    wait_for(
-        lambda: (
-            operator.metric("modelops_operator_reconciles_total", namespace=namespace, name="wine")
-            >= before + 5
-        ),
-        "five more reconciles",
-        explain=operator.tail,
-    )
+    wait_reconciles(operator, namespace, "wine", 5)
     assert template_annotations()[key] == stamp
     dep = cluster.get("deployment", "wine-model-service", "-n", namespace, "--show-managed-fields")
     managers = {
@@ -392,36 +205,12 @@ def test_operator_survives_an_api_server_restart(cluster, operator, namespace):
         return deployment_env(dep)["MODELOPS_MODEL_DIR"] == "/models/wine/2"
 
     wait_for(acted, "the operator to roll version 2 after the restart", explain=operator.tail)
-    assert operator.proc is not None
-    assert operator.proc.poll() is None  # no crash, no restart of the operator
-
-
-def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
-    """A kubeconfig that authenticates as the operator's ServiceAccount (a bound token)."""
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    token = cluster.kubectl(
-        "create", "token", "modelops-operator", "-n", "modelops-system", "--duration=1h"
-    ).stdout.strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": "operator", "user": {"token": token}}],
-        "contexts": [
-            {
-                "name": "operator",
-                "context": {"cluster": admin["clusters"][0]["name"], "user": "operator"},
-            }
-        ],
-        "current-context": "operator",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
+    assert_running(operator)  # no crash, no restart of the operator
 
 
 def test_the_plain_rbac_is_enough(cluster, operator, namespace, tmp_path):
     """The operator runs as the ServiceAccount of manifests/rbac and does a whole rollout."""
-    cluster.kubectl("apply", "-f", ROOT / "manifests/rbac/operator.yaml")
+    cluster.kubectl("apply", "-f", REPO_ROOT / "manifests/rbac/operator.yaml")
     restricted = OperatorProcess(
         cluster, tmp_path, kubeconfig=service_account_kubeconfig(cluster, tmp_path / "kc")
     )
@@ -495,8 +284,7 @@ def test_prometheus_down_holds_the_canary(cluster, operator, namespace):
     assert status["stableVersion"] == "1"
     assert condition(status, "Progressing")["reason"] == "PrometheusUnavailable"
     wait_event(cluster, operator, namespace, "wine", "AnalysisHeld")
-    warnings = [e for e in events_of(cluster, namespace, "wine") if e["type"] == "Warning"]
-    assert [e["reason"] for e in warnings] == ["AnalysisHeld"]
+    assert event_reasons(cluster, namespace, "wine", "Warning") == ["AnalysisHeld"]
     assert len(cluster.get("deployments", "-n", namespace)["items"]) == 2
 
 
@@ -516,16 +304,15 @@ def test_paused_holds_then_fast_rollback_skips_analysis(cluster, operator, names
     assert "canaryVersion" not in status
     assert len(cluster.get("deployments", "-n", namespace)["items"]) == 1
     # unpaused with strategy RollingUpdate: version 2 becomes stable without a canary
-    cluster.kubectl(
-        "patch", "md", "wine", "-n", namespace, "--type", "merge",
-        "-p", json.dumps({"spec": {"paused": False, "rollout": {"strategy": "RollingUpdate"}}}),
-    )  # fmt: skip
+    patch_md(
+        cluster,
+        namespace,
+        "wine",
+        {"spec": {"paused": False, "rollout": {"strategy": "RollingUpdate"}}},
+    )
     wait_phase(cluster, operator, namespace, "wine", "Ready", stableVersion="2")
     # back to version 1 within rollbackWindow, strategy Canary: fast-tracked, no analysis
-    cluster.kubectl(
-        "patch", "md", "wine", "-n", namespace, "--type", "merge",
-        "-p", json.dumps({"spec": {"rollout": {"strategy": "Canary"}}}),
-    )  # fmt: skip
+    patch_md(cluster, namespace, "wine", {"spec": {"rollout": {"strategy": "Canary"}}})
     set_model(cluster, namespace, "wine", "wine", "1")
     status = wait_phase(cluster, operator, namespace, "wine", "Ready", stableVersion="1")
     assert "lastAnalysis" not in status
@@ -585,10 +372,7 @@ def test_monitoring_labels_follow_the_prometheus_selectors(
     assert cond["status"] == "True"
     assert f"PrometheusRule: {namespace}/kps selects it" in cond["message"]
     # told not to label: the chart's default label stays and the mismatch is explained
-    cluster.kubectl(
-        "patch", "md", "wine", "-n", namespace, "--type", "merge",
-        "-p", json.dumps({"spec": {"monitoring": {"matchSelectors": False}}}),
-    )  # fmt: skip
+    patch_md(cluster, namespace, "wine", {"spec": {"monitoring": {"matchSelectors": False}}})
 
     def not_selected():
         cond = condition(status_of(cluster, namespace, "wine"), "MonitoringReady")
@@ -603,155 +387,11 @@ def test_monitoring_labels_follow_the_prometheus_selectors(
 # --- canaries judged by real metrics -----------------------------------------
 
 
-DATASETS = {"wine": "load_wine", "diabetes": "load_diabetes"}
-
-
-def dataset_rows(model: str) -> list[dict[str, float]]:
-    import sklearn.datasets
-
-    data = getattr(sklearn.datasets, DATASETS[model])()
-    names = [str(n) for n in data.feature_names]
-    return [dict(zip(names, map(float, row), strict=True)) for row in data.data]
-
-
-@dataclass
-class Traffic:
-    """Steady single-row prediction traffic to the stable and canary services."""
-
-    urls: list[str]
-    rows: list[dict[str, float]]
-    rate: float = 15.0  # requests per second per service
-    sent: int = 0
-    stop_flag: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        i = 0
-        deadline = time.monotonic() + 600  # bounded, whatever happens
-        while not self.stop_flag.is_set() and time.monotonic() < deadline:
-            for url in self.urls:
-                row = self.rows[i % len(self.rows)]
-                req = urllib.request.Request(
-                    f"{url}/v1/predict",
-                    data=json.dumps({"instances": [row]}).encode(),
-                    headers={"Content-Type": "application/json"},
-                )
-                with contextlib.suppress(OSError, urllib.error.URLError):
-                    urllib.request.urlopen(req, timeout=5).read()
-                self.sent += 1
-                i += 7
-            self.stop_flag.wait(1 / self.rate)
-
-    def __enter__(self) -> Traffic:
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_flag.set()
-        if self.thread:
-            self.thread.join(10)
-
-
-@dataclass
-class PrometheusProcess:
-    proc: subprocess.Popen
-    url: str
-    workdir: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def query(self, promql: str) -> list[dict]:
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return json.load(resp)["data"]["result"]
-
-
-def start_prometheus(workdir: Path, targets: list[str], namespace: str) -> PrometheusProcess:
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [
-            {
-                "job_name": "model-service",
-                "static_configs": [
-                    {"targets": [t.removeprefix("http://") for t in targets],
-                     "labels": {"namespace": namespace}},
-                ],
-            }
-        ],
-    }  # fmt: skip
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = (workdir / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(find_tool("prometheus")),
-            f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    prom = PrometheusProcess(proc, f"http://127.0.0.1:{port}", workdir)
-    wait_for(lambda: http_ok(f"{prom.url}/-/ready"), "prometheus ready", timeout=60)
-    return prom
-
-
-@dataclass
-class CanaryRig:
-    stable: ServiceProcess
-    canary: ServiceProcess
-    prometheus: PrometheusProcess
-    traffic: Traffic
-
-
 @pytest.fixture
-def canary_rig(request, namespace) -> Iterator[Callable[[str], CanaryRig]]:
+def canary_rig(namespace) -> Iterator[Callable[[str], CanaryRig]]:
     """Start the real service for versions 1 and 2 of a model, Prometheus and traffic."""
-    started: list[Any] = []
-    tmp = tempfile.TemporaryDirectory(prefix="modelops-canary-")
-
-    def make(model: str) -> CanaryRig:
-        env = {"MODELOPS_DRIFT_MIN_ROWS": "50", "MODELOPS_DRIFT_REFRESH_SECONDS": "1"}
-        stable = start_service(demo_model_dir(model, "1"), env=env)
-        started.append(stable)
-        canary = start_service(demo_model_dir(model, "2"), env=env)
-        started.append(canary)
-        prom = start_prometheus(Path(tmp.name), [stable.url, canary.url], namespace)
-        started.append(prom)
-        traffic = Traffic([stable.url, canary.url], dataset_rows(model)).__enter__()
-        started.append(traffic)
-        return CanaryRig(stable, canary, prom, traffic)
-
-    yield make
-    for thing in reversed(started):
-        if isinstance(thing, Traffic):
-            thing.__exit__(None, None, None)
-        else:
-            thing.stop()
-    tmp.cleanup()
-
-
-def canary_rollout(prometheus_url: str, **analysis: Any) -> dict:
-    return {
-        "strategy": "Canary",
-        "steps": [50, 100],
-        "interval": "5s",
-        "analysis": {
-            "minRequests": 20,
-            "deadline": "90s",
-            "prometheusUrl": prometheus_url,
-            **analysis,
-        },
-    }
+    with canary_rigs(namespace, "modelops-canary-") as make:
+        yield make
 
 
 def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
@@ -779,7 +419,7 @@ def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     assert "canary" not in status
     assert [h["result"] for h in status["history"]] == ["Deployed", "Promoted"]
     wait_event(cluster, operator, namespace, "diabetes", "Promoted")
-    reasons = [e["reason"] for e in events_of(cluster, namespace, "diabetes")]
+    reasons = event_reasons(cluster, namespace, "diabetes")
     assert reasons.count("CanaryStarted") == 1, reasons
     assert "CanaryAdvanced" in reasons
     assert "Promoted" in reasons
@@ -813,8 +453,7 @@ def test_unhealthy_canary_is_rolled_back_with_a_warning(cluster, operator, names
     warning = wait_event(cluster, operator, namespace, "wine", "RolledBack")
     assert warning["type"] == "Warning"
     assert "> maxDriftScore 0.2" in warning["message"]
-    warnings = [e for e in events_of(cluster, namespace, "wine") if e["type"] == "Warning"]
-    assert [e["reason"] for e in warnings] == ["RolledBack"]
+    assert event_reasons(cluster, namespace, "wine", "Warning") == ["RolledBack"]
     # the stable Deployment is untouched, the canary Deployment is gone
     deps = {d["metadata"]["name"]: d for d in cluster.get("deployments", "-n", namespace)["items"]}
     wait_for(

@@ -1,7 +1,7 @@
 """Workloads that never become ready, on the rig (issue 8): Degraded with the reason, no crash loop.
 
 The real operator process runs against the rig's real API server
-(tests/cluster/test_operator.py's OperatorProcess and helpers). Nothing runs inside a
+(tests/support/operator_rig.py's OperatorProcess and helpers). Nothing runs inside a
 KWOK pod, so the rig's stages (tests/rig/kwok-stages.yaml) play the kubelet for images
 in the reserved domain `rig.invalid`:
 
@@ -23,17 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modelops_operator.metrics import RECONCILE_ERRORS, RECONCILES
 from modelops_service.card import read_card
-from tests.cluster import test_operator as rig
 from tests.rig.control_plane import Cluster
+from tests.support import operator_rig as rig
 from tests.support.service_process import demo_model_dir, start_service
 
 pytestmark = pytest.mark.cluster
@@ -48,19 +46,8 @@ UNVERIFIED = "artifact not verified: spec.model.sha256 is empty"
 
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster) -> Iterator[rig.OperatorProcess]:
-    cluster.kubectl("apply", "-f", rig.CRD)
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/modeldeployments.modelops.io",
-    )  # fmt: skip
-    cluster.install_monitoring_crds()
-    with tempfile.TemporaryDirectory(prefix="modelops-failures-") as tmp:
-        op = rig.OperatorProcess(cluster, Path(tmp))
-        op.start()
-        try:
-            yield op
-        finally:
-            op.stop()
+    with rig.running_operator(cluster, "modelops-failures-") as op:
+        yield op
 
 
 def md(name: str, ns: str, image: str = "model-service:0.1.0", **model: Any) -> dict:
@@ -72,8 +59,7 @@ def md(name: str, ns: str, image: str = "model-service:0.1.0", **model: Any) -> 
 
 def alive(op: rig.OperatorProcess, ns: str, *names: str) -> None:
     """The operator the fixture started still runs, and no reconcile of ``names`` raised."""
-    assert op.proc is not None
-    assert op.proc.poll() is None, op.tail()
+    rig.assert_running(op)
     assert op.starts == 1
     for name in names:
         assert op.metric(RECONCILES, namespace=ns, name=name, result="error") == 0, op.tail()
@@ -83,14 +69,6 @@ def alive(op: rig.OperatorProcess, ns: str, *names: str) -> None:
 def pods(cluster: Cluster, ns: str, name: str) -> list[dict]:
     selector = f"app.kubernetes.io/instance={name}"
     return cluster.get("pods", "-n", ns, "-l", selector)["items"]
-
-
-def warning_reasons(cluster: Cluster, ns: str, name: str) -> list[str]:
-    return [e["reason"] for e in rig.events_of(cluster, ns, name) if e["type"] == "Warning"]
-
-
-def patch_md(cluster: Cluster, ns: str, name: str, patch: dict) -> None:
-    cluster.kubectl("patch", "md", name, "-n", ns, "--type", "merge", "-p", json.dumps(patch))
 
 
 def deployment_names(cluster: Cluster, ns: str) -> set[str]:
@@ -115,20 +93,6 @@ def replica_sets_of(cluster: Cluster, ns: str, deployment: str) -> set[str]:
         for rs in cluster.get("replicasets", "-n", ns)["items"]
         if any(ref["name"] == deployment for ref in rs["metadata"].get("ownerReferences") or [])
     }
-
-
-def reconciles(op: rig.OperatorProcess, ns: str, name: str) -> float:
-    return op.metric(RECONCILES, namespace=ns, name=name)
-
-
-def wait_reconciles(op: rig.OperatorProcess, ns: str, name: str, more: int) -> None:
-    """Block until the operator has reconciled ns/name ``more`` further times."""
-    start = reconciles(op, ns, name)
-    rig.wait_for(
-        lambda: reconciles(op, ns, name) >= start + more,
-        f"{more} more reconciles of {ns}/{name}",
-        explain=op.tail,
-    )
 
 
 # --- the rig's fault images themselves -----------------------------------------
@@ -234,10 +198,10 @@ def test_an_image_that_never_becomes_ready_is_degraded_with_the_reason(
     assert UNVERIFIED in rig.condition(healthy, "Ready")["message"]
 
     # and stays Degraded without a second Warning while the pods go on failing
-    wait_reconciles(operator, namespace, "broken", 5)
+    rig.wait_reconciles(operator, namespace, "broken", 5)
     assert rig.status_of(cluster, namespace, "broken")["phase"] == "Degraded"
-    assert warning_reasons(cluster, namespace, "broken") == [reason]
-    assert warning_reasons(cluster, namespace, "healthy") == []
+    assert rig.event_reasons(cluster, namespace, "broken", "Warning") == [reason]
+    assert rig.event_reasons(cluster, namespace, "healthy", "Warning") == []
     alive(operator, namespace, "broken", "healthy")
 
 
@@ -260,7 +224,7 @@ def test_a_canary_that_never_becomes_ready_is_rolled_back_and_the_stable_kept(
             }
         }
     }
-    patch_md(cluster, namespace, "wine", patch)
+    rig.patch_md(cluster, namespace, "wine", patch)
     status = rig.wait_phase(cluster, operator, namespace, "wine", "RolledBack")
 
     assert status["stableVersion"] == "1"
@@ -290,7 +254,7 @@ def test_a_canary_that_never_becomes_ready_is_rolled_back_and_the_stable_kept(
     assert stable_after["spec"]["template"] == stable_before["spec"]["template"]
     assert rig.deployment_env(stable_after)["MODELOPS_MODEL_DIR"] == "/models/wine/1"
     assert replica_sets_of(cluster, namespace, stable_name) == replica_sets_before
-    assert warning_reasons(cluster, namespace, "wine") == ["RolledBack"]
+    assert rig.event_reasons(cluster, namespace, "wine", "Warning") == ["RolledBack"]
     alive(operator, namespace, "wine")
 
 
@@ -360,7 +324,7 @@ def test_a_wrong_sha256_never_serves_and_the_status_says_what_the_service_said(
 
     # the right digest: the same image serves, and the status clears
     fix = {"spec": {"model": {"sha256": refusal["actual"]}}}
-    patch_md(cluster, namespace, "wine", fix)
+    rig.patch_md(cluster, namespace, "wine", fix)
     fixed = rig.wait_phase(cluster, operator, namespace, "wine", "Ready", ready="2/2")
     assert rig.condition(fixed, "Degraded")["status"] == "False"
     assert rig.condition(fixed, "Ready")["message"] == "2/2 stable replicas ready"

@@ -1,7 +1,7 @@
 """Operator faults on the rig (issue 8): the operator recovers, corrects, holds.
 
 Each test runs the real operator process against the rig's real API server
-(tests/cluster/test_operator.py's OperatorProcess and helpers):
+(tests/support/operator_rig.py's OperatorProcess and helpers):
 
 - the API server restarted mid-canary: the rollout finishes, no step or Event repeated;
 - someone scales or edits a Deployment the operator owns: it is put back at once (a
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import math
 import os
 import subprocess
 import sys
@@ -31,10 +32,10 @@ import pytest
 import yaml
 
 from tests.charts.render import SERVICE
-from tests.cluster import test_operator as rig
 from tests.hardening import test_rbac_rig as rbac
 from tests.rig.control_plane import REPO_ROOT, Cluster, find_tool, free_port
-from tests.support.service_process import demo_model_dir, start_service
+from tests.support import operator_rig as rig
+from tests.support.prometheus import Prometheus
 
 pytestmark = pytest.mark.cluster
 
@@ -43,30 +44,9 @@ RESYNC = "600"  # far beyond any wait here: a correction within a test came from
 
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster) -> Iterator[rig.OperatorProcess]:
-    cluster.kubectl("apply", "-f", rig.CRD)
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/modeldeployments.modelops.io",
-    )  # fmt: skip
-    cluster.install_monitoring_crds()
-    with tempfile.TemporaryDirectory(prefix="modelops-recovery-") as tmp:
-        op = rig.OperatorProcess(
-            cluster, Path(tmp), extra_env={"MODELOPS_OPERATOR_RESYNC_SECONDS": RESYNC}
-        )
-        op.start()
-        try:
-            yield op
-        finally:
-            op.stop()
-
-
-def reasons(cluster: Cluster, ns: str, name: str) -> list[str]:
-    return [e["reason"] for e in rig.events_of(cluster, ns, name)]
-
-
-def alive(op: rig.OperatorProcess) -> None:
-    assert op.proc is not None
-    assert op.proc.poll() is None, op.tail()
+    extra_env = {"MODELOPS_OPERATOR_RESYNC_SECONDS": RESYNC}
+    with rig.running_operator(cluster, "modelops-recovery-", extra_env=extra_env) as op:
+        yield op
 
 
 # --- 1. the API server restarted mid-canary ---------------------------------------
@@ -74,29 +54,9 @@ def alive(op: rig.OperatorProcess) -> None:
 
 @pytest.fixture
 def canary_services(namespace: str) -> Iterator[Callable[[str], rig.CanaryRig]]:
-    """tests/cluster/test_operator.py's canary rig: services v1 and v2, Prometheus, traffic."""
-    started: list[Any] = []
-    tmp = tempfile.TemporaryDirectory(prefix="modelops-recovery-canary-")
-
-    def make(model: str) -> rig.CanaryRig:
-        env = {"MODELOPS_DRIFT_MIN_ROWS": "50", "MODELOPS_DRIFT_REFRESH_SECONDS": "1"}
-        stable = start_service(demo_model_dir(model, "1"), env=env)
-        started.append(stable)
-        canary = start_service(demo_model_dir(model, "2"), env=env)
-        started.append(canary)
-        prom = rig.start_prometheus(Path(tmp.name), [stable.url, canary.url], namespace)
-        started.append(prom)
-        traffic = rig.Traffic([stable.url, canary.url], rig.dataset_rows(model)).__enter__()
-        started.append(traffic)
-        return rig.CanaryRig(stable, canary, prom, traffic)
-
-    yield make
-    for thing in reversed(started):
-        if isinstance(thing, rig.Traffic):
-            thing.__exit__(None, None, None)
-        else:
-            thing.stop()
-    tmp.cleanup()
+    """The canary rig of tests/support/operator_rig.py: services v1 and v2, Prometheus, traffic."""
+    with rig.canary_rigs(namespace, "modelops-recovery-canary-") as make:
+        yield make
 
 
 def test_api_server_restarted_mid_canary_the_rollout_finishes_once(
@@ -125,7 +85,7 @@ def test_api_server_restarted_mid_canary_the_rollout_finishes_once(
     ]  # fmt: skip
     assert status["lastAnalysis"]["result"] == "Pass"
     rig.wait_event(cluster, operator, namespace, "diabetes", "Promoted")
-    seen = reasons(cluster, namespace, "diabetes")
+    seen = rig.event_reasons(cluster, namespace, "diabetes")
     assert seen.count("CanaryStarted") == 1, seen
     assert seen.count("Promoted") == 1, seen
     assert seen.count("CanaryAdvanced") == 1, seen  # 50 -> 100: each step analysed once
@@ -135,7 +95,7 @@ def test_api_server_restarted_mid_canary_the_rollout_finishes_once(
     env = rig.deployment_env(deps[0])
     assert env["MODELOPS_MODEL_DIR"] == "/models/diabetes/2"
     assert operator.starts == 1
-    alive(operator)
+    rig.assert_running(operator)
 
 
 # --- 2. someone scales or edits the managed Deployment -----------------------------
@@ -143,19 +103,6 @@ def test_api_server_restarted_mid_canary_the_rollout_finishes_once(
 
 def drift_events(cluster: Cluster, ns: str, name: str) -> list[dict]:
     return [e for e in rig.events_of(cluster, ns, name) if e["reason"] == "DriftCorrected"]
-
-
-def reconciles(op: rig.OperatorProcess, ns: str, name: str) -> float:
-    return op.metric("modelops_operator_reconciles_total", namespace=ns, name=name)
-
-
-def let_it_reconcile(op: rig.OperatorProcess, ns: str, name: str, passes: int = 4) -> None:
-    before = reconciles(op, ns, name)
-    rig.wait_for(
-        lambda: reconciles(op, ns, name) >= before + passes,
-        f"{passes} more reconciles",
-        explain=op.tail,
-    )
 
 
 def test_edited_deployment_is_restored_at_once_and_said_so(cluster, operator, namespace):
@@ -169,7 +116,7 @@ def test_edited_deployment_is_restored_at_once_and_said_so(cluster, operator, na
     original = deployment()
     container = original["spec"]["template"]["spec"]["containers"][0]
     image = container["image"]
-    let_it_reconcile(operator, namespace, "wine")
+    rig.wait_reconciles(operator, namespace, "wine", 4)
     assert drift_events(cluster, namespace, "wine") == []
 
     # kubectl scale: the replicas are the operator's, put back by the watch (no resync
@@ -219,11 +166,11 @@ def test_edited_deployment_is_restored_at_once_and_said_so(cluster, operator, na
     assert deployment()["metadata"]["annotations"]["team"] == "ml"  # left alone
 
     # changes that are not ours: an annotation, kubectl rollout restart: nothing to say
-    let_it_reconcile(operator, namespace, "wine")
+    rig.wait_reconciles(operator, namespace, "wine", 4)
     count = len(drift_events(cluster, namespace, "wine"))
     cluster.kubectl("annotate", f"deployment/{dep_name}", "-n", namespace, "owner=someone")
     cluster.kubectl("rollout", "restart", f"deployment/{dep_name}", "-n", namespace)
-    let_it_reconcile(operator, namespace, "wine")
+    rig.wait_reconciles(operator, namespace, "wine", 4)
     dep = deployment()
     assert "kubectl.kubernetes.io/restartedAt" in dep["spec"]["template"]["metadata"]["annotations"]
     assert dep["metadata"]["annotations"]["owner"] == "someone"
@@ -231,40 +178,24 @@ def test_edited_deployment_is_restored_at_once_and_said_so(cluster, operator, na
         cluster, namespace, "wine"
     )
     rig.wait_phase(cluster, operator, namespace, "wine", "Ready")
-    alive(operator)
+    rig.assert_running(operator)
 
 
 # --- 3. Prometheus answering NaN or garbage ----------------------------------------
 
 
-def start_rules_only_prometheus(workdir: Path, rules: list[dict]) -> rig.PrometheusProcess:
+def start_rules_only_prometheus(workdir: Path, rules: list[dict]) -> Prometheus:
     """A real Prometheus that scrapes nothing and records `rules` every second."""
-    port = free_port()
     (workdir / "rules.yml").write_text(
         yaml.safe_dump({"groups": [{"name": "fault", "interval": "1s", "rules": rules}]})
     )
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(workdir / "rules.yml")],
-    }
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     promtool = subprocess.run(
         [str(find_tool("promtool")), "check", "rules", str(workdir / "rules.yml")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert promtool.returncode == 0, promtool.stdout + promtool.stderr
-    log = (workdir / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(find_tool("prometheus")),
-            f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    prom = rig.PrometheusProcess(proc, f"http://127.0.0.1:{port}", workdir)
-    rig.wait_for(lambda: rig.http_ok(f"{prom.url}/-/ready"), "prometheus ready", timeout=60)
+    prom = Prometheus(workdir, rule_files=[workdir / "rules.yml"])
+    prom.start(timeout=60)
     return prom
 
 
@@ -295,7 +226,7 @@ def test_nan_from_a_real_prometheus_holds_and_never_promotes(
             lambda: prom.query(f"model_version:error_ratio:rate1m{sel}"),
             "the NaN series to be recorded",
         )
-        assert prom.query(f"model_version:error_ratio:rate1m{sel}")[0]["value"][1] == "NaN"
+        assert math.isnan(prom.query(f"model_version:error_ratio:rate1m{sel}")[0]["value"])
         rollout = rig.canary_rollout(prom.url)
         rollout["interval"] = "2s"
         rollout["analysis"]["deadline"] = "25s"
@@ -337,9 +268,9 @@ def test_nan_from_a_real_prometheus_holds_and_never_promotes(
         # never promoted, never a step beyond the first, at any point we looked
         assert all(s.get("stableVersion") == "1" for s in seen)
         assert all(s.get("canaryWeight", 0) in (0, 50) for s in seen)
-        assert "Promoted" not in reasons(cluster, namespace, "wine")
-        assert "CanaryAdvanced" not in reasons(cluster, namespace, "wine")
-        alive(operator)
+        assert "Promoted" not in rig.event_reasons(cluster, namespace, "wine")
+        assert "CanaryAdvanced" not in rig.event_reasons(cluster, namespace, "wine")
+        rig.assert_running(operator)
     finally:
         prom.stop()
 
@@ -427,14 +358,14 @@ def test_garbage_from_prometheus_holds_with_a_clear_message(
         assert (status["phase"], status["stableVersion"], status["canaryWeight"]) == (
             "Progressing", "1", 50,
         )  # fmt: skip
-        seen = reasons(cluster, namespace, name)
+        seen = rig.event_reasons(cluster, namespace, name)
         assert not {"Promoted", "CanaryAdvanced"} & set(seen), seen
         rig.wait_event(cluster, operator, namespace, name, "AnalysisHeld")
     with operator.log.open() as f:
         f.seek(log_start)
         failed = [ln for ln in f.read().splitlines() if "reconcile failed" in ln]
     assert failed == [], operator.tail()
-    alive(operator)
+    rig.assert_running(operator)
 
 
 # --- 4. namespace-scoped mode: no cluster-wide scans --------------------------------

@@ -314,10 +314,31 @@ def garbage_server() -> Iterator[str]:
         server.server_close()
 
 
+def leftovers(cluster: Cluster) -> list[str]:
+    """ModelDeployments of earlier tests whose namespace is being deleted (`namespace` does
+    not wait): while they go, a reconcile of theirs can fail on the terminating namespace."""
+    going = {
+        ns["metadata"]["name"]
+        for ns in cluster.get("namespaces")["items"]
+        if ns["metadata"].get("deletionTimestamp")
+    }
+    return [
+        f"{md['metadata']['namespace']}/{md['metadata']['name']}"
+        for md in cluster.get("modeldeployments", "--all-namespaces")["items"]
+        if md["metadata"]["namespace"] in going
+    ]
+
+
 def test_garbage_from_prometheus_holds_with_a_clear_message(
     cluster, operator, namespace, garbage_server
 ):
     names = {mode: f"garbage-{mode}" for mode in GARBAGE}
+    # the log window below is this test's alone: earlier tests' objects are gone first
+    rig.wait_for(
+        lambda: not leftovers(cluster),
+        "earlier tests' ModelDeployments to be deleted",
+        explain=lambda: f"still there: {leftovers(cluster)}\n{operator.tail()}",
+    )
     log_start = operator.log.stat().st_size  # the module's operator logged earlier tests too
     for mode, name in names.items():
         analysis = {"minRequests": 1, "prometheusUrl": f"{garbage_server}/{mode}"}

@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.load()  # ArtifactRejectedError here fails startup: nothing is ever served
+        await service.prepare()
         warm_up = asyncio.create_task(service.warm_up())
         try:
             yield

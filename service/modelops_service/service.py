@@ -138,6 +138,17 @@ class ModelService:
         """One row of training means: a valid input for the warm-up call."""
         return np.array([[f.mean for f in self.card.features]], dtype=np.float64)
 
+    async def prepare(self) -> None:
+        """After ``load``, before the server listens: the one-off costs that would
+        otherwise stall the event loop under traffic (or stretch the not-ready phase).
+
+        The first sync endpoint (/metrics) imports anyio's asyncio backend and starts its
+        worker thread: about 40 ms on the event loop thread. The start-up heap, the
+        model included, is collected once and frozen out of full collections."""
+        await anyio.to_thread.run_sync(generate_latest, self.registry)
+        if self.settings.gc_freeze:
+            freeze_startup_objects()
+
     async def warm_up(self) -> None:
         """One prediction outside the metrics and the drift window, then ready."""
         if self.predictor is None:
@@ -148,11 +159,6 @@ class ModelService:
             # Stay not-ready: the probes keep traffic away and this line says why.
             log.exception("warm-up prediction failed; the model stays not ready")
             return
-        # The first sync endpoint (/metrics) imports anyio's asyncio backend and starts its
-        # worker thread: about 40 ms on the event loop thread, so here, before ready.
-        await anyio.to_thread.run_sync(generate_latest, self.registry)
-        if self.settings.gc_freeze:
-            freeze_startup_objects()
         if self.settings.readiness_delay_seconds:
             await asyncio.sleep(self.settings.readiness_delay_seconds)
         self.ready = True

@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     # --- garbage collector ---
     gc_freeze: bool = Field(
         default=True,
-        description="After the warm-up, collect once, then freeze every object alive (imports, "
+        description="Before serving, collect once, then freeze every object alive (imports, "
         "the model) out of the garbage collector's view (gc.freeze) and raise its young "
         f"generation threshold to {GC_GEN0_THRESHOLD}: a full collection then scans only "
         "recent objects, a fraction of a millisecond instead of 50-80 ms that stall every "

@@ -64,14 +64,13 @@ def clean_gc():
     gc.set_threshold(*threshold)
 
 
-def test_the_warm_up_freezes_the_start_up_heap_out_of_full_collections(
+def test_prepare_freezes_the_start_up_heap_out_of_full_collections(
     model_root: Path, clean_gc
 ) -> None:
     svc = service(model_root / "wine" / "1")
     svc.load()
     assert gc.get_freeze_count() == 0
-    asyncio.run(svc.warm_up())
-    assert svc.ready
+    asyncio.run(svc.prepare())
     assert gc.get_freeze_count() > 1000  # the imports and the model, at least
     assert gc.get_threshold()[0] >= GC_GEN0_THRESHOLD
 
@@ -80,7 +79,6 @@ def test_gc_freeze_off_leaves_the_collector_alone(model_root: Path, clean_gc) ->
     gc.set_threshold(700, 10, 10)
     svc = service(model_root / "wine" / "1", gc_freeze=False)
     svc.load()
-    asyncio.run(svc.warm_up())
-    assert svc.ready
+    asyncio.run(svc.prepare())
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == (700, 10, 10)

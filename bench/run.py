@@ -690,6 +690,11 @@ def run(args: argparse.Namespace) -> int:
                             body = bodies[server.key][n]
                             if args.warmup > 0:
                                 wrk(server.predict_url, body, c, args.warmup, load_cpu)
+                            # wrk hangs up with c requests in flight; measuring at once would
+                            # count the server finishing those, and the new connections
+                            # arriving meanwhile (p99 of 100 rows x 64 clients: 40 ms with a
+                            # pause, 170-200 ms without, for the same server).
+                            time.sleep(args.settle)
                             cpu_before = cpu_seconds(server.proc.pid)
                             with RssSampler(server.proc.pid) as sampler:
                                 result = wrk(server.predict_url, body, c, args.duration, load_cpu)
@@ -748,6 +753,7 @@ def run(args: argparse.Namespace) -> int:
             "rows": row_counts,
             "load_generator": "wrk -t1 (closed loop), bench/wrk_post.lua",
             "scrape_interval_s": args.scrape_interval,
+            "settle_s": args.settle,
             "scrapes": scraper.scrapes,
             "scrape_failures": scraper.failures,
         },
@@ -963,6 +969,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="repetitions, the median is reported (3)")
     parser.add_argument("--duration", type=float, help="seconds per measurement (4)")
     parser.add_argument("--warmup", type=float, help="warm-up s per measurement (1)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.5,
+        help="pause in s between each warm-up and its measurement (0.5)",
+    )
     parser.add_argument("--initial-warmup", type=float, default=2, help="warm-up s at start")
     parser.add_argument("--start-timeout", type=float, default=180, help="seconds to become ready")
     parser.add_argument("--out", default="bench-results", help="output directory (ignored by git)")

@@ -269,6 +269,16 @@ start_traffic() {
   TRAFFIC_PID=$!
 }
 
+# Stop the traffic and the watch the demo started (each PID is the process itself), whether
+# they still run or not.
+stop_demo_processes() {
+  local pid
+  for pid in ${TRAFFIC_PID:-} ${WATCH_PID:-}; do
+    kill "$pid" 2>/dev/null || true
+  done
+  TRAFFIC_PID= WATCH_PID=
+}
+
 md_field() { # md_field NAME NS JSONPATH
   kctl get modeldeployment "$1" -n "$2" -o jsonpath="$3" 2>/dev/null || true
 }
@@ -298,7 +308,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
 
   TRAFFIC_PID=
   WATCH_PID=
-  trap '[[ -n $TRAFFIC_PID ]] && kill "$TRAFFIC_PID" 2>/dev/null; [[ -n $WATCH_PID ]] && kill "$WATCH_PID" 2>/dev/null; true' EXIT
+  trap stop_demo_processes EXIT
   say "traffic: 20 req/s to $TRAFFIC_URL/v1/predict through the Service (stable and canary pods);"
   say "         log in .run/kind-demo-traffic.log"
   start_traffic
@@ -322,7 +332,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
 
   local phase="" observed stable canary deadline=$((SECONDS + 1500))
   while ((SECONDS < deadline)); do
-    sleep 10
+    sleep 5
     observed=$(md_field "$name" "$ns" '{.status.observedGeneration}')
     [[ ${observed:-0} -ge $generation ]] || continue
     phase=$(md_field "$name" "$ns" '{.status.phase}')
@@ -332,8 +342,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
       break
     fi
   done
-  kill "$WATCH_PID" 2>/dev/null || true
-  WATCH_PID=
+  stop_demo_processes
   echo
   say "result: phase=${phase:-unknown} stableVersion=$(md_field "$name" "$ns" '{.status.stableVersion}')"
   md_field "$name" "$ns" '{range .status.history[*]}{.at}  {.version}  {.result}  {.reason}{"\n"}{end}'

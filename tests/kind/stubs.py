@@ -102,9 +102,14 @@ def host_path_without(root: Path, *names: str) -> str:
 
 
 def make(stubs: Stubs, *args: str, path: str | None = None, **env: str):
-    """Run make with the stubs: pinned tools from stubs.localbin, engines on PATH."""
+    """Run make with the stubs: pinned tools from stubs.localbin, engines on PATH.
+
+    CACHE moves away from the repo's .cache, whose bin/ (make tools) the Makefile puts
+    first on PATH, so that no real helm or kubectl from there stands in for a stub.
+    """
     assert shutil.which("make")
+    cache = f"CACHE={stubs.root / 'cache'}"
     return run(
-        ["make", "--no-print-directory", f"LOCALBIN={stubs.localbin}", *args],
+        ["make", "--no-print-directory", f"LOCALBIN={stubs.localbin}", cache, *args],
         env={**stubs.env(path), **env},
     )

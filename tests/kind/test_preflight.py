@@ -167,3 +167,14 @@ def test_bootstrap_names_the_fix_when_python_cannot_make_a_venv(tmp_path):
     assert "ensurepip is not available" in line
     assert not (tmp_path / "uv").exists(), "a half-made venv is removed"
     assert ROOT.is_dir()
+
+
+def test_readme_says_what_make_up_needs_of_the_host():
+    readme = (ROOT / "README.md").read_text()
+    (needs,) = [line for line in readme.splitlines() if line.startswith("| `make up` |")]
+    assert "cgroup v2" in needs
+    assert "python3 -m venv" in needs
+    troubleshooting = readme.split("### Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    assert "systemd.unified_cgroup_hierarchy=1" in troubleshooting
+    assert "sudo apt install python3-venv" in troubleshooting
+    assert "externally-managed-environment" in troubleshooting

@@ -96,17 +96,20 @@ def test_demo_stops_the_watch_and_the_traffic_it_started(tmp_path, diabetes_serv
     stubs.kind(clusters=("modelops",))
     stubs.pinned("kubectl", KUBECTL_VERSION, KUBECTL)
     env = {**stubs.env(), "TRAFFIC_URL": diabetes_service}
-    proc = subprocess.Popen(
-        ["make", "--no-print-directory", "demo", f"LOCALBIN={stubs.localbin}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    # Output to a file, not a pipe: a leaked watch would hold a pipe open after make exits.
+    output = tmp_path / "demo.out"
+    with output.open("w") as out_file:
+        proc = subprocess.Popen(
+            ["make", "--no-print-directory", "demo", f"LOCALBIN={stubs.localbin}"],
+            cwd=ROOT,
+            env=env,
+            stdout=out_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        out = output.read_text()
         assert proc.returncode == 0, out
         assert "result: phase=Ready stableVersion=2" in out
         assert "NAME VERSION STABLE PHASE" in out, "the watch ran"

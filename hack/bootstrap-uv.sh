@@ -29,7 +29,6 @@ fi
 
 python=$(command -v python3 2>/dev/null) || die "uv is not on PATH and there is no python3 to install it with: install Python 3, $install_uv"
 echo ">> uv not on PATH: installing uv $version into $dir with $python -m venv" >&2
-rm -rf "$dir"
 if ! log=$("$python" -m venv "$dir" 2>&1); then
   rm -rf "$dir"
   die "$python cannot create a virtual environment (${log##*$'\n'}): on Debian/Ubuntu run 'sudo apt install python3-venv', $install_uv"

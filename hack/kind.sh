@@ -165,14 +165,14 @@ cmd_load_images() {
   if "$KIND" load docker-image --name "$KIND_CLUSTER" "$@"; then
     return 0
   fi
-  local arch tmp
+  local arch
   arch=$(docker version --format '{{.Server.Arch}}')
   say "kind load docker-image failed (Docker's containerd image store, kind issue #3795):"
   say "loading a linux/$arch archive instead (docker image save --platform | kind load image-archive)"
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' RETURN
-  docker image save --platform "linux/$arch" --output "$tmp/images.tar" "$@"
-  "$KIND" load image-archive --name "$KIND_CLUSTER" "$tmp/images.tar"
+  ARCHIVE_DIR=$(mktemp -d)
+  trap 'rm -rf "$ARCHIVE_DIR"' EXIT
+  docker image save --platform "linux/$arch" --output "$ARCHIVE_DIR/images.tar" "$@"
+  "$KIND" load image-archive --name "$KIND_CLUSTER" "$ARCHIVE_DIR/images.tar"
 }
 
 # The Alertmanager example (alerts/alertmanager/) as kube-prometheus-stack values: its
@@ -276,7 +276,7 @@ stop_demo_processes() {
   for pid in ${TRAFFIC_PID:-} ${WATCH_PID:-}; do
     kill "$pid" 2>/dev/null || true
   done
-  TRAFFIC_PID= WATCH_PID=
+  TRAFFIC_PID='' WATCH_PID=''
 }
 
 md_field() { # md_field NAME NS JSONPATH

@@ -159,6 +159,9 @@ def test_help_documents_every_kind_target():
         "load-images",
         "demo",
         "demo-local",
+        "alerting",
+        "kind-preflight",
+        "kind-tools",
     ]:
         assert re.search(rf"^  {re.escape(target)} +\S", section, re.M), f"{target} has no ## help"
 

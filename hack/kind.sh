@@ -63,16 +63,21 @@ cmd_engine() {
 # What `make up` needs of the host beyond an answering engine, checked before step 1 so
 # that a broken prerequisite stops it before anything is created.
 cmd_preflight() {
-  local cgroup name dest missing=()
+  local cgroup file name dest onpath missing=()
   # kind's node images for Kubernetes 1.35+ refuse cgroup v1 (kind v0.31.0 release notes).
   cgroup=$(docker info --format '{{.CgroupVersion}}' 2>/dev/null) || true
   if [[ $cgroup != 2 ]]; then
     die "the Docker host runs cgroup v${cgroup:-?}, the kind node image needs cgroup v2: boot it with systemd.unified_cgroup_hierarchy=1 (or use Docker Desktop 4.3+), see README Troubleshooting"
   fi
+  # What install-tool will have to download: neither installed nor on PATH at the pin.
   for dest in "$KIND" "$KUBECTL" "$HELM"; do
-    name=$(basename "$dest")
-    name=${name%%-*}
-    [[ -x $dest ]] || missing+=("$name")
+    [[ -x $dest ]] && continue
+    file=$(basename "$dest")
+    name=${file%%-*}
+    if onpath=$(command -v "$name" 2>/dev/null) && [[ $(version_of "$name" "$onpath") == "${file#*-}" ]]; then
+      continue
+    fi
+    missing+=("$name")
   done
   if ((${#missing[@]})) && ! command -v curl >/dev/null 2>&1; then
     die "curl is needed to download ${missing[*]} into $(dirname "$KIND"): install curl (or put the pinned versions on PATH)"

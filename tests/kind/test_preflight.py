@@ -57,7 +57,12 @@ def test_make_up_without_curl_for_missing_tools_stops_before_step_1(tmp_path):
     stubs = Stubs(tmp_path)
     stubs.docker(cgroup=2)
     venv = tmp_path / "venv"
-    proc = make(stubs, "up", f"VENV={venv}", path=host_path_without(tmp_path, "curl"))
+    proc = make(
+        stubs,
+        "up",
+        f"VENV={venv}",
+        path=host_path_without(tmp_path, "curl", "kind", "kubectl", "helm"),
+    )
     last = assert_stopped_before_creating_anything(proc, stubs, venv)
     assert "curl is needed to download kind kubectl helm" in last, last
 
@@ -178,3 +183,16 @@ def test_readme_says_what_make_up_needs_of_the_host():
     assert "systemd.unified_cgroup_hierarchy=1" in troubleshooting
     assert "sudo apt install python3-venv" in troubleshooting
     assert "externally-managed-environment" in troubleshooting
+
+
+def test_preflight_needs_no_curl_when_the_pinned_tools_are_on_path(tmp_path):
+    stubs = Stubs(tmp_path)
+    stubs.docker(cgroup=2)
+    stubs.add("kind", 'echo "kind v0.33.0 go1.26.8 linux/amd64"')
+    stubs.add("kubectl", 'echo "Client Version: v1.37.2"')
+    stubs.add("helm", "echo v4.1.4")
+    proc = make(
+        stubs, "kind-preflight", path=host_path_without(tmp_path, "curl", "kubectl", "helm")
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "will fetch" not in proc.stdout

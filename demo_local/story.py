@@ -31,6 +31,7 @@ from typing import Any, TextIO
 import yaml
 
 from demo_local.pods import PodProcesses, ServiceProxy
+from modelops_service import recording_rules
 from tests.rig.control_plane import (
     RUN_ROOT,
     TOOLS_BIN,
@@ -70,10 +71,10 @@ SERVICE_ENV = {"MODELOPS_DRIFT_MIN_ROWS": "150", "MODELOPS_DRIFT_REFRESH_SECONDS
 OPERATOR_TICK = "2"
 TRAFFIC_SECONDS = 1800  # the generator's own bound; it is stopped when the demo ends
 FIGURES = (
-    ("requests/s", "model_version:requests:rate1m"),
-    ("error ratio", "model_version:error_ratio:rate1m"),
-    ("p95 latency s", "model_version:latency_p95_seconds:rate1m"),
-    ("drift (PSI)", "model_version:drift_score:max"),
+    ("requests/s", recording_rules.REQUESTS_RATE1M.name),
+    ("error ratio", recording_rules.ERROR_RATIO_RATE1M.name),
+    ("p95 latency s", recording_rules.LATENCY_P95_RATE1M.name),
+    ("drift (PSI)", recording_rules.DRIFT_SCORE_MAX.name),
 )
 
 
@@ -514,7 +515,7 @@ class Demo:
 
     def _wait_for_figures(self) -> None:
         assert self.prometheus is not None
-        expr = f'model_version:requests:rate1m{{namespace="{self.ns}"}} > 0'
+        expr = f'{recording_rules.REQUESTS_RATE1M.name}{{namespace="{self.ns}"}} > 0'
 
         def flowing(_snap: dict[str, list]) -> str | None:
             for model, proc in self.traffic.items():

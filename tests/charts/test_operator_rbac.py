@@ -11,7 +11,7 @@ pytestmark = pytest.mark.render
 
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 # What the operator does to what the model-service chart renders: server-side apply (patch,
-# create when new), read back, list by the owner label, prune. Nothing watches it.
+# create when new), read back, list by the owner label, prune; kopf watches the Deployments.
 APPLY = {"get", "list", "create", "patch", "delete"}
 LIST = {"list"}
 
@@ -34,7 +34,7 @@ NAMESPACED_GRANTS = {
     ("modelops.io", "modeldeployments"): {"get", "list", "watch", "patch"},
     ("modelops.io", "modeldeployments/status"): {"patch", "update"},
     ("modelops.io", "modeldeployments/finalizers"): {"update"},
-    ("apps", "deployments"): APPLY,
+    ("apps", "deployments"): APPLY | {"watch"},
     ("", "services"): APPLY,
     ("", "serviceaccounts"): APPLY,
     ("", "configmaps"): APPLY,

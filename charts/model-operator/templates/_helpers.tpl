@@ -82,10 +82,11 @@ request of the operator (operator/modelops_operator/kube.py) or of kopf makes; n
   resources: [modeldeployments/finalizers]
   verbs: [update]
 # what the model-service chart renders: server-side applied (patch, and create when new),
-# read back, listed by the owner label and pruned
+# read back, listed by the owner label and pruned; the Deployments also watched (kopf), so a
+# change of a track's readiness wakes its ModelDeployment at once
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services, serviceaccounts, configmaps]
   verbs: [get, list, create, patch, delete]

@@ -37,15 +37,15 @@ tools: ## Install the pinned test tools (control plane, helm, kubectl, prometheu
 	hack/install-tools.sh
 
 .PHONY: lint
-lint: venv tools ## Lint: ruff, mypy (service/, operator/), generated files fresh, helm lint --strict of both charts.
+lint: venv tools ## Lint: ruff, generated files fresh, helm lint --strict of both charts, mypy (service/, operator/).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
 	$(PY) hack/generate.py --check
 	@for chart in charts/model-service charts/model-operator; do \
 	  helm lint --strict --quiet $$chart; \
 	  for f in $$chart/ci/*-values.yaml; do helm lint --strict --quiet $$chart --values $$f; done; \
 	done
+	$(VENV)/bin/mypy
 
 .PHONY: generate
 generate: venv tools ## Write every generated file: rules, dashboards, chart copies, values and READMEs, manifests/rbac.

@@ -62,7 +62,8 @@ RECORDING_START = (
 )
 RECORDING_END = "<!-- recording-rules:end -->"
 
-_DNS_LABEL = re.compile(r"[^a-z0-9-]+")
+# A dashboard's file name makes its ConfigMap's name (templates/dashboards-configmap.yaml).
+DASHBOARD_FILE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?\.json")
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,6 @@ class Output:
     path: Path
     content: bytes
     source: str
-
-
-def dns_name(stem: str) -> str:
-    """A file stem as a DNS-1123 label part (ConfigMap names are built from it)."""
-    name = _DNS_LABEL.sub("-", stem.lower()).strip("-")
-    if not name:
-        raise ValueError(f"cannot make a resource name out of {stem!r}")
-    return name
 
 
 def between(text: str, start: str, end: str, block: str, where: Path) -> str:
@@ -161,10 +154,13 @@ def values_outputs(root: Path) -> list[Output]:
 
 
 def dashboard_outputs() -> list[Output]:
-    return [
-        Output(DASHBOARDS_DIR / name, dashboards.render(build).encode(), "dashboards/generate.py")
-        for name, build in dashboards.DASHBOARDS.items()
-    ]
+    outputs = []
+    for name, build in dashboards.DASHBOARDS.items():
+        if not DASHBOARD_FILE.fullmatch(name):
+            raise SystemExit(f"dashboard file {name!r}: not a DNS label + .json")
+        content = dashboards.render(build).encode()
+        outputs.append(Output(DASHBOARDS_DIR / name, content, "dashboards/generate.py"))
+    return outputs
 
 
 def crd_outputs(root: Path) -> list[Output]:

@@ -64,6 +64,13 @@ def test_the_chart_carries_exactly_the_generated_dashboards() -> None:
         assert (SERVICE / "files" / "dashboards" / name).read_text() == dashboards.render(build)
 
 
+def test_refuses_a_dashboard_name_that_cannot_name_a_configmap(monkeypatch) -> None:
+    monkeypatch.setattr(dashboards, "DASHBOARDS", {"Model_Overview.json": dashboards.overview})
+
+    with pytest.raises(SystemExit, match=r"Model_Overview\.json"):
+        gen.dashboard_outputs()
+
+
 def test_the_dashboards_colour_thresholds_from_the_alert_parameters() -> None:
     error_ratio = rules.load_params()["errorRatioThreshold"].default
     board = json.loads((SERVICE / "files" / "dashboards" / "modelops-overview.json").read_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from modelops_service import recording_rules
+
 GROUP = "modelops.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -38,11 +40,12 @@ COND_DEGRADED = "Degraded"
 COND_MONITORING = "MonitoringReady"
 CONDITION_TYPES = (COND_READY, COND_PROGRESSING, COND_DEGRADED, COND_MONITORING)
 
-# Recording rules from alerts/ (CONVENTIONS.md); the analysis never names a raw metric.
-RULE_REQUESTS = "model_version:requests:rate1m"
-RULE_ERROR_RATIO = "model_version:error_ratio:rate1m"
-RULE_LATENCY_P95 = "model_version:latency_p95_seconds:rate1m"
-RULE_DRIFT = "model_version:drift_score:max"
+# The recording rules the canary analysis queries, named by the one catalog the rules of
+# alerts/ are built from (CONVENTIONS.md); the analysis never names a raw metric.
+RULE_REQUESTS = recording_rules.REQUESTS_RATE1M.name
+RULE_ERROR_RATIO = recording_rules.ERROR_RATIO_RATE1M.name
+RULE_LATENCY_P95 = recording_rules.LATENCY_P95_RATE1M.name
+RULE_DRIFT = recording_rules.DRIFT_SCORE_MAX.name
 
 METRICS_PORT = 8000
 LIVENESS_PORT = 8080

@@ -16,9 +16,17 @@ from modelops_operator.constants import (
     COND_READY,
     CONDITION_TYPES,
 )
-from modelops_operator.models import Condition, Phase
-from modelops_operator.rollout import EventKind, Outcome, State
-from modelops_operator.workloads import WorkloadState
+from modelops_operator.models import (
+    AnalysisRecord,
+    Condition,
+    ModelDeploymentStatus,
+    Phase,
+    isoformat,
+)
+from modelops_operator.reasons import Reason
+from modelops_operator.rollout import Action, EventKind, Observation, Outcome, State
+from modelops_operator.selectors import MonitoringReport
+from modelops_operator.workloads import WorkloadState, ready_text
 
 
 @dataclass(frozen=True)
@@ -67,14 +75,14 @@ def rollout_conditions(outcome: Outcome, stable: WorkloadState) -> list[Conditio
         ready = ConditionValue(
             COND_READY,
             True,
-            "Available",
+            Reason.AVAILABLE,
             f"{stable.ready}/{stable.desired} stable replicas ready{unverified}",
         )
     else:
         ready = ConditionValue(
             COND_READY,
             False,
-            stable.failure or ("NotDeployed" if not stable.exists else "NotAvailable"),
+            stable.failure or (Reason.NOT_DEPLOYED if not stable.exists else Reason.NOT_AVAILABLE),
             (stable.failure_message or f"{stable.ready}/{stable.desired} stable replicas ready")
             + unverified,
         )
@@ -84,15 +92,20 @@ def rollout_conditions(outcome: Outcome, stable: WorkloadState) -> list[Conditio
     if in_rollout:
         progressing = ConditionValue(COND_PROGRESSING, True, event.reason, event.message)
     elif phase == Phase.ROLLED_BACK:
-        progressing = ConditionValue(COND_PROGRESSING, False, "RolledBack", event.message)
+        progressing = ConditionValue(COND_PROGRESSING, False, Reason.ROLLED_BACK, event.message)
     else:
         progressing = ConditionValue(
-            COND_PROGRESSING, False, "RolloutComplete", event.message or "no rollout in progress"
+            COND_PROGRESSING,
+            False,
+            Reason.ROLLOUT_COMPLETE,
+            event.message or "no rollout in progress",
         )
     if phase == Phase.DEGRADED:
-        degraded = ConditionValue(COND_DEGRADED, True, event.reason or "Degraded", event.message)
+        degraded = ConditionValue(
+            COND_DEGRADED, True, event.reason or Reason.DEGRADED, event.message
+        )
     else:
-        degraded = ConditionValue(COND_DEGRADED, False, "AsExpected", "")
+        degraded = ConditionValue(COND_DEGRADED, False, Reason.AS_EXPECTED, "")
     return [ready, progressing, degraded]
 
 
@@ -111,3 +124,32 @@ def _unverified(outcome: Outcome) -> str:
 
 def monitoring_condition(ok: bool, reason: str, message: str) -> ConditionValue:
     return ConditionValue(COND_MONITORING, ok, reason, message)
+
+
+def status_after(
+    outcome: Outcome,
+    obs: Observation,
+    report: MonitoringReport,
+    last_analysis: AnalysisRecord | None,
+    generation: int | None,
+) -> ModelDeploymentStatus:
+    """The status one pass writes: the outcome's, with conditions, READY and the last analysis."""
+    if outcome.transition.action == Action.START_CANARY:
+        last_analysis = None  # a new canary: the previous figures are about another release
+    conditions = set_conditions(
+        obs.status.conditions,
+        [
+            *rollout_conditions(outcome, obs.stable),
+            monitoring_condition(report.ok, report.reason, report.message),
+        ],
+        isoformat(obs.now),
+        generation,
+    )
+    return outcome.status.model_copy(
+        update={
+            "observed_generation": generation,
+            "ready": ready_text(obs.stable, obs.canary),
+            "last_analysis": last_analysis,
+            "conditions": conditions,
+        }
+    )

@@ -25,6 +25,7 @@ from typing import Any
 
 import kopf
 
+from modelops_operator import logs
 from modelops_operator.constants import (
     GROUP,
     LABEL_MANAGED_BY,
@@ -55,11 +56,12 @@ async def startup(
     settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
 ) -> None:
     config = OperatorSettings()
+    logs.configure(config.log_level)  # `kopf run` installed its text handler: JSON lines instead
     # reconciles wait on the API server and helm, not on this process's CPU
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="reconcile")
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prometheus query otherwise
     logging.getLogger("kopf.objects").addFilter(_QuietWatch())
     # kopf's own bookkeeping lives in annotations, so status is only what we write
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -77,7 +79,7 @@ async def startup(
     metrics.serve(config.metrics_port)
     memo.reconciler = Reconciler(
         config,
-        KubeClient.from_kubeconfig(config.kubeconfig),
+        KubeClient.from_kubeconfig(config.kubeconfig, pool_size=config.workers),
         ChartRenderer(config.chart_path, config.helm_binary),
         PrometheusClient(config.prometheus_timeout_seconds),
         metrics,

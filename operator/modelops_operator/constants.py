@@ -12,14 +12,9 @@ SHORT_NAME = "md"
 FIELD_MANAGER = "modelops-operator"
 MANAGED_BY = "modelops-operator"
 
-# Labels the chart puts on everything (app.kubernetes.io/*) and on pods (modelops.io/*).
-LABEL_NAME = "app.kubernetes.io/name"
+# Labels of the chart's objects (app.kubernetes.io/*) and pods (modelops.io/*) the operator reads.
 LABEL_INSTANCE = "app.kubernetes.io/instance"
-LABEL_VERSION = "app.kubernetes.io/version"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_PART_OF = "app.kubernetes.io/part-of"
-LABEL_MODEL = "modelops.io/model"
-LABEL_MODEL_VERSION = "modelops.io/version"
 LABEL_TRACK = "modelops.io/track"
 TRACK_STABLE = "stable"
 TRACK_CANARY = "canary"
@@ -38,11 +33,10 @@ COND_DEGRADED = "Degraded"
 COND_MONITORING = "MonitoringReady"
 CONDITION_TYPES = (COND_READY, COND_PROGRESSING, COND_DEGRADED, COND_MONITORING)
 
-# Recording rules from alerts/ (CONVENTIONS.md); the analysis never names a raw metric.
+# Recording rules of alerts/modelops.rules.yaml; the analysis never names a raw metric.
 RULE_REQUESTS = "model_version:requests:rate1m"
 RULE_ERROR_RATIO = "model_version:error_ratio:rate1m"
 RULE_LATENCY_P95 = "model_version:latency_p95_seconds:rate1m"
 RULE_DRIFT = "model_version:drift_score:max"
 
 METRICS_PORT = 8000
-LIVENESS_PORT = 8080

@@ -56,9 +56,6 @@ class ModelRef(_Model):
     artifact: str
     sha256: str = ""
 
-    def same_release(self, other: ModelRef | None) -> bool:
-        return other is not None and self == other
-
 
 class Analysis(_Model):
     max_error_rate: float = Field(0.05, alias="maxErrorRate", ge=0, le=1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from modelops_operator.constants import (
     COND_DEGRADED,
@@ -37,8 +38,8 @@ class ConditionValue:
     message: str = ""
 
     @property
-    def status_text(self) -> str:
-        return {True: "True", False: "False", None: "Unknown"}[self.status]
+    def status_text(self) -> Literal["True", "False", "Unknown"]:
+        return "Unknown" if self.status is None else "True" if self.status else "False"
 
 
 def set_conditions(

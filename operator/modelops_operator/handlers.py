@@ -53,7 +53,10 @@ class _QuietWatch(logging.Filter):
 
 @kopf.on.startup()
 async def startup(
-    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
+    settings: kopf.OperatorSettings,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
 ) -> None:
     config = OperatorSettings()
     logs.configure(config.log_level)  # `kopf run` installed its text handler: JSON lines instead
@@ -122,7 +125,7 @@ async def owned_deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: A
     obj = event.get("object")
     if reconciler is None or not isinstance(obj, dict):
         return
-    uid = reconciler.owned_object_changed(event.get("type"), obj)
+    uid = reconciler.owned_object_changed(event.get("type"), dict(obj))
     if uid is not None and uid in memo.pokes:
         memo.pokes[uid].set()
 
@@ -130,14 +133,15 @@ async def owned_deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: A
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
 async def rollout_loop(
     name: str,
-    namespace: str,
+    namespace: str | None,
     uid: str,
     memo: kopf.Memo,
     stopped: kopf.DaemonStopped,
-    logger: logging.Logger,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
     reconciler: Reconciler = memo.reconciler
+    assert namespace is not None  # ModelDeployments are namespaced
     poke = _poke(memo, uid)
     tick = reconciler.settings.tick_seconds
     try:

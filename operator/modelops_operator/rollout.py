@@ -432,13 +432,14 @@ def _note_inconclusive(step: Step, status: ModelDeploymentStatus) -> Effect:
 def _promote(step: Step, status: ModelDeploymentStatus) -> Effect:
     assert status.canary is not None
     assert status.stable is not None
+    promoted = status.canary.model
     status = replace_status(
         status,
         previous_stable=PreviousStable(model=status.stable, replacedAt=step.now),
-        stable=status.canary.model,
+        stable=promoted,
         canary=status.canary.model_copy(update={"promoting": True, "step_started_at": step.now}),
     )
-    message = f"canary {status.stable.version} passed every step: {step.event.message}"
+    message = f"canary {promoted.version} passed every step: {step.event.message}"
     return status, [KubeEvent("Normal", Reason.CANARY_PROMOTING, message)]
 
 
@@ -453,12 +454,11 @@ def _finish_promotion(step: Step, status: ModelDeploymentStatus) -> Effect:
 def _rollback(step: Step, status: ModelDeploymentStatus) -> Effect:
     assert status.canary is not None
     assert status.stable is not None
-    failed, event = status.canary.model, step.event
+    failed, stable, event = status.canary.model, status.stable, step.event
     status = replace_status(status, canary=None, rolled_back=failed)
     status = step.record(status, failed.version, Result.ROLLED_BACK, event.reason, event.message)
     message = (
-        f"canary {failed.version} rolled back to {status.stable.version}: "
-        f"{event.reason}: {event.message}"
+        f"canary {failed.version} rolled back to {stable.version}: {event.reason}: {event.message}"
     )
     return status, [KubeEvent("Warning", Reason.ROLLED_BACK, message)]
 

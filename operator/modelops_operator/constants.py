@@ -14,14 +14,9 @@ SHORT_NAME = "md"
 FIELD_MANAGER = "modelops-operator"
 MANAGED_BY = "modelops-operator"
 
-# Labels the chart puts on everything (app.kubernetes.io/*) and on pods (modelops.io/*).
-LABEL_NAME = "app.kubernetes.io/name"
+# Labels of the chart's objects (app.kubernetes.io/*) and pods (modelops.io/*) the operator reads.
 LABEL_INSTANCE = "app.kubernetes.io/instance"
-LABEL_VERSION = "app.kubernetes.io/version"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_PART_OF = "app.kubernetes.io/part-of"
-LABEL_MODEL = "modelops.io/model"
-LABEL_MODEL_VERSION = "modelops.io/version"
 LABEL_TRACK = "modelops.io/track"
 TRACK_STABLE = "stable"
 TRACK_CANARY = "canary"
@@ -48,4 +43,3 @@ RULE_LATENCY_P95 = recording_rules.LATENCY_P95_RATE1M.name
 RULE_DRIFT = recording_rules.DRIFT_SCORE_MAX.name
 
 METRICS_PORT = 8000
-LIVENESS_PORT = 8080

@@ -58,8 +58,8 @@ def set_conditions(
             status=update.status_text,
             reason=update.reason,
             message=update.message[:1024],
-            lastTransitionTime=now if changed else old.last_transition_time,  # type: ignore[union-attr]
-            observedGeneration=generation,
+            last_transition_time=now if changed else old.last_transition_time,  # type: ignore[union-attr]
+            observed_generation=generation,
         )
     ordered = [by_type[t] for t in CONDITION_TYPES if t in by_type]
     ordered += [c for t, c in sorted(by_type.items()) if t not in CONDITION_TYPES]

@@ -374,7 +374,7 @@ def _deploy_stable(step: Step, status: ModelDeploymentStatus) -> Effect:
     target = step.obs.spec.model
     changes: dict = {"stable": target, "canary": None, "rollout_started_at": step.now}
     if status.stable is not None and status.stable != target:
-        changes["previous_stable"] = PreviousStable(model=status.stable, replacedAt=step.now)
+        changes["previous_stable"] = PreviousStable(model=status.stable, replaced_at=step.now)
     if status.canary is not None and not status.canary.promoting:
         status = step.record(status, status.canary.model.version, Result.ABORTED,
                              step.event.reason, "superseded")  # fmt: skip
@@ -401,7 +401,7 @@ def _start_canary(step: Step, status: ModelDeploymentStatus) -> Effect:
         message = "" if status.canary.promoting else f"by {target.version}"
         status = step.record(status, status.canary.model.version, result, Reason.SUPERSEDED,
                              message)  # fmt: skip
-    canary = CanaryState(model=target, step=0, startedAt=step.now, stepStartedAt=step.now)
+    canary = CanaryState(model=target, step=0, started_at=step.now, step_started_at=step.now)
     status = replace_status(status, canary=canary, rollout_started_at=None, last_analysis=None)
     weight = step.obs.spec.rollout.steps[0]
     message = f"canary {target.version} at {weight}%"
@@ -435,7 +435,7 @@ def _promote(step: Step, status: ModelDeploymentStatus) -> Effect:
     promoted = status.canary.model
     status = replace_status(
         status,
-        previous_stable=PreviousStable(model=status.stable, replacedAt=step.now),
+        previous_stable=PreviousStable(model=status.stable, replaced_at=step.now),
         stable=promoted,
         canary=status.canary.model_copy(update={"promoting": True, "step_started_at": step.now}),
     )

@@ -202,9 +202,16 @@ demo-local: venv tools models ## No Docker: rig control plane, KWOK nodes, local
 	$(PY) -m demo_local $(DEMO_LOCAL_ARGS)
 
 .PHONY: images
-images: models ## Build the service and operator images (docker build; the models are baked in).
-	docker build --file service/Dockerfile --tag $(SERVICE_IMAGE) .
-	docker build --file operator/Dockerfile --tag $(OPERATOR_IMAGE) .
+images: models ## Build the service and operator images (BuildKit; models baked in; MODELOPS_OFFLINE=1: no registry).
+	IMAGE_TAG=$(IMAGE_TAG) SERVICE_REPO=$(SERVICE_REPO) OPERATOR_REPO=$(OPERATOR_REPO) hack/images.sh
+
+.PHONY: engine
+engine: ## Start a Docker engine when none answers (installs Debian's docker.io; no systemd: dockerd by PID).
+	hack/docker-engine.sh start
+
+.PHONY: engine-stop
+engine-stop: ## Stop the dockerd that `make engine` started (an engine it did not start is left alone).
+	hack/docker-engine.sh stop
 
 .PHONY: load-images
 load-images: images $(KIND) ## Build the images and load them into the kind cluster.

@@ -78,9 +78,7 @@ def context_files(context: Path, rules: list[tuple[bool, str, re.Pattern[str]]])
         rel_top = os.path.relpath(top, context)
         rel_top = "" if rel_top == "." else rel_top + "/"
         dirs[:] = [
-            d
-            for d in dirs
-            if not ignored(rel_top + d, rules) or _may_reinclude(rel_top + d, rules)
+            d for d in dirs if not ignored(rel_top + d, rules) or _may_reinclude(rel_top + d, rules)
         ]
         files += [
             rel_top + n

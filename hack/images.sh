@@ -144,7 +144,8 @@ local_helm() {
     GOPATH=$tmp GOMODCACHE=$(go env GOMODCACHE) GOOS=$TARGET_OS GOARCH=$TARGET_ARCH CGO_ENABLED=0 \
       GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go install -trimpath \
       -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
-      "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+      "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" 2>&1 |
+      awk '/^go: downloading / { if (n++ % 40 == 0) printf "   ... downloading Go modules (%d)\n", n; next } { print }'
     mkdir -p "$dir"
     mv "$(find "$tmp/bin" -name helm -type f)" "$dir/helm"
     chmod -R u+w "$tmp" && rm -rf "$tmp"

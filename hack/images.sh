@@ -126,7 +126,9 @@ ensure_base() {
     fi
   elif [[ $OFFLINE == 1 ]]; then
     build_standin "$ref"
-  fi # else docker build pulls it, as it would anywhere
+  else # what docker build would do; pulled first so the inputs hash names the image ID
+    "$DOCKER" pull --quiet ${PLATFORM:+--platform "$PLATFORM"} "$ref" >/dev/null
+  fi
 }
 
 # --- helm for the operator image (offline mode) --------------------------------------------
@@ -167,7 +169,7 @@ build() {
   [[ -z $PLATFORM ]] || args+=(--platform "$PLATFORM")
   for base in $(bases_of "$dockerfile"); do
     ensure_base "$base"
-    extras+=("base=$base@$(image_id "$base" || echo pulled)")
+    extras+=("base=$base@$(image_id "$base")")
   done
   hash=$(python3 hack/image_inputs.py "$dockerfile" "${extras[@]}" "platform=$TARGET_OS/$TARGET_ARCH" "${args[@]}")
   tagged=$repo:$IMAGE_TAG-inputs-${hash:0:16}

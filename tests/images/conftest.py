@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.images import Images, build_images
+from devstack.images import Images, build_images
 
 
 @pytest.fixture(scope="session")

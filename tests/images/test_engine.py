@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.support.images import REPO_ROOT, engine_answers
+from devstack.images import REPO_ROOT, engine_answers
 
 pytestmark = pytest.mark.images
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.images import REPO_ROOT
+from devstack.images import REPO_ROOT
 
 RELEASE_HOST = "https://get.helm.sh"
 ARGS = {"HELM_VERSION": "v4.1.4", "TARGETOS": "linux", "TARGETARCH": "arm64"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.images import Images, build_images, run_docker
+from devstack.images import Images, build_images, run_docker
 
 pytestmark = pytest.mark.images
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 
-from tests.support.images import REPO_ROOT
+from devstack.images import REPO_ROOT
 
 _spec = importlib.util.spec_from_file_location(
     "image_inputs", REPO_ROOT / "hack" / "image_inputs.py"

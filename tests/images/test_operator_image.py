@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.images import Images, run_docker
 from tests.charts.render import SERVICE, helm, pinned_versions, template_args
 from tests.images.conftest import BYTECODE_CHECK, RESTRICTED
-from tests.support.images import Images, run_docker
 
 pytestmark = pytest.mark.images
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_wine
 
+from devstack.images import Images, container_logs, run_docker, running_container
+from devstack.processes import free_port
+from devstack.service_process import demo_model_dir
 from modelops_service.card import read_card
 from tests.images.conftest import BYTECODE_CHECK, RESTRICTED
-from tests.support.images import Images, container_logs, run_docker, running_container
-from tests.support.service_process import demo_model_dir, free_port
 
 pytestmark = pytest.mark.images
 

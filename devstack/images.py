@@ -1,31 +1,30 @@
 """The project's images, built by the real Docker engine, and containers run from them.
 
-    from tests.support.images import build_images, running_container
+    from devstack.images import build_images, running_container
 
     images = build_images()                      # hack/images.sh: reused when inputs match
     with running_container(images.service, "-p", "127.0.0.1:8081:8080") as cid: ...
 
 ``build_images`` runs the same script as ``make images`` (so MODELOPS_OFFLINE=1 in the
 environment selects the offline stand-ins, exactly as for the Makefile); an image built
-from the same inputs is reused. No pytest import here: usable from fixtures and rigs.
+from the same inputs is reused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from devstack.paths import REPO_ROOT, DevstackError, find_tool
+
 IMAGE_TAG = "0.1.0"  # the charts' appVersion, the default of `make images`
 
 
-class ImageBuildError(RuntimeError):
+class ImageBuildError(DevstackError):
     """hack/images.sh failed; the message ends with its output."""
 
 
@@ -38,10 +37,10 @@ class Images:
 
 def docker() -> str:
     """The Docker CLI (run, exec, save, history: any CLI of the engine's API will do)."""
-    found = shutil.which("docker")
-    if not found:
-        raise AssertionError("docker is not installed: `make engine` installs and starts one")
-    return found
+    try:
+        return str(find_tool("docker"))
+    except DevstackError as err:
+        raise DevstackError("docker is missing: `make engine` installs and starts one") from err
 
 
 def run_docker(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
@@ -49,7 +48,7 @@ def run_docker(*args: str, timeout: float = 300, check: bool = True) -> subproce
         [docker(), *args], capture_output=True, text=True, timeout=timeout, check=False
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)}: exit {proc.returncode}\n{proc.stderr}")
+        raise DevstackError(f"docker {' '.join(args)}: exit {proc.returncode}\n{proc.stderr}")
     return proc
 
 
@@ -60,7 +59,7 @@ def engine_answers() -> bool:
 def build_images() -> Images:
     """Both images, as `make images` builds them (built once per set of inputs)."""
     if not engine_answers():
-        raise AssertionError("no Docker engine answers: run `make engine`")
+        raise DevstackError("no Docker engine answers: run `make engine`")
     proc = subprocess.run(
         [str(REPO_ROOT / "hack" / "images.sh")],
         cwd=REPO_ROOT,

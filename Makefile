@@ -62,7 +62,7 @@ test: venv tools models ## Run every test: pure, render and cluster tiers.
 
 .PHONY: test-pure
 test-pure: venv models ## Run the tests that need no helm, promtool or cluster.
-	$(PY) -m pytest -m "not render and not cluster and not prometheus" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not render and not cluster and not prometheus and not images" $(PYTEST_ARGS)
 
 .PHONY: test-render
 test-render: venv tools models ## Run the render tier (helm template/lint, promtool).
@@ -194,9 +194,20 @@ demo-local: venv tools models ## No Docker: rig control plane, KWOK nodes, local
 	$(PY) -m devstack.demo $(DEMO_LOCAL_ARGS)
 
 .PHONY: images
-images: models ## Build the service and operator images (docker build; the models are baked in).
-	docker build --file service/Dockerfile --tag $(SERVICE_IMAGE) .
-	docker build --file operator/Dockerfile --tag $(OPERATOR_IMAGE) .
+images: models ## Build the service and operator images (BuildKit; models baked in; MODELOPS_OFFLINE=1: no registry).
+	IMAGE_TAG=$(IMAGE_TAG) SERVICE_REPO=$(SERVICE_REPO) OPERATOR_REPO=$(OPERATOR_REPO) hack/images.sh
+
+.PHONY: test-images
+test-images: venv tools models ## Build both images (make images) and test them in containers (needs make engine).
+	$(PY) -m pytest -m images $(PYTEST_ARGS)
+
+.PHONY: engine
+engine: ## Start a Docker engine when none answers (installs Debian's docker.io; no systemd: dockerd by PID).
+	hack/docker-engine.sh start
+
+.PHONY: engine-stop
+engine-stop: ## Stop the dockerd that `make engine` started (an engine it did not start is left alone).
+	hack/docker-engine.sh stop
 
 .PHONY: load-images
 load-images: images $(KIND) ## Build the images and load them into the kind cluster.

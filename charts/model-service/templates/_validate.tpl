@@ -1,8 +1,9 @@
 {{/*
 Values that pass the schema one field at a time but can never work together, refused at
-render time (helm template/install, and the operator's render) with the value named. The
-schema stays the home of single-field types; this is the home of bounds that depend on
-each other and of ranges with a meaning. Called once, from deployment.yaml.
+render time (helm template/install, and the operator's render) with the values named.
+values.schema.json stays the home of single fields, their types and ranges (a rule
+parameter's range follows its type in alerts/params.yaml); this is the home of bounds that
+depend on each other. Called once, from deployment.yaml.
 */}}
 {{- define "model-service.validate" -}}
 {{- $a := .Values.autoscaling }}
@@ -21,25 +22,6 @@ each other and of ranges with a meaning. Called once, from deployment.yaml.
 {{- if $sm.enabled }}
 {{- if gt (include "model-service.seconds" $sm.scrapeTimeout | float64) (include "model-service.seconds" $sm.interval | float64) }}
 {{- fail (printf "monitoring.serviceMonitor.scrapeTimeout (%s) is longer than monitoring.serviceMonitor.interval (%s): Prometheus refuses such a scrape" $sm.scrapeTimeout $sm.interval) }}
-{{- end }}
-{{- end }}
-{{- if .Values.monitoring.prometheusRule.enabled }}
-{{- $p := .Values.monitoring.prometheusRule.params }}
-{{- /* name, lowest, lowest included, highest, highest included, why */}}
-{{- range $r := list
-  (list "errorRatioThreshold" 0.0 true 1.0 false "a share of requests; ModelHighErrorRatio fires above it")
-  (list "inputErrorRatioThreshold" 0.0 true 1.0 false "a share of requests; ModelHighInputErrorRatio fires above it")
-  (list "memoryLimitRatio" 0.0 false 1.0 false "a share of the memory limit; ModelMemoryNearLimit fires above it")
-  (list "lowConfidenceThreshold" 0.0 false 1.0 true "a probability; ModelLowConfidence fires below it")
-  (list "sloObjective" 0.0 false 1.0 false "an availability objective; the error budget is 1 - objective") }}
-{{- $name := index $r 0 }}
-{{- if hasKey $p $name }}
-{{- $v := index $p $name | float64 }}
-{{- $low := index $r 1 }}{{ $high := index $r 3 }}
-{{- if or (lt $v $low) (and (eq $v $low) (not (index $r 2))) (gt $v $high) (and (eq $v $high) (not (index $r 4))) }}
-{{- fail (printf "monitoring.prometheusRule.params.%s=%v is out of range %s%v, %v%s (%s): the alert could never fire, or always would" $name (index $p $name) (ternary "[" "(" (index $r 2)) $low $high (ternary "]" ")" (index $r 4)) (index $r 5)) }}
-{{- end }}
-{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}

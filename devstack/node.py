@@ -25,8 +25,9 @@ real node per machine, behind a lock; a killed run's leftovers go at the next st
 - `kubepods` cgroups in every cgroup v1 hierarchy: removed, deepest first;
 - the sysctls kubelet sets at start (KUBELET_SYSCTLS): put back to the recorded values;
 - files outside NODE_HOME that kubelet and containerd write to fixed paths (container log
-  links in /var/log/containers, shim sockets in /run/containerd/s, libcni's cache): removed,
-  and their directories too when the node created them.
+  links in /var/log/containers, kubelet's device-plugin socket in /var/lib/kubelet, shim
+  sockets in /run/containerd/s, libcni's cache in /var/lib/cni): removed, and their
+  directories too when the node created them.
 
 Pods get no DNS server (CoreDNS is not built yet): their resolv.conf names none, so a
 lookup fails on the spot instead of going to the host's resolver.
@@ -85,6 +86,7 @@ KUBELET_SYSCTLS = (
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
 SHIM_SOCKETS = Path("/run/containerd/s")
 CNI_CACHE = Path("/var/lib/cni")
+DEVICE_PLUGINS = Path("/var/lib/kubelet/device-plugins")  # kubelet.sock, whatever --root-dir
 
 
 class NodeError(RigError):
@@ -402,11 +404,10 @@ class HostState:
 
     @classmethod
     def record(cls, owner: Path, home: Path) -> HostState:
-        dirs = (CONTAINER_LOG_LINKS, SHIM_SOCKETS, SHIM_SOCKETS.parent, CNI_CACHE, home.parent)
         return cls(
             owner=str(owner),
             sysctls={k: read_sysctl(k) for k in KUBELET_SYSCTLS},
-            existed={str(d): d.exists() for d in dirs},
+            existed={str(d): d.exists() for d in (*_created_trees(home), *_shared_dirs())},
             shim_sockets=sorted(p.name for p in SHIM_SOCKETS.glob("*")),
         )
 
@@ -803,13 +804,28 @@ def _remove_fixed_paths(paths: NodePaths, state: HostState) -> list[str]:
         p.unlink()
     if results:
         removed.append(f"{len(results)} CNI results in {CNI_CACHE}")
-    dirs = (CONTAINER_LOG_LINKS, CNI_CACHE, SHIM_SOCKETS, SHIM_SOCKETS.parent, paths.home.parent)
-    for d in dirs:
+    sock = DEVICE_PLUGINS / "kubelet.sock"
+    if sock.exists():
+        sock.unlink()
+        removed.append(str(sock))
+    for d in _created_trees(paths.home):  # the node made them: all inside is the node's
+        if not state.existed.get(str(d), True) and d.exists():
+            shutil.rmtree(d)
+            removed.append(f"directory {d}")
+    for d in _shared_dirs():  # other containerd instances use them too
         if not state.existed.get(str(d), True) and d.exists():
             with contextlib.suppress(OSError):
                 _rmdir_empty(d)
                 removed.append(f"directory {d}")
     return removed
+
+
+def _created_trees(home: Path) -> tuple[Path, ...]:
+    return (CONTAINER_LOG_LINKS, CNI_CACHE, DEVICE_PLUGINS.parent, home.parent)
+
+
+def _shared_dirs() -> tuple[Path, ...]:
+    return (SHIM_SOCKETS, SHIM_SOCKETS.parent)
 
 
 def _rmdir_empty(d: Path) -> None:

@@ -76,23 +76,23 @@ serve: models ## Serve a demo model on http://127.0.0.1:$(PORT) (MODEL=models/wi
 test-service: venv ## Run the model service's tests (pure, and HTTP against real service processes).
 	$(PY) -m pytest tests/service $(PYTEST_ARGS)
 
-##@ Test rig (a real control plane on loopback, no Docker)
+##@ Dev stack (devstack/: a real control plane on loopback, no Docker)
 
 .PHONY: cluster-up
 cluster-up: venv tools ## Start etcd, kube-apiserver, KCM, scheduler and KWOK nodes; print KUBECONFIG.
-	$(PY) -m tests.rig up
+	$(PY) -m devstack up
 
 .PHONY: cluster-down
 cluster-down: venv ## Stop the processes cluster-up started, by PID.
-	$(PY) -m tests.rig down
+	$(PY) -m devstack down
 
 .PHONY: cluster-status
 cluster-status: venv ## Show the processes of the rig cluster-up started (PID, running or gone).
-	$(PY) -m tests.rig status
+	$(PY) -m devstack status
 
 .PHONY: cluster-env
 cluster-env: venv ## Print the running rig's KUBECONFIG exports, for eval in a shell (make -s).
-	@$(PY) -m tests.rig env
+	@$(PY) -m devstack env
 
 ##@ Charts (charts/model-service, charts/model-operator)
 
@@ -193,13 +193,13 @@ kind-up: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without 
 	@echo ">> 8/8 done"
 	@$(KIND_ENV) hack/kind.sh next-steps
 
-# Options of the no-Docker demo (python -m demo_local --help): e.g. --yes (no pauses),
+# Options of the no-Docker demo (python -m devstack.demo --help): e.g. --yes (no pauses),
 # --keep-cluster (leave the control plane running; make cluster-down stops it).
 DEMO_LOCAL_ARGS ?=
 
 .PHONY: demo-local
 demo-local: venv tools models ## No Docker: rig control plane, KWOK nodes, local operator and services; a canary promoted, one rolled back.
-	$(PY) -m demo_local $(DEMO_LOCAL_ARGS)
+	$(PY) -m devstack.demo $(DEMO_LOCAL_ARGS)
 
 .PHONY: images
 images: models ## Build the service and operator images (docker build; the models are baked in).
@@ -261,8 +261,7 @@ OPERATOR_TICK ?= 2
 
 .PHONY: run-operator
 run-operator: venv ## Run the operator locally against KUBECONFIG (e.g. the rig of cluster-up), metrics on :8000.
-	MODELOPS_OPERATOR_TICK_SECONDS=$(OPERATOR_TICK) $(VENV)/bin/kopf run --standalone --all-namespaces \
-	  -m modelops_operator.handlers --liveness=http://127.0.0.1:8080/healthz
+	MODELOPS_OPERATOR_TICK_SECONDS=$(OPERATOR_TICK) $(PY) -m modelops_operator
 
 .PHONY: test-operator
 test-operator: venv ## Run the operator's pure unit tests (no cluster).
@@ -270,7 +269,7 @@ test-operator: venv ## Run the operator's pure unit tests (no cluster).
 
 .PHONY: bench-operator
 bench-operator: venv tools ## Apply 50 ModelDeployments at once on the rig; print time to all Ready and peak memory.
-	$(PY) operator/bench.py $(BENCH_ARGS)
+	$(PY) bench/operator_rollout.py $(BENCH_ARGS)
 
 ##@ Monitoring (alerts/, dashboards/, loadtest/)
 

@@ -35,10 +35,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.paths import REPO_ROOT
+from devstack.prometheus import Alertmanager, Prometheus, Target
+from devstack.service_process import ServiceProcess, demo_model_dir, start_service
 from tests.monitoring import promql
 from tests.monitoring.failing_model import build_failing_model
-from tests.support.prometheus import Alertmanager, Prometheus, Target
-from tests.support.service_process import REPO_ROOT, ServiceProcess, demo_model_dir, start_service
 
 pytestmark = pytest.mark.prometheus
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.paths import find_tool
 from modelops_operator.applyset import Owner, build_apply_set
 from modelops_operator.render import ChartRenderer, RenderError
 from modelops_operator.rollout import Workloads
 from modelops_operator.settings import OperatorSettings
 from modelops_operator.values import chart_values
 from tests.operator.conftest import ref, spec_for
-from tests.rig.control_plane import find_tool
 
 pytestmark = pytest.mark.render
 

@@ -31,8 +31,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tests.support.prometheus import Prometheus, Target
-from tests.support.service_process import ServiceProcess, http_status, start_service
+from devstack.processes import http_status
+from devstack.prometheus import Prometheus, Target
+from devstack.service_process import ServiceProcess, start_service
 
 LABEL_MODEL = "modelops.io/model"
 LABEL_VERSION = "modelops.io/version"

@@ -1,6 +1,6 @@
 """A REAL Prometheus (and optionally a real Alertmanager) on loopback, for tests of any tier.
 
-    from tests.support.prometheus import Prometheus, Target, Alertmanager
+    from devstack.prometheus import Prometheus, Target, Alertmanager
 
     with Alertmanager(workdir / "am") as am, Prometheus(
         workdir / "prom",
@@ -34,9 +34,9 @@ API (small on purpose):
 - ``PrometheusError``: a failed start (with the log tail) or a query error.
 
 Each process runs in its own session, logs to ``<workdir>/<name>.log`` and is stopped by its
-PID: SIGTERM, then SIGKILL after a grace period. Binaries are looked up on PATH (the Makefile
-puts .cache/bin first; ``make tools`` installs Debian's prometheus, promtool and
-alertmanager, whose binary Debian calls prometheus-alertmanager). No pytest import here.
+PID (devstack.processes). Binaries are looked up in .cache/bin, then PATH (``make tools``
+installs Debian's prometheus, promtool and alertmanager, whose binary Debian calls
+prometheus-alertmanager).
 """
 
 from __future__ import annotations
@@ -44,10 +44,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -59,40 +55,17 @@ from typing import Any
 
 import yaml
 
-__all__ = [
-    "Alertmanager",
-    "Prometheus",
-    "PrometheusError",
-    "Target",
-    "find_binary",
-    "free_port",
-]
+from devstack.paths import DevstackError, find_tool
+from devstack.processes import HOST, Process, free_port, spawn
 
-HOST = "127.0.0.1"
+__all__ = ["Alertmanager", "Prometheus", "PrometheusError", "Target"]
+
 START_TIMEOUT = 30.0
 STOP_GRACE = 10.0
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(DevstackError):
     """A process did not start, or an API call failed."""
-
-
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def find_binary(*names: str) -> str:
-    """The first of ``names`` found on PATH; PrometheusError naming the install step if none."""
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    raise PrometheusError(
-        f"none of {names} is on PATH: run `make tools` (Debian packages prometheus and "
-        "prometheus-alertmanager)"
-    )
 
 
 def _http_json(
@@ -128,7 +101,7 @@ class _Process:
     def __init__(self, workdir: str | os.PathLike) -> None:
         self.workdir = Path(workdir)
         self.port = 0
-        self.process: subprocess.Popen | None = None
+        self.process: Process | None = None
 
     @property
     def url(self) -> str:
@@ -152,21 +125,15 @@ class _Process:
         """Write configuration files before each start."""
 
     def start(self, timeout: float = START_TIMEOUT) -> _Process:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is not None and self.process.alive():
             return self
         self.workdir.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):
             self.port = free_port()
             self._prepare()
-            with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(
-                    self._command(),
-                    cwd=self.workdir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            self.process = spawn(
+                self.name, self._command(), self.log_path, cwd=self.workdir, detach=True
+            )
             try:
                 self._wait_ready(timeout)
                 return self
@@ -180,7 +147,7 @@ class _Process:
         deadline = time.monotonic() + timeout
         while True:
             assert self.process is not None
-            code = self.process.poll()
+            code = self.process.returncode
             if code is not None:
                 raise PrometheusError(
                     f"{self.name} exited with status {code}\n{self.logs()[-4000:]}"
@@ -200,16 +167,7 @@ class _Process:
 
     def stop(self, grace: float = STOP_GRACE) -> int | None:
         """SIGTERM the PID, SIGKILL after ``grace`` seconds. Idempotent."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=grace)
-        return self.process.returncode
+        return self.process.stop(grace) if self.process is not None else None
 
     def __enter__(self):
         return self.start()
@@ -241,7 +199,7 @@ class Alertmanager(_Process):
         binary: str | None = None,
     ) -> None:
         super().__init__(workdir)
-        self.binary = binary or find_binary("alertmanager", "prometheus-alertmanager")
+        self.binary = binary or str(find_tool("alertmanager", "prometheus-alertmanager"))
         self.config = config
 
     @property
@@ -317,7 +275,7 @@ class Prometheus(_Process):
         binary: str | None = None,
     ) -> None:
         super().__init__(workdir)
-        self.binary = binary or find_binary("prometheus")
+        self.binary = binary or str(find_tool("prometheus"))
         self._targets = list(targets)
         self.rule_files = [Path(p).resolve() for p in rule_files]
         self.scrape_interval = scrape_interval

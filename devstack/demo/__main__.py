@@ -1,4 +1,4 @@
-"""python -m demo_local: the no-Docker demo (make demo-local). --help lists the options."""
+"""python -m devstack.demo: the no-Docker demo (make demo-local). --help lists the options."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from demo_local.story import NAMESPACE, Demo, Options
+from devstack.demo.story import NAMESPACE, Demo, Options
 
 
 def parser() -> argparse.ArgumentParser:
     defaults = Options()
     p = argparse.ArgumentParser(
-        prog="python -m demo_local",
+        prog="python -m devstack.demo",
         description="A canary promoted and one rolled back, on a real control plane with "
         "KWOK nodes, the operator and the real model services as local processes, "
         "judged by a local Prometheus. No Docker needed.",

@@ -1,8 +1,8 @@
-"""`python -m tests.rig up|down|env|status`: the rig by hand (make cluster-up/-down).
+"""`python -m devstack up|down|env|status`: the rig by hand (make cluster-up/-down).
 
 The rig's state lives in MODELOPS_RIG_DIR (default .run/cluster): kubeconfig,
 state.json with the PIDs, logs/. `up` is idempotent: a healthy running rig is
-kept. Use it from a shell with `eval "$(python -m tests.rig env)"`; pytest
+kept. Use it from a shell with `eval "$(python -m devstack env)"`; pytest
 reuses it when MODELOPS_KUBECONFIG points at its kubeconfig.
 """
 
@@ -13,16 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from tests.rig.control_plane import RUN_ROOT, Cluster, ControlPlane, RigError, pid_alive
+from devstack.cluster import Cluster
+from devstack.control_plane import ControlPlane
+from devstack.paths import RUN_ROOT, DevstackError
 
 
 def _run_dir() -> Path:
     return Path(os.environ.get("MODELOPS_RIG_DIR", RUN_ROOT / "cluster")).resolve()
-
-
-def _running(run_dir: Path) -> bool:
-    recorded = ControlPlane.recorded_pids(run_dir)
-    return bool(recorded) and all(pid_alive(pid, st) for _, pid, st in recorded)
 
 
 def _exports(run_dir: Path) -> str:
@@ -31,11 +28,11 @@ def _exports(run_dir: Path) -> str:
 
 
 def up(run_dir: Path) -> int:
-    if _running(run_dir):
+    if ControlPlane.running(run_dir):
         Cluster.from_kubeconfig(run_dir / "kubeconfig").wait_ready(timeout=30)
         print(f"rig already running in {run_dir}", file=sys.stderr)
     else:
-        if ControlPlane.recorded_pids(run_dir):
+        if ControlPlane.recorded(run_dir):
             stopped = ControlPlane.stop_recorded(run_dir)
             print(f"cleared a half-dead rig: stopped {stopped or 'nothing'}", file=sys.stderr)
         print(f"starting the rig in {run_dir} ...", file=sys.stderr)
@@ -62,7 +59,7 @@ def down(run_dir: Path) -> int:
 
 
 def env(run_dir: Path) -> int:
-    if not _running(run_dir):
+    if not ControlPlane.running(run_dir):
         print(f"no rig running in {run_dir}: run `make cluster-up`", file=sys.stderr)
         return 1
     sys.stdout.write(_exports(run_dir))
@@ -70,23 +67,23 @@ def env(run_dir: Path) -> int:
 
 
 def status(run_dir: Path) -> int:
-    recorded = ControlPlane.recorded_pids(run_dir)
+    recorded = ControlPlane.recorded(run_dir)
     if not recorded:
         print(f"no rig in {run_dir}")
         return 1
-    for name, pid, st in recorded:
-        print(f"{name:24} pid {pid:<8} {'running' if pid_alive(pid, st) else 'GONE'}")
-    return 0 if _running(run_dir) else 1
+    for p in recorded:
+        print(f"{p.name:24} pid {p.pid:<8} {'running' if p.alive() else 'GONE'}")
+    return 0 if ControlPlane.running(run_dir) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.rig", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "env", "status"])
     args = parser.parse_args(argv)
     commands = {"up": up, "down": down, "env": env, "status": status}
     try:
         return commands[args.command](_run_dir())
-    except RigError as e:
+    except DevstackError as e:
         print(f"rig: {e}", file=sys.stderr)
         return 1
 

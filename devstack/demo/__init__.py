@@ -1,10 +1,10 @@
-"""The no-Docker demo (`make demo-local`, `python -m demo_local`).
+"""The no-Docker demo (`make demo-local`, `python -m devstack.demo`).
 
 What runs where:
 
-- the test rig's real control plane (etcd, kube-apiserver, kube-controller-manager,
-  kube-scheduler) as local processes on loopback, with nodes simulated by KWOK: pods are
-  scheduled and marked Ready, but nothing inside a pod runs;
+- the dev stack's real control plane (devstack.control_plane: etcd, kube-apiserver,
+  kube-controller-manager, kube-scheduler) as local processes on loopback, with nodes
+  simulated by KWOK: pods are scheduled and marked Ready, but nothing inside a pod runs;
 - the operator (`python -m modelops_operator`) as a local process;
 - the real model service for each model version that has pods, as local processes
   (pods.py: one process per version, started and stopped as its pods come and go), scraped

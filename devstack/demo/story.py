@@ -1,7 +1,7 @@
 """The narrated demo: start everything, show a canary promoted and one rolled back, clean up.
 
 Acts:
-  0. what runs where; the control plane (the test rig), the CRD, Prometheus, the operator
+  0. what runs where; the control plane (devstack), the CRD, Prometheus, the operator
   1. two ModelDeployments at version 1 (diabetes, wine), Ready; traffic through each Service
   2. diabetes 1 -> 2 as a canary: errors, latency and drift within the thresholds: promoted
   3. wine 1 -> 2 as a canary: version 2 was trained on low-alcohol wines only, so live
@@ -15,6 +15,7 @@ its PIDs in <workdir>/procs/state.json; the next run stops them first.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -30,28 +31,28 @@ from typing import Any, TextIO
 
 import yaml
 
-from demo_local.pods import PodProcesses, ServiceProxy
-from tests.rig.control_plane import (
+from devstack.canary import dataset_rows
+from devstack.cluster import Cluster, CommandError
+from devstack.control_plane import ControlPlane
+from devstack.demo.pods import PodProcesses, ServiceProxy
+from devstack.operator_process import OperatorProcess
+from devstack.paths import (
+    MODELDEPLOYMENT_CRD,
+    MODELS_ROOT,
+    REPO_ROOT,
+    RULES,
     RUN_ROOT,
     TOOLS_BIN,
-    Cluster,
-    CommandError,
-    ControlPlane,
-    RigError,
-    free_port,
-    pid_alive,
+    DevstackError,
 )
-from tests.support.prometheus import Prometheus, PrometheusError
-from tests.support.service_process import REPO_ROOT, ServiceProcess, ensure_demo_models, http_status
+from devstack.processes import Ledger, Process, spawn
+from devstack.prometheus import Prometheus
+from devstack.service_process import ServiceProcess, ensure_demo_models
 
-CRD = REPO_ROOT / "manifests" / "crd" / "modeldeployments.modelops.io.yaml"
-RULES = REPO_ROOT / "alerts" / "modelops.rules.yaml"
-CHART = REPO_ROOT / "charts" / "model-service"
 NAMESPACE = "modelops-demo"
 IMAGE = "model-service:0.1.0"  # written into the pods' spec; never pulled (KWOK runs nothing)
 HEALTHY = "diabetes"  # 1 -> 2: same inputs, no drift, fast, no errors: passes the analysis
 FAILING = "wine"  # 1 -> 2: trained on low-alcohol wines only: live inputs drift
-DATASETS = {"wine": "load_wine", "diabetes": "load_diabetes"}
 
 # The canary policy of both ModelDeployments. Short steps so the demo takes minutes.
 # maxDriftScore 0.25 is the usual PSI line for a significant shift; the services export
@@ -68,6 +69,7 @@ ANALYSIS = {
 }
 SERVICE_ENV = {"MODELOPS_DRIFT_MIN_ROWS": "150", "MODELOPS_DRIFT_REFRESH_SECONDS": "1"}
 OPERATOR_TICK = "2"
+OPERATOR_RESYNC = "30"  # the operator's own default: the demo shows the product's pace
 TRAFFIC_SECONDS = 1800  # the generator's own bound; it is stopped when the demo ends
 FIGURES = (
     ("requests/s", "model_version:requests:rate1m"),
@@ -96,44 +98,6 @@ class Options:
     act_timeout: float = 300.0
 
 
-def _start_time(pid: int) -> int | None:
-    """Start time in clock ticks since boot (tells a reused PID apart; as tests/rig records)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2 :].split()[19])
-
-
-@dataclass
-class Ledger:
-    """The PIDs this run started, in the state.json format ControlPlane.stop_recorded reads."""
-
-    directory: Path
-    procs: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, name: str, pid: int) -> None:
-        self.procs.append({"name": name, "pid": pid, "start_time": _start_time(pid)})
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / "state.tmp"
-        tmp.write_text(json.dumps({"procs": self.procs}, indent=2))
-        tmp.replace(self.directory / "state.json")
-
-    def stop_leftovers(self) -> list[str]:
-        """Stop what a killed earlier run left behind (only PIDs with their recorded start)."""
-        return ControlPlane.stop_recorded(self.directory, remove=True)
-
-
-def _stop_popen(proc: subprocess.Popen, grace: float = 15.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(grace)
-
-
 class Demo:
     def __init__(self, options: Options, out: TextIO = sys.stdout) -> None:
         self.opts = options
@@ -142,16 +106,18 @@ class Demo:
         self.ns = options.namespace
         self.workdir = options.workdir.resolve()
         self.logs = self.workdir / "logs"
-        self.ledger = Ledger(self.workdir / "procs")
+        # every process this run starts, also on disk for a next run after a SIGKILL
+        self.procs: list[Process] = []
+        self.ledger = Ledger(self.workdir / "procs" / "state.json")
         self.cluster: Cluster | None = None
         self.plane: ControlPlane | None = None  # set only when this run starts the rig
         self.plane_procs: list[dict[str, Any]] = []
         self.prometheus: Prometheus | None = None
-        self.operator: subprocess.Popen | None = None
+        self.operator: OperatorProcess | None = None
         self.pods: PodProcesses | None = None
         self.proxies: dict[str, ServiceProxy] = {}
-        self.traffic: dict[str, subprocess.Popen] = {}
-        self.models_root = REPO_ROOT / "models"
+        self.traffic: dict[str, Process] = {}
+        self.models_root = MODELS_ROOT
         self.results: dict[str, Any] = {}
         self._seen_events: set[str] = set()
         self._md_rows: dict[str, tuple] = {}
@@ -198,7 +164,7 @@ class Demo:
             print(file=self.out)
             self.say("interrupted")
             return 130
-        except (DemoError, RigError, CommandError, PrometheusError) as err:
+        except (DemoError, DevstackError, CommandError) as err:
             self.say(f"the demo stopped: {err}")
             self.say(f"logs: {self.logs}")
             return 1
@@ -249,7 +215,7 @@ class Demo:
         print(
             f"""\
   control plane  etcd, kube-apiserver, kube-controller-manager and kube-scheduler: the real
-                 binaries (make tools), local processes on 127.0.0.1; the test rig of tests/rig
+                 binaries (make tools), local processes on 127.0.0.1 (devstack/)
   nodes          simulated by KWOK: pods are scheduled and marked Ready, but NOTHING INSIDE A
                  POD RUNS (no container runtime, no image is pulled, no pod IP answers)
   operator       python -m modelops_operator, a local process; it renders charts/model-service
@@ -281,12 +247,9 @@ class Demo:
             f"  export KUBECONFIG={self.cluster.kubeconfig} PATH={TOOLS_BIN}:$PATH\n"
             f"  kubectl get modeldeployments -n {self.ns} -w"
         )
-        self.say(f"installing the ModelDeployment CRD ({CRD.relative_to(REPO_ROOT)})")
-        self.cluster.kubectl("apply", "-f", CRD)
-        self.cluster.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/modeldeployments.modelops.io",
-        )  # fmt: skip
+        crd = MODELDEPLOYMENT_CRD.relative_to(REPO_ROOT)
+        self.say(f"installing the ModelDeployment CRD ({crd})")
+        self.cluster.install_modeldeployment_crd()
         self.cluster.create_namespace(self.ns)
         self.prometheus = Prometheus(
             self.workdir / "prometheus",
@@ -295,8 +258,8 @@ class Demo:
             evaluation_interval="2s",
         )
         self.prometheus.start(timeout=60)
-        assert self.prometheus.pid is not None
-        self.ledger.add("prometheus", self.prometheus.pid)
+        assert self.prometheus.process is not None
+        self._record(self.prometheus.process)
         self.say(
             f"Prometheus on {self.prometheus.url} (pid {self.prometheus.pid}), rules "
             f"{RULES.relative_to(REPO_ROOT)}"
@@ -319,12 +282,12 @@ class Demo:
         if self.workdir.exists() and any(self.workdir.iterdir()):
             if not marker.exists():
                 raise DemoError(f"{self.workdir} is not empty and not the demo's: not wiping it")
-            stopped = self.ledger.stop_leftovers()
+            stopped = self.ledger.stop()
             if stopped:
                 self.say(f"stopped what an earlier, killed run left: {', '.join(stopped)}")
             shutil.rmtree(self.workdir)
         self.logs.mkdir(parents=True)
-        marker.write_text("logs and state of python -m demo_local; wiped by its next run\n")
+        marker.write_text("logs and state of python -m devstack.demo; wiped by its next run\n")
 
     def _control_plane(self) -> Cluster:
         if self.opts.kubeconfig:
@@ -334,14 +297,13 @@ class Demo:
             self.say(f"using the running control plane of {cluster.kubeconfig} (left running)")
             return cluster
         run_dir = self.opts.rig_dir.resolve()
-        recorded = ControlPlane.recorded_pids(run_dir)
-        if recorded and all(pid_alive(pid, st) for _, pid, st in recorded):
+        if ControlPlane.running(run_dir):
             cluster = Cluster.from_kubeconfig(run_dir / "kubeconfig")
             cluster.wait_ready()
             cluster.install_monitoring_crds()
             self.say(f"using the control plane already running in {run_dir}; left running")
             return cluster
-        if recorded:
+        if ControlPlane.recorded(run_dir):
             ControlPlane.stop_recorded(run_dir)
         self.say(
             f"starting the control plane in {run_dir}: etcd, kube-apiserver, "
@@ -350,9 +312,7 @@ class Demo:
         # Detached only when it is to outlive this process; else it dies with it.
         self.plane = ControlPlane(run_dir, detach=self.opts.keep_cluster)
         cluster = self.plane.start()  # its PIDs live in run_dir/state.json, as make cluster-up's
-        self.plane_procs = [
-            {"name": p.name, "pid": p.pid, "start_time": p.start_time} for p in self.plane.procs
-        ]
+        self.plane_procs = [p.record() for p in self.plane.procs]
         self.say(
             f"API server {cluster.server}; nodes {', '.join(cluster.nodes)} (KWOK, simulated); "
             + ", ".join(f"{p.name} pid {p.pid}" for p in self.plane.procs)
@@ -362,36 +322,24 @@ class Demo:
     def _start_operator(self) -> None:
         assert self.cluster is not None
         assert self.prometheus is not None
-        health, metrics = free_port(), free_port()
-        env = dict(self.cluster.env)
-        env.update(
-            MODELOPS_OPERATOR_KUBECONFIG=str(self.cluster.kubeconfig),
-            MODELOPS_OPERATOR_NAMESPACES=json.dumps([self.ns]),
-            MODELOPS_OPERATOR_PROMETHEUS_URL=self.prometheus.url,
-            MODELOPS_OPERATOR_CHART_PATH=str(CHART),
-            MODELOPS_OPERATOR_TICK_SECONDS=OPERATOR_TICK,
-            MODELOPS_OPERATOR_HEALTH_PORT=str(health),
-            MODELOPS_OPERATOR_METRICS_PORT=str(metrics),
+        self.operator = OperatorProcess(
+            self.cluster,
+            self.logs,
+            prometheus_url=self.prometheus.url,
+            kubeconfig=self.cluster.kubeconfig,
+            settings={
+                "MODELOPS_OPERATOR_NAMESPACES": json.dumps([self.ns]),
+                "MODELOPS_OPERATOR_TICK_SECONDS": OPERATOR_TICK,
+                "MODELOPS_OPERATOR_RESYNC_SECONDS": OPERATOR_RESYNC,
+            },
         )
-        log = self.logs / "operator.log"
-        with log.open("ab") as out:
-            self.operator = subprocess.Popen(
-                [sys.executable, "-m", "modelops_operator"],
-                env=env,
-                cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.ledger.add("operator", self.operator.pid)
-        deadline = time.monotonic() + 120
-        while http_status(f"http://127.0.0.1:{health}/healthz") != 200:
-            if self.operator.poll() is not None or time.monotonic() > deadline:
-                raise DemoError(f"the operator did not start:\n{self._tail(log)}")
-            time.sleep(0.5)
+        self.operator.start()
+        assert self.operator.process is not None
+        self._record(self.operator.process)
         self.say(
             f"operator: python -m modelops_operator, pid {self.operator.pid}, watching namespace "
-            f"{self.ns}; it queries {self.prometheus.url}; metrics on :{metrics}; log {log}"
+            f"{self.ns}; it queries {self.prometheus.url}; metrics on "
+            f":{self.operator.metrics_port}; log {self.operator.log}"
         )
         self.say(
             "(it runs with the rig's admin credentials; in a cluster, with the least-privilege "
@@ -399,7 +347,11 @@ class Demo:
         )
 
     def _record_service(self, name: str, svc: ServiceProcess) -> None:
-        self.ledger.add(name, svc.pid)
+        self._record(dataclasses.replace(svc.process, name=name))
+
+    def _record(self, proc: Process) -> None:
+        self.procs.append(proc)
+        self.ledger.write(self.procs)
 
     def _clear_earlier_demo(self) -> None:
         """A kept cluster still holds the last run's ModelDeployments: start from none."""
@@ -488,12 +440,9 @@ class Demo:
             "--rate", f"{self.opts.traffic_rate:g}", "--duration", str(TRAFFIC_SECONDS),
             "--rows", str(rows),
         ]  # fmt: skip
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-            )
+        proc = spawn(f"traffic {model}", cmd, log, cwd=REPO_ROOT)
         self.traffic[model] = proc
-        self.ledger.add(f"traffic {model}", proc.pid)
+        self._record(proc)
         self.say(
             f"traffic: python -m loadtest, {self.opts.traffic_rate:g} req/s of real {model} rows "
             f"to Service {self.ns}/{service} (stand-in on {proxy.url}), pid {proc.pid}, "
@@ -502,14 +451,9 @@ class Demo:
 
     def _rows(self, model: str) -> Path:
         """The whole data set as JSON Lines: production traffic shaped like all the data."""
-        import sklearn.datasets
-
-        data = getattr(sklearn.datasets, DATASETS[model])()
         path = self.workdir / f"{model}-rows.jsonl"
         with path.open("w") as f:
-            for row in data.data:
-                f.write(json.dumps(dict(zip(data.feature_names, map(float, row), strict=True))))
-                f.write("\n")
+            f.writelines(json.dumps(row) + "\n" for row in dataset_rows(model))
         return path
 
     def _wait_for_figures(self) -> None:
@@ -518,7 +462,7 @@ class Demo:
 
         def flowing(_snap: dict[str, list]) -> str | None:
             for model, proc in self.traffic.items():
-                if proc.poll() is not None:
+                if not proc.alive():
                     raise DemoError(
                         f"the traffic generator for {model} exited:\n"
                         f"{self._tail(self.logs / f'traffic-{model}.log')}"
@@ -642,7 +586,7 @@ class Demo:
 
     def tick(self) -> dict[str, list]:
         snap = self.snapshot()
-        if self.operator is not None and self.operator.poll() is not None:
+        if self.operator is not None and not self.operator.running():
             raise DemoError(f"the operator exited:\n{self._tail(self.logs / 'operator.log')}")
         for svc in snap["Service"]:
             name = svc["metadata"]["name"]
@@ -754,13 +698,13 @@ class Demo:
     def _cleanup(self) -> None:
         stopped: list[str] = []
         for model, proc in self.traffic.items():
-            _stop_popen(proc)
+            proc.stop()
             stopped.append(f"traffic {model} ({proc.pid})")
         for proxy in self.proxies.values():
             proxy.stop()
-        if self.operator is not None:
-            _stop_popen(self.operator, grace=20)
+        if self.operator is not None and self.operator.pid is not None:
             stopped.append(f"operator ({self.operator.pid})")
+            self.operator.stop()
         if self.pods is not None:
             stopped += [
                 f"service {b.instance} v{b.version} ({b.service.pid})"
@@ -786,9 +730,9 @@ class Demo:
         if stopped:
             self.say("stopped by PID: " + ", ".join(stopped))
         # everything recorded is gone now: nothing for the next run to recover
-        if not any(pid_alive(p["pid"], p["start_time"]) for p in self.ledger.procs):
+        if not any(p.alive() for p in self.procs):
             with contextlib.suppress(OSError):
-                (self.ledger.directory / "state.json").unlink()
+                self.ledger.path.unlink()
 
     def _write_summary(self) -> None:
         if self.opts.summary is None:
@@ -797,7 +741,7 @@ class Demo:
             "namespace": self.ns,
             "kubeconfig": str(self.cluster.kubeconfig) if self.cluster else None,
             "results": self.results,
-            "processes": self.ledger.procs,
+            "processes": [p.record() for p in self.procs],
             "control_plane": self.plane_procs,
             "cluster_kept": bool(self.plane and self.opts.keep_cluster),
         }

@@ -1,6 +1,6 @@
 """Run the REAL model service as a local process, for tests of any tier.
 
-    from tests.support.service_process import running_service, demo_model_dir
+    from devstack.service_process import running_service, demo_model_dir
 
     with running_service(demo_model_dir("wine", "1")) as svc:
         httpx.get(f"{svc.url}/metrics")
@@ -10,52 +10,38 @@ entry point, under uvicorn) on a free loopback port, with a clean
 environment (no MODELOPS_* leaks in from the caller), waits until /readyz
 answers 200, and returns a ``ServiceProcess``; ``stop()`` ends it by PID.
 Its output (JSON log lines) goes to a file: ``svc.logs()``.
-
-No pytest import here: plain functions, usable from fixtures, rigs and scripts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.paths import MODELS_ROOT, REPO_ROOT, DevstackError
+from devstack.processes import HOST, Process, free_port, http_status, spawn
+
 __all__ = [
-    "REPO_ROOT",
     "ServiceProcess",
     "ServiceStartError",
     "demo_model_dir",
     "ensure_demo_models",
-    "free_port",
-    "http_status",
     "running_service",
     "start_service",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_MODELS = (("wine", "1"), ("wine", "2"), ("diabetes", "1"), ("diabetes", "2"))
-HOST = "127.0.0.1"
 READY_TIMEOUT = 120.0  # a ceiling: importing scikit-learn on a busy 2-core machine is slow
 
 
-class ServiceStartError(RuntimeError):
+class ServiceStartError(DevstackError):
     """The service exited, or did not become ready in time. The message ends with its log."""
-
-
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -64,25 +50,32 @@ class ServiceProcess:
 
     url: str
     port: int
-    pid: int
     model_dir: Path
-    log_path: Path
-    process: subprocess.Popen = field(repr=False)
+    process: Process = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def log_path(self) -> Path:
+        assert self.process.log_path is not None
+        return self.process.log_path
 
     @property
     def returncode(self) -> int | None:
         """None while running, else the exit status."""
-        return self.process.poll()
+        return self.process.returncode
 
     def logs(self) -> str:
         """Everything the process wrote so far (stdout and stderr)."""
-        return self.log_path.read_text(errors="replace")
+        return self.process.logs()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Block until GET /readyz is 200. Raises ServiceStartError if it exits or times out."""
         deadline = time.monotonic() + timeout
         while True:
-            code = self.process.poll()
+            code = self.process.returncode
             if code is not None:
                 raise ServiceStartError(
                     f"service exited with status {code} before it was ready\n{self.logs()}"
@@ -97,7 +90,8 @@ class ServiceProcess:
 
     def wait_exit(self, timeout: float = READY_TIMEOUT) -> int:
         """Block until the process exits on its own; its exit status."""
-        return self.process.wait(timeout=timeout)
+        assert self.process.popen is not None
+        return self.process.popen.wait(timeout=timeout)
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM (graceful shutdown), then SIGKILL after ``timeout``. Idempotent.
@@ -105,31 +99,13 @@ class ServiceProcess:
         Returns the exit status: -15 after a clean shutdown (uvicorn finishes it, then
         re-raises the SIGTERM it caught), 2 for a refused artifact or bad settings.
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout)
-        return self.process.returncode
+        return self.process.stop(timeout)
 
     def __enter__(self) -> ServiceProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    """Status code of a GET, or None when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status
-    except urllib.error.HTTPError as err:
-        return err.code
-    except (OSError, urllib.error.URLError):
-        return None
 
 
 def start_service(
@@ -186,31 +162,23 @@ def _spawn(
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
     child_env.update({"MODELOPS_MODEL_DIR": str(model_dir), "PYTHONUNBUFFERED": "1"})
     child_env.update(env)
-    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the process owns it until exit
-        prefix=f"modelops-service-{port}-", suffix=".log", dir=log_dir, delete=False
+    fd, log_path = tempfile.mkstemp(prefix=f"modelops-service-{port}-", suffix=".log", dir=log_dir)
+    os.close(fd)
+    process = spawn(
+        "model-service",
+        [sys.executable, "-m", "modelops_service", "--host", HOST, "--port", port],
+        Path(log_path),
+        env=child_env,
+        cwd=REPO_ROOT,
     )
-    with log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "modelops_service", "--host", HOST, "--port", str(port)],
-            env=child_env,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
     return ServiceProcess(
-        url=f"http://{HOST}:{port}",
-        port=port,
-        pid=process.pid,
-        model_dir=model_dir,
-        log_path=Path(log_file.name),
-        process=process,
+        url=f"http://{HOST}:{port}", port=port, model_dir=model_dir, process=process
     )
 
 
 def ensure_demo_models(root: str | os.PathLike | None = None) -> Path:
     """The demo models directory (default: <repo>/models), trained first if incomplete."""
-    root = Path(root) if root is not None else REPO_ROOT / "models"
+    root = Path(root) if root is not None else MODELS_ROOT
     if not all((root / n / v / "model.json").is_file() for n, v in DEMO_MODELS):
         subprocess.run(
             [sys.executable, "-m", "modelops_service.train", "--out", str(root)],

@@ -217,13 +217,15 @@ def test_a_wrong_sha256_crash_loops_for_real_and_the_operator_quotes_the_refusal
         cluster.apply(body)
         status = rig.wait_phase(cluster, op, restricted, "wine", "Degraded", timeout=240)
 
-    crashed = [
-        c
-        for p in pods(cluster, restricted)
-        for c in p["status"].get("containerStatuses") or []
-        if (c.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
-    ]
-    assert crashed, [p["status"] for p in pods(cluster, restricted)]
+    def crash_looping() -> list[dict]:  # the kubelet's own word, between two restarts
+        return [
+            c
+            for p in pods(cluster, restricted)
+            for c in p["status"].get("containerStatuses") or []
+            if (c["state"].get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+        ]
+
+    crashed = rig.wait_for(crash_looping, "a container in CrashLoopBackOff", timeout=120)
     terminated = crashed[0]["lastState"]["terminated"]
     assert terminated["exitCode"] == 2
     # FallbackToLogsOnError: the kubelet copies the log's tail; the service's last line is

@@ -13,6 +13,9 @@ them. One module per part:
 - operator_process.py the operator (`python -m modelops_operator`, the image's entry point)
 - operator_chart.py   charts/model-operator installed on the rig: its ServiceAccount, settings
 - canary.py           stable and canary services, a Prometheus scraping both, traffic
+- node.py             a real node: kubelet, kube-proxy, containerd running real pods (`RealNode`)
+- node_config.py      its layout (a network namespace of its own) and its components' files
+- node_host.py        what it changes on the host, and the tear-down that puts it back
 - demo/               the no-Docker demo (`make demo-local`, `python -m devstack.demo`)
-- __main__.py         `python -m devstack up|down|env|status` (make cluster-up ...)
+- __main__.py         `python -m devstack up [--node real]|down|env|status` (make cluster-up ...)
 """

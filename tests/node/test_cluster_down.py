@@ -24,15 +24,8 @@ import pytest
 
 from devstack.cluster import Cluster
 from devstack.control_plane import ControlPlane
-from devstack.node import (
-    KUBELET_SYSCTLS,
-    NODE_HOME,
-    NODE_NAME,
-    cgroup_roots,
-    pause_image,
-    read_sysctl,
-    release,
-)
+from devstack.node_config import NODE_HOME, NODE_NAME, pause_image
+from devstack.node_host import KUBELET_SYSCTLS, cgroup_roots, read_sysctl, release
 from devstack.paths import REPO_ROOT, RUN_ROOT, tool_path
 
 pytestmark = pytest.mark.node

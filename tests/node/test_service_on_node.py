@@ -28,7 +28,8 @@ import pytest
 from sklearn.datasets import load_wine
 
 from devstack.cluster import Cluster
-from devstack.node import NODE_NAME, POD_CIDR, RealNode
+from devstack.node import RealNode
+from devstack.node_config import NODE_NAME, POD_CIDR
 from devstack.operator_process import running_operator
 from devstack.paths import MODELS_ROOT, SERVICE_CHART
 from modelops_service.card import read_card

@@ -34,6 +34,7 @@ from devstack.node_config import (
     NODE_IP,
     NODE_LINK,
     NODE_NAME,
+    NODE_NETWORK,
     POD_CIDR,
     POD_GATEWAY,
     NodeError,
@@ -102,7 +103,9 @@ class RealNode:
             "node-api-forward",
             [
                 bins["socat"],
-                f"TCP-LISTEN:{API_FORWARD_PORT},bind={HOST_IP},reuseaddr,fork",
+                # Only the node and its pods may connect (range); the API server still
+                # authenticates every request.
+                f"TCP-LISTEN:{API_FORWARD_PORT},bind={HOST_IP},range={NODE_NETWORK},reuseaddr,fork",
                 f"TCP:127.0.0.1:{_port(cluster.server)}",
             ],
         )

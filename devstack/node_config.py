@@ -36,6 +36,7 @@ NODE_HOME = Path(os.environ.get("MODELOPS_NODE_HOME", "/var/lib/modelops-bundle/
 HOST_LINK, NODE_LINK, BRIDGE = "mrnode-host", "eth0", "rnode0"
 HOST_IP, NODE_IP = "10.245.255.1", "10.245.255.2"  # the veth pair, a /30
 POD_CIDR, POD_GATEWAY = "10.245.0.0/24", "10.245.0.1"  # outside KWOK's fake 10.244.0.0/16
+NODE_NETWORK = "10.245.0.0/16"  # all of the above: the veth pair and the pods
 API_FORWARD_PORT = 6443  # socat on HOST_IP; one node per machine, so a fixed port is safe
 CNI_NETWORK = "rnode"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins

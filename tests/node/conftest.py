@@ -1,8 +1,9 @@
 """Fixtures of the real-node tests (marker `node`): a rig whose only node is real.
 
 node_rig     module-scoped (cluster, node): the control plane of devstack with no KWOK
-             nodes and devstack.node's real node, the service image loaded into it from
-             the Docker engine; torn down (and the host put back) at the module's end.
+             nodes and devstack.node's real node, the service image (built by the Docker
+             engine as `make images` does, reused when its inputs are unchanged) loaded
+             into it; torn down (and the host put back) at the module's end.
              One real node per machine, so each module that needs one gets its own.
 restricted   a fresh namespace enforcing Pod Security `restricted`.
 """
@@ -17,14 +18,14 @@ import pytest
 
 from devstack.cluster import Cluster
 from devstack.control_plane import ControlPlane
+from devstack.images import build_images
 from devstack.node import RealNode, release
 from devstack.paths import RUN_ROOT
-
-SERVICE_IMAGE = "model-service:0.1.0"  # the chart's default repository and appVersion
 
 
 @pytest.fixture(scope="module")
 def node_rig() -> Iterator[tuple[Cluster, RealNode]]:
+    service_image = build_images().service  # the chart's default repository and appVersion
     ControlPlane.clean_stale(RUN_ROOT, prefix="node-")
     run_dir = RUN_ROOT / f"node-{os.getpid()}"
     plane = ControlPlane(run_dir, node_count=0)
@@ -33,7 +34,7 @@ def node_rig() -> Iterator[tuple[Cluster, RealNode]]:
         node = RealNode(plane)
         node.start(cluster)
         cluster.wait_ready()
-        node.load_image(SERVICE_IMAGE)
+        node.load_image(service_image)
         yield cluster, node
     finally:
         release(run_dir)

@@ -114,7 +114,7 @@ def test_should_probe_healthz_and_readyz_on_the_named_port() -> None:
 
 
 def test_should_keep_serving_for_the_shutdown_delay_before_sigterm() -> None:
-    assert container(stable())["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "10"]}}}
+    assert container(stable())["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "15"]}}}
     assert "lifecycle" not in container(stable({"shutdownDelaySeconds": 0}))
 
 

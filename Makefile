@@ -92,12 +92,16 @@ test-service: venv ## Run the model service's tests (pure, and HTTP against real
 
 ##@ Dev stack (devstack/: a real control plane on loopback, no Docker)
 
+# NODE=real: a real node (kubelet, kube-proxy, containerd; root) instead of the KWOK nodes,
+# with the project's images loaded from the Docker engine when it has them (make images).
+NODE ?= kwok
+
 .PHONY: cluster-up
-cluster-up: venv tools ## Start etcd, kube-apiserver, KCM, scheduler and KWOK nodes; print KUBECONFIG.
-	$(PY) -m devstack up
+cluster-up: venv tools ## Start etcd, kube-apiserver, KCM, scheduler and KWOK nodes (NODE=real: a real node); print KUBECONFIG.
+	$(PY) -m devstack up --node $(NODE) $(if $(filter real,$(NODE)),--load $(SERVICE_IMAGE) --load $(OPERATOR_IMAGE))
 
 .PHONY: cluster-down
-cluster-down: venv ## Stop the processes cluster-up started, by PID.
+cluster-down: venv ## Stop the processes cluster-up started, by PID; tear down a real node and say what it removed.
 	$(PY) -m devstack down
 
 .PHONY: cluster-status

@@ -14,6 +14,9 @@ them. One module per part:
 - operator_chart.py   charts/model-operator installed on the rig: its ServiceAccount, settings
 - images.py           the images built by the real Docker engine (hack/images.sh), containers
 - canary.py           stable and canary services, a Prometheus scraping both, traffic
+- node.py             a real node: kubelet, kube-proxy, containerd running real pods (`RealNode`)
+- node_config.py      its layout (a network namespace of its own) and its components' files
+- node_host.py        what it changes on the host, and the tear-down that puts it back
 - demo/               the no-Docker demo (`make demo-local`, `python -m devstack.demo`)
-- __main__.py         `python -m devstack up|down|env|status` (make cluster-up ...)
+- __main__.py         `python -m devstack up [--node real]|down|env|status` (make cluster-up ...)
 """

@@ -170,29 +170,27 @@ class Cluster:
         self.wait_for_service_account(name)
         return name
 
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Wait for /readyz, Ready fake nodes and the default ServiceAccount."""
+    def wait_ready(self, timeout: float = START_TIMEOUT, nodes: bool = True) -> None:
+        """Wait for /readyz, the default ServiceAccount and, unless ``nodes`` is False (a rig
+        whose only node is a real one, not started yet), every node Ready (at least one)."""
         deadline = time.monotonic() + timeout
         while self.kubectl("get", "--raw", "/readyz", check=False).returncode != 0:
             if time.monotonic() > deadline:
                 raise RigError(f"{self.server}/readyz never answered ok")
             time.sleep(0.3)
-        selector = f"{FAKE_NODE_LABEL}=kwok"
-        while not self.get("nodes", "-l", selector)["items"]:
+        while nodes and not self.get("nodes")["items"]:
             if time.monotonic() > deadline:
-                raise RigError("no KWOK nodes registered")
+                raise RigError("no nodes registered")
             time.sleep(0.3)
-        self.kubectl(
-            "wait",
-            "--for=condition=Ready",
-            "node",
-            "-l",
-            selector,
-            f"--timeout={max(1, int(deadline - time.monotonic()))}s",
-        )
-        self.nodes = tuple(
-            n["metadata"]["name"] for n in self.get("nodes", "-l", selector)["items"]
-        )
+        if nodes:
+            self.kubectl(
+                "wait",
+                "--for=condition=Ready",
+                "node",
+                "--all",
+                f"--timeout={max(1, int(deadline - time.monotonic()))}s",
+            )
+        self.nodes = tuple(n["metadata"]["name"] for n in self.get("nodes")["items"])
         self.wait_for_service_account("default", timeout=max(1.0, deadline - time.monotonic()))
 
     def install_monitoring_crds(self) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from devstack.cluster import FAKE_NODE_LABEL, START_TIMEOUT, Cluster, RigError
 from devstack.paths import find_tool, tool_path
-from devstack.pki import make_pki, write_kubeconfig
+from devstack.pki import KUBELET_CLIENT, make_pki, write_kubeconfig
 from devstack.processes import Ledger, Process, free_port, pid_alive, spawn, stop_all
 
 RIG_STAGES = Path(__file__).with_name("kwok-stages.yaml")
@@ -88,7 +88,8 @@ class ControlPlane:
         self._save_state(server)
         self._wait_https(f"{server}/readyz", "kube-apiserver", pki)
 
-        self._create_nodes(cluster)
+        if self.node_count:
+            self._create_nodes(cluster)
         common = [
             f"--kubeconfig={self.kubeconfig}",
             f"--authentication-kubeconfig={self.kubeconfig}",
@@ -145,7 +146,7 @@ class ControlPlane:
         self._save_state(server)
         self._wait_https(f"https://127.0.0.1:{kcm_port}/healthz", "kube-controller-manager")
         self._wait_https(f"https://127.0.0.1:{sched_port}/healthz", "kube-scheduler")
-        cluster.wait_ready()
+        cluster.wait_ready(nodes=self.node_count > 0)
         cluster.install_monitoring_crds()
         self.check_alive()
         return cluster
@@ -221,6 +222,11 @@ class ControlPlane:
                     "--requestheader-username-headers=X-Remote-User",
                     f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
                     f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+                    # Towards a real node's kubelet (devstack/node.py): its own client
+                    # cert, and the node's InternalIP (its name resolves nowhere).
+                    f"--kubelet-client-certificate={pki / (KUBELET_CLIENT + '.crt')}",
+                    f"--kubelet-client-key={pki / (KUBELET_CLIENT + '.key')}",
+                    "--kubelet-preferred-address-types=InternalIP",
                 ],
             )
             # Wait for the port to listen (or the process to die on a taken port).

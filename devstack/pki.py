@@ -14,6 +14,8 @@ from devstack.cluster import RigError
 
 SERVICE_IP = "10.96.0.1"  # first address of the rig's service CIDR: the `kubernetes` Service
 ADMIN_USER = "modelops-admin"
+KUBELET_CLIENT = "apiserver-kubelet-client"  # pki/<this>.crt|.key
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
 
 _OPENSSL_CNF = f"""\
 [req]
@@ -55,7 +57,15 @@ def make_pki(pki: Path) -> None:
     client cert (aggregation layer); the service-account signing key."""
     pki.mkdir(parents=True, exist_ok=True)
     (pki / "openssl.cnf").write_text(_OPENSSL_CNF)
-    for key in ("ca", "apiserver", "admin", "front-proxy-ca", "front-proxy-client", "sa"):
+    for key in (
+        "ca",
+        "apiserver",
+        "admin",
+        "front-proxy-ca",
+        "front-proxy-client",
+        "sa",
+        KUBELET_CLIENT,
+    ):
         _openssl(
             "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
             "-out", f"{key}.key", cwd=pki,
@@ -70,6 +80,8 @@ def make_pki(pki: Path) -> None:
         ("apiserver", "ca", "/CN=kube-apiserver", "server"),
         ("admin", "ca", f"/O=system:masters/CN={ADMIN_USER}", "client"),
         ("front-proxy-client", "front-proxy-ca", "/CN=front-proxy-client", "client"),
+        # The API server's identity towards kubelets (logs, exec, port-forward).
+        (KUBELET_CLIENT, "ca", f"/CN={KUBELET_CLIENT_USER}", "client"),
     ):
         _openssl(
             "req", "-new", "-key", f"{name}.key", "-subj", subject, "-config", "openssl.cnf",
@@ -84,34 +96,61 @@ def make_pki(pki: Path) -> None:
         f.chmod(0o600)
 
 
+def issue_client_cert(pki: Path, name: str, subject: str, out: Path) -> None:
+    """out/name.key and out/name.crt: a client cert for ``subject`` from the rig's CA."""
+    out.mkdir(parents=True, exist_ok=True)
+    key, csr, crt = (out / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
+    _openssl(
+        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key, cwd=pki
+    )
+    _openssl(
+        "req", "-new", "-key", key, "-subj", subject, "-config", "openssl.cnf", "-out", csr, cwd=pki
+    )
+    _openssl(
+        "x509", "-req", "-in", csr, "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "365",
+        "-extfile", "openssl.cnf", "-extensions", "client", "-out", crt, cwd=pki,
+    )  # fmt: skip
+    key.chmod(0o600)
+
+
 def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    pki: Path,
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    user: str = ADMIN_USER,
+    tls_server_name: str | None = None,
+) -> None:
+    """A kubeconfig for ``server``, trusting the rig's CA; the admin's cert unless another
+    client cert is given (the real node's kubelet and kube-proxy)."""
+    cluster: dict[str, Any] = {
+        "server": server,
+        "certificate-authority-data": _b64(pki / "ca.crt"),
+    }
+    if tls_server_name:
+        cluster["tls-server-name"] = tls_server_name
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {
-                "name": "modelops-rig",
-                "cluster": {
-                    "server": server,
-                    "certificate-authority-data": _b64(pki / "ca.crt"),
-                },
-            }
-        ],
+        "clusters": [{"name": "modelops-rig", "cluster": cluster}],
         "users": [
             {
-                "name": ADMIN_USER,
+                "name": user,
                 "user": {
-                    "client-certificate-data": _b64(pki / "admin.crt"),
-                    "client-key-data": _b64(pki / "admin.key"),
+                    "client-certificate-data": _b64(cert or pki / "admin.crt"),
+                    "client-key-data": _b64(key or pki / "admin.key"),
                 },
             }
         ],
         "contexts": [
-            {"name": "modelops-rig", "context": {"cluster": "modelops-rig", "user": ADMIN_USER}}
+            {"name": "modelops-rig", "context": {"cluster": "modelops-rig", "user": user}}
         ],
         "current-context": "modelops-rig",
     }

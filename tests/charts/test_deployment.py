@@ -113,6 +113,11 @@ def test_should_probe_healthz_and_readyz_on_the_named_port() -> None:
     assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
 
 
+def test_should_keep_serving_for_the_shutdown_delay_before_sigterm() -> None:
+    assert container(stable())["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "15"]}}}
+    assert "lifecycle" not in container(stable({"shutdownDelaySeconds": 0}))
+
+
 def test_should_run_non_root_read_only_without_capabilities() -> None:
     deploy = stable()
     pod = deploy["spec"]["template"]["spec"]

@@ -113,6 +113,14 @@ spec:
           startupProbe:
             {{- toYaml . | nindent 12 }}
           {{- end }}
+          {{- with $v.shutdownDelaySeconds }}
+          {{- /* SIGTERM closes the listener at once, while kube-proxy may still send new
+          connections here for a moment (seen on the rig's real node): keep serving first */}}
+          lifecycle:
+            preStop:
+              exec:
+                command: ["sleep", {{ . | quote }}]
+          {{- end }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           securityContext:

@@ -1,0 +1,70 @@
+"""Bounded prediction traffic, run inside the real node's network namespace by the tests:
+
+    nsenter --net=<node netns> python tests/node/load.py URL ROWS_JSON [--rate R] [--seconds S]
+
+Sends single-row POSTs to URL/v1/predict from a few threads at about R requests/s until
+SIGTERM or S seconds, then prints {"ok": n, "failed": n, "errors": {...}} as JSON. A request
+fails on any status but 200 or any connection error (each counted by its kind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("rows", help="a JSON list of instances")
+    parser.add_argument("--rate", type=float, default=40.0)
+    parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    rows = json.loads(args.rows)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    counts: collections.Counter[str] = collections.Counter()
+    lock = threading.Lock()
+    interval = args.threads / args.rate
+
+    def worker(offset: int) -> None:
+        i = offset
+        while not stop.is_set():
+            started = time.monotonic()
+            body = json.dumps({"instances": [rows[i % len(rows)]]}).encode()
+            req = urllib.request.Request(
+                f"{args.url}/v1/predict", data=body, headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    outcome = "ok" if resp.status == 200 else f"http {resp.status}"
+                    resp.read()
+            except urllib.error.HTTPError as e:
+                outcome = f"http {e.code}"
+            except OSError as e:  # refused, reset, timed out
+                outcome = type(getattr(e, "reason", e)).__name__
+            with lock:
+                counts[outcome] += 1
+            i += args.threads
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.threads)]
+    for t in threads:
+        t.start()
+    stop.wait(args.seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    ok = counts.pop("ok", 0)
+    print(json.dumps({"ok": ok, "failed": sum(counts.values()), "errors": dict(counts)}))
+
+
+if __name__ == "__main__":
+    main()

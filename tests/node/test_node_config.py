@@ -1,0 +1,101 @@
+"""devstack/node_config.py and the host record of node_host.py, without a node: the files
+the real node's components get, and the pause image archive."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import tomllib
+from pathlib import Path
+
+from devstack.node_config import (
+    NODE_IP,
+    POD_CIDR,
+    NodePaths,
+    cni_conflist,
+    containerd_config,
+    kubelet_config,
+    oci_archive,
+    pause_image,
+)
+from devstack.node_host import KUBELET_SYSCTLS, HostState
+
+HOME = Path("/var/lib/test-node")
+PATHS = NodePaths(HOME)
+
+
+def test_containerd_is_a_private_instance_that_clamps_oom_score_adj() -> None:
+    config = tomllib.loads(containerd_config(PATHS, Path("/usr/sbin/runc")))
+    assert config["version"] == 3
+    assert config["imports"] == []  # no drop-in directory of the host leaks in
+    assert config["grpc"]["address"] == str(PATHS.containerd_sock)
+    assert all(config[k]["address"] == "" for k in ("ttrpc", "debug", "metrics"))
+    runtime = config["plugins"]["io.containerd.cri.v1.runtime"]
+    assert runtime["restrict_oom_score_adj"] is True  # no CAP_SYS_RESOURCE on this machine
+    assert runtime["netns_mounts_under_state_dir"] is True
+    runc = runtime["containerd"]["runtimes"]["runc"]["options"]
+    assert runc["Root"].startswith(str(HOME))
+    assert runc["SystemdCgroup"] is False
+    images = config["plugins"]["io.containerd.cri.v1.images"]
+    assert images["pinned_images"]["sandbox"] == pause_image()
+    assert pause_image().startswith("localhost/")  # a pull could only ever go to loopback
+    for key in ("root", "state"):
+        assert config[key].startswith(str(HOME))
+
+
+def test_kubelet_keeps_cgroup_v1_and_authenticates_everyone() -> None:
+    config = kubelet_config(PATHS, Path("/rig/pki/ca.crt"))
+    assert config["failCgroupV1"] is False
+    assert config["authentication"]["anonymous"] == {"enabled": False}
+    assert config["authentication"]["webhook"] == {"enabled": True}
+    assert config["authentication"]["x509"] == {"clientCAFile": "/rig/pki/ca.crt"}
+    assert config["authorization"] == {"mode": "Webhook"}
+    assert config["address"] == NODE_IP
+    assert config["readOnlyPort"] == 0
+    for key in ("resolvConf", "podLogsDir"):
+        assert config[key].startswith(str(HOME))
+
+
+def test_the_pod_network_never_masquerades_and_keeps_its_state_under_home() -> None:
+    bridge, *others = cni_conflist(PATHS)["plugins"]
+    assert bridge["ipMasq"] is False
+    assert bridge["ipam"]["ranges"] == [[{"subnet": POD_CIDR, "gateway": "10.245.0.1"}]]
+    assert bridge["ipam"]["dataDir"].startswith(str(HOME))
+    assert [p["type"] for p in others] == ["portmap", "loopback"]
+
+
+def test_the_pause_archive_is_an_oci_layout_whose_digests_hold(tmp_path) -> None:
+    binary = tmp_path / "pause"
+    binary.write_bytes(b"\x7fELF not really")
+    with tarfile.open(fileobj=io.BytesIO(oci_archive(binary, "localhost/x/pause:1"))) as archive:
+        files = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
+
+    def blob(desc: dict) -> bytes:
+        data = files[f"blobs/sha256/{desc['digest'].removeprefix('sha256:')}"]
+        assert hashlib.sha256(data).hexdigest() == desc["digest"].removeprefix("sha256:")
+        assert len(data) == desc["size"]
+        return data
+
+    assert json.loads(files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
+    (desc,) = json.loads(files["index.json"])["manifests"]
+    assert desc["annotations"]["io.containerd.image.name"] == "localhost/x/pause:1"
+    manifest = json.loads(blob(desc))
+    config = json.loads(blob(manifest["config"]))
+    assert config["config"]["Entrypoint"] == ["/pause"]
+    (layer_desc,) = manifest["layers"]
+    layer = blob(layer_desc)
+    assert config["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(layer).hexdigest()]
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        (member,) = tar.getmembers()
+    assert (member.name, member.mode, member.size) == ("pause", 0o755, binary.stat().st_size)
+
+
+def test_the_host_record_survives_a_round_trip(tmp_path) -> None:
+    state = HostState.record(Path("/rig"), tmp_path / "home")
+    assert set(state.sysctls) == set(KUBELET_SYSCTLS)
+    assert state.existed[str(tmp_path)] is True  # home's parent
+    state.save(tmp_path / "host.json")
+    assert HostState.load(tmp_path / "host.json") == state
+    assert HostState.load(tmp_path / "absent.json") is None

@@ -37,9 +37,19 @@ tools: ## Install the pinned test tools (control plane, helm, kubectl, prometheu
 	hack/install-tools.sh
 
 .PHONY: lint
-lint: venv ## Lint and check formatting (ruff).
+lint: venv tools ## Lint: ruff, generated files fresh, helm lint --strict of both charts, mypy (service/, operator/).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) hack/generate.py --check
+	@for chart in charts/model-service charts/model-operator; do \
+	  helm lint --strict --quiet $$chart; \
+	  for f in $$chart/ci/*-values.yaml; do helm lint --strict --quiet $$chart --values $$f; done; \
+	done
+	$(VENV)/bin/mypy
+
+.PHONY: generate
+generate: venv tools ## Write every generated file: rules, dashboards, chart copies, values and READMEs, manifests/rbac.
+	$(PY) hack/generate.py
 
 .PHONY: fmt
 fmt: venv ## Format and autofix (ruff).
@@ -62,7 +72,7 @@ test-unit: venv ## Unit tier: in-process only, no subprocess, under a minute.
 	$(PY) -m pytest -m "$(TIER_UNIT)" $(PYTEST_ARGS)
 
 .PHONY: test-process
-test-process: venv tools models ## Process tier: the real service, Prometheus, loadtest and make as local processes.
+test-process: venv tools models ## Process tier: the service, Prometheus, loadtest, make, the images (make engine) as local processes.
 	$(PY) -m pytest -m "$(TIER_PROCESS)" $(PYTEST_ARGS)
 
 .PHONY: test-render
@@ -100,24 +110,6 @@ cluster-status: venv ## Show the processes of the rig cluster-up started (PID, r
 .PHONY: cluster-env
 cluster-env: venv ## Print the running rig's KUBECONFIG exports, for eval in a shell (make -s).
 	@$(PY) -m devstack env
-
-##@ Charts (charts/model-service, charts/model-operator)
-
-.PHONY: generate
-generate: venv ## Copy alerts/, dashboards/ and manifests/crd/ into the charts and rewrite their README tables.
-	$(PY) hack/generate.py
-
-.PHONY: docs
-docs: venv ## Rewrite only the parameters tables of the charts' READMEs from values.yaml.
-	$(PY) hack/generate.py --only docs
-
-.PHONY: lint-charts
-lint-charts: venv ## Fail when generated chart files are stale; helm lint --strict both charts with every ci/ values file.
-	$(PY) hack/generate.py --check
-	@for chart in charts/model-service charts/model-operator; do \
-	  helm lint --strict $$chart; \
-	  for f in $$chart/ci/*-values.yaml; do helm lint --strict $$chart --values $$f; done; \
-	done
 
 ##@ Kind (the user's path on a laptop: a real cluster in Docker)
 
@@ -209,9 +201,16 @@ demo-local: venv tools models ## No Docker: rig control plane, KWOK nodes, local
 	$(PY) -m devstack.demo $(DEMO_LOCAL_ARGS)
 
 .PHONY: images
-images: models ## Build the service and operator images (docker build; the models are baked in).
-	docker build --file service/Dockerfile --tag $(SERVICE_IMAGE) .
-	docker build --file operator/Dockerfile --tag $(OPERATOR_IMAGE) .
+images: models ## Build the service and operator images (BuildKit; models baked in; MODELOPS_OFFLINE=1: no registry).
+	IMAGE_TAG=$(IMAGE_TAG) SERVICE_REPO=$(SERVICE_REPO) OPERATOR_REPO=$(OPERATOR_REPO) hack/images.sh
+
+.PHONY: engine
+engine: ## Start a Docker engine when none answers (installs Debian's docker.io; no systemd: dockerd by PID).
+	hack/docker-engine.sh start
+
+.PHONY: engine-stop
+engine-stop: ## Stop the dockerd that `make engine` started (an engine it did not start is left alone).
+	hack/docker-engine.sh stop
 
 .PHONY: load-images
 load-images: images $(KIND) ## Build the images and load them into the kind cluster.
@@ -281,22 +280,6 @@ LOAD_SCENARIO ?= normal
 LOAD_RATE     ?= 20
 LOAD_DURATION ?= 60
 LOAD_ARGS     ?=
-
-.PHONY: generate-alerts
-generate-alerts: venv ## Render alerts/modelops.rules.tmpl + params.yaml into the rule files and chart fragments.
-	$(PY) -m alerts.render
-
-.PHONY: generate-dashboards
-generate-dashboards: venv ## Write dashboards/*.json from dashboards/generate.py.
-	$(PY) -m dashboards.generate
-
-.PHONY: check-rules
-check-rules: venv ## Fail on stale generated rules/dashboards; promtool check + unit tests; amtool check of the example.
-	$(PY) -m alerts.render --check
-	$(PY) -m dashboards.generate --check
-	promtool check rules alerts/modelops.rules.yaml
-	promtool test rules alerts/tests/*.test.yaml
-	amtool check-config alerts/alertmanager/alertmanager.yaml
 
 .PHONY: load
 load: venv ## Send bounded traffic to a running service (LOAD_URL, LOAD_SCENARIO=normal|drift|bad-input|spike, LOAD_RATE, LOAD_DURATION).

@@ -12,6 +12,7 @@ them. One module per part:
 - service_process.py  the model service (`python -m modelops_service`)
 - operator_process.py the operator (`python -m modelops_operator`, the image's entry point)
 - operator_chart.py   charts/model-operator installed on the rig: its ServiceAccount, settings
+- images.py           the images built by the real Docker engine (hack/images.sh), containers
 - canary.py           stable and canary services, a Prometheus scraping both, traffic
 - demo/               the no-Docker demo (`make demo-local`, `python -m devstack.demo`)
 - __main__.py         `python -m devstack up|down|env|status` (make cluster-up ...)

@@ -42,7 +42,9 @@ FIXTURE_TIERS = {
     "services": "process",
     "hardening_services": "process",
     "make_var": "process",
+    "images": "process",
 }
+MARKER_TIERS = {"images": "process"}  # the images are built and run by the local engine
 PROCESS_MODULES = frozenset(
     {"subprocess", "devstack.service_process", "devstack.prometheus", "devstack.canary"}
 )
@@ -58,7 +60,7 @@ def _imports_processes(module: ModuleType | None) -> bool:
 
 def tier(item: pytest.Item) -> str | None:
     """The heaviest tier of the item's markers, fixtures and module; None for a unit test."""
-    found = {m.name for m in item.iter_markers() if m.name in TIERS}
+    found = {MARKER_TIERS.get(m.name, m.name) for m in item.iter_markers()} & set(TIERS)
     fixtures = getattr(item, "fixturenames", ())
     found |= {t for name, t in FIXTURE_TIERS.items() if name in fixtures}
     if _imports_processes(getattr(item, "module", None)):

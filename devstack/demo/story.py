@@ -48,6 +48,7 @@ from devstack.paths import (
 from devstack.processes import Ledger, Process, spawn
 from devstack.prometheus import Prometheus
 from devstack.service_process import ServiceProcess, ensure_demo_models
+from modelops_service import recording_rules
 
 NAMESPACE = "modelops-demo"
 IMAGE = "model-service:0.1.0"  # written into the pods' spec; never pulled (KWOK runs nothing)
@@ -72,10 +73,10 @@ OPERATOR_TICK = "2"
 OPERATOR_RESYNC = "30"  # the operator's own default: the demo shows the product's pace
 TRAFFIC_SECONDS = 1800  # the generator's own bound; it is stopped when the demo ends
 FIGURES = (
-    ("requests/s", "model_version:requests:rate1m"),
-    ("error ratio", "model_version:error_ratio:rate1m"),
-    ("p95 latency s", "model_version:latency_p95_seconds:rate1m"),
-    ("drift (PSI)", "model_version:drift_score:max"),
+    ("requests/s", recording_rules.REQUESTS_RATE1M.name),
+    ("error ratio", recording_rules.ERROR_RATIO_RATE1M.name),
+    ("p95 latency s", recording_rules.LATENCY_P95_RATE1M.name),
+    ("drift (PSI)", recording_rules.DRIFT_SCORE_MAX.name),
 )
 
 
@@ -458,7 +459,7 @@ class Demo:
 
     def _wait_for_figures(self) -> None:
         assert self.prometheus is not None
-        expr = f'model_version:requests:rate1m{{namespace="{self.ns}"}} > 0'
+        expr = f'{recording_rules.REQUESTS_RATE1M.name}{{namespace="{self.ns}"}} > 0'
 
         def flowing(_snap: dict[str, list]) -> str | None:
             for model, proc in self.traffic.items():

@@ -221,12 +221,18 @@ def test_cluster_wide_operator_never_writes_cluster_scope_or_touches_secrets(
     assert granted_checks(cluster, who, cluster_scoped_writes()) == []
     assert granted_checks(cluster, who, secrets_everywhere(namespaces)) == []
     assert granted_checks(cluster, who, escalation(namespaces)) == []
-    # what it does need at cluster scope: reads, and ModelDeployments across namespaces
+    # what it does need at cluster scope (the table's reads there), and ModelDeployments
+    # across namespaces
+    needed = {
+        **grants(CLUSTER_SCOPE, "cluster_wide"),
+        ("modelops.io", "modeldeployments"): frozenset({"get", "list", "watch"}),
+    }
     reads = [
-        {"verb": v, "group": g, "resource": r}
-        for g, r in [("", "namespaces"), ("apiextensions.k8s.io", "customresourcedefinitions")]
-        for v in READ
-    ] + [{"verb": v, "group": "modelops.io", "resource": "modeldeployments"} for v in READ]
+        {"verb": v, "group": g, "resource": r} for (g, r), verbs in needed.items() for v in verbs
+    ]
+    assert {("", "namespaces"), ("apiextensions.k8s.io", "customresourcedefinitions")} <= set(
+        needed
+    )
     assert all(allowed(cluster, who, reads))
 
 

@@ -19,8 +19,7 @@ pytestmark = pytest.mark.process  # runs make
 UP_STEPS = [
     ("kind cluster", r"kind-v\S+ create cluster --name modelops --config kind-config\.yaml"),
     ("kube-prometheus-stack", r"upgrade --install kube-prometheus-stack kube-prometheus-stack "),
-    ("service image", r"docker build --file service/Dockerfile "),
-    ("operator image", r"docker build --file operator/Dockerfile "),
+    ("service and operator images", r"hack/images\.sh"),
     ("load into kind", r"kind-v\S+ load docker-image --name modelops "),
     ("operator chart", r"upgrade --install model-operator charts/model-operator "),
     ("model-service chart", r"upgrade --install \S+ charts/model-service "),
@@ -82,7 +81,7 @@ def test_make_n_up_without_a_docker_engine_runs_demo_local(tmp_path):
     assert "running the no-Docker demo instead (make demo-local)" in out
     assert re.search(r"^\S*python -m devstack\.demo\b", out, re.M), "the recipe of demo-local runs"
     assert "create cluster" not in out
-    assert "docker build" not in out
+    assert "hack/images.sh" not in out
 
 
 def test_every_kubectl_and_helm_call_names_the_kind_context(tmp_path):

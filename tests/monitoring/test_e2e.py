@@ -460,10 +460,10 @@ def test_every_dashboard_query_returns_data(dashboard_results: list) -> None:
     assert checked > 40
     # the cluster-metric panels (cAdvisor, kube-state-metrics), only parsed here
     assert sorted(parsed_only) == [
-        "dashboards/modelops-overview.json: CPU throttling [A]",
-        "dashboards/modelops-overview.json: Container restarts (1h) [A]",
-        "dashboards/modelops-overview.json: Memory vs limit [A]",
-        "dashboards/modelops-overview.json: Memory vs limit [B]",
+        "charts/model-service/files/dashboards/modelops-overview.json: CPU throttling [A]",
+        "charts/model-service/files/dashboards/modelops-overview.json: Container restarts (1h) [A]",
+        "charts/model-service/files/dashboards/modelops-overview.json: Memory vs limit [A]",
+        "charts/model-service/files/dashboards/modelops-overview.json: Memory vs limit [B]",
     ]
 
 

@@ -9,7 +9,6 @@ from modelops_operator.applyset import (
     Owner,
     build_apply_set,
     prune_set,
-    rest_path,
 )
 from modelops_operator.constants import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_TRACK
 from modelops_operator.rollout import Workloads
@@ -142,20 +141,3 @@ def test_prune_set_deletes_only_what_we_own_and_no_longer_render():
     assert prune_set(found, desired, OWNER) == [
         ObjectKey("apps/v1", "Deployment", "models", "wine-canary")
     ]
-
-
-@pytest.mark.parametrize(
-    ("api", "kind", "name", "path"),
-    [
-        ("v1", "Service", "s", "/api/v1/namespaces/ns/services/s"),
-        ("apps/v1", "Deployment", None, "/apis/apps/v1/namespaces/ns/deployments"),
-        (
-            "monitoring.coreos.com/v1",
-            "PrometheusRule",
-            "r",
-            "/apis/monitoring.coreos.com/v1/namespaces/ns/prometheusrules/r",
-        ),
-    ],
-)
-def test_rest_path(api, kind, name, path):
-    assert rest_path(api, kind, "ns", name) == path

@@ -22,11 +22,15 @@ help: ## Show this help.
 
 ##@ Development
 
+# uv from PATH, else bootstrapped into $(UV_DIR) (a private venv: no pip install into a
+# PEP 668 system Python, nothing that must be on PATH); hack/bootstrap-uv.sh says why not.
+UV_DIR ?= $(CACHE)/uv
+
 $(VENV)/.installed: pyproject.toml
-	@command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	@echo ">> creating $(VENV) with the pinned dependencies of pyproject.toml"
-	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
-	uv pip install --quiet --python $(PY) -e '.[dev]'
+	@uv=$$(UV_VERSION=$(UV_VERSION) hack/bootstrap-uv.sh $(UV_DIR)) \
+	  && echo ">> creating $(VENV) with the pinned dependencies of pyproject.toml ($$uv)" \
+	  && "$$uv" venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV) \
+	  && "$$uv" pip install --quiet --python $(PY) -e '.[dev]'
 	@touch $@
 
 .PHONY: venv
@@ -152,6 +156,11 @@ KIND_ENV = KIND=$(KIND) KUBECTL=$(KIND_KUBECTL) HELM=$(KIND_HELM) KIND_CLUSTER=$
 	MODELS_NS=$(MODELS_NS) GRAFANA_PORT=$(GRAFANA_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) PY=$(PY)
 KCTL = $(KIND_KUBECTL) --context $(KIND_CONTEXT)
 KHELM = $(KIND_HELM) --kube-context $(KIND_CONTEXT)
+# The one install of kube-prometheus-stack: `make up` and `make alerting` (which adds the
+# Alertmanager overlay) upgrade the same release, chart version and values.
+KPS_INSTALL = $(KHELM) upgrade --install kube-prometheus-stack kube-prometheus-stack --repo $(KPS_REPO) \
+	--version $(KPS_CHART_VERSION) --namespace monitoring --create-namespace --values $(KPS_VALUES)
+ALERTING_VALUES ?= .run/alerting-values.yaml
 
 .PHONY: up
 up: ## Cluster, monitoring, images, operator, a model and the example, or demo-local without Docker.
@@ -162,15 +171,20 @@ up: ## Cluster, monitoring, images, operator, a model and the example, or demo-l
 	  $(MAKE) --no-print-directory demo-local; \
 	fi
 
+.PHONY: kind-preflight
+kind-preflight: ## Check what kind-up needs of the host (Docker engine, cgroup v2, curl); creates nothing.
+	@hack/kind.sh engine >/dev/null
+	@$(KIND_ENV) hack/kind.sh preflight
+
+# Every prerequisite is checked or built before step 1 (make runs them in this order),
+# so a host that cannot finish stops before a cluster exists.
 .PHONY: kind-up
-kind-up: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without the fallback (fails when Docker is down).
+kind-up: kind-preflight venv models $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without the fallback (fails when Docker is down).
 	@echo ">> 1/8 kind cluster '$(KIND_CLUSTER)' ($(KIND_NODE_IMAGE))"
 	$(KIND) get clusters 2>/dev/null | grep -x '$(KIND_CLUSTER)' >/dev/null \
 	  || $(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --image $(KIND_NODE_IMAGE) --wait 120s
 	@echo ">> 2/8 kube-prometheus-stack $(KPS_CHART_VERSION) in namespace monitoring"
-	$(KHELM) upgrade --install kube-prometheus-stack kube-prometheus-stack --repo $(KPS_REPO) \
-	  --version $(KPS_CHART_VERSION) --namespace monitoring --create-namespace \
-	  --values $(KPS_VALUES) --wait=watcher --timeout 15m
+	$(KPS_INSTALL) --wait=watcher --timeout 15m
 	@echo ">> 3/8 images $(SERVICE_IMAGE) and $(OPERATOR_IMAGE), loaded into kind"
 	$(MAKE) --no-print-directory load-images
 	@echo ">> 4/8 the operator (charts/model-operator) in namespace $(OPERATOR_NS)"
@@ -214,30 +228,37 @@ engine-stop: ## Stop the dockerd that `make engine` started (an engine it did no
 
 .PHONY: load-images
 load-images: images $(KIND) ## Build the images and load them into the kind cluster.
-	$(KIND) load docker-image --name $(KIND_CLUSTER) $(SERVICE_IMAGE) $(OPERATOR_IMAGE)
+	$(KIND_ENV) hack/kind.sh load-images $(SERVICE_IMAGE) $(OPERATOR_IMAGE)
+
+.PHONY: alerting
+alerting: venv $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## Add the Alertmanager example (alerts/alertmanager/) to the stack; SLACK_API_URL, PAGER_TOKEN fill its Secret.
+	@$(KIND_ENV) hack/kind.sh alerting-secret
+	@mkdir -p $(dir $(ALERTING_VALUES))
+	$(KIND_ENV) hack/kind.sh alerting-values > $(ALERTING_VALUES)
+	$(KPS_INSTALL) --values $(ALERTING_VALUES) --wait=watcher --timeout 10m
 
 .PHONY: demo
-demo: venv $(KIND_KUBECTL) ## Roll the diabetes example to version 2 as a canary while traffic runs; watch it promote.
+demo: venv $(KIND) $(KIND_KUBECTL) ## Roll the diabetes example to version 2 as a canary while traffic runs; watch it promote.
 	$(KIND_ENV) hack/kind.sh demo $(DEMO_MANIFEST)
 
 .PHONY: demo-rollback
-demo-rollback: venv $(KIND_KUBECTL) ## Roll wine to a version built to fail analysis (drift) while traffic runs; watch it roll back.
+demo-rollback: venv $(KIND) $(KIND_KUBECTL) ## Roll wine to a version built to fail analysis (drift) while traffic runs; watch it roll back.
 	$(KIND_ENV) hack/kind.sh demo $(ROLLBACK_MANIFEST) '$(ROLLBACK_PATCH)'
 
 .PHONY: grafana
-grafana: $(KIND_KUBECTL) ## Port-forward Grafana to http://127.0.0.1:3000 (GRAFANA_PORT=...) and print the login.
+grafana: $(KIND) $(KIND_KUBECTL) ## Port-forward Grafana to http://127.0.0.1:3000 (GRAFANA_PORT=...) and print the login.
 	@$(KIND_ENV) hack/kind.sh grafana
 
 .PHONY: prometheus
-prometheus: $(KIND_KUBECTL) ## Port-forward Prometheus to http://127.0.0.1:9090 (PROMETHEUS_PORT=...).
+prometheus: $(KIND) $(KIND_KUBECTL) ## Port-forward Prometheus to http://127.0.0.1:9090 (PROMETHEUS_PORT=...).
 	@$(KIND_ENV) hack/kind.sh prometheus
 
 .PHONY: status
-status: ## Show the kind cluster: nodes, releases, pods, ModelDeployments.
+status: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## Show the kind cluster: nodes, releases, pods, ModelDeployments.
 	@$(KIND_ENV) hack/kind.sh status
 
 .PHONY: down
-down: ## Delete the kind cluster (nothing to do when there is none).
+down: $(KIND) ## Delete the kind cluster (nothing to do when there is none).
 	@$(KIND_ENV) hack/kind.sh down
 
 .PHONY: kind-tools

@@ -12,7 +12,7 @@ from modelops_operator.applyset import (
 )
 from modelops_operator.constants import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_TRACK
 from modelops_operator.rollout import Workloads
-from modelops_operator.values import chart_values, split_image
+from modelops_operator.values import chart_values, scrape_timeout, split_image
 from tests.operator.conftest import ref, spec_for
 
 OWNER = Owner("wine", "models", "uid-1")
@@ -141,3 +141,11 @@ def test_prune_set_deletes_only_what_we_own_and_no_longer_render():
     assert prune_set(found, desired, OWNER) == [
         ObjectKey("apps/v1", "Deployment", "models", "wine-canary")
     ]
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout"),
+    [("2s", "2s"), ("5s", "5s"), ("10s", "10s"), ("15s", "10s"), ("1m", "10s")],
+)
+def test_scrape_timeout_never_exceeds_the_interval(interval: str, timeout: str) -> None:
+    assert scrape_timeout(interval) == timeout

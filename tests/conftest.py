@@ -46,7 +46,14 @@ FIXTURE_TIERS = {
 }
 MARKER_TIERS = {"images": "process"}  # the images are built and run by the local engine
 PROCESS_MODULES = frozenset(
-    {"subprocess", "devstack.service_process", "devstack.prometheus", "devstack.canary"}
+    {
+        "subprocess",
+        "devstack.service_process",
+        "devstack.prometheus",
+        "devstack.canary",
+        "tests.kind.conftest",  # run(): make and hack/kind.sh
+        "tests.kind.stubs",
+    }
 )
 
 

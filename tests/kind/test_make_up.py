@@ -12,8 +12,6 @@ import pytest
 
 from tests.kind.conftest import ROOT, run, tool
 
-pytestmark = pytest.mark.process  # runs make
-
 # `make up` in the order a user reads it in the issue: cluster, monitoring, images,
 # operator, a model with plain helm, the example ModelDeployment, wait, what next.
 UP_STEPS = [

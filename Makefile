@@ -60,20 +60,31 @@ fmt: venv ## Format and autofix (ruff).
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The test tiers, by speed (tests/conftest.py derives a test's tier from its markers, the
+# fixtures it uses and its imports). Narrow any of them: PYTEST_ARGS="tests/service -x".
+# A test is in the heaviest tier it is marked with: the expressions keep the tiers disjoint.
+TIER_UNIT    := not process and not render and not cluster
+TIER_PROCESS := process and not render and not cluster
+TIER_RENDER  := render and not cluster
+
 .PHONY: test
-test: venv tools models ## Run every test: pure, render and cluster tiers.
+test: venv tools models ## Run every test: the unit, process, render and cluster tiers.
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-.PHONY: test-pure
-test-pure: venv models ## Run the tests that need no helm, promtool or cluster.
-	$(PY) -m pytest -m "not render and not cluster and not prometheus and not images" $(PYTEST_ARGS)
+.PHONY: test-unit
+test-unit: venv ## Unit tier: in-process only, no subprocess, under a minute.
+	$(PY) -m pytest -m "$(TIER_UNIT)" $(PYTEST_ARGS)
+
+.PHONY: test-process
+test-process: venv tools models ## Process tier: the service, Prometheus, loadtest, make, the images (make engine) as local processes.
+	$(PY) -m pytest -m "$(TIER_PROCESS)" $(PYTEST_ARGS)
 
 .PHONY: test-render
-test-render: venv tools models ## Run the render tier (helm template/lint, promtool).
-	$(PY) -m pytest -m "render" $(PYTEST_ARGS)
+test-render: venv tools models ## Render tier: helm template/lint, promtool, hadolint, Go tools (no cluster).
+	$(PY) -m pytest -m "$(TIER_RENDER)" $(PYTEST_ARGS)
 
 .PHONY: test-cluster
-test-cluster: venv tools models ## Run the cluster tier against the local control plane.
+test-cluster: venv tools models ## Cluster tier: against the control plane of devstack/.
 	$(PY) -m pytest -m "cluster" $(PYTEST_ARGS)
 
 ##@ Model service
@@ -85,10 +96,6 @@ models: venv ## Train the demo models into models/ (offline, seconds).
 .PHONY: serve
 serve: models ## Serve a demo model on http://127.0.0.1:$(PORT) (MODEL=models/wine/1 by default).
 	MODELOPS_MODEL_DIR=$${MODEL:-$(MODELS_DIR)/wine/1} $(PY) -m modelops_service --host 127.0.0.1 --port $(PORT)
-
-.PHONY: test-service
-test-service: venv ## Run the model service's tests (pure, and HTTP against real service processes).
-	$(PY) -m pytest tests/service $(PYTEST_ARGS)
 
 ##@ Dev stack (devstack/: a real control plane on loopback, no Docker)
 
@@ -215,10 +222,6 @@ demo-local: venv tools models ## No Docker: rig control plane, KWOK nodes, local
 images: models ## Build the service and operator images (BuildKit; models baked in; MODELOPS_OFFLINE=1: no registry).
 	IMAGE_TAG=$(IMAGE_TAG) SERVICE_REPO=$(SERVICE_REPO) OPERATOR_REPO=$(OPERATOR_REPO) hack/images.sh
 
-.PHONY: test-images
-test-images: venv tools models ## Build both images (make images) and test them in containers (needs make engine).
-	$(PY) -m pytest -m images $(PYTEST_ARGS)
-
 .PHONY: engine
 engine: ## Start a Docker engine when none answers (installs Debian's docker.io; no systemd: dockerd by PID).
 	hack/docker-engine.sh start
@@ -291,10 +294,6 @@ OPERATOR_TICK ?= 2
 run-operator: venv ## Run the operator locally against KUBECONFIG (e.g. the rig of cluster-up), metrics on :8000.
 	MODELOPS_OPERATOR_TICK_SECONDS=$(OPERATOR_TICK) $(PY) -m modelops_operator
 
-.PHONY: test-operator
-test-operator: venv ## Run the operator's pure unit tests (no cluster).
-	$(PY) -m pytest tests/operator $(PYTEST_ARGS)
-
 .PHONY: bench-operator
 bench-operator: venv tools ## Apply 50 ModelDeployments at once on the rig; print time to all Ready and peak memory.
 	$(PY) bench/operator_rollout.py $(BENCH_ARGS)
@@ -311,17 +310,9 @@ LOAD_ARGS     ?=
 load: venv ## Send bounded traffic to a running service (LOAD_URL, LOAD_SCENARIO=normal|drift|bad-input|spike, LOAD_RATE, LOAD_DURATION).
 	$(PY) -m loadtest --url $(LOAD_URL) --scenario $(LOAD_SCENARIO) --rate $(LOAD_RATE) --duration $(LOAD_DURATION) $(LOAD_ARGS)
 
-.PHONY: test-monitoring
-test-monitoring: venv tools models ## Run tests/monitoring: contract, rules, traffic generator, the end-to-end with Prometheus and Alertmanager.
-	$(PY) -m pytest tests/monitoring $(PYTEST_ARGS)
-
 ##@ Hardening (tests/hardening, bench/soak.py)
 
 SOAK_ARGS ?=
-
-.PHONY: test-hardening
-test-hardening: venv tools models ## Run tests/hardening: API fuzzing, artifact integrity, RBAC and Pod Security on the rig.
-	$(PY) -m pytest tests/hardening $(PYTEST_ARGS)
 
 .PHONY: soak
 soak: venv models ## Soak the real service: mixed traffic at 70% of measured capacity, 20 min (SOAK_ARGS="--minutes 3").

@@ -25,7 +25,7 @@ from typing import Any
 
 from devstack.cluster import Cluster
 from devstack.paths import REPO_ROOT, SERVICE_CHART, DevstackError, find_tool
-from devstack.processes import HOST, Process, free_port, http_status, spawn
+from devstack.processes import HOST, Process, free_port, http_status, on_free_port, spawn
 
 START_TIMEOUT = 120.0
 STOP_GRACE = 20.0
@@ -75,22 +75,27 @@ class OperatorProcess:
         return env
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        self.health_port, self.metrics_port = free_port(), free_port()
+        """Start it; return once /healthz answers (OperatorStartError with the log if not)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = spawn(
-            "operator",
-            [sys.executable, "-m", "modelops_operator"],
-            self.log,
-            env=self.environment(),
-            cwd=REPO_ROOT,
-        )
+
+        def start_on(port: int) -> None:
+            self.health_port, self.metrics_port = port, free_port()
+            self.process = spawn(
+                "operator",
+                [sys.executable, "-m", "modelops_operator"],
+                self.log,
+                env=self.environment(),
+                cwd=REPO_ROOT,
+            )
+            deadline = time.monotonic() + timeout
+            while http_status(f"http://{HOST}:{self.health_port}/healthz") != 200:
+                if not self.process.alive() or time.monotonic() > deadline:
+                    self.stop()
+                    raise OperatorStartError(f"the operator did not start\n{self.tail()}")
+                time.sleep(0.3)
+
+        on_free_port(start_on)
         self.starts += 1
-        deadline = time.monotonic() + timeout
-        while http_status(f"http://{HOST}:{self.health_port}/healthz") != 200:
-            if not self.process.alive() or time.monotonic() > deadline:
-                self.stop()
-                raise OperatorStartError(f"the operator did not start\n{self.tail()}")
-            time.sleep(0.3)
 
     def running(self) -> bool:
         return self.process is not None and self.process.alive()

@@ -1,6 +1,7 @@
 """Local processes of the dev stack: one way to pick a port, start, record and stop them.
 
-- ``free_port()``: a free loopback port (the caller retries if another process takes it).
+- ``free_port()``: a free loopback port; ``on_free_port(start)`` starts something on one and
+  tries another when a process took that port first.
 - ``spawn()``: start a command with its output appended to a log file; a ``Process``.
 - ``Process.stop()`` / ``stop_all()``: SIGTERM, then SIGKILL after a grace period, by PID.
 - ``Ledger``: a JSON file of the PIDs a run started, each with its start time, so another
@@ -20,19 +21,36 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from devstack.paths import DevstackError
 
 HOST = "127.0.0.1"
 STOP_GRACE = 15.0
+PORT_TAKEN = "address already in use"
+T = TypeVar("T")
 
 
 def free_port(host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def on_free_port(start: Callable[[int], T], attempts: int = 3) -> T:
+    """``start(port)`` on a free port. The port is free when chosen, not when the child binds
+    it: a start that failed because another process bound it in between (its DevstackError
+    carries the log, which says "address already in use") is tried again on another."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return start(free_port())
+        except DevstackError as err:
+            if PORT_TAKEN not in str(err) or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def start_time(pid: int) -> int | None:

@@ -56,7 +56,7 @@ from typing import Any
 import yaml
 
 from devstack.paths import DevstackError, find_tool
-from devstack.processes import HOST, Process, free_port, spawn
+from devstack.processes import HOST, Process, on_free_port, spawn
 
 __all__ = ["Alertmanager", "Prometheus", "PrometheusError", "Target"]
 
@@ -128,20 +128,21 @@ class _Process:
         if self.process is not None and self.process.alive():
             return self
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(3):
-            self.port = free_port()
+
+        def start_on(port: int) -> _Process:
+            self.port = port
             self._prepare()
             self.process = spawn(
                 self.name, self._command(), self.log_path, cwd=self.workdir, detach=True
             )
             try:
                 self._wait_ready(timeout)
-                return self
             except PrometheusError:
                 self.stop()
-                if "address already in use" not in self.logs() or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                raise
+            return self
+
+        return on_free_port(start_on)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

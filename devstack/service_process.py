@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.paths import MODELS_ROOT, REPO_ROOT, DevstackError
-from devstack.processes import HOST, Process, free_port, http_status, spawn
+from devstack.processes import HOST, Process, http_status, on_free_port, spawn
 
 __all__ = [
     "ServiceProcess",
@@ -125,20 +125,18 @@ def start_service(
     process exits or times out); with False, return at once (e.g. to watch it refuse to
     start, or to see /readyz answer 503 first).
     """
-    attempts = 3 if port is None else 1
-    for attempt in range(attempts):
-        svc = _spawn(Path(model_dir), port or free_port(), env or {}, log_dir)
-        if not wait:
-            return svc
-        try:
-            svc.wait_ready(timeout)
-            return svc
-        except ServiceStartError:
-            svc.stop()
-            lost_port_race = "address already in use" in svc.logs()
-            if not (lost_port_race and attempt + 1 < attempts):
+
+    def start_on(free: int) -> ServiceProcess:
+        svc = _spawn(Path(model_dir), free, env or {}, log_dir)
+        if wait:
+            try:
+                svc.wait_ready(timeout)
+            except ServiceStartError:
+                svc.stop()
                 raise
-    raise AssertionError("unreachable")
+        return svc
+
+    return start_on(port) if port is not None else on_free_port(start_on)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,16 @@
-"""Repository-wide pytest configuration; each tier keeps its own fixtures.
+"""Repository-wide pytest configuration: the test tiers, and the dev stack's control plane.
 
-The dev stack's control plane as fixtures (devstack.control_plane):
+Tiers by speed (make test-unit, test-process, test-render, test-cluster; make test runs all):
+  unit     no marker: in-process only, no subprocess at all (a guard fails any test of this
+           tier that starts one), the whole tier in well under a minute
+  process  starts local processes: the real service, Prometheus, the traffic generator, make
+  render   renders or lints with real helm, promtool, hadolint or Go tools (no cluster)
+  cluster  needs the control plane of devstack/
+A test's tier is the heaviest of its own marker, the fixtures it uses (FIXTURE_TIERS) and what
+its module imports (PROCESS_MODULES), so most tests need no marker: asking for `cluster` or
+`namespace` makes a cluster test, importing `subprocess` or a devstack runner a process test.
+
+The control plane as fixtures (devstack.control_plane):
   cluster    session-scoped `Cluster`: a real control plane with KWOK nodes and
              the monitoring.coreos.com CRDs, started on first use and stopped at
              the end of the session. With MODELOPS_KUBECONFIG set, the rig of
@@ -12,15 +22,86 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from devstack.cluster import Cluster
 from devstack.control_plane import ControlPlane
 from devstack.paths import RUN_ROOT, TOOLS_BIN, VENV_BIN
+
+TIERS = ("process", "render", "cluster")  # lightest first; no marker at all: unit
+FIXTURE_TIERS = {
+    "cluster": "cluster",  # and `namespace`, which asks for it
+    "helm_bin": "render",
+    "kindcheck": "render",
+    "services": "process",
+    "hardening_services": "process",
+    "make_var": "process",
+    "images": "process",
+}
+# the images are built and run by the local engine; the real node joins a control plane
+MARKER_TIERS = {"images": "process", "node": "cluster"}
+PROCESS_MODULES = frozenset(
+    {
+        "subprocess",
+        "devstack.service_process",
+        "devstack.prometheus",
+        "devstack.canary",
+        "tests.kind.conftest",  # run(): make and hack/kind.sh
+        "tests.kind.stubs",
+    }
+)
+
+
+def _imports_processes(module: ModuleType | None) -> bool:
+    for value in vars(module or ModuleType("none")).values():
+        name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", "")
+        if name in PROCESS_MODULES:
+            return True
+    return False
+
+
+def tier(item: pytest.Item) -> str | None:
+    """The heaviest tier of the item's markers, fixtures and module; None for a unit test."""
+    found = {MARKER_TIERS.get(m.name, m.name) for m in item.iter_markers()} & set(TIERS)
+    fixtures = getattr(item, "fixturenames", ())
+    found |= {t for name, t in FIXTURE_TIERS.items() if name in fixtures}
+    if _imports_processes(getattr(item, "module", None)):
+        found.add("process")
+    return max(found, key=TIERS.index, default=None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        heaviest = tier(item)
+        if heaviest is not None:
+            item.add_marker(heaviest)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A unit test that starts a subprocess fails, naming the tier it belongs to."""
+    if tier(request.node) is not None:
+        yield
+        return
+    original = subprocess.Popen.__init__
+
+    def refuse(self: subprocess.Popen, args: object, *rest: object, **kw: object) -> None:
+        raise AssertionError(
+            f"a unit test started {args!r}: mark it process, render or cluster "
+            "(tests/conftest.py, FIXTURE_TIERS)"
+        )
+
+    subprocess.Popen.__init__ = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = original  # type: ignore[method-assign]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,6 +12,8 @@ import pytest
 
 from tests.kind.conftest import ROOT, run, tool
 
+pytestmark = pytest.mark.render
+
 DOCKERFILES = ["service/Dockerfile", "operator/Dockerfile"]
 KNOWN: dict[str, set[str]] = {}
 

@@ -41,7 +41,7 @@ from devstack.service_process import ServiceProcess, demo_model_dir, start_servi
 from tests.monitoring import promql
 from tests.monitoring.failing_model import build_failing_model
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.process
 
 NAMESPACE = "e2e"
 TOKEN = "e2e-pager-token"

@@ -57,12 +57,18 @@ def test_only_inputs_change_the_digest(tmp_path) -> None:
 def test_the_real_contexts_hold_code_and_models_only() -> None:
     for dockerfile, tops in (
         ("service/Dockerfile", {"models", "pyproject.toml", "service"}),
-        ("operator/Dockerfile", {"charts", "operator", "pyproject.toml", ".cache"}),
+        ("operator/Dockerfile", {"charts", "operator", "pyproject.toml", ".cache", "service"}),
     ):
         ignore = (REPO_ROOT / (dockerfile + ".dockerignore")).read_text()
         files = image_inputs.context_files(REPO_ROOT, image_inputs.parse_rules(ignore))
         assert {f.split("/")[0] for f in files} <= tops, dockerfile
         assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+        if dockerfile.startswith("operator/"):
+            # of the service, the operator takes only the recording-rule catalog it imports
+            assert {f for f in files if f.startswith("service/")} == {
+                "service/modelops_service/__init__.py",
+                "service/modelops_service/recording_rules.py",
+            }
 
 
 def test_dockerfile_helm_default_is_the_pinned_helm() -> None:

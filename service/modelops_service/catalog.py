@@ -185,8 +185,6 @@ INPUT_ERROR_REASONS = (
     "too_many_instances",
 )
 
-DRIFT_METHODS = ("psi", "ks")
-
 # Standard series that PromQL in dashboards/ and alerts/ may name besides the
 # catalog: target health, the default process collector, and cluster metrics
 # from kube-state-metrics and cAdvisor (matched by prefix).

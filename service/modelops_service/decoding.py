@@ -202,6 +202,7 @@ def _explain_v2(payload: Any, schema: FeatureSchema, served: Sequence[str]) -> N
     elif not isinstance(inputs, list) or not inputs:
         errors.add(("body", "inputs"), "expected a non-empty list of input tensors", "wrong_type")
     errors.raise_if_any()
+    assert isinstance(inputs, list)  # checked just above
     for k, tensor in enumerate(inputs):
         _walk_tensor(tensor, ("body", "inputs", k), errors)
     errors.raise_if_any()

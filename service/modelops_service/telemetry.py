@@ -41,7 +41,9 @@ def _gauge(m: catalog.Metric, registry: CollectorRegistry) -> Gauge:
     return Gauge(m.name, m.help, m.labels, registry=registry)
 
 
-def _histogram(m: catalog.Metric, registry: CollectorRegistry, buckets: Sequence[float]):
+def _histogram(
+    m: catalog.Metric, registry: CollectorRegistry, buckets: Sequence[float]
+) -> Histogram:
     return Histogram(m.name, m.help, m.labels, registry=registry, buckets=buckets)
 
 

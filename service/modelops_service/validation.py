@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 import msgspec
 import numpy as np
@@ -161,8 +161,10 @@ class V1Types:
         fields = [(f"f{j}", float, msgspec.field(name=name)) for j, name in enumerate(names)]
         instance = msgspec.defstruct("Instance", fields, forbid_unknown_fields=True, gc=False)
         row = tuple.__class_getitem__((float,) * len(names))  # exactly as many numbers
+        # Types built at run time, so spelled as calls: list[instance | row].
+        instances = list.__class_getitem__(Union.__getitem__((instance, row)))
         envelope = msgspec.defstruct(
-            "Envelope", [("instances", list[instance | row])], forbid_unknown_fields=True
+            "Envelope", [("instances", instances)], forbid_unknown_fields=True
         )
         return cls(
             instance,
@@ -442,7 +444,7 @@ def _v2_columns(tensors: list[tuple[str, list[int], list]], schema: FeatureSchem
     errors = Errors()
     position: dict[str, int] = {}
     for k, (name, shape, _) in enumerate(tensors):
-        loc = ("body", "inputs", k)
+        loc: Loc = ("body", "inputs", k)
         if name not in schema.name_set:
             errors.add((*loc, "name"), f"unexpected input {name!r}: not a feature", "extra_field")
         elif name in position:

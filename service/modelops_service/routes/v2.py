@@ -216,8 +216,8 @@ def build_router(card: ModelCard, schema: FeatureSchema, output_names: Sequence[
     async def ready(svc: ServiceDep) -> Response:
         return json_response({"ready": svc.ready}, 200 if svc.ready else 503)
 
-    not_found = {404: {"description": "No such model or version"}}
-    infer_responses = {
+    not_found: dict[int | str, dict[str, Any]] = {404: {"description": "No such model or version"}}
+    infer_responses: dict[int | str, dict[str, Any]] = {
         200: {
             "description": "Output tensors (row-major, flat data)",
             "content": {JSON: {"schema": infer_response_schema(card)}},

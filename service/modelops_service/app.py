@@ -62,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # nest each router behind a matcher of its own, on every request.
     routers = [
         v1.build_router(card, service.schema),
-        v2.build_router(card, service.schema, service.output_names),
+        v2.build_infer_router(card, service.schema, service.output_names),
+        v2.router,
         health.router,
         metrics.router,
     ]

@@ -92,11 +92,14 @@ class RequestTelemetry:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        headers = scope["headers"]
-        given = _header(headers, REQUEST_ID_HEADER)
-        request_id = given.decode("latin-1") if given is not None else ""
-        if not _REQUEST_ID_OK.match(request_id):
-            request_id = secrets.token_hex(16)
+        given, received = None, 0
+        for key, value in scope["headers"]:  # one pass, the first of each
+            if key == REQUEST_ID_HEADER and given is None:
+                given = value.decode("latin-1")
+            elif key == b"content-length" and not received:
+                received = content_length(value)
+        request_id = given if given is not None and _REQUEST_ID_OK.match(given) else ""
+        request_id = request_id or secrets.token_hex(16)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         raw_id = request_id.encode()
@@ -109,8 +112,9 @@ class RequestTelemetry:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
-                sent = content_length(_header(message.get("headers", ()), b"content-length"))
-                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, raw_id)]
+                headers = message.get("headers", ())  # optional in ASGI
+                sent = content_length(_header(headers, b"content-length"))
+                message["headers"] = [*headers, (REQUEST_ID_HEADER, raw_id)]
             await send(message)
 
         in_progress = self.metrics.in_progress(handler, method)
@@ -120,7 +124,6 @@ class RequestTelemetry:
         finally:
             in_progress.dec()
             seconds = max(time.perf_counter() - start, 0.0)
-            received = content_length(_header(headers, b"content-length"))
             self.metrics.observe(handler, method, f"{status // 100}xx", seconds, received, sent)
             self._log(scope, state, request_id, handler, status, seconds)
 

@@ -8,6 +8,7 @@ drift are the same as for /v1/predict.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -177,15 +178,73 @@ def answer_v2(card: ModelCard) -> Callable[[Decoded, Prediction], dict[str, Any]
     return answer
 
 
-def build_router(card: ModelCard, schema: FeatureSchema, output_names: Sequence[str]) -> APIRouter:
-    router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
+TAGS: list[str | Enum] = ["open inference protocol (v2)"]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such model or version"}}
+router = APIRouter(prefix="/v2", tags=TAGS)
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata() -> Response:
+    return json_response({"name": SERVER_NAME, "version": __version__, "extensions": []})
+
+
+@router.get("/health/live", summary="Server liveness")
+async def live() -> Response:
+    return json_response({"live": True})
+
+
+@router.get("/health/ready", summary="Server readiness")
+async def ready(svc: ServiceDep) -> Response:
+    return json_response({"ready": svc.ready}, 200 if svc.ready else 503)
+
+
+@router.get("/models/{model_name}", summary="Model metadata", responses=NOT_FOUND)
+async def model_metadata(svc: ServiceDep, model_name: str) -> Response:
+    return _unknown(svc, model_name, None) or json_response(metadata(svc))
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}",
+    summary="Model metadata (of one version)",
+    responses=NOT_FOUND,
+)
+async def model_version_metadata(svc: ServiceDep, model_name: str, model_version: str) -> Response:
+    return _unknown(svc, model_name, model_version) or json_response(metadata(svc))
+
+
+@router.get("/models/{model_name}/ready", summary="Model readiness", responses=NOT_FOUND)
+async def model_ready(svc: ServiceDep, model_name: str) -> Response:
+    return _unknown(svc, model_name, None) or _ready(svc)
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}/ready",
+    summary="Model readiness (of one version)",
+    responses=NOT_FOUND,
+)
+async def model_version_ready(svc: ServiceDep, model_name: str, model_version: str) -> Response:
+    return _unknown(svc, model_name, model_version) or _ready(svc)
+
+
+def build_infer_router(
+    card: ModelCard, schema: FeatureSchema, output_names: Sequence[str]
+) -> APIRouter:
+    """The two infer routes of the served model (their documentation names its schema)."""
+    infer_router = APIRouter(prefix="/v2", tags=TAGS)
     answer = answer_v2(card)
 
     def decode(body: bytes) -> Decoded:
         return decode_v2(body, schema, output_names)
 
-    async def infer(request: Request, svc: ModelService) -> Response:
-        return await predict_step(request, svc, decode, answer)
+    async def model_infer(request: Request, svc: ServiceDep, model_name: str) -> Response:
+        unknown = _unknown(svc, model_name, None)
+        return unknown or await predict_step(request, svc, decode, answer)
+
+    async def model_version_infer(
+        request: Request, svc: ServiceDep, model_name: str, model_version: str
+    ) -> Response:
+        unknown = _unknown(svc, model_name, model_version)
+        return unknown or await predict_step(request, svc, decode, answer)
 
     example = {
         "inputs": [
@@ -197,69 +256,15 @@ def build_router(card: ModelCard, schema: FeatureSchema, output_names: Sequence[
             }
         ]
     }
-    infer_extra = {
-        "requestBody": {
-            "required": True,
-            "content": {JSON: {"schema": infer_schema(card), "example": example}},
-        }
-    }
-
-    @router.get("", summary="Server metadata")
-    async def server_metadata() -> Response:
-        return json_response({"name": SERVER_NAME, "version": __version__, "extensions": []})
-
-    @router.get("/health/live", summary="Server liveness")
-    async def live() -> Response:
-        return json_response({"live": True})
-
-    @router.get("/health/ready", summary="Server readiness")
-    async def ready(svc: ServiceDep) -> Response:
-        return json_response({"ready": svc.ready}, 200 if svc.ready else 503)
-
-    not_found: dict[int | str, dict[str, Any]] = {404: {"description": "No such model or version"}}
-    infer_responses: dict[int | str, dict[str, Any]] = {
+    content = {JSON: {"schema": infer_schema(card), "example": example}}
+    responses: dict[int | str, dict[str, Any]] = {
         200: {
             "description": "Output tensors (row-major, flat data)",
             "content": {JSON: {"schema": infer_response_schema(card)}},
         },
-        **not_found,
+        **NOT_FOUND,
         **error_responses(),
     }
-
-    @router.get("/models/{model_name}", summary="Model metadata", responses=not_found)
-    async def model_metadata(svc: ServiceDep, model_name: str) -> Response:
-        return _unknown(svc, model_name, None) or json_response(metadata(svc))
-
-    @router.get(
-        "/models/{model_name}/versions/{model_version}",
-        summary="Model metadata (of one version)",
-        responses=not_found,
-    )
-    async def model_version_metadata(
-        svc: ServiceDep, model_name: str, model_version: str
-    ) -> Response:
-        return _unknown(svc, model_name, model_version) or json_response(metadata(svc))
-
-    @router.get("/models/{model_name}/ready", summary="Model readiness", responses=not_found)
-    async def model_ready(svc: ServiceDep, model_name: str) -> Response:
-        return _unknown(svc, model_name, None) or _ready(svc)
-
-    @router.get(
-        "/models/{model_name}/versions/{model_version}/ready",
-        summary="Model readiness (of one version)",
-        responses=not_found,
-    )
-    async def model_version_ready(svc: ServiceDep, model_name: str, model_version: str) -> Response:
-        return _unknown(svc, model_name, model_version) or _ready(svc)
-
-    async def model_infer(request: Request, svc: ServiceDep, model_name: str) -> Response:
-        return _unknown(svc, model_name, None) or await infer(request, svc)
-
-    async def model_version_infer(
-        request: Request, svc: ServiceDep, model_name: str, model_version: str
-    ) -> Response:
-        return _unknown(svc, model_name, model_version) or await infer(request, svc)
-
     for path, endpoint, naming in (
         ("/models/{model_name}/infer", model_infer, ""),
         (
@@ -268,14 +273,13 @@ def build_router(card: ModelCard, schema: FeatureSchema, output_names: Sequence[
             " (naming the version)",
         ),
     ):
-        router.add_api_route(
+        infer_router.add_api_route(
             path,
             endpoint,
             methods=["POST"],
             summary=f"Infer with {card.name} v{card.version}{naming}",
-            openapi_extra=infer_extra,
-            responses=infer_responses,
+            openapi_extra={"requestBody": {"required": True, "content": content}},
+            responses=responses,
             route_class_override=PredictRoute,
         )
-
-    return router
+    return infer_router

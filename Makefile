@@ -22,11 +22,15 @@ help: ## Show this help.
 
 ##@ Development
 
+# uv from PATH, else bootstrapped into $(UV_DIR) (a private venv: no pip install into a
+# PEP 668 system Python, nothing that must be on PATH); hack/bootstrap-uv.sh says why not.
+UV_DIR ?= $(CACHE)/uv
+
 $(VENV)/.installed: pyproject.toml
-	@command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	@echo ">> creating $(VENV) with the pinned dependencies of pyproject.toml"
-	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
-	uv pip install --quiet --python $(PY) -e '.[dev]'
+	@uv=$$(UV_VERSION=$(UV_VERSION) hack/bootstrap-uv.sh $(UV_DIR)) \
+	  && echo ">> creating $(VENV) with the pinned dependencies of pyproject.toml ($$uv)" \
+	  && "$$uv" venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV) \
+	  && "$$uv" pip install --quiet --python $(PY) -e '.[dev]'
 	@touch $@
 
 .PHONY: venv
@@ -37,9 +41,19 @@ tools: ## Install the pinned test tools (control plane, helm, kubectl, prometheu
 	hack/install-tools.sh
 
 .PHONY: lint
-lint: venv ## Lint and check formatting (ruff).
+lint: venv tools ## Lint: ruff, generated files fresh, helm lint --strict of both charts, mypy (service/, operator/).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) hack/generate.py --check
+	@for chart in charts/model-service charts/model-operator; do \
+	  helm lint --strict --quiet $$chart; \
+	  for f in $$chart/ci/*-values.yaml; do helm lint --strict --quiet $$chart --values $$f; done; \
+	done
+	$(VENV)/bin/mypy
+
+.PHONY: generate
+generate: venv tools ## Write every generated file: rules, dashboards, chart copies, values and READMEs, manifests/rbac.
+	$(PY) hack/generate.py
 
 .PHONY: fmt
 fmt: venv ## Format and autofix (ruff).
@@ -52,7 +66,7 @@ test: venv tools models ## Run every test: pure, render and cluster tiers.
 
 .PHONY: test-pure
 test-pure: venv models ## Run the tests that need no helm, promtool or cluster.
-	$(PY) -m pytest -m "not render and not cluster and not prometheus" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not render and not cluster and not prometheus and not images" $(PYTEST_ARGS)
 
 .PHONY: test-render
 test-render: venv tools models ## Run the render tier (helm template/lint, promtool).
@@ -76,41 +90,23 @@ serve: models ## Serve a demo model on http://127.0.0.1:$(PORT) (MODEL=models/wi
 test-service: venv ## Run the model service's tests (pure, and HTTP against real service processes).
 	$(PY) -m pytest tests/service $(PYTEST_ARGS)
 
-##@ Test rig (a real control plane on loopback, no Docker)
+##@ Dev stack (devstack/: a real control plane on loopback, no Docker)
 
 .PHONY: cluster-up
 cluster-up: venv tools ## Start etcd, kube-apiserver, KCM, scheduler and KWOK nodes; print KUBECONFIG.
-	$(PY) -m tests.rig up
+	$(PY) -m devstack up
 
 .PHONY: cluster-down
 cluster-down: venv ## Stop the processes cluster-up started, by PID.
-	$(PY) -m tests.rig down
+	$(PY) -m devstack down
 
 .PHONY: cluster-status
 cluster-status: venv ## Show the processes of the rig cluster-up started (PID, running or gone).
-	$(PY) -m tests.rig status
+	$(PY) -m devstack status
 
 .PHONY: cluster-env
 cluster-env: venv ## Print the running rig's KUBECONFIG exports, for eval in a shell (make -s).
-	@$(PY) -m tests.rig env
-
-##@ Charts (charts/model-service, charts/model-operator)
-
-.PHONY: generate
-generate: venv ## Copy alerts/, dashboards/ and manifests/crd/ into the charts and rewrite their README tables.
-	$(PY) hack/generate.py
-
-.PHONY: docs
-docs: venv ## Rewrite only the parameters tables of the charts' READMEs from values.yaml.
-	$(PY) hack/generate.py --only docs
-
-.PHONY: lint-charts
-lint-charts: venv ## Fail when generated chart files are stale; helm lint --strict both charts with every ci/ values file.
-	$(PY) hack/generate.py --check
-	@for chart in charts/model-service charts/model-operator; do \
-	  helm lint --strict $$chart; \
-	  for f in $$chart/ci/*-values.yaml; do helm lint --strict $$chart --values $$f; done; \
-	done
+	@$(PY) -m devstack env
 
 ##@ Kind (the user's path on a laptop: a real cluster in Docker)
 
@@ -153,6 +149,11 @@ KIND_ENV = KIND=$(KIND) KUBECTL=$(KIND_KUBECTL) HELM=$(KIND_HELM) KIND_CLUSTER=$
 	MODELS_NS=$(MODELS_NS) GRAFANA_PORT=$(GRAFANA_PORT) PROMETHEUS_PORT=$(PROMETHEUS_PORT) PY=$(PY)
 KCTL = $(KIND_KUBECTL) --context $(KIND_CONTEXT)
 KHELM = $(KIND_HELM) --kube-context $(KIND_CONTEXT)
+# The one install of kube-prometheus-stack: `make up` and `make alerting` (which adds the
+# Alertmanager overlay) upgrade the same release, chart version and values.
+KPS_INSTALL = $(KHELM) upgrade --install kube-prometheus-stack kube-prometheus-stack --repo $(KPS_REPO) \
+	--version $(KPS_CHART_VERSION) --namespace monitoring --create-namespace --values $(KPS_VALUES)
+ALERTING_VALUES ?= .run/alerting-values.yaml
 
 .PHONY: up
 up: ## Cluster, monitoring, images, operator, a model and the example, or demo-local without Docker.
@@ -163,15 +164,20 @@ up: ## Cluster, monitoring, images, operator, a model and the example, or demo-l
 	  $(MAKE) --no-print-directory demo-local; \
 	fi
 
+.PHONY: kind-preflight
+kind-preflight: ## Check what kind-up needs of the host (Docker engine, cgroup v2, curl); creates nothing.
+	@hack/kind.sh engine >/dev/null
+	@$(KIND_ENV) hack/kind.sh preflight
+
+# Every prerequisite is checked or built before step 1 (make runs them in this order),
+# so a host that cannot finish stops before a cluster exists.
 .PHONY: kind-up
-kind-up: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without the fallback (fails when Docker is down).
+kind-up: kind-preflight venv models $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without the fallback (fails when Docker is down).
 	@echo ">> 1/8 kind cluster '$(KIND_CLUSTER)' ($(KIND_NODE_IMAGE))"
 	$(KIND) get clusters 2>/dev/null | grep -x '$(KIND_CLUSTER)' >/dev/null \
 	  || $(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --image $(KIND_NODE_IMAGE) --wait 120s
 	@echo ">> 2/8 kube-prometheus-stack $(KPS_CHART_VERSION) in namespace monitoring"
-	$(KHELM) upgrade --install kube-prometheus-stack kube-prometheus-stack --repo $(KPS_REPO) \
-	  --version $(KPS_CHART_VERSION) --namespace monitoring --create-namespace \
-	  --values $(KPS_VALUES) --wait=watcher --timeout 15m
+	$(KPS_INSTALL) --wait=watcher --timeout 15m
 	@echo ">> 3/8 images $(SERVICE_IMAGE) and $(OPERATOR_IMAGE), loaded into kind"
 	$(MAKE) --no-print-directory load-images
 	@echo ">> 4/8 the operator (charts/model-operator) in namespace $(OPERATOR_NS)"
@@ -193,45 +199,63 @@ kind-up: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without 
 	@echo ">> 8/8 done"
 	@$(KIND_ENV) hack/kind.sh next-steps
 
-# Options of the no-Docker demo (python -m demo_local --help): e.g. --yes (no pauses),
+# Options of the no-Docker demo (python -m devstack.demo --help): e.g. --yes (no pauses),
 # --keep-cluster (leave the control plane running; make cluster-down stops it).
 DEMO_LOCAL_ARGS ?=
 
 .PHONY: demo-local
 demo-local: venv tools models ## No Docker: rig control plane, KWOK nodes, local operator and services; a canary promoted, one rolled back.
-	$(PY) -m demo_local $(DEMO_LOCAL_ARGS)
+	$(PY) -m devstack.demo $(DEMO_LOCAL_ARGS)
 
 .PHONY: images
-images: models ## Build the service and operator images (docker build; the models are baked in).
-	docker build --file service/Dockerfile --tag $(SERVICE_IMAGE) .
-	docker build --file operator/Dockerfile --tag $(OPERATOR_IMAGE) .
+images: models ## Build the service and operator images (BuildKit; models baked in; MODELOPS_OFFLINE=1: no registry).
+	IMAGE_TAG=$(IMAGE_TAG) SERVICE_REPO=$(SERVICE_REPO) OPERATOR_REPO=$(OPERATOR_REPO) hack/images.sh
+
+.PHONY: test-images
+test-images: venv tools models ## Build both images (make images) and test them in containers (needs make engine).
+	$(PY) -m pytest -m images $(PYTEST_ARGS)
+
+.PHONY: engine
+engine: ## Start a Docker engine when none answers (installs Debian's docker.io; no systemd: dockerd by PID).
+	hack/docker-engine.sh start
+
+.PHONY: engine-stop
+engine-stop: ## Stop the dockerd that `make engine` started (an engine it did not start is left alone).
+	hack/docker-engine.sh stop
 
 .PHONY: load-images
 load-images: images $(KIND) ## Build the images and load them into the kind cluster.
-	$(KIND) load docker-image --name $(KIND_CLUSTER) $(SERVICE_IMAGE) $(OPERATOR_IMAGE)
+	$(KIND_ENV) hack/kind.sh load-images $(SERVICE_IMAGE) $(OPERATOR_IMAGE)
+
+.PHONY: alerting
+alerting: venv $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## Add the Alertmanager example (alerts/alertmanager/) to the stack; SLACK_API_URL, PAGER_TOKEN fill its Secret.
+	@$(KIND_ENV) hack/kind.sh alerting-secret
+	@mkdir -p $(dir $(ALERTING_VALUES))
+	$(KIND_ENV) hack/kind.sh alerting-values > $(ALERTING_VALUES)
+	$(KPS_INSTALL) --values $(ALERTING_VALUES) --wait=watcher --timeout 10m
 
 .PHONY: demo
-demo: venv $(KIND_KUBECTL) ## Roll the diabetes example to version 2 as a canary while traffic runs; watch it promote.
+demo: venv $(KIND) $(KIND_KUBECTL) ## Roll the diabetes example to version 2 as a canary while traffic runs; watch it promote.
 	$(KIND_ENV) hack/kind.sh demo $(DEMO_MANIFEST)
 
 .PHONY: demo-rollback
-demo-rollback: venv $(KIND_KUBECTL) ## Roll wine to a version built to fail analysis (drift) while traffic runs; watch it roll back.
+demo-rollback: venv $(KIND) $(KIND_KUBECTL) ## Roll wine to a version built to fail analysis (drift) while traffic runs; watch it roll back.
 	$(KIND_ENV) hack/kind.sh demo $(ROLLBACK_MANIFEST) '$(ROLLBACK_PATCH)'
 
 .PHONY: grafana
-grafana: $(KIND_KUBECTL) ## Port-forward Grafana to http://127.0.0.1:3000 (GRAFANA_PORT=...) and print the login.
+grafana: $(KIND) $(KIND_KUBECTL) ## Port-forward Grafana to http://127.0.0.1:3000 (GRAFANA_PORT=...) and print the login.
 	@$(KIND_ENV) hack/kind.sh grafana
 
 .PHONY: prometheus
-prometheus: $(KIND_KUBECTL) ## Port-forward Prometheus to http://127.0.0.1:9090 (PROMETHEUS_PORT=...).
+prometheus: $(KIND) $(KIND_KUBECTL) ## Port-forward Prometheus to http://127.0.0.1:9090 (PROMETHEUS_PORT=...).
 	@$(KIND_ENV) hack/kind.sh prometheus
 
 .PHONY: status
-status: ## Show the kind cluster: nodes, releases, pods, ModelDeployments.
+status: $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## Show the kind cluster: nodes, releases, pods, ModelDeployments.
 	@$(KIND_ENV) hack/kind.sh status
 
 .PHONY: down
-down: ## Delete the kind cluster (nothing to do when there is none).
+down: $(KIND) ## Delete the kind cluster (nothing to do when there is none).
 	@$(KIND_ENV) hack/kind.sh down
 
 .PHONY: kind-tools
@@ -261,8 +285,7 @@ OPERATOR_TICK ?= 2
 
 .PHONY: run-operator
 run-operator: venv ## Run the operator locally against KUBECONFIG (e.g. the rig of cluster-up), metrics on :8000.
-	MODELOPS_OPERATOR_TICK_SECONDS=$(OPERATOR_TICK) $(VENV)/bin/kopf run --standalone --all-namespaces \
-	  -m modelops_operator.handlers --liveness=http://127.0.0.1:8080/healthz
+	MODELOPS_OPERATOR_TICK_SECONDS=$(OPERATOR_TICK) $(PY) -m modelops_operator
 
 .PHONY: test-operator
 test-operator: venv ## Run the operator's pure unit tests (no cluster).
@@ -270,7 +293,7 @@ test-operator: venv ## Run the operator's pure unit tests (no cluster).
 
 .PHONY: bench-operator
 bench-operator: venv tools ## Apply 50 ModelDeployments at once on the rig; print time to all Ready and peak memory.
-	$(PY) operator/bench.py $(BENCH_ARGS)
+	$(PY) bench/operator_rollout.py $(BENCH_ARGS)
 
 ##@ Monitoring (alerts/, dashboards/, loadtest/)
 
@@ -279,22 +302,6 @@ LOAD_SCENARIO ?= normal
 LOAD_RATE     ?= 20
 LOAD_DURATION ?= 60
 LOAD_ARGS     ?=
-
-.PHONY: generate-alerts
-generate-alerts: venv ## Render alerts/modelops.rules.tmpl + params.yaml into the rule files and chart fragments.
-	$(PY) -m alerts.render
-
-.PHONY: generate-dashboards
-generate-dashboards: venv ## Write dashboards/*.json from dashboards/generate.py.
-	$(PY) -m dashboards.generate
-
-.PHONY: check-rules
-check-rules: venv ## Fail on stale generated rules/dashboards; promtool check + unit tests; amtool check of the example.
-	$(PY) -m alerts.render --check
-	$(PY) -m dashboards.generate --check
-	promtool check rules alerts/modelops.rules.yaml
-	promtool test rules alerts/tests/*.test.yaml
-	amtool check-config alerts/alertmanager/alertmanager.yaml
 
 .PHONY: load
 load: venv ## Send bounded traffic to a running service (LOAD_URL, LOAD_SCENARIO=normal|drift|bad-input|spike, LOAD_RATE, LOAD_DURATION).

@@ -22,7 +22,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from typing import Any
 
 import joblib
 import numpy as np
+
+from devstack.processes import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -141,12 +142,6 @@ class Server:
     proc: subprocess.Popen | None = None
     idle_rss_mib: float | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _predictions(body: Any) -> list:

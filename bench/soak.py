@@ -6,7 +6,7 @@
 
 A benchmark, not a test. One run:
 
-1. starts the service (`python -m modelops_service`, tests/support/service_process.py) on a
+1. starts the service (`python -m modelops_service`, devstack/service_process.py) on a
    model (default models/wine/1) with its declared sha256 and default settings (metrics and
    drift on), and pins it to CPU 0 and this load generator to CPU 1 (when there are two);
 2. measures capacity: closed loop, the same traffic mix, `--connections` keep-alive
@@ -51,15 +51,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from loadtest.scenarios import BAD_KINDS, bad_request, dumps, make_scenario  # noqa: E402
-from tests.support.service_process import (  # noqa: E402
-    ServiceProcess,
-    demo_model_dir,
-    start_service,
-)
+from devstack.paths import REPO_ROOT as REPO
+from devstack.service_process import ServiceProcess, demo_model_dir, start_service
+from loadtest.scenarios import BAD_KINDS, bad_request, dumps, make_scenario
 
 
 def _bench_run() -> Any:

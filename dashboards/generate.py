@@ -1,9 +1,7 @@
-"""Generate the Grafana dashboards of the model service (one source: this module).
+"""The Grafana dashboards of the model service (one source: this module; pure).
 
-    python -m dashboards.generate           # write dashboards/*.json
-    python -m dashboards.generate --check   # exit 1 if a committed JSON file is stale
-
-Three dashboards, stable uids, folder-agnostic (the chart's ConfigMaps pick the folder):
+`make generate` (hack/generate.py) writes ``DASHBOARDS`` as JSON into the chart, at
+charts/model-service/files/dashboards/ (the one committed copy). Three dashboards, stable uids, folder-agnostic (the chart's ConfigMaps pick the folder):
 
 - ``modelops-overview``: the service (traffic, latency, errors, sizes, in-flight,
   memory, CPU, restarts).
@@ -25,28 +23,23 @@ copies from the pod labels (``podTargetLabels``).
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
-import sys
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable
 
+from alerts import render as alert_rules
 from modelops_service import catalog as c
+from modelops_service import recording_rules as rr
 
-HERE = Path(__file__).resolve().parent
-
-PREDICT_ROUTES = 'handler=~"/v1/predict|/v2/models/.+/infer"'
+PREDICT_ROUTES = alert_rules.PREDICTION_ROUTES
 SEL = 'namespace=~"$namespace", model=~"$model", version=~"$version"'
 TARGET_SEL = 'namespace=~"$namespace", modelops_io_model=~"$model", modelops_io_version=~"$version"'
 POD_SEL = 'namespace=~"$namespace", pod=~"$pod", container!="", container!="POD"'
 RATE = "$__rate_interval"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
-# Thresholds shared with the alert defaults (alerts/params.yaml).
-ERROR_RATIO = (0.01, 0.05)
-LATENCY = (0.25, 0.5)
-DRIFT = (0.1, 0.2)
-LOW_CONFIDENCE = 0.6
+# Red at the default threshold of the alert (alerts/params.yaml), orange at this share of it.
+WARN_SHARE = 0.5
 
 
 def m(metric: c.Metric, suffix: str = "") -> str:
@@ -77,8 +70,20 @@ def thresholds(steps: Iterable[tuple[float | None, str]]) -> dict:
     }
 
 
+@functools.cache
+def alert_threshold(param: str) -> float:
+    """The default of an alert's threshold in alerts/params.yaml (the one place it is set)."""
+    return float(alert_rules.load_params()[param].default)
+
+
 def upper(warn: float, crit: float) -> dict:
     return thresholds([(None, "green"), (warn, "orange"), (crit, "red")])
+
+
+def alert_bands(param: str) -> dict:
+    """Orange from WARN_SHARE of the alert's threshold, red from the threshold on."""
+    crit = alert_threshold(param)
+    return upper(crit * WARN_SHARE, crit)
 
 
 def panel(
@@ -386,14 +391,14 @@ def overview() -> dict:
             "5xx ratio",
             ratio('status=~"5.."', pred, "namespace"),
             unit="percentunit",
-            th=upper(*ERROR_RATIO),
+            th=alert_bands("errorRatioThreshold"),
             desc="Share of prediction requests answered 5xx.",
         ),
         stat(
             "p95 latency",
             f"histogram_quantile(0.95, sum by (le) (rate({m(c.HTTP_REQUEST_DURATION, '_bucket')}{{{pred}}}[{RATE}])))",
             unit="s",
-            th=upper(*LATENCY),
+            th=alert_bands("latencyP95Seconds"),
             desc="95th percentile latency of prediction requests.",
         ),
         stat(
@@ -425,7 +430,7 @@ def overview() -> dict:
             "Latency of prediction requests",
             quantiles(c.HTTP_REQUEST_DURATION, pred),
             unit="s",
-            th=upper(*LATENCY),
+            th=alert_bands("latencyP95Seconds"),
             threshold_lines=True,
             desc="p50, p95 and p99 of the whole request, prediction routes.",
         ),
@@ -436,7 +441,7 @@ def overview() -> dict:
                 target(ratio('status=~"4.."', pred, "version"), "{{version}} 4xx"),
             ],
             unit="percentunit",
-            th=upper(*ERROR_RATIO),
+            th=alert_bands("errorRatioThreshold"),
             threshold_lines=True,
             minimum=0,
             desc="5xx (service failures) and 4xx (rejected inputs) over all prediction requests.",
@@ -620,7 +625,7 @@ def model_view() -> dict:
             minimum=0,
             maximum=1,
             threshold_lines=True,
-            th=thresholds([(None, "red"), (LOW_CONFIDENCE, "green")]),
+            th=thresholds([(None, "red"), (alert_threshold("lowConfidenceThreshold"), "green")]),
             desc="Mean probability of the predicted class; ModelLowConfidence fires below the red area.",
         ),
         row("Drift"),
@@ -633,7 +638,7 @@ def model_view() -> dict:
                 )
             ],
             unit="short",
-            th=upper(*DRIFT),
+            th=alert_bands("featureDriftThreshold"),
             threshold_lines=True,
             minimum=0,
             desc="Population stability index of each feature against the training reference (0.1 moderate, 0.2 significant).",
@@ -662,7 +667,7 @@ def model_view() -> dict:
                 )
             ],
             unit="short",
-            th=upper(*DRIFT),
+            th=alert_bands("featureDriftThreshold"),
             minimum=0,
             w=8,
             options={
@@ -681,7 +686,7 @@ def model_view() -> dict:
                 )
             ],
             unit="short",
-            th=upper(*DRIFT),
+            th=alert_bands("predictionDriftThreshold"),
             threshold_lines=True,
             minimum=0,
             w=8,
@@ -758,48 +763,44 @@ def rollout() -> dict:
         row("Side by side (one column per version)"),
         side_by_side(
             "Requests",
-            f"sum by (version) (model_version:requests:rate1m{{{rsel}}})",
+            f"sum by (version) ({rr.REQUESTS_RATE1M.name}{{{rsel}}})",
             unit="reqps",
             th=thresholds([(None, "blue")]),
-            desc="model_version:requests:rate1m",
+            desc=f"{rr.REQUESTS_RATE1M.name}",
         ),
         side_by_side(
             "Error ratio",
-            f"max by (version) (model_version:error_ratio:rate1m{{{rsel}}})",
+            f"max by (version) ({rr.ERROR_RATIO_RATE1M.name}{{{rsel}}})",
             unit="percentunit",
-            th=upper(*ERROR_RATIO),
-            desc="model_version:error_ratio:rate1m (the canary analysis' error rate)",
+            th=alert_bands("errorRatioThreshold"),
+            desc=f"{rr.ERROR_RATIO_RATE1M.name} (the canary analysis' error rate)",
         ),
         side_by_side(
             "p95 latency",
-            f"max by (version) (model_version:latency_p95_seconds:rate1m{{{rsel}}})",
+            f"max by (version) ({rr.LATENCY_P95_RATE1M.name}{{{rsel}}})",
             unit="s",
-            th=upper(*LATENCY),
-            desc="model_version:latency_p95_seconds:rate1m",
+            th=alert_bands("latencyP95Seconds"),
+            desc=f"{rr.LATENCY_P95_RATE1M.name}",
         ),
         side_by_side(
             "Drift score",
-            f"max by (version) (model_version:drift_score:max{{{rsel}}})",
+            f"max by (version) ({rr.DRIFT_SCORE_MAX.name}{{{rsel}}})",
             unit="short",
-            th=upper(*DRIFT),
-            desc="model_version:drift_score:max: the largest feature PSI",
+            th=alert_bands("featureDriftThreshold"),
+            desc=f"{rr.DRIFT_SCORE_MAX.name}: the largest feature PSI",
         ),
         row("Compared over time"),
         timeseries(
             "Request rate",
-            [target(f"sum by (version) (model_version:requests:rate1m{{{rsel}}})", "{{version}}")],
+            [target(f"sum by (version) ({rr.REQUESTS_RATE1M.name}{{{rsel}}})", "{{version}}")],
             unit="reqps",
             desc="Prediction requests per second per version: the canary's share of the traffic.",
         ),
         timeseries(
             "Error ratio",
-            [
-                target(
-                    f"max by (version) (model_version:error_ratio:rate1m{{{rsel}}})", "{{version}}"
-                )
-            ],
+            [target(f"max by (version) ({rr.ERROR_RATIO_RATE1M.name}{{{rsel}}})", "{{version}}")],
             unit="percentunit",
-            th=upper(*ERROR_RATIO),
+            th=alert_bands("errorRatioThreshold"),
             threshold_lines=True,
             minimum=0,
             desc="5xx share per version, as the canary analysis reads it.",
@@ -808,20 +809,20 @@ def rollout() -> dict:
             "p95 latency",
             [
                 target(
-                    f"max by (version) (model_version:latency_p95_seconds:rate1m{{{rsel}}})",
+                    f"max by (version) ({rr.LATENCY_P95_RATE1M.name}{{{rsel}}})",
                     "{{version}}",
                 )
             ],
             unit="s",
-            th=upper(*LATENCY),
+            th=alert_bands("latencyP95Seconds"),
             threshold_lines=True,
             desc="p95 latency per version.",
         ),
         timeseries(
             "Drift score",
-            [target(f"max by (version) (model_version:drift_score:max{{{rsel}}})", "{{version}}")],
+            [target(f"max by (version) ({rr.DRIFT_SCORE_MAX.name}{{{rsel}}})", "{{version}}")],
             unit="short",
-            th=upper(*DRIFT),
+            th=alert_bands("featureDriftThreshold"),
             threshold_lines=True,
             minimum=0,
             desc="Largest feature PSI per version.",
@@ -830,7 +831,7 @@ def rollout() -> dict:
             "Input error ratio",
             [
                 target(
-                    f"max by (version) (model_version:input_error_ratio:rate5m{{{rsel}}})",
+                    f"max by (version) ({rr.INPUT_ERROR_RATIO_RATE5M.name}{{{rsel}}})",
                     "{{version}}",
                 )
             ],
@@ -868,35 +869,6 @@ DASHBOARDS = {
 }
 
 
-def render(build) -> str:
+def render(build: Callable[[], dict]) -> str:
+    """One dashboard as the JSON text the chart carries."""
     return json.dumps(build(), indent=2, sort_keys=False) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboards.generate", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 1 if a dashboard is stale")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, build in DASHBOARDS.items():
-        path = HERE / name
-        text_ = render(build)
-        if path.is_file() and path.read_text() == text_:
-            continue
-        if args.check:
-            stale.append(name)
-            continue
-        path.write_text(text_)
-        print(f"wrote dashboards/{name}")
-    for name in stale:
-        print(f"out of date: dashboards/{name}", file=sys.stderr)
-    if stale:
-        print(
-            "run `python -m dashboards.generate` (make generate-dashboards) and commit",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

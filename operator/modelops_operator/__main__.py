@@ -7,19 +7,15 @@ from MODELOPS_OPERATOR_NAMESPACES / MODELOPS_OPERATOR_HEALTH_PORT.
 
 from __future__ import annotations
 
-import logging
-
 import kopf
 
+from modelops_operator import logs
 from modelops_operator.settings import OperatorSettings
 
 
 def main() -> None:
     settings = OperatorSettings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(settings.log_level)
     import modelops_operator.handlers  # noqa: F401  (registers the handlers)
 
     kopf.run(

@@ -18,6 +18,7 @@ from modelops_operator.constants import (
     RULE_REQUESTS,
 )
 from modelops_operator.models import Analysis, Figures
+from modelops_operator.reasons import Reason
 
 
 class Verdict(StrEnum):
@@ -130,7 +131,7 @@ def decide(figures: dict[str, float | None], spec: Analysis) -> Decision:
     if not _finite(requests):
         return Decision(
             Verdict.INCONCLUSIVE,
-            "NoTraffic",
+            Reason.NO_TRAFFIC,
             f"request count is {_fmt(requests)} (need {spec.min_requests})",
             figures,
         )
@@ -138,7 +139,7 @@ def decide(figures: dict[str, float | None], spec: Analysis) -> Decision:
     if requests < spec.min_requests:
         return Decision(
             Verdict.INCONCLUSIVE,
-            "TooFewRequests",
+            Reason.TOO_FEW_REQUESTS,
             f"requests {requests:.0f} < minRequests {spec.min_requests}",
             figures,
         )
@@ -155,9 +156,9 @@ def decide(figures: dict[str, float | None], spec: Analysis) -> Decision:
     if failures:
         first_key = failures[0].split(" ", 1)[0]
         reason = {
-            ERROR_RATE: "ErrorRateTooHigh",
-            LATENCY_P95: "LatencyTooHigh",
-            DRIFT: "DriftTooHigh",
+            ERROR_RATE: Reason.ERROR_RATE_TOO_HIGH,
+            LATENCY_P95: Reason.LATENCY_TOO_HIGH,
+            DRIFT: Reason.DRIFT_TOO_HIGH,
         }[first_key]
         return Decision(Verdict.FAIL, reason, "; ".join(failures), figures)
     unknown = [
@@ -166,7 +167,7 @@ def decide(figures: dict[str, float | None], spec: Analysis) -> Decision:
         if limit is not None and not _finite(figures.get(key))
     ]
     if unknown:
-        return Decision(Verdict.INCONCLUSIVE, "NoData", "; ".join(unknown), figures)
+        return Decision(Verdict.INCONCLUSIVE, Reason.NO_DATA, "; ".join(unknown), figures)
     within = ", ".join(
         f"{key} {_fmt(figures.get(key))} <= {name} {limit:g}"
         for key, name, limit in limits
@@ -174,7 +175,7 @@ def decide(figures: dict[str, float | None], spec: Analysis) -> Decision:
     )
     return Decision(
         Verdict.PASS,
-        "WithinThresholds",
+        Reason.WITHIN_THRESHOLDS,
         f"requests {requests:.0f} >= {spec.min_requests}; {within}",
         figures,
     )
@@ -182,4 +183,4 @@ def decide(figures: dict[str, float | None], spec: Analysis) -> Decision:
 
 def error_decision(message: str) -> Decision:
     """Prometheus unreachable or a query error: hold, never promote."""
-    return Decision(Verdict.ERROR, "PrometheusUnavailable", message, {})
+    return Decision(Verdict.ERROR, Reason.PROMETHEUS_UNAVAILABLE, message, {})

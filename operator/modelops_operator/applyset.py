@@ -30,7 +30,6 @@ from modelops_operator.constants import (
 class KindInfo:
     api_version: str
     kind: str
-    plural: str
     order: int
 
     @property
@@ -40,15 +39,15 @@ class KindInfo:
 
 # The kinds charts/model-service renders (and so the kinds pruning looks at), in apply order.
 KINDS: tuple[KindInfo, ...] = (
-    KindInfo("v1", "ServiceAccount", "serviceaccounts", 0),
-    KindInfo("v1", "ConfigMap", "configmaps", 1),
-    KindInfo("v1", "Service", "services", 2),
-    KindInfo("apps/v1", "Deployment", "deployments", 3),
-    KindInfo("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", 4),
-    KindInfo("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", 4),
-    KindInfo("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", 4),
-    KindInfo("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", 5),
-    KindInfo("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules", 5),
+    KindInfo("v1", "ServiceAccount", 0),
+    KindInfo("v1", "ConfigMap", 1),
+    KindInfo("v1", "Service", 2),
+    KindInfo("apps/v1", "Deployment", 3),
+    KindInfo("policy/v1", "PodDisruptionBudget", 4),
+    KindInfo("autoscaling/v2", "HorizontalPodAutoscaler", 4),
+    KindInfo("networking.k8s.io/v1", "NetworkPolicy", 4),
+    KindInfo("monitoring.coreos.com/v1", "ServiceMonitor", 5),
+    KindInfo("monitoring.coreos.com/v1", "PrometheusRule", 5),
 )
 KIND_BY_NAME = {(k.api_version, k.kind): k for k in KINDS}
 MONITORING_KINDS = frozenset(k.kind for k in KINDS if k.group == MONITORING_GROUP)
@@ -73,15 +72,6 @@ def key_of(obj: dict[str, Any], default_namespace: str = "") -> ObjectKey:
         meta.get("namespace") or default_namespace,
         meta.get("name", ""),
     )
-
-
-def rest_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
-    info = KIND_BY_NAME.get((api_version, kind))
-    if info is None:
-        raise KeyError(f"unknown kind {api_version}/{kind}: add it to applyset.KINDS")
-    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    path = f"{base}/namespaces/{namespace}/{info.plural}"
-    return f"{path}/{name}" if name else path
 
 
 @dataclass(frozen=True)

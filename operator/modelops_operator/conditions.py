@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from modelops_operator.constants import (
     COND_DEGRADED,
@@ -16,9 +17,17 @@ from modelops_operator.constants import (
     COND_READY,
     CONDITION_TYPES,
 )
-from modelops_operator.models import Condition, Phase
-from modelops_operator.rollout import EventKind, Outcome, State
-from modelops_operator.workloads import WorkloadState
+from modelops_operator.models import (
+    AnalysisRecord,
+    Condition,
+    ModelDeploymentStatus,
+    Phase,
+    isoformat,
+)
+from modelops_operator.reasons import Reason
+from modelops_operator.rollout import Action, EventKind, Observation, Outcome, State
+from modelops_operator.selectors import MonitoringReport
+from modelops_operator.workloads import WorkloadState, ready_text
 
 
 @dataclass(frozen=True)
@@ -29,8 +38,8 @@ class ConditionValue:
     message: str = ""
 
     @property
-    def status_text(self) -> str:
-        return {True: "True", False: "False", None: "Unknown"}[self.status]
+    def status_text(self) -> Literal["True", "False", "Unknown"]:
+        return "Unknown" if self.status is None else "True" if self.status else "False"
 
 
 def set_conditions(
@@ -49,8 +58,8 @@ def set_conditions(
             status=update.status_text,
             reason=update.reason,
             message=update.message[:1024],
-            lastTransitionTime=now if changed else old.last_transition_time,  # type: ignore[union-attr]
-            observedGeneration=generation,
+            last_transition_time=now if changed else old.last_transition_time,  # type: ignore[union-attr]
+            observed_generation=generation,
         )
     ordered = [by_type[t] for t in CONDITION_TYPES if t in by_type]
     ordered += [c for t, c in sorted(by_type.items()) if t not in CONDITION_TYPES]
@@ -67,14 +76,14 @@ def rollout_conditions(outcome: Outcome, stable: WorkloadState) -> list[Conditio
         ready = ConditionValue(
             COND_READY,
             True,
-            "Available",
+            Reason.AVAILABLE,
             f"{stable.ready}/{stable.desired} stable replicas ready{unverified}",
         )
     else:
         ready = ConditionValue(
             COND_READY,
             False,
-            stable.failure or ("NotDeployed" if not stable.exists else "NotAvailable"),
+            stable.failure or (Reason.NOT_DEPLOYED if not stable.exists else Reason.NOT_AVAILABLE),
             (stable.failure_message or f"{stable.ready}/{stable.desired} stable replicas ready")
             + unverified,
         )
@@ -84,15 +93,20 @@ def rollout_conditions(outcome: Outcome, stable: WorkloadState) -> list[Conditio
     if in_rollout:
         progressing = ConditionValue(COND_PROGRESSING, True, event.reason, event.message)
     elif phase == Phase.ROLLED_BACK:
-        progressing = ConditionValue(COND_PROGRESSING, False, "RolledBack", event.message)
+        progressing = ConditionValue(COND_PROGRESSING, False, Reason.ROLLED_BACK, event.message)
     else:
         progressing = ConditionValue(
-            COND_PROGRESSING, False, "RolloutComplete", event.message or "no rollout in progress"
+            COND_PROGRESSING,
+            False,
+            Reason.ROLLOUT_COMPLETE,
+            event.message or "no rollout in progress",
         )
     if phase == Phase.DEGRADED:
-        degraded = ConditionValue(COND_DEGRADED, True, event.reason or "Degraded", event.message)
+        degraded = ConditionValue(
+            COND_DEGRADED, True, event.reason or Reason.DEGRADED, event.message
+        )
     else:
-        degraded = ConditionValue(COND_DEGRADED, False, "AsExpected", "")
+        degraded = ConditionValue(COND_DEGRADED, False, Reason.AS_EXPECTED, "")
     return [ready, progressing, degraded]
 
 
@@ -111,3 +125,32 @@ def _unverified(outcome: Outcome) -> str:
 
 def monitoring_condition(ok: bool, reason: str, message: str) -> ConditionValue:
     return ConditionValue(COND_MONITORING, ok, reason, message)
+
+
+def status_after(
+    outcome: Outcome,
+    obs: Observation,
+    report: MonitoringReport,
+    last_analysis: AnalysisRecord | None,
+    generation: int | None,
+) -> ModelDeploymentStatus:
+    """The status one pass writes: the outcome's, with conditions, READY and the last analysis."""
+    if outcome.transition.action == Action.START_CANARY:
+        last_analysis = None  # a new canary: the previous figures are about another release
+    conditions = set_conditions(
+        obs.status.conditions,
+        [
+            *rollout_conditions(outcome, obs.stable),
+            monitoring_condition(report.ok, report.reason, report.message),
+        ],
+        isoformat(obs.now),
+        generation,
+    )
+    return outcome.status.model_copy(
+        update={
+            "observed_generation": generation,
+            "ready": ready_text(obs.stable, obs.canary),
+            "last_analysis": last_analysis,
+            "conditions": conditions,
+        }
+    )

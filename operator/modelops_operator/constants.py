@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from modelops_service import recording_rules
+
 GROUP = "modelops.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -12,14 +14,9 @@ SHORT_NAME = "md"
 FIELD_MANAGER = "modelops-operator"
 MANAGED_BY = "modelops-operator"
 
-# Labels the chart puts on everything (app.kubernetes.io/*) and on pods (modelops.io/*).
-LABEL_NAME = "app.kubernetes.io/name"
+# Labels of the chart's objects (app.kubernetes.io/*) and pods (modelops.io/*) the operator reads.
 LABEL_INSTANCE = "app.kubernetes.io/instance"
-LABEL_VERSION = "app.kubernetes.io/version"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_PART_OF = "app.kubernetes.io/part-of"
-LABEL_MODEL = "modelops.io/model"
-LABEL_MODEL_VERSION = "modelops.io/version"
 LABEL_TRACK = "modelops.io/track"
 TRACK_STABLE = "stable"
 TRACK_CANARY = "canary"
@@ -38,11 +35,11 @@ COND_DEGRADED = "Degraded"
 COND_MONITORING = "MonitoringReady"
 CONDITION_TYPES = (COND_READY, COND_PROGRESSING, COND_DEGRADED, COND_MONITORING)
 
-# Recording rules from alerts/ (CONVENTIONS.md); the analysis never names a raw metric.
-RULE_REQUESTS = "model_version:requests:rate1m"
-RULE_ERROR_RATIO = "model_version:error_ratio:rate1m"
-RULE_LATENCY_P95 = "model_version:latency_p95_seconds:rate1m"
-RULE_DRIFT = "model_version:drift_score:max"
+# The recording rules the canary analysis queries, named by the one catalog the rules of
+# alerts/ are built from (CONVENTIONS.md); the analysis never names a raw metric.
+RULE_REQUESTS = recording_rules.REQUESTS_RATE1M.name
+RULE_ERROR_RATIO = recording_rules.ERROR_RATIO_RATE1M.name
+RULE_LATENCY_P95 = recording_rules.LATENCY_P95_RATE1M.name
+RULE_DRIFT = recording_rules.DRIFT_SCORE_MAX.name
 
 METRICS_PORT = 8000
-LIVENESS_PORT = 8080

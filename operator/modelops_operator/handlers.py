@@ -25,6 +25,7 @@ from typing import Any
 
 import kopf
 
+from modelops_operator import logs
 from modelops_operator.constants import (
     GROUP,
     LABEL_MANAGED_BY,
@@ -52,14 +53,18 @@ class _QuietWatch(logging.Filter):
 
 @kopf.on.startup()
 async def startup(
-    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
+    settings: kopf.OperatorSettings,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
 ) -> None:
     config = OperatorSettings()
+    logs.configure(config.log_level)  # `kopf run` installed its text handler: JSON lines instead
     # reconciles wait on the API server and helm, not on this process's CPU
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="reconcile")
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prometheus query otherwise
     logging.getLogger("kopf.objects").addFilter(_QuietWatch())
     # kopf's own bookkeeping lives in annotations, so status is only what we write
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -77,7 +82,7 @@ async def startup(
     metrics.serve(config.metrics_port)
     memo.reconciler = Reconciler(
         config,
-        KubeClient.from_kubeconfig(config.kubeconfig),
+        KubeClient.from_kubeconfig(config.kubeconfig, pool_size=config.workers),
         ChartRenderer(config.chart_path, config.helm_binary),
         PrometheusClient(config.prometheus_timeout_seconds),
         metrics,
@@ -120,7 +125,7 @@ async def owned_deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: A
     obj = event.get("object")
     if reconciler is None or not isinstance(obj, dict):
         return
-    uid = reconciler.owned_object_changed(event.get("type"), obj)
+    uid = reconciler.owned_object_changed(event.get("type"), dict(obj))
     if uid is not None and uid in memo.pokes:
         memo.pokes[uid].set()
 
@@ -128,14 +133,15 @@ async def owned_deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: A
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
 async def rollout_loop(
     name: str,
-    namespace: str,
+    namespace: str | None,
     uid: str,
     memo: kopf.Memo,
     stopped: kopf.DaemonStopped,
-    logger: logging.Logger,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
     reconciler: Reconciler = memo.reconciler
+    assert namespace is not None  # ModelDeployments are namespaced
     poke = _poke(memo, uid)
     tick = reconciler.settings.tick_seconds
     try:

@@ -1,32 +1,47 @@
-"""The apply layer: a small Kubernetes REST client (httpx) with server-side apply.
+"""The apply layer: the Kubernetes API through the `kubernetes` package's dynamic client.
 
-Credentials come from kubernetes.config (kubeconfig or in-cluster); requests go
-through httpx so one client, one connection pool and one retry policy serve
-every call. Server-side apply always uses one field manager, so fields others
+The dynamic client finds each kind's REST resource by discovery, so no path is
+spelled here; server-side apply always uses one field manager, so fields others
 set (`kubectl rollout restart`'s restartedAt annotation, an HPA's replicas when
-the chart leaves them out) stay theirs.
+the chart leaves them out) stay theirs. Credentials come from kubernetes.config
+(kubeconfig or in-cluster, whose rotating token the client re-reads); urllib3
+retries refused connections, 429 and 5xx with backoff, so an API server restart
+costs a reconcile a few seconds, not an error.
+
+The client is synchronous: reconciles run in kopf's thread pool (handlers.py),
+bounded by `settings.workers`, and the connection pool is sized to match.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import ssl
+import tempfile
 import threading
-import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import kubernetes.client
 import kubernetes.config
+import urllib3
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
-from modelops_operator.applyset import KIND_BY_NAME, ObjectKey, key_of, rest_path
+from modelops_operator.applyset import ObjectKey, key_of
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+TIMEOUT = (5.0, 30.0)  # connect, read (seconds) for every call
+RETRIES = urllib3.Retry(
+    total=4,
+    backoff_factor=0.2,
+    status_forcelist=(429, 500, 502, 503, 504),
+    allowed_methods=None,  # every verb: apply and status PUTs are idempotent or conditional
+    raise_on_status=False,  # the last answer reaches the client, which raises its ApiException
+)
 
 
 class KubeError(RuntimeError):
@@ -39,181 +54,203 @@ class ConflictError(KubeError):
     pass
 
 
+@contextlib.contextmanager
+def _api_errors(what: str) -> Iterator[None]:
+    """The client's exceptions as KubeError, with the API server's own message."""
+    try:
+        yield
+    except DynamicApiError as exc:
+        error = ConflictError if exc.status == 409 else KubeError
+        raise error(exc.status or 0, f"{what}: {exc.summary()[:500]}") from None
+    except (urllib3.exceptions.HTTPError, ResourceNotFoundError) as exc:
+        raise KubeError(0, f"{what}: {exc}") from exc
+
+
+def load_configuration(kubeconfig: Path | None, pool_size: int) -> kubernetes.client.Configuration:
+    """A kubeconfig file if given, else in-cluster, else ~/.kube/config."""
+    cfg = kubernetes.client.Configuration()
+    if kubeconfig is not None:
+        kubernetes.config.load_kube_config(str(kubeconfig), client_configuration=cfg)
+    else:
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=cfg)
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config(client_configuration=cfg)
+    cfg.retries = RETRIES
+    cfg.connection_pool_maxsize = pool_size
+    return cfg
+
+
 class KubeClient:
+    """get/list/apply/delete/status/Events for dict objects; KubeError on failure."""
+
     def __init__(self, configuration: kubernetes.client.Configuration) -> None:
         self._cfg = configuration
-        verify = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
-        if not configuration.verify_ssl:
-            verify.check_hostname = False
-            verify.verify_mode = ssl.CERT_NONE
-        if configuration.cert_file:
-            verify.load_cert_chain(configuration.cert_file, configuration.key_file)
-        self.host = configuration.host.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.host,
-            verify=verify,
-            timeout=httpx.Timeout(30.0, connect=5.0),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-        )
-        self._discovery: dict[str, tuple[float, frozenset[str]]] = {}
-        self._lock = threading.Lock()
+        self._client: DynamicClient | None = None
+        self._resources: dict[tuple[str, str], Any] = {}
+        self._lock = threading.RLock()  # _resource() holds it while _dynamic() builds
 
     @classmethod
-    def from_kubeconfig(cls, kubeconfig: Path | None = None) -> KubeClient:
-        cfg = kubernetes.client.Configuration()
-        if kubeconfig is not None:
-            kubernetes.config.load_kube_config(str(kubeconfig), client_configuration=cfg)
-        else:
-            try:
-                kubernetes.config.load_incluster_config(client_configuration=cfg)
-            except kubernetes.config.ConfigException:
-                kubernetes.config.load_kube_config(client_configuration=cfg)
-        return cls(cfg)
+    def from_kubeconfig(cls, kubeconfig: Path | None = None, pool_size: int = 16) -> KubeClient:
+        return cls(load_configuration(kubeconfig, pool_size))
 
     # --- plumbing -----------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        # in-cluster tokens rotate: the refresh hook inside this call re-reads them
-        token = self._cfg.get_api_key_with_prefix("BearerToken", alias="authorization") or ""
-        return {"Authorization": token} if token else {}
+    def _dynamic(self) -> DynamicClient:
+        """Built on first use: its discovery needs the API server, the startup must not."""
+        with self._lock, _api_errors("discovery"):
+            if self._client is None:
+                # a private discovery cache: the default file in /tmp is shared per API URL
+                cache = Path(tempfile.mkdtemp(prefix="modelops-kube-")) / "discovery.json"
+                api = kubernetes.client.ApiClient(self._cfg)
+                self._client = DynamicClient(api, cache_file=str(cache))
+            return self._client
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-        ok_missing: bool = False,
-    ) -> dict[str, Any] | None:
-        headers = self._headers()
-        content = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            content = json.dumps(body)
-        delay = 0.2
-        for attempt in range(5):
-            try:
-                resp = self._http.request(
-                    method, path, params=params, content=content, headers=headers
-                )
-            except httpx.TransportError as exc:
-                if attempt == 4:
-                    raise KubeError(0, f"{method} {path}: {exc}") from exc
-                time.sleep(delay)
-                delay *= 2
-                continue
-            if resp.status_code in RETRY_STATUSES and attempt < 4:
-                time.sleep(delay)
-                delay *= 2
-                continue
-            break
-        if resp.status_code == 404 and ok_missing:
-            return None
-        if resp.status_code == 409:
-            raise ConflictError(409, f"{method} {path}: {resp.text[:500]}")
-        if resp.status_code >= 400:
-            raise KubeError(resp.status_code, f"{method} {path}: {resp.text[:500]}")
-        return resp.json() if resp.content else {}
+    def _resource(self, api_version: str, kind: str) -> Any:
+        """The REST resource of a kind, found once (the discoverer is not thread-safe)."""
+        with self._lock:
+            resource = self._resources.get((api_version, kind))
+            if resource is None:
+                with _api_errors(f"discover {api_version}/{kind}"):
+                    found = self._dynamic().resources.get(api_version=api_version, kind=kind)
+                resource = self._resources[(api_version, kind)] = found
+            return resource
+
+    @staticmethod
+    def _json(response: Any) -> dict[str, Any]:
+        return json.loads(response.data) if response.data else {}
 
     # --- reads --------------------------------------------------------------
 
-    def get(self, path: str) -> dict[str, Any] | None:
-        return self.request("GET", path, ok_missing=True)
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        resource = self._resource(api_version, kind)
+        try:
+            with _api_errors(f"get {kind}/{name}"):
+                return self._json(
+                    resource.get(name=name, namespace=namespace, serialize=False,
+                                 _request_timeout=TIMEOUT)
+                )  # fmt: skip
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
-    def list(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
-        params = {"labelSelector": label_selector} if label_selector else None
-        body = self.request("GET", path, params=params, ok_missing=True)
-        return list((body or {}).get("items") or [])
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Objects of a kind in a namespace (None: every namespace), with apiVersion and kind."""
+        resource = self._resource(api_version, kind)
+        with _api_errors(f"list {kind} in {namespace or 'all namespaces'}"):
+            body = self._json(
+                resource.get(namespace=namespace, label_selector=label_selector,
+                             serialize=False, _request_timeout=TIMEOUT)
+            )  # fmt: skip
+        items = list(body.get("items") or [])
+        for item in items:  # list items come without them
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
 
-    def served_kinds(self, group_version: str, ttl: float = 30.0) -> frozenset[str]:
-        """Kinds the API server serves in a group/version (cached for `ttl` seconds)."""
-        now = time.monotonic()
-        with self._lock:
-            cached = self._discovery.get(group_version)
-            if cached and now - cached[0] < ttl:
-                return cached[1]
+    def served_kinds(self, group_version: str) -> frozenset[str]:
+        """Kinds the API server serves in a group/version now (empty when it serves none)."""
         path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-        body = self.request("GET", path, ok_missing=True) or {}
-        kinds = frozenset(
-            r["kind"] for r in body.get("resources") or [] if "/" not in r.get("name", "")
-        )
-        with self._lock:
-            self._discovery[group_version] = (now, kinds)
-        return kinds
+        try:
+            with _api_errors(f"discover {group_version}"):
+                body = self._json(
+                    self._dynamic().request("GET", path, serialize=False, _request_timeout=TIMEOUT)
+                )
+        except KubeError as exc:
+            if exc.status == 404:
+                return frozenset()
+            raise
+        resources = body.get("resources") or []
+        return frozenset(r["kind"] for r in resources if "/" not in r.get("name", ""))
 
     # --- writes -------------------------------------------------------------
 
     def apply(self, obj: dict[str, Any], field_manager: str) -> dict[str, Any]:
+        """Server-side apply, forcing conflicts: the chart's fields are ours."""
         key = key_of(obj)
-        path = rest_path(key.api_version, key.kind, key.namespace, key.name)
-        result = self.request(
-            "PATCH",
-            path,
-            params={"fieldManager": field_manager, "force": "true"},
-            body=obj,
-            content_type="application/apply-patch+yaml",
-        )
-        return result or {}
+        resource = self._resource(key.api_version, key.kind)
+        with _api_errors(f"apply {key}"):
+            return self._json(
+                resource.server_side_apply(
+                    body=obj, name=key.name, namespace=key.namespace, field_manager=field_manager,
+                    force_conflicts=True, serialize=False, _request_timeout=TIMEOUT,
+                )
+            )  # fmt: skip
 
     def delete(self, key: ObjectKey) -> None:
-        path = rest_path(key.api_version, key.kind, key.namespace, key.name)
-        self.request("DELETE", path, body={"propagationPolicy": "Background"}, ok_missing=True)
+        resource = self._resource(key.api_version, key.kind)
+        try:
+            with _api_errors(f"delete {key}"):
+                resource.delete(
+                    name=key.name, namespace=key.namespace, propagation_policy="Background",
+                    serialize=False, _request_timeout=TIMEOUT,
+                )  # fmt: skip
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
 
-    def list_owned(self, namespace: str, selector: str, kinds: frozenset[str]) -> list[dict]:
-        """Every object of the known kinds in `namespace` with the label `selector`."""
-        out = []
-        for info in KIND_BY_NAME.values():
-            if info.kind not in kinds:
-                continue
-            for item in self.list(rest_path(info.api_version, info.kind, namespace), selector):
-                item.setdefault("apiVersion", info.api_version)
-                item.setdefault("kind", info.kind)
-                out.append(item)
-        return out
-
-    def replace_status(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def replace_status(self, obj: dict[str, Any]) -> dict[str, Any]:
         """PUT the status subresource; the object's resourceVersion makes it conditional."""
-        result = self.request("PUT", path + "/status", body=obj)
-        return result or {}
+        key = key_of(obj)
+        resource = self._resource(key.api_version, key.kind)
+        with _api_errors(f"write status of {key}"):
+            return self._json(
+                resource.status.replace(body=obj, name=key.name, namespace=key.namespace,
+                                        serialize=False, _request_timeout=TIMEOUT)
+            )  # fmt: skip
 
     def post_event(
-        self,
-        involved: dict[str, Any],
-        type_: str,
-        reason: str,
-        message: str,
-        component: str,
+        self, involved: dict[str, Any], type_: str, reason: str, message: str, component: str
     ) -> None:
-        meta = involved["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": involved["apiVersion"],
-                "kind": involved["kind"],
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-                "resourceVersion": meta.get("resourceVersion", ""),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": component},
-            "reportingComponent": component,
-            "reportingInstance": component,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+        """Best effort: a lost Event never fails a reconcile (the status is the record)."""
+        event = event_body(involved, type_, reason, message, component)
         try:
-            self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
-        except KubeError as exc:  # an Event is best effort; never fail a reconcile for it
+            resource = self._resource("v1", "Event")
+            with _api_errors(f"post Event {reason}"):
+                resource.create(body=event, namespace=event["metadata"]["namespace"],
+                                serialize=False, _request_timeout=TIMEOUT)  # fmt: skip
+        except KubeError as exc:
             log.warning("could not post event %s: %s", reason, exc)
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.client.close()
+
+
+def event_body(
+    involved: dict[str, Any], type_: str, reason: str, message: str, component: str
+) -> dict[str, Any]:
+    """A core/v1 Event about `involved` (pure)."""
+    meta = involved["metadata"]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": involved["apiVersion"],
+            "kind": involved["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta.get("resourceVersion", ""),
+        },
+        "type": type_,
+        "reason": str(reason),
+        "message": message[:1024],
+        "source": {"component": component},
+        "reportingComponent": component,
+        "reportingInstance": component,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }

@@ -56,17 +56,14 @@ class ModelRef(_Model):
     artifact: str
     sha256: str = ""
 
-    def same_release(self, other: ModelRef | None) -> bool:
-        return other is not None and self == other
-
 
 class Analysis(_Model):
-    max_error_rate: float = Field(0.05, alias="maxErrorRate", ge=0, le=1)
-    max_latency_p95_seconds: float = Field(0.5, alias="maxLatencyP95Seconds", gt=0)
-    max_drift_score: float | None = Field(0.2, alias="maxDriftScore", ge=0)
-    min_requests: int = Field(50, alias="minRequests", ge=0)
+    max_error_rate: float = Field(default=0.05, alias="maxErrorRate", ge=0, le=1)
+    max_latency_p95_seconds: float = Field(default=0.5, alias="maxLatencyP95Seconds", gt=0)
+    max_drift_score: float | None = Field(default=0.2, alias="maxDriftScore", ge=0)
+    min_requests: int = Field(default=50, alias="minRequests", ge=0)
     deadline: Duration = "10m"
-    prometheus_url: str | None = Field(None, alias="prometheusUrl")
+    prometheus_url: str | None = Field(default=None, alias="prometheusUrl")
 
     @property
     def deadline_seconds(self) -> float:
@@ -78,9 +75,9 @@ class Rollout(_Model):
     steps: tuple[int, ...] = (10, 50, 100)
     interval: Duration = "60s"
     analysis: Analysis = Field(default_factory=Analysis)
-    auto_rollback: bool = Field(True, alias="autoRollback")
-    rollback_window: Duration = Field("1h", alias="rollbackWindow")
-    progress_deadline: Duration = Field("10m", alias="progressDeadline")
+    auto_rollback: bool = Field(default=True, alias="autoRollback")
+    rollback_window: Duration = Field(default="1h", alias="rollbackWindow")
+    progress_deadline: Duration = Field(default="10m", alias="progressDeadline")
 
     @field_validator("steps")
     @classmethod
@@ -124,7 +121,7 @@ class Monitoring(_Model):
     alerts: ToggleWithLabels = Field(default_factory=ToggleWithLabels)
     dashboards: ToggleWithLabels = Field(default_factory=ToggleWithLabels)
     match_selectors: bool | None = Field(
-        None,
+        default=None,
         alias="matchSelectors",
         description="Add the labels Prometheus/Grafana selectors need; unset = operator setting.",
     )
@@ -132,7 +129,7 @@ class Monitoring(_Model):
 
 class ModelDeploymentSpec(_Model):
     model: ModelRef
-    replicas: int = Field(1, ge=0, le=100)
+    replicas: int = Field(default=1, ge=0, le=100)
     paused: bool = False
     rollout: Rollout = Field(default_factory=Rollout)
     monitoring: Monitoring = Field(default_factory=Monitoring)
@@ -147,7 +144,7 @@ class Condition(_Model):
     reason: str
     message: str = ""
     last_transition_time: str = Field(alias="lastTransitionTime")
-    observed_generation: int | None = Field(None, alias="observedGeneration")
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
 
 class HistoryEntry(_Model):
@@ -160,9 +157,9 @@ class HistoryEntry(_Model):
 
 class Figures(_Model):
     requests: float | None = None
-    error_rate: float | None = Field(None, alias="errorRate")
-    latency_p95_seconds: float | None = Field(None, alias="latencyP95Seconds")
-    drift_score: float | None = Field(None, alias="driftScore")
+    error_rate: float | None = Field(default=None, alias="errorRate")
+    latency_p95_seconds: float | None = Field(default=None, alias="latencyP95Seconds")
+    drift_score: float | None = Field(default=None, alias="driftScore")
 
 
 class AnalysisRecord(_Model):
@@ -176,7 +173,7 @@ class AnalysisRecord(_Model):
     figures: Figures = Field(default_factory=Figures)
     thresholds: dict[str, float | None] = Field(default_factory=dict)
     queries: dict[str, str] = Field(default_factory=dict)
-    prometheus_url: str = Field("", alias="prometheusUrl")
+    prometheus_url: str = Field(default="", alias="prometheusUrl")
 
 
 class CanaryState(_Model):
@@ -184,7 +181,7 @@ class CanaryState(_Model):
     step: int = 0
     started_at: str = Field(alias="startedAt")
     step_started_at: str = Field(alias="stepStartedAt")
-    inconclusive_since: str | None = Field(None, alias="inconclusiveSince")
+    inconclusive_since: str | None = Field(default=None, alias="inconclusiveSince")
     promoting: bool = False
 
 
@@ -194,20 +191,20 @@ class PreviousStable(_Model):
 
 
 class ModelDeploymentStatus(_Model):
-    observed_generation: int | None = Field(None, alias="observedGeneration")
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
     phase: Phase | None = None
-    stable_version: str | None = Field(None, alias="stableVersion")
-    canary_version: str | None = Field(None, alias="canaryVersion")
-    canary_weight: int = Field(0, alias="canaryWeight")
+    stable_version: str | None = Field(default=None, alias="stableVersion")
+    canary_version: str | None = Field(default=None, alias="canaryVersion")
+    canary_weight: int = Field(default=0, alias="canaryWeight")
     ready: str | None = None
     stable: ModelRef | None = None
     canary: CanaryState | None = None
-    previous_stable: PreviousStable | None = Field(None, alias="previousStable")
+    previous_stable: PreviousStable | None = Field(default=None, alias="previousStable")
     rolled_back: ModelRef | None = Field(
-        None, alias="rolledBack", description="The release last rolled back; not retried."
+        default=None, alias="rolledBack", description="The release last rolled back; not retried."
     )
-    rollout_started_at: str | None = Field(None, alias="rolloutStartedAt")
-    last_analysis: AnalysisRecord | None = Field(None, alias="lastAnalysis")
+    rollout_started_at: str | None = Field(default=None, alias="rolloutStartedAt")
+    last_analysis: AnalysisRecord | None = Field(default=None, alias="lastAnalysis")
     conditions: tuple[Condition, ...] = ()
     history: tuple[HistoryEntry, ...] = ()
 

@@ -12,11 +12,14 @@ the status and what the cluster shows, and acts on the difference).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from modelops_operator.analysis import Decision, Verdict
+from modelops_operator.constants import COND_PROGRESSING
 from modelops_operator.models import (
     AnalysisRecord,
     CanaryState,
@@ -30,6 +33,7 @@ from modelops_operator.models import (
     isoformat,
     parse_time,
 )
+from modelops_operator.reasons import Reason, Result
 from modelops_operator.workloads import WorkloadState, split_replicas
 
 
@@ -173,27 +177,29 @@ def _release_event(obs: Observation, state: State) -> Event | None:
     target, status = obs.spec.model, obs.status
     if state == State.INITIAL:
         if obs.spec.rollout.strategy == Strategy.CANARY:
-            return Event(EventKind.NEW_RELEASE_CANARY, "InitialDeploy", "first release")
-        return Event(EventKind.NEW_RELEASE_ROLLING, "InitialDeploy", "first release")
+            return Event(EventKind.NEW_RELEASE_CANARY, Reason.INITIAL_DEPLOY, "first release")
+        return Event(EventKind.NEW_RELEASE_ROLLING, Reason.INITIAL_DEPLOY, "first release")
     if status.canary is not None and target == status.canary.model:
         return None
     if target == status.stable:
         if state == State.CANARY:
             return Event(
                 EventKind.BACK_TO_STABLE,
-                "CanaryAborted",
+                Reason.CANARY_ABORTED,
                 f"spec returned to stable version {target.version}; canary removed",
             )
         return None
     if state == State.ROLLED_BACK and target == status.rolled_back:
         return Event(
             EventKind.RELEASE_ROLLED_BACK,
-            "RolledBack",
+            Reason.ROLLED_BACK,
             f"version {target.version} was rolled back; change spec.model to retry",
         )
     if obs.spec.paused:
         return Event(
-            EventKind.PAUSED, "RolloutPaused", f"rollout to {target.version} held: spec.paused"
+            EventKind.PAUSED,
+            Reason.ROLLOUT_PAUSED,
+            f"rollout to {target.version} held: spec.paused",
         )
     prev = status.previous_stable
     if (
@@ -203,36 +209,40 @@ def _release_event(obs: Observation, state: State) -> Event | None:
     ):
         return Event(
             EventKind.FAST_ROLLBACK,
-            "FastRollback",
+            Reason.FAST_ROLLBACK,
             f"version {target.version} was stable until {prev.replaced_at}, within "
             f"rollbackWindow {obs.spec.rollout.rollback_window}: rolled back without analysis",
         )
     if obs.spec.rollout.strategy == Strategy.CANARY and obs.spec.replicas > 0:
         return Event(
-            EventKind.NEW_RELEASE_CANARY, "CanaryStarted", f"canary of version {target.version}"
+            EventKind.NEW_RELEASE_CANARY,
+            Reason.CANARY_STARTED,
+            f"canary of version {target.version}",
         )
     return Event(
-        EventKind.NEW_RELEASE_ROLLING, "RollingUpdate", f"rolling update to {target.version}"
+        EventKind.NEW_RELEASE_ROLLING, Reason.ROLLING_UPDATE, f"rolling update to {target.version}"
     )
 
 
 def _deploy_event(obs: Observation, deadline_from: str | None) -> Event:
     stable = obs.stable
     if stable.is_ready:
-        return Event(EventKind.DEPLOY_READY, "Available", f"{stable.ready}/{stable.desired} ready")
+        return Event(
+            EventKind.DEPLOY_READY, Reason.AVAILABLE, f"{stable.ready}/{stable.desired} ready"
+        )
     if stable.failure:
         return Event(EventKind.DEPLOY_FAILED, stable.failure, stable.failure_message)
     deadline = obs.spec.rollout.progress_deadline_seconds
     if deadline_from and _seconds_since(deadline_from, obs.now) > deadline:
         return Event(
             EventKind.DEPLOY_FAILED,
-            "ProgressDeadlineExceeded",
+            Reason.PROGRESS_DEADLINE_EXCEEDED,
             f"{stable.ready}/{stable.desired} ready after progressDeadline "
             f"{obs.spec.rollout.progress_deadline}",
         )
     return Event(
         EventKind.DEPLOY_PROGRESSING,
-        "Progressing",
+        Reason.PROGRESSING,
         f"{stable.ready}/{stable.desired} ready, {stable.updated} updated",
     )
 
@@ -260,7 +270,7 @@ def _canary_event(obs: Observation) -> Event:
     assert canary is not None
     rollout = obs.spec.rollout
     if obs.spec.paused:
-        return Event(EventKind.PAUSED, "RolloutPaused", "canary held: spec.paused")
+        return Event(EventKind.PAUSED, Reason.ROLLOUT_PAUSED, "canary held: spec.paused")
     if not obs.canary.is_ready:
         if obs.canary.failure:
             return _fail(
@@ -269,20 +279,20 @@ def _canary_event(obs: Observation) -> Event:
         if _seconds_since(canary.step_started_at, obs.now) > rollout.progress_deadline_seconds:
             return _fail(
                 obs,
-                "CanaryNotReady",
+                Reason.CANARY_NOT_READY,
                 f"canary {obs.canary.ready}/{obs.canary.desired} ready after progressDeadline "
                 f"{rollout.progress_deadline}",
             )
         return Event(
             EventKind.CANARY_STARTING,
-            "CanaryStarting",
+            Reason.CANARY_STARTING,
             f"canary {obs.canary.ready}/{obs.canary.desired} ready",
         )
     waited = _seconds_since(canary.step_started_at, obs.now)
     if waited < rollout.interval_seconds or obs.analysis is None:
         return Event(
             EventKind.STEP_NOT_DUE,
-            "Analyzing",
+            Reason.ANALYZING,
             f"step {canary.step + 1}/{len(rollout.steps)} at {rollout.steps[canary.step]}%: "
             f"analysis in {max(0.0, rollout.interval_seconds - waited):.0f}s",
         )
@@ -296,14 +306,14 @@ def _canary_event(obs: Observation) -> Event:
         if _seconds_since(since, obs.now) >= rollout.analysis.deadline_seconds:
             return _fail(
                 obs,
-                "AnalysisInconclusive",
+                Reason.ANALYSIS_INCONCLUSIVE,
                 f"inconclusive for {rollout.analysis.deadline} (analysis deadline): "
                 f"{decision.message}",
             )
         return Event(EventKind.INCONCLUSIVE, decision.reason, decision.message)
     if canary.step + 1 >= len(rollout.steps):
-        return Event(EventKind.PASS_LAST_STEP, "AnalysisPassed", decision.message)
-    return Event(EventKind.PASS_NEXT_STEP, "AnalysisPassed", decision.message)
+        return Event(EventKind.PASS_LAST_STEP, Reason.ANALYSIS_PASSED, decision.message)
+    return Event(EventKind.PASS_NEXT_STEP, Reason.ANALYSIS_PASSED, decision.message)
 
 
 def classify(obs: Observation) -> Event:
@@ -338,159 +348,192 @@ class Outcome:
     events: tuple[KubeEvent, ...] = field(default_factory=tuple)
 
 
-def _history(
-    status: ModelDeploymentStatus, entry: HistoryEntry, limit: int
-) -> tuple[HistoryEntry, ...]:
-    return (*status.history, entry)[-limit:]
+@dataclass(frozen=True)
+class Step:
+    """What an action sees: the observation, the event it answers, the time, the history cap."""
+
+    obs: Observation
+    event: Event
+    now: str
+    history_limit: int
+
+    def record(
+        self, status: ModelDeploymentStatus, version: str, result: Result, reason: str, message: str
+    ) -> ModelDeploymentStatus:
+        """The status with one finished rollout appended to its capped history."""
+        entry = HistoryEntry(version=version, result=result, at=self.now, reason=reason,
+                             message=message)  # fmt: skip
+        return replace_status(status, history=(*status.history, entry)[-self.history_limit :])
+
+
+# An action takes the status and returns the new one and the Events to post.
+Effect = tuple[ModelDeploymentStatus, list[KubeEvent]]
+
+
+def _deploy_stable(step: Step, status: ModelDeploymentStatus) -> Effect:
+    target = step.obs.spec.model
+    changes: dict = {"stable": target, "canary": None, "rollout_started_at": step.now}
+    if status.stable is not None and status.stable != target:
+        changes["previous_stable"] = PreviousStable(model=status.stable, replaced_at=step.now)
+    if status.canary is not None and not status.canary.promoting:
+        status = step.record(status, status.canary.model.version, Result.ABORTED,
+                             step.event.reason, "superseded")  # fmt: skip
+    fast = step.event.kind == EventKind.FAST_ROLLBACK
+    reason = Reason.FAST_ROLLBACK if fast else Reason.DEPLOYING
+    message = step.event.message or f"deploying {target.version}"
+    return replace_status(status, **changes), [KubeEvent("Normal", reason, message)]
+
+
+def _finish_rollout(step: Step, status: ModelDeploymentStatus) -> Effect:
+    assert status.stable is not None
+    version = status.stable.version
+    status = replace_status(status, rollout_started_at=None)
+    status = step.record(status, version, Result.DEPLOYED, step.event.reason,
+                         "stable Deployment available")  # fmt: skip
+    return status, [KubeEvent("Normal", Reason.DEPLOYED, f"version {version} ready")]
+
+
+def _start_canary(step: Step, status: ModelDeploymentStatus) -> Effect:
+    target = step.obs.spec.model
+    if status.canary is not None:
+        # a promoting canary is done as far as the stable is concerned; any other is cut short
+        result = Result.PROMOTED if status.canary.promoting else Result.ABORTED
+        message = "" if status.canary.promoting else f"by {target.version}"
+        status = step.record(status, status.canary.model.version, result, Reason.SUPERSEDED,
+                             message)  # fmt: skip
+    canary = CanaryState(model=target, step=0, started_at=step.now, step_started_at=step.now)
+    status = replace_status(status, canary=canary, rollout_started_at=None, last_analysis=None)
+    weight = step.obs.spec.rollout.steps[0]
+    message = f"canary {target.version} at {weight}%"
+    return status, [KubeEvent("Normal", Reason.CANARY_STARTED, message)]
+
+
+def _advance_step(step: Step, status: ModelDeploymentStatus) -> Effect:
+    assert status.canary is not None
+    nxt = status.canary.step + 1
+    canary = status.canary.model_copy(
+        update={"step": nxt, "step_started_at": step.now, "inconclusive_since": None}
+    )
+    weight = step.obs.spec.rollout.steps[nxt]
+    message = f"canary {step.obs.spec.model.version} to {weight}%: {step.event.message}"
+    return replace_status(status, canary=canary), [
+        KubeEvent("Normal", Reason.CANARY_ADVANCED, message)
+    ]
+
+
+def _note_inconclusive(step: Step, status: ModelDeploymentStatus) -> Effect:
+    assert status.canary is not None
+    if status.canary.inconclusive_since is None:
+        canary = status.canary.model_copy(update={"inconclusive_since": step.now})
+        status = replace_status(status, canary=canary)
+    return status, []
+
+
+def _promote(step: Step, status: ModelDeploymentStatus) -> Effect:
+    assert status.canary is not None
+    assert status.stable is not None
+    promoted = status.canary.model
+    status = replace_status(
+        status,
+        previous_stable=PreviousStable(model=status.stable, replaced_at=step.now),
+        stable=promoted,
+        canary=status.canary.model_copy(update={"promoting": True, "step_started_at": step.now}),
+    )
+    message = f"canary {promoted.version} passed every step: {step.event.message}"
+    return status, [KubeEvent("Normal", Reason.CANARY_PROMOTING, message)]
+
+
+def _finish_promotion(step: Step, status: ModelDeploymentStatus) -> Effect:
+    assert status.canary is not None
+    version = status.canary.model.version
+    status = step.record(replace_status(status, canary=None), version, Result.PROMOTED,
+                         Reason.ANALYSIS_PASSED, "every step passed analysis")  # fmt: skip
+    return status, [KubeEvent("Normal", Reason.PROMOTED, f"version {version} is stable")]
+
+
+def _rollback(step: Step, status: ModelDeploymentStatus) -> Effect:
+    assert status.canary is not None
+    assert status.stable is not None
+    failed, stable, event = status.canary.model, status.stable, step.event
+    status = replace_status(status, canary=None, rolled_back=failed)
+    status = step.record(status, failed.version, Result.ROLLED_BACK, event.reason, event.message)
+    message = (
+        f"canary {failed.version} rolled back to {stable.version}: {event.reason}: {event.message}"
+    )
+    return status, [KubeEvent("Warning", Reason.ROLLED_BACK, message)]
+
+
+def _abort_canary(step: Step, status: ModelDeploymentStatus) -> Effect:
+    assert status.canary is not None
+    event = step.event
+    status = step.record(status, status.canary.model.version, Result.ABORTED, event.reason,
+                         event.message)  # fmt: skip
+    return replace_status(status, canary=None), [
+        KubeEvent("Normal", Reason.CANARY_ABORTED, event.message)
+    ]
+
+
+def _hold(step: Step, status: ModelDeploymentStatus) -> Effect:
+    """One Warning when a hold for Prometheus starts; other holds say nothing."""
+    if step.event.kind == EventKind.PROMETHEUS_ERROR and not _holding_for_prometheus(status):
+        return status, [KubeEvent("Warning", Reason.ANALYSIS_HELD, step.event.message)]
+    return status, []
+
+
+def _nothing(step: Step, status: ModelDeploymentStatus) -> Effect:
+    return status, []
+
+
+# What each action does to the status. An action missing here is a bug (a test checks).
+EFFECTS: dict[Action, Callable[[Step, ModelDeploymentStatus], Effect]] = {
+    Action.NONE: _nothing,
+    Action.HOLD: _hold,
+    Action.DEPLOY_STABLE: _deploy_stable,
+    Action.FINISH_ROLLOUT: _finish_rollout,
+    Action.START_CANARY: _start_canary,
+    Action.ADVANCE: _advance_step,
+    Action.NOTE_INCONCLUSIVE: _note_inconclusive,
+    Action.PROMOTE: _promote,
+    Action.FINISH_PROMOTION: _finish_promotion,
+    Action.ROLLBACK: _rollback,
+    Action.ABORT_CANARY: _abort_canary,
+}
 
 
 def advance(obs: Observation, *, history_limit: int = 10) -> Outcome:
+    """One transition: classify, look up the table, apply the action's effect."""
     state = derive_state(obs.status)
     event = classify(obs)
     transition = TRANSITIONS[(state, event.kind)]
-    now = isoformat(obs.now)
-    status = obs.status
-    target = obs.spec.model
-    events: list[KubeEvent] = []
-
-    def record(version: str, result: str, reason: str, message: str) -> None:
-        nonlocal status
-        status = replace_status(
-            status,
-            history=_history(
-                status,
-                HistoryEntry(
-                    version=version, result=result, at=now, reason=reason, message=message
-                ),
-                history_limit,
-            ),
-        )
-
-    action = transition.action
-    if action == Action.DEPLOY_STABLE:
-        previous = status.stable
-        changes: dict = {"stable": target, "canary": None, "rollout_started_at": now}
-        if previous is not None and previous != target:
-            changes["previous_stable"] = PreviousStable(model=previous, replacedAt=now)
-        if status.canary is not None and not status.canary.promoting:
-            record(status.canary.model.version, "Aborted", event.reason, "superseded")
-        status = replace_status(status, **changes)
-        kind = "FastRollback" if event.kind == EventKind.FAST_ROLLBACK else "Deploying"
-        events.append(KubeEvent("Normal", kind, event.message or f"deploying {target.version}"))
-    elif action == Action.FINISH_ROLLOUT:
-        status = replace_status(status, rollout_started_at=None)
-        assert status.stable is not None
-        result = "Deployed"
-        record(status.stable.version, result, event.reason, "stable Deployment available")
-        events.append(KubeEvent("Normal", "Deployed", f"version {status.stable.version} ready"))
-    elif action == Action.START_CANARY:
-        if status.canary is not None and not status.canary.promoting:
-            record(status.canary.model.version, "Aborted", "Superseded", f"by {target.version}")
-        if status.canary is not None and status.canary.promoting:
-            # the promotion is done as far as the stable is concerned
-            record(status.canary.model.version, "Promoted", "Superseded", "")
-        status = replace_status(
-            status,
-            canary=CanaryState(model=target, step=0, startedAt=now, stepStartedAt=now),
-            rollout_started_at=None,
-            last_analysis=None,
-        )
-        weight = obs.spec.rollout.steps[0]
-        events.append(KubeEvent("Normal", "CanaryStarted", f"canary {target.version} at {weight}%"))
-    elif action == Action.ADVANCE:
-        assert status.canary is not None
-        nxt = status.canary.step + 1
-        status = replace_status(
-            status,
-            canary=status.canary.model_copy(
-                update={"step": nxt, "step_started_at": now, "inconclusive_since": None}
-            ),
-        )
-        weight = obs.spec.rollout.steps[nxt]
-        events.append(
-            KubeEvent(
-                "Normal",
-                "CanaryAdvanced",
-                f"canary {target.version} to {weight}%: {event.message}",
-            )
-        )
-    elif action == Action.NOTE_INCONCLUSIVE:
-        assert status.canary is not None
-        if status.canary.inconclusive_since is None:
-            status = replace_status(
-                status, canary=status.canary.model_copy(update={"inconclusive_since": now})
-            )
-    elif action == Action.PROMOTE:
-        assert status.canary is not None
-        assert status.stable is not None
-        status = replace_status(
-            status,
-            previous_stable=PreviousStable(model=status.stable, replacedAt=now),
-            stable=status.canary.model,
-            canary=status.canary.model_copy(update={"promoting": True, "step_started_at": now}),
-        )
-        events.append(
-            KubeEvent(
-                "Normal",
-                "CanaryPromoting",
-                f"canary {status.canary.model.version} passed every step: {event.message}",
-            )
-        )
-    elif action == Action.FINISH_PROMOTION:
-        assert status.canary is not None
-        version = status.canary.model.version
-        status = replace_status(status, canary=None)
-        record(version, "Promoted", "AnalysisPassed", "every step passed analysis")
-        events.append(KubeEvent("Normal", "Promoted", f"version {version} is stable"))
-    elif action == Action.ROLLBACK:
-        assert status.canary is not None
-        assert status.stable is not None
-        failed = status.canary.model
-        status = replace_status(status, canary=None, rolled_back=failed)
-        record(failed.version, "RolledBack", event.reason, event.message)
-        events.append(
-            KubeEvent(
-                "Warning",
-                "RolledBack",
-                f"canary {failed.version} rolled back to {status.stable.version}: "
-                f"{event.reason}: {event.message}",
-            )
-        )
-    elif action == Action.ABORT_CANARY:
-        assert status.canary is not None
-        record(status.canary.model.version, "Aborted", event.reason, event.message)
-        status = replace_status(status, canary=None)
-        events.append(KubeEvent("Normal", "CanaryAborted", event.message))
-    elif (
-        action == Action.HOLD
-        and event.kind == EventKind.PROMETHEUS_ERROR
-        and not _holding_for_prometheus(obs.status)  # one Warning when the hold starts
-    ):
-        events.append(KubeEvent("Warning", "AnalysisHeld", event.message))
-
+    step = Step(obs, event, isoformat(obs.now), history_limit)
+    status, events = EFFECTS[transition.action](step, obs.status)
     if transition.phase == Phase.DEGRADED and obs.status.phase != Phase.DEGRADED:
-        events.append(KubeEvent("Warning", event.reason or "Degraded", event.message))
-
-    weight = 0
-    if status.canary is not None and not status.canary.promoting:
-        weight = obs.spec.rollout.steps[min(status.canary.step, len(obs.spec.rollout.steps) - 1)]
+        events.append(KubeEvent("Warning", event.reason or Reason.DEGRADED, event.message))
     status = replace_status(
         status,
         phase=transition.phase,
         stable_version=status.stable.version if status.stable else None,
         canary_version=status.canary.model.version if status.canary else None,
-        canary_weight=weight,
+        canary_weight=_weight(obs.spec, status),
     )
     return Outcome(state, event, transition, status, tuple(events))
 
 
+def _weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
+    """The canary's step in percent (0 without a canary or while it is being promoted)."""
+    if status.canary is None or status.canary.promoting:
+        return 0
+    return spec.rollout.steps[min(status.canary.step, len(spec.rollout.steps) - 1)]
+
+
 def _holding_for_prometheus(status: ModelDeploymentStatus) -> bool:
     return any(
-        c.type == "Progressing" and c.reason == "PrometheusUnavailable" for c in status.conditions
+        c.type == COND_PROGRESSING and c.reason == Reason.PROMETHEUS_UNAVAILABLE
+        for c in status.conditions
     )
 
 
-def replace_status(status: ModelDeploymentStatus, **changes) -> ModelDeploymentStatus:
+def replace_status(status: ModelDeploymentStatus, **changes: Any) -> ModelDeploymentStatus:
     return status.model_copy(update=changes)
 
 
@@ -546,6 +589,7 @@ def analysis_record(
 
 
 __all__ = [
+    "EFFECTS",
     "TRANSITIONS",
     "Action",
     "EventKind",

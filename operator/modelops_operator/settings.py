@@ -26,31 +26,33 @@ class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELOPS_OPERATOR_", extra="ignore")
 
     prometheus_url: str = Field(
-        "http://prometheus-operated.monitoring.svc:9090",
+        default="http://prometheus-operated.monitoring.svc:9090",
         description="Prometheus HTTP API base URL for canary analysis (spec can override).",
     )
-    prometheus_timeout_seconds: float = Field(5.0, gt=0)
+    prometheus_timeout_seconds: float = Field(default=5.0, gt=0)
     chart_path: Path = Field(default_factory=_default_chart)
     helm_binary: str = "helm"
-    kubeconfig: Path | None = Field(None, description="Unset: in-cluster, else ~/.kube/config.")
+    kubeconfig: Path | None = Field(
+        default=None, description="Unset: in-cluster, else ~/.kube/config."
+    )
     field_manager: str = FIELD_MANAGER
-    metrics_port: int = Field(METRICS_PORT, ge=0, le=65535, description="0 disables.")
+    metrics_port: int = Field(default=METRICS_PORT, ge=0, le=65535, description="0 disables.")
     tick_seconds: float = Field(
-        10.0,
+        default=10.0,
         gt=0,
         description="How often every ModelDeployment is re-reconciled: canary steps are "
         "checked, deleted or edited objects put back, monitoring selectors re-read.",
     )
     resync_seconds: float = Field(
-        30.0,
+        default=30.0,
         ge=0,
         description="Re-apply an unchanged set of objects at least this often (puts back "
         "deleted or edited objects); a changed set is applied at once.",
     )
-    workers: int = Field(16, ge=1, le=256, description="Reconciles running at once.")
-    history_limit: int = Field(10, ge=1, le=100)
+    workers: int = Field(default=16, ge=1, le=256, description="Reconciles running at once.")
+    history_limit: int = Field(default=10, ge=1, le=100)
     selector_mode: Literal["label", "report"] = Field(
-        "label",
+        default="label",
         description="label: add the labels a Prometheus/Grafana selector needs; "
         "report: only say in MonitoringReady which selector misses our objects.",
     )
@@ -63,5 +65,5 @@ class OperatorSettings(BaseSettings):
         description="Where to look for Prometheus objects and Grafana (JSON list); "
         "empty = every namespace (needs cluster-wide read).",
     )
-    health_port: int = Field(8080, ge=1, le=65535, description="kopf liveness /healthz.")
+    health_port: int = Field(default=8080, ge=1, le=65535, description="kopf liveness /healthz.")
     log_level: str = "info"

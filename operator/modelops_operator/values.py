@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelops_operator.models import ModelDeploymentSpec, ModelRef
+from modelops_operator.models import ModelDeploymentSpec, ModelRef, parse_duration
 from modelops_operator.rollout import Workloads
 
 
@@ -17,6 +17,17 @@ class ImageRef:
 
     def values(self) -> dict[str, str]:
         return {"repository": self.repository, "tag": self.tag, "digest": self.digest}
+
+
+# The chart's default scrape timeout; Prometheus refuses a timeout longer than the interval,
+# and the chart fails the render on one (templates/_validate.tpl).
+DEFAULT_SCRAPE_TIMEOUT = "10s"
+
+
+def scrape_timeout(interval: str) -> str:
+    """The chart's default timeout, or the interval itself when that is shorter."""
+    shorter = parse_duration(interval) < parse_duration(DEFAULT_SCRAPE_TIMEOUT)
+    return interval if shorter else DEFAULT_SCRAPE_TIMEOUT
 
 
 def split_image(image: str) -> ImageRef:
@@ -59,6 +70,7 @@ def chart_values(
             "serviceMonitor": {
                 "enabled": mon.service_monitor.enabled,
                 "interval": mon.service_monitor.interval,
+                "scrapeTimeout": scrape_timeout(mon.service_monitor.interval),
                 "labels": {**mon.service_monitor.labels, **(service_monitor_labels or {})},
             },
             "prometheusRule": {

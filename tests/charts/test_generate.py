@@ -1,7 +1,9 @@
-"""hack/generate.py (`make generate`): the chart's copies equal their sources, the README
-tables match values.yaml, and the step itself copies, splices and prunes as documented.
+"""hack/generate.py (`make generate`): every generated file is what its one source gives,
+the README tables match values.yaml, and the step itself writes, splices and prunes as
+documented.
 
-Pure tier: Python only, no helm.
+Tests that run the whole step are in the render tier (it renders the operator chart's RBAC
+with helm); the others are pure Python.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from alerts import render as rules
+from dashboards import generate as dashboards
+from modelops_service import recording_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = ROOT / "charts" / "model-service"
@@ -33,24 +39,46 @@ def load_generate():
 gen = load_generate()
 
 
-def test_the_committed_charts_are_up_to_date_with_their_sources(capsys) -> None:
+@pytest.mark.render
+def test_the_committed_files_are_what_make_generate_writes(capsys) -> None:
     code = gen.main(["--check"])
 
     assert code == 0, capsys.readouterr().err
 
 
-def test_every_rule_file_copy_equals_its_source() -> None:
-    for out in gen.rule_outputs(ROOT):
-        assert (ROOT / out.path).read_bytes() == (ROOT / out.source).read_bytes(), out.path
+def test_the_plain_and_the_chart_rules_are_renderings_of_one_source() -> None:
+    plain, chart = gen.rule_outputs(ROOT)
+
+    assert (ROOT / plain.path).read_text() == rules.render_rules()
+    assert (ROOT / chart.path).read_text() == rules.render_helm()
+    assert sorted((SERVICE / "files" / "rules").iterdir()) == [ROOT / chart.path]
 
 
-def test_every_dashboard_copy_equals_its_source() -> None:
-    outs = gen.dashboard_outputs(ROOT)
+def test_the_chart_carries_exactly_the_generated_dashboards() -> None:
+    outs = gen.dashboard_outputs()
     copies = sorted((SERVICE / "files" / "dashboards").glob("*.json"))
 
     assert sorted(ROOT / o.path for o in outs) == copies
-    for out in outs:
-        assert (ROOT / out.path).read_bytes() == (ROOT / out.source).read_bytes(), out.path
+    assert not list((ROOT / "dashboards").glob("*.json")), "the JSON is committed once"
+    for name, build in dashboards.DASHBOARDS.items():
+        assert (SERVICE / "files" / "dashboards" / name).read_text() == dashboards.render(build)
+
+
+def test_refuses_a_dashboard_name_that_cannot_name_a_configmap(monkeypatch) -> None:
+    monkeypatch.setattr(dashboards, "DASHBOARDS", {"Model_Overview.json": dashboards.overview})
+
+    with pytest.raises(SystemExit, match=r"Model_Overview\.json"):
+        gen.dashboard_outputs()
+
+
+def test_the_dashboards_colour_thresholds_from_the_alert_parameters() -> None:
+    error_ratio = rules.load_params()["errorRatioThreshold"].default
+    board = json.loads((SERVICE / "files" / "dashboards" / "modelops-overview.json").read_text())
+    panel = next(p for p in board["panels"] if p["title"] == "5xx ratio")
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+
+    assert steps[-1] == {"color": "red", "value": error_ratio}
+    assert steps[-2]["value"] == error_ratio * dashboards.WARN_SHARE
 
 
 def test_the_operator_chart_crd_is_the_manifests_crd() -> None:
@@ -60,6 +88,29 @@ def test_the_operator_chart_crd_is_the_manifests_crd() -> None:
     assert [p.name for p in copies] == [p.name for p in sources]
     for src, copy in zip(sources, copies, strict=True):
         assert copy.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.render
+def test_manifests_rbac_is_the_operator_chart_s_cluster_wide_rbac() -> None:
+    manifest = ROOT / gen.RBAC_MANIFEST
+    docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+
+    assert manifest.read_text() == gen.render_rbac(ROOT)
+    assert [d["kind"] for d in docs] == [
+        "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"
+    ]  # fmt: skip
+    for doc in docs:
+        labels = doc["metadata"]["labels"]
+        assert "helm.sh/chart" not in labels
+        assert "app.kubernetes.io/managed-by" not in labels
+
+
+def test_the_alerts_readme_lists_every_recording_rule() -> None:
+    readme = (ROOT / "alerts" / "README.md").read_text()
+    table = readme.split(gen.RECORDING_START)[1].split(gen.RECORDING_END)[0]
+
+    for rule in recording_rules.RECORDING_RULES:
+        assert f"`{rule.name}`" in table
 
 
 @pytest.mark.parametrize("chart", [SERVICE, OPERATOR], ids=lambda c: c.name)
@@ -100,15 +151,15 @@ def test_readme_rows_show_the_defaults_of_values_yaml(chart: Path) -> None:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    """A scratch repo: the two charts (without generated files) and empty source dirs."""
+    """A scratch repo: the sources and the charts, without any generated file."""
     for chart in (SERVICE, OPERATOR):
         shutil.copytree(chart, tmp_path / "charts" / chart.name)
-    for d in ("files/rules", "files/rules-tpl", "files/dashboards"):
-        shutil.rmtree(tmp_path / "charts/model-service" / d, ignore_errors=True)
-    shutil.rmtree(tmp_path / "charts/model-operator/crds", ignore_errors=True)
-    for d in ("alerts/helm", "dashboards", "manifests/crd"):
-        (tmp_path / d).mkdir(parents=True)
-    gen.main(["--root", str(tmp_path)])  # the empty state: no copies, nothing spliced
+    shutil.copytree(ROOT / "alerts", tmp_path / "alerts", ignore=shutil.ignore_patterns("*.py*"))
+    shutil.copytree(ROOT / "manifests" / "crd", tmp_path / "manifests" / "crd")
+    for generated in ("files/rules", "files/dashboards"):
+        shutil.rmtree(tmp_path / "charts/model-service" / generated)
+    shutil.rmtree(tmp_path / "charts/model-operator/crds")
+    (tmp_path / "alerts/modelops.rules.yaml").unlink()
     return tmp_path
 
 
@@ -116,43 +167,33 @@ def check(root: Path) -> int:
     return gen.main(["--check", "--root", str(root)])
 
 
-def test_copies_rule_files_and_leaves_out_promtool_tests(tree: Path) -> None:
-    (tree / "alerts/model.rules.yaml").write_text("groups:\n  - name: g\n    rules: []\n")
-    (tree / "alerts/model.rules_test.yaml").write_text("rule_files: [x]\ntests: []\n")
-
+@pytest.mark.render
+def test_writes_every_generated_file_into_an_empty_tree(tree: Path) -> None:
     assert check(tree) == 1
     gen.main(["--root", str(tree)])
 
     assert check(tree) == 0
-    copies = sorted(p.name for p in (tree / "charts/model-service/files/rules").iterdir())
-    assert copies == ["model-rules.yaml"]
+    assert (tree / "alerts/modelops.rules.yaml").read_text() == rules.render_rules()
+    chart = tree / "charts/model-service"
+    assert (chart / "files/rules/modelops-rules.yaml").read_text() == rules.render_helm()
+    assert sorted(p.name for p in (chart / "files/dashboards").iterdir()) == sorted(
+        dashboards.DASHBOARDS
+    )
+    assert (tree / "manifests/rbac/operator.yaml").read_text() == gen.render_rbac(ROOT)
 
 
-def test_prefers_the_helm_variant_of_a_rule_file(tree: Path) -> None:
-    (tree / "alerts/model.rules.yaml").write_text("groups: []\n")
-    (tree / "alerts/helm/model.rules.yaml").write_text("groups:\n  - name: {{ .Release.Name }}\n")
+@pytest.mark.render
+def test_removes_files_that_nothing_generates(tree: Path) -> None:
     gen.main(["--root", str(tree)])
+    stray = tree / "charts/model-service/files/dashboards/old.json"
+    stray.write_text("{}")
 
-    files = tree / "charts/model-service/files"
-    assert not list((files / "rules").glob("*")) if (files / "rules").exists() else True
-    assert (files / "rules-tpl/model-rules.yaml").read_text().startswith("groups:")
-
-
-def test_copies_dashboards_with_resource_safe_names(tree: Path) -> None:
-    (tree / "dashboards/Model_Overview.json").write_text('{"title": "x"}')
+    assert check(tree) == 1
     gen.main(["--root", str(tree)])
-
-    copy = tree / "charts/model-service/files/dashboards/model-overview.json"
-    assert copy.read_text() == '{"title": "x"}'
+    assert not stray.exists()
 
 
-def test_rejects_a_dashboard_that_is_not_json(tree: Path) -> None:
-    (tree / "dashboards/bad.json").write_text("{nope")
-
-    with pytest.raises(SystemExit, match="not valid JSON"):
-        gen.main(["--root", str(tree)])
-
-
+@pytest.mark.render
 def test_copies_the_crd_byte_for_byte(tree: Path) -> None:
     crd = "# keep me\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
     (tree / "manifests/crd/modeldeployments.modelops.io.yaml").write_text(crd)
@@ -163,49 +204,48 @@ def test_copies_the_crd_byte_for_byte(tree: Path) -> None:
     ).read_text() == crd
 
 
-def test_removes_copies_whose_source_is_gone(tree: Path) -> None:
-    (tree / "dashboards/a.json").write_text("{}")
+def test_refuses_a_crd_file_that_holds_other_kinds(tree: Path) -> None:
+    (tree / "manifests/crd/extra.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n")
+
+    with pytest.raises(SystemExit, match="not only CRDs"):
+        gen.crd_outputs(tree)
+
+
+def test_a_new_rule_parameter_reaches_the_chart_values_schema_and_readme(tree: Path) -> None:
+    params = tree / "alerts/params.yaml"
+    params.write_text(
+        params.read_text()
+        + "  queueDepthThreshold:\n    type: number\n    default: 7\n    doc: The depth.\n"
+    )
+    written = {o.path: o.content.decode() for o in gen.values_outputs(tree)}
+    values = yaml.safe_load(written[gen.SERVICE_CHART / "values.yaml"])
+    schema = json.loads(written[gen.SERVICE_CHART / "values.schema.json"])
+    readme = gen.readme_output(tree, gen.SERVICE_CHART, {k: v.encode() for k, v in written.items()})
+
+    chart_params = values["monitoring"]["prometheusRule"]["params"]
+    assert chart_params["queueDepthThreshold"] == 7
+    assert chart_params["metricSelector"].startswith('namespace="{{ .Release.Namespace }}"')
+    typed = schema["properties"]["monitoring"]["properties"]["prometheusRule"]["properties"]
+    assert typed["params"]["x-generated-from"] == "alerts/params.yaml"
+    assert typed["params"]["properties"]["queueDepthThreshold"]["type"] == "number"
+    row = "| `monitoring.prometheusRule.params.queueDepthThreshold` | number | `7` | The depth. |"
+    assert row in readme.content.decode()
+
+
+def test_refuses_values_without_the_generated_block_markers(tree: Path) -> None:
+    values = tree / "charts/model-service/values.yaml"
+    values.write_text(values.read_text().replace(gen.SPLICE_START, "    # gone"))
+
+    with pytest.raises(SystemExit, match="lacks the markers"):
+        gen.values_outputs(tree)
+
+
+@pytest.mark.render
+def test_a_change_of_the_operator_chart_rbac_makes_manifests_rbac_stale(tree: Path) -> None:
     gen.main(["--root", str(tree)])
-    (tree / "dashboards/a.json").unlink()
+    helpers = tree / "charts/model-operator/templates/_helpers.tpl"
+    helpers.write_text(helpers.read_text().replace("resources: [pods]", "resources: [pods, nodes]"))
 
     assert check(tree) == 1
     gen.main(["--root", str(tree)])
-    assert not (tree / "charts/model-service/files/dashboards/a.json").exists()
-
-
-def test_splices_the_rule_params_into_values_and_schema(tree: Path) -> None:
-    fragment = "# header\nparams:\n  # -- The threshold.\n  threshold: 0.5\n"
-    fragment += "  # -- The scope.\n  scope: a\n"
-    (tree / "alerts/helm/values.yaml").write_text(fragment)
-    typed = {"type": "object", "properties": {"threshold": {"type": "number", "maximum": 1}}}
-    (tree / "alerts/helm/values.schema.json").write_text(
-        json.dumps({"properties": {"params": typed}})
-    )
-    gen.main(["--root", str(tree)])
-    chart = tree / "charts/model-service"
-    values = yaml.safe_load((chart / "values.yaml").read_text())
-    schema = json.loads((chart / "values.schema.json").read_text())
-    readme = (chart / "README.md").read_text()
-
-    assert values["monitoring"]["prometheusRule"]["params"] == {"threshold": 0.5, "scope": "a"}
-    rule_schema = schema["properties"]["monitoring"]["properties"]["prometheusRule"]
-    params_schema = rule_schema["properties"]["params"]
-    assert params_schema["x-generated-from"] == "alerts/helm/values.yaml"
-    assert params_schema["properties"]["threshold"] == {"type": "number", "maximum": 1}
-    assert params_schema["properties"]["scope"] == {"type": "string"}
-    row = "| `monitoring.prometheusRule.params.threshold` | number | `0.5` | The threshold. |"
-    assert row in readme
-    assert check(tree) == 0
-
-    (tree / "alerts/helm/values.yaml").unlink()
-    (tree / "alerts/helm/values.schema.json").unlink()
-    gen.main(["--root", str(tree)])
-    values = yaml.safe_load((chart / "values.yaml").read_text())
-    assert "params" not in values["monitoring"]["prometheusRule"]
-
-
-def test_refuses_params_that_clash_with_the_chart_values(tree: Path) -> None:
-    (tree / "alerts/helm/values.yaml").write_text("enabled: false\n")
-
-    with pytest.raises(SystemExit, match="clash"):
-        gen.main(["--root", str(tree)])
+    assert "resources: [pods, nodes]" in (tree / "manifests/rbac/operator.yaml").read_text()

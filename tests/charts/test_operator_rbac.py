@@ -10,8 +10,10 @@ from tests.charts.render import OPERATOR, ROOT, find, render
 pytestmark = pytest.mark.render
 
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-WRITE = {"get", "list", "watch", "create", "patch", "update", "delete"}
-READ = {"get", "list", "watch"}
+# What the operator does to what the model-service chart renders: server-side apply (patch,
+# create when new), read back, list by the owner label, prune; kopf watches the Deployments.
+APPLY = {"get", "list", "create", "patch", "delete"}
+LIST = {"list"}
 
 
 def rbac(values: dict | None = None) -> list[dict]:
@@ -29,22 +31,20 @@ def grants(role: dict) -> dict[tuple[str, str], set[str]]:
 
 
 NAMESPACED_GRANTS = {
-    ("modelops.io", "modeldeployments"): {"get", "list", "watch", "patch", "update"},
-    ("modelops.io", "modeldeployments/status"): {"get", "patch", "update"},
+    ("modelops.io", "modeldeployments"): {"get", "list", "watch", "patch"},
+    ("modelops.io", "modeldeployments/status"): {"patch", "update"},
     ("modelops.io", "modeldeployments/finalizers"): {"update"},
-    ("apps", "deployments"): WRITE,
-    ("", "services"): WRITE,
-    ("", "serviceaccounts"): WRITE,
-    ("", "configmaps"): WRITE,
-    ("autoscaling", "horizontalpodautoscalers"): WRITE,
-    ("policy", "poddisruptionbudgets"): WRITE,
-    ("networking.k8s.io", "networkpolicies"): WRITE,
-    ("monitoring.coreos.com", "servicemonitors"): WRITE,
-    ("monitoring.coreos.com", "prometheusrules"): WRITE,
-    ("", "pods"): READ,
-    ("apps", "replicasets"): READ,
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
+    ("apps", "deployments"): APPLY | {"watch"},
+    ("", "services"): APPLY,
+    ("", "serviceaccounts"): APPLY,
+    ("", "configmaps"): APPLY,
+    ("autoscaling", "horizontalpodautoscalers"): APPLY,
+    ("policy", "poddisruptionbudgets"): APPLY,
+    ("networking.k8s.io", "networkpolicies"): APPLY,
+    ("monitoring.coreos.com", "servicemonitors"): APPLY,
+    ("monitoring.coreos.com", "prometheusrules"): APPLY,
+    ("", "pods"): LIST,
+    ("", "events"): {"create"},
 }
 
 
@@ -55,14 +55,23 @@ def test_cluster_mode_grants_exactly_the_agreed_rights() -> None:
     assert not find(objs, "Role")
     assert grants(role) == {
         **NAMESPACED_GRANTS,
-        ("monitoring.coreos.com", "prometheuses"): READ,
-        ("", "namespaces"): READ,
-        ("apiextensions.k8s.io", "customresourcedefinitions"): READ,
+        ("monitoring.coreos.com", "prometheuses"): LIST,
+        ("", "namespaces"): {"get"},
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
     }
 
 
+def test_grants_nothing_the_operator_does_not_read() -> None:
+    """ReplicaSets and events.k8s.io are used by no code of the operator nor of kopf."""
+    (role,) = find(rbac(), "ClusterRole")
+
+    assert ("apps", "replicasets") not in grants(role)
+    assert ("events.k8s.io", "events") not in grants(role)
+    assert all("update" not in verbs for (_, r), verbs in grants(role).items() if "/" not in r)
+
+
 def test_cluster_mode_covers_the_plain_manifests_rbac() -> None:
-    """manifests/rbac/ (the operator without Helm) and the chart grant the same rights."""
+    """manifests/rbac/ (the operator without Helm; generated from the chart) grants no more."""
     plain = [
         d
         for f in sorted((ROOT / "manifests" / "rbac").glob("*.yaml"))
@@ -110,8 +119,8 @@ def test_namespaced_mode_reads_prometheus_and_grafana_in_monitoring_namespaces()
 
     reader = roles[("monitoring", "demo-model-operator-monitoring-reader")]
     assert grants(reader) == {
-        ("monitoring.coreos.com", "prometheuses"): READ,
-        ("apps", "deployments"): READ,
+        ("monitoring.coreos.com", "prometheuses"): LIST,
+        ("apps", "deployments"): LIST,
     }
     assert {
         (b["metadata"]["namespace"], b["roleRef"]["name"]) for b in find(objs, "RoleBinding")

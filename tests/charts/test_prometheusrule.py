@@ -1,4 +1,5 @@
-"""templates/prometheusrule.yaml: the rule groups of alerts/, through the generated copies."""
+"""templates/prometheusrule.yaml: the rule groups of alerts/, from files/rules/ (written by
+`make generate`, read with tpl)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ groups:
         for: 1m
         labels: {severity: critical}
         annotations:
-          summary: "{{ $labels.instance }} is down ({{ $value }})"
+          summary: "{{`{{ $labels.instance }}`}} is down ({{`{{ $value }}`}})"
 """
 
 TEMPLATED_RULES = """\
@@ -44,13 +45,14 @@ groups:
 
 @pytest.fixture
 def fixture_chart(tmp_path: Path) -> Path:
-    """The chart with a plain and a templated fixture rule file instead of the generated ones."""
+    """The chart with two fixture rule files instead of the generated one: one without Helm
+    expressions (but Prometheus templates, escaped) and one that reads the params."""
     chart = chart_copy(tmp_path)
-    for d in ("rules", "rules-tpl"):
-        shutil.rmtree(chart / "files" / d, ignore_errors=True)
-        (chart / "files" / d).mkdir(parents=True)
-    (chart / "files" / "rules" / "fixture.yaml").write_text(PLAIN_RULES)
-    (chart / "files" / "rules-tpl" / "templated.yaml").write_text(TEMPLATED_RULES)
+    rules = chart / "files" / "rules"
+    shutil.rmtree(rules, ignore_errors=True)
+    rules.mkdir(parents=True)
+    (rules / "fixture.yaml").write_text(PLAIN_RULES)
+    (rules / "templated.yaml").write_text(TEMPLATED_RULES)
     return chart
 
 
@@ -64,11 +66,16 @@ def rule(chart: Path, values: dict | None = None) -> dict:
     return one(render(chart, base), "PrometheusRule")
 
 
-def test_should_carry_plain_rule_files_unchanged(fixture_chart: Path) -> None:
+def test_should_carry_rules_without_helm_expressions_unchanged(fixture_chart: Path) -> None:
     groups = {g["name"]: g for g in rule(fixture_chart)["spec"]["groups"]}
+    plain = yaml.safe_load(PLAIN_RULES)["groups"]
 
-    assert groups["fixture.recording"] == yaml.safe_load(PLAIN_RULES)["groups"][0]
-    assert groups["fixture.alerts"] == yaml.safe_load(PLAIN_RULES)["groups"][1]
+    assert groups["fixture.recording"] == plain[0]
+    alert = groups["fixture.alerts"]["rules"][0]
+    assert alert["annotations"]["summary"] == "{{ $labels.instance }} is down ({{ $value }})"
+    assert {k: v for k, v in alert.items() if k != "annotations"} == {
+        k: v for k, v in plain[1]["rules"][0].items() if k != "annotations"
+    }
 
 
 def test_should_render_templated_rule_files_with_the_params(fixture_chart: Path) -> None:
@@ -97,8 +104,7 @@ def test_should_not_render_when_disabled(fixture_chart: Path) -> None:
 
 def test_should_not_render_an_empty_rule_without_rule_files(tmp_path: Path) -> None:
     chart = chart_copy(tmp_path)
-    for d in ("rules", "rules-tpl"):
-        shutil.rmtree(chart / "files" / d, ignore_errors=True)
+    shutil.rmtree(chart / "files" / "rules", ignore_errors=True)
 
     assert not find(render(chart), "PrometheusRule")
 
@@ -112,7 +118,7 @@ def test_rendered_rules_pass_promtool_check_rules(
     else:
         objs = render(SERVICE)
         rules = find(objs, "PrometheusRule")
-        has_sources = any((SERVICE / "files").glob("rules*/*.yaml"))
+        has_sources = any((SERVICE / "files" / "rules").glob("*.yaml"))
         assert bool(rules) == has_sources
         if not rules:
             return

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.cluster import Cluster
 from tests.charts.render import MONITORING_API, OPERATOR, SERVICE, ci_values, template
-from tests.rig.control_plane import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from devstack.cluster import Cluster
 from tests.charts.render import OPERATOR, SERVICE, helm_binaries, tool
-from tests.rig.control_plane import Cluster
 
 pytestmark = pytest.mark.cluster
 

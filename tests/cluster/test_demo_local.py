@@ -1,6 +1,6 @@
 """The no-Docker demo (make demo-local), run non-interactively on the test rig.
 
-`python -m demo_local --yes --kubeconfig ...` uses the session's control plane instead of
+`python -m devstack.demo --yes --kubeconfig ...` uses the session's control plane instead of
 starting its own, runs the operator, the real services behind the KWOK pods, Prometheus and
 the traffic generator as local processes, and leaves the cluster as the story ends: the
 healthy canary (diabetes 1 -> 2) promoted, the bad one (wine 1 -> 2, drifting inputs)
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.rig.control_plane import REPO_ROOT, Cluster, pid_alive
+from devstack.cluster import Cluster
+from devstack.paths import REPO_ROOT
+from devstack.processes import pid_alive
 from tests.support.operator_rig import deployment_env, events_of
 
 pytestmark = pytest.mark.cluster
@@ -44,7 +46,7 @@ def demo_run(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     summary = workdir / "summary.json"
     proc = subprocess.run(
         [
-            sys.executable, "-m", "demo_local", "--yes",
+            sys.executable, "-m", "devstack.demo", "--yes",
             "--kubeconfig", str(cluster.kubeconfig), "--namespace", ns,
             "--workdir", str(workdir / "run"), "--summary", str(summary),
         ],

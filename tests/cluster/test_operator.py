@@ -1,13 +1,14 @@
 """The operator on the test rig: a real control plane, the operator as a real local process.
 
-`kopf run --standalone` runs against the rig's API server; Deployments roll on
+`python -m modelops_operator` runs against the rig's API server; Deployments roll on
 KWOK nodes. For the canary tests the metrics are real: the model service runs as
 two local processes (the stable and the canary release), a real Prometheus
 scrapes them with the `namespace` label the analysis selects on and evaluates
 the recording rules of alerts/, and the operator queries that Prometheus.
 
-The operator process, the ModelDeployment helpers and the canary rig live in
-tests/support/operator_rig.py, shared with the hardening tests.
+The operator process and the canary rig live in devstack/ (operator_process.py,
+canary.py); the ModelDeployment helpers in tests/support/operator_rig.py, shared with
+the hardening tests.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.rig.control_plane import REPO_ROOT, Cluster
+from devstack.canary import CanaryRig, canary_rigs, start_prometheus
+from devstack.cluster import Cluster
+from devstack.operator_process import OperatorProcess, running_operator
+from devstack.paths import REPO_ROOT
 from tests.support.operator_rig import (
-    CanaryRig,
-    OperatorProcess,
     assert_running,
-    canary_rigs,
     canary_rollout,
     condition,
     deployment_env,
@@ -31,10 +32,7 @@ from tests.support.operator_rig import (
     get_md,
     md_body,
     patch_md,
-    running_operator,
-    service_account_kubeconfig,
     set_model,
-    start_prometheus,
     status_of,
     wait_event,
     wait_for,
@@ -46,8 +44,8 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
-    with running_operator(cluster, "modelops-operator-") as op:
+def operator(cluster: Cluster, tmp_path_factory) -> Iterator[OperatorProcess]:
+    with running_operator(cluster, tmp_path_factory.mktemp("operator")) as op:
         yield op
 
 
@@ -211,9 +209,8 @@ def test_operator_survives_an_api_server_restart(cluster, operator, namespace):
 def test_the_plain_rbac_is_enough(cluster, operator, namespace, tmp_path):
     """The operator runs as the ServiceAccount of manifests/rbac and does a whole rollout."""
     cluster.kubectl("apply", "-f", REPO_ROOT / "manifests/rbac/operator.yaml")
-    restricted = OperatorProcess(
-        cluster, tmp_path, kubeconfig=service_account_kubeconfig(cluster, tmp_path / "kc")
-    )
+    kubeconfig = cluster.token_kubeconfig("modelops-system", "modelops-operator", tmp_path / "kc")
+    restricted = OperatorProcess(cluster, tmp_path, kubeconfig=kubeconfig)
     operator.stop()  # one operator at a time
     restricted.start()
     try:
@@ -224,8 +221,9 @@ def test_the_plain_rbac_is_enough(cluster, operator, namespace, tmp_path):
         assert condition(status, "MonitoringReady")["status"] == "True"
         wait_event(cluster, restricted, namespace, "wine", "Deployed")
         # no RBAC denial anywhere (a 403 for a namespace being deleted is not one)
-        # (the API's message sits JSON-escaped inside the logged exception)
-        denied = re.compile(r'serviceaccount:modelops-system:modelops-operator\\?" cannot')
+        # (the API's message sits JSON-escaped inside the exception, escaped again in
+        # the operator's JSON log line)
+        denied = re.compile(r'serviceaccount:modelops-system:modelops-operator(\\)*" cannot')
         assert not denied.search(restricted.log.read_text()), restricted.tail()
     finally:
         restricted.stop()

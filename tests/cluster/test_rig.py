@@ -14,14 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.rig.control_plane import (
-    REPO_ROOT,
-    Cluster,
-    CommandError,
-    ControlPlane,
-    pid_alive,
-    versions,
-)
+from devstack.cluster import Cluster, CommandError
+from devstack.control_plane import ControlPlane
+from devstack.paths import REPO_ROOT, versions
+from devstack.processes import pid_alive
 
 pytestmark = pytest.mark.cluster
 
@@ -309,7 +305,7 @@ def test_rig_cli_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> 
 
     def rig(command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "tests.rig", command],
+            [sys.executable, "-m", "devstack", command],
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,
@@ -323,11 +319,11 @@ def test_rig_cli_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> 
         assert started.returncode == 0, started.stderr
         kubeconfig = tmp_path / "rig" / "kubeconfig"
         assert f"export KUBECONFIG={kubeconfig}" in started.stdout
-        recorded = ControlPlane.recorded_pids(tmp_path / "rig")
-        assert {name for name, _, _ in recorded} == {
+        recorded = ControlPlane.recorded(tmp_path / "rig")
+        assert {p.name for p in recorded} == {
             "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
         }  # fmt: skip
-        assert all(pid_alive(pid, st) for _, pid, st in recorded)
+        assert all(p.alive() for p in recorded)
         handle = Cluster.from_kubeconfig(kubeconfig)
         assert handle.kubectl("get", "--raw", "/readyz").stdout == "ok"
 
@@ -340,8 +336,8 @@ def test_rig_cli_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> 
 
     assert stopped.returncode == 0, stopped.stderr
     deadline = time.monotonic() + 30
-    while any(pid_alive(pid, st) for _, pid, st in recorded) and time.monotonic() < deadline:
+    while any(p.alive() for p in recorded) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not [name for name, pid, st in recorded if pid_alive(pid, st)]
+    assert not [p.name for p in recorded if p.alive()]
     assert not (tmp_path / "rig").exists()
     assert rig("env").returncode == 1

@@ -1,14 +1,18 @@
-"""Fixtures of the hardening tests: the real services the fuzz and regression tests hit."""
+"""Fixtures of the hardening tests: the real services the fuzz and regression tests hit, and
+the operator chart installed namespace-scoped (RBAC and operator-recovery tests)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from devstack.cluster import Cluster
+from devstack.operator_chart import OperatorRelease
+from devstack.service_process import ServiceProcess, start_service
 from modelops_service.card import read_card
 from modelops_service.train import train_all
-from tests.support.service_process import ServiceProcess, start_service
 
 # Started the way the chart starts them (declared sha256), one per task and range policy:
 # wine/1 (classifier) with the default settings (out-of-range values flagged), diabetes/1
@@ -49,3 +53,19 @@ def wine(hardening_services: dict[str, ServiceProcess]) -> ServiceProcess:
 @pytest.fixture(scope="session")
 def diabetes(hardening_services: dict[str, ServiceProcess]) -> ServiceProcess:
     return hardening_services["diabetes-reject"]
+
+
+@pytest.fixture
+def namespaced(cluster: Cluster, namespace: str) -> Iterator[OperatorRelease]:
+    """charts/model-operator installed in ``namespace``, watching one new namespace, its
+    monitoring Roles in another; all of it removed afterwards."""
+    suffix = uuid.uuid4().hex[:6]
+    watched = cluster.create_namespace(f"scoped-watched-{suffix}")
+    monitoring = cluster.create_namespace(f"scoped-monitoring-{suffix}")
+    release = OperatorRelease.install(cluster, namespace, [watched], [monitoring])
+    try:
+        yield release
+    finally:
+        release.uninstall(cluster)
+        for ns in (watched, monitoring):
+            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.service_process import ServiceProcess, start_service
 from modelops_service.card import read_card
 from tests.charts.render import SERVICE, find, render
-from tests.support.service_process import ServiceProcess, start_service
 
 pytestmark = pytest.mark.render
 

@@ -1,6 +1,6 @@
 """Fuzz the REAL service's OpenAPI (/v1 and /v2 routes) with schemathesis.
 
-Each service runs as a local process (tests/support/service_process.py) and the
+Each service runs as a local process (devstack/service_process.py) and the
 schemathesis CLI fuzzes it over HTTP from its own /openapi.json: examples, coverage
 and fuzzing phases, valid and invalid data, a bounded number of examples per
 operation. Every response must be a non-5xx with a status code, content type,
@@ -31,10 +31,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.processes import http_status
+from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
 from tests.hardening.conftest import TARGETS
 from tests.service.metrics_text import scrape
-from tests.support.service_process import ServiceProcess, http_status
 
 EXAMPLES = int(os.environ.get("MODELOPS_FUZZ_EXAMPLES", "60"))
 SEED = int(os.environ.get("MODELOPS_FUZZ_SEED", "20260508"))

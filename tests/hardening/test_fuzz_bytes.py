@@ -30,10 +30,11 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
+from devstack.processes import http_status
+from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
 from tests.hardening.conftest import TARGETS
 from tests.service.metrics_text import scrape
-from tests.support.service_process import ServiceProcess, http_status
 
 EXAMPLES = int(os.environ.get("MODELOPS_BYTE_FUZZ_EXAMPLES", "300"))
 SEED = os.environ.get("MODELOPS_BYTE_FUZZ_SEED")

@@ -18,9 +18,9 @@ import httpx
 import jsonschema
 import pytest
 
+from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
 from tests.service.metrics_text import scrape
-from tests.support.service_process import ServiceProcess
 
 V2_INFER_ROUTES = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
 

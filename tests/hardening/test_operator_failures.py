@@ -1,8 +1,8 @@
 """Workloads that never become ready, on the rig (issue 8): Degraded with the reason, no crash loop.
 
 The real operator process runs against the rig's real API server
-(tests/support/operator_rig.py's OperatorProcess and helpers). Nothing runs inside a
-KWOK pod, so the rig's stages (tests/rig/kwok-stages.yaml) play the kubelet for images
+(devstack's OperatorProcess, tests/support/operator_rig.py's helpers). Nothing runs inside a
+KWOK pod, so the rig's stages (devstack/kwok-stages.yaml) play the kubelet for images
 in the reserved domain `rig.invalid`:
 
 - `rig.invalid/image-pull:*` stays in ImagePullBackOff; `rig.invalid/crashloop:*` exits 1
@@ -28,11 +28,12 @@ from typing import Any
 
 import pytest
 
+from devstack.cluster import Cluster
+from devstack.operator_process import OperatorProcess, running_operator
+from devstack.service_process import demo_model_dir, start_service
 from modelops_operator.metrics import RECONCILE_ERRORS, RECONCILES
 from modelops_service.card import read_card
-from tests.rig.control_plane import Cluster
 from tests.support import operator_rig as rig
-from tests.support.service_process import demo_model_dir, start_service
 
 pytestmark = pytest.mark.cluster
 
@@ -45,8 +46,8 @@ UNVERIFIED = "artifact not verified: spec.model.sha256 is empty"
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Cluster) -> Iterator[rig.OperatorProcess]:
-    with rig.running_operator(cluster, "modelops-failures-") as op:
+def operator(cluster: Cluster, tmp_path_factory) -> Iterator[OperatorProcess]:
+    with running_operator(cluster, tmp_path_factory.mktemp("operator-failures")) as op:
         yield op
 
 
@@ -57,7 +58,7 @@ def md(name: str, ns: str, image: str = "model-service:0.1.0", **model: Any) -> 
     return body
 
 
-def alive(op: rig.OperatorProcess, ns: str, *names: str) -> None:
+def alive(op: OperatorProcess, ns: str, *names: str) -> None:
     """The operator the fixture started still runs, and no reconcile of ``names`` raised."""
     rig.assert_running(op)
     assert op.starts == 1

@@ -1,7 +1,7 @@
 """Operator faults on the rig (issue 8): the operator recovers, corrects, holds.
 
 Each test runs the real operator process against the rig's real API server
-(tests/support/operator_rig.py's OperatorProcess and helpers):
+(devstack's OperatorProcess, tests/support/operator_rig.py's helpers):
 
 - the API server restarted mid-canary: the rollout finishes, no step or Event repeated;
 - someone scales or edits a Deployment the operator owns: it is put back at once (a
@@ -18,12 +18,8 @@ from __future__ import annotations
 import http.server
 import json
 import math
-import os
 import subprocess
-import sys
-import tempfile
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,11 +27,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.charts.render import SERVICE
-from tests.hardening import test_rbac_rig as rbac
-from tests.rig.control_plane import REPO_ROOT, Cluster, find_tool, free_port
+from devstack.canary import CanaryRig, canary_rigs
+from devstack.cluster import Cluster
+from devstack.operator_chart import OperatorRelease
+from devstack.operator_process import OperatorProcess, running_operator
+from devstack.paths import find_tool
+from devstack.prometheus import Prometheus
 from tests.support import operator_rig as rig
-from tests.support.prometheus import Prometheus
 
 pytestmark = pytest.mark.cluster
 
@@ -43,9 +41,10 @@ RESYNC = "600"  # far beyond any wait here: a correction within a test came from
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Cluster) -> Iterator[rig.OperatorProcess]:
-    extra_env = {"MODELOPS_OPERATOR_RESYNC_SECONDS": RESYNC}
-    with rig.running_operator(cluster, "modelops-recovery-", extra_env=extra_env) as op:
+def operator(cluster: Cluster, tmp_path_factory) -> Iterator[OperatorProcess]:
+    settings = {"MODELOPS_OPERATOR_RESYNC_SECONDS": RESYNC}
+    workdir = tmp_path_factory.mktemp("operator-recovery")
+    with running_operator(cluster, workdir, settings=settings) as op:
         yield op
 
 
@@ -53,9 +52,9 @@ def operator(cluster: Cluster) -> Iterator[rig.OperatorProcess]:
 
 
 @pytest.fixture
-def canary_services(namespace: str) -> Iterator[Callable[[str], rig.CanaryRig]]:
-    """The canary rig of tests/support/operator_rig.py: services v1 and v2, Prometheus, traffic."""
-    with rig.canary_rigs(namespace, "modelops-recovery-canary-") as make:
+def canary_services(namespace: str) -> Iterator[Callable[[str], CanaryRig]]:
+    """The canary rig of devstack/canary.py: services v1 and v2, Prometheus, traffic."""
+    with canary_rigs(namespace, "modelops-recovery-canary-") as make:
         yield make
 
 
@@ -392,85 +391,33 @@ def test_garbage_from_prometheus_holds_with_a_clear_message(
 # --- 4. namespace-scoped mode: no cluster-wide scans --------------------------------
 
 
-@pytest.fixture
-def namespaced_install(cluster: Cluster, namespace: str) -> Iterator[rbac.Install]:
-    suffix = uuid.uuid4().hex[:6]
-    watched = cluster.create_namespace(f"scoped-watched-{suffix}")
-    monitoring = cluster.create_namespace(f"scoped-monitoring-{suffix}")
-    inst = rbac.install_operator(
-        cluster, namespace,
-        "--set", f"watchNamespaces={{{watched}}}",
-        "--set", f"rbac.monitoringNamespaces={{{monitoring}}}",
-    )  # fmt: skip
-    inst.watched, inst.monitoring = [watched], [monitoring]
-    try:
-        yield inst
-    finally:
-        rbac.uninstall(cluster, inst)
-        for ns in (watched, monitoring):
-            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-
-
 def test_namespace_scoped_startup_makes_no_forbidden_requests(
-    cluster, operator, namespaced_install
+    cluster, operator, namespaced: OperatorRelease, tmp_path
 ):
-    (watched,) = namespaced_install.watched
+    (watched,) = namespaced.watched
+    who = namespaced.identity
+    settings = namespaced.settings(cluster)
+    assert json.loads(settings["MODELOPS_OPERATOR_NAMESPACES"]) == [watched]
+    scoped = OperatorProcess(
+        cluster,
+        tmp_path,
+        kubeconfig=cluster.token_kubeconfig(who.namespace, who.name, tmp_path / "sa.yaml"),
+        # resync far away, as for the module's operator: the correction comes from the watch
+        settings={**settings, "MODELOPS_OPERATOR_RESYNC_SECONDS": RESYNC},
+    )
     operator.stop()  # the cluster-wide one would reconcile the same objects
     try:
-        with tempfile.TemporaryDirectory(prefix="scoped-operator-") as tmp:
-            workdir = Path(tmp)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
-            env.update(rbac.chart_env(cluster, namespaced_install))
-            assert json.loads(env["MODELOPS_OPERATOR_NAMESPACES"]) == [watched]
-            kubeconfig = rbac.token_kubeconfig(
-                cluster, namespaced_install.identity, workdir / "sa.yaml"
-            )
-            health = free_port()
-            env.update(
-                KUBECONFIG=str(kubeconfig),
-                PATH=f"{find_tool('helm').parent}{os.pathsep}{env.get('PATH', '')}",
-                MODELOPS_OPERATOR_HEALTH_PORT=str(health),
-                MODELOPS_OPERATOR_METRICS_PORT=str(free_port()),
-                MODELOPS_OPERATOR_CHART_PATH=str(SERVICE),
-                MODELOPS_OPERATOR_TICK_SECONDS="1",
-                MODELOPS_OPERATOR_PROMETHEUS_URL="http://127.0.0.1:9",
-            )
-            log = workdir / "operator.log"
-            with log.open("w") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "modelops_operator"],
-                    env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )  # fmt: skip
-            try:
-                rig.wait_for(
-                    lambda: rig.http_ok(f"http://127.0.0.1:{health}/healthz"),
-                    "liveness",
-                    explain=lambda: log.read_text()[-3000:],
-                )
-                cluster.apply(rig.md_body("wine", watched, rollout={"strategy": "RollingUpdate"}))
-                status = rbac.wait_for_phase(cluster, watched, "wine", "Ready", log)
-                # and a drift correction works through the namespaced Deployment watch
-                cluster.kubectl(
-                    "scale", "deployment/wine-model-service", "-n", watched, "--replicas=3"
-                )
-                rig.wait_for(
-                    lambda: next(
-                        (e for e in rig.events_of(cluster, watched, "wine")
-                         if e["reason"] == "DriftCorrected"), None,
-                    ),
-                    "a DriftCorrected Event in namespace-scoped mode",
-                    explain=lambda: log.read_text()[-3000:],
-                )  # fmt: skip
-                assert proc.poll() is None, log.read_text()[-4000:]
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
-            text = log.read_text()
+        scoped.start()
+        try:
+            cluster.apply(rig.md_body("wine", watched, rollout={"strategy": "RollingUpdate"}))
+            status = rig.wait_phase(cluster, scoped, watched, "wine", "Ready", timeout=180)
+            # and a drift correction works through the namespaced Deployment watch
+            cluster.kubectl("scale", "deployment/wine-model-service", "-n", watched, "--replicas=3")
+            rig.wait_event(cluster, scoped, watched, "wine", "DriftCorrected")
+            rig.assert_running(scoped)
+        finally:
+            scoped.stop()
+        text = scoped.log.read_text()
     finally:
         operator.start()
 

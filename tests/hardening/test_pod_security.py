@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.cluster import Cluster
 from tests.charts.render import OPERATOR, SERVICE
-from tests.rig.control_plane import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -20,20 +20,14 @@ install; this module proves the whole of it:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.charts.render import OPERATOR, SERVICE
+from devstack.cluster import Cluster
+from devstack.operator_chart import Identity, OperatorRelease
+from devstack.operator_process import OperatorProcess
 from tests.hardening.rbac_table import (
     ALL_NAMESPACES,
     CLUSTER_SCOPE,
@@ -44,11 +38,10 @@ from tests.hardening.rbac_table import (
     merge,
     rule_grants,
 )
-from tests.rig.control_plane import REPO_ROOT, Cluster, find_tool, free_port
+from tests.support import operator_rig as rig
 
 pytestmark = pytest.mark.cluster
 
-TIMEOUT = "--timeout=3m"
 READ = ("get", "list", "watch")
 WRITE = ("create", "update", "patch", "delete", "deletecollection")
 EVERY_VERB = READ + WRITE
@@ -79,26 +72,6 @@ ESCALATION = [  # (verb, group, resource, subresource)
     ("impersonate", "", "users", ""),
     ("update", "", "nodes", "status"),
 ]
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A ServiceAccount as the API server sees it: user name and groups."""
-
-    namespace: str
-    name: str
-
-    @property
-    def user(self) -> str:
-        return f"system:serviceaccount:{self.namespace}:{self.name}"
-
-    @property
-    def groups(self) -> list[str]:
-        return [
-            "system:serviceaccounts",
-            f"system:serviceaccounts:{self.namespace}",
-            "system:authenticated",
-        ]
 
 
 def _json_documents(text: str) -> list[dict]:
@@ -161,52 +134,13 @@ def granted_checks(cluster: Cluster, who: Identity, checks: list[dict]) -> list[
 # --- the installs ----------------------------------------------------------------
 
 
-@dataclass
-class Install:
-    release: str
-    namespace: str  # where the operator runs
-    identity: Identity
-    watched: list[str]
-    monitoring: list[str]
-
-
-def install_operator(cluster: Cluster, namespace: str, *set_args: str) -> Install:
-    release = f"rbac-{uuid.uuid4().hex[:5]}"
-    cluster.helm("install", release, OPERATOR, "-n", namespace, "--wait", TIMEOUT, *set_args)
-    sa = f"{release}-model-operator"
-    return Install(release, namespace, Identity(namespace, sa), [], [])
-
-
-def uninstall(cluster: Cluster, inst: Install) -> None:
-    cluster.helm("uninstall", inst.release, "-n", inst.namespace, "--wait", TIMEOUT, check=False)
-
-
 @pytest.fixture
-def cluster_wide(cluster: Cluster, namespace: str) -> Iterator[Install]:
-    inst = install_operator(cluster, namespace)
+def cluster_wide(cluster: Cluster, namespace: str) -> Iterator[OperatorRelease]:
+    release = OperatorRelease.install(cluster, namespace)
     try:
-        yield inst
+        yield release
     finally:
-        uninstall(cluster, inst)
-
-
-@pytest.fixture
-def namespaced(cluster: Cluster, namespace: str) -> Iterator[Install]:
-    suffix = uuid.uuid4().hex[:6]
-    watched = cluster.create_namespace(f"rbac-watched-{suffix}")
-    monitoring = cluster.create_namespace(f"rbac-monitoring-{suffix}")
-    inst = install_operator(
-        cluster, namespace,
-        "--set", f"watchNamespaces={{{watched}}}",
-        "--set", f"rbac.monitoringNamespaces={{{monitoring}}}",
-    )  # fmt: skip
-    inst.watched, inst.monitoring = [watched], [monitoring]
-    try:
-        yield inst
-    finally:
-        uninstall(cluster, inst)
-        for ns in (watched, monitoring):
-            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        release.uninstall(cluster)
 
 
 @pytest.fixture
@@ -226,7 +160,7 @@ def baseline(cluster: Cluster, namespace: str) -> Grants:
 
 
 def test_cluster_wide_operator_has_exactly_the_table_everywhere(
-    cluster: Cluster, cluster_wide: Install, elsewhere: str
+    cluster: Cluster, cluster_wide: OperatorRelease, elsewhere: str
 ) -> None:
     expected = merge(grants(ALL_NAMESPACES, "cluster_wide"), grants(CLUSTER_SCOPE, "cluster_wide"))
     for ns in (elsewhere, cluster_wide.namespace, "default"):
@@ -235,7 +169,7 @@ def test_cluster_wide_operator_has_exactly_the_table_everywhere(
 
 
 def test_namespaced_operator_has_exactly_the_table_where_it_works_and_nothing_elsewhere(
-    cluster: Cluster, namespaced: Install, elsewhere: str
+    cluster: Cluster, namespaced: OperatorRelease, elsewhere: str
 ) -> None:
     who = namespaced.identity
     (watched,) = namespaced.watched
@@ -279,7 +213,7 @@ def escalation(namespaces: list[str]) -> list[dict]:
 
 
 def test_cluster_wide_operator_never_writes_cluster_scope_or_touches_secrets(
-    cluster: Cluster, cluster_wide: Install, elsewhere: str
+    cluster: Cluster, cluster_wide: OperatorRelease, elsewhere: str
 ) -> None:
     who = cluster_wide.identity
     namespaces = [cluster_wide.namespace, elsewhere, "default", "kube-system"]
@@ -287,17 +221,23 @@ def test_cluster_wide_operator_never_writes_cluster_scope_or_touches_secrets(
     assert granted_checks(cluster, who, cluster_scoped_writes()) == []
     assert granted_checks(cluster, who, secrets_everywhere(namespaces)) == []
     assert granted_checks(cluster, who, escalation(namespaces)) == []
-    # what it does need at cluster scope: reads, and ModelDeployments across namespaces
+    # what it does need at cluster scope (the table's reads there), and ModelDeployments
+    # across namespaces
+    needed = {
+        **grants(CLUSTER_SCOPE, "cluster_wide"),
+        ("modelops.io", "modeldeployments"): frozenset({"get", "list", "watch"}),
+    }
     reads = [
-        {"verb": v, "group": g, "resource": r}
-        for g, r in [("", "namespaces"), ("apiextensions.k8s.io", "customresourcedefinitions")]
-        for v in READ
-    ] + [{"verb": v, "group": "modelops.io", "resource": "modeldeployments"} for v in READ]
+        {"verb": v, "group": g, "resource": r} for (g, r), verbs in needed.items() for v in verbs
+    ]
+    assert {("", "namespaces"), ("apiextensions.k8s.io", "customresourcedefinitions")} <= set(
+        needed
+    )
     assert all(allowed(cluster, who, reads))
 
 
 def test_namespaced_operator_has_no_cluster_scope_and_no_other_namespace(
-    cluster: Cluster, namespaced: Install, elsewhere: str
+    cluster: Cluster, namespaced: OperatorRelease, elsewhere: str
 ) -> None:
     who = namespaced.identity
     (watched,) = namespaced.watched
@@ -340,102 +280,27 @@ def test_namespaced_operator_has_no_cluster_scope_and_no_other_namespace(
 # --- sufficiency: the real operator with only these rights ---------------------------
 
 
-def token_kubeconfig(cluster: Cluster, who: Identity, path: Path) -> Path:
-    """A kubeconfig that logs in as ``who`` with a fresh token (TokenRequest API)."""
-    token = cluster.kubectl(
-        "create", "token", who.name, "-n", who.namespace, "--duration=1h"
-    ).stdout.strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    server = admin["clusters"][0]["cluster"]
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "rig", "cluster": server}],
-                "users": [{"name": who.name, "user": {"token": token}}],
-                "contexts": [{"name": "sa", "context": {"cluster": "rig", "user": who.name}}],
-                "current-context": "sa",
-            }
-        )
-    )
-    return path
-
-
-def chart_env(cluster: Cluster, inst: Install) -> dict[str, str]:
-    """The MODELOPS_OPERATOR_* settings the chart gave the operator's container."""
-    deploy = cluster.get("deployment", f"{inst.release}-model-operator", "-n", inst.namespace)
-    env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
-    out = {e["name"]: e["value"] for e in env if "value" in e}
-    out["MODELOPS_OPERATOR_POD_NAMESPACE"] = inst.namespace  # a fieldRef in the pod
-    return out
-
-
-def wait_for_phase(cluster: Cluster, ns: str, name: str, phase: str, log: Path) -> dict:
-    deadline = time.monotonic() + 180
-    status: dict = {}
-    while time.monotonic() < deadline:
-        status = cluster.get("modeldeployment", name, "-n", ns).get("status") or {}
-        if status.get("phase") == phase:
-            return status
-        time.sleep(1)
-    tail = "\n".join(log.read_text().splitlines()[-40:])
-    raise AssertionError(f"{ns}/{name} never {phase}: {json.dumps(status)}\n{tail}")
-
-
 def test_namespaced_operator_reconciles_with_only_its_own_rights(
-    cluster: Cluster, namespaced: Install
+    cluster: Cluster, namespaced: OperatorRelease, tmp_path
 ) -> None:
     (watched,) = namespaced.watched
-    with tempfile.TemporaryDirectory(prefix="rbac-operator-") as tmp:
-        workdir = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
-        env.update(chart_env(cluster, namespaced))
-        env.update(
-            KUBECONFIG=str(token_kubeconfig(cluster, namespaced.identity, workdir / "sa.yaml")),
-            PATH=f"{find_tool('helm').parent}{os.pathsep}{env.get('PATH', '')}",
-            MODELOPS_OPERATOR_HEALTH_PORT=str(free_port()),
-            MODELOPS_OPERATOR_METRICS_PORT=str(free_port()),
-            MODELOPS_OPERATOR_CHART_PATH=str(SERVICE),
-            MODELOPS_OPERATOR_TICK_SECONDS="1",
-            MODELOPS_OPERATOR_PROMETHEUS_URL="http://127.0.0.1:9",  # unused: no canary
-        )
-        log = workdir / "operator.log"
-        with log.open("w") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "modelops_operator"],
-                env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        try:
-            cluster.apply(
-                {
-                    "apiVersion": "modelops.io/v1alpha1",
-                    "kind": "ModelDeployment",
-                    "metadata": {"name": "wine", "namespace": watched},
-                    "spec": {
-                        "model": {
-                            "name": "wine",
-                            "version": "1",
-                            "image": "model-service:0.1.0",
-                            "artifact": "/models/wine/1",
-                            "sha256": "a" * 64,
-                        },
-                        "replicas": 1,
-                        "rollout": {"strategy": "RollingUpdate"},
-                    },
-                }
-            )
-            status = wait_for_phase(cluster, watched, "wine", "Ready", log)
-            assert proc.poll() is None, log.read_text()[-4000:]
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        text = log.read_text()
+    who = namespaced.identity
+    op = OperatorProcess(
+        cluster,
+        tmp_path,
+        kubeconfig=cluster.token_kubeconfig(who.namespace, who.name, tmp_path / "sa.yaml"),
+        settings=namespaced.settings(cluster),
+    )
+    op.start()
+    try:
+        body = rig.md_body("wine", watched, rollout={"strategy": "RollingUpdate"}, replicas=1)
+        body["spec"]["model"]["sha256"] = "a" * 64
+        cluster.apply(body)
+        status = rig.wait_phase(cluster, op, watched, "wine", "Ready", timeout=180)
+        rig.assert_running(op)
+    finally:
+        op.stop()
+    text = op.log.read_text()
 
     assert status["stableVersion"] == "1"
     deploy = cluster.get("deployment", "-n", watched, "-l", "modelops.io/modeldeployment=wine")

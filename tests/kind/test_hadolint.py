@@ -13,12 +13,7 @@ import pytest
 from tests.kind.conftest import ROOT, run, tool
 
 DOCKERFILES = ["service/Dockerfile", "operator/Dockerfile"]
-KNOWN: dict[str, set[str]] = {
-    # `apt-get install unzip` in the throwaway stage that unpacks helm from the npm layer:
-    # nothing of it reaches the final image. Fix: `# hadolint ignore=DL3008` above that
-    # RUN, or unzip with `python -m zipfile -e` and no apt at all.
-    "operator/Dockerfile": {"DL3008"},
-}
+KNOWN: dict[str, set[str]] = {}
 
 
 def hadolint() -> str:

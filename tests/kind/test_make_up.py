@@ -17,9 +17,8 @@ from tests.kind.conftest import ROOT, run, tool
 UP_STEPS = [
     ("kind cluster", r"kind-v\S+ create cluster --name modelops --config kind-config\.yaml"),
     ("kube-prometheus-stack", r"upgrade --install kube-prometheus-stack kube-prometheus-stack "),
-    ("service image", r"docker build --file service/Dockerfile "),
-    ("operator image", r"docker build --file operator/Dockerfile "),
-    ("load into kind", r"kind-v\S+ load docker-image --name modelops "),
+    ("service and operator images", r"hack/images\.sh"),
+    ("load into kind", r"hack/kind.sh load-images model-service:\S+ modelops-operator:"),
     ("operator chart", r"upgrade --install model-operator charts/model-operator "),
     ("model-service chart", r"upgrade --install \S+ charts/model-service "),
     ("example ModelDeployment", r"apply -f manifests/examples/\S+\.yaml"),
@@ -59,7 +58,7 @@ def test_make_n_up_lists_the_steps_in_order(tmp_path):
         positions.append((found.start(), name))
     assert [n for _, n in sorted(positions)] == [n for n, _ in UP_STEPS]
     assert "Docker engine 27.3.1 answers" in out
-    assert "-m demo_local" not in out, "demo-local must not run when Docker answers"
+    assert "-m devstack.demo" not in out, "demo-local must not run when Docker answers"
 
 
 def test_make_n_up_installs_missing_tools_first(tmp_path, make_var):
@@ -78,9 +77,9 @@ def test_make_n_up_without_a_docker_engine_runs_demo_local(tmp_path):
     out = make_n("up", fake_docker(tmp_path, engine_answers=False))
     assert "no engine answers: Cannot connect to the Docker daemon" in out
     assert "running the no-Docker demo instead (make demo-local)" in out
-    assert re.search(r"^\S*python -m demo_local\b", out, re.M), "the recipe of demo-local runs"
+    assert re.search(r"^\S*python -m devstack\.demo\b", out, re.M), "the recipe of demo-local runs"
     assert "create cluster" not in out
-    assert "docker build" not in out
+    assert "hack/images.sh" not in out
 
 
 def test_every_kubectl_and_helm_call_names_the_kind_context(tmp_path):
@@ -123,18 +122,10 @@ def test_helm_for_laptops_is_the_helm_that_renders_charts_in_tests(make_var):
     assert make_var("KIND_HELM_VERSION") == versions["HELM_VERSION"]
 
 
-@pytest.mark.parametrize("target", ["down", "status"])
-def test_down_and_status_are_idempotent_without_a_cluster(tmp_path, target):
-    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
-    proc = run(["make", "--no-print-directory", target, f"KIND={tmp_path}/no-kind"], env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert "no kind cluster 'modelops'" in proc.stdout
-
-
 def test_demo_local_runs_the_demo_with_its_prerequisites_and_args():
     out = make_n("demo-local", dict(os.environ), "DEMO_LOCAL_ARGS=--yes --keep-cluster")
     lines = out.splitlines()
-    demo = next(i for i, line in enumerate(lines) if " -m demo_local " in f"{line} ")
+    demo = next(i for i, line in enumerate(lines) if " -m devstack.demo " in f"{line} ")
     assert lines[demo].split()[-2:] == ["--yes", "--keep-cluster"]
     tools = next(i for i, line in enumerate(lines) if "hack/install-tools.sh" in line)
     models = next(i for i, line in enumerate(lines) if "modelops_service.train" in line)
@@ -145,7 +136,7 @@ def test_demo_local_runs_the_demo_with_its_prerequisites_and_args():
 def test_demo_local_options_are_documented():
     import sys
 
-    proc = run([sys.executable, "-m", "demo_local", "--help"])
+    proc = run([sys.executable, "-m", "devstack.demo", "--help"])
     assert proc.returncode == 0, proc.stderr
     for option in ("--yes", "--non-interactive", "--keep-cluster", "--kubeconfig", "--summary"):
         assert option in proc.stdout
@@ -167,6 +158,9 @@ def test_help_documents_every_kind_target():
         "load-images",
         "demo",
         "demo-local",
+        "alerting",
+        "kind-preflight",
+        "kind-tools",
     ]:
         assert re.search(rf"^  {re.escape(target)} +\S", section, re.M), f"{target} has no ## help"
 

@@ -4,7 +4,7 @@ The service never answers 5xx for bad input, so a real failure has to come from 
 ``FailingEstimator`` wraps a fitted estimator and raises on every ``every``-th predict call
 after the first (the warm-up call must pass for the service to become ready). The artifact
 is a real one (joblib, model.json with the matching sha256); unpickling it imports this
-module, so the service process must run from the repository root (tests.support.service_process
+module, so the service process must run from the repository root (devstack.service_process
 does).
 """
 

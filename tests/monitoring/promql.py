@@ -1,4 +1,4 @@
-"""Every PromQL expression of alerts/ and dashboards/, and the metric names each one selects.
+"""Every PromQL expression of the rules and dashboards, and the metric names each one selects.
 
 Parsing uses the parser of Prometheus itself (``promqlnames/``, a 60-line Go program on
 ``github.com/prometheus/prometheus/promql/parser`` at v0.42.0, the module of the Prometheus
@@ -28,7 +28,8 @@ from modelops_service import catalog
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GO_SOURCE = Path(__file__).resolve().parent / "promqlnames"
 RULES_FILE = REPO_ROOT / "alerts" / "modelops.rules.yaml"
-DASHBOARDS_DIR = REPO_ROOT / "dashboards"
+# The one committed copy of the dashboards (written by `make generate`).
+DASHBOARDS_DIR = REPO_ROOT / "charts" / "model-service" / "files" / "dashboards"
 
 # What a Grafana variable expands to when a query is parsed or run outside Grafana.
 GRAFANA_DEFAULTS = {

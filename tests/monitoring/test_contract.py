@@ -1,6 +1,7 @@
-"""Contract: every PromQL expression in alerts/ and dashboards/ parses (with Prometheus' own
-parser) and names only metrics the service's catalog defines, standard series (up, kube_*,
-container_*, process_*, ...), recording rules of alerts/, or the operator's own metrics.
+"""Contract: every PromQL expression of the rules and the dashboards parses (with Prometheus'
+own parser) and names only metrics the service's catalog defines, standard series (up, kube_*,
+container_*, process_*, ...), recording rules of the recording-rule catalog, or the
+operator's own metrics; and the rules record exactly the recording-rule catalog.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ import dataclasses
 
 import pytest
 
-from modelops_service import catalog
+from modelops_service import catalog, recording_rules
 from tests.monitoring import promql
 
 pytestmark = pytest.mark.render
+
+DASHBOARDS = "charts/model-service/files/dashboards"
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +25,9 @@ def queries() -> list[promql.Query]:
     # all three dashboards and the rule file are read (a glob that finds nothing proves nothing)
     assert sources == {
         "alerts/modelops.rules.yaml",
-        "dashboards/modelops-overview.json",
-        "dashboards/modelops-model.json",
-        "dashboards/modelops-rollout.json",
+        f"{DASHBOARDS}/modelops-overview.json",
+        f"{DASHBOARDS}/modelops-model.json",
+        f"{DASHBOARDS}/modelops-rollout.json",
     }
     return found
 
@@ -36,7 +39,7 @@ def analyses(queries: list[promql.Query]) -> list[promql.Analysis]:
 
 @pytest.fixture(scope="module")
 def extra_names() -> set[str]:
-    return promql.recorded_names() | promql.operator_series()
+    return set(recording_rules.recorded_names()) | promql.operator_series()
 
 
 def test_the_parser_is_prometheus_own() -> None:
@@ -68,7 +71,7 @@ def test_every_model_metric_of_the_catalog_is_on_a_dashboard(queries, analyses) 
     on_dashboards = {
         m
         for q, a in zip(queries, analyses, strict=True)
-        if q.source.startswith("dashboards/")
+        if q.source.startswith(DASHBOARDS)
         for m in a.metrics
     }
     missing = [m.name for m in catalog.ALL_METRICS if not set(m.series_names) & on_dashboards]
@@ -88,7 +91,20 @@ def test_a_metric_renamed_in_the_catalog_breaks_the_contract(
     assert problems
     assert all(any(s in p for s in metric.series_names) for p in problems)
     assert any(p.startswith("alerts/") for p in problems)
-    assert any(p.startswith("dashboards/") for p in problems)
+    assert any(p.startswith(DASHBOARDS) for p in problems)
+
+
+def test_the_rules_record_exactly_the_recording_rule_catalog() -> None:
+    assert promql.recorded_names() == recording_rules.recorded_names()
+
+
+def test_a_recording_rule_missing_from_the_catalog_breaks_the_contract(queries, analyses) -> None:
+    dropped = recording_rules.ERROR_RATIO_RATE1M.name
+    extra = (set(recording_rules.recorded_names()) - {dropped}) | promql.operator_series()
+    problems = promql.unknown_metrics(queries, analyses, catalog.catalog_series(), extra)
+    assert problems
+    assert all(dropped in p for p in problems)
+    assert any(p.startswith(DASHBOARDS) for p in problems)
 
 
 def test_grafana_variables_expand_like_grafana() -> None:

@@ -35,10 +35,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.paths import REPO_ROOT
+from devstack.prometheus import Alertmanager, Prometheus, Target
+from devstack.service_process import ServiceProcess, demo_model_dir, start_service
 from tests.monitoring import promql
 from tests.monitoring.failing_model import build_failing_model
-from tests.support.prometheus import Alertmanager, Prometheus, Target
-from tests.support.service_process import REPO_ROOT, ServiceProcess, demo_model_dir, start_service
 
 pytestmark = pytest.mark.prometheus
 
@@ -459,10 +460,10 @@ def test_every_dashboard_query_returns_data(dashboard_results: list) -> None:
     assert checked > 40
     # the cluster-metric panels (cAdvisor, kube-state-metrics), only parsed here
     assert sorted(parsed_only) == [
-        "dashboards/modelops-overview.json: CPU throttling [A]",
-        "dashboards/modelops-overview.json: Container restarts (1h) [A]",
-        "dashboards/modelops-overview.json: Memory vs limit [A]",
-        "dashboards/modelops-overview.json: Memory vs limit [B]",
+        "charts/model-service/files/dashboards/modelops-overview.json: CPU throttling [A]",
+        "charts/model-service/files/dashboards/modelops-overview.json: Container restarts (1h) [A]",
+        "charts/model-service/files/dashboards/modelops-overview.json: Memory vs limit [A]",
+        "charts/model-service/files/dashboards/modelops-overview.json: Memory vs limit [B]",
     ]
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.paths import REPO_ROOT
+from devstack.service_process import demo_model_dir, running_service
 from loadtest import LoadTestError, run
 from loadtest.scenarios import BAD_KINDS, Scenario, load_rows, make_scenario
 from modelops_service import catalog
-from tests.support.service_process import REPO_ROOT, demo_model_dir, running_service
 
 CARD = {
     "name": "toy",

@@ -1,9 +1,9 @@
-"""The rule source, its parameters and generated files, the promtool unit tests, the runbook
-and the Alertmanager example."""
+"""The rule source, its parameters and renderings, the recording group built from the
+recording-rule catalog, the promtool unit tests, the runbook and the Alertmanager example.
+(That the committed renderings are fresh is hack/generate.py's --check: tests/charts.)"""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from alerts import render
-from dashboards import generate
+from modelops_service import recording_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"
@@ -31,12 +31,25 @@ def alerts(text: str | None = None) -> dict[str, dict]:
 # --- pure: source, parameters, generated files ------------------------------------------
 
 
-def test_generated_rule_files_are_up_to_date() -> None:
-    assert render.main(["--check"]) == 0, "run `make generate-alerts`"
+def test_the_recording_group_records_each_catalog_name_once_in_its_order() -> None:
+    recorded = [r["record"] for r in rules() if "record" in r]
+    assert recorded == [r.name for r in recording_rules.RECORDING_RULES]
 
 
-def test_generated_dashboards_are_up_to_date() -> None:
-    assert generate.main(["--check"]) == 0, "run `make generate-dashboards`"
+def test_the_template_may_read_only_recording_rules_of_the_catalog() -> None:
+    template = render.TEMPLATE.read_text().replace(
+        "model_version:error_ratio:rate5m > ${errorRatioThreshold}",
+        "model_version:error_ratio:rate7m > ${errorRatioThreshold}",
+    )
+    with pytest.raises(ValueError, match="model_version:error_ratio:rate7m"):
+        render.render_rules(template=template)
+
+
+def test_a_catalog_name_without_an_expression_is_refused(monkeypatch) -> None:
+    odd = recording_rules.RecordingRule("model_version:queue_depth:max", "not recorded")
+    monkeypatch.setattr(recording_rules, "RECORDING_RULES", (*recording_rules.RECORDING_RULES, odd))
+    with pytest.raises(ValueError, match="no expression for 'queue_depth'"):
+        render.render_rules()
 
 
 def test_the_canary_analysis_recording_rules_exist() -> None:
@@ -118,7 +131,7 @@ def test_bad_parameter_values_are_refused(name: str, value: object) -> None:
 
 
 def test_the_chart_scopes_each_release_to_its_own_series() -> None:
-    chart = yaml.safe_load(render.HELM_VALUES.read_text())["params"]
+    chart = yaml.safe_load(render.helm_values())["params"]
     assert "{{ .Release.Namespace }}" in chart["metricSelector"]
     assert 'model="{{ include "model-service.modelName" . }}"' in chart["metricSelector"]
     assert 'job="{{ include "model-service.fullname" . }}"' in chart["targetSelector"]
@@ -126,8 +139,8 @@ def test_the_chart_scopes_each_release_to_its_own_series() -> None:
 
 
 def test_chart_values_fragment_documents_every_parameter() -> None:
-    values = render.HELM_VALUES.read_text()
-    schema = json.loads(render.HELM_SCHEMA.read_text())
+    values = render.helm_values()
+    schema = render.helm_schema()
     params = render.load_params()
     assert set(yaml.safe_load(values)["params"]) == set(params)
     assert set(schema["properties"]) == set(params)
@@ -176,8 +189,8 @@ def test_the_helm_flavour_renders_the_same_rules(tmp_path: Path) -> None:
     (chart / "templates").mkdir(parents=True)
     (chart / "files").mkdir()
     (chart / "Chart.yaml").write_text("apiVersion: v2\nname: rules-probe\nversion: 0.1.0\n")
-    (chart / "files" / "rules.yaml").write_text(render.HELM_RULES.read_text())
-    defaults = yaml.safe_load(render.HELM_VALUES.read_text())
+    (chart / "files" / "rules.yaml").write_text(render.render_helm())
+    defaults = yaml.safe_load(render.helm_values())
     (chart / "values.yaml").write_text(
         yaml.safe_dump({"model": {"name": "wine"}, "monitoring": {"prometheusRule": defaults}})
     )

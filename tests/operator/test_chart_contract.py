@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.paths import find_tool
 from modelops_operator.applyset import Owner, build_apply_set
 from modelops_operator.render import ChartRenderer, RenderError
 from modelops_operator.rollout import Workloads
 from modelops_operator.settings import OperatorSettings
 from modelops_operator.values import chart_values
 from tests.operator.conftest import ref, spec_for
-from tests.rig.control_plane import find_tool
 
 pytestmark = pytest.mark.render
 
@@ -79,3 +79,22 @@ def test_a_bad_value_is_a_render_error_with_helms_message(renderer):
     values["replicaCount"] = "many"
     with pytest.raises(RenderError, match="replicaCount"):
         renderer.render("wine", "models", values)
+
+
+@pytest.mark.parametrize("interval", ["2s", "5s", "30s"])
+def test_a_short_scrape_interval_renders_with_a_timeout_within_it(renderer, interval):
+    spec = spec_for("1")
+    monitoring = spec.monitoring.model_copy(
+        update={
+            "service_monitor": spec.monitoring.service_monitor.model_copy(
+                update={"interval": interval}
+            )
+        }
+    )
+    spec = spec.model_copy(update={"monitoring": monitoring})
+    values = chart_values(spec, Workloads(ref("1"), 1, None, 0))
+    aset = build_apply_set(renderer.render("wine", "models", values), OWNER)
+    sm = next(o for o in aset.objects if o["kind"] == "ServiceMonitor")
+    endpoint = sm["spec"]["endpoints"][0]
+    assert endpoint["interval"] == interval
+    assert endpoint["scrapeTimeout"] == ("10s" if interval == "30s" else interval)

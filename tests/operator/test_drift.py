@@ -11,11 +11,9 @@ from modelops_operator.applyset import (
     changed_fields,
     drift_message,
     needs_recheck,
-    rest_path,
     watch_fingerprint,
 )
-from modelops_operator.reconcile import md_path
-from tests.operator.test_reconcile import NAME, NS, UID, make
+from tests.operator.test_reconcile import MD, NAME, NS, UID, make
 
 DESIRED = {
     "apiVersion": "apps/v1",
@@ -171,14 +169,14 @@ def test_watch_events_that_need_a_look():
 # --- the reconciler's glue (in-memory API server) ------------------------------------
 
 
-def deployment_path(name: str = "wine-model-service") -> str:
-    return rest_path("apps/v1", "Deployment", NS, name)
+def deployment_path(name: str = "wine-model-service") -> ObjectKey:
+    return ObjectKey("apps/v1", "Deployment", NS, name)
 
 
 def ready(reconciler, kube) -> None:
     reconciler.reconcile(NS, NAME)
     reconciler.reconcile(NS, NAME)
-    assert kube.objects[md_path(NS, NAME)]["status"]["phase"] == "Ready"
+    assert kube.objects[MD]["status"]["phase"] == "Ready"
 
 
 def test_a_scaled_deployment_is_restored_at_once_and_said_so():
@@ -188,7 +186,7 @@ def test_a_scaled_deployment_is_restored_at_once_and_said_so():
     status_only = copy.deepcopy(dep)
     status_only["status"] = {"readyReplicas": 0}
     assert reconciler.owned_object_changed("MODIFIED", status_only) is None
-    assert not reconciler.memory[UID].recheck
+    assert not reconciler.applier.memory[UID].recheck
     dep["spec"]["replicas"] = 7
     dep["metadata"]["generation"] = 2
     dep["metadata"].setdefault("annotations", {})["team"] = "ml"
@@ -219,7 +217,7 @@ def test_a_scaled_deployment_is_restored_at_once_and_said_so():
 def test_a_recheck_with_nothing_changed_says_nothing():
     reconciler, kube = make()
     ready(reconciler, kube)
-    reconciler.memory[UID].recheck = True
+    reconciler.applier.memory[UID].recheck = True
     applied = len(kube.applied)
     reconciler.reconcile(NS, NAME)
     assert len(kube.applied) > applied  # re-applied
@@ -229,9 +227,9 @@ def test_a_recheck_with_nothing_changed_says_nothing():
 def test_a_deleted_object_is_recreated_on_resync_and_said_so():
     reconciler, kube = make()
     ready(reconciler, kube)
-    del kube.objects[rest_path("monitoring.coreos.com/v1", "ServiceMonitor", NS,
+    del kube.objects[ObjectKey("monitoring.coreos.com/v1", "ServiceMonitor", NS,
                                "wine-model-service")]  # fmt: skip
-    reconciler.settings = reconciler.settings.model_copy(update={"resync_seconds": 0})
+    reconciler.applier.resync_seconds = 0
     reconciler.reconcile(NS, NAME)
     assert ("Warning", "DriftCorrected", "ServiceMonitor/wine-model-service was deleted; "
             "recreated it") in kube.events  # fmt: skip
@@ -240,13 +238,13 @@ def test_a_deleted_object_is_recreated_on_resync_and_said_so():
 def test_our_own_changes_are_not_drift():
     reconciler, kube = make()
     ready(reconciler, kube)
-    body = kube.objects[md_path(NS, NAME)]
+    body = kube.objects[MD]
     body["spec"]["rollout"] = {"strategy": "RollingUpdate"}
     body["spec"]["model"] = {**body["spec"]["model"], "version": "2", "artifact": "/m/2"}
-    reconciler.memory[UID].recheck = True  # even with a recheck pending
+    reconciler.applier.memory[UID].recheck = True  # even with a recheck pending
     reconciler.reconcile(NS, NAME)
     reconciler.reconcile(NS, NAME)
-    assert kube.objects[md_path(NS, NAME)]["status"]["stableVersion"] == "2"
+    assert kube.objects[MD]["status"]["stableVersion"] == "2"
     assert not [e for e in kube.events if e[1] == "DriftCorrected"]
 
 

@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 
-from modelops_operator.applyset import ObjectKey, key_of, rest_path
+from modelops_operator.applyset import ObjectKey, key_of
 from modelops_operator.kube import ConflictError
 from modelops_operator.metrics import OperatorMetrics
-from modelops_operator.reconcile import Reconciler, md_path
+from modelops_operator.reconcile import Reconciler
 from modelops_operator.render import RenderError
 from modelops_operator.settings import OperatorSettings
 
 NS, NAME, UID = "models", "wine", "uid-1"
+MD = ObjectKey("modelops.io/v1alpha1", "ModelDeployment", NS, NAME)
 CORE_KINDS = {
     "v1": {"ServiceAccount", "ConfigMap", "Service"},
     "apps/v1": {"Deployment"},
@@ -31,12 +32,15 @@ MONITORING = {"monitoring.coreos.com/v1": {"ServiceMonitor", "PrometheusRule", "
 
 
 class FakeKube:
+    """The KubeClient's methods over a dict of objects keyed by ObjectKey."""
+
     def __init__(self, served: dict[str, set[str]]) -> None:
-        self.objects: dict[str, dict] = {}
+        self.objects: dict[ObjectKey, dict] = {}
         self.served = served
         self.events: list[tuple[str, str, str]] = []
         self.applied: list[ObjectKey] = []
         self.deleted: list[ObjectKey] = []
+        self.listed: list[tuple[str, str | None]] = []  # (kind, namespace) of each list call
         self.rv = 1
         self.conflict_next_status = False
 
@@ -45,19 +49,27 @@ class FakeKube:
         obj["metadata"]["resourceVersion"] = str(self.rv)
         return obj
 
-    def get(self, path: str) -> dict | None:
-        return copy.deepcopy(self.objects.get(path))
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None):
+        return copy.deepcopy(self.objects.get(ObjectKey(api_version, kind, namespace or "", name)))
 
-    def list(self, path: str, label_selector: str | None = None) -> list[dict]:
-        return []
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict]:  # fmt: skip
+        self.listed.append((kind, namespace))
+        label = (label_selector or "").partition("=")[0]
+        return [
+            copy.deepcopy(o)
+            for k, o in self.objects.items()
+            if (k.api_version, k.kind) == (api_version, kind)
+            and namespace in (None, k.namespace)
+            and (not label or label in o["metadata"].get("labels", {}))
+        ]
 
-    def served_kinds(self, group_version: str, ttl: float = 30.0) -> frozenset[str]:
+    def served_kinds(self, group_version: str) -> frozenset[str]:
         return frozenset(self.served.get(group_version, set()))
 
     def apply(self, obj: dict, field_manager: str) -> dict:
         key = key_of(obj)
         self.applied.append(key)
-        path = rest_path(key.api_version, key.kind, key.namespace, key.name)
         stored = copy.deepcopy(obj)
         if key.kind == "Deployment":  # a controller that is instantly done
             replicas = obj["spec"].get("replicas", 1)
@@ -68,23 +80,15 @@ class FakeKube:
                 "updatedReplicas": replicas,
                 "availableReplicas": replicas,
             }
-        self.objects[path] = self._bump(stored)
+        self.objects[key] = self._bump(stored)
         return stored
 
     def delete(self, key: ObjectKey) -> None:
         self.deleted.append(key)
-        self.objects.pop(rest_path(key.api_version, key.kind, key.namespace, key.name), None)
+        self.objects.pop(key, None)
 
-    def list_owned(self, namespace: str, selector: str, kinds: frozenset[str]) -> list[dict]:
-        label = "modelops.io/modeldeployment"
-        return [
-            copy.deepcopy(o)
-            for o in self.objects.values()
-            if o["kind"] in kinds and label in o["metadata"].get("labels", {})
-        ]
-
-    def replace_status(self, path: str, obj: dict) -> dict:
-        current = self.objects[path]
+    def replace_status(self, obj: dict) -> dict:
+        current = self.objects[key_of(obj)]
         if self.conflict_next_status:
             self.conflict_next_status = False
             raise ConflictError(409, "the object has been modified")
@@ -163,11 +167,11 @@ def md(spec: dict | None = None) -> dict:
     }  # fmt: skip
 
 
-def make(served=None, renderer=None) -> tuple[Reconciler, FakeKube]:
+def make(served=None, renderer=None, **settings: Any) -> tuple[Reconciler, FakeKube]:
     kube = FakeKube(served if served is not None else {**CORE_KINDS, **MONITORING})
-    kube.objects[md_path(NS, NAME)] = md()
+    kube.objects[MD] = md()
     reconciler = Reconciler(
-        OperatorSettings(metrics_port=0, discover_grafana=False),
+        OperatorSettings(**{"metrics_port": 0, "discover_grafana": False, **settings}),
         kube,  # type: ignore[arg-type]
         renderer or FakeRenderer(),  # type: ignore[arg-type]
         FakePrometheus(),  # type: ignore[arg-type]
@@ -177,7 +181,7 @@ def make(served=None, renderer=None) -> tuple[Reconciler, FakeKube]:
 
 
 def status(kube: FakeKube) -> dict:
-    return kube.objects[md_path(NS, NAME)].get("status") or {}
+    return kube.objects[MD].get("status") or {}
 
 
 def cond(kube: FakeKube, type_: str) -> dict:
@@ -213,10 +217,10 @@ def test_unchanged_status_is_not_written_and_unchanged_set_not_reapplied():
     reconciler, kube = make()
     reconciler.reconcile(NS, NAME)
     reconciler.reconcile(NS, NAME)
-    rv = kube.objects[md_path(NS, NAME)]["metadata"]["resourceVersion"]
+    rv = kube.objects[MD]["metadata"]["resourceVersion"]
     applied = len(kube.applied)
     reconciler.reconcile(NS, NAME)
-    assert kube.objects[md_path(NS, NAME)]["metadata"]["resourceVersion"] == rv
+    assert kube.objects[MD]["metadata"]["resourceVersion"] == rv
     assert len(kube.applied) == applied  # resync_seconds not due yet
 
 
@@ -238,7 +242,7 @@ def test_status_conflict_acts_on_nothing():
 )
 def test_what_the_schema_cannot_catch_becomes_degraded(spec, renderer, reason):
     reconciler, kube = make(renderer=renderer)
-    kube.objects[md_path(NS, NAME)] = md(spec)
+    kube.objects[MD] = md(spec)
     assert reconciler.reconcile(NS, NAME) == reason
     assert status(kube)["phase"] == "Degraded"
     degraded = cond(kube, "Degraded")
@@ -253,12 +257,12 @@ def test_prune_deletes_the_canary_once_it_is_no_longer_rendered():
     reconciler, kube = make()
     reconciler.reconcile(NS, NAME)
     reconciler.reconcile(NS, NAME)
-    body = kube.objects[md_path(NS, NAME)]
+    body = kube.objects[MD]
     body["spec"]["model"] = {**body["spec"]["model"], "version": "2", "artifact": "/m/2"}
     reconciler.reconcile(NS, NAME)
     assert status(kube)["canaryVersion"] == "2"
     assert any(k.name == "wine-model-service-canary" for k in kube.applied)
-    body = kube.objects[md_path(NS, NAME)]
+    body = kube.objects[MD]
     body["spec"]["model"] = {**body["spec"]["model"], "version": "1", "artifact": "/models/wine/1"}
     reconciler.reconcile(NS, NAME)  # back to the stable version: canary aborted
     assert "canaryVersion" not in status(kube)
@@ -266,11 +270,10 @@ def test_prune_deletes_the_canary_once_it_is_no_longer_rendered():
 
 
 def test_finished_rollouts_are_counted_even_with_a_full_history():
-    reconciler, kube = make()
-    reconciler.settings = reconciler.settings.model_copy(update={"history_limit": 1})
+    reconciler, kube = make(history_limit=1)
     reconciler.reconcile(NS, NAME)
     reconciler.reconcile(NS, NAME)  # Deployed v1
-    body = kube.objects[md_path(NS, NAME)]
+    body = kube.objects[MD]
     body["spec"]["rollout"] = {"strategy": "RollingUpdate"}
     body["spec"]["model"] = {**body["spec"]["model"], "version": "2", "artifact": "/m/2"}
     reconciler.reconcile(NS, NAME)
@@ -284,14 +287,9 @@ def test_finished_rollouts_are_counted_even_with_a_full_history():
 
 
 def test_monitoring_namespaces_scope_the_prometheus_lookup():
-    reconciler, kube = make()
-    asked: list[str] = []
-    kube.list = lambda path, label_selector=None: asked.append(path) or []  # type: ignore[method-assign]
-    reconciler.settings = reconciler.settings.model_copy(
-        update={"monitoring_namespaces": ["monitoring", "grafana"], "discover_grafana": True}
-    )
+    reconciler, kube = make(monitoring_namespaces=["monitoring", "grafana"], discover_grafana=True)
     reconciler.reconcile(NS, NAME)
-    assert "/apis/monitoring.coreos.com/v1/namespaces/monitoring/prometheuses" in asked
-    assert "/apis/monitoring.coreos.com/v1/namespaces/grafana/prometheuses" in asked
-    assert "/apis/apps/v1/namespaces/grafana/deployments" in asked
-    assert not [p for p in asked if p.endswith("/v1/prometheuses")]
+    assert ("Prometheus", "monitoring") in kube.listed
+    assert ("Prometheus", "grafana") in kube.listed
+    assert ("Deployment", "grafana") in kube.listed
+    assert ("Prometheus", None) not in kube.listed  # never cluster-wide

@@ -16,6 +16,7 @@ from modelops_operator.models import (
     parse_status,
 )
 from modelops_operator.rollout import (
+    EFFECTS,
     TRANSITIONS,
     Action,
     EventKind,
@@ -142,6 +143,11 @@ def test_every_row_of_the_transition_table(state: State, event: EventKind):
 def test_the_table_covers_every_state():
     assert {s for s, _ in TRANSITIONS} == set(State)
     assert {e for _, e in TRANSITIONS} == set(EventKind)
+
+
+def test_every_action_has_one_effect():
+    assert set(EFFECTS) == set(Action)
+    assert {t.action for t in TRANSITIONS.values()} <= set(EFFECTS)
 
 
 St, Ev, Ac, Ph = State, EventKind, Action, Phase

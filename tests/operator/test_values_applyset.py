@@ -9,11 +9,10 @@ from modelops_operator.applyset import (
     Owner,
     build_apply_set,
     prune_set,
-    rest_path,
 )
 from modelops_operator.constants import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_TRACK
 from modelops_operator.rollout import Workloads
-from modelops_operator.values import chart_values, split_image
+from modelops_operator.values import chart_values, scrape_timeout, split_image
 from tests.operator.conftest import ref, spec_for
 
 OWNER = Owner("wine", "models", "uid-1")
@@ -145,17 +144,8 @@ def test_prune_set_deletes_only_what_we_own_and_no_longer_render():
 
 
 @pytest.mark.parametrize(
-    ("api", "kind", "name", "path"),
-    [
-        ("v1", "Service", "s", "/api/v1/namespaces/ns/services/s"),
-        ("apps/v1", "Deployment", None, "/apis/apps/v1/namespaces/ns/deployments"),
-        (
-            "monitoring.coreos.com/v1",
-            "PrometheusRule",
-            "r",
-            "/apis/monitoring.coreos.com/v1/namespaces/ns/prometheusrules/r",
-        ),
-    ],
+    ("interval", "timeout"),
+    [("2s", "2s"), ("5s", "5s"), ("10s", "10s"), ("15s", "10s"), ("1m", "10s")],
 )
-def test_rest_path(api, kind, name, path):
-    assert rest_path(api, kind, "ns", name) == path
+def test_scrape_timeout_never_exceeds_the_interval(interval: str, timeout: str) -> None:
+    assert scrape_timeout(interval) == timeout

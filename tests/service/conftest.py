@@ -15,14 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.processes import http_status
+from devstack.service_process import ServiceProcess, ServiceStartError, start_service
 from modelops_service.card import read_card
 from modelops_service.train import train_all
-from tests.support.service_process import (
-    ServiceProcess,
-    ServiceStartError,
-    http_status,
-    start_service,
-)
 
 # wine/1, strict: rejects out-of-range values (tolerance: one training range's width on
 # either side, so the drift test's shifted rows still pass), small limits, a 500-row

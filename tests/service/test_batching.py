@@ -15,6 +15,7 @@ import joblib
 import numpy as np
 import pytest
 
+from devstack.service_process import ServiceProcess
 from modelops_service.app import create_app
 from modelops_service.artifact import Prediction
 from modelops_service.card import read_card
@@ -22,7 +23,6 @@ from modelops_service.predictor import BatchingPredictor, QueueTimeoutError
 from modelops_service.settings import Settings
 from tests.service.test_app_in_process import _until_ready
 from tests.service.test_http_predict import in_range_rows
-from tests.support.service_process import ServiceProcess
 
 POISON = -1.0  # a row whose first value is this makes the fake model raise
 HANG_GUARD = 30.0  # seconds: a lost request fails the test instead of hanging it

@@ -15,9 +15,9 @@ import httpx
 import numpy as np
 from sklearn.datasets import load_wine
 
+from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
 from tests.service.metrics_text import scrape
-from tests.support.service_process import ServiceProcess
 
 WINDOW = 500
 LOW_PSI = 0.1

@@ -6,10 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from devstack.service_process import ServiceProcess
 from modelops_service import catalog
 from modelops_service.card import read_card
 from tests.service.metrics_text import scrape
-from tests.support.service_process import ServiceProcess
 
 
 def send_traffic(client: httpx.Client, svc: ServiceProcess) -> int:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes, load_wine
 
+from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
-from tests.support.service_process import ServiceProcess
 
 LOADERS = {"wine": load_wine, "diabetes": load_diabetes}
 

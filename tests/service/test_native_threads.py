@@ -14,9 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devstack.paths import REPO_ROOT
 from modelops_service.__main__ import default_native_threads
 from modelops_service.settings import Settings
-from tests.support.service_process import REPO_ROOT
 
 # Runs the real entry point up to uvicorn.run, then asks a fresh thread how many
 # OpenMP threads it would use (what a worker thread that calls the model would get).

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from devstack.service_process import ServiceProcess, start_service
 from modelops_service.card import read_card
 from tests.service.metrics_text import scrape
-from tests.support.service_process import ServiceProcess, start_service
 
 
 def test_declared_sha256_mismatch_refuses_to_start(model_root: Path, tmp_path: Path) -> None:

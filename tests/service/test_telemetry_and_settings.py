@@ -11,11 +11,11 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from pydantic import ValidationError
 
+from devstack.paths import REPO_ROOT
 from modelops_service import catalog
 from modelops_service.logs import JsonFormatter
 from modelops_service.settings import Settings, markdown_table
 from modelops_service.telemetry import VectorHistogram
-from tests.support.service_process import REPO_ROOT
 
 
 def test_vector_histogram_matches_prometheus_client() -> None:

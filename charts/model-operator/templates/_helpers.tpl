@@ -65,52 +65,51 @@ true
 
 {{/*
 The namespaced rules: everything the operator does inside a namespace that holds
-ModelDeployments. The same list serves the ClusterRole and each Role.
+ModelDeployments. The same list serves the ClusterRole and each Role. Every verb is one a
+request of the operator (operator/modelops_operator/kube.py) or of kopf makes; nothing else.
 */}}
 {{- define "model-operator.namespacedRules" -}}
-# the ModelDeployments it reconciles (finalizers: owner references with blockOwnerDeletion)
+# the ModelDeployments: kopf lists, watches and patches them (annotations, finalizer, status);
+# the operator reads them and writes status with a conditional PUT. /finalizers: owner
+# references with blockOwnerDeletion on what it applies.
 - apiGroups: [modelops.io]
   resources: [modeldeployments]
-  verbs: [get, list, watch, patch, update]
+  verbs: [get, list, watch, patch]
 - apiGroups: [modelops.io]
   resources: [modeldeployments/status]
-  verbs: [get, patch, update]
+  verbs: [patch, update]
 - apiGroups: [modelops.io]
   resources: [modeldeployments/finalizers]
   verbs: [update]
-# what the model-service chart renders, server-side applied and pruned
+# what the model-service chart renders: server-side applied (patch, and create when new),
+# read back, listed by the owner label and pruned; the Deployments also watched (kopf), so a
+# change of a track's readiness wakes its ModelDeployment at once
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services, serviceaccounts, configmaps]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, list, create, patch, delete]
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, list, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, list, create, patch, delete]
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, list, create, patch, delete]
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
-  verbs: [get, list, watch, create, patch, update, delete]
-# rollout progress of the stable and canary tracks
+  verbs: [get, list, create, patch, delete]
+# rollout progress of the stable and canary tracks (the pods of a Deployment not yet ready)
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
-- apiGroups: [apps]
-  resources: [replicasets]
-  verbs: [get, list, watch]
-# Events on the ModelDeployments (core and events.k8s.io)
+  verbs: [list]
+# Events on the ModelDeployments (core v1, posted by the operator and by kopf)
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- end }}
 
 {{/*
@@ -120,8 +119,8 @@ Read what decides whether our monitoring objects are picked up: the Prometheus o
 {{- define "model-operator.monitoringReadRules" -}}
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheuses]
-  verbs: [get, list, watch]
+  verbs: [list]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch]
+  verbs: [list]
 {{- end }}

@@ -139,16 +139,13 @@ true
 {{- end }}
 
 {{/*
-The rule groups of every generated rule file, in file name order: files/rules/ holds plain
-Prometheus rule files (used as they are), files/rules-tpl/ rule files with Helm expressions
-(rendered with tpl in the chart's context, e.g. .Values.monitoring.prometheusRule.params).
+The rule groups of every rule file in files/rules/ (written by `make generate` from alerts/),
+in file name order, rendered with tpl in the chart's context (they read
+.Values.monitoring.prometheusRule.params; Prometheus' own templates are escaped in them).
 */}}
 {{- define "model-service.ruleGroups" -}}
 {{- $groups := list }}
 {{- range $path, $_ := .Files.Glob "files/rules/*.yaml" }}
-{{- $groups = concat $groups (include "model-service.parseRuleFile" (dict "path" $path "text" ($.Files.Get $path)) | fromYamlArray) }}
-{{- end }}
-{{- range $path, $_ := .Files.Glob "files/rules-tpl/*.yaml" }}
 {{- $groups = concat $groups (include "model-service.parseRuleFile" (dict "path" $path "text" (tpl ($.Files.Get $path) $)) | fromYamlArray) }}
 {{- end }}
 {{- toYaml $groups }}

@@ -1,0 +1,48 @@
+"""Where the dev stack finds things: the repository, the tools of `make tools`, the pins."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TOOLS_BIN = REPO_ROOT / ".cache" / "bin"
+CRD_DIR = REPO_ROOT / ".cache" / "crds"
+RUN_ROOT = REPO_ROOT / ".run"
+VENV_BIN = REPO_ROOT / ".venv" / "bin"
+VERSIONS_FILE = REPO_ROOT / "hack" / "versions.env"
+MODELS_ROOT = REPO_ROOT / "models"
+MODELDEPLOYMENT_CRD = REPO_ROOT / "manifests" / "crd" / "modeldeployments.modelops.io.yaml"
+SERVICE_CHART = REPO_ROOT / "charts" / "model-service"
+OPERATOR_CHART = REPO_ROOT / "charts" / "model-operator"
+RULES = REPO_ROOT / "alerts" / "modelops.rules.yaml"
+
+
+class DevstackError(RuntimeError):
+    """A part of the dev stack could not start, or a tool it needs is missing."""
+
+
+def versions() -> dict[str, str]:
+    """The pins of hack/versions.env."""
+    pins = {}
+    for line in VERSIONS_FILE.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            pins[key.strip()] = value.strip()
+    return pins
+
+
+def tool_path() -> str:
+    """PATH with the rig's tools and the venv first, as the Makefile sets it."""
+    return os.pathsep.join([str(TOOLS_BIN), str(VENV_BIN), os.environ.get("PATH", "")])
+
+
+def find_tool(*names: str) -> Path:
+    """The first of ``names`` in .cache/bin (make tools), the venv or PATH; DevstackError if
+    none is (a missing tool is an install step not run, never a reason to skip)."""
+    for name in names:
+        found = shutil.which(name, path=tool_path())
+        if found:
+            return Path(found)
+    raise DevstackError(f"none of {names} in {TOOLS_BIN} or on PATH: run `make tools`")

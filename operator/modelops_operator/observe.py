@@ -1,0 +1,49 @@
+"""What the cluster and Prometheus show for one ModelDeployment: its Deployments, its canary.
+
+Reads only; what the rollout makes of it is rollout.py's business (pure).
+"""
+
+from __future__ import annotations
+
+from modelops_operator import analysis as an
+from modelops_operator.constants import LABEL_INSTANCE
+from modelops_operator.kube import KubeClient
+from modelops_operator.prom import PrometheusClient, PrometheusError
+from modelops_operator.rollout import Observation
+from modelops_operator.workloads import MISSING, WorkloadState, pods_of_track, read_deployment
+
+
+def read_workload(
+    kube: KubeClient, namespace: str, name: str, track: str, release: str
+) -> WorkloadState:
+    """One Deployment; its pods too when it is not ready (they say why: crash loop, image)."""
+    dep = kube.get("apps/v1", "Deployment", name, namespace)
+    if dep is None:
+        return MISSING
+    state = read_deployment(dep)
+    if state.is_ready:
+        return state
+    pods = kube.list("v1", "Pod", namespace, f"{LABEL_INSTANCE}={release}")
+    return read_deployment(dep, pods_of_track(pods, track))
+
+
+def analyze_canary(
+    prometheus: PrometheusClient, obs: Observation, namespace: str, default_url: str
+) -> tuple[an.Decision, dict[str, str], str]:
+    """The canary's figures from the recording rules, judged; with the queries and the URL.
+
+    Any Prometheus failure is an Error decision: the rollout holds, never promotes.
+    """
+    assert obs.status.canary is not None
+    canary = obs.status.canary.model
+    analysis = obs.spec.rollout.analysis
+    url = analysis.prometheus_url or default_url
+    window = an.window_seconds(obs.spec.rollout.interval_seconds)
+    queries = an.build_queries(namespace, canary.name, canary.version, window)
+    figures: dict[str, float | None] = {}
+    try:
+        for key, promql in queries.items():
+            figures[key] = an.scalar_from_vector(prometheus.query(url, promql))
+    except PrometheusError as exc:
+        return an.error_decision(str(exc)), queries, url
+    return an.decide(figures, analysis), queries, url

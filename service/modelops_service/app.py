@@ -16,19 +16,17 @@ from collections.abc import AsyncIterator
 import prometheus_client
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from modelops_service import __version__
 from modelops_service.card import read_card
-from modelops_service.logs import RequestContextMiddleware
-from modelops_service.routes import health, v1, v2
+from modelops_service.middleware import RequestTelemetry
+from modelops_service.routes import health, metrics, v1, v2
 from modelops_service.routes.common import client_closed_response, json_response
-from modelops_service.routes.lane import PredictLane
 from modelops_service.service import ModelService
 from modelops_service.settings import Settings
-from modelops_service.telemetry import HTTP_LATENCY_BUCKETS, HttpMetrics
+from modelops_service.telemetry import HttpMetrics
 
 log = logging.getLogger("modelops_service")
 
@@ -60,6 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             warm_up.cancel()
             await service.aclose()
 
+    # One flat route table, the predict routes first: FastAPI's include_router would
+    # nest each router behind a matcher of its own, on every request.
+    routers = [
+        v1.build_router(card, service.schema),
+        v2.build_infer_router(card, service.schema, service.output_names),
+        v2.router,
+        health.router,
+        metrics.router,
+    ]
     app = FastAPI(
         title=f"modelops model service: {card.name} v{card.version}",
         version=__version__,
@@ -67,12 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         + ", ".join(card.feature_names)
         + ".",
         lifespan=lifespan,
+        routes=[route for router in routers for route in router.routes],
     )
     app.state.service = service
-    app.include_router(health.router)
-    predict = v1.predict_endpoint(card)
-    app.include_router(v1.build_router(card, settings.max_instances, predict))
-    app.include_router(v2.build_router(card))
 
     @app.exception_handler(ClientDisconnect)
     async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
@@ -89,19 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"error": "internal error", "request_id": request.state.request_id}, 500
         )
 
-    # HTTP metrics: the instrumentator's middleware, handler names, status grouping
-    # and /metrics endpoint; its standard series, with model/version labels.
-    http_metrics = HttpMetrics(registry, card.name, card.version, HTTP_LATENCY_BUCKETS)
-    Instrumentator(registry=registry).add(http_metrics).instrument(app).expose(
-        app, tags=["metrics"]
-    )
-    # POST /v1/predict, the hot path, skips the instrumentator, the routing and the
-    # dependency injection (same handler, same metrics; see routes/lane.py).
-    app.add_middleware(PredictLane, endpoint=predict, service=service, http_metrics=http_metrics)
-    # Added last, so it is the outermost middleware: its latency covers everything.
     app.add_middleware(
-        RequestContextMiddleware,
-        registry=registry,
+        RequestTelemetry,
+        routes=app.routes,
+        metrics=HttpMetrics(registry, card.name, card.version),
         model=card.name,
         version=card.version,
         log_features=settings.log_features,

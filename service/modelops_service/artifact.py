@@ -72,9 +72,7 @@ class LoadedModel:
         self.card = card
         self.estimator = estimator
         self.is_classifier = card.task == "classification"
-        self.classes = (
-            np.asarray(getattr(estimator, "classes_", [])) if self.is_classifier else None
-        )
+        self.classes = np.asarray(getattr(estimator, "classes_", []))  # empty: a regressor
 
     def infer(self, features: np.ndarray) -> Prediction:
         """Predict a (n, n_features) float64 array: one model call, n rows."""

@@ -7,8 +7,8 @@ does not define. Rename a metric here and that test tells you every place
 that has to follow.
 
 Every model metric carries the ``model`` and ``version`` labels; the HTTP
-metrics from prometheus-fastapi-instrumentator carry them too (as custom
-labels), so per-version analysis needs no relabeling in Prometheus.
+metrics (prometheus-fastapi-instrumentator's names, recorded by ``middleware.py``) carry
+them too, so per-version analysis needs no relabeling in Prometheus.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Metric:
         return (self.name,)
 
 
-# --- HTTP, from prometheus-fastapi-instrumentator (its standard names) ------
+# --- HTTP: prometheus-fastapi-instrumentator's standard names (middleware.py) ---
 HTTP_REQUESTS = Metric(
     "http_requests_total",
     "counter",
@@ -184,8 +184,6 @@ INPUT_ERROR_REASONS = (
     "empty_batch",
     "too_many_instances",
 )
-
-DRIFT_METHODS = ("psi", "ks")
 
 # Standard series that PromQL in dashboards/ and alerts/ may name besides the
 # catalog: target health, the default process collector, and cluster metrics

@@ -82,11 +82,10 @@ class DriftMonitor:
     def report(self) -> DriftReport:
         with self._lock:
             cached = self._cached
-            fresh = cached is not None and (
+            if cached is not None and (
                 self.window.appended == self._cached_appended
                 or time.time() - cached.computed_at < self.refresh_seconds
-            )
-            if fresh:
+            ):
                 return cached
             features, signal, appended = self.window.snapshot()
             report = self._compute(features, signal)

@@ -16,7 +16,6 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_fastapi_instrumentator.metrics import Info
 
 from modelops_service import catalog
 from modelops_service.artifact import Prediction
@@ -27,9 +26,10 @@ INFERENCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 DEFAULT_VALUE_BUCKETS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0)
-# HTTP latency buckets for prometheus-fastapi-instrumentator (its default is 0.1, 0.5, 1:
-# too coarse for a p95 of a millisecond service).
+# HTTP latency buckets (prometheus-fastapi-instrumentator's default is 0.1, 0.5, 1: too
+# coarse for a p95 of a millisecond service).
 HTTP_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_CHILDREN_LIMIT = 4096
 
 
 def _counter(m: catalog.Metric, registry: CollectorRegistry) -> Counter:
@@ -41,24 +41,28 @@ def _gauge(m: catalog.Metric, registry: CollectorRegistry) -> Gauge:
     return Gauge(m.name, m.help, m.labels, registry=registry)
 
 
-def _histogram(m: catalog.Metric, registry: CollectorRegistry, buckets: Sequence[float]):
+def _histogram(
+    m: catalog.Metric, registry: CollectorRegistry, buckets: Sequence[float]
+) -> Histogram:
     return Histogram(m.name, m.help, m.labels, registry=registry, buckets=buckets)
 
 
 class HttpMetrics:
-    """The instrumentator's default HTTP metrics (same names and meaning), with
-    ``model`` and ``version`` labels on every series.
+    """prometheus-fastapi-instrumentator's default HTTP metrics (same names and meaning)
+    and its in-progress gauge, with ``model`` and ``version`` labels on every series.
+    ``middleware.RequestTelemetry`` records every request here.
 
-    Called as an instrumentation by prometheus-fastapi-instrumentator's middleware
-    (every route but the fast lane of POST /v1/predict), and through ``observe`` by
-    that lane, which measures the same things itself.
     ``metrics.default(custom_labels=...)`` would also add an unlabeled
-    ``http_request_duration_highr_seconds``; per-version analysis cannot use it,
-    so this instrumentation leaves it out.
+    ``http_request_duration_highr_seconds``; per-version analysis cannot use it, so it
+    is left out.
     """
 
     def __init__(
-        self, registry: CollectorRegistry, model: str, version: str, buckets: Sequence[float]
+        self,
+        registry: CollectorRegistry,
+        model: str,
+        version: str,
+        buckets: Sequence[float] = HTTP_LATENCY_BUCKETS,
     ) -> None:
         self.model, self.version = model, version
         self._requests = _counter(catalog.HTTP_REQUESTS, registry)
@@ -67,7 +71,19 @@ class HttpMetrics:
         self._request_size = Summary(m.name, m.help, m.labels, registry=registry)
         m = catalog.HTTP_RESPONSE_SIZE
         self._response_size = Summary(m.name, m.help, m.labels, registry=registry)
+        self._in_progress = _gauge(catalog.HTTP_REQUESTS_INPROGRESS, registry)
+        # Label children bound once per key, a bounded number of keys (handler names
+        # come from the route table, plus "none").
         self._children: dict[tuple[str, str, str], tuple] = {}
+        self._gauges: dict[tuple[str, str], Gauge] = {}
+
+    def in_progress(self, handler: str, method: str) -> Gauge:
+        gauge = self._gauges.get((handler, method))
+        if gauge is None:
+            gauge = self._in_progress.labels(handler, method, self.model, self.version)
+            if len(self._gauges) < _CHILDREN_LIMIT:
+                self._gauges[(handler, method)] = gauge
+        return gauge
 
     def observe(
         self,
@@ -89,32 +105,13 @@ class HttpMetrics:
                 self._request_size.labels(handler, model, version),
                 self._response_size.labels(handler, model, version),
             )
-            if len(self._children) < 4096:
+            if len(self._children) < _CHILDREN_LIMIT:
                 self._children[key] = bound
         total, duration, size_in, size_out = bound
         total.inc()
         duration.observe(seconds)
         size_in.observe(request_bytes)
         size_out.observe(response_bytes)
-
-    def __call__(self, info: Info) -> None:
-        response = info.response
-        self.observe(
-            info.modified_handler,
-            info.method,
-            info.modified_status,
-            info.modified_duration,
-            content_length(info.request.headers.get("content-length")),
-            content_length(response.headers.get("content-length")) if response is not None else 0,
-        )
-
-
-def content_length(header: str | None) -> int:
-    """A Content-Length header's value (missing, empty or not a number: 0)."""
-    try:
-        return int(header or 0)
-    except ValueError:
-        return 0
 
 
 class VectorHistogram(Collector):

@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -84,7 +85,7 @@ def _diabetes_data():
     return data, x_train, x_test, y_train, y_test
 
 
-def _classifier_metrics(model, x_test, y_test) -> dict[str, float]:
+def _classifier_metrics(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
     proba = model.predict_proba(x_test)
     pred = model.classes_[np.argmax(proba, axis=1)]
     return {
@@ -94,7 +95,7 @@ def _classifier_metrics(model, x_test, y_test) -> dict[str, float]:
     }
 
 
-def _regressor_metrics(model, x_test, y_test) -> dict[str, float]:
+def _regressor_metrics(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
     pred = model.predict(x_test)
     return {
         "r2": float(r2_score(y_test, pred)),
@@ -207,7 +208,7 @@ def _bins(edges: np.ndarray, fractions: np.ndarray) -> BinProfile:
 
 def build_card(
     demo: DemoModel,
-    model: object,
+    model: Any,  # a fitted scikit-learn estimator
     dataset: DatasetSpec,
     x_reference: np.ndarray,
     metrics: dict[str, float],

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from modelops_service.artifact import Prediction
 from modelops_service.card import ModelCard
+from modelops_service.decoding import decode_v1
 from modelops_service.routes.common import (
     JSON,
+    PredictRoute,
     ServiceDep,
     error_responses,
-    input_error_response,
-    json_response,
-    not_ready_response,
-    prediction_failed_response,
-    read_body,
+    predict_step,
 )
-from modelops_service.service import ModelService, PredictionError
-from modelops_service.validation import InputError, batch_from_v1_body
+from modelops_service.validation import Decoded, FeatureSchema
 
 
 def instance_schema(card: ModelCard) -> dict[str, Any]:
@@ -98,50 +96,38 @@ def response_schema(card: ModelCard) -> dict[str, Any]:
     }
 
 
-PredictEndpoint = Callable[[Request, ModelService], Awaitable[Response]]
-
-
-def predict_endpoint(card: ModelCard) -> PredictEndpoint:
-    """The handler of POST /v1/predict: FastAPI's route and the fast lane both call it."""
+def answer_v1(card: ModelCard) -> Callable[[Decoded, Prediction], dict[str, Any]]:
     classes = card.target.classes
+    model = {"model": card.name, "version": card.version}
 
-    async def predict(request: Request, svc: ServiceDep) -> Response:
-        if not svc.ready:
-            return not_ready_response(svc)
-        try:
-            body = await read_body(request, svc.settings.max_body_bytes)
-            batch = batch_from_v1_body(body, svc.schema)
-        except InputError as error:
-            return input_error_response(request, svc, error)
-        request.state.batch_size = len(batch)
-        if svc.settings.log_features:
-            request.state.features = batch.features
-        try:
-            prediction = await svc.predict(batch)
-        except PredictionError as error:
-            return prediction_failed_response(request, svc, error)
-        body: dict[str, Any] = {
-            "model": svc.name,
-            "version": svc.version,
-            "predictions": prediction.predictions,
-        }
+    def answer(decoded: Decoded, prediction: Prediction) -> dict[str, Any]:
+        body: dict[str, Any] = {**model, "predictions": prediction.predictions}
         if prediction.probabilities is not None:
             body["classes"] = classes
             body["probabilities"] = prediction.probabilities
-        if batch.warnings:
-            body["warnings"] = [w.as_dict() for w in batch.warnings]
-        return json_response(body)
+        if decoded.batch.warnings:
+            body["warnings"] = [w.as_dict() for w in decoded.batch.warnings]
+        return body
 
-    return predict
+    return answer
 
 
-def build_router(card: ModelCard, max_instances: int, endpoint: PredictEndpoint) -> APIRouter:
+def build_router(card: ModelCard, schema: FeatureSchema) -> APIRouter:
     router = APIRouter(tags=["predict"])
+    answer = answer_v1(card)
+
+    def decode(body: bytes) -> Decoded:
+        return decode_v1(body, schema)
+
+    async def predict(request: Request, svc: ServiceDep) -> Response:
+        return await predict_step(request, svc, decode, answer)
+
     example = {f.name: round(f.mean, 4) for f in card.features}
     router.add_api_route(
         "/v1/predict",
-        endpoint,
+        predict,
         methods=["POST"],
+        route_class_override=PredictRoute,
         summary=f"Predict with {card.name} v{card.version}",
         description=card.description,
         openapi_extra={
@@ -149,7 +135,7 @@ def build_router(card: ModelCard, max_instances: int, endpoint: PredictEndpoint)
                 "required": True,
                 "content": {
                     JSON: {
-                        "schema": request_schema(card, max_instances),
+                        "schema": request_schema(card, schema.max_instances),
                         "examples": {
                             "one instance": {"value": example},
                             "batch": {"value": {"instances": [example, example]}},

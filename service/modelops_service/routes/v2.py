@@ -7,6 +7,8 @@ drift are the same as for /v1/predict.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -16,18 +18,17 @@ from starlette.responses import Response
 from modelops_service import __version__
 from modelops_service.artifact import Prediction
 from modelops_service.card import ModelCard
+from modelops_service.decoding import decode_v2
 from modelops_service.routes.common import (
     JSON,
+    PredictRoute,
     ServiceDep,
     error_responses,
-    input_error_response,
     json_response,
-    not_ready_response,
-    prediction_failed_response,
-    read_json,
+    predict_step,
 )
-from modelops_service.service import ModelService, PredictionError
-from modelops_service.validation import InputError, batch_from_v2
+from modelops_service.service import ModelService
+from modelops_service.validation import Decoded, FeatureSchema
 
 SERVER_NAME = "modelops-service"
 _DATATYPES = {"i": "INT64", "u": "UINT64", "f": "FP64", "b": "BOOL"}
@@ -163,35 +164,88 @@ def _ready(svc: ModelService) -> Response:
     return json_response({"name": svc.name, "ready": svc.ready}, 200 if svc.ready else 503)
 
 
-async def _infer(request: Request, svc: ModelService) -> Response:
-    if not svc.ready:
-        return not_ready_response(svc)
-    try:
-        payload = await read_json(request, svc.settings.max_body_bytes)
-        parsed = batch_from_v2(payload, svc.schema, svc.output_names)
-    except InputError as error:
-        return input_error_response(request, svc, error)
-    request.state.batch_size = len(parsed.batch)
-    if svc.settings.log_features:
-        request.state.features = parsed.batch.features
-    try:
-        prediction = await svc.predict(parsed.batch)
-    except PredictionError as error:
-        return prediction_failed_response(request, svc, error)
-    body: dict[str, Any] = {
-        "model_name": svc.name,
-        "model_version": svc.version,
-        "outputs": _outputs(prediction, parsed.outputs),
-    }
-    if parsed.id is not None:
-        body["id"] = parsed.id
-    if parsed.batch.warnings:
-        body["parameters"] = {"warnings": [w.as_dict() for w in parsed.batch.warnings]}
-    return json_response(body)
+def answer_v2(card: ModelCard) -> Callable[[Decoded, Prediction], dict[str, Any]]:
+    model = {"model_name": card.name, "model_version": card.version}
+
+    def answer(decoded: Decoded, prediction: Prediction) -> dict[str, Any]:
+        body: dict[str, Any] = {**model, "outputs": _outputs(prediction, decoded.outputs)}
+        if decoded.id is not None:
+            body["id"] = decoded.id
+        if decoded.batch.warnings:
+            body["parameters"] = {"warnings": [w.as_dict() for w in decoded.batch.warnings]}
+        return body
+
+    return answer
 
 
-def build_router(card: ModelCard) -> APIRouter:
-    router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
+TAGS: list[str | Enum] = ["open inference protocol (v2)"]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such model or version"}}
+router = APIRouter(prefix="/v2", tags=TAGS)
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata() -> Response:
+    return json_response({"name": SERVER_NAME, "version": __version__, "extensions": []})
+
+
+@router.get("/health/live", summary="Server liveness")
+async def live() -> Response:
+    return json_response({"live": True})
+
+
+@router.get("/health/ready", summary="Server readiness")
+async def ready(svc: ServiceDep) -> Response:
+    return json_response({"ready": svc.ready}, 200 if svc.ready else 503)
+
+
+@router.get("/models/{model_name}", summary="Model metadata", responses=NOT_FOUND)
+async def model_metadata(svc: ServiceDep, model_name: str) -> Response:
+    return _unknown(svc, model_name, None) or json_response(metadata(svc))
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}",
+    summary="Model metadata (of one version)",
+    responses=NOT_FOUND,
+)
+async def model_version_metadata(svc: ServiceDep, model_name: str, model_version: str) -> Response:
+    return _unknown(svc, model_name, model_version) or json_response(metadata(svc))
+
+
+@router.get("/models/{model_name}/ready", summary="Model readiness", responses=NOT_FOUND)
+async def model_ready(svc: ServiceDep, model_name: str) -> Response:
+    return _unknown(svc, model_name, None) or _ready(svc)
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}/ready",
+    summary="Model readiness (of one version)",
+    responses=NOT_FOUND,
+)
+async def model_version_ready(svc: ServiceDep, model_name: str, model_version: str) -> Response:
+    return _unknown(svc, model_name, model_version) or _ready(svc)
+
+
+def build_infer_router(
+    card: ModelCard, schema: FeatureSchema, output_names: Sequence[str]
+) -> APIRouter:
+    """The two infer routes of the served model (their documentation names its schema)."""
+    infer_router = APIRouter(prefix="/v2", tags=TAGS)
+    answer = answer_v2(card)
+
+    def decode(body: bytes) -> Decoded:
+        return decode_v2(body, schema, output_names)
+
+    async def model_infer(request: Request, svc: ServiceDep, model_name: str) -> Response:
+        unknown = _unknown(svc, model_name, None)
+        return unknown or await predict_step(request, svc, decode, answer)
+
+    async def model_version_infer(
+        request: Request, svc: ServiceDep, model_name: str, model_version: str
+    ) -> Response:
+        unknown = _unknown(svc, model_name, model_version)
+        return unknown or await predict_step(request, svc, decode, answer)
+
     example = {
         "inputs": [
             {
@@ -202,79 +256,30 @@ def build_router(card: ModelCard) -> APIRouter:
             }
         ]
     }
-    infer_extra = {
-        "requestBody": {
-            "required": True,
-            "content": {JSON: {"schema": infer_schema(card), "example": example}},
-        }
-    }
-
-    @router.get("", summary="Server metadata")
-    async def server_metadata() -> Response:
-        return json_response({"name": SERVER_NAME, "version": __version__, "extensions": []})
-
-    @router.get("/health/live", summary="Server liveness")
-    async def live() -> Response:
-        return json_response({"live": True})
-
-    @router.get("/health/ready", summary="Server readiness")
-    async def ready(svc: ServiceDep) -> Response:
-        return json_response({"ready": svc.ready}, 200 if svc.ready else 503)
-
-    not_found = {404: {"description": "No such model or version"}}
-    infer_responses = {
+    content = {JSON: {"schema": infer_schema(card), "example": example}}
+    responses: dict[int | str, dict[str, Any]] = {
         200: {
             "description": "Output tensors (row-major, flat data)",
             "content": {JSON: {"schema": infer_response_schema(card)}},
         },
-        **not_found,
+        **NOT_FOUND,
         **error_responses(),
     }
-
-    @router.get("/models/{model_name}", summary="Model metadata", responses=not_found)
-    async def model_metadata(svc: ServiceDep, model_name: str) -> Response:
-        return _unknown(svc, model_name, None) or json_response(metadata(svc))
-
-    @router.get(
-        "/models/{model_name}/versions/{model_version}",
-        summary="Model metadata (of one version)",
-        responses=not_found,
-    )
-    async def model_version_metadata(
-        svc: ServiceDep, model_name: str, model_version: str
-    ) -> Response:
-        return _unknown(svc, model_name, model_version) or json_response(metadata(svc))
-
-    @router.get("/models/{model_name}/ready", summary="Model readiness", responses=not_found)
-    async def model_ready(svc: ServiceDep, model_name: str) -> Response:
-        return _unknown(svc, model_name, None) or _ready(svc)
-
-    @router.get(
-        "/models/{model_name}/versions/{model_version}/ready",
-        summary="Model readiness (of one version)",
-        responses=not_found,
-    )
-    async def model_version_ready(svc: ServiceDep, model_name: str, model_version: str) -> Response:
-        return _unknown(svc, model_name, model_version) or _ready(svc)
-
-    @router.post(
-        "/models/{model_name}/infer",
-        summary=f"Infer with {card.name} v{card.version}",
-        openapi_extra=infer_extra,
-        responses=infer_responses,
-    )
-    async def model_infer(request: Request, svc: ServiceDep, model_name: str) -> Response:
-        return _unknown(svc, model_name, None) or await _infer(request, svc)
-
-    @router.post(
-        "/models/{model_name}/versions/{model_version}/infer",
-        summary=f"Infer with {card.name} v{card.version} (naming the version)",
-        openapi_extra=infer_extra,
-        responses=infer_responses,
-    )
-    async def model_version_infer(
-        request: Request, svc: ServiceDep, model_name: str, model_version: str
-    ) -> Response:
-        return _unknown(svc, model_name, model_version) or await _infer(request, svc)
-
-    return router
+    for path, endpoint, naming in (
+        ("/models/{model_name}/infer", model_infer, ""),
+        (
+            "/models/{model_name}/versions/{model_version}/infer",
+            model_version_infer,
+            " (naming the version)",
+        ),
+    ):
+        infer_router.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            summary=f"Infer with {card.name} v{card.version}{naming}",
+            openapi_extra={"requestBody": {"required": True, "content": content}},
+            responses=responses,
+            route_class_override=PredictRoute,
+        )
+    return infer_router

@@ -1,9 +1,9 @@
-"""POST /v1/predict's fast lane answers and counts exactly as FastAPI's route does.
+"""The one HTTP middleware (middleware.RequestTelemetry) counts every route alike.
 
-The same cases go through two fresh apps: one as built (the lane serves the route),
-one with the lane's path moved away (FastAPI's routing, dependency injection and the
-instrumentator's middleware serve it). Statuses, bodies, content types and every
-HTTP and model counter must agree.
+In-process (httpx's ASGI transport): POST /v1/predict with every kind of answer, the
+v2 infer route, a GET route, an unknown path and a wrong method; every request carries
+a request id and moves http_requests_total, the duration histogram and both size
+summaries, with the handler named by its route template.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ import math
 from pathlib import Path
 
 import httpx
-import pytest
 
-from modelops_service import telemetry
 from modelops_service.app import create_app
-from modelops_service.routes import lane
 from modelops_service.settings import Settings
 
 from .test_app_in_process import _until_ready
 
-HTTP = {"handler": "/v1/predict", "method": "POST", "model": "wine", "version": "1"}
+MODEL = {"model": "wine", "version": "1"}
+HTTP = {"handler": "/v1/predict", "method": "POST", **MODEL}
 
 
 def cases(row: dict[str, float]) -> list[tuple[str, dict]]:
@@ -51,17 +49,7 @@ def cases(row: dict[str, float]) -> list[tuple[str, dict]]:
     ]
 
 
-def run_cases(model_dir: Path, monkeypatch: pytest.MonkeyPatch, *, lane_on: bool):
-    if not lane_on:
-        monkeypatch.setattr(lane, "PATH", "/nowhere")
-    instrumented: list[str] = []
-    real_call = telemetry.HttpMetrics.__call__
-
-    def spy(self, info):
-        instrumented.append(info.modified_handler)
-        return real_call(self, info)
-
-    monkeypatch.setattr(telemetry.HttpMetrics, "__call__", spy)
+def run_cases(model_dir: Path):
     app = create_app(Settings(model_dir=model_dir, max_body_bytes=64 * 1024))
     svc = app.state.service
     row = {f.name: f.mean for f in svc.card.features}
@@ -78,10 +66,18 @@ def run_cases(model_dir: Path, monkeypatch: pytest.MonkeyPatch, *, lane_on: bool
                     answers.append(
                         (name, answer.status_code, answer.headers["content-type"], answer.json())
                     )
+                tensor = {"name": "x", "shape": [1, len(row)], "datatype": "FP64"}
+                infer = await client.post(
+                    "/v2/models/wine/infer",
+                    json={"inputs": [{**tensor, "data": list(row.values())}]},
+                )
+                assert infer.status_code == 200, infer.text
+                assert (await client.get("/healthz")).status_code == 200
+                assert (await client.get("/nowhere/7")).status_code == 404
+                assert (await client.get("/v1/predict")).status_code == 405
 
     asyncio.run(scenario())
-    monkeypatch.undo()
-    return answers, svc.registry, instrumented
+    return answers, svc.registry
 
 
 def counters(registry) -> dict[str, float]:
@@ -108,45 +104,47 @@ def counters(registry) -> dict[str, float]:
     return out
 
 
-def test_the_lane_answers_and_counts_as_the_framework_route(
-    model_root: Path, monkeypatch: pytest.MonkeyPatch
+def test_every_answer_of_predict_is_counted_once_with_its_status_group(
+    model_root: Path,
 ) -> None:
-    model_dir = model_root / "wine" / "1"
-    fast, fast_registry, fast_instrumented = run_cases(model_dir, monkeypatch, lane_on=True)
-    slow, slow_registry, slow_instrumented = run_cases(model_dir, monkeypatch, lane_on=False)
+    answers, registry = run_cases(model_root / "wine" / "1")
 
-    # Which path served: the instrumentator saw /v1/predict only without the lane.
-    assert "/v1/predict" not in fast_instrumented
-    assert slow_instrumented.count("/v1/predict") == len(slow)
-
-    def comparable(answers):
-        # Probabilities may differ in the last bits between batch shapes; round them.
-        out = []
-        for name, status, content_type, body in answers:
-            if "probabilities" in body:
-                body = {
-                    **body,
-                    "probabilities": [[round(p, 9) for p in r] for r in body["probabilities"]],
-                }
-            out.append((name, status, content_type, body))
-        return out
-
-    assert comparable(fast) == comparable(slow)
-    statuses = {name: status for name, status, _, _ in fast}
+    statuses = {name: status for name, status, _, _ in answers}
     assert statuses["one object"] == 200
     assert statuses["malformed json"] == 400
     assert statuses["wrong content type"] == 415
     assert statuses["too large"] == 413
     assert statuses["not finite"] == 422
-    fast_counts, slow_counts = counters(fast_registry), counters(slow_registry)
-    assert fast_counts == slow_counts
-    assert fast_counts["http 2xx"] == 4
-    assert fast_counts["http 4xx"] == len(fast) - 4
-    assert fast_counts["duration count"] == len(fast)
-    assert math.isclose(fast_counts["rows ok"], 1 + 3 + 2 + 1)
+    assert {content_type for _, _, content_type, _ in answers} == {"application/json"}
+    counts = counters(registry)
+    assert counts["http 2xx"] == 4
+    assert counts["http 4xx"] == len(answers) - 4
+    assert counts["http 5xx"] == 0
+    assert counts["duration count"] == len(answers)
+    assert counts["response count"] == len(answers) + 1  # and the GET (405): no method label
+    assert counts["request bytes"] > 40_000 * 2  # the too-large body's declared length
+    assert counts["response bytes"] > 0
+    assert math.isclose(counts["rows ok"], 1 + 3 + 2 + 1 + 1)  # and the v2 row
+    for reason in ("malformed_json", "wrong_content_type", "body_too_large", "empty_batch"):
+        assert counts[reason] == 1, reason
 
 
-def test_an_unhandled_error_in_the_lane_is_a_counted_500_with_the_request_id(
+def test_every_route_is_counted_under_its_template(model_root: Path) -> None:
+    _, registry = run_cases(model_root / "wine" / "1")
+
+    def requests(handler: str, method: str, status: str) -> float | None:
+        labels = {"handler": handler, "method": method, "status": status}
+        return registry.get_sample_value("http_requests_total", {**labels, **MODEL})
+
+    assert requests("/v2/models/{model_name}/infer", "POST", "2xx") == 1
+    assert requests("/healthz", "GET", "2xx") == 1
+    assert requests("none", "GET", "4xx") == 1  # no route: not one series per path
+    assert requests("/v1/predict", "GET", "4xx") == 1  # the path's route, wrong method
+    in_progress = {"handler": "/healthz", "method": "GET", **MODEL}
+    assert registry.get_sample_value("http_requests_inprogress", in_progress) == 0
+
+
+def test_an_unhandled_error_is_a_counted_500_with_the_request_id(
     model_root: Path,
 ) -> None:
     app = create_app(Settings(model_dir=model_root / "wine" / "1"))

@@ -52,7 +52,7 @@ def operator(cluster: Cluster, tmp_path_factory) -> Iterator[OperatorProcess]:
 
 
 @pytest.fixture
-def canary_services(namespace: str) -> Iterator[Callable[[str], CanaryRig]]:
+def canary_services(namespace: str) -> Iterator[Callable[..., CanaryRig]]:
     """The canary rig of devstack/canary.py: services v1 and v2, Prometheus, traffic."""
     with canary_rigs(namespace, "modelops-recovery-canary-") as make:
         yield make

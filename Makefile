@@ -136,7 +136,7 @@ OPERATOR_NS      ?= modelops-system
 HELM_MODEL       ?= wine
 HELM_NS          ?= models-helm
 KIND_EXAMPLE     ?= manifests/examples/diabetes-canary.yaml
-DEMO_MANIFEST    ?= manifests/examples/diabetes-canary-v2.yaml
+DEMO_MANIFEST    ?= manifests/examples/diabetes-canary-v3.yaml
 ROLLBACK_MANIFEST ?= manifests/examples/wine-failing-canary.yaml
 ROLLBACK_PATCH   ?= {"spec":{"model":{"version":"2","artifact":"/models/wine/2"}}}
 GRAFANA_PORT     ?= 3000
@@ -203,7 +203,7 @@ load-images: images $(KIND) ## Build the images and load them into the kind clus
 	$(KIND) load docker-image --name $(KIND_CLUSTER) $(SERVICE_IMAGE) $(OPERATOR_IMAGE)
 
 .PHONY: demo
-demo: venv $(KIND_KUBECTL) ## Roll the diabetes example to version 2 as a canary while traffic runs; watch it promote.
+demo: venv $(KIND_KUBECTL) ## Roll the diabetes example to version 3 (healthy) as a canary while traffic runs; watch it promote.
 	$(KIND_ENV) hack/kind.sh demo $(DEMO_MANIFEST)
 
 .PHONY: demo-rollback

@@ -259,11 +259,12 @@ def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -
 
     Order: too little canary traffic is inconclusive before anything else (a
     ratio over a handful of requests proves nothing); then any finite canary
-    figure over its absolute threshold fails; then too little stable traffic is
-    inconclusive (nothing to compare with); then any finite comparison over its
-    threshold fails (the canary against the stable version, same window); then
-    any missing or non-finite figure is inconclusive; only finite figures within
-    every threshold pass.
+    figure over its absolute threshold fails, and so does any finite comparison
+    over its threshold (the canary against the stable version, same window) when
+    the stable had enough traffic; the reason names the first breach (absolute
+    first), the message every one. Then too little stable traffic is
+    inconclusive (nothing to compare with); then any missing or non-finite
+    figure is inconclusive; only finite figures within every threshold pass.
     """
     short = _traffic(figures.get(REQUESTS), spec, "canary")
     if short:
@@ -282,15 +283,15 @@ def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -
         (PREDICTION_SHIFT, "maxPredictionShift", compare.max_prediction_shift,
          Reason.PREDICTION_SHIFT),
     ]  # fmt: skip
+    # every breach is named in the message; the first names the reason
     failed = _breaches(figures, absolute)
+    short = _traffic(figures.get(STABLE_REQUESTS), spec, "stable")
+    if not short:
+        failed += _breaches(figures, relative)
     if failed:
         return Decision(Verdict.FAIL, failed[0][0], "; ".join(m for _, m in failed), figures)
-    short = _traffic(figures.get(STABLE_REQUESTS), spec, "stable")
     if short:
         return Decision(Verdict.INCONCLUSIVE, short[0], short[1], figures)
-    failed = _breaches(figures, relative)
-    if failed:
-        return Decision(Verdict.FAIL, failed[0][0], "; ".join(m for _, m in failed), figures)
     gates = [*absolute, *relative]
     unknown = [
         f"{key} is {_fmt(figures.get(key))}"

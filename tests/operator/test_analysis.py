@@ -99,6 +99,13 @@ def test_fail_message_carries_figure_and_threshold():
     assert decision.message == "predictionShift 0.2 > maxPredictionShift 0.1"
     decision = an.decide(figures(stable=10.0), SPEC, COMPARE)
     assert decision.message == "stable requests 10 < minRequests 50"
+    # every breach is named, absolute first; the reason is the first
+    decision = an.decide(figures(drift=0.7, shift=0.3), SPEC, COMPARE)
+    assert decision.reason == "DriftTooHigh"
+    assert (
+        decision.message
+        == "driftScore 0.7 > maxDriftScore 0.2; predictionShift 0.3 > maxPredictionShift 0.1"
+    )
 
 
 def test_relative_gates_can_be_switched_off():

@@ -108,7 +108,7 @@ def _regressor_metrics(model, x_test, y_test) -> dict[str, float]:
     }
 
 
-def _wine_v1(rounds: int = 30):
+def _wine_v1(rounds: int = 30) -> tuple[object, DatasetSpec, np.ndarray, dict[str, float]]:
     data, x_train, x_test, y_train, y_test = _wine_data()
     # 30 rounds x 3 classes = 90 trees: as accurate as the default 100 rounds on this data,
     # and a third of the cost per call (each tree costs a fixed few microseconds).
@@ -143,7 +143,9 @@ def _wine_v2():
     return model, spec, x_train[keep], _classifier_metrics(model, x_test, y_test)
 
 
-def _diabetes_v1(rounds: int = 100):
+def _diabetes_v1(
+    rounds: int = 100,
+) -> tuple[object, DatasetSpec, np.ndarray, dict[str, float]]:
     data, x_train, x_test, y_train, y_test = _diabetes_data()
     model = HistGradientBoostingRegressor(
         max_iter=rounds, learning_rate=0.05, max_depth=2, random_state=SEED

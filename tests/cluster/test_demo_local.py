@@ -90,7 +90,9 @@ def test_the_demo_runs_to_the_end_and_says_what_runs_where(demo_run, cluster):
         assert text in out, f"{text!r} missing\n{explain(demo_run)}"
     results = demo_run["summary"]["results"]
     assert results["diabetes 1 -> 3"]["got"] == "promoted (WithinThresholds)"
-    assert results["wine 1 -> 2"]["got"] == "rolled back (DriftTooHigh)"
+    assert results["wine 1 -> 2"]["got"] in (
+        "rolled back (DriftTooHigh)", "rolled back (PredictionShift)",
+    )  # fmt: skip
     assert results["diabetes 3 -> 2"]["got"] == "rolled back (PredictionShift)"
 
 
@@ -128,8 +130,12 @@ def test_the_bad_canary_is_rolled_back_with_a_warning(demo_run, cluster):
     assert status["stableVersion"] == "1"
     assert status["rolledBack"]["version"] == "2"
     analysis = status["lastAnalysis"]
-    assert (analysis["result"], analysis["reason"]) == ("Fail", "DriftTooHigh")
-    assert analysis["figures"]["driftScore"] > 0.25
+    # wine 2 is wrong twice: its inputs drift (once enough rows are in the window) and it
+    # never predicts cultivar 0 (from the first requests): whichever is seen first names it
+    assert analysis["result"] == "Fail"
+    figure, limit = {"DriftTooHigh": ("driftScore", 0.25),
+                     "PredictionShift": ("predictionShift", 0.1)}[analysis["reason"]]  # fmt: skip
+    assert analysis["figures"][figure] > limit
     assert analysis["figures"]["requests"] >= 20
     assert [(h["version"], h["result"]) for h in status["history"]] == [
         ("1", "Deployed"),
@@ -137,7 +143,8 @@ def test_the_bad_canary_is_rolled_back_with_a_warning(demo_run, cluster):
     ]
     warnings = [e for e in events_of(cluster, ns, "wine") if e["type"] == "Warning"]
     assert [e["reason"] for e in warnings] == ["RolledBack"]
-    assert "> maxDriftScore 0.25" in warnings[0]["message"]
+    assert f"{figure} " in warnings[0]["message"]
+    assert f"> max{figure[0].upper()}{figure[1:]} {limit:g}" in warnings[0]["message"]
     deadline = time.monotonic() + 60
     while "wine-model-service-canary" in model_dirs(cluster, ns) and time.monotonic() < deadline:
         time.sleep(1)  # the canary Deployment is pruned after the rollback

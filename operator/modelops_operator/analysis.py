@@ -188,7 +188,9 @@ def prediction_shift(
         return abs(ratio) if _finite(ratio) else ratio  # type: ignore[arg-type]
     if shares or stable_shares:
         return class_distance(shares, stable_shares)
-    return mean if mean is not None and math.isnan(mean) else None
+    if any(m is not None and math.isnan(m) for m in (mean, stable_mean)):
+        return math.nan  # a regressor whose window held no predictions
+    return None
 
 
 def figures_from(results: dict[str, list[dict]]) -> dict[str, float | None]:

@@ -235,6 +235,7 @@ def test_an_empty_side_gives_no_figure(changes, key):
     [
         ({"predictionMean": vec("NaN"), "stablePredictionMean": vec("NaN")}, "predictionShift"),
         ({"predictionMean": vec("NaN"), "stablePredictionMean": []}, "predictionShift"),
+        ({"predictionMean": [], "stablePredictionMean": vec("NaN")}, "predictionShift"),
         ({"predictionMean": vec("10"), "stablePredictionMean": vec("0")}, "predictionShift"),
         ({"classShares": shares(a="NaN"), "stableClassShares": shares(a=1)}, "predictionShift"),
         ({"stableLatencyP95Seconds": vec("0")}, "latencyP95Ratio"),

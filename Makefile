@@ -151,7 +151,7 @@ OPERATOR_NS      ?= modelops-system
 HELM_MODEL       ?= wine
 HELM_NS          ?= models-helm
 KIND_EXAMPLE     ?= manifests/examples/diabetes-canary.yaml
-DEMO_MANIFEST    ?= manifests/examples/diabetes-canary-v2.yaml
+DEMO_MANIFEST    ?= manifests/examples/diabetes-canary-v3.yaml
 ROLLBACK_MANIFEST ?= manifests/examples/wine-failing-canary.yaml
 ROLLBACK_PATCH   ?= {"spec":{"model":{"version":"2","artifact":"/models/wine/2"}}}
 GRAFANA_PORT     ?= 3000
@@ -242,7 +242,7 @@ alerting: venv $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## Add the Alertmanager exam
 	$(KPS_INSTALL) --values $(ALERTING_VALUES) --wait=watcher --timeout 10m
 
 .PHONY: demo
-demo: venv $(KIND) $(KIND_KUBECTL) ## Roll the diabetes example to version 2 as a canary while traffic runs; watch it promote.
+demo: venv $(KIND) $(KIND_KUBECTL) ## Roll the diabetes example to version 3 (healthy) as a canary while traffic runs; watch it promote.
 	$(KIND_ENV) hack/kind.sh demo $(DEMO_MANIFEST)
 
 .PHONY: demo-rollback

@@ -144,6 +144,21 @@ def _drift_max(_: str | None) -> str:
     return f"max by ({_BY}) (\n  {catalog.FEATURE_DRIFT.name}{{{selector}}}\n)"
 
 
+def _prediction_mean(window: str) -> str:
+    series = catalog.PREDICTION_VALUE.name
+    total = f"sum by ({_BY}) (\n  rate({series}_sum{{${{metricSelector}}}}[{window}])\n)"
+    count = f"sum by ({_BY}) (\n  rate({series}_count{{${{metricSelector}}}}[{window}])\n)"
+    return f"{total}\n/\n{count}"
+
+
+def _class_share(window: str) -> str:
+    series = catalog.PREDICTED_CLASS.name
+    rows = f"rate({series}{{${{metricSelector}}}}[{window}])"
+    per_class = f"sum by ({_BY}, class) (\n  {rows}\n)"
+    total = f"sum by ({_BY}) (\n  {rows}\n)"
+    return f"{per_class}\n/ ignoring (class) group_left\n{total}"
+
+
 # The expression of each recorded metric (the middle part of a catalog name), by window.
 EXPRESSIONS: dict[str, Callable[..., str]] = {
     "requests": lambda w: _sum_of_rate(catalog.HTTP_REQUESTS.name, w),
@@ -151,6 +166,8 @@ EXPRESSIONS: dict[str, Callable[..., str]] = {
     "input_error_ratio": lambda w: _status_ratio("4..", w),
     "latency_p95_seconds": _latency_p95,
     "drift_score": _drift_max,
+    "prediction_mean": _prediction_mean,
+    "predicted_class_share": _class_share,
 }
 
 

@@ -3,9 +3,14 @@
 Acts:
   0. what runs where; the control plane (devstack), the CRD, Prometheus, the operator
   1. two ModelDeployments at version 1 (diabetes, wine), Ready; traffic through each Service
-  2. diabetes 1 -> 2 as a canary: errors, latency and drift within the thresholds: promoted
+  2. diabetes 1 -> 3 as a canary: version 3 is version 1 with a few more boosting rounds;
+     errors, latency and drift within the thresholds, and against version 1 in the same
+     window its errors, latency and predictions too: promoted
   3. wine 1 -> 2 as a canary: version 2 was trained on low-alcohol wines only, so live
-     inputs drift against its reference: rolled back, with a Warning Event
+     inputs drift against its reference: rolled back (DriftTooHigh), with a Warning Event
+  4. diabetes 3 -> 2 as a canary: version 2 predicts about 20% too high; every absolute
+     figure is fine, but its mean prediction is not the stable's: rolled back
+     (PredictionShift)
 
 Everything started here is stopped by PID on exit, Ctrl-C or SIGTERM (the control plane
 too, unless --keep-cluster or it was already running). A run killed with SIGKILL leaves
@@ -52,7 +57,7 @@ from modelops_service import recording_rules
 
 NAMESPACE = "modelops-demo"
 IMAGE = "model-service:0.1.0"  # written into the pods' spec; never pulled (KWOK runs nothing)
-HEALTHY = "diabetes"  # 1 -> 2: same inputs, no drift, fast, no errors: passes the analysis
+HEALTHY = "diabetes"  # 1 -> 3: v1 with more rounds: passes the analysis; then 3 -> 2 (biased)
 FAILING = "wine"  # 1 -> 2: trained on low-alcohol wines only: live inputs drift
 
 # The canary policy of both ModelDeployments. Short steps so the demo takes minutes.
@@ -68,6 +73,9 @@ ANALYSIS = {
     "minRequests": 20,
     "deadline": "3m",
 }
+# The canary against the stable version over the same window. The latency ratio is generous
+# for the same reason as maxLatencyP95Seconds.
+COMPARE = {"maxErrorRateDelta": 0.02, "maxLatencyP95Ratio": 2.0, "maxPredictionShift": 0.1}
 SERVICE_ENV = {"MODELOPS_DRIFT_MIN_ROWS": "150", "MODELOPS_DRIFT_REFRESH_SECONDS": "1"}
 OPERATOR_TICK = "2"
 OPERATOR_RESYNC = "30"  # the operator's own default: the demo shows the product's pace
@@ -77,7 +85,42 @@ FIGURES = (
     ("error ratio", recording_rules.ERROR_RATIO_RATE1M.name),
     ("p95 latency s", recording_rules.LATENCY_P95_RATE1M.name),
     ("drift (PSI)", recording_rules.DRIFT_SCORE_MAX.name),
+    ("mean pred.", recording_rules.PREDICTION_MEAN_RATE1M.name),
 )
+
+
+@dataclass(frozen=True)
+class Act:
+    name: str
+    stable: str
+    canary: str
+    expected: str  # promoted | rolled back
+    reasons: tuple[str, ...]  # a reason the last analysis may give
+    why: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.name} {self.stable} -> {self.canary}"
+
+
+ACTS = (
+    Act(HEALTHY, "1", "3", "promoted", ("WithinThresholds",),
+        "diabetes version 3 is version 1 with a few more boosting rounds, on the same rows: its "
+        "predictions are within about 1% of version 1's. Errors, p95 latency and input drift stay "
+        "within the thresholds, and so do its error ratio, p95 latency and mean prediction "
+        "against version 1 in the same window: each step passes and it is promoted."),
+    Act(FAILING, "1", "2", "rolled back", ("DriftTooHigh", "PredictionShift"),
+        "wine version 2 was trained on low-alcohol wines only. Live traffic covers all wines, "
+        "so its inputs drift far from the reference it was trained on, and it never predicts "
+        "cultivar 0, so its class shares differ from the stable's: the first conclusive "
+        "analysis fails on whichever is seen first (drift needs 150 rows in the window) and "
+        "the operator rolls it back."),
+    Act(HEALTHY, "3", "2", "rolled back", ("PredictionShift",),
+        "diabetes version 2 was trained on targets inflated by 20%. Its errors, latency and "
+        "inputs are fine, so every absolute threshold passes; against the stable version in "
+        "the same window its mean prediction is about 20% higher (maxPredictionShift 0.1): "
+        "rolled back, reason PredictionShift."),
+)  # fmt: skip
 
 
 class DemoError(RuntimeError):
@@ -177,7 +220,7 @@ class Demo:
 
     @property
     def as_designed(self) -> bool:
-        return len(self.results) == 2 and all(r["ok"] for r in self.results.values())
+        return len(self.results) == len(ACTS) and all(r["ok"] for r in self.results.values())
 
     @staticmethod
     def _interrupt(signum: int, _frame: object) -> None:
@@ -188,26 +231,9 @@ class Demo:
         self.pause()
         self._start()
         self._act_one()
-        self.pause()
-        self._act_canary(
-            HEALTHY,
-            expected="promoted",
-            why=(
-                "diabetes version 2 was retrained on the same inputs (its targets scaled up 20%). "
-                "The analysis judges errors, p95 latency and input drift, not accuracy: all three "
-                "stay within the thresholds, so each step passes and it is promoted."
-            ),
-        )
-        self.pause()
-        self._act_canary(
-            FAILING,
-            expected="rolled back",
-            why=(
-                "wine version 2 was trained on low-alcohol wines only. Live traffic covers all "
-                "wines, so its inputs drift far from the reference it was trained on: the "
-                "first conclusive analysis fails and the operator rolls it back."
-            ),
-        )
+        for number, act in enumerate(ACTS, start=2):
+            self.pause()
+            self._act_canary(number, act)
         self._finale()
 
     def _banner(self) -> None:
@@ -395,6 +421,7 @@ class Demo:
                     "steps": STEPS,
                     "interval": INTERVAL,
                     "analysis": ANALYSIS,
+                    "compare": COMPARE,
                     "autoRollback": True,
                 },
             },
@@ -491,22 +518,23 @@ class Demo:
             print(f"    {model:10} {version:8}{cells}", file=self.out)
         self.out.flush()
 
-    # --- acts 2 and 3: a canary each
+    # --- acts 2 to 4: a canary each
 
-    def _act_canary(self, name: str, expected: str, why: str) -> None:
+    def _act_canary(self, number: int, act: Act) -> None:
         assert self.cluster is not None
-        number = 2 if name == HEALTHY else 3
-        self.heading(f"Act {number}: {name} 1 -> 2 as a canary (expected: {expected})")
-        self.say(why)
+        name, version, expected = act.name, act.canary, act.expected
+        self.heading(f"Act {number}: {act.key} as a canary (expected: {expected})")
+        self.say(act.why)
         self.say(
             f"steps {STEPS} % of the replicas, {INTERVAL} apart; each step is judged on the "
             f"last 30s: maxErrorRate {ANALYSIS['maxErrorRate']}, maxLatencyP95Seconds "
             f"{ANALYSIS['maxLatencyP95Seconds']}, maxDriftScore {ANALYSIS['maxDriftScore']}, "
-            f"minRequests {ANALYSIS['minRequests']}"
+            f"minRequests {ANALYSIS['minRequests']}; against the stable version: "
+            + ", ".join(f"{k} {v}" for k, v in COMPARE.items())
         )
-        card = json.loads((self.models_root / name / "2" / "model.json").read_text())
+        card = json.loads((self.models_root / name / version / "model.json").read_text())
         patch = json.dumps(
-            {"spec": {"model": {"version": "2", "artifact": f"/models/{name}/2",
+            {"spec": {"model": {"version": version, "artifact": f"/models/{name}/{version}",
                                 "sha256": card["sha256"]}}},
             separators=(",", ":"),
         )  # fmt: skip
@@ -523,7 +551,7 @@ class Demo:
                 return "rolled back"
             if (
                 status.get("phase") == "Ready"
-                and status.get("stableVersion") == "2"
+                and status.get("stableVersion") == version
                 and not status.get("canaryVersion")
             ):
                 return "promoted"
@@ -531,10 +559,11 @@ class Demo:
 
         got = self.watch(outcome, f"{name} to be promoted or rolled back")
         status = self.cluster.get("md", name, "-n", self.ns).get("status") or {}
-        self.results[name] = {
-            "expected": expected,
-            "got": got,
-            "ok": got == expected,
+        reason = (status.get("lastAnalysis") or {}).get("reason")
+        self.results[act.key] = {
+            "expected": f"{expected} ({' or '.join(act.reasons)})",
+            "got": f"{got} ({reason})",
+            "ok": got == expected and reason in act.reasons,
             "stableVersion": status.get("stableVersion"),
             "phase": status.get("phase"),
         }

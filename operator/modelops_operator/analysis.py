@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from modelops_operator.constants import (
+    RULE_CLASS_SHARE,
     RULE_DRIFT,
     RULE_ERROR_RATIO,
     RULE_LATENCY_P95,
+    RULE_PREDICTION_MEAN,
     RULE_REQUESTS,
 )
-from modelops_operator.models import Analysis, Figures
+from modelops_operator.models import Analysis, Compare, Figures
 from modelops_operator.reasons import Reason
 
 
@@ -28,12 +30,25 @@ class Verdict(StrEnum):
     ERROR = "Error"
 
 
-# Figure keys, in the order they are judged and reported.
+# Figure keys, in the order they are judged and reported. The canary's own figures,
+# the stable version's over the same window, and what compares the two.
 REQUESTS = "requests"
 ERROR_RATE = "errorRate"
 LATENCY_P95 = "latencyP95Seconds"
 DRIFT = "driftScore"
-FIGURE_KEYS = (REQUESTS, ERROR_RATE, LATENCY_P95, DRIFT)
+PREDICTION_MEAN = "predictionMean"
+STABLE_REQUESTS = "stableRequests"
+STABLE_ERROR_RATE = "stableErrorRate"
+STABLE_LATENCY_P95 = "stableLatencyP95Seconds"
+STABLE_PREDICTION_MEAN = "stablePredictionMean"
+TRAFFIC_SHARE = "trafficSharePercent"
+ERROR_RATE_DELTA = "errorRateDelta"
+LATENCY_P95_RATIO = "latencyP95Ratio"
+PREDICTION_SHIFT = "predictionShift"
+# Queries answered by a vector per class (classifiers), not by one number.
+CLASS_SHARES = "classShares"
+STABLE_CLASS_SHARES = "stableClassShares"
+VECTOR_KEYS = frozenset({CLASS_SHARES, STABLE_CLASS_SHARES})
 
 
 def _escape(value: str) -> str:
@@ -52,24 +67,46 @@ def window_seconds(interval_seconds: float) -> int:
     return max(30, math.ceil(interval_seconds))
 
 
-def build_queries(namespace: str, model: str, version: str, window: int) -> dict[str, str]:
-    """The exact PromQL per figure for the canary version (written into status)."""
-    sel = _selector(namespace, model, version)
+def _version_queries(sel: str, window: int) -> dict[str, str]:
     return {
         # Requests seen in the window: mean request rate times the window length.
         REQUESTS: f"sum(avg_over_time({RULE_REQUESTS}{sel}[{window}s])) * {window}",
         ERROR_RATE: f"max(avg_over_time({RULE_ERROR_RATIO}{sel}[{window}s]))",
         LATENCY_P95: f"max(max_over_time({RULE_LATENCY_P95}{sel}[{window}s]))",
-        DRIFT: f"max(max_over_time({RULE_DRIFT}{sel}[{window}s]))",
+        PREDICTION_MEAN: f"max(avg_over_time({RULE_PREDICTION_MEAN}{sel}[{window}s]))",
+        CLASS_SHARES: f"avg by (class) (avg_over_time({RULE_CLASS_SHARE}{sel}[{window}s]))",
     }
 
 
-def thresholds(spec: Analysis) -> dict[str, float | None]:
+_STABLE_KEYS = {
+    REQUESTS: STABLE_REQUESTS,
+    ERROR_RATE: STABLE_ERROR_RATE,
+    LATENCY_P95: STABLE_LATENCY_P95,
+    PREDICTION_MEAN: STABLE_PREDICTION_MEAN,
+    CLASS_SHARES: STABLE_CLASS_SHARES,
+}
+
+
+def build_queries(
+    namespace: str, model: str, version: str, stable_version: str, window: int
+) -> dict[str, str]:
+    """The exact PromQL per figure, canary then stable over the same window (into status)."""
+    canary = _version_queries(_selector(namespace, model, version), window)
+    sel = _selector(namespace, model, version)
+    canary[DRIFT] = f"max(max_over_time({RULE_DRIFT}{sel}[{window}s]))"
+    stable = _version_queries(_selector(namespace, model, stable_version), window)
+    return {**canary, **{_STABLE_KEYS[k]: q for k, q in stable.items()}}
+
+
+def thresholds(spec: Analysis, compare: Compare) -> dict[str, float | None]:
     return {
         "minRequests": float(spec.min_requests),
         "maxErrorRate": spec.max_error_rate,
         "maxLatencyP95Seconds": spec.max_latency_p95_seconds,
         "maxDriftScore": spec.max_drift_score,
+        "maxErrorRateDelta": compare.max_error_rate_delta,
+        "maxLatencyP95Ratio": compare.max_latency_p95_ratio,
+        "maxPredictionShift": compare.max_prediction_shift,
     }
 
 
@@ -79,18 +116,102 @@ def scalar_from_vector(result: list[dict]) -> float | None:
     The queries aggregate with sum()/max(), so more than one sample means the
     query is not what this module built: take the largest, to err on failing.
     """
-    values: list[float] = []
-    for sample in result:
-        raw = sample.get("value", [None, None])[1]
-        try:
-            values.append(float(raw))
-        except (TypeError, ValueError):
-            values.append(math.nan)
+    values = [_sample_value(sample) for sample in result]
     if not values:
         return None
     if any(math.isnan(v) for v in values):
         return math.nan
     return max(values)
+
+
+def shares_from_vector(result: list[dict]) -> dict[str, float]:
+    """{class: share} of a vector by class (empty for an empty vector)."""
+    return {
+        str((sample.get("metric") or {}).get("class", "")): _sample_value(sample)
+        for sample in result
+    }
+
+
+def _sample_value(sample: dict) -> float:
+    raw = sample.get("value", [None, None])[1]
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def class_distance(canary: dict[str, float], stable: dict[str, float]) -> float | None:
+    """Total variation distance between two class-share vectors (0 same .. 1 disjoint).
+
+    None when either side is empty; NaN when a share is not finite. A class one
+    side never predicts counts as share 0 there.
+    """
+    if not canary or not stable:
+        return None
+    shares = [*canary.values(), *stable.values()]
+    if not all(math.isfinite(v) for v in shares):
+        return math.nan
+    classes = canary.keys() | stable.keys()
+    return 0.5 * sum(abs(canary.get(c, 0.0) - stable.get(c, 0.0)) for c in classes)
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    """num / den; None when either is missing, NaN when undefined (a zero or NaN side)."""
+    if num is None or den is None:
+        return None
+    if not (math.isfinite(num) and math.isfinite(den)) or den == 0:
+        return math.nan
+    return num / den
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return a - b
+
+
+def prediction_shift(
+    mean: float | None,
+    stable_mean: float | None,
+    shares: dict[str, float],
+    stable_shares: dict[str, float],
+) -> float | None:
+    """How far the canary's predictions moved from the stable's.
+
+    A regressor (both means finite): the relative difference of the mean
+    predictions, |canary - stable| / |stable|. A classifier (class shares on
+    both sides): the total variation distance between the class shares.
+    Otherwise None (no data), never 0.
+    """
+    if _finite(mean) and _finite(stable_mean):
+        ratio = _ratio(_difference(mean, stable_mean), stable_mean)
+        return abs(ratio) if _finite(ratio) else ratio  # type: ignore[arg-type]
+    if shares or stable_shares:
+        return class_distance(shares, stable_shares)
+    if any(m is not None and math.isnan(m) for m in (mean, stable_mean)):
+        return math.nan  # a regressor whose window held no predictions
+    return None
+
+
+def figures_from(results: dict[str, list[dict]]) -> dict[str, float | None]:
+    """The figures from the query results (key -> instant vector), compared figures included."""
+    figures = {k: scalar_from_vector(v) for k, v in results.items() if k not in VECTOR_KEYS}
+    requests, stable_requests = figures.get(REQUESTS), figures.get(STABLE_REQUESTS)
+    share = _ratio(requests, _sum(requests, stable_requests))
+    figures[TRAFFIC_SHARE] = share * 100 if _finite(share) else share  # type: ignore[operator]
+    figures[ERROR_RATE_DELTA] = _difference(figures.get(ERROR_RATE), figures.get(STABLE_ERROR_RATE))
+    figures[LATENCY_P95_RATIO] = _ratio(figures.get(LATENCY_P95), figures.get(STABLE_LATENCY_P95))
+    figures[PREDICTION_SHIFT] = prediction_shift(
+        figures.get(PREDICTION_MEAN),
+        figures.get(STABLE_PREDICTION_MEAN),
+        shares_from_vector(results.get(CLASS_SHARES, [])),
+        shares_from_vector(results.get(STABLE_CLASS_SHARES, [])),
+    )
+    return figures
+
+
+def _sum(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
 
 
 def _finite(value: float | None) -> bool:
@@ -119,66 +240,92 @@ class Decision:
         return Figures.model_validate({k: clean(v) for k, v in self.figures.items()})
 
 
-def decide(figures: dict[str, float | None], spec: Analysis) -> Decision:
-    """Pass, Fail or Inconclusive from the four figures (None = empty vector).
-
-    Order: too little traffic is inconclusive before anything else (a ratio over a
-    handful of requests proves nothing); then any finite figure over its
-    threshold fails; then any missing or non-finite figure is inconclusive;
-    only four finite figures within their thresholds pass.
-    """
-    requests = figures.get(REQUESTS)
+def _traffic(requests: float | None, spec: Analysis, side: str) -> tuple[Reason, str] | None:
+    """Why `side` has too little traffic to judge, or None when it has enough."""
     if not _finite(requests):
-        return Decision(
-            Verdict.INCONCLUSIVE,
+        return (
             Reason.NO_TRAFFIC,
-            f"request count is {_fmt(requests)} (need {spec.min_requests})",
-            figures,
+            f"{side} request count is {_fmt(requests)} (need {spec.min_requests})",
         )
     assert requests is not None
     if requests < spec.min_requests:
-        return Decision(
-            Verdict.INCONCLUSIVE,
+        return (
             Reason.TOO_FEW_REQUESTS,
-            f"requests {requests:.0f} < minRequests {spec.min_requests}",
-            figures,
+            f"{side} requests {requests:.0f} < minRequests {spec.min_requests}",
         )
-    limits: list[tuple[str, str, float | None]] = [
-        (ERROR_RATE, "maxErrorRate", spec.max_error_rate),
-        (LATENCY_P95, "maxLatencyP95Seconds", spec.max_latency_p95_seconds),
-        (DRIFT, "maxDriftScore", spec.max_drift_score),
-    ]
-    failures = []
-    for key, limit_name, limit in limits:
-        value = figures.get(key)
-        if limit is not None and _finite(value) and value > limit:  # type: ignore[operator]
-            failures.append(f"{key} {_fmt(value)} > {limit_name} {limit:g}")
-    if failures:
-        first_key = failures[0].split(" ", 1)[0]
-        reason = {
-            ERROR_RATE: Reason.ERROR_RATE_TOO_HIGH,
-            LATENCY_P95: Reason.LATENCY_TOO_HIGH,
-            DRIFT: Reason.DRIFT_TOO_HIGH,
-        }[first_key]
-        return Decision(Verdict.FAIL, reason, "; ".join(failures), figures)
+    return None
+
+
+def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -> Decision:
+    """Pass, Fail or Inconclusive from the figures (None = empty vector).
+
+    Order: too little canary traffic is inconclusive before anything else (a
+    ratio over a handful of requests proves nothing); then any finite canary
+    figure over its absolute threshold fails, and so does any finite comparison
+    over its threshold (the canary against the stable version, same window) when
+    the stable had enough traffic; the reason names the first breach (absolute
+    first), the message every one. Then too little stable traffic is
+    inconclusive (nothing to compare with); then any missing or non-finite
+    figure is inconclusive; only finite figures within every threshold pass.
+    """
+    short = _traffic(figures.get(REQUESTS), spec, "canary")
+    if short:
+        return Decision(Verdict.INCONCLUSIVE, short[0], short[1], figures)
+    absolute: list[tuple[str, str, float | None, Reason]] = [
+        (ERROR_RATE, "maxErrorRate", spec.max_error_rate, Reason.ERROR_RATE_TOO_HIGH),
+        (LATENCY_P95, "maxLatencyP95Seconds", spec.max_latency_p95_seconds,
+         Reason.LATENCY_TOO_HIGH),
+        (DRIFT, "maxDriftScore", spec.max_drift_score, Reason.DRIFT_TOO_HIGH),
+    ]  # fmt: skip
+    relative: list[tuple[str, str, float | None, Reason]] = [
+        (ERROR_RATE_DELTA, "maxErrorRateDelta", compare.max_error_rate_delta,
+         Reason.ERROR_RATE_REGRESSION),
+        (LATENCY_P95_RATIO, "maxLatencyP95Ratio", compare.max_latency_p95_ratio,
+         Reason.LATENCY_REGRESSION),
+        (PREDICTION_SHIFT, "maxPredictionShift", compare.max_prediction_shift,
+         Reason.PREDICTION_SHIFT),
+    ]  # fmt: skip
+    # every breach is named in the message; the first names the reason
+    failed = _breaches(figures, absolute)
+    short = _traffic(figures.get(STABLE_REQUESTS), spec, "stable")
+    if not short:
+        failed += _breaches(figures, relative)
+    if failed:
+        return Decision(Verdict.FAIL, failed[0][0], "; ".join(m for _, m in failed), figures)
+    if short:
+        return Decision(Verdict.INCONCLUSIVE, short[0], short[1], figures)
+    gates = [*absolute, *relative]
     unknown = [
         f"{key} is {_fmt(figures.get(key))}"
-        for key, _, limit in limits
+        for key, _, limit, _ in gates
         if limit is not None and not _finite(figures.get(key))
     ]
     if unknown:
         return Decision(Verdict.INCONCLUSIVE, Reason.NO_DATA, "; ".join(unknown), figures)
     within = ", ".join(
         f"{key} {_fmt(figures.get(key))} <= {name} {limit:g}"
-        for key, name, limit in limits
+        for key, name, limit, _ in gates
         if limit is not None
     )
+    requests = figures[REQUESTS]
     return Decision(
         Verdict.PASS,
         Reason.WITHIN_THRESHOLDS,
         f"requests {requests:.0f} >= {spec.min_requests}; {within}",
         figures,
     )
+
+
+def _breaches(
+    figures: dict[str, float | None], gates: list[tuple[str, str, float | None, Reason]]
+) -> list[tuple[Reason, str]]:
+    """(reason, 'figure value > threshold') for each finite figure over its threshold."""
+    out = []
+    for key, name, limit, reason in gates:
+        value = figures.get(key)
+        if limit is not None and value is not None and _finite(value) and value > limit:
+            out.append((reason, f"{key} {_fmt(value)} > {name} {limit:g}"))
+    return out
 
 
 def error_decision(message: str) -> Decision:

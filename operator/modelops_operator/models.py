@@ -70,11 +70,20 @@ class Analysis(_Model):
         return parse_duration(self.deadline)
 
 
+class Compare(_Model):
+    """Relative gates: the canary against the stable version over the same window."""
+
+    max_error_rate_delta: float | None = Field(default=0.02, alias="maxErrorRateDelta", ge=0, le=1)
+    max_latency_p95_ratio: float | None = Field(default=1.5, alias="maxLatencyP95Ratio", ge=1)
+    max_prediction_shift: float | None = Field(default=0.1, alias="maxPredictionShift", ge=0)
+
+
 class Rollout(_Model):
     strategy: Strategy = Strategy.CANARY
     steps: tuple[int, ...] = (10, 50, 100)
     interval: Duration = "60s"
     analysis: Analysis = Field(default_factory=Analysis)
+    compare: Compare = Field(default_factory=Compare)
     auto_rollback: bool = Field(default=True, alias="autoRollback")
     rollback_window: Duration = Field(default="1h", alias="rollbackWindow")
     progress_deadline: Duration = Field(default="10m", alias="progressDeadline")
@@ -160,6 +169,19 @@ class Figures(_Model):
     error_rate: float | None = Field(default=None, alias="errorRate")
     latency_p95_seconds: float | None = Field(default=None, alias="latencyP95Seconds")
     drift_score: float | None = Field(default=None, alias="driftScore")
+    prediction_mean: float | None = Field(default=None, alias="predictionMean")
+    stable_requests: float | None = Field(default=None, alias="stableRequests")
+    stable_error_rate: float | None = Field(default=None, alias="stableErrorRate")
+    stable_latency_p95_seconds: float | None = Field(default=None, alias="stableLatencyP95Seconds")
+    stable_prediction_mean: float | None = Field(default=None, alias="stablePredictionMean")
+    traffic_share_percent: float | None = Field(
+        default=None,
+        alias="trafficSharePercent",
+        description="The canary's share of both versions' requests, measured over the window.",
+    )
+    error_rate_delta: float | None = Field(default=None, alias="errorRateDelta")
+    latency_p95_ratio: float | None = Field(default=None, alias="latencyP95Ratio")
+    prediction_shift: float | None = Field(default=None, alias="predictionShift")
 
 
 class AnalysisRecord(_Model):
@@ -167,6 +189,7 @@ class AnalysisRecord(_Model):
     version: str
     step: int
     weight: int
+    effective_weight: float | None = Field(default=None, alias="effectiveWeight")
     result: Literal["Pass", "Fail", "Inconclusive", "Error"]
     reason: str
     message: str = ""
@@ -195,7 +218,12 @@ class ModelDeploymentStatus(_Model):
     phase: Phase | None = None
     stable_version: str | None = Field(default=None, alias="stableVersion")
     canary_version: str | None = Field(default=None, alias="canaryVersion")
-    canary_weight: int = Field(default=0, alias="canaryWeight")
+    canary_weight: int = Field(default=0, alias="canaryWeight", description="The requested step.")
+    effective_canary_weight: float = Field(
+        default=0.0,
+        alias="effectiveCanaryWeight",
+        description="The canary's share of the replicas (replica mode), percent.",
+    )
     ready: str | None = None
     stable: ModelRef | None = None
     canary: CanaryState | None = None

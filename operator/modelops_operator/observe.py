@@ -30,20 +30,22 @@ def read_workload(
 def analyze_canary(
     prometheus: PrometheusClient, obs: Observation, namespace: str, default_url: str
 ) -> tuple[an.Decision, dict[str, str], str]:
-    """The canary's figures from the recording rules, judged; with the queries and the URL.
+    """The canary's and the stable's figures from the recording rules, judged; with the
+    queries and the URL.
 
     Any Prometheus failure is an Error decision: the rollout holds, never promotes.
     """
     assert obs.status.canary is not None
+    assert obs.status.stable is not None
     canary = obs.status.canary.model
-    analysis = obs.spec.rollout.analysis
-    url = analysis.prometheus_url or default_url
-    window = an.window_seconds(obs.spec.rollout.interval_seconds)
-    queries = an.build_queries(namespace, canary.name, canary.version, window)
-    figures: dict[str, float | None] = {}
+    rollout = obs.spec.rollout
+    url = rollout.analysis.prometheus_url or default_url
+    window = an.window_seconds(rollout.interval_seconds)
+    queries = an.build_queries(
+        namespace, canary.name, canary.version, obs.status.stable.version, window
+    )
     try:
-        for key, promql in queries.items():
-            figures[key] = an.scalar_from_vector(prometheus.query(url, promql))
+        results = {key: prometheus.query(url, promql) for key, promql in queries.items()}
     except PrometheusError as exc:
         return an.error_decision(str(exc)), queries, url
-    return an.decide(figures, analysis), queries, url
+    return an.decide(an.figures_from(results), rollout.analysis, rollout.compare), queries, url

@@ -18,6 +18,10 @@ class Reason(StrEnum):
     ERROR_RATE_TOO_HIGH = "ErrorRateTooHigh"
     LATENCY_TOO_HIGH = "LatencyTooHigh"
     DRIFT_TOO_HIGH = "DriftTooHigh"
+    # the canary against the stable version over the same window
+    ERROR_RATE_REGRESSION = "ErrorRateRegression"
+    LATENCY_REGRESSION = "LatencyRegression"
+    PREDICTION_SHIFT = "PredictionShift"
     NO_DATA = "NoData"
     WITHIN_THRESHOLDS = "WithinThresholds"
     PROMETHEUS_UNAVAILABLE = "PrometheusUnavailable"

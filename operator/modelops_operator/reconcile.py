@@ -157,7 +157,9 @@ class Reconciler:
         )
         self.metrics.analysis.labels(owner.namespace, owner.name, decision.verdict.value).inc()
         obs = dataclasses.replace(obs, analysis=decision)
-        record = analysis_record(obs, decision, thresholds=an.thresholds(spec.rollout.analysis),
+        rollout = spec.rollout
+        record = analysis_record(obs, decision,
+                                 thresholds=an.thresholds(rollout.analysis, rollout.compare),
                                  queries=queries, prometheus_url=url)  # fmt: skip
         return obs, record
 

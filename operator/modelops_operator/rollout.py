@@ -34,7 +34,12 @@ from modelops_operator.models import (
     parse_time,
 )
 from modelops_operator.reasons import Reason, Result
-from modelops_operator.workloads import WorkloadState, split_replicas
+from modelops_operator.workloads import (
+    WorkloadState,
+    effective_share,
+    split_replicas,
+    unreachable_step,
+)
 
 
 class State(StrEnum):
@@ -293,7 +298,7 @@ def _canary_event(obs: Observation) -> Event:
         return Event(
             EventKind.STEP_NOT_DUE,
             Reason.ANALYZING,
-            f"step {canary.step + 1}/{len(rollout.steps)} at {rollout.steps[canary.step]}%: "
+            f"step {canary.step + 1}/{len(rollout.steps)} at {_step_text(obs.spec, canary.step)}: "
             f"analysis in {max(0.0, rollout.interval_seconds - waited):.0f}s",
         )
     decision = obs.analysis
@@ -403,8 +408,7 @@ def _start_canary(step: Step, status: ModelDeploymentStatus) -> Effect:
                              message)  # fmt: skip
     canary = CanaryState(model=target, step=0, started_at=step.now, step_started_at=step.now)
     status = replace_status(status, canary=canary, rollout_started_at=None, last_analysis=None)
-    weight = step.obs.spec.rollout.steps[0]
-    message = f"canary {target.version} at {weight}%"
+    message = f"canary {target.version} at {_step_text(step.obs.spec, 0)}"
     return status, [KubeEvent("Normal", Reason.CANARY_STARTED, message)]
 
 
@@ -414,8 +418,10 @@ def _advance_step(step: Step, status: ModelDeploymentStatus) -> Effect:
     canary = status.canary.model_copy(
         update={"step": nxt, "step_started_at": step.now, "inconclusive_since": None}
     )
-    weight = step.obs.spec.rollout.steps[nxt]
-    message = f"canary {step.obs.spec.model.version} to {weight}%: {step.event.message}"
+    message = (
+        f"canary {step.obs.spec.model.version} to {_step_text(step.obs.spec, nxt)}: "
+        f"{step.event.message}"
+    )
     return replace_status(status, canary=canary), [
         KubeEvent("Normal", Reason.CANARY_ADVANCED, message)
     ]
@@ -515,6 +521,7 @@ def advance(obs: Observation, *, history_limit: int = 10) -> Outcome:
         stable_version=status.stable.version if status.stable else None,
         canary_version=status.canary.model.version if status.canary else None,
         canary_weight=_weight(obs.spec, status),
+        effective_canary_weight=_effective_weight(obs.spec, status),
     )
     return Outcome(state, event, transition, status, tuple(events))
 
@@ -524,6 +531,21 @@ def _weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
     if status.canary is None or status.canary.promoting:
         return 0
     return spec.rollout.steps[min(status.canary.step, len(spec.rollout.steps) - 1)]
+
+
+def _effective_weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> float:
+    """The canary's share of the replicas the status asks for, percent (0 without a canary)."""
+    if status.canary is None or status.canary.promoting or status.stable is None:
+        return 0.0
+    workloads = desired_workloads(spec, status)
+    return effective_share(workloads.stable_replicas, workloads.canary_replicas)
+
+
+def _step_text(spec: ModelDeploymentSpec, step: int) -> str:
+    """'10%', and when the replicas cannot reach it, what they give instead."""
+    weight = spec.rollout.steps[step]
+    unreachable = unreachable_step(spec.replicas, weight)
+    return f"{weight}% ({unreachable})" if unreachable else f"{weight}%"
 
 
 def _holding_for_prometheus(status: ModelDeploymentStatus) -> bool:
@@ -578,6 +600,7 @@ def analysis_record(
         version=canary.model.version,
         step=canary.step,
         weight=obs.spec.rollout.steps[min(canary.step, len(obs.spec.rollout.steps) - 1)],
+        effectiveWeight=_effective_weight(obs.spec, obs.status),
         result=decision.verdict.value,
         reason=decision.reason,
         message=decision.message,

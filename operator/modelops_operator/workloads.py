@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -175,18 +174,45 @@ def pods_of_track(pods: Sequence[dict[str, Any]], track: str) -> list[dict[str, 
 
 
 def split_replicas(total: int, weight: int) -> tuple[int, int]:
-    """(stable, canary) replicas for a canary at `weight` percent of `total`.
+    """(stable, canary) replicas for a canary step of `weight` percent (replica mode).
 
-    Without a mesh the weight is a replica ratio behind one Service. The canary
-    gets at least one replica; the stable keeps at least one until the last
-    step (100), so traffic never drops to an unjudged version alone.
+    Without traffic routing the share is a replica ratio behind one Service. The
+    stable keeps its full `total` (it never loses capacity to an unjudged version);
+    the canary gets the most replicas whose share c / (total + c) does not exceed
+    the step, and at least one. At 100 the canary runs alone at `total`. When even
+    one canary replica is more than the step (replicas 2, step 10: 33%), the
+    effective share is higher than the step: the status reports it beside the
+    step and says how many replicas would reach it (`unreachable_step`), never
+    rounding silently.
     """
     if total <= 0:
         return 0, 0
-    canary = min(total, max(1, math.ceil(total * weight / 100)))
     if weight >= 100:
-        return 0, canary
-    return max(1, total - canary), canary
+        return 0, total
+    return total, max(1, total * weight // (100 - weight))
+
+
+def effective_share(stable: int, canary: int) -> float:
+    """The canary's share of the replicas, percent (one decimal)."""
+    pods = stable + canary
+    return round(100 * canary / pods, 1) if pods else 0.0
+
+
+def replicas_to_reach(weight: int) -> int:
+    """The fewest stable replicas beside one canary replica that keep it within `weight`%."""
+    return 0 if weight >= 100 else -(-(100 - weight) // weight)
+
+
+def unreachable_step(total: int, weight: int) -> str | None:
+    """Why the replica count cannot give `weight` percent, or None when it can."""
+    stable, canary = split_replicas(total, weight)
+    share = effective_share(stable, canary)
+    if total <= 0 or share <= weight:
+        return None
+    return (
+        f"step {weight}% is unreachable with {total} replicas: 1 canary beside {stable} stable "
+        f"is {share:g}%; {replicas_to_reach(weight)} replicas would reach it"
+    )
 
 
 def ready_text(stable: WorkloadState, canary: WorkloadState) -> str:

@@ -8,9 +8,10 @@ recording rule only from here. A rename here changes every one of them at the ne
 Standard library only: the operator image carries this file without the rest of the
 service (operator/Dockerfile), so it must stay importable on its own.
 
-Names follow Prometheus' ``level:metric:operations``: every rule is aggregated
-``by (namespace, model, version)`` over the prediction requests (``POST /v1/predict``
-and ``POST /v2/models/{name}/infer``).
+Names follow Prometheus' ``level:metric:operations``: the level names the aggregation
+labels, ``by (namespace, model, version)`` (``model_version``) and for the class shares
+also ``class`` (``model_version_class``); the request rules count the prediction
+requests (``POST /v1/predict`` and ``POST /v2/models/{name}/infer``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 LEVEL = "model_version"
 AGGREGATION_LABELS = ("namespace", "model", "version")
+CLASS_LEVEL = "model_version_class"
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class RecordingRule:
         return operation.removeprefix("rate") if operation.startswith("rate") else None
 
 
-def _rule(metric: str, operation: str, help: str) -> RecordingRule:
-    return RecordingRule(f"{LEVEL}:{metric}:{operation}", help)
+def _rule(metric: str, operation: str, help: str, level: str = LEVEL) -> RecordingRule:
+    return RecordingRule(f"{level}:{metric}:{operation}", help)
 
 
 REQUESTS_RATE1M = _rule("requests", "rate1m", "prediction requests per second")
@@ -65,6 +67,18 @@ DRIFT_SCORE_MAX = _rule(
     "drift_score", "max", 'largest model_feature_drift_score{method="psi"} over the features'
 )
 
+# The prediction distribution, per version, for the canary's relative gates: the mean
+# prediction of a regressor, the share of each class of a classifier.
+PREDICTION_MEAN_RATE1M = _rule(
+    "prediction_mean", "rate1m", "mean predicted value (regressors); NaN without predictions"
+)
+PREDICTED_CLASS_SHARE_RATE1M = _rule(
+    "predicted_class_share",
+    "rate1m",
+    "share of the rows predicted as each class (classifiers); the classes of a version sum to 1",
+    level=CLASS_LEVEL,
+)
+
 RECORDING_RULES = (
     REQUESTS_RATE1M,
     REQUESTS_RATE5M,
@@ -73,6 +87,8 @@ RECORDING_RULES = (
     LATENCY_P95_RATE1M,
     LATENCY_P95_RATE5M,
     DRIFT_SCORE_MAX,
+    PREDICTION_MEAN_RATE1M,
+    PREDICTED_CLASS_SHARE_RATE1M,
 )
 
 

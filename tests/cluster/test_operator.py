@@ -386,8 +386,10 @@ def test_monitoring_labels_follow_the_prometheus_selectors(
 
 
 @pytest.fixture
-def canary_rig(namespace) -> Iterator[Callable[[str], CanaryRig]]:
-    """Start the real service for versions 1 and 2 of a model, Prometheus and traffic."""
+def canary_rig(namespace) -> Iterator[Callable[..., CanaryRig]]:
+    """Start the real service for version 1 and a canary version of a model, Prometheus
+    and traffic (the same rows to both; the split by step is simulated: both get the same
+    rate)."""
     with canary_rigs(namespace, "modelops-canary-") as make:
         yield make
 
@@ -395,11 +397,12 @@ def canary_rig(namespace) -> Iterator[Callable[[str], CanaryRig]]:
 def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     cluster, operator, namespace, canary_rig
 ):
-    rig = canary_rig("diabetes")  # v2 is biased in its outputs, its inputs do not drift
+    # v3 is v1 with a few more boosting rounds: predictions within about 1% of v1's
+    rig = canary_rig("diabetes", canary_version="3")
     rollout = canary_rollout(rig.prometheus.url, maxDriftScore=0.5, maxLatencyP95Seconds=1.0)
     cluster.apply(md_body("diabetes", namespace, model="diabetes", rollout=rollout))
     wait_phase(cluster, operator, namespace, "diabetes", "Ready")
-    set_model(cluster, namespace, "diabetes", "diabetes", "2")
+    set_model(cluster, namespace, "diabetes", "diabetes", "3")
     first = wait_phase(cluster, operator, namespace, "diabetes", "Progressing", canaryWeight=100)
     started_at = first["canary"]["startedAt"]
     passed = first["lastAnalysis"]
@@ -409,11 +412,23 @@ def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     assert passed["figures"]["errorRate"] <= 0.05
     assert "model_version:error_ratio:rate1m" in passed["queries"]["errorRate"]
     assert passed["thresholds"]["maxDriftScore"] == 0.5
+    # judged against the stable over the same window, within the default relative gates
+    figures = passed["figures"]
+    assert figures["stableRequests"] >= 20
+    assert figures["predictionShift"] <= 0.1
+    assert figures["latencyP95Ratio"] <= 1.5
+    assert figures["errorRateDelta"] <= 0.02
+    assert 0 < figures["trafficSharePercent"] < 100  # measured: the rig sends both the same
+    assert passed["thresholds"]["maxPredictionShift"] == 0.1
+    assert 'version="1"' in passed["queries"]["stablePredictionMean"]
+    assert "model_version:prediction_mean:rate1m" in passed["queries"]["predictionMean"]
+    # 2 replicas at the 50% step: 2 stable + 2 canary, the share the step asks for
+    assert passed["effectiveWeight"] == 50.0
     wait_event(cluster, operator, namespace, "diabetes", "CanaryAdvanced")
     # restart the operator mid-rollout: it resumes from status, not from scratch
     operator.stop()
     operator.start()
-    status = wait_phase(cluster, operator, namespace, "diabetes", "Ready", stableVersion="2")
+    status = wait_phase(cluster, operator, namespace, "diabetes", "Ready", stableVersion="3")
     assert "canary" not in status
     assert [h["result"] for h in status["history"]] == ["Deployed", "Promoted"]
     wait_event(cluster, operator, namespace, "diabetes", "Promoted")
@@ -425,8 +440,35 @@ def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     assert started_at <= status["history"][-1]["at"]
     deps = cluster.get("deployments", "-n", namespace)["items"]
     assert [d["metadata"]["name"] for d in deps] == ["diabetes-model-service"]
-    assert deployment_env(deps[0])["MODELOPS_MODEL_DIR"] == "/models/diabetes/2"
+    assert deployment_env(deps[0])["MODELOPS_MODEL_DIR"] == "/models/diabetes/3"
     assert deps[0]["spec"]["replicas"] == 2
+
+
+def test_biased_canary_is_rolled_back_on_the_prediction_shift(
+    cluster, operator, namespace, canary_rig
+):
+    rig = canary_rig("diabetes")  # v2: targets inflated by 20%, the same inputs (no drift)
+    rollout = canary_rollout(rig.prometheus.url, maxDriftScore=0.5, maxLatencyP95Seconds=1.0)
+    cluster.apply(md_body("diabetes", namespace, model="diabetes", rollout=rollout))
+    wait_phase(cluster, operator, namespace, "diabetes", "Ready")
+    set_model(cluster, namespace, "diabetes", "diabetes", "2")
+    status = wait_phase(cluster, operator, namespace, "diabetes", "RolledBack")
+    assert status["stableVersion"] == "1"
+    assert status["rolledBack"]["version"] == "2"
+    analysis = status["lastAnalysis"]
+    assert (analysis["result"], analysis["reason"]) == ("Fail", "PredictionShift")
+    figures = analysis["figures"]
+    # figures for both versions: v2 predicts about 20% higher than v1 on the same rows
+    assert figures["predictionMean"] > figures["stablePredictionMean"] > 0
+    assert figures["predictionShift"] > 0.1
+    assert figures["errorRate"] <= 0.05  # every absolute gate passed: only the comparison saw it
+    assert figures["driftScore"] <= 0.5
+    entry = status["history"][-1]
+    assert (entry["version"], entry["result"], entry["reason"]) == (
+        "2", "RolledBack", "PredictionShift",
+    )  # fmt: skip
+    warning = wait_event(cluster, operator, namespace, "diabetes", "RolledBack")
+    assert "> maxPredictionShift 0.1" in warning["message"]
 
 
 def test_unhealthy_canary_is_rolled_back_with_a_warning(cluster, operator, namespace, canary_rig):

@@ -52,7 +52,7 @@ def operator(cluster: Cluster, tmp_path_factory) -> Iterator[OperatorProcess]:
 
 
 @pytest.fixture
-def canary_services(namespace: str) -> Iterator[Callable[[str], CanaryRig]]:
+def canary_services(namespace: str) -> Iterator[Callable[..., CanaryRig]]:
     """The canary rig of devstack/canary.py: services v1 and v2, Prometheus, traffic."""
     with canary_rigs(namespace, "modelops-recovery-canary-") as make:
         yield make
@@ -61,26 +61,26 @@ def canary_services(namespace: str) -> Iterator[Callable[[str], CanaryRig]]:
 def test_api_server_restarted_mid_canary_the_rollout_finishes_once(
     cluster, operator, namespace, canary_services
 ):
-    services = canary_services("diabetes")  # the healthy canary: v2 passes the analysis
+    services = canary_services("diabetes", canary_version="3")  # the healthy canary
     rollout = rig.canary_rollout(
         services.prometheus.url, maxDriftScore=0.5, maxLatencyP95Seconds=1.0
     )
     rollout["interval"] = "10s"  # wide steps: the restart lands between them
     cluster.apply(rig.md_body("diabetes", namespace, model="diabetes", rollout=rollout))
     rig.wait_phase(cluster, operator, namespace, "diabetes", "Ready")
-    rig.set_model(cluster, namespace, "diabetes", "diabetes", "2")
+    rig.set_model(cluster, namespace, "diabetes", "diabetes", "3")
     first = rig.wait_phase(cluster, operator, namespace, "diabetes", "Progressing", canaryWeight=50)
     assert first["stableVersion"] == "1"
     rig.wait_event(cluster, operator, namespace, "diabetes", "CanaryStarted")
 
     cluster.restart("kube-apiserver")  # between the first step and the analysis that ends it
     mid = rig.status_of(cluster, namespace, "diabetes")
-    assert (mid["phase"], mid["stableVersion"], mid["canaryVersion"]) == ("Progressing", "1", "2")
+    assert (mid["phase"], mid["stableVersion"], mid["canaryVersion"]) == ("Progressing", "1", "3")
 
-    status = rig.wait_phase(cluster, operator, namespace, "diabetes", "Ready", stableVersion="2")
+    status = rig.wait_phase(cluster, operator, namespace, "diabetes", "Ready", stableVersion="3")
     assert "canary" not in status
     assert [(h["version"], h["result"]) for h in status["history"]] == [
-        ("1", "Deployed"), ("2", "Promoted"),
+        ("1", "Deployed"), ("3", "Promoted"),
     ]  # fmt: skip
     assert status["lastAnalysis"]["result"] == "Pass"
     rig.wait_event(cluster, operator, namespace, "diabetes", "Promoted")
@@ -92,7 +92,7 @@ def test_api_server_restarted_mid_canary_the_rollout_finishes_once(
     deps = cluster.get("deployments", "-n", namespace)["items"]
     assert [d["metadata"]["name"] for d in deps] == ["diabetes-model-service"]
     env = rig.deployment_env(deps[0])
-    assert env["MODELOPS_MODEL_DIR"] == "/models/diabetes/2"
+    assert env["MODELOPS_MODEL_DIR"] == "/models/diabetes/3"
     assert operator.starts == 1
     rig.assert_running(operator)
 
@@ -206,11 +206,13 @@ def test_nan_from_a_real_prometheus_holds_and_never_promotes(
     cluster, operator, namespace, tmp_path
 ):
     labels = canary_series(namespace, "wine", "2")
+    stable = canary_series(namespace, "wine", "1")
     prom = start_rules_only_prometheus(
         tmp_path,
         [
-            # plenty of traffic, so the analysis gets past the request count...
+            # plenty of traffic on both versions, so the analysis gets past the request counts...
             {"record": "model_version:requests:rate1m", "expr": "vector(50)", "labels": labels},
+            {"record": "model_version:requests:rate1m", "expr": "vector(50)", "labels": stable},
             # ...and every figure it judges is not a number
             {"record": "model_version:error_ratio:rate1m", "expr": "vector(0) / vector(0)",
              "labels": labels},

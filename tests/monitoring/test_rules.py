@@ -59,10 +59,17 @@ def test_the_canary_analysis_recording_rules_exist() -> None:
         "model_version:error_ratio:rate1m",
         "model_version:latency_p95_seconds:rate1m",
         "model_version:drift_score:max",
+        "model_version:prediction_mean:rate1m",
+        "model_version_class:predicted_class_share:rate1m",
     ):
         assert name in recorded
         assert "by (namespace, model, version" in recorded[name]
     assert 'method="psi"' in recorded["model_version:drift_score:max"]
+    # the level names the labels: the class shares keep `class`
+    assert (
+        "by (namespace, model, version, class)"
+        in recorded["model_version_class:predicted_class_share:rate1m"]
+    )
 
 
 def test_the_issue_s_alerts_exist() -> None:

@@ -4,19 +4,41 @@ import pytest
 
 from modelops_operator import analysis as an
 from modelops_operator.constants import (
+    RULE_CLASS_SHARE,
     RULE_DRIFT,
     RULE_ERROR_RATIO,
     RULE_LATENCY_P95,
+    RULE_PREDICTION_MEAN,
     RULE_REQUESTS,
 )
-from modelops_operator.models import Analysis
+from modelops_operator.models import Analysis, Compare
 
 SPEC = Analysis(maxErrorRate=0.05, maxLatencyP95Seconds=0.5, maxDriftScore=0.2, minRequests=50)
-GOOD = {"requests": 120.0, "errorRate": 0.01, "latencyP95Seconds": 0.05, "driftScore": 0.05}
+COMPARE = Compare(maxErrorRateDelta=0.02, maxLatencyP95Ratio=1.5, maxPredictionShift=0.1)
+GOOD = {
+    "requests": 120.0,
+    "errorRate": 0.01,
+    "latencyP95Seconds": 0.05,
+    "driftScore": 0.05,
+    "stableRequests": 1080.0,
+    "stableErrorRate": 0.01,
+    "stableLatencyP95Seconds": 0.05,
+    "errorRateDelta": 0.0,
+    "latencyP95Ratio": 1.0,
+    "predictionShift": 0.01,
+}
 NAN = math.nan
 
 
-ALIASES = {"rate": "errorRate", "p95": "latencyP95Seconds", "drift": "driftScore"}
+ALIASES = {
+    "rate": "errorRate",
+    "p95": "latencyP95Seconds",
+    "drift": "driftScore",
+    "delta": "errorRateDelta",
+    "ratio": "latencyP95Ratio",
+    "shift": "predictionShift",
+    "stable": "stableRequests",
+}
 
 
 def figures(**changes):
@@ -45,27 +67,62 @@ def figures(**changes):
         (figures(drift=math.inf), an.Verdict.INCONCLUSIVE, "NoData"),
         # a known breach wins over another figure's missing data
         (figures(rate=0.5, drift=None), an.Verdict.FAIL, "ErrorRateTooHigh"),
+        # relative gates: the canary against the stable over the same window
+        (figures(delta=0.02, ratio=1.5, shift=0.1), an.Verdict.PASS, "WithinThresholds"),
+        (figures(delta=0.03), an.Verdict.FAIL, "ErrorRateRegression"),
+        (figures(ratio=2.2), an.Verdict.FAIL, "LatencyRegression"),
+        (figures(shift=0.2), an.Verdict.FAIL, "PredictionShift"),
+        (figures(ratio=2.2, shift=0.2), an.Verdict.FAIL, "LatencyRegression"),
+        # an absolute breach is named first; it needs no stable traffic
+        (figures(p95=0.9, shift=0.2), an.Verdict.FAIL, "LatencyTooHigh"),
+        (figures(p95=0.9, stable=None), an.Verdict.FAIL, "LatencyTooHigh"),
+        # too little stable traffic: nothing to compare with, even a large shift
+        (figures(stable=10.0, shift=0.5), an.Verdict.INCONCLUSIVE, "TooFewRequests"),
+        (figures(stable=None), an.Verdict.INCONCLUSIVE, "NoTraffic"),
+        (figures(stable=NAN), an.Verdict.INCONCLUSIVE, "NoTraffic"),
+        # a comparison that is empty or NaN is inconclusive, never a pass
+        (figures(shift=None), an.Verdict.INCONCLUSIVE, "NoData"),
+        (figures(ratio=NAN), an.Verdict.INCONCLUSIVE, "NoData"),
+        (figures(delta=None), an.Verdict.INCONCLUSIVE, "NoData"),
     ],
 )
 def test_decide(figs, verdict, reason):
-    decision = an.decide(figs, SPEC)
+    decision = an.decide(figs, SPEC, COMPARE)
     assert decision.verdict == verdict
     assert decision.reason == reason
 
 
 def test_fail_message_carries_figure_and_threshold():
-    decision = an.decide(figures(rate=0.3), SPEC)
+    decision = an.decide(figures(rate=0.3), SPEC, COMPARE)
     assert "errorRate 0.3 > maxErrorRate 0.05" in decision.message
+    decision = an.decide(figures(shift=0.2), SPEC, COMPARE)
+    assert decision.message == "predictionShift 0.2 > maxPredictionShift 0.1"
+    decision = an.decide(figures(stable=10.0), SPEC, COMPARE)
+    assert decision.message == "stable requests 10 < minRequests 50"
+    # every breach is named, absolute first; the reason is the first
+    decision = an.decide(figures(drift=0.7, shift=0.3), SPEC, COMPARE)
+    assert decision.reason == "DriftTooHigh"
+    assert (
+        decision.message
+        == "driftScore 0.7 > maxDriftScore 0.2; predictionShift 0.3 > maxPredictionShift 0.1"
+    )
+
+
+def test_relative_gates_can_be_switched_off():
+    off = Compare(maxErrorRateDelta=None, maxLatencyP95Ratio=None, maxPredictionShift=None)
+    decision = an.decide(figures(delta=0.5, ratio=9.0, shift=None), SPEC, off)
+    assert decision.verdict == an.Verdict.PASS
 
 
 def test_drift_threshold_can_be_switched_off():
     spec = SPEC.model_copy(update={"max_drift_score": None})
-    assert an.decide(figures(drift=None), spec).verdict == an.Verdict.PASS
+    assert an.decide(figures(drift=None), spec, COMPARE).verdict == an.Verdict.PASS
 
 
 def test_min_requests_zero_still_needs_data():
     spec = SPEC.model_copy(update={"min_requests": 0})
-    assert an.decide(figures(requests=0.0, rate=NAN), spec).verdict == an.Verdict.INCONCLUSIVE
+    decision = an.decide(figures(requests=0.0, rate=NAN), spec, COMPARE)
+    assert decision.verdict == an.Verdict.INCONCLUSIVE
 
 
 @pytest.mark.parametrize(
@@ -87,16 +144,115 @@ def test_scalar_from_vector(result, value):
 
 
 def test_queries_use_only_recording_rules_and_escape_labels():
-    queries = an.build_queries("models", 'wi"ne', "2", 60)
-    assert set(queries) == set(an.FIGURE_KEYS)
-    rules = {RULE_REQUESTS, RULE_ERROR_RATIO, RULE_LATENCY_P95, RULE_DRIFT}
-    for promql in queries.values():
+    queries = an.build_queries("models", 'wi"ne', "2", "1", 60)
+    canary_keys = {"requests", "errorRate", "latencyP95Seconds", "driftScore",
+                   "predictionMean", "classShares"}  # fmt: skip
+    stable_keys = {"stableRequests", "stableErrorRate", "stableLatencyP95Seconds",
+                   "stablePredictionMean", "stableClassShares"}  # fmt: skip
+    assert set(queries) == canary_keys | stable_keys
+    rules = {RULE_REQUESTS, RULE_ERROR_RATIO, RULE_LATENCY_P95, RULE_DRIFT,
+             RULE_PREDICTION_MEAN, RULE_CLASS_SHARE}  # fmt: skip
+    for key, promql in queries.items():
         assert sum(rule in promql for rule in rules) == 1
-        assert 'namespace="models",model="wi\\"ne",version="2"' in promql
+        version = "1" if key in stable_keys else "2"
+        assert f'namespace="models",model="wi\\"ne",version="{version}"' in promql
         assert "[60s]" in promql
         # no raw metric name from the service catalog
         assert "http_requests_total" not in promql
         assert "model_feature_drift_score" not in promql
+    # the same PromQL for both versions, only the version differs
+    assert queries["stableErrorRate"] == queries["errorRate"].replace('version="2"', 'version="1"')
+
+
+def vec(value, **labels):
+    return [{"metric": labels, "value": [1, value]}]
+
+
+def shares(**by_class):
+    return [{"metric": {"class": c}, "value": [1, str(v)]} for c, v in by_class.items()]
+
+
+def results(**changes):
+    out = {
+        "requests": vec("100"),
+        "errorRate": vec("0.01"),
+        "latencyP95Seconds": vec("0.02"),
+        "driftScore": vec("0.05"),
+        "predictionMean": [],
+        "classShares": [],
+        "stableRequests": vec("300"),
+        "stableErrorRate": vec("0"),
+        "stableLatencyP95Seconds": vec("0.01"),
+        "stablePredictionMean": [],
+        "stableClassShares": [],
+    }
+    out.update(changes)
+    return out
+
+
+def test_compared_figures_of_a_regressor():
+    figs = an.figures_from(results(predictionMean=vec("180"), stablePredictionMean=vec("150")))
+    assert figs["trafficSharePercent"] == pytest.approx(25.0)
+    assert figs["errorRateDelta"] == pytest.approx(0.01)
+    assert figs["latencyP95Ratio"] == pytest.approx(2.0)
+    assert figs["predictionShift"] == pytest.approx(0.2)
+    assert figs["predictionMean"] == 180.0
+    assert figs["stablePredictionMean"] == 150.0
+    lower = an.figures_from(results(predictionMean=vec("120"), stablePredictionMean=vec("150")))
+    assert lower["predictionShift"] == pytest.approx(0.2)  # a shift down counts the same
+
+
+def test_compared_figures_of_a_classifier():
+    figs = an.figures_from(
+        results(classShares=shares(a=0.5, b=0.5), stableClassShares=shares(a=0.3, b=0.3, c=0.4))
+    )
+    # total variation: (|0.5-0.3| + |0.5-0.3| + |0-0.4|) / 2
+    assert figs["predictionShift"] == pytest.approx(0.4)
+    same = an.figures_from(
+        results(classShares=shares(a=0.3, b=0.7), stableClassShares=shares(b=0.7, a=0.3))
+    )
+    assert same["predictionShift"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        # an empty side: no data, never 0
+        ({"predictionMean": vec("180")}, "predictionShift"),
+        ({"classShares": shares(a=1.0)}, "predictionShift"),
+        ({}, "predictionShift"),
+        ({"stableErrorRate": []}, "errorRateDelta"),
+        ({"stableLatencyP95Seconds": []}, "latencyP95Ratio"),
+        ({"stableRequests": []}, "trafficSharePercent"),
+    ],
+)
+def test_an_empty_side_gives_no_figure(changes, key):
+    assert an.figures_from(results(**changes))[key] is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"predictionMean": vec("NaN"), "stablePredictionMean": vec("NaN")}, "predictionShift"),
+        ({"predictionMean": vec("NaN"), "stablePredictionMean": []}, "predictionShift"),
+        ({"predictionMean": [], "stablePredictionMean": vec("NaN")}, "predictionShift"),
+        ({"predictionMean": vec("10"), "stablePredictionMean": vec("0")}, "predictionShift"),
+        ({"classShares": shares(a="NaN"), "stableClassShares": shares(a=1)}, "predictionShift"),
+        ({"stableLatencyP95Seconds": vec("0")}, "latencyP95Ratio"),
+        ({"stableLatencyP95Seconds": vec("NaN")}, "latencyP95Ratio"),
+        ({"requests": vec("0"), "stableRequests": vec("0")}, "trafficSharePercent"),
+    ],
+)
+def test_a_zero_or_nan_side_gives_nan(changes, key):
+    assert math.isnan(an.figures_from(results(**changes))[key])
+
+
+def test_nan_comparisons_are_inconclusive_end_to_end():
+    figs = an.figures_from(results(stableLatencyP95Seconds=vec("0")))
+    decision = an.decide(figs, SPEC.model_copy(update={"min_requests": 10}), COMPARE)
+    assert decision.verdict == an.Verdict.INCONCLUSIVE
+    assert "latencyP95Ratio is NaN" in decision.message
+    assert an.Decision(decision.verdict, "", "", figs).figures_model().latency_p95_ratio is None
 
 
 @pytest.mark.parametrize(("interval", "window"), [(5, 30), (30, 30), (60, 60), (90.5, 91)])

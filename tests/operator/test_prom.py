@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from modelops_operator import analysis as an
-from modelops_operator.models import Analysis
+from modelops_operator.models import Analysis, Compare
 from modelops_operator.prom import PrometheusClient, PrometheusError, parse_query_response
 
 JSON = "application/json"
@@ -103,12 +103,15 @@ def test_a_long_body_is_quoted_short():
 def test_nan_and_inf_from_prometheus_are_never_a_pass(sent, shown):
     spec = Analysis.model_validate({"minRequests": 10})
     value = an.scalar_from_vector(parse_query_response(200, JSON, vector(sent)))
-    figures = {an.REQUESTS: 100.0, an.ERROR_RATE: value, an.LATENCY_P95: 0.01, an.DRIFT: 0.01}
-    decision = an.decide(figures, spec)
+    figures = {an.REQUESTS: 100.0, an.ERROR_RATE: value, an.LATENCY_P95: 0.01, an.DRIFT: 0.01,
+               an.STABLE_REQUESTS: 100.0, an.ERROR_RATE_DELTA: 0.0, an.LATENCY_P95_RATIO: 1.0,
+               an.PREDICTION_SHIFT: 0.0}  # fmt: skip
+    compare = Compare()
+    decision = an.decide(figures, spec, compare)
     assert decision.verdict == an.Verdict.INCONCLUSIVE
     assert f"errorRate is {shown}" in decision.message
     # a request count that is not a number is no traffic, whatever the other figures say
-    decision = an.decide({**figures, an.REQUESTS: value, an.ERROR_RATE: 0.0}, spec)
+    decision = an.decide({**figures, an.REQUESTS: value, an.ERROR_RATE: 0.0}, spec, compare)
     assert decision.verdict == an.Verdict.INCONCLUSIVE
     assert f"request count is {shown}" in decision.message
 

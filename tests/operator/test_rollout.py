@@ -9,6 +9,7 @@ import pytest
 from modelops_operator.analysis import Analysis, Decision, Verdict, decide, error_decision
 from modelops_operator.models import (
     CanaryState,
+    Compare,
     ModelDeploymentStatus,
     Phase,
     PreviousStable,
@@ -223,14 +224,18 @@ def test_healthy_canary_is_promoted_step_by_step():
     obs = tick(obs, 2, spec=spec_for("2"))
     assert obs.status.canary_version == "2"
     weights = [obs.status.canary_weight]
+    effective = [obs.status.effective_canary_weight]
     shares = [desired_workloads(obs.spec, obs.status)]
     for t in (40, 80, 120):
         obs = tick(obs, t, PASS)
         weights.append(obs.status.canary_weight)
+        effective.append(obs.status.effective_canary_weight)
         shares.append(desired_workloads(obs.spec, obs.status))
     assert weights == [25, 50, 100, 0]
+    # the stable keeps its 4; at 25% the canary gets the most replicas within the step (1: 20%)
+    assert effective == [20.0, 50.0, 100.0, 0.0]
     assert [(w.stable_replicas, w.canary_replicas) for w in shares] == [
-        (3, 1), (2, 2), (0, 4), (4, 4),
+        (4, 1), (4, 4), (0, 4), (4, 4),
     ]  # fmt: skip
     assert obs.status.stable_version == "2"  # promoting: stable rolls to 2, canary kept
     obs = tick(obs, 125)
@@ -317,11 +322,28 @@ def test_history_is_capped():
     assert len(status.history) == 5
 
 
+def test_an_unreachable_step_is_said_never_rounded_silently():
+    spec = spec_for("2", replicas=2, steps=[10, 50, 100])
+    obs = Observation(spec, status_in(State.IDLE), at(0), READY, MISSING)
+    outcome = advance(obs)
+    assert outcome.status.canary_weight == 10
+    assert outcome.status.effective_canary_weight == 33.3
+    (started,) = outcome.events
+    assert started.message == (
+        "canary 2 at 10% (step 10% is unreachable with 2 replicas: 1 canary beside 2 stable "
+        "is 33.3%; 9 replicas would reach it)"
+    )
+    waiting = advance(Observation(spec, outcome.status, at(1), READY, READY))
+    assert "step 10% is unreachable with 2 replicas" in waiting.event.message
+    assert waiting.event.reason == "Analyzing"
+
+
 def test_analysis_uses_the_real_decision():
     # the state machine and the analysis agree: a real decide() result drives it
     decision = decide(
         {"requests": 100.0, "errorRate": 0.2, "latencyP95Seconds": 0.1, "driftScore": 0.0},
         Analysis(),
+        Compare(),
     )
     obs = Observation(spec_for("2"), status_in(State.CANARY), at(31), READY, READY, decision)
     assert advance(obs).status.phase == Phase.ROLLED_BACK

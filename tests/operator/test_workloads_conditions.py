@@ -9,30 +9,74 @@ from modelops_operator.workloads import (
     MISSING,
     TERMINATION_TEXT_LIMIT,
     WorkloadState,
+    effective_share,
     read_deployment,
     ready_text,
+    replicas_to_reach,
     split_replicas,
     termination_text,
+    unreachable_step,
 )
 from tests.operator.conftest import at, ref, spec_for
 
+# Replica mode, replicas 1..10 against the default-like steps 10/25/50/100: the stable keeps
+# every replica, the canary gets the most replicas whose share does not exceed the step (at
+# least one); (stable, canary, effective share %, the step unreachable?).
+REPLICA_MODE = {
+    (1, 10): (1, 1, 50.0, True), (1, 25): (1, 1, 50.0, True),
+    (1, 50): (1, 1, 50.0, False), (1, 100): (0, 1, 100.0, False),
+    (2, 10): (2, 1, 33.3, True), (2, 25): (2, 1, 33.3, True),
+    (2, 50): (2, 2, 50.0, False), (2, 100): (0, 2, 100.0, False),
+    (3, 10): (3, 1, 25.0, True), (3, 25): (3, 1, 25.0, False),
+    (3, 50): (3, 3, 50.0, False), (3, 100): (0, 3, 100.0, False),
+    (4, 10): (4, 1, 20.0, True), (4, 25): (4, 1, 20.0, False),
+    (4, 50): (4, 4, 50.0, False), (4, 100): (0, 4, 100.0, False),
+    (5, 10): (5, 1, 16.7, True), (5, 25): (5, 1, 16.7, False),
+    (5, 50): (5, 5, 50.0, False), (5, 100): (0, 5, 100.0, False),
+    (6, 10): (6, 1, 14.3, True), (6, 25): (6, 2, 25.0, False),
+    (6, 50): (6, 6, 50.0, False), (6, 100): (0, 6, 100.0, False),
+    (7, 10): (7, 1, 12.5, True), (7, 25): (7, 2, 22.2, False),
+    (7, 50): (7, 7, 50.0, False), (7, 100): (0, 7, 100.0, False),
+    (8, 10): (8, 1, 11.1, True), (8, 25): (8, 2, 20.0, False),
+    (8, 50): (8, 8, 50.0, False), (8, 100): (0, 8, 100.0, False),
+    (9, 10): (9, 1, 10.0, False), (9, 25): (9, 3, 25.0, False),
+    (9, 50): (9, 9, 50.0, False), (9, 100): (0, 9, 100.0, False),
+    (10, 10): (10, 1, 9.1, False), (10, 25): (10, 3, 23.1, False),
+    (10, 50): (10, 10, 50.0, False), (10, 100): (0, 10, 100.0, False),
+}  # fmt: skip
 
-@pytest.mark.parametrize(
-    ("total", "weight", "stable", "canary"),
-    [
-        (4, 25, 3, 1),
-        (4, 50, 2, 2),
-        (4, 100, 0, 4),
-        (2, 10, 1, 1),
-        (1, 10, 1, 1),
-        (1, 100, 0, 1),
-        (10, 10, 9, 1),
-        (10, 33, 6, 4),
-        (0, 50, 0, 0),
-    ],
-)
-def test_split_replicas(total, weight, stable, canary):
+
+def test_the_table_covers_replicas_1_to_10_and_every_step():
+    assert set(REPLICA_MODE) == {(n, w) for n in range(1, 11) for w in (10, 25, 50, 100)}
+
+
+@pytest.mark.parametrize(("total", "weight"), sorted(REPLICA_MODE))
+def test_replica_mode(total, weight):
+    stable, canary, share, unreachable = REPLICA_MODE[(total, weight)]
     assert split_replicas(total, weight) == (stable, canary)
+    assert effective_share(stable, canary) == share
+    assert canary >= 1
+    if weight < 100:
+        assert stable == total  # the stable never loses capacity to the canary
+        # the most canary replicas within the step, unless one is already more
+        assert share <= weight or canary == 1
+        assert 100 * (canary + 1) / (stable + canary + 1) > weight
+    message = unreachable_step(total, weight)
+    assert (message is not None) == unreachable == (share > weight)
+    if message:
+        need = replicas_to_reach(weight)
+        assert message == (
+            f"step {weight}% is unreachable with {total} replicas: 1 canary beside {total} "
+            f"stable is {share:g}%; {need} replicas would reach it"
+        )
+        assert 100 / (need + 1) <= weight < 100 / need  # the fewest that reach it
+        assert unreachable_step(need, weight) is None
+
+
+def test_no_replicas_no_pods():
+    assert split_replicas(0, 50) == (0, 0)
+    assert effective_share(0, 0) == 0.0
+    assert unreachable_step(0, 10) is None
 
 
 def deployment(replicas=2, ready=2, updated=2, available=2, generation=1, observed=1, conds=()):

@@ -19,7 +19,7 @@ from modelops_service.artifact import (
 from modelops_service.card import read_card
 from modelops_service.train import nice_buckets, train_all
 
-DEMO = [("wine", "1"), ("wine", "2"), ("diabetes", "1"), ("diabetes", "2")]
+DEMO = [(name, version) for name in ("wine", "diabetes") for version in "123"]
 
 
 @pytest.mark.parametrize(("name", "version"), DEMO)
@@ -56,9 +56,28 @@ def test_version_2_is_deliberately_different(model_root: Path) -> None:
     assert diabetes1.reference.features == diabetes2.reference.features  # same inputs
 
 
+def test_version_3_is_the_healthy_next_version(model_root: Path) -> None:
+    """Predictions within a couple of percent of version 1 on the data set, the same inputs."""
+    wine = load_wine().data
+    wine1, wine3 = (joblib.load(model_root / "wine" / v / "model.joblib") for v in "13")
+    shares1, shares3 = (
+        np.bincount(m.predict(wine), minlength=3) / len(wine) for m in (wine1, wine3)
+    )
+    assert 0.5 * np.abs(shares1 - shares3).sum() <= 0.02  # class-share distance
+    diabetes = load_diabetes().data
+    reg1, reg3 = (joblib.load(model_root / "diabetes" / v / "model.joblib") for v in "13")
+    p1, p3 = reg1.predict(diabetes), reg3.predict(diabetes)
+    assert abs(p3.mean() - p1.mean()) / p1.mean() <= 0.02
+    assert np.median(np.abs(p3 - p1) / p1) <= 0.02
+    for name in ("wine", "diabetes"):
+        card1, card3 = (read_card(model_root / name / v) for v in "13")
+        assert card1.reference.features == card3.reference.features  # no input drift
+        assert card1.prediction_buckets == card3.prediction_buckets
+
+
 def test_training_is_deterministic(model_root: Path, tmp_path: Path) -> None:
     train_all(tmp_path, only=["wine"])
-    for version in "12":
+    for version in "123":
         again = json.loads((tmp_path / "wine" / version / "model.json").read_text())
         assert again["sha256"] == read_card(model_root / "wine" / version).sha256
     assert not (tmp_path / "diabetes").exists()

@@ -19,7 +19,8 @@ def test_every_name_is_level_metric_operation_and_unique() -> None:
 
     assert len(names) == len(set(names)) == len(rr.recorded_names())
     for name in names:
-        assert re.fullmatch(rf"{rr.LEVEL}:[a-z0-9_]+:(rate[0-9]+[smhd]|max)", name), name
+        level = rf"({rr.LEVEL}|{rr.CLASS_LEVEL})"  # by model and version, or also by class
+        assert re.fullmatch(rf"{level}:[a-z0-9_]+:(rate[0-9]+[smhd]|max)", name), name
 
 
 def test_a_rate_rule_knows_its_window_and_what_it_records() -> None:

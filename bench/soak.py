@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import math
 import os
@@ -51,21 +50,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.drive import rss_mib, tree_pids
 from devstack.paths import REPO_ROOT as REPO
 from devstack.service_process import ServiceProcess, demo_model_dir, start_service
 from loadtest.scenarios import BAD_KINDS, bad_request, dumps, make_scenario
 
-
-def _bench_run() -> Any:
-    """bench/run.py (the perf benchmark) as a module, for its /proc memory helpers."""
-    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench_run()
 HOST = "127.0.0.1"
 SCRAPE_SECONDS = 15.0
 MIX = (("v1-row", 0.60), ("v2-row", 0.15), ("v1-batch100", 0.15), ("bad", 0.10))
@@ -294,7 +283,7 @@ async def open_loop(
                 rps=done.completed / seconds if seconds else 0.0,
                 p50_ms=pct(done.latencies_ms, 0.50),
                 p99_ms=pct(done.latencies_ms, 0.99),
-                rss_mib=BENCH.rss_mib(service_pid),
+                rss_mib=rss_mib(service_pid),
                 by_class=dict(done.by_class),
                 unexpected=dict(done.unexpected),
                 late_sends=done.late_sends,
@@ -361,7 +350,7 @@ class Scrapes:
 
 def pin_tree(pid: int, cpu: int) -> None:
     """Every thread of a process tree onto one CPU (threads already running included)."""
-    for p in BENCH.tree_pids(pid):
+    for p in tree_pids(pid):
         for task in Path(f"/proc/{p}/task").glob("*"):
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(int(task.name), {cpu})

@@ -26,9 +26,18 @@ import urllib.request
 from pathlib import Path
 
 from bench.drive import Scraper, measure, progress_line, rss_mib, schedule, wrk
-from bench.model import load_model
+from bench.model import Model, load_model
 from bench.report import Cell, label, plot, render_report
-from bench.servers import ALL_SERVERS, build_servers, check_answers, start, stop, tail, wait_ready
+from bench.servers import (
+    ALL_SERVERS,
+    Server,
+    build_servers,
+    check_answers,
+    start,
+    stop,
+    tail,
+    wait_ready,
+)
 from devstack.paths import REPO_ROOT as REPO
 
 
@@ -70,61 +79,16 @@ def run(args: argparse.Namespace) -> int:
         f"= about {n_cells * per_cell / 60:.1f} min",
         flush=True,
     )
-    cells: dict[tuple[str, int, int], Cell] = {}
     try:
-        for server in servers:
-            start(server, server_cpu)
-        for server in servers:
-            wait_ready(server, args.start_timeout)
-            assert server.proc is not None
-            server.idle_rss_mib = rss_mib(server.proc.pid)
-            print(f">> {server.key} ready (idle RSS {server.idle_rss_mib:.0f} MiB)", flush=True)
-
-        bodies: dict[str, dict[int, Path]] = {}
-        for server in servers:
-            raw = {n: server.encode(model.rows[:n]) for n in row_counts}
-            check_answers(server, model, raw)
-            bodies[server.key] = {}
-            for n, body in raw.items():
-                path = run_dir / f"{server.key.replace(':', '-')}-{n}.json"
-                path.write_bytes(body)
-                bodies[server.key][n] = path
-        print(">> every server answers what model.predict answers", flush=True)
-        for server in servers:  # the first scrape pays one-time costs: not in a measurement
-            if server.metrics_url:
-                with urllib.request.urlopen(server.metrics_url, timeout=30) as answer:
-                    answer.read()
-
+        start_all(servers, server_cpu, args.start_timeout)
+        bodies = prepare(servers, model, row_counts, run_dir)
         print(f">> warm-up: {args.initial_warmup:g}s per server and payload", flush=True)
         for server in servers:
             for n in row_counts:
                 wrk(server.predict_url, bodies[server.key][n], 16, args.initial_warmup, load_cpu)
-
         scraper = Scraper([s.metrics_url for s in servers if s.metrics_url], args.scrape_interval)
         with scraper:
-            started = time.monotonic()
-            measurements = schedule(args.reps, row_counts, concurrencies, servers)
-            for done, (rep, n, c, server) in enumerate(measurements, start=1):
-                assert server.proc is not None
-                if server.proc.poll() is not None:
-                    raise RuntimeError(f"{server.key} died:\n{tail(server.log)}")
-                body = bodies[server.key][n]
-                if args.warmup > 0:
-                    wrk(server.predict_url, body, c, args.warmup, load_cpu)
-                # wrk hangs up with c requests in flight; measuring at once would count the
-                # server finishing those, and the new connections arriving meanwhile (p99 of
-                # 100 rows x 64 clients: 40 ms with a pause, 170-200 ms without, for the same
-                # server).
-                time.sleep(args.settle)
-                result, rss = measure(
-                    server.proc.pid, server.predict_url, body, c, args.duration, load_cpu
-                )
-                cell = cells.setdefault((server.key, n, c), Cell(server.key, n, c))
-                cell.reps.append(result)
-                cell.rss_mib.extend(rss)
-                eta = (time.monotonic() - started) / done * (n_cells - done)
-                line = progress_line(done, n_cells, rep, args.reps, n, c, server.key, result, eta)
-                print(line, flush=True)
+            cells = measure_all(args, servers, bodies, row_counts, concurrencies, load_cpu)
         for server in servers:
             assert server.proc is not None
             server.notes.append(f"RSS after the run {rss_mib(server.proc.pid):.0f} MiB")
@@ -173,6 +137,78 @@ def run(args: argparse.Namespace) -> int:
         },
         "results": [cell.summary() for cell in cells.values()],
     }
+    write_outputs(report, out_dir, run_dir, stamp)
+    return 0
+
+
+def start_all(servers: list[Server], cpu: int | None, timeout: float) -> None:
+    """Start every server at once (they load in parallel), then wait for each."""
+    for server in servers:
+        start(server, cpu)
+    for server in servers:
+        wait_ready(server, timeout)
+        assert server.proc is not None
+        server.idle_rss_mib = rss_mib(server.proc.pid)
+        print(f">> {server.key} ready (idle RSS {server.idle_rss_mib:.0f} MiB)", flush=True)
+
+
+def prepare(
+    servers: list[Server], model: Model, row_counts: list[int], run_dir: Path
+) -> dict[str, dict[int, Path]]:
+    """Each server's request bodies as files for wrk, once its answers to them are checked;
+    then one scrape of each, whose one-time costs stay out of the measurements."""
+    bodies: dict[str, dict[int, Path]] = {}
+    for server in servers:
+        raw = {n: server.encode(model.rows[:n]) for n in row_counts}
+        check_answers(server, model, raw)
+        bodies[server.key] = {}
+        for n, body in raw.items():
+            path = run_dir / f"{server.key.replace(':', '-')}-{n}.json"
+            path.write_bytes(body)
+            bodies[server.key][n] = path
+    print(">> every server answers what model.predict answers", flush=True)
+    for server in servers:
+        if server.metrics_url:
+            with urllib.request.urlopen(server.metrics_url, timeout=30) as answer:
+                answer.read()
+    return bodies
+
+
+def measure_all(
+    args: argparse.Namespace,
+    servers: list[Server],
+    bodies: dict[str, dict[int, Path]],
+    row_counts: list[int],
+    concurrencies: list[int],
+    load_cpu: int | None,
+) -> dict[tuple[str, int, int], Cell]:
+    cells: dict[tuple[str, int, int], Cell] = {}
+    n_cells = len(servers) * len(concurrencies) * len(row_counts) * args.reps
+    started = time.monotonic()
+    measurements = schedule(args.reps, row_counts, concurrencies, servers)
+    for done, (rep, n, c, server) in enumerate(measurements, start=1):
+        assert server.proc is not None
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.key} died:\n{tail(server.log)}")
+        body = bodies[server.key][n]
+        if args.warmup > 0:
+            wrk(server.predict_url, body, c, args.warmup, load_cpu)
+        # wrk hangs up with c requests in flight; measuring at once would count the server
+        # finishing those, and the new connections arriving meanwhile (p99 of 100 rows x 64
+        # clients: 40 ms with a pause, 170-200 ms without, for the same server).
+        time.sleep(args.settle)
+        result, rss = measure(server.proc.pid, server.predict_url, body, c, args.duration, load_cpu)
+        cell = cells.setdefault((server.key, n, c), Cell(server.key, n, c))
+        cell.reps.append(result)
+        cell.rss_mib.extend(rss)
+        eta = (time.monotonic() - started) / done * (n_cells - done)
+        line = progress_line(done, n_cells, rep, args.reps, n, c, server.key, result, eta)
+        print(line, flush=True)
+    return cells
+
+
+def write_outputs(report: dict, out_dir: Path, run_dir: Path, stamp: str) -> None:
+    """Print the report; keep it, the raw results and the plot (also as latest.*)."""
     text = render_report(report)
     print(text)
     (run_dir / "report.txt").write_text(text)
@@ -184,7 +220,6 @@ def run(args: argparse.Namespace) -> int:
         if src.exists():
             shutil.copyfile(src, out_dir / name)
     print(f">> raw results {results_json}\n>> plot        {plot_png}\n>> logs        {run_dir}")
-    return 0
 
 
 def parse_variants(specs: list[list[str]] | None) -> dict[str, dict[str, str]]:

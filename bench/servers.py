@@ -67,170 +67,160 @@ def oip_predictions(body: Any) -> list:
     return list(body["outputs"][0]["data"])
 
 
+def positional_rows(rows: np.ndarray) -> bytes:
+    """A v1 body of positional rows, ``{"instances": [[...], ...]}``."""
+    return json.dumps({"instances": rows.tolist()}).encode()
+
+
+def keyed_rows(names: list[str]) -> Callable[[np.ndarray], bytes]:
+    """An encoder of v1 bodies whose rows are objects keyed by feature name."""
+
+    def encode(rows: np.ndarray) -> bytes:
+        instances = [dict(zip(names, map(float, r), strict=True)) for r in rows]
+        return json.dumps({"instances": instances}).encode()
+
+    return encode
+
+
+def oip_tensor(n_features: int) -> Callable[[np.ndarray], bytes]:
+    """An encoder of Open Inference Protocol bodies: the rows as one FP64 tensor."""
+
+    def encode(rows: np.ndarray) -> bytes:
+        tensor = {
+            "name": "input-0",
+            "shape": [len(rows), n_features],
+            "datatype": "FP64",
+            "data": rows.ravel().tolist(),
+        }
+        return json.dumps({"inputs": [tensor]}).encode()
+
+    return encode
+
+
 def build_servers(
     model: Model, run_dir: Path, wanted: list[str], variants: dict[str, dict[str, str]]
 ) -> list[Server]:
-    servers = []
+    """The wanted servers in report order: ours, its variants (other settings or another
+    PYTHONPATH, measured in the same run), the peers, the floor."""
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
-    n_features = len(model.feature_names)
-
-    def ours(key: str, overrides: dict[str, str]) -> Server:
-        port = free_port()
-        env = dict(base_env, MODELOPS_MODEL_DIR=str(model.directory))
-        if model.sha256:
-            env["MODELOPS_MODEL_SHA256"] = model.sha256
-        overrides = dict(overrides)
-        # BENCH_INSTANCES=list sends positional rows ({"instances": [[...]]}, the body KServe
-        # gets) instead of objects keyed by feature name; it is not passed to the server.
-        positional = overrides.pop("BENCH_INSTANCES", "dict") == "list"
-        env.update(overrides)
-        names = model.feature_names
-
-        def encode(rows: np.ndarray) -> bytes:
-            if positional:
-                return json.dumps({"instances": rows.tolist()}).encode()
-            instances = [dict(zip(names, map(float, r), strict=True)) for r in rows]
-            return json.dumps({"instances": instances}).encode()
-
-        return Server(
-            key=key,
-            command=[
-                str(VENV_BIN / "python"),
-                "-m",
-                "modelops_service",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            cwd=REPO,
-            ready_url=f"http://127.0.0.1:{port}/readyz",
-            predict_url=f"http://127.0.0.1:{port}/v1/predict",
-            metrics_url=f"http://127.0.0.1:{port}/metrics",
-            encode=encode,
-            decode=v1_predictions,
-            log=run_dir / f"{key.replace(':', '-')}.log",
-            env_overrides=tuple(overrides),
-            notes=["instances as positional lists" if positional else "instances as objects"],
-        )
-
-    if "ours" in wanted:
-        servers.append(ours("ours", {}))
-    # Variants of ours with other settings (or another PYTHONPATH), measured in the same run.
-    for name, overrides in variants.items():
-        servers.append(ours(f"ours:{name}", overrides))
-
-    if "mlserver" in wanted:
-        http, grpc, metrics = free_port(), free_port(), free_port()
-        repo_dir = run_dir / "mlserver"
-        (repo_dir / model.name).mkdir(parents=True, exist_ok=True)
-        # One process like the others: inference in the server process (parallel_workers=0);
-        # everything else is MLServer's default.
-        (repo_dir / "settings.json").write_text(
-            json.dumps(
-                {
-                    "host": "127.0.0.1",
-                    "http_port": http,
-                    "grpc_port": grpc,
-                    "metrics_port": metrics,
-                    "parallel_workers": 0,
-                }
-            )
-        )
-        (repo_dir / model.name / "model-settings.json").write_text(
-            json.dumps(
-                {
-                    "name": model.name,
-                    "implementation": "mlserver_sklearn.SKLearnModel",
-                    "parameters": {"uri": str(model.joblib_file), "version": model.version},
-                }
-            )
-        )
-        servers.append(
-            Server(
-                key="mlserver",
-                command=[str(CACHE / "mlserver-venv/bin/mlserver"), "start", str(repo_dir)],
-                env=dict(base_env),
-                cwd=repo_dir,
-                ready_url=f"http://127.0.0.1:{http}/v2/models/{model.name}/ready",
-                predict_url=f"http://127.0.0.1:{http}/v2/models/{model.name}/infer",
-                metrics_url=f"http://127.0.0.1:{metrics}/metrics",
-                encode=lambda rows: json.dumps(
-                    {
-                        "inputs": [
-                            {
-                                "name": "input-0",
-                                "shape": [len(rows), n_features],
-                                "datatype": "FP64",
-                                "data": rows.ravel().tolist(),
-                            }
-                        ]
-                    }
-                ).encode(),
-                decode=oip_predictions,
-                log=run_dir / "mlserver.log",
-            )
-        )
-
-    if "kserve" in wanted:
-        http = free_port()
-        servers.append(
-            Server(
-                key="kserve",
-                command=[
-                    str(CACHE / "kserve-venv/bin/python"),
-                    str(BENCH / "peers/kserve_model.py"),
-                    "--model_name",
-                    model.name,
-                    "--model_file",
-                    str(model.joblib_file),
-                    "--http_port",
-                    str(http),
-                    "--workers",
-                    "1",
-                    "--enable_grpc",
-                    "false",
-                ],
-                env=dict(base_env),
-                cwd=run_dir,
-                ready_url=f"http://127.0.0.1:{http}/v1/models/{model.name}",
-                predict_url=f"http://127.0.0.1:{http}/v1/models/{model.name}:predict",
-                metrics_url=f"http://127.0.0.1:{http}/metrics",
-                encode=lambda rows: json.dumps({"instances": rows.tolist()}).encode(),
-                decode=v1_predictions,
-                log=run_dir / "kserve.log",
-            )
-        )
-
-    if "floor" in wanted:
-        port = free_port()
-        servers.append(
-            Server(
-                key="floor",
-                command=[
-                    str(VENV_BIN / "python"),
-                    "-m",
-                    "uvicorn",
-                    "floor_app:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    "1",
-                    "--no-access-log",
-                ],
-                env=dict(base_env, BENCH_MODEL_FILE=str(model.joblib_file)),
-                cwd=BENCH / "peers",
-                ready_url=f"http://127.0.0.1:{port}/docs",
-                predict_url=f"http://127.0.0.1:{port}/predict",
-                encode=lambda rows: json.dumps({"instances": rows.tolist()}).encode(),
-                decode=v1_predictions,
-                log=run_dir / "floor.log",
-            )
-        )
+    servers = [ours(model, run_dir, base_env, "ours", {})] if "ours" in wanted else []
+    servers += [
+        ours(model, run_dir, base_env, f"ours:{name}", overrides)
+        for name, overrides in variants.items()
+    ]
+    peers = {"mlserver": mlserver, "kserve": kserve, "floor": floor}
+    servers += [build(model, run_dir, base_env) for key, build in peers.items() if key in wanted]
     return servers
+
+
+def ours(
+    model: Model, run_dir: Path, base_env: dict[str, str], key: str, overrides: dict[str, str]
+) -> Server:
+    port = free_port()
+    env = dict(base_env, MODELOPS_MODEL_DIR=str(model.directory))
+    if model.sha256:
+        env["MODELOPS_MODEL_SHA256"] = model.sha256
+    overrides = dict(overrides)
+    # BENCH_INSTANCES=list sends positional rows ({"instances": [[...]]}, the body KServe
+    # gets) instead of objects keyed by feature name; it is not passed to the server.
+    positional = overrides.pop("BENCH_INSTANCES", "dict") == "list"
+    env.update(overrides)
+    return Server(
+        key=key,
+        command=[
+            str(VENV_BIN / "python"),
+            "-m",
+            "modelops_service",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=REPO,
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        predict_url=f"http://127.0.0.1:{port}/v1/predict",
+        metrics_url=f"http://127.0.0.1:{port}/metrics",
+        encode=positional_rows if positional else keyed_rows(model.feature_names),
+        decode=v1_predictions,
+        log=run_dir / f"{key.replace(':', '-')}.log",
+        env_overrides=tuple(overrides),
+        notes=["instances as positional lists" if positional else "instances as objects"],
+    )
+
+
+def mlserver(model: Model, run_dir: Path, base_env: dict[str, str]) -> Server:
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    repo_dir = run_dir / "mlserver"
+    (repo_dir / model.name).mkdir(parents=True, exist_ok=True)
+    # One process like the others: inference in the server process (parallel_workers=0);
+    # everything else is MLServer's default.
+    settings = {
+        "host": "127.0.0.1",
+        "http_port": http,
+        "grpc_port": grpc,
+        "metrics_port": metrics,
+        "parallel_workers": 0,
+    }
+    (repo_dir / "settings.json").write_text(json.dumps(settings))
+    model_settings = {
+        "name": model.name,
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": str(model.joblib_file), "version": model.version},
+    }
+    (repo_dir / model.name / "model-settings.json").write_text(json.dumps(model_settings))
+    return Server(
+        key="mlserver",
+        command=[str(CACHE / "mlserver-venv/bin/mlserver"), "start", str(repo_dir)],
+        env=dict(base_env),
+        cwd=repo_dir,
+        ready_url=f"http://127.0.0.1:{http}/v2/models/{model.name}/ready",
+        predict_url=f"http://127.0.0.1:{http}/v2/models/{model.name}/infer",
+        metrics_url=f"http://127.0.0.1:{metrics}/metrics",
+        encode=oip_tensor(len(model.feature_names)),
+        decode=oip_predictions,
+        log=run_dir / "mlserver.log",
+    )
+
+
+def kserve(model: Model, run_dir: Path, base_env: dict[str, str]) -> Server:
+    http = free_port()
+    return Server(
+        key="kserve",
+        command=[
+            str(CACHE / "kserve-venv/bin/python"),
+            str(BENCH / "peers/kserve_model.py"),
+            *("--model_name", model.name, "--model_file", str(model.joblib_file)),
+            *("--http_port", str(http), "--workers", "1", "--enable_grpc", "false"),
+        ],
+        env=dict(base_env),
+        cwd=run_dir,
+        ready_url=f"http://127.0.0.1:{http}/v1/models/{model.name}",
+        predict_url=f"http://127.0.0.1:{http}/v1/models/{model.name}:predict",
+        metrics_url=f"http://127.0.0.1:{http}/metrics",
+        encode=positional_rows,
+        decode=v1_predictions,
+        log=run_dir / "kserve.log",
+    )
+
+
+def floor(model: Model, run_dir: Path, base_env: dict[str, str]) -> Server:
+    port = free_port()
+    return Server(
+        key="floor",
+        command=[
+            str(VENV_BIN / "python"),
+            *("-m", "uvicorn", "floor_app:app", "--host", "127.0.0.1", "--port", str(port)),
+            *("--workers", "1", "--no-access-log"),
+        ],
+        env=dict(base_env, BENCH_MODEL_FILE=str(model.joblib_file)),
+        cwd=BENCH / "peers",
+        ready_url=f"http://127.0.0.1:{port}/docs",
+        predict_url=f"http://127.0.0.1:{port}/predict",
+        encode=positional_rows,
+        decode=v1_predictions,
+        log=run_dir / "floor.log",
+    )
 
 
 def pin(cpu: int | None) -> Callable[[], None] | None:

@@ -88,87 +88,97 @@ def ratios(ours: dict, peer: dict | None) -> tuple[float, float, float | None] |
 
 
 def render_report(report: dict) -> str:
-    idx = index(report)
+    """The printed report: the table, then per ours (and each variant) its ratios against
+    every peer and its goals, then the resident memory of each server."""
     servers = ordered_servers(report)
-    rows_list = report["settings"]["rows"]
-    concurrencies = report["settings"]["concurrency"]
-    lines = [
-        "",
-        f"Benchmark {report['started']}: model {report['model']['name']}/"
-        f"{report['model']['version']} ({report['model']['estimator']}), median of "
-        f"{report['settings']['reps']} x {report['settings']['duration_s']:g}s, "
-        f"{report['settings']['load_generator']}"
-        + (
-            f", /metrics scraped every {report['settings']['scrape_interval_s']:g}s"
-            if report["settings"].get("scrape_interval_s")
-            else ""
-        ),
-        "",
-        f"{'rows':>4} {'conc':>4}  {'server':<20} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'cpu ms/req':>10} {'core':>5} {'RSS MiB':>8}",
-    ]
-    for n in rows_list:
-        for c in concurrencies:
-            for s in servers:
-                r = idx.get((s, n, c))
-                if r is None:
-                    continue
-                rss = f"{r['rss_mib_max']:.0f}" if r["rss_mib_max"] is not None else "-"
-                cpu = r.get("cpu_ms_per_req")
-                cpu_text = f"{cpu:.3f}" if cpu is not None else "-"
-                share = r.get("core_share")
-                share_text = f"{share:.0%}" if share is not None else "-"
-                flag = f"  errors={r['errors']}" if r["errors"] else ""
-                lines.append(
-                    f"{n:>4} {c:>4}  {label(s):<20} {r['rps']:>9.0f} {r['rows_per_s']:>10.0f} "
-                    f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {cpu_text:>10} {share_text:>5} "
-                    f"{rss:>8}{flag}"
-                )
-            lines.append("")
+    lines = ["", headline(report), "", *table(report, servers)]
     for subject in [s for s in servers if s.startswith("ours")]:
         others = [s for s in servers if not s.startswith("ours")]
-        lines.append(
-            f"{label(subject)} against each peer: thr = req/s ours/peer (>1 better), "
-            "p99 = p99 ours/peer (<1 better),"
-        )
-        lines.append(
-            "cpu = CPU per request peer/ours (>1 better; moves least with background load)"
-        )
-        lines.append(f"{'':>10}" + "".join(f"  {label(s):^20}" for s in others))
-        lines.append(
-            f"{'rows':>4} {'conc':>4} "
-            + "".join(f"  {'thr':>6} {'p99':>6} {'cpu':>6}" for _ in others)
-        )
-        for n in rows_list:
-            for c in concurrencies:
-                ours = idx.get((subject, n, c))
-                if ours is None:
-                    continue
-                parts = []
-                for s in others:
-                    found = ratios(ours, idx.get((s, n, c)))
-                    if found is None:
-                        parts.append(f"  {'-':>6} {'-':>6} {'-':>6}")
-                        continue
-                    thr, p99, cpu = found
-                    cpu_text = f"{cpu:6.2f}" if cpu is not None else f"{'-':>6}"
-                    parts.append(f"  {thr:6.2f} {p99:6.2f} {cpu_text}")
-                lines.append(f"{n:>4} {c:>4} " + "".join(parts))
+        lines += [*ratio_table(report, subject, others), "", *verdicts(report, subject), ""]
+    lines += memory(report, servers)
+    return "\n".join(lines)
+
+
+def headline(report: dict) -> str:
+    settings = report["settings"]
+    scrapes = settings.get("scrape_interval_s")
+    return (
+        f"Benchmark {report['started']}: model {report['model']['name']}/"
+        f"{report['model']['version']} ({report['model']['estimator']}), median of "
+        f"{settings['reps']} x {settings['duration_s']:g}s, {settings['load_generator']}"
+        + (f", /metrics scraped every {scrapes:g}s" if scrapes else "")
+    )
+
+
+def cells_in_order(report: dict) -> list[tuple[int, int]]:
+    return [(n, c) for n in report["settings"]["rows"] for c in report["settings"]["concurrency"]]
+
+
+def table(report: dict, servers: list[str]) -> list[str]:
+    idx = index(report)
+    lines = [
+        f"{'rows':>4} {'conc':>4}  {'server':<20} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'cpu ms/req':>10} {'core':>5} {'RSS MiB':>8}"
+    ]
+    for n, c in cells_in_order(report):
+        for s in servers:
+            r = idx.get((s, n, c))
+            if r is None:
+                continue
+            rss = f"{r['rss_mib_max']:.0f}" if r["rss_mib_max"] is not None else "-"
+            cpu = r.get("cpu_ms_per_req")
+            cpu_text = f"{cpu:.3f}" if cpu is not None else "-"
+            share = r.get("core_share")
+            share_text = f"{share:.0%}" if share is not None else "-"
+            flag = f"  errors={r['errors']}" if r["errors"] else ""
+            lines.append(
+                f"{n:>4} {c:>4}  {label(s):<20} {r['rps']:>9.0f} {r['rows_per_s']:>10.0f} "
+                f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {cpu_text:>10} {share_text:>5} "
+                f"{rss:>8}{flag}"
+            )
         lines.append("")
-        lines.extend(verdicts(report, subject))
-        lines.append("")
-    lines.append("Resident memory (process tree): idle after start / max under load")
+    return lines
+
+
+def ratio_table(report: dict, subject: str, others: list[str]) -> list[str]:
+    idx = index(report)
+    lines = [
+        f"{label(subject)} against each peer: thr = req/s ours/peer (>1 better), "
+        "p99 = p99 ours/peer (<1 better),",
+        "cpu = CPU per request peer/ours (>1 better; moves least with background load)",
+        f"{'':>10}" + "".join(f"  {label(s):^20}" for s in others),
+        f"{'rows':>4} {'conc':>4} "
+        + "".join(f"  {'thr':>6} {'p99':>6} {'cpu':>6}" for _ in others),
+    ]
+    for n, c in cells_in_order(report):
+        ours = idx.get((subject, n, c))
+        if ours is None:
+            continue
+        parts = []
+        for s in others:
+            found = ratios(ours, idx.get((s, n, c)))
+            if found is None:
+                parts.append(f"  {'-':>6} {'-':>6} {'-':>6}")
+                continue
+            thr, p99, cpu = found
+            cpu_text = f"{cpu:6.2f}" if cpu is not None else f"{'-':>6}"
+            parts.append(f"  {thr:6.2f} {p99:6.2f} {cpu_text}")
+        lines.append(f"{n:>4} {c:>4} " + "".join(parts))
+    return lines
+
+
+def memory(report: dict, servers: list[str]) -> list[str]:
+    lines = ["Resident memory (process tree): idle after start / max under load"]
     for s in servers:
-        info = report["servers"][s]
         loaded = [
             r["rss_mib_max"] for r in report["results"] if r["server"] == s and r["rss_mib_max"]
         ]
-        idle = info["idle_rss_mib"]
+        idle = report["servers"][s]["idle_rss_mib"]
         lines.append(
             f"  {label(s):<20} {idle if idle is not None else float('nan'):6.0f} MiB / "
             f"{max(loaded) if loaded else float('nan'):6.0f} MiB"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def verdicts(report: dict, subject: str = "ours") -> list[str]:

@@ -36,14 +36,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import math
 import os
 import random
 import statistics
 import sys
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -51,21 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.drive import Scraper, rss_mib, tree_pids
 from devstack.paths import REPO_ROOT as REPO
 from devstack.service_process import ServiceProcess, demo_model_dir, start_service
 from loadtest.scenarios import BAD_KINDS, bad_request, dumps, make_scenario
 
-
-def _bench_run() -> Any:
-    """bench/run.py (the perf benchmark) as a module, for its /proc memory helpers."""
-    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench_run()
 HOST = "127.0.0.1"
 SCRAPE_SECONDS = 15.0
 MIX = (("v1-row", 0.60), ("v2-row", 0.15), ("v1-batch100", 0.15), ("bad", 0.10))
@@ -294,7 +282,7 @@ async def open_loop(
                 rps=done.completed / seconds if seconds else 0.0,
                 p50_ms=pct(done.latencies_ms, 0.50),
                 p99_ms=pct(done.latencies_ms, 0.99),
-                rss_mib=BENCH.rss_mib(service_pid),
+                rss_mib=rss_mib(service_pid),
                 by_class=dict(done.by_class),
                 unexpected=dict(done.unexpected),
                 late_sends=done.late_sends,
@@ -330,38 +318,12 @@ async def open_loop(
     return minutes_out
 
 
-class Scrapes:
-    """GET /metrics every SCRAPE_SECONDS, as Prometheus would (drift runs on scrape)."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.ok, self.failed = url, 0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(SCRAPE_SECONDS):
-            try:
-                with urllib.request.urlopen(self.url, timeout=10) as answer:
-                    answer.read()
-                self.ok += 1
-            except OSError:
-                self.failed += 1
-
-    def __enter__(self) -> Scrapes:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 # --------------------------------------------------------------------------- the run
 
 
 def pin_tree(pid: int, cpu: int) -> None:
     """Every thread of a process tree onto one CPU (threads already running included)."""
-    for p in BENCH.tree_pids(pid):
+    for p in tree_pids(pid):
         for task in Path(f"/proc/{p}/task").glob("*"):
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(int(task.name), {cpu})
@@ -439,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             f"soaking at {rate:.1f} req/s ({args.load:.0%}) for {args.minutes:g} min",
             flush=True,
         )
-        with Scrapes(f"{svc.url}/metrics") as scrapes:
+        with Scraper([f"{svc.url}/metrics"], SCRAPE_SECONDS) as scrapes:
             minutes = asyncio.run(
                 open_loop(
                     svc.port, requests, rate, args.minutes, args.interval,
@@ -463,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             f"answers: {sum(m.by_class.get('2xx', 0) for m in minutes)} 2xx, "
             f"{sum(m.by_class.get('4xx', 0) for m in minutes)} 4xx, {fivexx} 5xx, "
             f"{sum(m.by_class.get('transport', 0) for m in minutes)} transport errors, "
-            f"{unexpected} unexpected; scrapes {scrapes.ok} ok / {scrapes.failed} failed; "
+            f"{unexpected} unexpected; scrapes {scrapes.scrapes} ok / {scrapes.failures} failed; "
             f"service {'alive' if alive else 'DEAD'}",
             flush=True,
         )
@@ -479,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             "minutes": [m.__dict__ for m in minutes],
             "growth": grown,
             "unexpected": unexpected,
-            "scrapes": {"ok": scrapes.ok, "failed": scrapes.failed},
+            "scrapes": {"ok": scrapes.scrapes, "failed": scrapes.failures},
             "alive": alive,
             "loadavg_end": os.getloadavg(),
             "p99_median_ms": statistics.median(m.p99_ms for m in minutes),

@@ -1,0 +1,235 @@
+"""The report of a run: the median of each (server, rows, concurrency) cell, the table, the
+ratios of ours against each peer, the verdicts of DESIGN.md's performance goals, and the plot."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.servers import ALL_SERVERS, BENCH, CACHE, PEERS
+
+LABELS = {
+    "ours": "modelops (ours)",
+    "mlserver": "MLServer",
+    "kserve": "KServe",
+    "floor": "FastAPI floor",
+}
+# DESIGN.md, "Performance goals".
+GOAL_CONCURRENCY = 16
+GOAL_SINGLE_ROW_SPEEDUP = 2.5
+GOAL_BATCH_ROWS_SPEEDUP = 1.5
+
+
+@dataclass
+class Cell:
+    server: str
+    rows: int
+    concurrency: int
+    reps: list[dict[str, Any]] = field(default_factory=list)
+    rss_mib: list[float] = field(default_factory=list)
+
+    def median(self, key: str) -> float:
+        return statistics.median(r[key] for r in self.reps)
+
+    def median_latency_ms(self, pct: str) -> float:
+        return statistics.median(r["latency_us"][pct] for r in self.reps) / 1000
+
+    def _median_of(self, key: str) -> float | None:
+        values = [r[key] for r in self.reps if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    def summary(self) -> dict[str, Any]:
+        rps = self.median("rps")
+        return {
+            "server": self.server,
+            "rows": self.rows,
+            "concurrency": self.concurrency,
+            "rps": rps,
+            "rows_per_s": rps * self.rows,
+            "p50_ms": self.median_latency_ms("p50"),
+            "p99_ms": self.median_latency_ms("p99"),
+            "cpu_ms_per_req": self._median_of("cpu_ms_per_req"),
+            "core_share": self._median_of("core_share"),
+            "errors": sum(r["error_count"] for r in self.reps),
+            "rss_mib_max": max(self.rss_mib) if self.rss_mib else None,
+            "reps": self.reps,
+        }
+
+
+def index(report: dict) -> dict[tuple[str, int, int], dict]:
+    return {(r["server"], r["rows"], r["concurrency"]): r for r in report["results"]}
+
+
+def ordered_servers(report: dict) -> list[str]:
+    """Ours, then its variants (--variant), then the peers and the floor."""
+    keys = list(report["servers"])
+    variants = [k for k in keys if k.startswith("ours:")]
+    return [k for k in ("ours", *variants, *ALL_SERVERS[1:]) if k in keys]
+
+
+def label(key: str) -> str:
+    if key.startswith("ours:"):
+        return f"ours [{key.removeprefix('ours:')}]"
+    return LABELS[key]
+
+
+def ratios(ours: dict, peer: dict | None) -> tuple[float, float, float | None] | None:
+    """Ours against a peer in one cell: req/s ours/peer (>1 better), p99 ours/peer (<1
+    better) and CPU per request peer/ours (>1 better; None unless both were measured).
+    None when the peer has no usable figures there."""
+    if peer is None or not peer["rps"] or not peer["p99_ms"]:
+        return None
+    ours_cpu, peer_cpu = ours.get("cpu_ms_per_req"), peer.get("cpu_ms_per_req")
+    cpu = peer_cpu / ours_cpu if ours_cpu and peer_cpu else None
+    return ours["rps"] / peer["rps"], ours["p99_ms"] / peer["p99_ms"], cpu
+
+
+def render_report(report: dict) -> str:
+    """The printed report: the table, then per ours (and each variant) its ratios against
+    every peer and its goals, then the resident memory of each server."""
+    servers = ordered_servers(report)
+    lines = ["", headline(report), "", *table(report, servers)]
+    for subject in [s for s in servers if s.startswith("ours")]:
+        others = [s for s in servers if not s.startswith("ours")]
+        lines += [*ratio_table(report, subject, others), "", *verdicts(report, subject), ""]
+    lines += memory(report, servers)
+    return "\n".join(lines)
+
+
+def headline(report: dict) -> str:
+    settings = report["settings"]
+    scrapes = settings.get("scrape_interval_s")
+    return (
+        f"Benchmark {report['started']}: model {report['model']['name']}/"
+        f"{report['model']['version']} ({report['model']['estimator']}), median of "
+        f"{settings['reps']} x {settings['duration_s']:g}s, {settings['load_generator']}"
+        + (f", /metrics scraped every {scrapes:g}s" if scrapes else "")
+    )
+
+
+def cells_in_order(report: dict) -> list[tuple[int, int]]:
+    return [(n, c) for n in report["settings"]["rows"] for c in report["settings"]["concurrency"]]
+
+
+def table(report: dict, servers: list[str]) -> list[str]:
+    idx = index(report)
+    lines = [
+        f"{'rows':>4} {'conc':>4}  {'server':<20} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'cpu ms/req':>10} {'core':>5} {'RSS MiB':>8}"
+    ]
+    for n, c in cells_in_order(report):
+        for s in servers:
+            r = idx.get((s, n, c))
+            if r is None:
+                continue
+            rss = f"{r['rss_mib_max']:.0f}" if r["rss_mib_max"] is not None else "-"
+            cpu = r.get("cpu_ms_per_req")
+            cpu_text = f"{cpu:.3f}" if cpu is not None else "-"
+            share = r.get("core_share")
+            share_text = f"{share:.0%}" if share is not None else "-"
+            flag = f"  errors={r['errors']}" if r["errors"] else ""
+            lines.append(
+                f"{n:>4} {c:>4}  {label(s):<20} {r['rps']:>9.0f} {r['rows_per_s']:>10.0f} "
+                f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {cpu_text:>10} {share_text:>5} "
+                f"{rss:>8}{flag}"
+            )
+        lines.append("")
+    return lines
+
+
+def ratio_table(report: dict, subject: str, others: list[str]) -> list[str]:
+    idx = index(report)
+    lines = [
+        f"{label(subject)} against each peer: thr = req/s ours/peer (>1 better), "
+        "p99 = p99 ours/peer (<1 better),",
+        "cpu = CPU per request peer/ours (>1 better; moves least with background load)",
+        f"{'':>10}" + "".join(f"  {label(s):^20}" for s in others),
+        f"{'rows':>4} {'conc':>4} "
+        + "".join(f"  {'thr':>6} {'p99':>6} {'cpu':>6}" for _ in others),
+    ]
+    for n, c in cells_in_order(report):
+        ours = idx.get((subject, n, c))
+        if ours is None:
+            continue
+        parts = []
+        for s in others:
+            found = ratios(ours, idx.get((s, n, c)))
+            if found is None:
+                parts.append(f"  {'-':>6} {'-':>6} {'-':>6}")
+                continue
+            thr, p99, cpu = found
+            cpu_text = f"{cpu:6.2f}" if cpu is not None else f"{'-':>6}"
+            parts.append(f"  {thr:6.2f} {p99:6.2f} {cpu_text}")
+        lines.append(f"{n:>4} {c:>4} " + "".join(parts))
+    return lines
+
+
+def memory(report: dict, servers: list[str]) -> list[str]:
+    lines = ["Resident memory (process tree): idle after start / max under load"]
+    for s in servers:
+        loaded = [
+            r["rss_mib_max"] for r in report["results"] if r["server"] == s and r["rss_mib_max"]
+        ]
+        idle = report["servers"][s]["idle_rss_mib"]
+        lines.append(
+            f"  {label(s):<20} {idle if idle is not None else float('nan'):6.0f} MiB / "
+            f"{max(loaded) if loaded else float('nan'):6.0f} MiB"
+        )
+    return lines
+
+
+def verdicts(report: dict, subject: str = "ours") -> list[str]:
+    idx = index(report)
+    c = GOAL_CONCURRENCY
+    peers = [p for p in PEERS if (p, 1, c) in idx]
+    lines = [f"Goals of {label(subject)} (DESIGN.md, Performance goals) at {c} clients:"]
+    ours1, ours100 = idx.get((subject, 1, c)), idx.get((subject, 100, c))
+    if not peers or ours1 is None:
+        return [*lines, "  not evaluated: needs ours and at least one peer at this concurrency"]
+    fastest = max(peers, key=lambda p: idx[(p, 1, c)]["rps"])
+    best_p99 = min(peers, key=lambda p: idx[(p, 1, c)]["p99_ms"])
+    want = GOAL_SINGLE_ROW_SPEEDUP * idx[(fastest, 1, c)]["rps"]
+    ok = ours1["rps"] >= want and not ours1["errors"]
+    lines.append(
+        f"  [{'PASS' if ok else 'FAIL'}] single-row throughput {ours1['rps']:.0f} req/s >= "
+        f"{GOAL_SINGLE_ROW_SPEEDUP}x {label(fastest)} ({idx[(fastest, 1, c)]['rps']:.0f}) = "
+        f"{want:.0f}  (ratio {ours1['rps'] / idx[(fastest, 1, c)]['rps']:.2f}x)"
+    )
+    cpu_ours = ours1.get("cpu_ms_per_req")
+    cpu_peers = {p: idx[(p, 1, c)].get("cpu_ms_per_req") for p in peers}
+    if cpu_ours and all(cpu_peers.values()):
+        leanest = min(peers, key=lambda p: cpu_peers[p])
+        lines.append(
+            f"         cross-check, CPU per request: ours {cpu_ours:.3f} ms, {label(leanest)} "
+            f"{cpu_peers[leanest]:.3f} ms: {cpu_peers[leanest] / cpu_ours:.2f}x the requests "
+            "per CPU-second"
+        )
+    limit = idx[(best_p99, 1, c)]["p99_ms"]
+    ok = ours1["p99_ms"] <= limit
+    lines.append(
+        f"  [{'PASS' if ok else 'FAIL'}] single-row p99 {ours1['p99_ms']:.2f} ms <= "
+        f"{label(best_p99)}'s {limit:.2f} ms"
+    )
+    peers100 = [p for p in PEERS if (p, 100, c) in idx]
+    if ours100 is not None and peers100:
+        fastest100 = max(peers100, key=lambda p: idx[(p, 100, c)]["rows_per_s"])
+        peer_rows = idx[(fastest100, 100, c)]["rows_per_s"]
+        want = GOAL_BATCH_ROWS_SPEEDUP * peer_rows
+        ok = ours100["rows_per_s"] >= want and not ours100["errors"]
+        lines.append(
+            f"  [{'PASS' if ok else 'FAIL'}] 100-row batches {ours100['rows_per_s']:.0f} rows/s >= "
+            f"{GOAL_BATCH_ROWS_SPEEDUP}x {label(fastest100)} ({peer_rows:.0f}) = {want:.0f}  "
+            f"(ratio {ours100['rows_per_s'] / peer_rows:.2f}x)"
+        )
+    return lines
+
+
+def plot(results_json: Path, png: Path) -> None:
+    python = CACHE / "report-venv/bin/python"
+    if not python.exists():
+        print(f">> no plot: {python} missing (make bench-setup)", flush=True)
+        return
+    subprocess.run([str(python), str(BENCH / "plot.py"), str(results_json), str(png)], check=True)

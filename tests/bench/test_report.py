@@ -1,0 +1,171 @@
+"""bench/report.py: medians of a cell, ratios, the goals' PASS/FAIL, the printed report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.report import (
+    GOAL_BATCH_ROWS_SPEEDUP,
+    GOAL_CONCURRENCY,
+    GOAL_SINGLE_ROW_SPEEDUP,
+    Cell,
+    label,
+    ordered_servers,
+    ratios,
+    render_report,
+    verdicts,
+)
+
+C = GOAL_CONCURRENCY
+
+
+def rep(rps: float, p50_us: int, p99_us: int, errors: int = 0, cpu: float | None = 0.5) -> dict:
+    return {
+        "rps": rps,
+        "latency_us": {"p50": p50_us, "p99": p99_us},
+        "error_count": errors,
+        "cpu_ms_per_req": cpu,
+        "core_share": 0.9,
+    }
+
+
+def row(server: str, rows: int, rps: float, p99_ms: float, **extra: Any) -> dict:
+    base = {
+        "server": server,
+        "rows": rows,
+        "concurrency": C,
+        "rps": rps,
+        "rows_per_s": rps * rows,
+        "p50_ms": p99_ms / 4,
+        "p99_ms": p99_ms,
+        "cpu_ms_per_req": 0.5,
+        "core_share": 0.9,
+        "errors": 0,
+        "rss_mib_max": 150.0,
+    }
+    return base | extra
+
+
+def report(results: list[dict]) -> dict:
+    servers = list(dict.fromkeys(r["server"] for r in results))
+    return {
+        "started": "20260101-000000",
+        "model": {"name": "wine", "version": "1", "estimator": "HistGradientBoostingClassifier"},
+        "settings": {
+            "reps": 3,
+            "duration_s": 4.0,
+            "load_generator": "wrk -t1",
+            "rows": sorted({r["rows"] for r in results}),
+            "concurrency": [C],
+            "scrape_interval_s": 5,
+        },
+        "servers": {s: {"idle_rss_mib": 120.0} for s in servers},
+        "results": results,
+    }
+
+
+def test_cell_summary_takes_medians_and_sums_errors() -> None:
+    cell = Cell(
+        "ours",
+        100,
+        16,
+        reps=[
+            rep(900, 1000, 9000),
+            rep(1000, 2000, 5000, errors=2),
+            rep(1100, 3000, 7000, cpu=None),
+        ],
+    )
+    cell.rss_mib.extend([150.0, 170.0, 160.0])
+    summary = cell.summary()
+    assert summary["rps"] == 1000
+    assert summary["rows_per_s"] == 100_000
+    assert summary["p50_ms"] == 2.0
+    assert summary["p99_ms"] == 7.0
+    assert summary["cpu_ms_per_req"] == 0.5  # the repetition without a figure is left out
+    assert summary["errors"] == 2
+    assert summary["rss_mib_max"] == 170.0
+
+
+def test_cell_without_memory_samples_has_no_rss() -> None:
+    assert Cell("floor", 1, 1, reps=[rep(10, 1, 1)]).summary()["rss_mib_max"] is None
+
+
+def test_ratios_of_ours_against_a_peer() -> None:
+    ours = row("ours", 1, 3000, 4.0, cpu_ms_per_req=0.25)
+    peer = row("kserve", 1, 1000, 8.0, cpu_ms_per_req=1.0)
+    assert ratios(ours, peer) == (3.0, 0.5, 4.0)
+
+
+@pytest.mark.parametrize(
+    "peer", [None, row("kserve", 1, 0, 8.0), row("kserve", 1, 1000, 0.0)], ids=str
+)
+def test_no_ratios_against_a_peer_without_figures(peer: dict | None) -> None:
+    assert ratios(row("ours", 1, 3000, 4.0), peer) is None
+
+
+def test_no_cpu_ratio_unless_both_were_measured() -> None:
+    ours = row("ours", 1, 3000, 4.0, cpu_ms_per_req=None)
+    assert ratios(ours, row("kserve", 1, 1000, 8.0)) == (3.0, 0.5, None)
+
+
+def test_labels_and_order_ours_then_variants_then_peers() -> None:
+    rows = [row(s, 1, 1, 1) for s in ("floor", "kserve", "ours:nobatch", "mlserver", "ours")]
+    assert ordered_servers(report(rows)) == ["ours", "ours:nobatch", "mlserver", "kserve", "floor"]
+    assert label("ours:nobatch") == "ours [nobatch]"
+    assert label("mlserver") == "MLServer"
+
+
+def goal_results(ours_rps: float, ours_p99: float, ours_rows_100: float) -> list[dict]:
+    return [
+        row("ours", 1, ours_rps, ours_p99),
+        row("mlserver", 1, 800, 9.0),
+        row("kserve", 1, 1000, 6.0),
+        row("ours", 100, ours_rows_100 / 100, 20.0),
+        row("mlserver", 100, 100, 50.0),  # 10000 rows/s: the faster peer at 100 rows
+        row("kserve", 100, 50, 40.0),
+    ]
+
+
+def test_goals_pass_at_exactly_the_thresholds() -> None:
+    results = goal_results(GOAL_SINGLE_ROW_SPEEDUP * 1000, 6.0, GOAL_BATCH_ROWS_SPEEDUP * 10000)
+    lines = verdicts(report(results))
+    assert lines[0] == f"Goals of modelops (ours) (DESIGN.md, Performance goals) at {C} clients:"
+    assert [line.split("]")[0].strip() for line in lines if "[" in line] == ["[PASS"] * 3
+    assert "2.5x KServe (1000) = 2500  (ratio 2.50x)" in lines[1]
+    assert "<= KServe's 6.00 ms" in "\n".join(lines)
+    assert "1.5x MLServer (10000) = 15000" in lines[-1]
+
+
+def test_goals_fail_just_below_the_thresholds() -> None:
+    results = goal_results(GOAL_SINGLE_ROW_SPEEDUP * 1000 - 1, 6.01, 14999)
+    lines = [line for line in verdicts(report(results)) if "[" in line]
+    assert [line.split("]")[0].strip() for line in lines] == ["[FAIL"] * 3
+
+
+def test_errors_fail_the_throughput_goals_however_fast() -> None:
+    results = goal_results(10_000, 1.0, 10**6)
+    results[0]["errors"] = 1
+    results[3]["errors"] = 1
+    lines = [line for line in verdicts(report(results)) if "[" in line]
+    assert [line[:8] for line in lines] == ["  [FAIL]", "  [PASS]", "  [FAIL]"]
+
+
+def test_goals_not_evaluated_without_a_peer() -> None:
+    lines = verdicts(report([row("ours", 1, 3000, 4.0), row("floor", 1, 5000, 2.0)]))
+    assert lines[-1] == ("  not evaluated: needs ours and at least one peer at this concurrency")
+
+
+def test_render_report_prints_table_ratios_goals_and_memory() -> None:
+    text = render_report(report(goal_results(3000, 5.0, 20000)))
+    lines = text.splitlines()
+    assert lines[1] == (
+        "Benchmark 20260101-000000: model wine/1 (HistGradientBoostingClassifier), "
+        "median of 3 x 4s, wrk -t1, /metrics scraped every 5s"
+    )
+    assert "   1   16  modelops (ours)           3000       3000     1.25     5.00" in text
+    # thr 3000/800, p99 5/9, cpu 0.5/0.5 against MLServer; 3.00, 0.83, 1.00 against KServe
+    assert "   1   16 " + "    3.75   0.56   1.00    3.00   0.83   1.00" in lines
+    assert "  [PASS] single-row throughput 3000 req/s >= 2.5x KServe (1000) = 2500" in text
+    assert "  modelops (ours)         120 MiB /    150 MiB" in lines

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 import json
 import tarfile
 import tomllib
 from pathlib import Path
 
+from devstack.control_plane import SERVICE_CIDR
 from devstack.node_config import (
+    DNS_IP,
+    DNS_USER,
     NODE_IP,
     POD_CIDR,
     NodePaths,
     cni_conflist,
     containerd_config,
+    coredns_objects,
+    corefile,
     kubelet_config,
     oci_archive,
     pause_image,
@@ -56,6 +62,26 @@ def test_kubelet_keeps_cgroup_v1_and_authenticates_everyone() -> None:
     assert config["readOnlyPort"] == 0
     for key in ("resolvConf", "podLogsDir"):
         assert config[key].startswith(str(HOME))
+
+
+def test_cluster_dns_serves_cluster_local_on_the_node_and_forwards_nowhere() -> None:
+    assert kubelet_config(PATHS, Path("/ca.crt"))["clusterDNS"] == [DNS_IP]
+    assert ipaddress.ip_address(DNS_IP) in ipaddress.ip_network(SERVICE_CIDR)
+    text = corefile(PATHS)
+    words = [line.split()[0] for line in text.splitlines() if line.strip()]
+    assert "forward" not in words  # nothing leaves the host
+    assert "proxy" not in words
+    assert text.splitlines()[0].startswith("cluster.local:53 ")
+    assert f"bind {NODE_IP}" in text
+    assert f"kubeconfig {HOME}/coredns.kubeconfig" in text
+    role, binding, service, slice_ = coredns_objects()
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs == {"list", "watch"}  # CoreDNS reads the API, never writes
+    assert binding["subjects"][0]["name"] == DNS_USER
+    assert service["spec"]["clusterIP"] == DNS_IP
+    assert "selector" not in service["spec"]  # its endpoint is the node process
+    assert slice_["endpoints"][0]["addresses"] == [NODE_IP]
+    assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == "kube-dns"
 
 
 def test_the_pod_network_never_masquerades_and_keeps_its_state_under_home() -> None:

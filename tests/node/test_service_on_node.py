@@ -166,6 +166,53 @@ def test_the_chart_with_defaults_serves_on_the_real_node_under_pod_security_rest
     assert status["ready"]
 
 
+# --- cluster DNS -----------------------------------------------------------------
+
+RESOLVE = """
+import json, socket, sys
+out = {}
+for name in sys.argv[1:]:
+    try:
+        out[name] = sorted({a[4][0] for a in socket.getaddrinfo(name, 80, socket.AF_INET)})
+    except socket.gaierror as e:
+        out[name] = e.strerror
+print(json.dumps(out))
+"""
+
+
+def test_a_pod_on_the_real_node_resolves_cluster_names_through_coredns(node_rig, restricted):
+    cluster, _ = node_rig
+    install(cluster, restricted)
+    pod = ready_pod(cluster, restricted)
+    service_ip = cluster.get("service", FULLNAME, "-n", restricted)["spec"]["clusterIP"]
+    api_ip = cluster.get("service", "kubernetes", "-n", "default")["spec"]["clusterIP"]
+    dns_ip = cluster.get("service", "kube-dns", "-n", "kube-system")["spec"]["clusterIP"]
+    names = [
+        "kubernetes.default.svc.cluster.local",
+        f"{FULLNAME}.{restricted}.svc.cluster.local",
+        FULLNAME,  # through the pod's search path
+        "kubernetes.default",
+        "no-such-service.default.svc.cluster.local",
+        "outside.example",  # no forward: nothing outside cluster.local resolves
+    ]
+    exec_ = ["exec", "-n", restricted, pod["metadata"]["name"], "--"]
+    resolved = json.loads(
+        cluster.kubectl(*exec_, "python", "-c", RESOLVE, *names).stdout.strip().splitlines()[-1]
+    )
+    assert resolved["kubernetes.default.svc.cluster.local"] == [api_ip], resolved
+    assert resolved[f"{FULLNAME}.{restricted}.svc.cluster.local"] == [service_ip], resolved
+    assert resolved[FULLNAME] == [service_ip], resolved
+    assert resolved["kubernetes.default"] == [api_ip], resolved
+    assert isinstance(resolved["no-such-service.default.svc.cluster.local"], str), resolved
+    assert isinstance(resolved["outside.example"], str), resolved
+
+    resolv_conf = cluster.kubectl(*exec_, "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {dns_ip}" in resolv_conf.splitlines(), resolv_conf
+    assert f"search {restricted}.svc.cluster.local svc.cluster.local" in resolv_conf, resolv_conf
+    events = cluster.get("events", "-n", restricted, "--field-selector", "reason=MissingClusterDNS")
+    assert events["items"] == [], events["items"]
+
+
 # --- show 2 ---------------------------------------------------------------------
 
 

@@ -266,6 +266,15 @@ class RealNode:
         )
         return f"{cluster_ip}/32".encode() in rules.stdout
 
+    def routes(self, cluster_ip: str, port: int) -> set[str]:
+        """The endpoints (ip:port) kube-proxy's rules send a new connection to
+        cluster_ip:port to right now. A Deployment is available once its pod is Ready, but
+        the pod takes the Service's traffic only after the EndpointSlice controller and
+        kube-proxy caught up (a second or more on a loaded machine): until then the Service
+        REJECTs, and a client sees connection refused."""
+        save = run(*self.in_netns(find_tool("iptables-save"), "-t", "nat"), check=False)
+        return dnat_targets(save.stdout.decode(), cluster_ip, port)
+
     def _dns_ready(self) -> bool:  # NODE_IP: inside the rig's own namespace
         try:
             return httpx.get(f"http://{NODE_IP}:{DNS_READY_PORT}/ready", timeout=2).is_success
@@ -283,6 +292,28 @@ class RealNode:
 
     def images(self) -> list[str]:
         return self.ctr("images", "ls", "-q").stdout.decode().split()
+
+
+def dnat_targets(iptables_save: str, cluster_ip: str, port: int) -> set[str]:
+    """The DNAT destinations of kube-proxy's iptables chains (KUBE-SERVICES -> KUBE-SVC-*
+    -> KUBE-SEP-*) for cluster_ip:port, read from `iptables-save -t nat`."""
+    rules = [line.split() for line in iptables_save.splitlines() if line.startswith("-A ")]
+
+    def jumps(chain: str, *match: str) -> list[str]:
+        return [
+            r[r.index("-j") + 1]
+            for r in rules
+            if r[1] == chain and "-j" in r and all(m in r for m in match)
+        ]
+
+    services = jumps("KUBE-SERVICES", f"{cluster_ip}/32", str(port))
+    return {
+        r[r.index("--to-destination") + 1]
+        for svc in services
+        for sep in jumps(svc)
+        for r in rules
+        if r[1] == sep and "--to-destination" in r
+    }
 
 
 def _port(server: str) -> int:

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 from devstack.control_plane import SERVICE_CIDR
+from devstack.node import dnat_targets
 from devstack.node_config import (
     DNS_IP,
     DNS_USER,
@@ -125,3 +126,32 @@ def test_the_host_record_survives_a_round_trip(tmp_path) -> None:
     state.save(tmp_path / "host.json")
     assert HostState.load(tmp_path / "host.json") == state
     assert HostState.load(tmp_path / "absent.json") is None
+
+
+SAVE = """\
+*nat
+:KUBE-SERVICES - [0:0]
+-A KUBE-SERVICES -d 10.96.0.1/32 -p tcp -m comment --comment "default/kubernetes:https" \\
+ -m tcp --dport 443 -j KUBE-SVC-NPX
+-A KUBE-SERVICES -d 10.96.7.7/32 -p tcp -m comment --comment "ns/wine:http cluster IP" \\
+ -m tcp --dport 8080 -j KUBE-SVC-WINE
+-A KUBE-SVC-NPX -m comment --comment "default/kubernetes:https -> 10.245.255.1:6443" -j KUBE-SEP-API
+-A KUBE-SVC-WINE ! -s 10.245.0.0/24 -d 10.96.7.7/32 -p tcp -m tcp --dport 8080 -j KUBE-MARK-MASQ
+-A KUBE-SVC-WINE -m comment --comment "ns/wine:http -> 10.245.0.3:8080" -m statistic \\
+ --mode random --probability 0.5 -j KUBE-SEP-A
+-A KUBE-SVC-WINE -m comment --comment "ns/wine:http -> 10.245.0.4:8080" -j KUBE-SEP-B
+-A KUBE-SEP-API -p tcp -m tcp -j DNAT --to-destination 10.245.255.1:6443
+-A KUBE-SEP-A -s 10.245.0.3/32 -j KUBE-MARK-MASQ
+-A KUBE-SEP-A -p tcp -m tcp -j DNAT --to-destination 10.245.0.3:8080
+-A KUBE-SEP-B -p tcp -m tcp -j DNAT --to-destination 10.245.0.4:8080
+-A KUBE-SEP-OLD -p tcp -m tcp -j DNAT --to-destination 10.245.0.2:8080
+COMMIT
+""".replace("\\\n", "")
+
+
+def test_dnat_targets_follow_kube_proxys_chains_of_one_service() -> None:
+    # iptables-save prints one rule a line; the backslashes here only fold long ones.
+    assert dnat_targets(SAVE, "10.96.7.7", 8080) == {"10.245.0.3:8080", "10.245.0.4:8080"}
+    assert dnat_targets(SAVE, "10.96.0.1", 443) == {"10.245.255.1:6443"}
+    assert dnat_targets(SAVE, "10.96.7.7", 9090) == set()  # another port: no rule
+    assert dnat_targets(SAVE, "10.96.9.9", 8080) == set()  # no endpoints yet: REJECT only

@@ -102,6 +102,22 @@ def port_forward(cluster: Cluster, ns: str, target: str, port: int) -> Iterator[
         proc.wait(timeout=10)
 
 
+def wait_routed(cluster: Cluster, node: RealNode, ns: str, timeout: float = 60) -> str:
+    """The Service's ClusterIP URL, once kube-proxy sends its traffic to the ready pod.
+    `rollout status` returns when the pod is Ready; kube-proxy programs the pod as the
+    Service's endpoint later (EndpointSlice controller, then its next sync): 0.6 s on an
+    idle machine, more under load, all of it refused connections. A load started in that
+    window counts them against the change under test (issue 14: the 8-28 refusals of the
+    rollout-restart test were all there, before the restart)."""
+    ip = cluster.get("service", FULLNAME, "-n", ns)["spec"]["clusterIP"]
+    pod = f"{ready_pod(cluster, ns)['status']['podIP']}:8080"
+    deadline = time.monotonic() + timeout
+    while (routes := node.routes(ip, 8080)) != {pod}:
+        assert time.monotonic() < deadline, f"kube-proxy routes {ip}:8080 to {routes}, not {pod}"
+        time.sleep(0.2)
+    return f"http://{ip}:8080"
+
+
 @contextlib.contextmanager
 def load_in_node(node: RealNode, url: str, rate: float = 40) -> Iterator[dict]:
     """tests/node/load.py inside the node's network namespace (so it reaches ClusterIPs
@@ -220,8 +236,7 @@ def test_rollout_restart_under_load_through_the_cluster_ip_fails_no_request(node
     cluster, node = node_rig
     install(cluster, restricted)
     before = ready_pod(cluster, restricted)["metadata"]["name"]
-    ip = cluster.get("service", FULLNAME, "-n", restricted)["spec"]["clusterIP"]
-    with load_in_node(node, f"http://{ip}:8080") as load:
+    with load_in_node(node, wait_routed(cluster, node, restricted)) as load:
         cluster.kubectl("rollout", "restart", f"deployment/{FULLNAME}", "-n", restricted)
         cluster.kubectl(
             "rollout", "status", f"deployment/{FULLNAME}", "-n", restricted, "--timeout=240s"
@@ -245,8 +260,7 @@ def test_deleting_the_only_pod_under_load_is_reported_and_the_service_comes_back
     cluster, node = node_rig
     install(cluster, restricted)
     before = ready_pod(cluster, restricted)["metadata"]["name"]
-    ip = cluster.get("service", FULLNAME, "-n", restricted)["spec"]["clusterIP"]
-    with load_in_node(node, f"http://{ip}:8080") as load:
+    with load_in_node(node, wait_routed(cluster, node, restricted)) as load:
         cluster.kubectl("delete", "pod", before, "-n", restricted, "--wait=false")
         cluster.kubectl(
             "rollout", "status", f"deployment/{FULLNAME}", "-n", restricted, "--timeout=240s"

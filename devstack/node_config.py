@@ -255,7 +255,8 @@ def kube_proxy_config(paths: NodePaths) -> dict[str, Any]:
 def corefile(paths: NodePaths) -> str:
     """CoreDNS serving the API's Services for cluster.local (and PTRs of the rig's
     addresses), on the node's address only. No `forward`: nothing leaves the host, so
-    any other name is REFUSED (a pod's lookup of it fails at once)."""
+    a name outside these zones is REFUSED, an unknown one in them fails too (a pod's
+    lookup fails at once)."""
     zones = f"{CLUSTER_DOMAIN} in-addr.arpa ip6.arpa"
     return f"""\
 {CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{

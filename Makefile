@@ -99,7 +99,8 @@ serve: models ## Serve a demo model on http://127.0.0.1:$(PORT) (MODEL=models/wi
 
 ##@ Dev stack (devstack/: a real control plane on loopback, no Docker)
 
-# NODE=real: a real node (kubelet, kube-proxy, containerd; root) instead of the KWOK nodes,
+# NODE=real: a real node (kubelet, kube-proxy, containerd, CoreDNS for cluster.local only;
+# root) instead of the KWOK nodes,
 # with the project's images loaded from the Docker engine when it has them (make images).
 NODE ?= kwok
 

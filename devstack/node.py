@@ -1,13 +1,14 @@
 """A real node for the rig (issue 14): kubelet, kube-proxy and containerd running real pods.
 
     node = RealNode(plane)          # plane: the rig's ControlPlane (its ledger, its logs)
-    node.start(cluster)             # Ready, and kube-proxy programs the `kubernetes` Service
+    node.start(cluster)             # Ready, Services programmed, cluster DNS answering
     node.load_image("model-service:0.1.0")   # docker save | ctr images import
     release(plane.run_dir)          # make cluster-down: tear down, say what was removed
 
-node_config.py holds the layout (a network namespace of the rig's own, no default route)
-and the components' configuration; node_host.py what the node changes on the host and how
-it is put back, also after a killed run.
+CoreDNS runs beside kube-proxy as a node process (its Service kube-system/kube-dns points at
+the node's address), serving cluster.local only. node_config.py holds the layout (a network
+namespace of the rig's own, no default route) and the components' configuration;
+node_host.py what the node changes on the host and how it is put back, also after a killed run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from devstack.cluster import START_TIMEOUT, Cluster
@@ -28,6 +30,9 @@ from devstack.node_config import (
     BRIDGE,
     CNI_NETWORK,
     CRI_NAMESPACE,
+    DNS_IP,
+    DNS_READY_PORT,
+    DNS_USER,
     HOST_IP,
     HOST_LINK,
     NODE_HOME,
@@ -41,6 +46,8 @@ from devstack.node_config import (
     NodePaths,
     cni_conflist,
     containerd_config,
+    coredns_objects,
+    corefile,
     kube_proxy_config,
     kubelet_config,
     oci_archive,
@@ -76,8 +83,10 @@ class RealNode:
 
     def start(self, cluster: Cluster) -> None:
         """Join a node to ``cluster`` (whose control plane is ``self.plane``); returns once
-        the Node is Ready and kube-proxy has programmed the `kubernetes` Service."""
-        bins = {n: find_tool(n) for n in ("kubelet", "kube-proxy", "containerd", "runc", "socat")}
+        the Node is Ready, kube-proxy has programmed the `kubernetes` and `kube-dns`
+        Services, and CoreDNS has synced with the API."""
+        names = ("kubelet", "kube-proxy", "containerd", "runc", "socat", "coredns")
+        bins = {n: find_tool(n) for n in names}
         with machine_lock(self.paths):
             tear_down(self.paths, rig=self.plane.run_dir)
             if self.paths.host_state.exists():
@@ -126,12 +135,17 @@ class RealNode:
             "kube-proxy",
             self.in_netns(bins["kube-proxy"], f"--config={self.paths.home / 'kube-proxy.yaml'}"),
         )
+        self._spawn("coredns", self.in_netns(bins["coredns"], "-conf", self.paths.corefile))
         registered = lambda: cluster.kubectl("get", "node", NODE_NAME, check=False).returncode == 0  # noqa: E731
         self._wait(registered, f"node {NODE_NAME} registered")
         cluster.kubectl(
             "wait", "--for=condition=Ready", f"node/{NODE_NAME}", f"--timeout={int(START_TIMEOUT)}s"
         )
-        self._wait(self._service_programmed, "kube-proxy's rule for the `kubernetes` Service")
+        self._wait(
+            lambda: self._programmed(SERVICE_IP) and self._programmed(DNS_IP),
+            "kube-proxy's rules for the `kubernetes` and `kube-dns` Services",
+        )
+        self._wait(self._dns_ready, "CoreDNS synced with the API")
 
     def _spawn(self, name: str, argv: Sequence[Any]) -> Process:
         proc = self.plane._spawn(name, argv)
@@ -178,8 +192,9 @@ class RealNode:
         out.mkdir(parents=True, exist_ok=True)
         issue_client_cert(pki, "kubelet", f"/O=system:nodes/CN=system:node:{NODE_NAME}", out)
         issue_client_cert(pki, "kube-proxy", "/CN=system:kube-proxy", out)
+        issue_client_cert(pki, "coredns", f"/CN={DNS_USER}", out)
         server = f"https://{HOST_IP}:{API_FORWARD_PORT}"
-        for name in ("kubelet", "kube-proxy"):
+        for name in ("kubelet", "kube-proxy", "coredns"):
             write_kubeconfig(
                 self.paths.home / f"{name}.kubeconfig",
                 server,
@@ -223,6 +238,7 @@ class RealNode:
                         }
                     ],
                 },
+                *coredns_objects(),
             ]
         )
 
@@ -235,18 +251,35 @@ class RealNode:
             json.dumps(cni_conflist(p), indent=2)
         )
         (p.kubelet / "config.yaml").write_text(yaml.safe_dump(kubelet_config(p, pki / "ca.crt")))
-        # No nameserver: without cluster DNS a pod's lookup fails here, never leaves the host.
+        # The host's part of a pod's resolv.conf: no nameserver, no search path (clusterDNS
+        # is the pods' only server; dnsPolicy Default pods get none and resolve nothing).
         (p.kubelet / "resolv.conf").write_text("options ndots:1\n")
         (p.home / "kube-proxy.yaml").write_text(yaml.safe_dump(kube_proxy_config(p)))
+        p.corefile.write_text(corefile(p))
 
     def _import(self, archive: bytes) -> None:
         self.ctr("images", "import", "-", input=archive)
 
-    def _service_programmed(self) -> bool:
+    def _programmed(self, cluster_ip: str) -> bool:
         rules = run(
             *self.in_netns(find_tool("iptables"), "-t", "nat", "-S", "KUBE-SERVICES"), check=False
         )
-        return f"{SERVICE_IP}/32".encode() in rules.stdout
+        return f"{cluster_ip}/32".encode() in rules.stdout
+
+    def routes(self, cluster_ip: str, port: int) -> set[str]:
+        """The endpoints (ip:port) kube-proxy's rules send a new connection to
+        cluster_ip:port to right now. A Deployment is available once its pod is Ready, but
+        the pod takes the Service's traffic only after the EndpointSlice controller and
+        kube-proxy caught up (a second or more on a loaded machine): until then the Service
+        REJECTs, and a client sees connection refused."""
+        save = run(*self.in_netns(find_tool("iptables-save"), "-t", "nat"), check=False)
+        return dnat_targets(save.stdout.decode(), cluster_ip, port)
+
+    def _dns_ready(self) -> bool:  # NODE_IP: inside the rig's own namespace
+        try:
+            return httpx.get(f"http://{NODE_IP}:{DNS_READY_PORT}/ready", timeout=2).is_success
+        except httpx.HTTPError:
+            return False
 
     # -- images
 
@@ -259,6 +292,28 @@ class RealNode:
 
     def images(self) -> list[str]:
         return self.ctr("images", "ls", "-q").stdout.decode().split()
+
+
+def dnat_targets(iptables_save: str, cluster_ip: str, port: int) -> set[str]:
+    """The DNAT destinations of kube-proxy's iptables chains (KUBE-SERVICES -> KUBE-SVC-*
+    -> KUBE-SEP-*) for cluster_ip:port, read from `iptables-save -t nat`."""
+    rules = [line.split() for line in iptables_save.splitlines() if line.startswith("-A ")]
+
+    def jumps(chain: str, *match: str) -> list[str]:
+        return [
+            r[r.index("-j") + 1]
+            for r in rules
+            if r[1] == chain and "-j" in r and all(m in r for m in match)
+        ]
+
+    services = jumps("KUBE-SERVICES", f"{cluster_ip}/32", str(port))
+    return {
+        r[r.index("--to-destination") + 1]
+        for svc in services
+        for sep in jumps(svc)
+        for r in rules
+        if r[1] == sep and "--to-destination" in r
+    }
 
 
 def _port(server: str) -> int:

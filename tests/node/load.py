@@ -3,8 +3,10 @@
     nsenter --net=<node netns> python tests/node/load.py URL ROWS_JSON [--rate R] [--seconds S]
 
 Sends single-row POSTs to URL/v1/predict from a few threads at about R requests/s until
-SIGTERM or S seconds, then prints {"ok": n, "failed": n, "errors": {...}} as JSON. A request
-fails on any status but 200 or any connection error (each counted by its kind).
+SIGTERM or S seconds, then prints {"ok": n, "failed": n, "errors": {...}, "failures": [...]}
+as JSON. A request fails on any status but 200 or any connection error (each counted by its
+kind); "failures" lists the first few as [wall-clock time, kind], to line them up with the
+pods' events and kube-proxy's log when one happens.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     counts: collections.Counter[str] = collections.Counter()
+    failures: list[tuple[str, str]] = []
     lock = threading.Lock()
     interval = args.threads / args.rate
 
@@ -52,6 +55,10 @@ def main() -> None:
                 outcome = type(getattr(e, "reason", e)).__name__
             with lock:
                 counts[outcome] += 1
+                if outcome != "ok" and len(failures) < 50:
+                    failures.append(
+                        (time.strftime("%H:%M:%S") + f"{time.time() % 1:.3f}"[1:], outcome)
+                    )
             i += args.threads
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
@@ -63,7 +70,8 @@ def main() -> None:
     for t in threads:
         t.join()
     ok = counts.pop("ok", 0)
-    print(json.dumps({"ok": ok, "failed": sum(counts.values()), "errors": dict(counts)}))
+    failed = sum(counts.values())
+    print(json.dumps({"ok": ok, "failed": failed, "errors": dict(counts), "failures": failures}))
 
 
 if __name__ == "__main__":

@@ -147,7 +147,14 @@ def test_cluster_down_leaves_nothing_behind_even_after_a_killed_run(rig_dirs):
 
     down = devstack(rig, "down").stdout
     print(f"\n{down}")
-    for what in ("process kubelet", "container", "cgroup", "sysctl", str(NODE_HOME)):
+    for what in (
+        "process kubelet",
+        "process coredns",
+        "container",
+        "cgroup",
+        "sysctl",
+        str(NODE_HOME),
+    ):
         assert what in down, down
     after = host_snapshot(marks)
     assert json.dumps(after, indent=1, sort_keys=True) == json.dumps(

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 import json
 import tarfile
 import tomllib
 from pathlib import Path
 
+from devstack.control_plane import SERVICE_CIDR
+from devstack.node import dnat_targets
 from devstack.node_config import (
+    DNS_IP,
+    DNS_USER,
     NODE_IP,
     POD_CIDR,
     NodePaths,
     cni_conflist,
     containerd_config,
+    coredns_objects,
+    corefile,
     kubelet_config,
     oci_archive,
     pause_image,
@@ -56,6 +63,26 @@ def test_kubelet_keeps_cgroup_v1_and_authenticates_everyone() -> None:
     assert config["readOnlyPort"] == 0
     for key in ("resolvConf", "podLogsDir"):
         assert config[key].startswith(str(HOME))
+
+
+def test_cluster_dns_serves_cluster_local_on_the_node_and_forwards_nowhere() -> None:
+    assert kubelet_config(PATHS, Path("/ca.crt"))["clusterDNS"] == [DNS_IP]
+    assert ipaddress.ip_address(DNS_IP) in ipaddress.ip_network(SERVICE_CIDR)
+    text = corefile(PATHS)
+    words = [line.split()[0] for line in text.splitlines() if line.strip()]
+    assert "forward" not in words  # nothing leaves the host
+    assert "proxy" not in words
+    assert text.splitlines()[0].startswith("cluster.local:53 ")
+    assert f"bind {NODE_IP}" in text
+    assert f"kubeconfig {HOME}/coredns.kubeconfig" in text
+    role, binding, service, slice_ = coredns_objects()
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs == {"list", "watch"}  # CoreDNS reads the API, never writes
+    assert binding["subjects"][0]["name"] == DNS_USER
+    assert service["spec"]["clusterIP"] == DNS_IP
+    assert "selector" not in service["spec"]  # its endpoint is the node process
+    assert slice_["endpoints"][0]["addresses"] == [NODE_IP]
+    assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == "kube-dns"
 
 
 def test_the_pod_network_never_masquerades_and_keeps_its_state_under_home() -> None:
@@ -99,3 +126,32 @@ def test_the_host_record_survives_a_round_trip(tmp_path) -> None:
     state.save(tmp_path / "host.json")
     assert HostState.load(tmp_path / "host.json") == state
     assert HostState.load(tmp_path / "absent.json") is None
+
+
+SAVE = """\
+*nat
+:KUBE-SERVICES - [0:0]
+-A KUBE-SERVICES -d 10.96.0.1/32 -p tcp -m comment --comment "default/kubernetes:https" \\
+ -m tcp --dport 443 -j KUBE-SVC-NPX
+-A KUBE-SERVICES -d 10.96.7.7/32 -p tcp -m comment --comment "ns/wine:http cluster IP" \\
+ -m tcp --dport 8080 -j KUBE-SVC-WINE
+-A KUBE-SVC-NPX -m comment --comment "default/kubernetes:https -> 10.245.255.1:6443" -j KUBE-SEP-API
+-A KUBE-SVC-WINE ! -s 10.245.0.0/24 -d 10.96.7.7/32 -p tcp -m tcp --dport 8080 -j KUBE-MARK-MASQ
+-A KUBE-SVC-WINE -m comment --comment "ns/wine:http -> 10.245.0.3:8080" -m statistic \\
+ --mode random --probability 0.5 -j KUBE-SEP-A
+-A KUBE-SVC-WINE -m comment --comment "ns/wine:http -> 10.245.0.4:8080" -j KUBE-SEP-B
+-A KUBE-SEP-API -p tcp -m tcp -j DNAT --to-destination 10.245.255.1:6443
+-A KUBE-SEP-A -s 10.245.0.3/32 -j KUBE-MARK-MASQ
+-A KUBE-SEP-A -p tcp -m tcp -j DNAT --to-destination 10.245.0.3:8080
+-A KUBE-SEP-B -p tcp -m tcp -j DNAT --to-destination 10.245.0.4:8080
+-A KUBE-SEP-OLD -p tcp -m tcp -j DNAT --to-destination 10.245.0.2:8080
+COMMIT
+""".replace("\\\n", "")
+
+
+def test_dnat_targets_follow_kube_proxys_chains_of_one_service() -> None:
+    # iptables-save prints one rule a line; the backslashes here only fold long ones.
+    assert dnat_targets(SAVE, "10.96.7.7", 8080) == {"10.245.0.3:8080", "10.245.0.4:8080"}
+    assert dnat_targets(SAVE, "10.96.0.1", 443) == {"10.245.255.1:6443"}
+    assert dnat_targets(SAVE, "10.96.7.7", 9090) == set()  # another port: no rule
+    assert dnat_targets(SAVE, "10.96.9.9", 8080) == set()  # no endpoints yet: REJECT only

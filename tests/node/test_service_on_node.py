@@ -102,6 +102,24 @@ def port_forward(cluster: Cluster, ns: str, target: str, port: int) -> Iterator[
         proc.wait(timeout=10)
 
 
+def wait_routed(cluster: Cluster, node: RealNode, ns: str, timeout: float = 60) -> str:
+    """The Service's ClusterIP URL, once kube-proxy sends its traffic to the ready pod.
+    `rollout status` returns when the pod is Ready; kube-proxy programs the pod as the
+    Service's endpoint later (EndpointSlice controller, then its next sync): 0.6 s on an
+    idle machine, more under load, all of it refused connections. A load started in that
+    window counts them against the change under test (issue 14: the 8-28 refusals of the
+    rollout-restart test were all there, before the restart)."""
+    ip = cluster.get("service", FULLNAME, "-n", ns)["spec"]["clusterIP"]
+    pod = f"{ready_pod(cluster, ns)['status']['podIP']}:8080"
+    started = time.monotonic()
+    while (routes := node.routes(ip, 8080)) != {pod}:
+        waited = time.monotonic() - started
+        assert waited < timeout, f"kube-proxy routes {ip}:8080 to {routes}, not {pod}"
+        time.sleep(0.1)
+    print(f"\nbenchmark: Ready to routed by kube-proxy: {time.monotonic() - started:.1f} s")
+    return f"http://{ip}:8080"
+
+
 @contextlib.contextmanager
 def load_in_node(node: RealNode, url: str, rate: float = 40) -> Iterator[dict]:
     """tests/node/load.py inside the node's network namespace (so it reaches ClusterIPs
@@ -166,6 +184,53 @@ def test_the_chart_with_defaults_serves_on_the_real_node_under_pod_security_rest
     assert status["ready"]
 
 
+# --- cluster DNS -----------------------------------------------------------------
+
+RESOLVE = """
+import json, socket, sys
+out = {}
+for name in sys.argv[1:]:
+    try:
+        out[name] = sorted({a[4][0] for a in socket.getaddrinfo(name, 80, socket.AF_INET)})
+    except socket.gaierror as e:
+        out[name] = e.strerror
+print(json.dumps(out))
+"""
+
+
+def test_a_pod_on_the_real_node_resolves_cluster_names_through_coredns(node_rig, restricted):
+    cluster, _ = node_rig
+    install(cluster, restricted)
+    pod = ready_pod(cluster, restricted)
+    service_ip = cluster.get("service", FULLNAME, "-n", restricted)["spec"]["clusterIP"]
+    api_ip = cluster.get("service", "kubernetes", "-n", "default")["spec"]["clusterIP"]
+    dns_ip = cluster.get("service", "kube-dns", "-n", "kube-system")["spec"]["clusterIP"]
+    names = [
+        "kubernetes.default.svc.cluster.local",
+        f"{FULLNAME}.{restricted}.svc.cluster.local",
+        FULLNAME,  # through the pod's search path
+        "kubernetes.default",
+        "no-such-service.default.svc.cluster.local",
+        "outside.example",  # no forward: nothing outside cluster.local resolves
+    ]
+    exec_ = ["exec", "-n", restricted, pod["metadata"]["name"], "--"]
+    resolved = json.loads(
+        cluster.kubectl(*exec_, "python", "-c", RESOLVE, *names).stdout.strip().splitlines()[-1]
+    )
+    assert resolved["kubernetes.default.svc.cluster.local"] == [api_ip], resolved
+    assert resolved[f"{FULLNAME}.{restricted}.svc.cluster.local"] == [service_ip], resolved
+    assert resolved[FULLNAME] == [service_ip], resolved
+    assert resolved["kubernetes.default"] == [api_ip], resolved
+    assert isinstance(resolved["no-such-service.default.svc.cluster.local"], str), resolved
+    assert isinstance(resolved["outside.example"], str), resolved
+
+    resolv_conf = cluster.kubectl(*exec_, "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {dns_ip}" in resolv_conf.splitlines(), resolv_conf
+    assert f"search {restricted}.svc.cluster.local svc.cluster.local" in resolv_conf, resolv_conf
+    events = cluster.get("events", "-n", restricted, "--field-selector", "reason=MissingClusterDNS")
+    assert events["items"] == [], events["items"]
+
+
 # --- show 2 ---------------------------------------------------------------------
 
 
@@ -173,8 +238,7 @@ def test_rollout_restart_under_load_through_the_cluster_ip_fails_no_request(node
     cluster, node = node_rig
     install(cluster, restricted)
     before = ready_pod(cluster, restricted)["metadata"]["name"]
-    ip = cluster.get("service", FULLNAME, "-n", restricted)["spec"]["clusterIP"]
-    with load_in_node(node, f"http://{ip}:8080") as load:
+    with load_in_node(node, wait_routed(cluster, node, restricted)) as load:
         cluster.kubectl("rollout", "restart", f"deployment/{FULLNAME}", "-n", restricted)
         cluster.kubectl(
             "rollout", "status", f"deployment/{FULLNAME}", "-n", restricted, "--timeout=240s"
@@ -198,8 +262,7 @@ def test_deleting_the_only_pod_under_load_is_reported_and_the_service_comes_back
     cluster, node = node_rig
     install(cluster, restricted)
     before = ready_pod(cluster, restricted)["metadata"]["name"]
-    ip = cluster.get("service", FULLNAME, "-n", restricted)["spec"]["clusterIP"]
-    with load_in_node(node, f"http://{ip}:8080") as load:
+    with load_in_node(node, wait_routed(cluster, node, restricted)) as load:
         cluster.kubectl("delete", "pod", before, "-n", restricted, "--wait=false")
         cluster.kubectl(
             "rollout", "status", f"deployment/{FULLNAME}", "-n", restricted, "--timeout=240s"

@@ -64,6 +64,9 @@ cmd_start() {
       systemctl start docker
     else
       say "no systemd: starting dockerd (pid file $PIDFILE, log $LOG)"
+      # A pid file left by an engine that was killed: dockerd refuses to start while the
+      # PID in it names any live process.
+      rm -f "$PIDFILE"
       # setsid: the engine outlives this shell and make; dockerd writes its own pid file.
       setsid dockerd --pidfile "$PIDFILE" >>"$LOG" 2>&1 </dev/null &
     fi

@@ -12,12 +12,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import prometheus_client
 from fastapi import FastAPI, Request
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from modelops_service import __version__
 from modelops_service.card import read_card
@@ -39,6 +44,27 @@ def _registry() -> CollectorRegistry:
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     return registry
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with its OpenTelemetry bridge switched off, the service exports Prometheus
+    metrics of its own: the bridge asked the global providers on every request, and its
+    exception observer was one more layer around every request."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(telemetry={"tracing": False, "metrics": False, "logs": False}, **kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # FastAPI's own stack minus ExceptionTelemetryMiddleware: the 500 handler
+        # outermost, then the user middleware, the exception handlers, the exit stack
+        # FastAPI's request handlers close uploaded files with, the router.
+        handlers = {k: h for k, h in self.exception_handlers.items() if k not in (500, Exception)}
+        error_handler = self.exception_handlers.get(Exception, self.exception_handlers.get(500))
+        app: ASGIApp = AsyncExitStackMiddleware(self.router)
+        app = ExceptionMiddleware(app, handlers=handlers, debug=self.debug)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return ServerErrorMiddleware(app, handler=error_handler, debug=self.debug)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         metrics.router,
     ]
-    app = FastAPI(
+    app = ServiceApp(
         title=f"modelops model service: {card.name} v{card.version}",
         version=__version__,
         description=f"{card.description}\n\nTask: {card.task}. Features: "

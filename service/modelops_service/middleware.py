@@ -11,6 +11,7 @@ app counts as ``5xx`` and goes on to the app's error handler (its 500 answer).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -77,6 +78,10 @@ class RequestTelemetry:
         self.log_features = log_features
         self.log = logging.getLogger(ACCESS_LOGGER)
         self._handlers: dict[tuple[str, str], str] = {}
+        # Request ids: a random prefix per process and a counter, 32 hex digits like a
+        # token_hex(16), unique across replicas without a urandom call per request.
+        self._id_prefix = secrets.token_hex(8)
+        self._ids = itertools.count()
 
     def handler(self, scope: Scope) -> str:
         key = (scope["method"], scope["path"])
@@ -99,7 +104,7 @@ class RequestTelemetry:
             elif key == b"content-length" and not received:
                 received = content_length(value)
         request_id = given if given is not None and _REQUEST_ID_OK.match(given) else ""
-        request_id = request_id or secrets.token_hex(16)
+        request_id = request_id or f"{self._id_prefix}{next(self._ids):016x}"
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         raw_id = request_id.encode()

@@ -49,6 +49,15 @@ class PredictRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
         self.app = self._serve
 
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Routing matched this route: serve it, minus APIRoute.handle's lookup of a
+        # route copied by include_router (the app has a flat route table) and
+        # Route.handle's extra frame; a method it does not allow gets Route.handle's 405.
+        if self.methods is None or scope["method"] in self.methods:
+            await self._serve(scope, receive, send)
+        else:
+            await super().handle(scope, receive, send)
+
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         service = scope["app"].state.service

@@ -36,6 +36,16 @@ our_pid() {
   echo "$pid"
 }
 
+# One line on an engine that answers: whether this script started it (and may stop it).
+describe() {
+  local pid
+  if pid=$(our_pid); then
+    say "Docker engine $1 answers: dockerd $pid, started by this script"
+  else
+    say "Docker engine $1 answers: not started by this script (left alone)"
+  fi
+}
+
 install_engine() {
   [[ $(id -u) == 0 ]] || die "dockerd is missing and installing it needs root: apt-get install docker.io"
   command -v apt-get >/dev/null || die "dockerd is missing and this is not a Debian system: install a Docker engine"
@@ -48,11 +58,7 @@ install_engine() {
 cmd_start() {
   local version pid
   if version=$(answers); then
-    if pid=$(our_pid); then
-      say "Docker engine $version answers (dockerd $pid, started by this script)"
-    else
-      say "Docker engine $version answers (not started by this script: left alone)"
-    fi
+    describe "$version"
     return 0
   fi
   command -v dockerd >/dev/null || install_engine
@@ -104,13 +110,9 @@ cmd_stop() {
 }
 
 cmd_status() {
-  local version pid
+  local version
   if version=$(answers); then
-    if pid=$(our_pid); then
-      say "Docker engine $version answers: dockerd $pid, started by this script"
-    else
-      say "Docker engine $version answers: not started by this script"
-    fi
+    describe "$version"
   else
     say "no Docker engine answers"
     return 1

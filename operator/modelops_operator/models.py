@@ -75,6 +75,16 @@ class Compare(_Model):
 
     max_error_rate_delta: float | None = Field(default=0.02, alias="maxErrorRateDelta", ge=0, le=1)
     max_latency_p95_ratio: float | None = Field(default=1.5, alias="maxLatencyP95Ratio", ge=1)
+    min_latency_p95_increase_seconds: float = Field(
+        default=0.025,
+        alias="minLatencyP95IncreaseSeconds",
+        ge=0,
+        description=(
+            "maxLatencyP95Ratio fails the canary only when its p95 is also at least this much"
+            " above the stable's: below it both p95s lie within the latency histogram's"
+            " resolution and a busy node's noise."
+        ),
+    )
     max_prediction_shift: float | None = Field(default=0.1, alias="maxPredictionShift", ge=0)
 
 
@@ -181,6 +191,9 @@ class Figures(_Model):
     )
     error_rate_delta: float | None = Field(default=None, alias="errorRateDelta")
     latency_p95_ratio: float | None = Field(default=None, alias="latencyP95Ratio")
+    latency_p95_increase_seconds: float | None = Field(
+        default=None, alias="latencyP95IncreaseSeconds"
+    )
     prediction_shift: float | None = Field(default=None, alias="predictionShift")
 
 

@@ -416,7 +416,8 @@ def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     figures = passed["figures"]
     assert figures["stableRequests"] >= 20
     assert figures["predictionShift"] <= 0.1
-    assert figures["latencyP95Ratio"] <= 1.5
+    # the same model: p95s apart by less than the histogram's resolution, whatever their ratio
+    assert figures["latencyP95Ratio"] <= 1.5 or figures["latencyP95IncreaseSeconds"] < 0.025
     assert figures["errorRateDelta"] <= 0.02
     assert 0 < figures["trafficSharePercent"] < 100  # measured: the rig sends both the same
     assert passed["thresholds"]["maxPredictionShift"] == 0.1

@@ -41,8 +41,9 @@ tools: ## Install the pinned test tools (control plane, helm, kubectl, prometheu
 	hack/install-tools.sh
 
 .PHONY: lint
-lint: venv tools ## Lint: ruff, generated files fresh, helm lint --strict of both charts, mypy (service/, operator/).
+lint: venv tools ## Lint: ruff, shellcheck, generated files fresh, helm lint --strict of both charts, mypy.
 	$(VENV)/bin/ruff check .
+	shellcheck --external-sources --severity=warning hack/*.sh .ci/run
 	$(VENV)/bin/ruff format --check .
 	$(PY) hack/generate.py --check
 	@for chart in charts/model-service charts/model-operator; do \

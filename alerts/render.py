@@ -60,7 +60,9 @@ SCHEMA_BY_TYPE: dict[str, dict] = {
     "selector": {"type": "string", "minLength": 1},
     "url": {"type": "string"},
     "duration": {"type": "string", "pattern": DURATION.pattern},
-    "ratio": {"type": "number", "minimum": 0, "maximum": 1},
+    # a ratio an alert fires above (1 could never be exceeded) or below (nothing is below 0)
+    "ratio-above": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+    "ratio-below": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     "objective": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
     "number": {"type": "number", "minimum": 0},
     "seconds": {"type": "number", "exclusiveMinimum": 0},
@@ -101,8 +103,10 @@ def check_value(param: Param, value: object) -> None:
         ok = isinstance(value, str) and bool(DURATION.match(value))
     else:
         ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-        if ok and kind == "ratio":
-            ok = value <= 1
+        if ok and kind == "ratio-above":
+            ok = value < 1
+        if ok and kind == "ratio-below":
+            ok = 0 < value <= 1
         if ok and kind == "objective":
             ok = 0 < value < 1
         if ok and kind == "seconds":

@@ -101,6 +101,7 @@ install_debian() {
   syswhich runc >/dev/null || missing+=(runc)
   syswhich iptables >/dev/null && syswhich ip6tables >/dev/null || missing+=(iptables)
   syswhich socat >/dev/null || missing+=(socat)
+  syswhich shellcheck >/dev/null || missing+=(shellcheck) # make lint
   for p in "${CNI_PLUGINS[@]}"; do
     [[ -x $CNI_DIR/$p ]] || { missing+=(containernetworking-plugins) && break; }
   done

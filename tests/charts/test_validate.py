@@ -51,6 +51,16 @@ REFUSED = [
         id="error-ratio-above-1",
     ),
     pytest.param(
+        param("errorRatioThreshold", 1),
+        ["errorRatioThreshold"],
+        id="error-ratio-1-never-exceeded",
+    ),
+    pytest.param(
+        param("lowConfidenceThreshold", 0),
+        ["lowConfidenceThreshold"],
+        id="confidence-0-never-undercut",
+    ),
+    pytest.param(
         param("inputErrorRatioThreshold", -0.1),
         ["inputErrorRatioThreshold"],
         id="input-error-ratio-negative",

@@ -130,7 +130,9 @@ def test_overrides_change_the_rendered_rules() -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [("errorRatioThreshold", 1.5), ("errorRatioFor", "5 minutes"), ("sloObjective", 1),
-     ("metricSelector", " "), ("noSuchParameter", 1)],
+     ("metricSelector", " "), ("noSuchParameter", 1),
+     # thresholds an alert could never cross: a silent off switch
+     ("errorRatioThreshold", 1), ("lowConfidenceThreshold", 0)],
 )  # fmt: skip
 def test_bad_parameter_values_are_refused(name: str, value: object) -> None:
     with pytest.raises(ValueError, match=name):

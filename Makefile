@@ -30,7 +30,8 @@ $(VENV)/.installed: pyproject.toml
 	@uv=$$(UV_VERSION=$(UV_VERSION) hack/bootstrap-uv.sh $(UV_DIR)) \
 	  && echo ">> creating $(VENV) with the pinned dependencies of pyproject.toml ($$uv)" \
 	  && "$$uv" venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV) \
-	  && "$$uv" pip install --quiet --python $(PY) -e '.[dev]'
+	  && "$$uv" pip install --quiet --compile-bytecode --python $(PY) -e '.[dev]' \
+	  && $(PY) -m compileall -q service/modelops_service operator/modelops_operator devstack
 	@touch $@
 
 .PHONY: venv

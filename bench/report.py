@@ -95,6 +95,8 @@ def render_report(report: dict) -> str:
     for subject in [s for s in servers if s.startswith("ours")]:
         others = [s for s in servers if not s.startswith("ours")]
         lines += [*ratio_table(report, subject, others), "", *verdicts(report, subject), ""]
+    for variant in [s for s in servers if s.startswith("ours:")]:
+        lines += [*ab_table(report, "ours", variant), ""]
     lines += memory(report, servers)
     return "\n".join(lines)
 
@@ -164,6 +166,40 @@ def ratio_table(report: dict, subject: str, others: list[str]) -> list[str]:
             cpu_text = f"{cpu:6.2f}" if cpu is not None else f"{'-':>6}"
             parts.append(f"  {thr:6.2f} {p99:6.2f} {cpu_text}")
         lines.append(f"{n:>4} {c:>4} " + "".join(parts))
+    return lines
+
+
+def paired_ratios(ours: dict, other: dict, key: str) -> list[float]:
+    """``key`` of ours over the other's, rep by rep: the reps of a run are interleaved
+    (rep i of every server runs before rep i+1 of any), so a pair shared the machine's
+    background load and its ratio moves less than either figure."""
+    pairs = zip(ours["reps"], other["reps"], strict=False)
+    return [a[key] / b[key] for a, b in pairs if a.get(key) and b.get(key)]
+
+
+def spread(values: list[float]) -> str:
+    """``median [min..max]`` of ratios, and the median as a change in percent."""
+    if not values:
+        return "-"
+    mid = statistics.median(values)
+    return f"{mid:5.3f} [{min(values):.3f}..{max(values):.3f}] {mid - 1:+6.1%}"
+
+
+def ab_table(report: dict, subject: str, variant: str) -> list[str]:
+    """Ours against a variant (e.g. the previous main), per interleaved rep."""
+    idx = index(report)
+    lines = [
+        f"A/B: {label(subject)} against {label(variant)}, ours/variant per interleaved rep, "
+        "median [min..max] and change (cpu: <1 better, req/s: >1 better)",
+        f"{'rows':>4} {'conc':>4}  {'cpu ms/req':<30} {'req/s':<30}",
+    ]
+    for n, c in cells_in_order(report):
+        ours, other = idx.get((subject, n, c)), idx.get((variant, n, c))
+        if ours is None or other is None:
+            continue
+        cpu = spread(paired_ratios(ours, other, "cpu_ms_per_req"))
+        rps = spread(paired_ratios(ours, other, "rps"))
+        lines.append(f"{n:>4} {c:>4}  {cpu:<30} {rps:<30}")
     return lines
 
 

@@ -13,8 +13,10 @@ from bench.report import (
     Cell,
     label,
     ordered_servers,
+    paired_ratios,
     ratios,
     render_report,
+    spread,
     verdicts,
 )
 
@@ -169,3 +171,25 @@ def test_render_report_prints_table_ratios_goals_and_memory() -> None:
     assert "   1   16 " + "    3.75   0.56   1.00    3.00   0.83   1.00" in lines
     assert "  [PASS] single-row throughput 3000 req/s >= 2.5x KServe (1000) = 2500" in text
     assert "  modelops (ours)         120 MiB /    150 MiB" in lines
+
+
+def test_ab_pairs_each_rep_of_ours_with_the_same_rep_of_the_variant() -> None:
+    ours = {"reps": [rep(1000, 1, 2, cpu=0.20), rep(500, 1, 2, cpu=0.22), rep(900, 1, 2)]}
+    old = {"reps": [rep(800, 1, 2, cpu=0.25), rep(500, 1, 2, cpu=0.20), rep(1000, 1, 2)]}
+    assert paired_ratios(ours, old, "cpu_ms_per_req") == pytest.approx([0.8, 1.1, 1.0])
+    assert paired_ratios(ours, old, "rps") == pytest.approx([1.25, 1.0, 0.9])
+    assert spread([0.8, 1.1, 1.0]) == "1.000 [0.800..1.100]  +0.0%"
+    assert spread([]) == "-"
+
+
+def test_render_report_prints_the_ab_against_each_variant() -> None:
+    cpu = (0.20, 0.30, 0.19)
+    results = [
+        row("ours", 1, 1000, 5.0, reps=[rep(1000, 1, 2, cpu=c) for c in (0.19, 0.2, 0.2)]),
+        row("ours:old", 1, 900, 5.0, reps=[rep(900, 1, 2, cpu=c) for c in cpu]),
+    ]
+    lines = render_report(report(results)).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("A/B: modelops (ours)"))
+    assert "against ours [old]" in lines[at]
+    expected = "1 16 0.950 [0.667..1.053] -5.0% 1.111 [1.111..1.111] +11.1%"
+    assert lines[at + 2].split() == expected.split()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.floor import GOAL_FLOOR_RATIO, floor_ms
 from bench.servers import ALL_SERVERS, BENCH, CACHE, PEERS
 
 LABELS = {
@@ -16,6 +17,7 @@ LABELS = {
     "mlserver": "MLServer",
     "kserve": "KServe",
     "floor": "FastAPI floor",
+    "echo": "raw ASGI echo",
 }
 # DESIGN.md, "Performance goals".
 GOAL_CONCURRENCY = 16
@@ -53,6 +55,7 @@ class Cell:
             "p99_ms": self.median_latency_ms("p99"),
             "cpu_ms_per_req": self._median_of("cpu_ms_per_req"),
             "core_share": self._median_of("core_share"),
+            "rows_per_call": self._median_of("rows_per_call"),
             "errors": sum(r["error_count"] for r in self.reps),
             "rss_mib_max": max(self.rss_mib) if self.rss_mib else None,
             "reps": self.reps,
@@ -95,6 +98,7 @@ def render_report(report: dict) -> str:
     for subject in [s for s in servers if s.startswith("ours")]:
         others = [s for s in servers if not s.startswith("ours")]
         lines += [*ratio_table(report, subject, others), "", *verdicts(report, subject), ""]
+    lines += [*floor_table(report), ""]
     for variant in [s for s in servers if s.startswith("ours:")]:
         lines += [*ab_table(report, "ours", variant), ""]
     lines += memory(report, servers)
@@ -201,6 +205,39 @@ def ab_table(report: dict, subject: str, variant: str) -> list[str]:
         rps = spread(paired_ratios(ours, other, "rps"))
         lines.append(f"{n:>4} {c:>4}  {cpu:<30} {rps:<30}")
     return lines
+
+
+def floor_table(report: dict) -> list[str]:
+    """Goal 1 of issue 21: ours' CPU per request against the stack floor, per cell (see
+    bench/floor.py), PASS within GOAL_FLOOR_RATIO."""
+    idx = index(report)
+    costs = report.get("model_ms_per_call") or {}
+    lines = [
+        f"Stack floor (issue 21 goal 1): ours' CPU per request at most {GOAL_FLOOR_RATIO:g}x "
+        "the raw ASGI echo's plus its share of a model call at the batch ours reached",
+        f"{'rows':>4} {'conc':>4}  {'echo ms':>8} {'rows/call':>9} {'model ms/call':>13} "
+        f"{'floor ms':>8} {'ours ms':>8} {'ratio':>6}",
+    ]
+    rows_out = []
+    for n, c in cells_in_order(report):
+        ours, echo = idx.get(("ours", n, c)), idx.get(("echo", n, c))
+        if ours is None or echo is None:
+            continue
+        per_call = ours.get("rows_per_call")
+        call_ms = costs.get(str(round(per_call))) if per_call else None
+        ours_ms, echo_ms = ours.get("cpu_ms_per_req"), echo.get("cpu_ms_per_req")
+        if per_call is None or call_ms is None or not ours_ms or not echo_ms:
+            continue
+        floor = floor_ms(echo_ms, call_ms, n, per_call)
+        ratio = ours_ms / floor
+        verdict = "PASS" if ratio <= GOAL_FLOOR_RATIO else "FAIL"
+        rows_out.append(
+            f"{n:>4} {c:>4}  {echo_ms:>8.3f} {per_call:>9.1f} {call_ms:>13.3f} "
+            f"{floor:>8.3f} {ours_ms:>8.3f} {ratio:>6.2f}  [{verdict}]"
+        )
+    if not rows_out:
+        return [lines[0], "  not evaluated: needs ours (with /metrics) and the echo server"]
+    return lines + rows_out
 
 
 def memory(report: dict, servers: list[str]) -> list[str]:

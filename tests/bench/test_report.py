@@ -193,3 +193,21 @@ def test_render_report_prints_the_ab_against_each_variant() -> None:
     assert "against ours [old]" in lines[at]
     expected = "1 16 0.950 [0.667..1.053] -5.0% 1.111 [1.111..1.111] +11.1%"
     assert lines[at + 2].split() == expected.split()
+
+
+def test_the_floor_table_passes_within_twice_the_floor_and_fails_beyond() -> None:
+    results = [
+        row("ours", 1, 3000, 5.0, cpu_ms_per_req=0.3, rows_per_call=16.2),
+        row("echo", 1, 9000, 1.0, cpu_ms_per_req=0.1),
+        row("ours", 100, 800, 9.0, cpu_ms_per_req=1.3, rows_per_call=200.0),
+        row("echo", 100, 3000, 2.0, cpu_ms_per_req=0.1),
+    ]
+    text = render_report(report(results) | {"model_ms_per_call": {"16": 1.6, "200": 1.0}})
+    lines = text.splitlines()
+    assert "   1   16     0.100      16.2         1.600    0.199    0.300   1.51  [PASS]" in lines
+    assert " 100   16     0.100     200.0         1.000    0.600    1.300   2.17  [FAIL]" in lines
+
+
+def test_the_floor_is_not_evaluated_without_the_echo() -> None:
+    text = render_report(report([row("ours", 1, 3000, 5.0, rows_per_call=16.0)]))
+    assert "  not evaluated: needs ours (with /metrics) and the echo server" in text

@@ -98,7 +98,7 @@ def render_report(report: dict) -> str:
     for subject in [s for s in servers if s.startswith("ours")]:
         others = [s for s in servers if not s.startswith("ours")]
         lines += [*ratio_table(report, subject, others), "", *verdicts(report, subject), ""]
-    lines += [*floor_table(report), ""]
+    lines += [*floor_table(report), "", *profile_table(report), ""]
     for variant in [s for s in servers if s.startswith("ours:")]:
         lines += [*ab_table(report, "ours", variant), ""]
     lines += memory(report, servers)
@@ -238,6 +238,31 @@ def floor_table(report: dict) -> list[str]:
     if not rows_out:
         return [lines[0], "  not evaluated: needs ours (with /metrics) and the echo server"]
     return lines + rows_out
+
+
+def profile_table(report: dict) -> list[str]:
+    """Where ours spends its CPU per request, by component (bench/profile.py): the share
+    of the profile, and that share of the CPU per request measured without the profiler."""
+    profiles = report.get("profile") or {}
+    if not profiles:
+        return ["Profile of ours: not run (--profile 0, or ours not in the run)"]
+    idx = index(report)
+    payloads = list(profiles)
+    lines = [
+        f"Profile of ours at {GOAL_CONCURRENCY} clients (cProfile, load only): share of CPU, "
+        "and ms of the measured CPU per request",
+        f"{'component':<42}" + "".join(f"  {f'{n} row(s)':>18}" for n in payloads),
+    ]
+    for component in profiles[payloads[0]]:
+        parts = []
+        for n in payloads:
+            share = profiles[n].get(component, 0.0)
+            cell = idx.get(("ours", int(n), GOAL_CONCURRENCY))
+            cpu = cell.get("cpu_ms_per_req") if cell else None
+            ms = f"{share * cpu:6.3f} ms" if cpu else f"{'-':>9}"
+            parts.append(f"  {share:>7.1%} {ms:>10}")
+        lines.append(f"{component:<42}" + "".join(parts))
+    return lines
 
 
 def memory(report: dict, servers: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ from pathlib import Path
 from bench.drive import Scraper, measure, progress_line, rss_mib, schedule, wrk
 from bench.floor import model_counters, model_ms_per_call, rows_per_call
 from bench.model import Model, load_model
+from bench.profile import profile_ours
 from bench.report import Cell, label, plot, render_report
 from bench.servers import (
     ALL_SERVERS,
@@ -98,6 +99,12 @@ def run(args: argparse.Namespace) -> int:
         for server in servers:
             stop(server)
     model_cost = model_costs(model, cells)
+    profiles = {}
+    if "ours" in wanted and args.profile > 0:
+        print(f">> profiling ours: {args.profile:g}s per payload at 16 clients", flush=True)
+        profiles = profile_ours(
+            model, run_dir, bodies["ours"], 16, args.profile, server_cpu, load_cpu
+        )
 
     report = {
         "started": stamp,
@@ -140,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         },
         "results": [cell.summary() for cell in cells.values()],
         "model_ms_per_call": model_cost,
+        "profile": profiles,
     }
     write_outputs(report, out_dir, run_dir, stamp)
     return 0
@@ -280,6 +288,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=5,
         help="seconds between GETs of each server's /metrics during the run (0: none)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=6,
+        help="seconds of cProfile of ours per payload at 16 clients, for the component "
+        "breakdown (0: none)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to CPUs")
     parser.add_argument(

@@ -23,6 +23,8 @@ LABELS = {
 GOAL_CONCURRENCY = 16
 GOAL_SINGLE_ROW_SPEEDUP = 2.5
 GOAL_BATCH_ROWS_SPEEDUP = 1.5
+# Issue 21, goal 2: at one client (nothing to batch), single-row.
+GOAL_ONE_CLIENT_SPEEDUP = 1.5
 
 
 @dataclass
@@ -99,6 +101,7 @@ def render_report(report: dict) -> str:
         others = [s for s in servers if not s.startswith("ours")]
         lines += [*ratio_table(report, subject, others), "", *verdicts(report, subject), ""]
     lines += [*floor_table(report), "", *profile_table(report), ""]
+    lines += [*one_client_verdicts(report), ""]
     for variant in [s for s in servers if s.startswith("ours:")]:
         lines += [*ab_table(report, "ours", variant), ""]
     lines += memory(report, servers)
@@ -238,6 +241,32 @@ def floor_table(report: dict) -> list[str]:
     if not rows_out:
         return [lines[0], "  not evaluated: needs ours (with /metrics) and the echo server"]
     return lines + rows_out
+
+
+def one_client_verdicts(report: dict) -> list[str]:
+    """Issue 21 goal 2: single-row at one client, ours at least GOAL_ONE_CLIENT_SPEEDUP x
+    the faster peer's req/s, and the lowest p50 of every server that predicts (the echo
+    does not)."""
+    idx = index(report)
+    head = "Goal 2 (issue 21) of modelops (ours), single-row at 1 client:"
+    ours = idx.get(("ours", 1, 1))
+    peers = [p for p in PEERS if (p, 1, 1) in idx]
+    if ours is None or not peers:
+        return [head, "  not evaluated: needs ours and at least one peer at 1 client"]
+    fastest = max(peers, key=lambda p: idx[(p, 1, 1)]["rps"])
+    want = GOAL_ONE_CLIENT_SPEEDUP * idx[(fastest, 1, 1)]["rps"]
+    ok = ours["rps"] >= want and not ours["errors"]
+    others = [s for s in (*PEERS, "floor") if (s, 1, 1) in idx]
+    lowest = min(others, key=lambda s: idx[(s, 1, 1)]["p50_ms"])
+    p50_ok = ours["p50_ms"] < idx[(lowest, 1, 1)]["p50_ms"]
+    return [
+        head,
+        f"  [{'PASS' if ok else 'FAIL'}] throughput {ours['rps']:.0f} req/s >= "
+        f"{GOAL_ONE_CLIENT_SPEEDUP}x {label(fastest)} ({idx[(fastest, 1, 1)]['rps']:.0f}) = "
+        f"{want:.0f}",
+        f"  [{'PASS' if p50_ok else 'FAIL'}] p50 {ours['p50_ms']:.2f} ms, the lowest: next is "
+        f"{label(lowest)}'s {idx[(lowest, 1, 1)]['p50_ms']:.2f} ms",
+    ]
 
 
 def profile_table(report: dict) -> list[str]:

@@ -12,6 +12,7 @@ from bench.report import (
     GOAL_SINGLE_ROW_SPEEDUP,
     Cell,
     label,
+    one_client_verdicts,
     ordered_servers,
     paired_ratios,
     ratios,
@@ -211,3 +212,28 @@ def test_the_floor_table_passes_within_twice_the_floor_and_fails_beyond() -> Non
 def test_the_floor_is_not_evaluated_without_the_echo() -> None:
     text = render_report(report([row("ours", 1, 3000, 5.0, rows_per_call=16.0)]))
     assert "  not evaluated: needs ours (with /metrics) and the echo server" in text
+
+
+def one_client(ours_rps: float, ours_p50_ms: float) -> dict:
+    def at_one(server: str, rps: float, p50: float) -> dict:
+        return row(server, 1, rps, p50 * 4) | {"concurrency": 1}
+
+    return report(
+        [
+            at_one("ours", ours_rps, ours_p50_ms),
+            at_one("mlserver", 400, 2.0),
+            at_one("kserve", 500, 1.8),
+            at_one("floor", 700, 1.2),
+        ]
+    ) | {"settings": {"rows": [1], "concurrency": [1]}}
+
+
+def test_goal_two_passes_at_one_and_a_half_times_the_faster_peer_and_the_lowest_p50() -> None:
+    lines = one_client_verdicts(one_client(750, 1.1))
+    assert lines[1] == "  [PASS] throughput 750 req/s >= 1.5x KServe (500) = 750"
+    assert lines[2] == "  [PASS] p50 1.10 ms, the lowest: next is FastAPI floor's 1.20 ms"
+
+
+def test_goal_two_fails_below_the_speedup_or_behind_the_floor() -> None:
+    lines = one_client_verdicts(one_client(749, 1.2))
+    assert [line[:8] for line in lines[1:]] == ["  [FAIL]", "  [FAIL]"]

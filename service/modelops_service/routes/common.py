@@ -67,14 +67,14 @@ class PredictRoutes:
 
     def __init__(self, app: ASGIApp, routes: list[PredictRoute]) -> None:
         self.app = app
-        self.routes = routes
+        self.routes = [(route, frozenset(route.methods or ())) for route in routes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
             path, method = scope["path"], scope["method"]
-            for route in self.routes:
+            for route, methods in self.routes:
                 match = route.path_regex.match(path)
-                if match is not None and method in route.methods:
+                if match is not None and method in methods:
                     # what the router's match would have put in the scope
                     scope["endpoint"] = route.endpoint
                     scope["route"] = route

@@ -43,18 +43,22 @@ def rows_per_call(before: tuple[float, float], after: tuple[float, float]) -> fl
 
 def model_ms_per_call(model_dir: Path, rows: np.ndarray, batch: int, calls: int = 200) -> float:
     """Median CPU milliseconds of one ``LoadedModel.infer`` call of ``batch`` rows (the
-    sample rows repeated as needed), on this thread."""
+    sample rows repeated as needed), with one OpenMP thread like the service
+    (MODELOPS_INFERENCE_THREADS=1): more threads would spin and wait on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
     from modelops_service.artifact import load_model
 
     model = load_model(model_dir, None)
     features = np.resize(rows, (max(1, batch), rows.shape[1])).astype(np.float64)
-    for _ in range(10):
-        model.infer(features)
     samples = []
-    for _ in range(calls):
-        start = time.thread_time()
-        model.infer(features)
-        samples.append(time.thread_time() - start)
+    with threadpool_limits(limits=1):
+        for _ in range(10):
+            model.infer(features)
+        for _ in range(calls):
+            start = time.process_time()
+            model.infer(features)
+            samples.append(time.process_time() - start)
     return statistics.median(samples) * 1000
 
 

@@ -26,11 +26,15 @@ help: ## Show this help.
 # PEP 668 system Python, nothing that must be on PATH); hack/bootstrap-uv.sh says why not.
 UV_DIR ?= $(CACHE)/uv
 
-$(VENV)/.installed: pyproject.toml
+# Bytecode compiled once here (compileall skips what is current, so an older .venv catches
+# up): this environment sets PYTHONDONTWRITEBYTECODE, and without it every start of the
+# service, and every test that starts one, compiled scikit-learn from source (2x the start).
+$(VENV)/.installed: pyproject.toml Makefile
 	@uv=$$(UV_VERSION=$(UV_VERSION) hack/bootstrap-uv.sh $(UV_DIR)) \
 	  && echo ">> creating $(VENV) with the pinned dependencies of pyproject.toml ($$uv)" \
 	  && "$$uv" venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV) \
-	  && "$$uv" pip install --quiet --python $(PY) -e '.[dev]'
+	  && "$$uv" pip install --quiet --python $(PY) -e '.[dev]' \
+	  && $(PY) -m compileall -q -j0 $(VENV)/lib service/modelops_service operator/modelops_operator devstack
 	@touch $@
 
 .PHONY: venv

@@ -20,7 +20,6 @@ from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
@@ -28,7 +27,7 @@ from modelops_service import __version__
 from modelops_service.card import read_card
 from modelops_service.middleware import RequestTelemetry
 from modelops_service.routes import health, metrics, v1, v2
-from modelops_service.routes.common import client_closed_response, json_response
+from modelops_service.routes.common import PredictRoute, PredictRoutes, json_response
 from modelops_service.service import ModelService
 from modelops_service.settings import Settings
 from modelops_service.telemetry import HttpMetrics
@@ -56,12 +55,14 @@ class ServiceApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         # FastAPI's own stack minus ExceptionTelemetryMiddleware: the 500 handler
-        # outermost, then the user middleware, the exception handlers, the exit stack
-        # FastAPI's request handlers close uploaded files with, the router.
+        # outermost, then the user middleware, the prediction routes, the exception
+        # handlers, the exit stack FastAPI's request handlers close uploaded files
+        # with, the router.
         handlers = {k: h for k, h in self.exception_handlers.items() if k not in (500, Exception)}
         error_handler = self.exception_handlers.get(Exception, self.exception_handlers.get(500))
         app: ASGIApp = AsyncExitStackMiddleware(self.router)
         app = ExceptionMiddleware(app, handlers=handlers, debug=self.debug)
+        app = PredictRoutes(app, [r for r in self.routes if isinstance(r, PredictRoute)])
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
         return ServerErrorMiddleware(app, handler=error_handler, debug=self.debug)
@@ -103,10 +104,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes=[route for router in routers for route in router.routes],
     )
     app.state.service = service
-
-    @app.exception_handler(ClientDisconnect)
-    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
-        return client_closed_response(request)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:

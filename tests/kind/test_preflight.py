@@ -82,8 +82,9 @@ def test_preflight_passes_on_a_cgroup_v2_host_with_the_tools(tmp_path):
 
 def fake_uv_wheel(folder: Path, version: str, log: Path) -> Path:
     """A local wheel named uv==version, so that pip installs offline; its `uv` logs its calls
-    and makes the venv directory it is asked for. Only the wheel is a stand-in: the Python,
-    its PEP 668 marker, venv and pip are the host's own."""
+    and makes the venv directory it is asked for, whose python is the one uv runs on (make
+    venv compiles bytecode with it). Only the wheel is a stand-in: the Python, its PEP 668
+    marker, venv and pip are the host's own."""
     wheel = folder / f"uv-{version}-py3-none-any.whl"
     info = f"uv-{version}.dist-info"
     module = (
@@ -92,7 +93,10 @@ def fake_uv_wheel(folder: Path, version: str, log: Path) -> Path:
         f"    with open({str(log)!r}, 'a') as f:\n"
         "        f.write(' '.join(sys.argv[1:]) + '\\n')\n"
         "    if sys.argv[1] == 'venv':\n"
-        "        pathlib.Path(sys.argv[-1], 'bin').mkdir(parents=True, exist_ok=True)\n"
+        "        python = pathlib.Path(sys.argv[-1], 'bin', 'python')\n"
+        "        python.parent.mkdir(parents=True, exist_ok=True)\n"
+        "        if not python.exists():\n"
+        "            python.symlink_to(sys.executable)\n"
     )
     files = {
         "fake_uv.py": module,

@@ -41,6 +41,7 @@ from modelops_operator.models import (
 )
 from modelops_operator.monitoring import Discovered
 from modelops_operator.observe import analyze_canary, read_workload
+from modelops_operator.progress import rollout_figures
 from modelops_operator.prom import PrometheusClient
 from modelops_operator.reasons import Reason, Result
 from modelops_operator.render import ChartRenderer, RenderError
@@ -131,7 +132,7 @@ class Reconciler:
         # status history is the record that survives a restart between the two)
         self.status.post_events(written, [(e.type, e.reason, e.message) for e in outcome.events])
         self._apply(written, new_status, apply_set, owner, found)
-        self._count(owner, status, new_status)
+        self._count(owner, spec, status, new_status)
         return outcome.event.kind.value
 
     def _observe(
@@ -183,14 +184,20 @@ class Reconciler:
         )
 
     def _count(
-        self, owner: Owner, before: ModelDeploymentStatus, after: ModelDeploymentStatus
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        before: ModelDeploymentStatus,
+        after: ModelDeploymentStatus,
     ) -> None:
-        """Finished rollouts and the phase gauges."""
+        """Finished rollouts, the phase gauges and the rollout's progress."""
         seen = set(before.history)  # the history is capped: compare entries, not lengths
         for entry in after.history:
             if entry not in seen and entry.result in set(Result):
                 self.metrics.rollouts.labels(owner.namespace, owner.name, entry.result).inc()
         self.metrics.set_phase(owner.namespace, owner.name, after.phase, after.canary_weight)
+        now = datetime.now(UTC)
+        self.metrics.set_progress(owner.namespace, owner.name, rollout_figures(spec, after, now))
 
 
 def _readable_status(raw: Any) -> ModelDeploymentStatus:

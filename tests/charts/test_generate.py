@@ -47,11 +47,16 @@ def test_the_committed_files_are_what_make_generate_writes(capsys) -> None:
 
 
 def test_the_plain_and_the_chart_rules_are_renderings_of_one_source() -> None:
-    plain, chart = gen.rule_outputs(ROOT)
+    plain, chart, operator_plain, operator_chart = gen.rule_outputs(ROOT)
 
     assert (ROOT / plain.path).read_text() == rules.render_rules()
     assert (ROOT / chart.path).read_text() == rules.render_helm()
     assert sorted((SERVICE / "files" / "rules").iterdir()) == [ROOT / chart.path]
+    assert (ROOT / operator_plain.path).read_text() == rules.render_rules(operator=True)
+    assert (ROOT / operator_chart.path).read_text() == rules.render_helm(
+        rules.OPERATOR_VALUES_PATH, operator=True
+    )
+    assert sorted((OPERATOR / "files" / "rules").iterdir()) == [ROOT / operator_chart.path]
 
 
 def test_the_chart_carries_exactly_the_generated_dashboards() -> None:
@@ -159,7 +164,9 @@ def tree(tmp_path: Path) -> Path:
     for generated in ("files/rules", "files/dashboards"):
         shutil.rmtree(tmp_path / "charts/model-service" / generated)
     shutil.rmtree(tmp_path / "charts/model-operator/crds")
+    shutil.rmtree(tmp_path / "charts/model-operator/files/rules")
     (tmp_path / "alerts/modelops.rules.yaml").unlink()
+    (tmp_path / "alerts/operator.rules.yaml").unlink()
     return tmp_path
 
 
@@ -234,7 +241,7 @@ def test_a_new_rule_parameter_reaches_the_chart_values_schema_and_readme(tree: P
 
 def test_refuses_values_without_the_generated_block_markers(tree: Path) -> None:
     values = tree / "charts/model-service/values.yaml"
-    values.write_text(values.read_text().replace(gen.SPLICE_START, "    # gone"))
+    values.write_text(values.read_text().replace(gen.SPLICES[0].start, "    # gone"))
 
     with pytest.raises(SystemExit, match="lacks the markers"):
         gen.values_outputs(tree)

@@ -161,6 +161,8 @@ def tree(tmp_path: Path) -> Path:
         shutil.copytree(chart, tmp_path / "charts" / chart.name)
     shutil.copytree(ROOT / "alerts", tmp_path / "alerts", ignore=shutil.ignore_patterns("*.py*"))
     shutil.copytree(ROOT / "manifests" / "crd", tmp_path / "manifests" / "crd")
+    (tmp_path / "deploy" / "argocd").mkdir(parents=True)
+    shutil.copy(ROOT / "deploy/argocd/modeldeployment-health.lua", tmp_path / "deploy/argocd")
     for generated in ("files/rules", "files/dashboards"):
         shutil.rmtree(tmp_path / "charts/model-service" / generated)
     shutil.rmtree(tmp_path / "charts/model-operator/crds")

@@ -61,7 +61,7 @@ def rollout_figures(
     """The figures of one ModelDeployment (spec None: unreadable, only the status counts)."""
     canary = status.canary
     rollout = spec.rollout if spec is not None else None
-    paused = spec is not None and spec.paused
+    paused = (spec is not None and spec.paused) or status.pause is not None
     step, step_seconds, deadline, inconclusive = 0, 0.0, math.inf, 0.0
     if canary is not None:
         step = 0 if canary.promoting else canary.step + 1

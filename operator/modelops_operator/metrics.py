@@ -183,9 +183,9 @@ class OperatorMetrics:
         for gauge in per_object:
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, name)
-        for gauge, labels in self._labelled.pop((namespace, name), []):
+        for gauge, kept in self._labelled.pop((namespace, name), []):
             with contextlib.suppress(KeyError):
-                gauge.remove(*labels)
+                gauge.remove(*kept)
 
     def serve(self, port: int) -> None:
         if port:

@@ -231,6 +231,7 @@ def test_a_second_field_manager_reapplying_the_spec_mid_canary_changes_nothing(
     wait_reconciles(operator, namespace, "wine", 4)
     after = get_md(cluster, namespace, "wine")
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
+
     # no restart of the rollout and no status churn: the status is what it was, but for the
     # time of the last (held) analysis, which the operator retries every interval anyway
     def settled(status: dict) -> dict:

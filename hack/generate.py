@@ -10,6 +10,7 @@
                                                  its values.yaml and schema (params)
   modelops_service/recording_rules.py        -> the recording-rule table of alerts/README.md
   dashboards/generate.py                     -> charts/model-service/files/dashboards/*.json
+                                                 and charts/model-operator/files/dashboards/
   manifests/crd/*.yaml                       -> charts/model-operator/crds/ (byte for byte)
   deploy/argocd/modeldeployment-health.lua   -> deploy/argocd/argocd-cm.yaml (the Argo CD
                                                  resource customisation carrying it)
@@ -49,11 +50,14 @@ SERVICE_CHART = Path("charts/model-service")
 OPERATOR_CHART = Path("charts/model-operator")
 RULES_DIR = SERVICE_CHART / "files" / "rules"
 OPERATOR_RULES_DIR = OPERATOR_CHART / "files" / "rules"
+# The dashboards ship with both charts: once per cluster with the operator's, per release
+# with model-service's when used alone (Helm reads no file outside a chart).
+OPERATOR_DASHBOARDS_DIR = OPERATOR_CHART / "files" / "dashboards"
 DASHBOARDS_DIR = SERVICE_CHART / "files" / "dashboards"
 CRDS_DIR = OPERATOR_CHART / "crds"
 RBAC_MANIFEST = Path("manifests/rbac/operator.yaml")
 CHARTS = (SERVICE_CHART, OPERATOR_CHART)
-GENERATED_DIRS = (RULES_DIR, DASHBOARDS_DIR, CRDS_DIR, OPERATOR_RULES_DIR)
+GENERATED_DIRS = (RULES_DIR, DASHBOARDS_DIR, CRDS_DIR, OPERATOR_RULES_DIR, OPERATOR_DASHBOARDS_DIR)
 
 TEMPLATE = Path("alerts/modelops.rules.tmpl")
 PARAMS = Path("alerts/params.yaml")
@@ -211,7 +215,8 @@ def dashboard_outputs() -> list[Output]:
         if not DASHBOARD_FILE.fullmatch(name):
             raise SystemExit(f"dashboard file {name!r}: not a DNS label + .json")
         content = dashboards.render(build).encode()
-        outputs.append(Output(DASHBOARDS_DIR / name, content, "dashboards/generate.py"))
+        for directory in (DASHBOARDS_DIR, OPERATOR_DASHBOARDS_DIR):
+            outputs.append(Output(directory / name, content, "dashboards/generate.py"))
     return outputs
 
 

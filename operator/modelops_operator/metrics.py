@@ -108,7 +108,7 @@ class OperatorMetrics:
         self.step_deadline = Gauge(
             STEP_DEADLINE,
             "How long that step may last before it is stuck: interval + progressDeadline "
-            "(canary), progressDeadline (rolling, promoting); +Inf without a rollout or paused.",
+            "(canary), progressDeadline (rolling, promoting); 0 without a rollout, +Inf paused.",
             per_object,
             registry=r,
         )

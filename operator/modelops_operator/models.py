@@ -128,7 +128,8 @@ class Monitoring(_Model):
         default_factory=ServiceMonitorSpec, alias="serviceMonitor"
     )
     alerts: ToggleWithLabels = Field(default_factory=ToggleWithLabels)
-    dashboards: ToggleWithLabels = Field(default_factory=ToggleWithLabels)
+    # once per cluster with the operator's chart; a per-model copy only when asked
+    dashboards: ToggleWithLabels = Field(default_factory=lambda: ToggleWithLabels(enabled=False))
     match_selectors: bool | None = Field(
         default=None,
         alias="matchSelectors",

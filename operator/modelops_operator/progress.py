@@ -43,7 +43,7 @@ class Rollback:
 class RolloutFigures:
     step: int = 0  # the canary's step, 1-based; 0 without a canary
     step_seconds: float = 0.0  # how long the current step (or rolling update) has lasted
-    step_deadline_seconds: float = math.inf  # how long it may last; +Inf when nothing can stick
+    step_deadline_seconds: float = 0.0  # how long it may last; 0 without a rollout, +Inf paused
     inconclusive_seconds: float = 0.0
     rollback: Rollback | None = None
     share: dict[str, float] = field(default_factory=dict)  # track -> percent of the replicas
@@ -62,18 +62,22 @@ def rollout_figures(
     canary = status.canary
     rollout = spec.rollout if spec is not None else None
     paused = (spec is not None and spec.paused) or status.pause is not None
-    step, step_seconds, deadline, inconclusive = 0, 0.0, math.inf, 0.0
+    step, step_seconds, deadline, inconclusive = 0, 0.0, 0.0, 0.0
     if canary is not None:
         step = 0 if canary.promoting else canary.step + 1
         step_seconds = _since(canary.step_started_at, now)
         inconclusive = _since(canary.inconclusive_since, now)
-        if rollout is not None and not paused:
+        if paused:
+            deadline = math.inf  # a held rollout is never stuck
+        elif rollout is not None:
             # a step is judged after `interval`; its pods had `progressDeadline` to come up
             wait = 0.0 if canary.promoting else rollout.interval_seconds
             deadline = wait + rollout.progress_deadline_seconds
     elif status.rollout_started_at:
         step_seconds = _since(status.rollout_started_at, now)
-        if rollout is not None and not paused:
+        if paused:
+            deadline = math.inf
+        elif rollout is not None:
             deadline = rollout.progress_deadline_seconds
     share = {TRACK_STABLE: 100.0 - status.effective_canary_weight}
     if canary is not None and not canary.promoting:
@@ -81,7 +85,7 @@ def rollout_figures(
     figures: dict[str, float] = {}
     thresholds: dict[str, float] = {}
     last = status.last_analysis
-    if last is not None and canary is not None:
+    if last is not None:  # kept after the rollout ends: why it was promoted or rolled back
         values = last.figures.model_dump(by_alias=True)
         for figure, threshold in FIGURE_THRESHOLDS.items():
             value, limit = values.get(figure), last.thresholds.get(threshold)

@@ -59,14 +59,19 @@ def test_the_plain_and_the_chart_rules_are_renderings_of_one_source() -> None:
     assert sorted((OPERATOR / "files" / "rules").iterdir()) == [ROOT / operator_chart.path]
 
 
-def test_the_chart_carries_exactly_the_generated_dashboards() -> None:
+def test_both_charts_carry_exactly_the_generated_dashboards() -> None:
     outs = gen.dashboard_outputs()
-    copies = sorted((SERVICE / "files" / "dashboards").glob("*.json"))
+    copies = sorted(
+        path
+        for chart in (SERVICE, OPERATOR)
+        for path in (chart / "files/dashboards").glob("*.json")
+    )
 
     assert sorted(ROOT / o.path for o in outs) == copies
-    assert not list((ROOT / "dashboards").glob("*.json")), "the JSON is committed once"
+    assert not list((ROOT / "dashboards").glob("*.json")), "no JSON beside its generator"
     for name, build in dashboards.DASHBOARDS.items():
-        assert (SERVICE / "files" / "dashboards" / name).read_text() == dashboards.render(build)
+        for chart in (SERVICE, OPERATOR):
+            assert (chart / "files" / "dashboards" / name).read_text() == dashboards.render(build)
 
 
 def test_refuses_a_dashboard_name_that_cannot_name_a_configmap(monkeypatch) -> None:
@@ -166,7 +171,7 @@ def tree(tmp_path: Path) -> Path:
     for generated in ("files/rules", "files/dashboards"):
         shutil.rmtree(tmp_path / "charts/model-service" / generated)
     shutil.rmtree(tmp_path / "charts/model-operator/crds")
-    shutil.rmtree(tmp_path / "charts/model-operator/files/rules")
+    shutil.rmtree(tmp_path / "charts/model-operator/files")
     (tmp_path / "alerts/modelops.rules.yaml").unlink()
     (tmp_path / "alerts/operator.rules.yaml").unlink()
     return tmp_path

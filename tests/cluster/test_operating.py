@@ -25,6 +25,7 @@ from devstack.cluster import Cluster
 from devstack.operator_process import OperatorProcess, running_operator
 from devstack.prometheus import Alertmanager, Prometheus, Target
 from tests.gitops.argocd import health
+from tests.monitoring import promql
 from tests.support.operator_rig import (
     canary_rollout,
     condition,
@@ -41,8 +42,10 @@ from tests.support.webhook import Receiver
 
 pytestmark = pytest.mark.cluster
 
+REPO = Path(__file__).resolve().parents[2]
 PLUGIN = Path(sys.executable).parent / "kubectl-modelops"
-OPERATOR_RULES = Path(__file__).resolve().parents[2] / "alerts" / "operator.rules.yaml"
+OPERATOR_RULES = REPO / "alerts" / "operator.rules.yaml"
+OPERATOR_CHART = REPO / "charts" / "model-operator"
 NOWHERE = "http://127.0.0.1:1"  # a Prometheus that never answers: the canary is held
 
 
@@ -241,7 +244,46 @@ def test_a_second_field_manager_reapplying_the_spec_mid_canary_changes_nothing(
     assert event_reasons(cluster, namespace, "wine").count("CanaryStarted") == 1
 
 
-# --- the rolled-back alert, delivered ------------------------------------------------
+# --- dashboards once per cluster ----------------------------------------------------
+
+
+def dashboards(cluster: Cluster, namespace: str) -> list[str]:
+    items = cluster.get("configmaps", "-n", namespace, "-l", "grafana_dashboard=1")["items"]
+    return sorted(key for cm in items for key in cm["data"])
+
+
+def test_deleting_one_model_deployment_leaves_the_dashboards(cluster, operator, namespace):
+    # the operator chart's dashboards, as its release would install them
+    only = "templates/dashboards-configmap.yaml"
+    rendered = cluster.helm("template", "ops", str(OPERATOR_CHART), "--namespace", namespace,
+                            "--show-only", only).stdout  # fmt: skip
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=rendered)
+    shipped = dashboards(cluster, namespace)
+    assert shipped == ["modelops-model.json", "modelops-overview.json", "modelops-rollout.json"]
+    for name in ("wine", "diabetes"):
+        cluster.apply(md_body(name, namespace, model=name, rollout={"strategy": "RollingUpdate"}))
+    for name in ("wine", "diabetes"):
+        wait_phase(cluster, operator, namespace, name, "Ready")
+    # the models ship no copies of their own: one copy serves both
+    assert dashboards(cluster, namespace) == shipped
+
+    cluster.kubectl("delete", "md", "wine", "-n", namespace, "--wait=true")
+    wait_for(lambda: not cluster.get("deployments", "-n", namespace, "-l",
+                                     "modelops.io/modeldeployment=wine")["items"],
+             "wine's objects to be pruned")  # fmt: skip
+    assert dashboards(cluster, namespace) == shipped
+
+
+# --- the rolled-back alert, delivered; the operator's panels have data -----------------
+
+
+def operator_panel_queries() -> list[promql.Query]:
+    """The rollout dashboard's queries that read the operator's own metrics."""
+    queries = promql.dashboard_queries()
+    analyses = promql.analyse(promql.expand_grafana(q.expr) for q in queries)
+    found = [q for q, a in zip(queries, analyses, strict=True) if promql.needs_operator(a.metrics)]
+    assert len(found) >= 10  # the operator row: phase, step, share, figures, rollouts, errors
+    return found
 
 
 def test_the_rolled_back_wine_canary_alert_reaches_an_alertmanager_webhook(
@@ -272,6 +314,13 @@ def test_the_rolled_back_wine_canary_alert_reaches_an_alertmanager_webhook(
         prom.wait_for_alert("ModelCanaryRolledBack", {"namespace": namespace})
         post = receiver.wait_for("/hook", "ModelCanaryRolledBack")
         receiver.close()
+        # the dashboards contract: every operator panel's query returns data after the rollout
+        empty = [
+            f"{q.where}: {q.expr}"
+            for q in operator_panel_queries()
+            if not prom.query(promql.expand_grafana(q.expr, {"namespace": namespace}))
+        ]
+        assert not empty, "operator panels without data:\n" + "\n".join(empty)
     alert = next(
         a for a in post["body"]["alerts"] if a["labels"]["alertname"] == "ModelCanaryRolledBack"
     )

@@ -8,8 +8,9 @@ charts/model-service/files/dashboards/ (the one committed copy). Three dashboard
 - ``modelops-model``: the model (predictions, confidence, classes, drift per feature,
   prediction drift, input errors by reason, batch size, inference time).
 - ``modelops-rollout``: versions side by side (stable vs canary) from the recording rules
-  the canary analysis reads, and a row reserved for the operator's metrics
-  (``operator_panels``).
+  the canary analysis reads, and the operator's row (``operator_panels``: phase, step,
+  share per track, the last analysis against its thresholds, rollouts by result,
+  reconcile errors) from the operator's own metrics.
 
 Variables: ``datasource``, ``namespace``, ``model``, ``version`` (and a hidden ``pod`` for
 cluster metrics). Service metrics carry ``model`` and ``version``; ``up`` and the
@@ -28,6 +29,7 @@ import json
 from collections.abc import Callable, Iterable
 
 from alerts import render as alert_rules
+from modelops_operator import metrics as om
 from modelops_service import catalog as c
 from modelops_service import recording_rules as rr
 
@@ -732,15 +734,123 @@ def model_view() -> dict:
 
 
 def operator_panels() -> list[dict]:
-    """The operator's own metrics (canary weight, phase, analyses): added by the operator."""
+    """The operator's own metrics (operator/modelops_operator/metrics.py), per ModelDeployment.
+
+    Its series carry the ModelDeployment's ``namespace`` and ``name`` (not ``model``), so
+    these panels follow the namespace variable and show the ModelDeployment by name.
+    """
+    osel = 'namespace=~"$namespace"'
+    figures = f"max by (namespace, name, figure) ({om.ANALYSIS_FIGURE}{{{osel}}})"
+    limits = f"max by (namespace, name, figure) ({om.ANALYSIS_THRESHOLD}{{{osel}}})"
+    errors = f"sum by (namespace, name) (rate({om.RECONCILE_ERRORS}{{{osel}}}[{RATE}]))"
+    reconciles = f"sum by (namespace, name) (rate({om.RECONCILES}{{{osel}}}[{RATE}]))"
     return [
-        text(
-            "Operator",
-            "Reserved for the operator's metrics (`modelops_operator_*`: canary weight, "
-            "rollout phase, analysis results). Add panels in "
-            "`dashboards/generate.py:operator_panels()`.",
-            h=3,
-        )
+        table(
+            "Phase",
+            f"max by (namespace, name, phase) ({om.ROLLOUT_PHASE}{{{osel}}} == 1)",
+            desc="The phase of each ModelDeployment (status.phase) as the operator last wrote it.",
+            w=8,
+            h=6,
+        ),
+        timeseries(
+            "Canary step and weight",
+            [
+                target(f"max by (namespace, name) ({om.CANARY_STEP}{{{osel}}})", "{{name}} step"),
+                target(
+                    f"max by (namespace, name) ({om.CANARY_WEIGHT}{{{osel}}})", "{{name}} weight %"
+                ),
+            ],
+            unit="short",
+            minimum=0,
+            w=8,
+            h=6,
+            desc="The canary's step (1-based, 0 without a canary) and the weight the step asks for.",
+        ),
+        timeseries(
+            "Share per track",
+            [
+                target(
+                    f"max by (namespace, name, track) ({om.TRAFFIC_SHARE}{{{osel}}})",
+                    "{{name}} {{track}}",
+                )
+            ],
+            unit="percent",
+            minimum=0,
+            maximum=100,
+            w=8,
+            h=6,
+            desc="Each track's share of the replicas (what the replicas give, not the step).",
+        ),
+        panel(
+            "table",
+            "Last analysis: figures against thresholds",
+            [
+                target(figures, instant=True, fmt="table"),
+                target(limits, instant=True, fmt="table"),
+            ],
+            desc="status.lastAnalysis: each judged figure (Value #A) beside the threshold it is "
+            "held against (Value #B): requests at least minRequests, the others at most.",
+            w=12,
+            h=8,
+            options={"showHeader": True},
+            transformations=[
+                {"id": "merge", "options": {}},
+                {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+            ],
+        ),
+        timeseries(
+            "Step duration against its deadline",
+            [
+                target(f"max by (namespace, name) ({om.STEP_SECONDS}{{{osel}}})", "{{name}} step"),
+                target(
+                    f"max by (namespace, name) ({om.STEP_DEADLINE}{{{osel}}})",
+                    "{{name}} deadline",
+                ),
+                target(
+                    f"max by (namespace, name) ({om.INCONCLUSIVE}{{{osel}}})",
+                    "{{name}} inconclusive",
+                ),
+            ],
+            unit="s",
+            minimum=0,
+            w=12,
+            h=8,
+            desc="How long the current step has lasted, its deadline (ModelRolloutStuck past it) "
+            "and how long the analysis has been inconclusive (ModelRolloutInconclusive).",
+        ),
+        timeseries(
+            "Rollouts and analyses by result",
+            [
+                target(f"sum by (result) ({om.ROLLOUTS}{{{osel}}})", "rollouts {{result}}"),
+                target(f"sum by (result) ({om.ANALYSIS_RESULTS}{{{osel}}})", "analyses {{result}}"),
+            ],
+            unit="short",
+            minimum=0,
+            w=12,
+            h=7,
+            desc="Finished rollouts (Deployed, Promoted, RolledBack, Aborted) and canary "
+            "analyses (Pass, Fail, Inconclusive, Error), counted since the operator started.",
+        ),
+        timeseries(
+            "Reconciles and reconcile errors",
+            [
+                target(reconciles, "{{name}} reconciles"),
+                target(f"{errors} or 0 * {reconciles}", "{{name}} errors"),
+            ],
+            unit="ops",
+            minimum=0,
+            w=12,
+            h=7,
+            desc="Reconciles per second and the failed ones (0 when none failed); "
+            "ModelOperatorReconcileErrors fires after 10m of errors.",
+        ),
+        table(
+            "Rolled back",
+            f"max by (namespace, name, model, version, reason) ({om.ROLLBACK}{{{osel}}})",
+            desc="ModelDeployments that stay rolled back: the version and the reason "
+            "(ModelCanaryRolledBack fires for each).",
+            h=5,
+        ),
     ]
 
 

@@ -27,7 +27,7 @@ from modelops_operator.models import (
 from modelops_operator.reasons import Reason
 from modelops_operator.rollout import Action, EventKind, Observation, Outcome, State
 from modelops_operator.selectors import MonitoringReport
-from modelops_operator.workloads import WorkloadState, ready_text
+from modelops_operator.workloads import ready_text
 
 
 @dataclass(frozen=True)
@@ -66,26 +66,46 @@ def set_conditions(
     return tuple(ordered)
 
 
-def rollout_conditions(outcome: Outcome, stable: WorkloadState) -> list[ConditionValue]:
-    """Ready, Progressing and Degraded from the rollout outcome."""
+def rollout_conditions(outcome: Outcome, obs: Observation) -> list[ConditionValue]:
+    """Ready, Progressing and Degraded from the rollout outcome.
+
+    Ready is True only when the stable Deployment serves the release the spec asks for and
+    is available: `kubectl wait --for=condition=Ready` (which compares the condition's
+    observedGeneration with the object's generation) then waits for this generation's
+    release, and a rolled-back release says Ready=False, reason RolledBack, at once.
+    """
     phase = outcome.transition.phase
     event = outcome.event
     next_state = outcome.transition.next
+    stable = obs.stable
     unverified = _unverified(outcome)
-    if stable.is_ready:
+    serving = outcome.status.stable
+    current = serving == obs.spec.model and outcome.status.canary is None
+    replicas = f"{stable.ready}/{stable.desired} stable replicas ready"
+    if phase == Phase.ROLLED_BACK:
         ready = ConditionValue(
             COND_READY,
-            True,
-            Reason.AVAILABLE,
-            f"{stable.ready}/{stable.desired} stable replicas ready{unverified}",
+            False,
+            Reason.ROLLED_BACK,
+            f"version {obs.spec.model.version} was rolled back; "
+            f"version {serving.version if serving else '?'} serves ({replicas})",
         )
+    elif not current and stable.is_ready:
+        ready = ConditionValue(
+            COND_READY,
+            False,
+            event.reason or Reason.PROGRESSING,
+            f"rolling out version {obs.spec.model.version}: {event.message}; "
+            f"version {serving.version if serving else '?'} serves ({replicas})",
+        )
+    elif stable.is_ready:
+        ready = ConditionValue(COND_READY, True, Reason.AVAILABLE, replicas + unverified)
     else:
         ready = ConditionValue(
             COND_READY,
             False,
             stable.failure or (Reason.NOT_DEPLOYED if not stable.exists else Reason.NOT_AVAILABLE),
-            (stable.failure_message or f"{stable.ready}/{stable.desired} stable replicas ready")
-            + unverified,
+            (stable.failure_message or replicas) + unverified,
         )
     in_rollout = next_state in (State.ROLLING, State.CANARY, State.PROMOTING) or (
         event.kind == EventKind.PAUSED
@@ -140,7 +160,7 @@ def status_after(
     conditions = set_conditions(
         obs.status.conditions,
         [
-            *rollout_conditions(outcome, obs.stable),
+            *rollout_conditions(outcome, obs),
             monitoring_condition(report.ok, report.reason, report.message),
         ],
         isoformat(obs.now),

@@ -138,7 +138,8 @@ class Monitoring(_Model):
         default_factory=ServiceMonitorSpec, alias="serviceMonitor"
     )
     alerts: ToggleWithLabels = Field(default_factory=ToggleWithLabels)
-    dashboards: ToggleWithLabels = Field(default_factory=ToggleWithLabels)
+    # once per cluster with the operator's chart; a per-model copy only when asked
+    dashboards: ToggleWithLabels = Field(default_factory=lambda: ToggleWithLabels(enabled=False))
     match_selectors: bool | None = Field(
         default=None,
         alias="matchSelectors",
@@ -171,6 +172,37 @@ class HistoryEntry(_Model):
     result: str
     at: str
     reason: str = ""
+    message: str = ""
+    by: str = ""  # who asked, for the requests of `kubectl modelops`
+
+
+class Pause(_Model):
+    """A hold asked for with `kubectl modelops pause`."""
+
+    by: str
+    at: str
+
+
+class Verb(StrEnum):
+    """The requests of `kubectl modelops` (requests.py)."""
+
+    PROMOTE = "promote"
+    ABORT = "abort"
+    RETRY = "retry"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+class RequestRecord(_Model):
+    """A request of `kubectl modelops`: as read from the annotation, then as consumed
+    (accepted, message) into status.lastRequest, so it is never acted on twice."""
+
+    id: str = Field(min_length=1)
+    verb: Verb
+    full: bool = False
+    by: str = ""
+    at: str = ""
+    accepted: bool = False
     message: str = ""
 
 
@@ -246,6 +278,8 @@ class ModelDeploymentStatus(_Model):
     )
     rollout_started_at: str | None = Field(default=None, alias="rolloutStartedAt")
     last_analysis: AnalysisRecord | None = Field(default=None, alias="lastAnalysis")
+    pause: Pause | None = None
+    last_request: RequestRecord | None = Field(default=None, alias="lastRequest")
     conditions: tuple[Condition, ...] = ()
     history: tuple[HistoryEntry, ...] = ()
 

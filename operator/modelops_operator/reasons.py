@@ -42,6 +42,11 @@ class Reason(StrEnum):
     ANALYSIS_PASSED = "AnalysisPassed"
     ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
     SUPERSEDED = "Superseded"
+    # requests of `kubectl modelops` (requests.py)
+    PROMOTE_REQUESTED = "PromoteRequested"
+    ABORT_REQUESTED = "AbortRequested"
+    REQUEST_ACCEPTED = "RequestAccepted"
+    REQUEST_REJECTED = "RequestRejected"
     # Kubernetes Events only
     DEPLOYING = "Deploying"
     DEPLOYED = "Deployed"
@@ -69,3 +74,7 @@ class Result(StrEnum):
     PROMOTED = "Promoted"
     ROLLED_BACK = "RolledBack"
     ABORTED = "Aborted"
+
+
+# history[].result of a request of `kubectl modelops` (not a rollout's end: not counted)
+REQUEST_RESULT = "Request"

@@ -29,7 +29,9 @@ from modelops_operator.models import (
     ModelRef,
     Phase,
     PreviousStable,
+    RequestRecord,
     Strategy,
+    Verb,
     isoformat,
     parse_time,
 )
@@ -69,6 +71,10 @@ class EventKind(StrEnum):
     PROMETHEUS_ERROR = "PrometheusError"
     FAIL = "Fail"  # analysis failed, inconclusive past the deadline, canary never ready
     FAIL_HOLD = "FailHold"  # the same with autoRollback: false
+    # requests of `kubectl modelops` (requests.py), which win over the analysis
+    PROMOTE_REQUESTED = "PromoteRequested"  # one step on
+    PROMOTE_FULL_REQUESTED = "PromoteFullRequested"  # straight to promotion
+    ABORT_REQUESTED = "AbortRequested"
 
 
 class Action(StrEnum):
@@ -126,6 +132,9 @@ TRANSITIONS: dict[tuple[State, EventKind], Transition] = {
     (S.CANARY, E.PROMETHEUS_ERROR): Transition(S.CANARY, A.HOLD, P.PROGRESSING),
     (S.CANARY, E.FAIL): Transition(S.ROLLED_BACK, A.ROLLBACK, P.ROLLED_BACK),
     (S.CANARY, E.FAIL_HOLD): Transition(S.CANARY, A.HOLD, P.DEGRADED),
+    (S.CANARY, E.PROMOTE_REQUESTED): Transition(S.CANARY, A.ADVANCE, P.PROGRESSING),
+    (S.CANARY, E.PROMOTE_FULL_REQUESTED): Transition(S.PROMOTING, A.PROMOTE, P.PROGRESSING),
+    (S.CANARY, E.ABORT_REQUESTED): Transition(S.ROLLED_BACK, A.ROLLBACK, P.ROLLED_BACK),
     **{(S.PROMOTING, k): t for k, t in _NEW_RELEASE.items()},
     (S.PROMOTING, E.PAUSED): Transition(S.PROMOTING, A.HOLD, P.PROGRESSING),
     (S.PROMOTING, E.DEPLOY_READY): Transition(S.IDLE, A.FINISH_PROMOTION, P.READY),
@@ -162,6 +171,12 @@ class Observation:
     stable: WorkloadState
     canary: WorkloadState
     analysis: Decision | None = None  # only when analysis_due() said so
+    request: RequestRecord | None = None  # a promote or abort of the canary (requests.py)
+
+    @property
+    def paused(self) -> bool:
+        """Held by spec.paused or by `kubectl modelops pause` (status.pause)."""
+        return self.spec.paused or self.status.pause is not None
 
 
 @dataclass(frozen=True)
@@ -200,11 +215,11 @@ def _release_event(obs: Observation, state: State) -> Event | None:
             Reason.ROLLED_BACK,
             f"version {target.version} was rolled back; change spec.model to retry",
         )
-    if obs.spec.paused:
+    if obs.paused:
         return Event(
             EventKind.PAUSED,
             Reason.ROLLOUT_PAUSED,
-            f"rollout to {target.version} held: spec.paused",
+            f"rollout to {target.version} held: {_held_by(obs)}",
         )
     prev = status.previous_stable
     if (
@@ -227,6 +242,12 @@ def _release_event(obs: Observation, state: State) -> Event | None:
     return Event(
         EventKind.NEW_RELEASE_ROLLING, Reason.ROLLING_UPDATE, f"rolling update to {target.version}"
     )
+
+
+def _held_by(obs: Observation) -> str:
+    """What holds a paused rollout: `kubectl modelops pause` (status.pause) or spec.paused."""
+    pause = obs.status.pause
+    return f"paused by {pause.by} at {pause.at}" if pause is not None else "spec.paused"
 
 
 def _deploy_event(obs: Observation, deadline_from: str | None) -> Event:
@@ -255,7 +276,7 @@ def _deploy_event(obs: Observation, deadline_from: str | None) -> Event:
 def analysis_due(obs: Observation) -> bool:
     """True when this reconcile should query Prometheus for the canary."""
     state = derive_state(obs.status)
-    if state != State.CANARY or obs.spec.paused or _release_event(obs, state) is not None:
+    if state != State.CANARY or obs.paused or _release_event(obs, state) is not None:
         return False
     canary = obs.status.canary
     assert canary is not None
@@ -274,8 +295,18 @@ def _canary_event(obs: Observation) -> Event:
     canary = obs.status.canary
     assert canary is not None
     rollout = obs.spec.rollout
-    if obs.spec.paused:
-        return Event(EventKind.PAUSED, Reason.ROLLOUT_PAUSED, "canary held: spec.paused")
+    request = obs.request
+    if request is not None and request.verb == Verb.ABORT:
+        return Event(
+            EventKind.ABORT_REQUESTED, Reason.ABORT_REQUESTED, f"abort requested by {request.by}"
+        )
+    if request is not None and request.verb == Verb.PROMOTE:
+        full = request.full or canary.step + 1 >= len(rollout.steps)
+        kind = EventKind.PROMOTE_FULL_REQUESTED if full else EventKind.PROMOTE_REQUESTED
+        what = "full promotion" if full else "promotion to the next step"
+        return Event(kind, Reason.PROMOTE_REQUESTED, f"{what} requested by {request.by}")
+    if obs.paused:
+        return Event(EventKind.PAUSED, Reason.ROLLOUT_PAUSED, f"canary held: {_held_by(obs)}")
     if not obs.canary.is_ready:
         if obs.canary.failure:
             return _fail(

@@ -276,8 +276,8 @@ def test_conditions_keep_canonical_order_and_unknown_types():
 def ready_condition(model: ModelRef, stable: WorkloadState) -> ConditionValue:
     spec = spec_for("1", model=model.model_dump())
     status = ModelDeploymentStatus(stable=model, phase=Phase.READY)
-    outcome = advance(Observation(spec, status, at(0), stable, MISSING))
-    return next(c for c in rollout_conditions(outcome, stable) if c.type == "Ready")
+    obs = Observation(spec, status, at(0), stable, MISSING)
+    return next(c for c in rollout_conditions(advance(obs), obs) if c.type == "Ready")
 
 
 def test_ready_says_when_the_artifact_is_not_verified():

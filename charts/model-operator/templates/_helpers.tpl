@@ -70,7 +70,8 @@ request of the operator (operator/modelops_operator/kube.py) or of kopf makes; n
 */}}
 {{- define "model-operator.namespacedRules" -}}
 # the ModelDeployments: kopf lists, watches and patches them (annotations, finalizer, status);
-# the operator reads them and writes status with a conditional PUT. /finalizers: owner
+# the operator reads them, writes status with a conditional PUT and removes the request
+# annotation of `kubectl modelops` once consumed (a JSON patch). /finalizers: owner
 # references with blockOwnerDeletion on what it applies.
 - apiGroups: [modelops.io]
   resources: [modeldeployments]

@@ -81,9 +81,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from modelops_service.app import create_app
+    from modelops_service.workers import prepare_multiproc_dir
 
+    if settings.workers > 1:
+        # Each worker process builds its app from the same environment (--host and
+        # --port only matter to the server, which binds once, here).
+        prepare_multiproc_dir()
+        app: object = "modelops_service.app:create_app"
+    else:
+        app = create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_config=config,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.floor import GOAL_FLOOR_RATIO, floor_ms
-from bench.servers import ALL_SERVERS, BENCH, CACHE, PEERS
+from bench.servers import ALL_SERVERS, BENCH, CACHE, PEERS, WORKERS_VARIANT
 
 LABELS = {
     "ours": "modelops (ours)",
@@ -25,6 +25,8 @@ GOAL_SINGLE_ROW_SPEEDUP = 2.5
 GOAL_BATCH_ROWS_SPEEDUP = 1.5
 # Issue 21, goal 2: at one client (nothing to batch), single-row.
 GOAL_ONE_CLIENT_SPEEDUP = 1.5
+# Issue 21, goal 4: CPU per request with two workers at most this many times one worker's.
+GOAL_WORKERS_CPU_RATIO = 1.15
 
 
 @dataclass
@@ -102,6 +104,7 @@ def render_report(report: dict) -> str:
         lines += [*ratio_table(report, subject, others), "", *verdicts(report, subject), ""]
     lines += [*floor_table(report), "", *profile_table(report), ""]
     lines += [*one_client_verdicts(report), ""]
+    lines += [*workers_verdicts(report), ""]
     for variant in [s for s in servers if s.startswith("ours:")]:
         lines += [*ab_table(report, "ours", variant), ""]
     lines += memory(report, servers)
@@ -267,6 +270,35 @@ def one_client_verdicts(report: dict) -> list[str]:
         f"  [{'PASS' if p50_ok else 'FAIL'}] p50 {ours['p50_ms']:.2f} ms, the lowest: next is "
         f"{label(lowest)}'s {idx[(lowest, 1, 1)]['p50_ms']:.2f} ms",
     ]
+
+
+def workers_verdicts(report: dict) -> list[str]:
+    """Issue 21 goal 4: at GOAL_CONCURRENCY clients, single-row and 100-row, the CPU per
+    request of ours with two workers over that of one worker (median of the ratios of the
+    interleaved reps), PASS within GOAL_WORKERS_CPU_RATIO. Both run on the same pinned
+    core under the same wrk load: this machine has no spare core to show throughput
+    scaling, so the cost of a second process is what is measured."""
+    idx = index(report)
+    key = f"ours:{WORKERS_VARIANT[0]}"
+    c = GOAL_CONCURRENCY
+    lines = [
+        f"Workers (issue 21 goal 4) at {c} clients: CPU per request with 2 workers at most "
+        f"{GOAL_WORKERS_CPU_RATIO:g}x one worker's"
+    ]
+    for n in report["settings"]["rows"]:
+        one, two = idx.get(("ours", n, c)), idx.get((key, n, c))
+        ratios = paired_ratios(two, one, "cpu_ms_per_req") if one and two else []
+        if not ratios:
+            continue
+        ratio = statistics.median(ratios)
+        lines.append(
+            f"  [{'PASS' if ratio <= GOAL_WORKERS_CPU_RATIO else 'FAIL'}] {n:>3} rows: "
+            f"{two['cpu_ms_per_req']:.3f} ms against {one['cpu_ms_per_req']:.3f} ms, "
+            f"{ratio:.2f}x ({spread(ratios)})"
+        )
+    if len(lines) == 1:
+        lines.append(f"  not evaluated: needs ours and {key} at {c} clients")
+    return lines
 
 
 def profile_table(report: dict) -> list[str]:

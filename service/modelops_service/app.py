@@ -33,7 +33,7 @@ from modelops_service.routes.common import PredictRoute, PredictRoutes, json_res
 from modelops_service.service import ModelService
 from modelops_service.settings import Settings
 from modelops_service.telemetry import HttpMetrics
-from modelops_service.workers import mark_dead_workers, multiproc_dir
+from modelops_service.workers import mark_dead_workers, multiproc_dir, use_fixed_pid_values
 
 log = logging.getLogger("modelops_service")
 
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     card = read_card(settings.model_dir)
     shared_dir = multiproc_dir()
     if shared_dir is not None:
+        use_fixed_pid_values()
         mark_dead_workers(shared_dir)
     registry = _registry(shared_dir)
     service = ModelService(settings, card, registry, shared_dir)

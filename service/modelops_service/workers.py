@@ -47,6 +47,17 @@ def prepare_multiproc_dir(environ: MutableMapping[str, str] | None = None) -> Pa
     return path
 
 
+def use_fixed_pid_values() -> None:
+    """Before any metric is created in a worker: prometheus_client's file-backed values
+    without their per-update ``os.getpid()`` (a system call on every increment, there
+    to notice a fork). uvicorn spawns its workers, which never fork afterwards, so the
+    pid read here stays theirs."""
+    from prometheus_client import values
+
+    pid = os.getpid()
+    values.ValueClass = values.MultiProcessValue(lambda: pid)
+
+
 def mark_dead_workers(path: Path) -> None:
     """Live gauges (``live*`` modes) and drift rows of workers that are gone."""
     from prometheus_client import multiprocess

@@ -19,11 +19,15 @@ import logging.config
 import os
 import sys
 from collections.abc import MutableMapping, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from modelops_service.logs import lean_log_records, log_config
 from modelops_service.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 EXIT_CONFIG = 2
 
@@ -87,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Each worker process builds its app from the same environment (--host and
         # --port only matter to the server, which binds once, here).
         prepare_multiproc_dir()
-        app: object = "modelops_service.app:create_app"
+        app: str | FastAPI = "modelops_service.app:create_app"
     else:
         app = create_app(settings)
     uvicorn.run(

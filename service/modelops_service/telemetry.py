@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
@@ -42,7 +43,11 @@ def _counter(m: catalog.Metric, registry: CollectorRegistry) -> Counter:
     return Counter(m.name.removesuffix("_total"), m.help, m.labels, registry=registry)
 
 
-def _gauge(m: catalog.Metric, registry: CollectorRegistry, multiprocess_mode: str) -> Gauge:
+def _gauge(
+    m: catalog.Metric,
+    registry: CollectorRegistry,
+    multiprocess_mode: Literal["livesum", "livemin", "max"],
+) -> Gauge:
     return Gauge(m.name, m.help, m.labels, registry=registry, multiprocess_mode=multiprocess_mode)
 
 
@@ -264,6 +269,8 @@ class ModelTelemetry:
         # Both histograms exist so every catalog series exists for every model; a
         # regressor's confidence (and a classifier's value) histogram just stays empty.
         value_buckets = card.prediction_buckets or DEFAULT_VALUE_BUCKETS
+        self._value: VectorHistogram | SharedVectorHistogram
+        self._confidence: VectorHistogram | SharedVectorHistogram
         if shared:
             self._value = SharedVectorHistogram(
                 catalog.PREDICTION_VALUE, labels, value_buckets, registry
@@ -272,12 +279,11 @@ class ModelTelemetry:
                 catalog.PREDICTION_CONFIDENCE, labels, CONFIDENCE_BUCKETS, registry
             )
         else:
-            self._value = VectorHistogram(catalog.PREDICTION_VALUE, labels, value_buckets)
-            self._confidence = VectorHistogram(
-                catalog.PREDICTION_CONFIDENCE, labels, CONFIDENCE_BUCKETS
-            )
-            registry.register(self._value)
-            registry.register(self._confidence)
+            value = VectorHistogram(catalog.PREDICTION_VALUE, labels, value_buckets)
+            confidence = VectorHistogram(catalog.PREDICTION_CONFIDENCE, labels, CONFIDENCE_BUCKETS)
+            registry.register(value)
+            registry.register(confidence)
+            self._value, self._confidence = value, confidence
         predicted_class = _counter(catalog.PREDICTED_CLASS, registry)
         classes = card.target.classes or []
         self._classes = [predicted_class.labels(*labels, str(c)) for c in classes]

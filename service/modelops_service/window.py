@@ -17,6 +17,7 @@ import contextlib
 import os
 import threading
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def window_path(directory: Path, pid: int) -> Path:
 
 
 def _map(
-    path: Path, n_features: int, capacity: int, mode: str
+    path: Path, n_features: int, capacity: int, mode: Literal["r", "w+"]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(header, features, signal) views of one window file."""
     header = np.memmap(path, dtype=np.int64, mode=mode, shape=(_HEADER,))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.floor import GOAL_FLOOR_RATIO, floor_ms
-from bench.servers import ALL_SERVERS, BENCH, CACHE, PEERS
+from bench.servers import ALL_SERVERS, BENCH, CACHE, PEERS, WORKERS_VARIANT
 
 LABELS = {
     "ours": "modelops (ours)",
@@ -25,6 +25,8 @@ GOAL_SINGLE_ROW_SPEEDUP = 2.5
 GOAL_BATCH_ROWS_SPEEDUP = 1.5
 # Issue 21, goal 2: at one client (nothing to batch), single-row.
 GOAL_ONE_CLIENT_SPEEDUP = 1.5
+# Issue 21, goal 4: CPU per request with two workers at most this many times one worker's.
+GOAL_WORKERS_CPU_RATIO = 1.15
 
 
 @dataclass
@@ -102,6 +104,7 @@ def render_report(report: dict) -> str:
         lines += [*ratio_table(report, subject, others), "", *verdicts(report, subject), ""]
     lines += [*floor_table(report), "", *profile_table(report), ""]
     lines += [*one_client_verdicts(report), ""]
+    lines += [*workers_verdicts(report), ""]
     for variant in [s for s in servers if s.startswith("ours:")]:
         lines += [*ab_table(report, "ours", variant), ""]
     lines += memory(report, servers)
@@ -267,6 +270,53 @@ def one_client_verdicts(report: dict) -> list[str]:
         f"  [{'PASS' if p50_ok else 'FAIL'}] p50 {ours['p50_ms']:.2f} ms, the lowest: next is "
         f"{label(lowest)}'s {idx[(lowest, 1, 1)]['p50_ms']:.2f} ms",
     ]
+
+
+def workers_verdicts(report: dict) -> list[str]:
+    """Issue 21 goal 4: at GOAL_CONCURRENCY clients, single-row and 100-row, the CPU per
+    request of ours with two workers over that of one worker (median of the ratios of the
+    interleaved reps), PASS within GOAL_WORKERS_CPU_RATIO. Both run on the same pinned
+    core under the same wrk load: this machine has no spare core to show throughput
+    scaling, so the cost of a second process is what is measured.
+
+    Each worker batches only the requests it got, so two workers make more model calls
+    of fewer rows; the line also shows rows per call and the CPU per request without the
+    model's share (bench/floor.py's model cost at each one's batch), which tells that
+    dilution apart from the cost of the processes and their shared metric files."""
+    idx = index(report)
+    costs = report.get("model_ms_per_call") or {}
+    key = f"ours:{WORKERS_VARIANT[0]}"
+    c = GOAL_CONCURRENCY
+    lines = [
+        f"Workers (issue 21 goal 4) at {c} clients: CPU per request with 2 workers at most "
+        f"{GOAL_WORKERS_CPU_RATIO:g}x one worker's"
+    ]
+
+    def without_model(cell: dict, rows: int) -> str:
+        per_call = cell.get("rows_per_call")
+        call_ms = costs.get(str(round(per_call))) if per_call else None
+        if call_ms is None or not cell.get("cpu_ms_per_req"):
+            return "-"
+        return f"{cell['cpu_ms_per_req'] - call_ms * rows / max(per_call, rows):.3f}"
+
+    for n in report["settings"]["rows"]:
+        one, two = idx.get(("ours", n, c)), idx.get((key, n, c))
+        if one is None or two is None:
+            continue
+        ratios = paired_ratios(two, one, "cpu_ms_per_req")
+        if not ratios:
+            continue
+        ratio = statistics.median(ratios)
+        lines.append(
+            f"  [{'PASS' if ratio <= GOAL_WORKERS_CPU_RATIO else 'FAIL'}] {n:>3} rows: "
+            f"{two['cpu_ms_per_req']:.3f} ms against {one['cpu_ms_per_req']:.3f} ms, "
+            f"{ratio:.2f}x ({spread(ratios)}); rows per call "
+            f"{two.get('rows_per_call') or 0:.1f} against {one.get('rows_per_call') or 0:.1f}, "
+            f"without the model {without_model(two, n)} ms against {without_model(one, n)} ms"
+        )
+    if len(lines) == 1:
+        lines.append(f"  not evaluated: needs ours and {key} at {c} clients")
+    return lines
 
 
 def profile_table(report: dict) -> list[str]:

@@ -33,6 +33,7 @@ from bench.report import Cell, label, plot, render_report
 from bench.servers import (
     ALL_SERVERS,
     ECHO_ANSWERS,
+    WORKERS_VARIANT,
     Server,
     build_servers,
     check_answers,
@@ -154,11 +155,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def model_costs(model: Model, cells: dict[tuple[str, int, int], Cell]) -> dict[str, float]:
-    """CPU milliseconds of one model call at each batch size ours reached (rows per call,
-    rounded), measured once the servers are stopped."""
+    """CPU milliseconds of one model call at each batch size ours (or its two-worker
+    variant) reached (rows per call, rounded), measured once the servers are stopped."""
     batches = set()
+    workers = f"ours:{WORKERS_VARIANT[0]}"
     for (key, _, _), cell in cells.items():
-        per_call = cell.summary()["rows_per_call"] if key == "ours" else None
+        per_call = cell.summary()["rows_per_call"] if key in ("ours", workers) else None
         if per_call:
             batches.add(round(per_call))
     return {str(b): model_ms_per_call(model.directory, model.rows, b) for b in sorted(batches)}

@@ -28,7 +28,10 @@ from devstack.processes import free_port, http_status
 BENCH = REPO / "bench"
 CACHE = REPO / ".cache" / "bench"
 PEERS = ("mlserver", "kserve")
-ALL_SERVERS = ("ours", "mlserver", "kserve", "floor", "echo")
+ALL_SERVERS = ("ours", "workers2", "mlserver", "kserve", "floor", "echo")
+# Issue 21 goal 4: ours with two worker processes (on the same pinned core as every server),
+# a variant of ours named after its key in ALL_SERVERS.
+WORKERS_VARIANT = ("workers2", {"MODELOPS_WORKERS": "2"})
 ECHO_ANSWERS = "echo-answers.json"  # in the run directory: bench/peers/echo_app.py reads it
 
 
@@ -105,6 +108,9 @@ def build_servers(
     PYTHONPATH, measured in the same run), the peers, the floor."""
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
     servers = [ours(model, run_dir, base_env, "ours", {})] if "ours" in wanted else []
+    name, overrides = WORKERS_VARIANT
+    if name in wanted:
+        variants = {name: overrides, **variants}
     servers += [
         ours(model, run_dir, base_env, f"ours:{name}", overrides)
         for name, overrides in variants.items()

@@ -19,11 +19,15 @@ import logging.config
 import os
 import sys
 from collections.abc import MutableMapping, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from modelops_service.logs import lean_log_records, log_config
 from modelops_service.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 EXIT_CONFIG = 2
 
@@ -81,9 +85,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from modelops_service.app import create_app
+    from modelops_service.workers import prepare_multiproc_dir
 
+    if settings.workers > 1:
+        # Each worker process builds its app from the same environment (--host and
+        # --port only matter to the server, which binds once, here).
+        prepare_multiproc_dir()
+        app: str | FastAPI = "modelops_service.app:create_app"
+    else:
+        app = create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_config=config,

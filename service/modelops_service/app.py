@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import prometheus_client
 from fastapi import FastAPI, Request
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import Response
@@ -31,14 +33,20 @@ from modelops_service.routes.common import PredictRoute, PredictRoutes, json_res
 from modelops_service.service import ModelService
 from modelops_service.settings import Settings
 from modelops_service.telemetry import HttpMetrics
+from modelops_service.workers import mark_dead_workers, multiproc_dir, use_fixed_pid_values
 
 log = logging.getLogger("modelops_service")
 
 
-def _registry() -> CollectorRegistry:
+def _registry(shared_dir: Path | None) -> CollectorRegistry:
+    """The registry /metrics exposes; with several workers, it reads every worker's
+    files. The process_*, python_* and gc series then describe the worker that answers
+    the scrape (prometheus_client has no multiprocess form of them)."""
     # _created series add nothing the dashboards use and double the counter series.
     prometheus_client.disable_created_metrics()
     registry = CollectorRegistry()
+    if shared_dir is not None:
+        MultiProcessCollector(registry, path=str(shared_dir))
     ProcessCollector(registry=registry)  # process_resident_memory_bytes and friends
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
@@ -71,8 +79,12 @@ class ServiceApp(FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     card = read_card(settings.model_dir)
-    registry = _registry()
-    service = ModelService(settings, card, registry)
+    shared_dir = multiproc_dir()
+    if shared_dir is not None:
+        use_fixed_pid_values()
+        mark_dead_workers(shared_dir)
+    registry = _registry(shared_dir)
+    service = ModelService(settings, card, registry, shared_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -119,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestTelemetry,
         routes=app.routes,
-        metrics=HttpMetrics(registry, card.name, card.version),
+        metrics=HttpMetrics(service.metrics_registry, card.name, card.version),
         model=card.name,
         version=card.version,
         log_features=settings.log_features,

@@ -10,6 +10,7 @@ from bench.report import (
     GOAL_BATCH_ROWS_SPEEDUP,
     GOAL_CONCURRENCY,
     GOAL_SINGLE_ROW_SPEEDUP,
+    GOAL_WORKERS_CPU_RATIO,
     Cell,
     label,
     one_client_verdicts,
@@ -19,6 +20,7 @@ from bench.report import (
     render_report,
     spread,
     verdicts,
+    workers_verdicts,
 )
 
 C = GOAL_CONCURRENCY
@@ -237,3 +239,28 @@ def test_goal_two_passes_at_one_and_a_half_times_the_faster_peer_and_the_lowest_
 def test_goal_two_fails_below_the_speedup_or_behind_the_floor() -> None:
     lines = one_client_verdicts(one_client(749, 1.2))
     assert [line[:8] for line in lines[1:]] == ["  [FAIL]", "  [FAIL]"]
+
+
+def workers(cpu_one: float, cpu_two: float) -> dict:
+    def cell(server: str, cpu: float, per_call: float) -> dict:
+        reps = [rep(900, 1000, 4000, cpu=cpu)]
+        return row(server, 1, 900, 4.0, cpu_ms_per_req=cpu, rows_per_call=per_call, reps=reps)
+
+    results = [cell("ours", cpu_one, 10.0), cell("ours:workers2", cpu_two, 5.0)]
+    return report(results) | {"model_ms_per_call": {"10": 2.0, "5": 1.5}}
+
+
+def test_goal_four_passes_within_the_cpu_ratio_of_one_worker() -> None:
+    lines = workers_verdicts(workers(1.0, GOAL_WORKERS_CPU_RATIO))
+
+    assert lines[1].startswith("  [PASS]   1 rows: 1.150 ms against 1.000 ms, 1.15x")
+    # the model's share: 1.5 ms / 5 rows, 2.0 ms / 10 rows
+    assert lines[1].endswith(
+        "rows per call 5.0 against 10.0, without the model 0.850 ms against 0.800 ms"
+    )
+
+
+def test_goal_four_fails_beyond_the_ratio_and_is_not_evaluated_without_two_workers() -> None:
+    assert "[FAIL]" in workers_verdicts(workers(1.0, 1.16))[1]
+    single = report([row("ours", 1, 900, 4.0, reps=[rep(900, 1000, 4000)])])
+    assert "not evaluated" in workers_verdicts(single)[1]

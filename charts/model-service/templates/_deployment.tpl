@@ -95,6 +95,14 @@ spec:
             - name: MODELOPS_MODEL_SHA256
               value: {{ . | quote }}
             {{- end }}
+            {{- $workers := include "model-service.workers" $root | int }}
+            {{- if gt $workers 1 }}
+            - name: MODELOPS_WORKERS
+              value: {{ $workers | quote }}
+            {{- /* On the /tmp emptyDir: the entry point empties it when the container starts */}}
+            - name: PROMETHEUS_MULTIPROC_DIR
+              value: /tmp/metrics
+            {{- end }}
             {{- with $v.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}

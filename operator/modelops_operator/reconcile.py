@@ -124,7 +124,9 @@ class Reconciler:
             apply_set, report = self.manifests.build(spec, outcome.status, owner, found)
         except RenderError as exc:
             return self.status.degraded(obj, status, Reason.RENDER_FAILED, str(exc), generation)
-        new_status = status_after(outcome, obs, report, last_analysis, generation)
+        new_status = status_after(outcome, obs, report, last_analysis, generation,
+                                  pod_labels=apply_set.model_pod_labels(),
+                                  served=found.served)  # fmt: skip
         # nothing new to say: no write, so no watch event for anyone
         written = obj if dump(new_status) == dump(status) else self.status.write(obj, new_status)
         # the status is ours now: tell, then act on it (Events are best effort; the

@@ -194,17 +194,16 @@ class Cluster:
         self.wait_for_service_account("default", timeout=max(1.0, deadline - time.monotonic()))
 
     def install_keda_crds(self) -> list[str]:
-        """Install KEDA's CRDs (keda.sh, from the pinned module; make tools); their names."""
-        files = sorted((CRD_DIR / "keda").glob("keda.sh_*.yaml"))
+        """Install KEDA's CRDs (keda.sh and eventing.keda.sh, from the pinned module; make
+        tools), established; their names (crd/<name>), for a later delete."""
+        files = sorted((CRD_DIR / "keda").glob("*.yaml"))
         if not files:
-            raise RigError(f"no keda.sh CRDs in {CRD_DIR / 'keda'}: run `make tools`")
+            raise RigError(f"no KEDA CRDs in {CRD_DIR / 'keda'}: run `make tools`")
         args: list[Any] = ["apply", "--server-side", "--force-conflicts"]
         for f in files:
             args += ["-f", f]
         self.kubectl(*args)
-        names = [
-            f"crd/{f.name.removeprefix('keda.sh_').removesuffix('.yaml')}.keda.sh" for f in files
-        ]
+        names = [f"crd/{yaml.safe_load(f.read_text())['metadata']['name']}" for f in files]
         self.kubectl("wait", "--for=condition=Established", "--timeout=120s", *names)
         return names
 

@@ -31,6 +31,7 @@ from devstack.processes import HOST, Process, free_port, spawn, stop_all
 
 NAMESPACE = "keda"
 API_SERVICE = "v1beta1.external.metrics.k8s.io"
+SERVICE = "keda-metrics-apiserver"
 START_TIMEOUT = 120.0
 
 
@@ -49,7 +50,8 @@ class Keda:
         self.cluster.install_keda_crds()
         self.cluster.create_namespace(NAMESPACE)
         certs = self.workdir / "certs"
-        make_peer_certs(certs, "keda")
+        # the aggregator checks the serving cert against <service>.<namespace>.svc
+        make_peer_certs(certs, "keda", (f"{SERVICE}.{NAMESPACE}.svc",))
         env = {**self.cluster.env, "KUBECONFIG": str(self.cluster.kubeconfig)}
         env |= {
             "WATCH_NAMESPACE": "",
@@ -110,7 +112,7 @@ class Keda:
                 {
                     "apiVersion": "v1",
                     "kind": "Service",
-                    "metadata": {"name": "keda-metrics-apiserver", "namespace": NAMESPACE},
+                    "metadata": {"name": SERVICE, "namespace": NAMESPACE},
                     "spec": {"type": "ExternalName", "externalName": "localhost"},
                 },
                 {
@@ -124,7 +126,7 @@ class Keda:
                         "versionPriority": 100,
                         "caBundle": bundle,
                         "service": {
-                            "name": "keda-metrics-apiserver",
+                            "name": SERVICE,
                             "namespace": NAMESPACE,
                             "port": port,
                         },

@@ -172,17 +172,18 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth, clientAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectAltName = DNS:localhost, IP:127.0.0.1{extra}
 authorityKeyIdentifier = keyid
 """
 
 
-def make_peer_certs(out: Path, name: str) -> None:
-    """out/ca.crt and out/tls.crt|tls.key: a CA of its own and one cert for localhost that
-    serves and authenticates as a client (mutual TLS between two local processes, the
-    layout KEDA's operator and metrics server read from their --cert-dir)."""
+def make_peer_certs(out: Path, name: str, dns_names: tuple[str, ...] = ()) -> None:
+    """out/ca.crt and out/tls.crt|tls.key: a CA of its own and one cert for localhost (and
+    ``dns_names``) that serves and authenticates as a client (mutual TLS between two local
+    processes, the layout KEDA's operator and metrics server read from their --cert-dir)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "openssl.cnf").write_text(_PEER_CNF)
+    extra = "".join(f", DNS:{d}" for d in dns_names)
+    (out / "openssl.cnf").write_text(_PEER_CNF.replace("{extra}", extra))
     for key in ("ca", "tls"):
         _openssl(
             "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",

@@ -412,7 +412,7 @@ build_keda() {
   local dir t=$SECONDS tmp mod
   dir=$(keda_dir)
   tmp=$(scratch)
-  say "keda $KEDA_VERSION: go build of cmd/operator and cmd/adapter (about 25 min cold on 2 cores)"
+  say "keda $KEDA_VERSION: go build of cmd/operator and cmd/adapter (about 20 min cold on 2 cores)"
   mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" |
     python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
   cp -r "$mod" "$tmp/src"

@@ -42,12 +42,13 @@ class Keda:
     cluster: Cluster
     workdir: Path
     processes: list[Process] = field(default_factory=list)
+    crds: list[str] = field(default_factory=list)
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(f"--- {p.name}:\n{p.log_tail(lines)}" for p in self.processes)
 
     def start(self) -> None:
-        self.cluster.install_keda_crds()
+        self.crds = self.cluster.install_keda_crds()
         self.cluster.create_namespace(NAMESPACE)
         certs = self.workdir / "certs"
         # the aggregator checks the serving cert against <service>.<namespace>.svc
@@ -149,9 +150,17 @@ class Keda:
         raise RigError(f"{API_SERVICE} not Available: {conds}\n{self.tail()}")
 
     def stop(self) -> None:
+        """Leave the rig as it was: the ScaledObjects go while KEDA still runs (it holds their
+        finalizers), then the APIService, the processes and the CRDs."""
+        if self.crds:
+            self.cluster.kubectl("delete", "scaledobjects.keda.sh", "--all", "--all-namespaces",
+                                 "--timeout=60s", check=False)  # fmt: skip
         self.cluster.kubectl("delete", "apiservice", API_SERVICE, "--wait=false", check=False)
         stop_all(self.processes)
         self.processes.clear()
+        if self.crds:
+            self.cluster.kubectl("delete", *self.crds, "--timeout=60s", check=False)
+            self.crds = []
 
 
 @contextlib.contextmanager

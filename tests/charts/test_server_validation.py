@@ -29,7 +29,7 @@ def crds_installed(cluster: Cluster) -> Iterator[Cluster]:
         cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
     keda = cluster.install_keda_crds()
     yield cluster
-    cluster.kubectl("delete", *keda, "--wait=false", check=False)
+    cluster.kubectl("delete", *keda, "--timeout=60s", check=False)
 
 
 @pytest.mark.parametrize(

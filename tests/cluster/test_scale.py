@@ -116,7 +116,7 @@ def keda_crds(cluster: Cluster) -> Iterator[None]:
     """KEDA's CRDs for one test (the rig stays without them for the others)."""
     names = cluster.install_keda_crds()
     yield
-    cluster.kubectl("delete", *names, "--wait=false", check=False)
+    cluster.kubectl("delete", *names, "--timeout=60s", check=False)
 
 
 def test_with_keda_crds_the_operator_owns_one_scaled_object_on_the_model(

@@ -304,6 +304,10 @@ run-operator: venv ## Run the operator locally against KUBECONFIG (e.g. the rig 
 bench-operator: venv tools ## Apply 50 ModelDeployments at once on the rig; print time to all Ready and peak memory.
 	$(PY) bench/operator_rollout.py $(BENCH_ARGS)
 
+.PHONY: bench-autoscaling
+bench-autoscaling: venv tools ## On the real node (queue lock): time from a ModelDeployment's new size to its new pods Ready.
+	flock /run/lock/modelops-node-queue.lock $(PY) bench/autoscaling.py $(BENCH_ARGS)
+
 ##@ Monitoring (alerts/, dashboards/, loadtest/)
 
 LOAD_URL      ?= http://127.0.0.1:$(PORT)

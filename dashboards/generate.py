@@ -38,6 +38,10 @@ SEL = 'namespace=~"$namespace", model=~"$model", version=~"$version"'
 TARGET_SEL = 'namespace=~"$namespace", modelops_io_model=~"$model", modelops_io_version=~"$version"'
 POD_SEL = 'namespace=~"$namespace", pod=~"$pod", container!="", container!="POD"'
 RATE = "$__rate_interval"
+# The Deployments behind the selected versions' targets: a pod is named <deployment>-<rs>-<id>.
+DEPLOYMENT_OF_TARGETS = (
+    f'label_replace(up{{{TARGET_SEL}}}, "deployment", "$1", "pod", "(.+)-[a-z0-9]+-[a-z0-9]+")'
+)
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
 # Red at the default threshold of the alert (alerts/params.yaml), orange at this share of it.
@@ -480,6 +484,22 @@ def overview() -> dict:
             desc="Mean response body size by route.",
         ),
         row("Resources"),
+        timeseries(
+            "Replicas per track: desired vs available",
+            [
+                target(
+                    f'sum by (deployment) (kube_deployment_spec_replicas{{namespace=~"$namespace"}} and on (namespace, deployment) {DEPLOYMENT_OF_TARGETS})',
+                    "{{deployment}} desired",
+                ),
+                target(
+                    f'sum by (deployment) (kube_deployment_status_replicas_available{{namespace=~"$namespace"}} and on (namespace, deployment) {DEPLOYMENT_OF_TARGETS})',
+                    "{{deployment}} available",
+                ),
+            ],
+            unit="short",
+            w=24,
+            desc="Replicas each track's Deployment asks for (the operator splits the ModelDeployment's size, which an autoscaler sets, between stable and `-canary`) against those available (kube-state-metrics). A gap that lasts is pods not starting.",
+        ),
         timeseries(
             "Memory (resident)",
             [

@@ -193,6 +193,20 @@ class Cluster:
         self.nodes = tuple(n["metadata"]["name"] for n in self.get("nodes")["items"])
         self.wait_for_service_account("default", timeout=max(1.0, deadline - time.monotonic()))
 
+    def install_keda_crds(self) -> list[str]:
+        """Install KEDA's CRDs (keda.sh and eventing.keda.sh, from the pinned module; make
+        tools), established; their names (crd/<name>), for a later delete."""
+        files = sorted((CRD_DIR / "keda").glob("*.yaml"))
+        if not files:
+            raise RigError(f"no KEDA CRDs in {CRD_DIR / 'keda'}: run `make tools`")
+        args: list[Any] = ["apply", "--server-side", "--force-conflicts"]
+        for f in files:
+            args += ["-f", f]
+        self.kubectl(*args)
+        names = [f"crd/{yaml.safe_load(f.read_text())['metadata']['name']}" for f in files]
+        self.kubectl("wait", "--for=condition=Established", "--timeout=120s", *names)
+        return names
+
     def install_monitoring_crds(self) -> None:
         """Install the pinned prometheus-operator CRDs (monitoring.coreos.com)."""
         files = sorted(CRD_DIR.glob("monitoring.coreos.com_*.yaml"))

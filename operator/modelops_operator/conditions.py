@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from modelops_operator.constants import (
+    COND_AUTOSCALING,
     COND_DEGRADED,
     COND_MONITORING,
     COND_PROGRESSING,
@@ -26,6 +27,7 @@ from modelops_operator.models import (
 )
 from modelops_operator.reasons import Reason
 from modelops_operator.rollout import Action, EventKind, Observation, Outcome, State
+from modelops_operator.scaling import keda_missing, scale_replicas, scale_selector
 from modelops_operator.selectors import MonitoringReport
 from modelops_operator.workloads import ready_text
 
@@ -147,21 +149,45 @@ def monitoring_condition(ok: bool, reason: str, message: str) -> ConditionValue:
     return ConditionValue(COND_MONITORING, ok, reason, message)
 
 
+def autoscaling_condition(obs: Observation, served: frozenset[str]) -> ConditionValue | None:
+    """AutoscalingReady while spec.autoscaling is set: False naming what is missing (KEDA)."""
+    bounds = obs.spec.autoscaling
+    if bounds is None:
+        return None
+    missing = keda_missing(obs.spec, served)
+    if missing:
+        return ConditionValue(COND_AUTOSCALING, False, Reason.KEDA_MISSING, missing)
+    return ConditionValue(
+        COND_AUTOSCALING,
+        True,
+        Reason.SCALED_OBJECT_APPLIED,
+        f"KEDA scales this ModelDeployment between {bounds.min_replicas} and "
+        f"{bounds.max_replicas} replicas at {bounds.target_requests_per_second:g} requests/s "
+        "per replica",
+    )
+
+
 def status_after(
     outcome: Outcome,
     obs: Observation,
     report: MonitoringReport,
     last_analysis: AnalysisRecord | None,
     generation: int | None,
+    *,
+    pod_labels: dict[str, str],
+    served: frozenset[str],
 ) -> ModelDeploymentStatus:
-    """The status one pass writes: the outcome's, with conditions, READY and the last analysis."""
+    """The status one pass writes: the outcome's, with conditions, READY, /scale's replicas
+    and selector, and the last analysis."""
     if outcome.transition.action == Action.START_CANARY:
         last_analysis = None  # a new canary: the previous figures are about another release
+    autoscaling = autoscaling_condition(obs, served)
     conditions = set_conditions(
-        obs.status.conditions,
+        [c for c in obs.status.conditions if c.type != COND_AUTOSCALING or autoscaling],
         [
             *rollout_conditions(outcome, obs),
             monitoring_condition(report.ok, report.reason, report.message),
+            *([autoscaling] if autoscaling else []),
         ],
         isoformat(obs.now),
         generation,
@@ -170,6 +196,8 @@ def status_after(
         update={
             "observed_generation": generation,
             "ready": ready_text(obs.stable, obs.canary),
+            "replicas": scale_replicas(obs.stable, obs.canary),
+            "selector": scale_selector(pod_labels),
             "last_analysis": last_analysis,
             "conditions": conditions,
         }

@@ -147,9 +147,35 @@ class Monitoring(_Model):
     )
 
 
+class Autoscaling(_Model):
+    """spec.autoscaling: KEDA scales the whole ModelDeployment (its /scale) on the request rate."""
+
+    min_replicas: int = Field(default=1, alias="minReplicas", ge=1, le=100)
+    max_replicas: int = Field(alias="maxReplicas", ge=1, le=100)
+    target_requests_per_second: float = Field(alias="targetRequestsPerSecond", gt=0)
+    target_cpu_utilization_percentage: int | None = Field(
+        default=None, alias="targetCPUUtilizationPercentage", ge=1, le=100
+    )
+    scale_down_stabilization: Duration = Field(default="5m", alias="scaleDownStabilization")
+    prometheus_url: str | None = Field(default=None, alias="prometheusUrl")
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: Any) -> int:
+        low = info.data.get("min_replicas", 1)
+        if value < low:
+            raise ValueError(f"maxReplicas {value} is below minReplicas {low}")
+        return value
+
+    @property
+    def scale_down_stabilization_seconds(self) -> int:
+        return int(parse_duration(self.scale_down_stabilization))
+
+
 class ModelDeploymentSpec(_Model):
     model: ModelRef
     replicas: int = Field(default=1, ge=0, le=100)
+    autoscaling: Autoscaling | None = None
     paused: bool = False
     rollout: Rollout = Field(default_factory=Rollout)
     monitoring: Monitoring = Field(default_factory=Monitoring)
@@ -270,6 +296,12 @@ class ModelDeploymentStatus(_Model):
         description="The canary's share of the replicas (replica mode), percent.",
     )
     ready: str | None = None
+    replicas: int | None = Field(
+        default=None, description="/scale: pods of the track that carries spec.replicas."
+    )
+    selector: str | None = Field(
+        default=None, description="/scale: the label selector of the model's pods (both tracks)."
+    )
     stable: ModelRef | None = None
     canary: CanaryState | None = None
     previous_stable: PreviousStable | None = Field(default=None, alias="previousStable")

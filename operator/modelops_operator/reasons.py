@@ -61,6 +61,8 @@ class Reason(StrEnum):
     ROLLOUT_COMPLETE = "RolloutComplete"
     DEGRADED = "Degraded"
     AS_EXPECTED = "AsExpected"
+    KEDA_MISSING = "KedaMissing"
+    SCALED_OBJECT_APPLIED = "ScaledObjectApplied"
     # what the reconciler cannot get past (phase Degraded until it can)
     INVALID_SPEC = "InvalidSpec"
     RENDER_FAILED = "RenderFailed"

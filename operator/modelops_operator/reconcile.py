@@ -131,7 +131,9 @@ class Reconciler:
             apply_set, report = self.manifests.build(spec, outcome.status, owner, found)
         except RenderError as exc:
             return self.status.degraded(obj, status, Reason.RENDER_FAILED, str(exc), generation)
-        new_status = status_after(outcome, obs, report, last_analysis, generation)
+        new_status = status_after(outcome, obs, report, last_analysis, generation,
+                                  pod_labels=apply_set.model_pod_labels(),
+                                  served=found.served)  # fmt: skip
         events = [(e.type, e.reason, e.message) for e in outcome.events]
         if request is not None:
             new_status = requests.record(new_status, request, spec.model.version,

@@ -36,6 +36,7 @@ from modelops_operator.models import (
     parse_time,
 )
 from modelops_operator.reasons import Reason, Result
+from modelops_operator.scaling import total_replicas
 from modelops_operator.workloads import (
     WorkloadState,
     effective_share,
@@ -233,7 +234,7 @@ def _release_event(obs: Observation, state: State) -> Event | None:
             f"version {target.version} was stable until {prev.replaced_at}, within "
             f"rollbackWindow {obs.spec.rollout.rollback_window}: rolled back without analysis",
         )
-    if obs.spec.rollout.strategy == Strategy.CANARY and obs.spec.replicas > 0:
+    if obs.spec.rollout.strategy == Strategy.CANARY and total_replicas(obs.spec) > 0:
         return Event(
             EventKind.NEW_RELEASE_CANARY,
             Reason.CANARY_STARTED,
@@ -575,7 +576,7 @@ def _effective_weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) 
 def _step_text(spec: ModelDeploymentSpec, step: int) -> str:
     """'10%', and when the replicas cannot reach it, what they give instead."""
     weight = spec.rollout.steps[step]
-    unreachable = unreachable_step(spec.replicas, weight)
+    unreachable = unreachable_step(total_replicas(spec), weight)
     return f"{weight}% ({unreachable})" if unreachable else f"{weight}%"
 
 
@@ -604,15 +605,16 @@ def desired_workloads(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) 
     """The Deployments the (new) status asks for."""
     stable = status.stable or spec.model
     canary = status.canary
+    total = total_replicas(spec)  # what /scale (an autoscaler) set, within its bounds
     if canary is None:
-        return Workloads(stable, spec.replicas)
+        return Workloads(stable, total)
     if canary.promoting:
         # the stable rolls to the promoted release at full size; the canary keeps
         # serving at its last share until the stable is available
-        _, canary_replicas = split_replicas(spec.replicas, spec.rollout.steps[-1])
-        return Workloads(stable, spec.replicas, canary.model, canary_replicas)
+        _, canary_replicas = split_replicas(total, spec.rollout.steps[-1])
+        return Workloads(stable, total, canary.model, canary_replicas)
     weight = spec.rollout.steps[min(canary.step, len(spec.rollout.steps) - 1)]
-    stable_replicas, canary_replicas = split_replicas(spec.replicas, weight)
+    stable_replicas, canary_replicas = split_replicas(total, weight)
     return Workloads(stable, stable_replicas, canary.model, canary_replicas)
 
 

@@ -49,8 +49,10 @@ def chart_values(
     service_monitor_labels: dict[str, str] | None = None,
     rule_labels: dict[str, str] | None = None,
     dashboard_labels: dict[str, str] | None = None,
+    scaled_object: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The values for `helm template`. The extra label maps come from selector discovery."""
+    """The values for `helm template`. The extra label maps come from selector discovery;
+    `scaled_object` from scaling.scaled_object_values (KEDA scaling the ModelDeployment)."""
     stable: ModelRef = workloads.stable
     mon = spec.monitoring
     values: dict[str, Any] = {
@@ -82,6 +84,7 @@ def chart_values(
                 "labels": {**mon.dashboards.labels, **(dashboard_labels or {})},
             },
         },
+        "scaledObject": scaled_object or {"enabled": False},
         "tests": {"enabled": False},
     }
     if workloads.canary is not None:

@@ -34,6 +34,7 @@ class WorkloadState:
 
     exists: bool
     desired: int = 0
+    replicas: int = 0  # pods the Deployment has (status.replicas), ready or not
     ready: int = 0
     updated: int = 0
     available: int = 0
@@ -85,6 +86,7 @@ def read_deployment(
     return WorkloadState(
         exists=True,
         desired=desired,
+        replicas=int(status.get("replicas") or 0),
         ready=int(status.get("readyReplicas") or 0),
         updated=int(status.get("updatedReplicas") or 0),
         available=int(status.get("availableReplicas") or 0),

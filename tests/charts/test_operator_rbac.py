@@ -43,6 +43,7 @@ NAMESPACED_GRANTS = {
     ("networking.k8s.io", "networkpolicies"): APPLY,
     ("monitoring.coreos.com", "servicemonitors"): APPLY,
     ("monitoring.coreos.com", "prometheusrules"): APPLY,
+    ("keda.sh", "scaledobjects"): APPLY,
     ("", "pods"): LIST,
     ("", "events"): {"create"},
 }

@@ -103,6 +103,10 @@ request of the operator (operator/modelops_operator/kube.py) or of kopf makes; n
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
   verbs: [get, list, create, patch, delete]
+# KEDA's ScaledObject for spec.autoscaling (when KEDA is installed)
+- apiGroups: [keda.sh]
+  resources: [scaledobjects]
+  verbs: [get, list, create, patch, delete]
 # rollout progress of the stable and canary tracks (the pods of a Deployment not yet ready)
 - apiGroups: [""]
   resources: [pods]

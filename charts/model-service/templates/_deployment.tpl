@@ -28,7 +28,7 @@ metadata:
 spec:
   {{- if $canary }}
   replicas: {{ $v.canary.replicaCount }}
-  {{- else if not $v.autoscaling.enabled }}
+  {{- else if not (or $v.autoscaling.enabled (and $v.scaledObject.enabled (not $v.scaledObject.scaleTargetRef))) }}
   replicas: {{ $v.replicaCount }}
   {{- end }}
   revisionHistoryLimit: {{ $v.revisionHistoryLimit }}

@@ -78,12 +78,35 @@ class Compare(_Model):
     max_prediction_shift: float | None = Field(default=0.1, alias="maxPredictionShift", ge=0)
 
 
+class GatewayAPIRouting(_Model):
+    """The HTTPRoute rule whose backendRefs weights the operator owns."""
+
+    http_route: str = Field(alias="httpRoute", min_length=1)
+    rule: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The rule's name; unset: the first rule with a backendRef to the model.",
+    )
+    canary_header: str | None = Field(
+        default=None,
+        alias="canaryHeader",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$",
+        max_length=256,
+        description="Requests with this header set to the canary's version reach the canary.",
+    )
+
+
+class TrafficRouting(_Model):
+    gateway_api: GatewayAPIRouting | None = Field(default=None, alias="gatewayAPI")
+
+
 class Rollout(_Model):
     strategy: Strategy = Strategy.CANARY
     steps: tuple[int, ...] = (10, 50, 100)
     interval: Duration = "60s"
     analysis: Analysis = Field(default_factory=Analysis)
     compare: Compare = Field(default_factory=Compare)
+    traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting, alias="trafficRouting")
     auto_rollback: bool = Field(default=True, alias="autoRollback")
     rollback_window: Duration = Field(default="1h", alias="rollbackWindow")
     progress_deadline: Duration = Field(default="10m", alias="progressDeadline")
@@ -102,6 +125,11 @@ class Rollout(_Model):
     @property
     def interval_seconds(self) -> float:
         return parse_duration(self.interval)
+
+    @property
+    def gateway_api(self) -> GatewayAPIRouting | None:
+        """The HTTPRoute that splits the traffic by weight, or None (replica mode)."""
+        return self.traffic_routing.gateway_api
 
     @property
     def rollback_window_seconds(self) -> float:
@@ -222,7 +250,8 @@ class ModelDeploymentStatus(_Model):
     effective_canary_weight: float = Field(
         default=0.0,
         alias="effectiveCanaryWeight",
-        description="The canary's share of the replicas (replica mode), percent.",
+        description="The canary's share: of the replicas (replica mode), or its HTTPRoute "
+        "weight (Gateway API, 0 until the canary is Ready), percent.",
     )
     ready: str | None = None
     stable: ModelRef | None = None

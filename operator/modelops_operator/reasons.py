@@ -60,6 +60,7 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     RENDER_FAILED = "RenderFailed"
     APPLY_FAILED = "ApplyFailed"
+    TRAFFIC_ROUTING_FAILED = "TrafficRoutingFailed"
 
 
 class Result(StrEnum):

@@ -38,6 +38,7 @@ from modelops_operator.workloads import (
     WorkloadState,
     effective_share,
     split_replicas,
+    split_routed,
     unreachable_step,
 )
 
@@ -521,7 +522,7 @@ def advance(obs: Observation, *, history_limit: int = 10) -> Outcome:
         stable_version=status.stable.version if status.stable else None,
         canary_version=status.canary.model.version if status.canary else None,
         canary_weight=_weight(obs.spec, status),
-        effective_canary_weight=_effective_weight(obs.spec, status),
+        effective_canary_weight=_effective_weight(obs.spec, status, obs.canary.is_ready),
     )
     return Outcome(state, event, transition, status, tuple(events))
 
@@ -533,17 +534,41 @@ def _weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
     return spec.rollout.steps[min(status.canary.step, len(spec.rollout.steps) - 1)]
 
 
-def _effective_weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> float:
-    """The canary's share of the replicas the status asks for, percent (0 without a canary)."""
+def _effective_weight(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary_ready: bool
+) -> float:
+    """The canary's share the status gives, percent (0 without a canary or while promoting).
+
+    Replica mode: its share of the replicas. Gateway API: its HTTPRoute weight.
+    """
     if status.canary is None or status.canary.promoting or status.stable is None:
         return 0.0
+    if spec.rollout.gateway_api is not None:
+        return float(route_weight(spec, status, canary_ready))
     workloads = desired_workloads(spec, status)
     return effective_share(workloads.stable_replicas, workloads.canary_replicas)
+
+
+def route_weight(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary_ready: bool
+) -> int:
+    """The canary's HTTPRoute weight, percent: 0 until it is Ready and once it is gone.
+
+    While the promotion rolls the stable, the canary keeps the last step's weight.
+    """
+    if status.canary is None or not canary_ready:
+        return 0
+    steps = spec.rollout.steps
+    if status.canary.promoting:
+        return steps[-1]
+    return steps[min(status.canary.step, len(steps) - 1)]
 
 
 def _step_text(spec: ModelDeploymentSpec, step: int) -> str:
     """'10%', and when the replicas cannot reach it, what they give instead."""
     weight = spec.rollout.steps[step]
+    if spec.rollout.gateway_api is not None:
+        return f"{weight}% (HTTPRoute weight)"
     unreachable = unreachable_step(spec.replicas, weight)
     return f"{weight}% ({unreachable})" if unreachable else f"{weight}%"
 
@@ -575,13 +600,14 @@ def desired_workloads(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) 
     canary = status.canary
     if canary is None:
         return Workloads(stable, spec.replicas)
+    split = split_routed if spec.rollout.gateway_api is not None else split_replicas
     if canary.promoting:
         # the stable rolls to the promoted release at full size; the canary keeps
         # serving at its last share until the stable is available
-        _, canary_replicas = split_replicas(spec.replicas, spec.rollout.steps[-1])
+        _, canary_replicas = split(spec.replicas, spec.rollout.steps[-1])
         return Workloads(stable, spec.replicas, canary.model, canary_replicas)
     weight = spec.rollout.steps[min(canary.step, len(spec.rollout.steps) - 1)]
-    stable_replicas, canary_replicas = split_replicas(spec.replicas, weight)
+    stable_replicas, canary_replicas = split(spec.replicas, weight)
     return Workloads(stable, stable_replicas, canary.model, canary_replicas)
 
 
@@ -600,7 +626,7 @@ def analysis_record(
         version=canary.model.version,
         step=canary.step,
         weight=obs.spec.rollout.steps[min(canary.step, len(obs.spec.rollout.steps) - 1)],
-        effectiveWeight=_effective_weight(obs.spec, obs.status),
+        effectiveWeight=_effective_weight(obs.spec, obs.status, obs.canary.is_ready),
         result=decision.verdict.value,
         reason=decision.reason,
         message=decision.message,
@@ -628,4 +654,5 @@ __all__ = [
     "classify",
     "derive_state",
     "desired_workloads",
+    "route_weight",
 ]

@@ -207,7 +207,7 @@ class Reconciler:
             return
         try:
             backends = backends_of(apply_set.objects)
-            self.router.route(spec, status, obs.canary.is_ready, owner.namespace, owner.name,
+            self.router.route(spec, status, obs.canary, owner.namespace, owner.name,
                               backends)  # fmt: skip
         except ConflictError:
             raise

@@ -522,7 +522,9 @@ def advance(obs: Observation, *, history_limit: int = 10) -> Outcome:
         stable_version=status.stable.version if status.stable else None,
         canary_version=status.canary.model.version if status.canary else None,
         canary_weight=_weight(obs.spec, status),
-        effective_canary_weight=_effective_weight(obs.spec, status, obs.canary.is_ready),
+        effective_canary_weight=_effective_weight(
+            obs.spec, status, canary_routable(status, obs.canary)
+        ),
     )
     return Outcome(state, event, transition, status, tuple(events))
 
@@ -549,10 +551,25 @@ def _effective_weight(
     return effective_share(workloads.stable_replicas, workloads.canary_replicas)
 
 
+def canary_routable(status: ModelDeploymentStatus, canary: WorkloadState) -> bool:
+    """Whether the route may give the canary its weight.
+
+    At the first step only once the canary is Ready. Past it (an analysis passed,
+    so it was Ready) while one of its pods is ready: scaling up to the next step's
+    replicas must not take its backend away and back.
+    """
+    if status.canary is None:
+        return False
+    if canary.is_ready:
+        return True
+    passed = status.canary.step > 0 or status.canary.promoting
+    return passed and canary.ready > 0
+
+
 def route_weight(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary_ready: bool
 ) -> int:
-    """The canary's HTTPRoute weight, percent: 0 until it is Ready and once it is gone.
+    """The canary's HTTPRoute weight, percent: 0 until it is routable and once it is gone.
 
     While the promotion rolls the stable, the canary keeps the last step's weight.
     """
@@ -626,7 +643,9 @@ def analysis_record(
         version=canary.model.version,
         step=canary.step,
         weight=obs.spec.rollout.steps[min(canary.step, len(obs.spec.rollout.steps) - 1)],
-        effectiveWeight=_effective_weight(obs.spec, obs.status, obs.canary.is_ready),
+        effectiveWeight=_effective_weight(
+            obs.spec, obs.status, canary_routable(obs.status, obs.canary)
+        ),
         result=decision.verdict.value,
         reason=decision.reason,
         message=decision.message,
@@ -651,6 +670,7 @@ __all__ = [
     "advance",
     "analysis_due",
     "analysis_record",
+    "canary_routable",
     "classify",
     "derive_state",
     "desired_workloads",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from modelops_operator.kube import KubeClient, KubeError
 from modelops_operator.models import ModelDeploymentSpec, ModelDeploymentStatus
-from modelops_operator.rollout import route_weight
+from modelops_operator.rollout import canary_routable, route_weight
 from modelops_operator.routing import (
     HTTPROUTE_API_VERSION,
     HTTPROUTE_KIND,
@@ -18,6 +18,7 @@ from modelops_operator.routing import (
     apply_body,
     route_rules,
 )
+from modelops_operator.workloads import WorkloadState
 
 
 class Router:
@@ -29,7 +30,7 @@ class Router:
         self,
         spec: ModelDeploymentSpec,
         status: ModelDeploymentStatus,
-        canary_ready: bool,
+        canary_workload: WorkloadState,
         namespace: str,
         owner: str,
         backends: Backends,
@@ -52,9 +53,10 @@ class Router:
         if route is None:
             raise RoutingError(f"HTTPRoute {namespace}/{routing.http_route} not found")
         canary = status.canary
-        pinned = canary is not None and canary_ready and not canary.promoting
+        routable = canary_routable(status, canary_workload)
+        pinned = canary is not None and routable and not canary.promoting
         split = Split(
-            route_weight(spec, status, canary_ready),
+            route_weight(spec, status, routable),
             canary.model.version if pinned and canary is not None else None,
         )
         rules = route_rules(route, routing, backends, split, owner)

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 DURATION_PATTERN = r"^([0-9]+(h|m|s|ms))+$"
@@ -37,6 +37,7 @@ Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
 class Strategy(StrEnum):
     CANARY = "Canary"
     ROLLING_UPDATE = "RollingUpdate"
+    AB_TEST = "ABTest"
 
 
 class Phase(StrEnum):
@@ -100,6 +101,19 @@ class TrafficRouting(_Model):
     gateway_api: GatewayAPIRouting | None = Field(default=None, alias="gatewayAPI")
 
 
+class ABTest(_Model):
+    """strategy ABTest: a fixed split between the stable (A) and the new version (B)."""
+
+    weight: int = Field(
+        default=50, ge=0, le=100, description="B's share, percent (0: only header-pinned requests)."
+    )
+    winner: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Set to B's version to promote it; the test runs until then.",
+    )
+
+
 class Rollout(_Model):
     strategy: Strategy = Strategy.CANARY
     steps: tuple[int, ...] = (10, 50, 100)
@@ -107,6 +121,7 @@ class Rollout(_Model):
     analysis: Analysis = Field(default_factory=Analysis)
     compare: Compare = Field(default_factory=Compare)
     traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting, alias="trafficRouting")
+    ab_test: ABTest = Field(default_factory=ABTest, alias="abTest")
     auto_rollback: bool = Field(default=True, alias="autoRollback")
     rollback_window: Duration = Field(default="1h", alias="rollbackWindow")
     progress_deadline: Duration = Field(default="10m", alias="progressDeadline")
@@ -121,6 +136,21 @@ class Rollout(_Model):
         if list(steps) != sorted(set(steps)):
             raise ValueError("steps must be strictly ascending")
         return steps
+
+    @model_validator(mode="after")
+    def _ab_test_reaches_b(self) -> Rollout:
+        routing = self.traffic_routing.gateway_api
+        header_only = routing is not None and routing.canary_header
+        if self.strategy == Strategy.AB_TEST and self.ab_test.weight == 0 and not header_only:
+            raise ValueError(
+                "abTest.weight 0 sends B nothing: give it a weight, or route by header "
+                "(trafficRouting.gatewayAPI.canaryHeader)"
+            )
+        return self
+
+    @property
+    def ab(self) -> bool:
+        return self.strategy == Strategy.AB_TEST
 
     @property
     def interval_seconds(self) -> float:

@@ -42,6 +42,8 @@ class Reason(StrEnum):
     ANALYSIS_PASSED = "AnalysisPassed"
     ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
     SUPERSEDED = "Superseded"
+    AB_TESTING = "ABTesting"  # strategy ABTest: the split holds until a winner is named
+    WINNER_CHOSEN = "WinnerChosen"  # abTest.winner names B: promoted
     # Kubernetes Events only
     DEPLOYING = "Deploying"
     DEPLOYED = "Deployed"

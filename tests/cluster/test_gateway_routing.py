@@ -282,3 +282,48 @@ def test_rollback_puts_the_weights_back_before_the_canary_goes(
             assert s.rule(PINNED) is None
     assert samples[-1].weights == {STABLE_SVC: 100}
     assert samples[-1].status["history"][-1]["result"] == "RolledBack"
+
+
+def test_ab_test_holds_its_split_until_the_winner_is_named(cluster, operator, namespace):
+    # no Prometheus at all: an A/B test is never analyzed, so nothing could judge it
+    cluster.apply(route_body(namespace))
+    rollout = {
+        "strategy": "ABTest",
+        "abTest": {"weight": 30},
+        "interval": "2s",
+        "analysis": {"prometheusUrl": "http://127.0.0.1:9"},
+        "trafficRouting": routed_rollout("http://127.0.0.1:9")["trafficRouting"],
+    }
+    cluster.apply(md_body("diabetes", namespace, model="diabetes", rollout=rollout))
+    wait_phase(cluster, operator, namespace, "diabetes", "Ready")
+    set_model(cluster, namespace, "diabetes", "diabetes", "3")
+
+    def split_held(s: Sample) -> bool:
+        return s.weights.get(CANARY_SVC) == 30
+
+    first = watch(cluster, operator, namespace, split_held, "the 70/30 split")[-1]
+    assert first.weights == {STABLE_SVC: 70, CANARY_SVC: 30}
+    (match,) = first.rule(PINNED)["matches"]
+    assert match["headers"] == [{"type": "Exact", "name": HEADER, "value": "3"}]
+    # many intervals later: still 70/30, never analyzed, never promoted
+    time.sleep(10)
+    held = sample(cluster, namespace)
+    assert held.weights == {STABLE_SVC: 70, CANARY_SVC: 30}
+    assert held.status["phase"] == "Progressing"
+    assert held.status["stableVersion"] == "1"
+    assert "lastAnalysis" not in held.status
+    progressing = next(c for c in held.status["conditions"] if c["type"] == "Progressing")
+    assert progressing["reason"] == "ABTesting"
+    assert "abTest.winner is 3" in progressing["message"]
+
+    patch = {"spec": {"rollout": {"abTest": {"winner": "3"}}}}
+    cluster.kubectl("patch", "md", "diabetes", "-n", namespace, "--type", "merge",
+                    "-p", json.dumps(patch))  # fmt: skip
+    status = wait_phase(cluster, operator, namespace, "diabetes", "Ready", stableVersion="3")
+    entry = status["history"][-1]
+    assert (entry["version"], entry["result"], entry["reason"]) == ("3", "Promoted", "WinnerChosen")
+    last = wait_for(
+        lambda: (s := sample(cluster, namespace)).weights == {STABLE_SVC: 100} and s,
+        "the route back to the stable alone",
+    )
+    assert last.rule(PINNED) is None

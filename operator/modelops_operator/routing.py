@@ -14,6 +14,7 @@ read (router.py), so a concurrent edit of the route is never overwritten.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ HTTPROUTE_API_VERSION = f"{GATEWAY_GROUP}/v1"
 HTTPROUTE_KIND = "HTTPRoute"
 
 # Gateway API's default match: every path.
-DEFAULT_MATCHES = ({"path": {"type": "PathPrefix", "value": "/"}},)
+DEFAULT_MATCHES: tuple[dict[str, Any], ...] = ({"path": {"type": "PathPrefix", "value": "/"}},)
 
 
 class RoutingError(ValueError):
@@ -49,7 +50,7 @@ class Split:
     pinned_version: str | None = None  # None = no pinned rule
 
 
-def backends_of(objects: list[dict[str, Any]]) -> Backends:
+def backends_of(objects: Sequence[dict[str, Any]]) -> Backends:
     """The per-track Services of a render (service.perTrack): the stable's name and port,
     and the canary's name, `<fullname>-canary` beside `<fullname>-stable` by the chart's
     contract (templates/service-tracks.yaml)."""
@@ -137,7 +138,9 @@ def pinned_rule(rule: dict[str, Any], backends: Backends, header: str, version: 
     Gateway API prefers the match with more header matches among equal paths, so
     pinned requests take this rule and the rest the weighted one.
     """
-    matches = [copy.deepcopy(m) for m in rule.get("matches") or DEFAULT_MATCHES]
+    matches: list[dict[str, Any]] = [
+        copy.deepcopy(m) for m in rule.get("matches") or DEFAULT_MATCHES
+    ]
     for match in matches:
         headers = [
             h for h in match.get("headers") or [] if h.get("name", "").lower() != header.lower()

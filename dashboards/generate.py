@@ -876,6 +876,7 @@ def operator_panels() -> list[dict]:
 
 def rollout() -> dict:
     rsel = 'namespace=~"$namespace", model=~"$model", version=~"$version"'
+    msel = 'namespace=~"$namespace", model=~"$model"'  # every version: the share's denominator
 
     def side_by_side(title: str, expr: str, *, unit: str, th: dict, desc: str) -> dict:
         p = stat(title, expr, unit=unit, th=th, desc=desc, w=12, h=4, legend="{{version}}")
@@ -918,6 +919,55 @@ def rollout() -> dict:
             unit="short",
             th=alert_bands("featureDriftThreshold"),
             desc=f"{rr.DRIFT_SCORE_MAX.name}: the largest feature PSI",
+        ),
+        row("A/B: the two variants (strategy ABTest, or any canary)"),
+        side_by_side(
+            "Traffic share",
+            f"sum by (namespace, model, version) ({rr.REQUESTS_RATE1M.name}{{{rsel}}}) "
+            f"/ on (namespace, model) group_left "
+            f"sum by (namespace, model) ({rr.REQUESTS_RATE1M.name}{{{msel}}})",
+            unit="percentunit",
+            th=thresholds([(None, "blue")]),
+            desc="The version's share of the model's prediction requests: what its weight gives.",
+        ),
+        timeseries(
+            "Traffic share",
+            [
+                target(
+                    f"sum by (namespace, model, version) ({rr.REQUESTS_RATE1M.name}{{{rsel}}}) "
+                    f"/ on (namespace, model) group_left "
+                    f"sum by (namespace, model) ({rr.REQUESTS_RATE1M.name}{{{msel}}})",
+                    "{{version}}",
+                )
+            ],
+            unit="percentunit",
+            minimum=0,
+            desc="Each version's share of the model's requests over time (the A/B split).",
+        ),
+        timeseries(
+            "Mean prediction (regressors)",
+            [
+                target(
+                    f"max by (version) ({rr.PREDICTION_MEAN_RATE1M.name}{{{rsel}}})",
+                    "{{version}}",
+                )
+            ],
+            unit="short",
+            desc=f"{rr.PREDICTION_MEAN_RATE1M.name}: the mean predicted value per version, "
+            "what the canary analysis' prediction shift compares.",
+        ),
+        timeseries(
+            "Predicted class share (classifiers)",
+            [
+                target(
+                    f"max by (version, class) ({rr.PREDICTED_CLASS_SHARE_RATE1M.name}{{{rsel}}})",
+                    "{{version}} · {{class}}",
+                )
+            ],
+            unit="percentunit",
+            minimum=0,
+            desc=f"{rr.PREDICTED_CLASS_SHARE_RATE1M.name}: the share of rows per predicted "
+            "class, per version.",
         ),
         row("Compared over time"),
         timeseries(

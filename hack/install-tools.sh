@@ -19,6 +19,7 @@
 #   prometheus, promtool, alertmanager   Debian packages
 #   runc, CNI plugins, iptables, socat   Debian packages (the real node)
 #   monitoring.coreos.com CRDs           the prometheus-operator Go module
+#   gateway.networking.k8s.io CRDs       the gateway-api Go module (standard channel)
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
 # Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node keda (default: all)
@@ -156,41 +157,53 @@ install_layer() {
   link "$dir/kubectl" kubectl
 }
 
-# --- monitoring.coreos.com CRDs from the prometheus-operator Go module ----
-install_crds() {
-  local dir=$CACHE_ROOT/crds/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION
+# --- CRDs from Go modules: monitoring.coreos.com and gateway.networking.k8s.io ----
+# module_crds NAME MODULE VERSION DIR FILE...: copy DIR/FILE of the Go module MODULE@VERSION
+# into the cache once, then into .cache/crds (copies, not links: what tests apply).
+module_crds() {
+  local name=$1 module=$2 version=$3 sub=$4
+  shift 4
+  local dir=$CACHE_ROOT/crds/$name-$version f
   if [[ ! -f $dir/.complete ]]; then
-    need go "to fetch the prometheus-operator module"
+    need go "to fetch the $module module"
     local t=$SECONDS tmp mod
     tmp=$(scratch)
-    say "monitoring.coreos.com CRDs: prometheus-operator $PROMETHEUS_OPERATOR_VERSION (Go module)"
-    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json \
-      "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+    say "$name CRDs: $module $version (Go module)"
+    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$module@$version" |
       python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
     mkdir -p "$tmp/out"
-    cp "$mod"/example/prometheus-operator-crd/monitoring.coreos.com_*.yaml "$tmp/out/"
+    for f in "$@"; do
+      [[ -f $mod/$sub/$f ]] || die "no $sub/$f in $module $version"
+      cp "$mod/$sub/$f" "$tmp/out/"
+    done
     chmod 0644 "$tmp"/out/*.yaml
-    [[ -f $tmp/out/monitoring.coreos.com_servicemonitors.yaml &&
-      -f $tmp/out/monitoring.coreos.com_prometheusrules.yaml ]] ||
-      die "no ServiceMonitor/PrometheusRule CRD in $mod/example/prometheus-operator-crd"
-    echo "$PROMETHEUS_OPERATOR_VERSION" >"$tmp/out/.complete"
+    echo "$version" >"$tmp/out/.complete"
     mkdir -p "$(dirname "$dir")"
     rm -rf "$dir"
     mv "$tmp/out" "$dir"
     detail "$(find "$dir" -name '*.yaml' | wc -l) CRDs in $(elapsed $t)"
     WORK_DONE=1
   fi
-  # Copies, not links: .cache/crds is what tests apply, whatever the cache does.
-  local f changed=0
+  local changed=0
   for f in "$dir"/*.yaml; do
     cmp -s "$f" "$CRDS/${f##*/}" || { cp "$f" "$CRDS/" && changed=1; }
   done
-  if [[ "$(cat "$CRDS/VERSION" 2>/dev/null || true)" != "$PROMETHEUS_OPERATOR_VERSION" ]]; then
-    echo "$PROMETHEUS_OPERATOR_VERSION" >"$CRDS/VERSION"
-    changed=1
-  fi
   if ((changed)); then
-    detail "copied the CRDs to .cache/crds/"
+    detail "copied the $name CRDs to .cache/crds/"
+    WORK_DONE=1
+  fi
+}
+
+install_crds() {
+  module_crds prometheus-operator github.com/prometheus-operator/prometheus-operator \
+    "$PROMETHEUS_OPERATOR_VERSION" example/prometheus-operator-crd \
+    monitoring.coreos.com_{alertmanagerconfigs,alertmanagers,podmonitors,probes,prometheusagents,prometheuses,prometheusrules,scrapeconfigs,servicemonitors,thanosrulers}.yaml
+  # the standard channel's route kinds: the HTTPRoute the operator weighs, and what it names
+  module_crds gateway-api sigs.k8s.io/gateway-api "$GATEWAY_API_VERSION" config/crd/standard \
+    gateway.networking.k8s.io_{gatewayclasses,gateways,httproutes,referencegrants}.yaml
+  local want="prometheus-operator $PROMETHEUS_OPERATOR_VERSION, gateway-api $GATEWAY_API_VERSION"
+  if [[ "$(cat "$CRDS/VERSION" 2>/dev/null || true)" != "$want" ]]; then
+    echo "$want" >"$CRDS/VERSION"
     WORK_DONE=1
   fi
 }

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 DURATION_PATTERN = r"^([0-9]+(h|m|s|ms))+$"
@@ -37,6 +37,7 @@ Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
 class Strategy(StrEnum):
     CANARY = "Canary"
     ROLLING_UPDATE = "RollingUpdate"
+    AB_TEST = "ABTest"
 
 
 class Phase(StrEnum):
@@ -88,12 +89,49 @@ class Compare(_Model):
     max_prediction_shift: float | None = Field(default=0.1, alias="maxPredictionShift", ge=0)
 
 
+class GatewayAPIRouting(_Model):
+    """The HTTPRoute rule whose backendRefs weights the operator owns."""
+
+    http_route: str = Field(alias="httpRoute", min_length=1)
+    rule: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The rule's name; unset: the first rule with a backendRef to the model.",
+    )
+    canary_header: str | None = Field(
+        default=None,
+        alias="canaryHeader",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$",
+        max_length=256,
+        description="Requests with this header set to the canary's version reach the canary.",
+    )
+
+
+class TrafficRouting(_Model):
+    gateway_api: GatewayAPIRouting | None = Field(default=None, alias="gatewayAPI")
+
+
+class ABTest(_Model):
+    """strategy ABTest: a fixed split between the stable (A) and the new version (B)."""
+
+    weight: int = Field(
+        default=50, ge=0, le=100, description="B's share, percent (0: only header-pinned requests)."
+    )
+    winner: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Set to B's version to promote it; the test runs until then.",
+    )
+
+
 class Rollout(_Model):
     strategy: Strategy = Strategy.CANARY
     steps: tuple[int, ...] = (10, 50, 100)
     interval: Duration = "60s"
     analysis: Analysis = Field(default_factory=Analysis)
     compare: Compare = Field(default_factory=Compare)
+    traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting, alias="trafficRouting")
+    ab_test: ABTest = Field(default_factory=ABTest, alias="abTest")
     auto_rollback: bool = Field(default=True, alias="autoRollback")
     rollback_window: Duration = Field(default="1h", alias="rollbackWindow")
     progress_deadline: Duration = Field(default="10m", alias="progressDeadline")
@@ -109,9 +147,29 @@ class Rollout(_Model):
             raise ValueError("steps must be strictly ascending")
         return steps
 
+    @model_validator(mode="after")
+    def _ab_test_reaches_b(self) -> Rollout:
+        routing = self.traffic_routing.gateway_api
+        header_only = routing is not None and routing.canary_header
+        if self.strategy == Strategy.AB_TEST and self.ab_test.weight == 0 and not header_only:
+            raise ValueError(
+                "abTest.weight 0 sends B nothing: give it a weight, or route by header "
+                "(trafficRouting.gatewayAPI.canaryHeader)"
+            )
+        return self
+
+    @property
+    def ab(self) -> bool:
+        return self.strategy == Strategy.AB_TEST
+
     @property
     def interval_seconds(self) -> float:
         return parse_duration(self.interval)
+
+    @property
+    def gateway_api(self) -> GatewayAPIRouting | None:
+        """The HTTPRoute that splits the traffic by weight, or None (replica mode)."""
+        return self.traffic_routing.gateway_api
 
     @property
     def rollback_window_seconds(self) -> float:
@@ -293,7 +351,8 @@ class ModelDeploymentStatus(_Model):
     effective_canary_weight: float = Field(
         default=0.0,
         alias="effectiveCanaryWeight",
-        description="The canary's share of the replicas (replica mode), percent.",
+        description="The canary's share: of the replicas (replica mode), or its HTTPRoute "
+        "weight (Gateway API, 0 until the canary is Ready), percent.",
     )
     ready: str | None = None
     replicas: int | None = Field(

@@ -47,6 +47,8 @@ class Reason(StrEnum):
     ABORT_REQUESTED = "AbortRequested"
     REQUEST_ACCEPTED = "RequestAccepted"
     REQUEST_REJECTED = "RequestRejected"
+    AB_TESTING = "ABTesting"  # strategy ABTest: the split holds until a winner is named
+    WINNER_CHOSEN = "WinnerChosen"  # abTest.winner names B: promoted
     # Kubernetes Events only
     DEPLOYING = "Deploying"
     DEPLOYED = "Deployed"
@@ -67,6 +69,7 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     RENDER_FAILED = "RenderFailed"
     APPLY_FAILED = "ApplyFailed"
+    TRAFFIC_ROUTING_FAILED = "TrafficRoutingFailed"
 
 
 class Result(StrEnum):

@@ -3,7 +3,8 @@
     read the object -> discover monitoring (discovery.py) -> observe the Deployments
     and, when a step is due, Prometheus (observe.py) -> decide (rollout.py, pure)
     -> render what the new status asks for (manifests.py) -> write the status
-    (status.py) -> post Events -> apply and prune (applier.py) -> count (metrics.py)
+    (status.py) -> post Events -> apply and prune (applier.py), and set the
+    HTTPRoute's weights (router.py) -> count (metrics.py)
 
 No kopf import: the kopf handlers (handlers.py) call `Reconciler.reconcile`
 from a per-object daemon loop and poke it on spec changes. The status is
@@ -49,6 +50,8 @@ from modelops_operator.prom import PrometheusClient
 from modelops_operator.reasons import Reason, Result
 from modelops_operator.render import ChartRenderer, RenderError
 from modelops_operator.rollout import Observation, advance, analysis_due, analysis_record
+from modelops_operator.router import Router
+from modelops_operator.routing import RoutingError, backends_of
 from modelops_operator.settings import OperatorSettings
 from modelops_operator.status import StatusWriter
 from modelops_operator.workloads import MISSING
@@ -73,6 +76,7 @@ class Reconciler:
         self.manifests = Manifests(settings, renderer)
         self.applier = Applier(kube, settings.field_manager, settings.resync_seconds)
         self.status = StatusWriter(kube, metrics, settings.field_manager)
+        self.router = Router(kube, settings.field_manager)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -145,7 +149,14 @@ class Reconciler:
         # status history is the record that survives a restart between the two)
         self.status.post_events(written, events)
         self._consumed(written)
-        self._apply(written, new_status, apply_set, owner, found)
+        if new_status.canary is None:
+            # a rollback, abort or finished promotion: the route leaves the canary first
+            self._route(written, spec, new_status, obs, apply_set, owner)
+            self._apply(written, new_status, apply_set, owner, found)
+        else:
+            # the canary's Service exists before the route names it
+            self._apply(written, new_status, apply_set, owner, found)
+            self._route(written, spec, new_status, obs, apply_set, owner)
         self._count(owner, spec, status, new_status)
         return outcome.event.kind.value
 
@@ -212,6 +223,30 @@ class Reconciler:
         self.status.post_events(
             written, [("Warning", Reason.DRIFT_CORRECTED, message) for message in corrected]
         )
+
+    def _route(
+        self,
+        written: dict[str, Any],
+        spec: ModelDeploymentSpec,
+        status: ModelDeploymentStatus,
+        obs: Observation,
+        apply_set: ApplySet,
+        owner: Owner,
+    ) -> None:
+        """The HTTPRoute's weights for `status` (Gateway API routing only)."""
+        if spec.rollout.gateway_api is None:
+            return
+        try:
+            backends = backends_of(apply_set.objects)
+            self.router.route(spec, status, obs.canary, owner.namespace, owner.name,
+                              backends)  # fmt: skip
+        except ConflictError:
+            raise
+        except (RoutingError, KubeError) as exc:
+            self.metrics.errors.labels(owner.namespace, owner.name, "route").inc()
+            self.status.degraded(written, status, Reason.TRAFFIC_ROUTING_FAILED, str(exc),
+                                 status.observed_generation)  # fmt: skip
+            raise
 
     def _count(
         self,

@@ -66,6 +66,8 @@ def chart_values(
         "image": split_image(stable.image).values(),
         "replicaCount": workloads.stable_replicas,
         "canary": {"enabled": False},
+        # an HTTPRoute weighs the tracks by their own Services
+        "service": {"perTrack": spec.rollout.gateway_api is not None},
         "monitoring": {
             # the operator decides from discovery which monitoring kinds it applies
             "missingCrds": "render",

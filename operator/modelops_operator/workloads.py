@@ -194,6 +194,18 @@ def split_replicas(total: int, weight: int) -> tuple[int, int]:
     return total, max(1, total * weight // (100 - weight))
 
 
+def split_routed(total: int, weight: int) -> tuple[int, int]:
+    """(stable, canary) replicas when an HTTPRoute splits the traffic by `weight` percent.
+
+    The route gives the share, so replicas only need to carry it: the stable keeps
+    its full `total` until the promotion has rolled it, and the canary gets the
+    share of `total` its weight asks for, rounded up, at least one.
+    """
+    if total <= 0:
+        return 0, 0
+    return total, max(1, -(-total * weight // 100))
+
+
 def effective_share(stable: int, canary: int) -> float:
     """The canary's share of the replicas, percent (one decimal)."""
     pods = stable + canary

@@ -472,6 +472,37 @@ def test_biased_canary_is_rolled_back_on_the_prediction_shift(
     assert "> maxPredictionShift 0.1" in warning["message"]
 
 
+def test_slower_canary_is_rolled_back_on_the_latency_ratio_under_the_absolute_threshold(
+    cluster, operator, namespace, canary_rig
+):
+    # v4: v1's predictions from 50 times the trees, tens of ms a call instead of about one
+    rig = canary_rig("diabetes", canary_version="4")
+    rollout = canary_rollout(rig.prometheus.url, maxDriftScore=0.5, maxLatencyP95Seconds=0.5)
+    cluster.apply(md_body("diabetes", namespace, model="diabetes", rollout=rollout))
+    wait_phase(cluster, operator, namespace, "diabetes", "Ready")
+    set_model(cluster, namespace, "diabetes", "diabetes", "4")
+    status = wait_phase(cluster, operator, namespace, "diabetes", "RolledBack")
+    assert status["stableVersion"] == "1"
+    assert status["rolledBack"]["version"] == "4"
+    analysis = status["lastAnalysis"]
+    assert (analysis["result"], analysis["reason"]) == ("Fail", "LatencyRegression")
+    figures = analysis["figures"]
+    # genuinely slower: at least twice the stable's p95, and tens of ms more
+    assert figures["latencyP95Seconds"] >= 2 * figures["stableLatencyP95Seconds"]
+    assert figures["latencyP95Seconds"] - figures["stableLatencyP95Seconds"] >= 0.01
+    assert figures["latencyP95Ratio"] > analysis["thresholds"]["maxLatencyP95Ratio"]
+    # every absolute gate passed: the canary is under maxLatencyP95Seconds, only slower
+    assert figures["latencyP95Seconds"] < analysis["thresholds"]["maxLatencyP95Seconds"] == 0.5
+    assert figures["errorRate"] <= 0.05
+    assert figures["predictionShift"] <= 0.1  # the same predictions
+    entry = status["history"][-1]
+    assert (entry["version"], entry["result"], entry["reason"]) == (
+        "4", "RolledBack", "LatencyRegression",
+    )  # fmt: skip
+    warning = wait_event(cluster, operator, namespace, "diabetes", "RolledBack")
+    assert "> maxLatencyP95Ratio" in warning["message"]
+
+
 def test_unhealthy_canary_is_rolled_back_with_a_warning(cluster, operator, namespace, canary_rig):
     rig = canary_rig("wine")  # v2 was trained on low-alcohol wines: live inputs drift
     cluster.apply(md_body("wine", namespace, rollout=canary_rollout(rig.prometheus.url)))

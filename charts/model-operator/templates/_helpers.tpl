@@ -107,6 +107,11 @@ request of the operator (operator/modelops_operator/kube.py) or of kopf makes; n
 - apiGroups: [keda.sh]
   resources: [scaledobjects]
   verbs: [get, list, create, patch, delete]
+# the HTTPRoute a Gateway API rollout weighs: read, and its rules server-side applied
+# (never created: the route is the user's)
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, patch]
 # rollout progress of the stable and canary tracks (the pods of a Deployment not yet ready)
 - apiGroups: [""]
   resources: [pods]

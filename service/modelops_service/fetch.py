@@ -210,7 +210,9 @@ class HttpSource:
                     raise status_error(what, response)
                 length = response.headers.get("content-length")
                 size = int(length) if length and length.isdigit() else None
-                yield Stream(size, response.iter_raw(CHUNK))
+                # as the bytes arrive (a chunk size would buffer, and a slow drip would dodge the
+                # deadline until a whole chunk had come)
+                yield Stream(size, response.iter_raw())
                 return
             finally:
                 response.close()

@@ -411,7 +411,7 @@ def main() -> int:
     termination_log = Path(FetchSettings.model_fields["termination_log"].default)
     uri = os.environ.get("MODELOPS_FETCH_URI", "")
     try:
-        settings = FetchSettings()  # type: ignore[call-arg]  (from the environment)
+        settings = FetchSettings()  # the fields come from the environment
         termination_log = settings.termination_log
         digests = fetch(settings)
     except ValidationError as err:

@@ -61,7 +61,7 @@ class ModelUri:
 
 
 def _segments(path: str, what: str, *, allow_empty: bool) -> str:
-    path = path.strip("/") if allow_empty else path.removeprefix("/")
+    path = path.removesuffix("/")  # one trailing slash, as in "s3://bucket/prefix/"
     if not path:
         if allow_empty:
             return ""
@@ -86,7 +86,7 @@ def parse_model_uri(text: str) -> ModelUri:
     if any(ord(c) < 0x21 or ord(c) > 0x7E for c in text):
         raise UriError("the model uri holds a space, a control or a non-ASCII character")
     if text.startswith("/"):
-        return ModelUri("dir", "", "/" + _segments(text, "directory", allow_empty=False))
+        return ModelUri("dir", "", "/" + _segments(text[1:], "directory", allow_empty=False))
     scheme, sep, rest = text.partition("://")
     if not sep:
         raise UriError(f"{text!r}: want s3://, https://, pvc:// or an absolute directory")

@@ -293,3 +293,25 @@ def test_a_slow_drip_is_a_timeout_not_a_hang(rig_pki, tmp_path):
             )
         stop.set()
     assert err.value.failure is Failure.TIMEOUT
+
+
+def test_the_fetch_command_imports_no_numpy_or_scikit_learn(tmp_path):
+    """The init container starts in a fraction of the service's import time."""
+    code = (
+        "import sys\n"
+        "from modelops_service.__main__ import main\n"
+        "rc = main(['fetch'])\n"
+        "heavy = sorted(m for m in ('numpy', 'sklearn', 'joblib', 'fastapi') if m in sys.modules)\n"
+        "print(rc, heavy)\n"
+    )
+    env = {
+        **os.environ,
+        "MODELOPS_FETCH_URI": "s3://models/../x",
+        "MODELOPS_FETCH_SHA256": "00" * 32,
+        "MODELOPS_FETCH_DEST": str(tmp_path / "model"),
+        "MODELOPS_FETCH_TERMINATION_LOG": str(tmp_path / "term"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.splitlines()[-1] == f"{Failure.INVALID.exit_code} []"

@@ -82,12 +82,14 @@ def test_a_model_from_s3_becomes_ready_and_a_new_uri_rolls_out_without_an_image(
     with running_operator(cluster, tmp_path) as op:
         cluster.apply(md(restricted, "1", "s3://models/wine/1", sha("1"), fetch))
         rig.wait_phase(cluster, op, restricted, "wine", "Ready", timeout=240, stableVersion="1")
-        (pod,) = cluster.get("pods", "-n", restricted, "-l", "modelops.io/version=1")["items"]
-        (init,) = pod["status"]["initContainerStatuses"]
-        assert init["name"] == "model-fetch"
-        assert init["state"]["terminated"]["exitCode"] == 0
+        pods = cluster.get("pods", "-n", restricted, "-l", "modelops.io/version=1")["items"]
+        assert pods
+        for pod in pods:
+            (init,) = pod["status"]["initContainerStatuses"]
+            assert init["name"] == "model-fetch"
+            assert init["state"]["terminated"]["exitCode"] == 0
         # version 2 was uploaded next to version 1: only uri, version and sha256 change
-        images_before = {c["image"] for c in pod["spec"]["containers"]}
+        images_before = {c["image"] for p in pods for c in p["spec"]["containers"]}
         rig.patch_md(
             cluster,
             restricted,
@@ -120,7 +122,7 @@ def test_a_failed_fetch_shows_its_class_in_degraded(
     assert f"container model-fetch exited {code}" in degraded["message"], degraded["message"]
     assert f"fetch failed: {failure}: " in degraded["message"]
     # the kubelet's termination message is the fetcher's one JSON line
-    (pod,) = cluster.get("pods", "-n", restricted, "-l", "modelops.io/version=1")["items"]
+    pod = cluster.get("pods", "-n", restricted, "-l", "modelops.io/version=1")["items"][0]
     (init,) = pod["status"]["initContainerStatuses"]
     terminated = init["lastState"].get("terminated") or init["state"].get("terminated")
     line = json.loads(terminated["message"].strip().splitlines()[-1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +205,28 @@ def make_peer_certs(out: Path, name: str, dns_names: tuple[str, ...] = ()) -> No
     )  # fmt: skip
     for f in out.glob("*.key"):
         f.chmod(0o600)
+
+
+def issue_server_cert(pki: Path, name: str, sans: Sequence[str], out: Path) -> None:
+    """out/name.key and out/name.crt: a serving cert from the rig's CA for ``sans``
+    (``DNS:...`` or ``IP:...`` entries), for the rig's own HTTPS servers."""
+    out = out.resolve()  # openssl runs in ``pki``
+    out.mkdir(parents=True, exist_ok=True)
+    key, csr, crt, ext = (out / f"{name}.{e}" for e in ("key", "csr", "crt", "ext"))
+    ext.write_text(
+        "basicConstraints = critical, CA:FALSE\n"
+        "keyUsage = critical, digitalSignature, keyEncipherment\n"
+        "extendedKeyUsage = serverAuth\n"
+        f"subjectAltName = {', '.join(sans)}\n"
+    )
+    _openssl(
+        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key, cwd=pki
+    )
+    _openssl("req", "-new", "-key", key, "-subj", f"/CN={name}", "-config", "openssl.cnf",
+             "-out", csr, cwd=pki)  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", csr, "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "365",
+        "-extfile", ext, "-out", crt, cwd=pki,
+    )  # fmt: skip
+    key.chmod(0o600)

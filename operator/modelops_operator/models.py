@@ -48,14 +48,37 @@ class Phase(StrEnum):
     ROLLED_BACK = "RolledBack"
 
 
+class FetchSpec(_Model):
+    """How the init container fetches a remote uri (the chart's model.fetch)."""
+
+    endpoint: str = ""
+    region: str = "us-east-1"
+    credentials_secret: str = Field(default="", alias="credentialsSecret")
+    ca_config_map: str = Field(default="", alias="caConfigMap")
+    max_bytes: int = Field(default=1 << 30, alias="maxBytes", ge=1)
+    timeout_seconds: float = Field(default=300.0, alias="timeoutSeconds", gt=0)
+
+
 class ModelRef(_Model):
-    """What one Deployment serves: a model version, its image and its artifact."""
+    """What one Deployment serves: a model version, its image and its artifact.
+
+    The artifact is ``uri`` (s3://, https://, pvc://: fetched and verified by an init
+    container; or a directory in the image) or, as before, ``artifact`` (a directory in
+    the image). The CRD requires one of them, and a sha256 with a remote uri.
+    """
 
     name: str
     version: str
     image: str
-    artifact: str
+    artifact: str = ""
+    uri: str = ""
     sha256: str = ""
+    fetch: FetchSpec | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the artifact comes from, as a message names it."""
+        return self.uri or self.artifact
 
 
 class Analysis(_Model):

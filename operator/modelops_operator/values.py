@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelops_operator.models import ModelDeploymentSpec, ModelRef, parse_duration
+from modelops_operator.models import ModelDeploymentSpec, ModelRef, dump, parse_duration
 from modelops_operator.rollout import Workloads
 
 
@@ -61,6 +61,7 @@ def chart_values(
             "name": stable.name,
             "version": stable.version,
             "artifact": stable.artifact,
+            "uri": stable.uri,
             "sha256": stable.sha256,
         },
         "image": split_image(stable.image).values(),
@@ -95,8 +96,14 @@ def chart_values(
             "enabled": True,
             "version": canary.version,
             "artifact": canary.artifact,
+            "uri": canary.uri,
             "sha256": canary.sha256,
             "replicaCount": workloads.canary_replicas,
             "image": split_image(canary.image).values(),
         }
+    # One fetch configuration for both tracks (the chart's model.fetch): the newest
+    # release's, so a canary from a new store can be fetched.
+    fetch = next((m.fetch for m in (workloads.canary, stable) if m and m.fetch), None)
+    if fetch is not None:
+        values["model"]["fetch"] = dump(fetch)
     return values

@@ -77,7 +77,12 @@ def read_deployment(
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
             failure, message = cond.get("reason") or "ReplicaFailure", cond.get("message", "")
     for pod in pods:
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        status_of_pod = pod.get("status") or {}
+        # the init container (model-fetch) first: while it fails, the service never starts
+        for cs in [
+            *(status_of_pod.get("initContainerStatuses") or []),
+            *(status_of_pod.get("containerStatuses") or []),
+        ]:
             reason = failing_reason(cs)
             if reason:
                 failure = reason

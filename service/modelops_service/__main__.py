@@ -1,4 +1,7 @@
-"""Entry point: ``python -m modelops_service --host H --port P``.
+"""Entry point: ``python -m modelops_service --host H --port P``, or ``... fetch``.
+
+``fetch`` (the init container) brings a model from its URI into a directory and
+exits; see modelops_service.fetch. Everything below is about serving.
 
 Settings come from MODELOPS_* environment variables; --host/--port override
 MODELOPS_HOST/MODELOPS_PORT. Before uvicorn starts, the artifact's digest is
@@ -49,6 +52,12 @@ def default_native_threads(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["fetch"]:
+        # Imports httpx, never numpy or scikit-learn: the init container starts fast.
+        from modelops_service.fetch import main as fetch_main
+
+        return fetch_main()
     parser = argparse.ArgumentParser(prog="python -m modelops_service", description=__doc__)
     parser.add_argument("--host", help="bind address (default: MODELOPS_HOST or 0.0.0.0)")
     parser.add_argument("--port", type=int, help="bind port (default: MODELOPS_PORT or 8080)")

@@ -236,7 +236,11 @@ def test_the_plain_rbac_is_enough(cluster, operator, namespace, tmp_path):
         ({"rollout": {"steps": [50, 10]}}, "steps must be strictly ascending"),
         ({"rollout": {"strategy": "BlueGreen"}}, "Unsupported value"),
         ({"replicas": -1}, "should be greater than or equal to 0"),
-        ({"model": {"name": "wine", "version": "1", "image": "x"}}, "artifact: Required value"),
+        ({"model": {"name": "wine", "version": "1", "image": "x"}}, "set spec.model.uri"),
+        (
+            {"model": {"name": "wine", "version": "1", "image": "x", "uri": "s3://models/wine/1"}},
+            "spec.model.sha256 is required with a remote uri",
+        ),
     ],
 )
 def test_invalid_spec_is_rejected_at_apply(cluster, operator, namespace, patch, message):

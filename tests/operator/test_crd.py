@@ -146,8 +146,30 @@ def test_schema_rejects_bad_input(path, value):
 
 
 def test_schema_requires_the_model_fields():
-    for field in ("name", "version", "image", "artifact"):
+    # artifact-or-uri and the sha256 of a remote uri are CEL rules: the API server checks
+    # them (tests/cluster/test_operator.py::test_invalid_spec_is_rejected_at_apply)
+    for field in ("name", "version", "image"):
         doc = copy.deepcopy(GOOD)
         del doc["spec"]["model"][field]
         with pytest.raises(jsonschema.ValidationError):
             validator().validate(doc)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["s3://models/wine/2", "https://files.example/wine/2", "pvc://store/wine/2", "/models/wine/2"],
+)
+def test_schema_takes_a_model_uri(uri):
+    doc = copy.deepcopy(GOOD)
+    del doc["spec"]["model"]["artifact"]
+    doc["spec"]["model"].update(uri=uri, sha256="a" * 64, fetch={"endpoint": "https://s3:9000"})
+    validator().validate(doc)
+    assert parse_spec(apply_defaults(SCHEMA["properties"]["spec"], doc["spec"])).model.uri == uri
+
+
+@pytest.mark.parametrize("uri", ["ftp://x/y", "s3://has space/x", "relative/dir", ""])
+def test_schema_refuses_a_bad_uri(uri):
+    doc = copy.deepcopy(GOOD)
+    doc["spec"]["model"]["uri"] = uri
+    with pytest.raises(jsonschema.ValidationError):
+        validator().validate(doc)

@@ -18,7 +18,8 @@ ADMIN_USER = "modelops-admin"
 KUBELET_CLIENT = "apiserver-kubelet-client"  # pki/<this>.crt|.key
 KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
 
-_OPENSSL_CNF = f"""\
+# The request and CA sections every openssl.cnf of the rig starts with.
+_CNF_HEAD = """\
 [req]
 distinguished_name = dn
 prompt = no
@@ -28,6 +29,11 @@ CN = modelops-rig
 basicConstraints = critical, CA:TRUE
 keyUsage = critical, keyCertSign, cRLSign, digitalSignature
 subjectKeyIdentifier = hash
+"""
+
+_OPENSSL_CNF = (
+    _CNF_HEAD
+    + f"""\
 [server]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
@@ -42,6 +48,7 @@ keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = clientAuth
 authorityKeyIdentifier = keyid
 """
+)
 
 
 def _openssl(*args: Any, cwd: Path) -> None:
@@ -159,16 +166,9 @@ def write_kubeconfig(
     path.chmod(0o600)
 
 
-_PEER_CNF = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = modelops-rig
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign, digitalSignature
-subjectKeyIdentifier = hash
+_PEER_CNF = (
+    _CNF_HEAD
+    + """\
 [peer]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
@@ -176,6 +176,7 @@ extendedKeyUsage = serverAuth, clientAuth
 subjectAltName = DNS:localhost, IP:127.0.0.1{extra}
 authorityKeyIdentifier = keyid
 """
+)
 
 
 def make_peer_certs(out: Path, name: str, dns_names: tuple[str, ...] = ()) -> None:

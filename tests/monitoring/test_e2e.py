@@ -430,6 +430,10 @@ def test_every_dashboard_query_returns_data(dashboard_results: list) -> None:
         "charts/model-service/files/dashboards/modelops-overview.json: Container restarts (1h) [A]",
         "charts/model-service/files/dashboards/modelops-overview.json: Memory vs limit [A]",
         "charts/model-service/files/dashboards/modelops-overview.json: Memory vs limit [B]",
+        "charts/model-service/files/dashboards/modelops-overview.json: Replicas per track:"
+        " desired vs available [A]",
+        "charts/model-service/files/dashboards/modelops-overview.json: Replicas per track:"
+        " desired vs available [B]",
     ]
 
 

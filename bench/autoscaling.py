@@ -35,7 +35,7 @@ from pathlib import Path
 from devstack.cluster import Cluster
 from devstack.control_plane import ControlPlane
 from devstack.images import build_images
-from devstack.node import RealNode, release
+from devstack.node import running_node_rig
 from devstack.operator_process import running_operator
 from devstack.paths import RUN_ROOT
 
@@ -124,23 +124,12 @@ def step(cluster: Cluster, ns: str, to: int) -> dict:
 
 def run(steps: int, to: int) -> dict:
     image = build_images().service
-    ControlPlane.clean_stale(RUN_ROOT, prefix="node-")
-    run_dir = RUN_ROOT / f"node-{os.getpid()}"
-    plane = ControlPlane(run_dir, node_count=0)
-    try:
-        cluster = plane.start()
-        node = RealNode(plane)
-        node.start(cluster)
-        cluster.wait_ready()
-        node.load_image(image)
+    with running_node_rig(image) as (cluster, _):
         ns = cluster.create_namespace("bench-autoscaling")
         with running_operator(cluster, Path(tempfile.mkdtemp(prefix="bench-autoscaling-"))):
             cluster.apply(md(ns))
             wait(lambda: len(ready_pods(cluster, ns)) == 1, "the first pod Ready")
             results = [step(cluster, ns, to) for _ in range(steps)]
-    finally:
-        release(run_dir)
-        plane.stop(remove=True)
     ready = [p["ready"] for r in results for p in r["pods"]]
     return {
         "scale": f"1 -> {to} replicas, {steps} steps, real node, image {image}",

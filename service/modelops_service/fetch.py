@@ -32,7 +32,7 @@ import re
 import ssl
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -192,7 +192,7 @@ class BearerAuth(httpx.Auth):
     def __init__(self, token: str) -> None:
         self.header = f"Bearer {token}"
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = self.header
         yield request
 

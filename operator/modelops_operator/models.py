@@ -49,7 +49,8 @@ class Phase(StrEnum):
 
 
 class FetchSpec(_Model):
-    """How the init container fetches a remote uri (the chart's model.fetch)."""
+    """How the init container fetches this release's remote uri (the chart's model.fetch, or
+    canary.fetch for a canary: each track fetches with its own release's settings)."""
 
     endpoint: str = ""
     region: str = "us-east-1"

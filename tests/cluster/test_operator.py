@@ -290,6 +290,65 @@ def test_prometheus_down_holds_the_canary(cluster, operator, namespace):
     assert len(cluster.get("deployments", "-n", namespace)["items"]) == 2
 
 
+def init_env(dep: dict) -> dict[str, str]:
+    (init,) = dep["spec"]["template"]["spec"]["initContainers"]
+    return {e["name"]: e.get("value", "") for e in init["env"]}
+
+
+def test_the_canarys_fetch_settings_never_re_render_the_stable(cluster, operator, namespace):
+    """Both releases fetched from a uri, with different endpoints, Secrets and caps: the
+    canary's settings stay on the canary's pods; changing only them leaves the stable's
+    Deployment at its generation (KWOK completes the init containers; nothing is fetched)."""
+    rollout = {
+        "strategy": "Canary",
+        "steps": [50, 100],
+        "interval": "2s",
+        "analysis": {"prometheusUrl": "http://127.0.0.1:9"},
+    }  # held at step 0
+    body = md_body("wine", namespace, rollout=rollout)
+    body["spec"]["model"] = {
+        "name": "wine", "version": "1", "image": "model-service:0.1.0",
+        "uri": "s3://models/wine/1", "sha256": "a" * 64,
+        "fetch": {"endpoint": "https://old:9000", "credentialsSecret": "old-keys",
+                  "maxBytes": 5000},
+    }  # fmt: skip
+    cluster.apply(body)
+    wait_phase(cluster, operator, namespace, "wine", "Ready")
+    stable = cluster.get("deployment", "wine-model-service", "-n", namespace)
+    patch_md(cluster, namespace, "wine", {"spec": {"model": {
+        "version": "2", "uri": "s3://models/wine/2", "sha256": "b" * 64,
+        "fetch": {"endpoint": "https://new:9000", "credentialsSecret": "new-keys",
+                  "maxBytes": None},
+    }}})  # fmt: skip
+
+    def canary_with(timeout: str) -> dict | None:
+        proc = cluster.kubectl("get", "deployment", "wine-model-service-canary", "-n", namespace,
+                               "-o", "json", check=False)  # fmt: skip
+        if proc.returncode != 0:
+            return None
+        canary = json.loads(proc.stdout)
+        return canary if init_env(canary)["MODELOPS_FETCH_TIMEOUT_SECONDS"] == timeout else None
+
+    canary = wait_for(lambda: canary_with("300"), "the canary Deployment", explain=operator.tail)
+    env = init_env(canary)
+    assert env["MODELOPS_FETCH_ENDPOINT"] == "https://new:9000"
+    assert env["MODELOPS_FETCH_MAX_BYTES"] == str(1 << 30)  # its own default
+    volumes = {v["name"]: v for v in canary["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["fetch-credentials"]["secret"]["secretName"] == "new-keys"
+    # only the canary's fetch settings change: a new canary of the same version
+    patch_md(cluster, namespace, "wine", {"spec": {"model": {"fetch": {"timeoutSeconds": 30}}}})
+    wait_for(lambda: canary_with("30"), "the canary's new timeout", explain=operator.tail)
+    assert status_of(cluster, namespace, "wine")["stableVersion"] == "1"
+    now = cluster.get("deployment", "wine-model-service", "-n", namespace)
+    assert now["metadata"]["generation"] == stable["metadata"]["generation"]
+    assert now["spec"]["template"] == stable["spec"]["template"]
+    env = init_env(now)
+    assert (env["MODELOPS_FETCH_ENDPOINT"], env["MODELOPS_FETCH_MAX_BYTES"]) == (
+        "https://old:9000",
+        "5000",
+    )
+
+
 def test_paused_holds_then_fast_rollback_skips_analysis(cluster, operator, namespace):
     rollout = {"strategy": "Canary", "steps": [50, 100], "interval": "1s",
                "analysis": {"prometheusUrl": "http://127.0.0.1:9"}}  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import jsonschema
@@ -173,3 +174,17 @@ def test_schema_refuses_a_bad_uri(uri):
     doc["spec"]["model"]["uri"] = uri
     with pytest.raises(jsonschema.ValidationError):
         validator().validate(doc)
+
+
+def test_the_crd_and_the_chart_check_the_fetch_settings_alike():
+    """The operator passes spec.model.fetch to the chart's model.fetch and canary.fetch: a
+    value the CRD takes must not fail the render (the chart's emptyDir sizeLimit is its own)."""
+    chart = json.loads((ROOT / "charts/model-service/values.schema.json").read_text())
+    theirs = chart["properties"]["model"]["properties"]["fetch"]["properties"]
+    ours = SCHEMA["properties"]["spec"]["properties"]["model"]["properties"]["fetch"]["properties"]
+    assert set(ours) == set(theirs) - {"sizeLimit"}
+    for key, schema in ours.items():
+        for word in ("type", "pattern", "maxLength", "minLength"):
+            assert schema.get(word) == theirs[key].get(word), (key, word)
+    canary = chart["properties"]["canary"]["properties"]["fetch"]
+    assert canary["$ref"] == "#/properties/model/properties/fetch"

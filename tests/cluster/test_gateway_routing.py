@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
 from devstack.canary import CanaryRig, canary_rigs, start_prometheus
 from devstack.cluster import Cluster
 from devstack.operator_process import OperatorProcess, running_operator
+from devstack.paths import REPO_ROOT
 from tests.support.operator_rig import (
     WAIT,
     canary_rollout,
@@ -369,3 +371,18 @@ def test_a_missing_route_is_one_warning_and_a_condition_that_keeps_naming_it(
     assert weights_in(cluster.get("httproute", "models", "-n", namespace)) == {STABLE_SVC: 100}
     assert len([e for e in events_of(cluster, namespace, "diabetes")
                 if e["reason"] == "TrafficRoutingFailed"]) == 1  # fmt: skip
+
+
+def test_every_example_passes_a_server_side_dry_run(cluster, operator, namespace):
+    """The API server itself (our CRD, the pinned Gateway API CRDs, their CEL rules) accepts
+    every object of manifests/examples/, moved into the test's namespace."""
+    paths = sorted((REPO_ROOT / "manifests" / "examples").glob("*.yaml"))
+    assert {"diabetes-gateway-canary.yaml", "wine-ab-test.yaml"} <= {p.name for p in paths}
+    for path in paths:
+        docs = list(yaml.safe_load_all(path.read_text()))
+        for doc in docs:
+            doc["metadata"]["namespace"] = namespace
+        out = cluster.apply(docs, "--dry-run=server").stdout
+        assert out.count("(server dry run)") == len(docs), f"{path.name}: {out}"
+    # a dry run: nothing was created
+    assert cluster.get("modeldeployments", "-n", namespace)["items"] == []

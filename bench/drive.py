@@ -10,7 +10,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,19 +41,7 @@ def wrk(
         url,
     ]
     env = dict(os.environ, BENCH_BODY_FILE=str(body_file))
-    done = subprocess.run(
-        command,
-        env=env,
-        capture_output=True,
-        text=True,
-        preexec_fn=pin(cpu),
-        timeout=seconds + 60,
-        check=False,
-    )
-    result = parse_wrk_output(done.stdout)
-    if result is None:
-        raise RuntimeError(f"wrk gave no result (exit {done.returncode}): {done.stderr.strip()}")
-    return result
+    return _generate("wrk", command, cpu, seconds, parse_wrk_output, env=env)
 
 
 def open_loop(
@@ -70,18 +58,30 @@ def open_loop(
         sys.executable, "-m", "bench.open_loop", "--url", url, "--body-file", str(body_file),
         "--rate", f"{rate:.3f}", "--seconds", f"{seconds:g}", "--connections", str(connections),
     ]  # fmt: skip
+    return _generate("open loop", command, cpu, seconds, parse_open_loop_output, cwd=BENCH.parent)
+
+
+def _generate(
+    what: str,
+    command: list[str],
+    cpu: int | None,
+    seconds: float,
+    parse: Callable[[str], dict[str, Any] | None],
+    **popen: Any,
+) -> dict[str, Any]:
+    """Run a load generator pinned to ``cpu``; its parsed result, or why there is none."""
     done = subprocess.run(
         command,
-        cwd=BENCH.parent,
         capture_output=True,
         text=True,
         preexec_fn=pin(cpu),
         timeout=seconds + 60,
         check=False,
+        **popen,
     )
-    result = parse_open_loop_output(done.stdout)
+    result = parse(done.stdout)
     if result is None:
-        raise RuntimeError(f"open loop gave no result (exit {done.returncode}): {done.stderr}")
+        raise RuntimeError(f"{what} gave no result (exit {done.returncode}): {done.stderr.strip()}")
     return result
 
 

@@ -96,7 +96,7 @@ class Analysis(_Model):
 
 
 class Compare(_Model):
-    """Relative gates: the canary against the stable version over the same window."""
+    """Relative gates: the canary against the stable version over the same seconds."""
 
     max_error_rate_delta: float | None = Field(default=0.02, alias="maxErrorRateDelta", ge=0, le=1)
     max_latency_p95_ratio: float | None = Field(default=1.5, alias="maxLatencyP95Ratio", ge=1)

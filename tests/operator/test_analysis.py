@@ -75,7 +75,7 @@ def figures(**changes):
         (figures(drift=math.inf), an.Verdict.INCONCLUSIVE, "NoData"),
         # a known breach wins over another figure's missing data
         (figures(rate=0.5, drift=None), an.Verdict.FAIL, "ErrorRateTooHigh"),
-        # relative gates: the canary against the stable over the same window
+        # relative gates: the canary against the stable over the same seconds
         (figures(delta=0.02, ratio=1.5, shift=0.1), an.Verdict.PASS, "WithinThresholds"),
         (figures(delta=0.03), an.Verdict.FAIL, "ErrorRateRegression"),
         (figures(ratio=2.2, increase=0.06), an.Verdict.FAIL, "LatencyRegression"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.open_loop import parse_output as parse_open_loop_output
 from bench.servers import BENCH, pin
 
 WRK_SCRIPT = BENCH / "wrk_post.lua"
@@ -51,6 +53,35 @@ def wrk(
     result = parse_wrk_output(done.stdout)
     if result is None:
         raise RuntimeError(f"wrk gave no result (exit {done.returncode}): {done.stderr.strip()}")
+    return result
+
+
+def open_loop(
+    url: str,
+    body_file: Path,
+    rate: float,
+    seconds: float,
+    connections: int,
+    cpu: int | None,
+) -> dict[str, Any]:
+    """One open-loop run (bench/open_loop.py, its own process on the load generator's CPU,
+    like wrk): ``body_file`` POSTed at ``rate`` per second for ``seconds``."""
+    command = [
+        sys.executable, "-m", "bench.open_loop", "--url", url, "--body-file", str(body_file),
+        "--rate", f"{rate:.3f}", "--seconds", f"{seconds:g}", "--connections", str(connections),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=BENCH.parent,
+        capture_output=True,
+        text=True,
+        preexec_fn=pin(cpu),
+        timeout=seconds + 60,
+        check=False,
+    )
+    result = parse_open_loop_output(done.stdout)
+    if result is None:
+        raise RuntimeError(f"open loop gave no result (exit {done.returncode}): {done.stderr}")
     return result
 
 

@@ -98,8 +98,8 @@ def flatten(estimator: object) -> FlatTrees | None:
         value=nodes["value"].astype(np.float64),
         roots=starts.astype(np.intp)[:, None],
         depth=int(nodes["depth"].max()),
-        baseline=np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel(),  # type: ignore[attr-defined]
+        baseline=np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel(),
         n_iterations=len(iterations),
         n_trees_per_iteration=int(k),
-        n_features=int(estimator.n_features_in_),  # type: ignore[attr-defined]
+        n_features=int(estimator.n_features_in_),
     )

@@ -28,12 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.autoscaling import md, pod_times, ready_pods, wait
+from bench.autoscaling import one_pod_on_node, pod_times, ready_pods, wait
 from bench.model import load_model
 from bench.servers import PEERS, build_servers, start, stop
 from devstack.images import build_images
-from devstack.node import running_node_rig
-from devstack.operator_process import running_operator
 from devstack.processes import http_status
 
 GOAL_RATIO = 0.75  # ours' cold start at most this many times the faster peer's
@@ -41,24 +39,18 @@ GOAL_RATIO = 0.75  # ours' cold start at most this many times the faster peer's
 
 def on_node(reps: int) -> dict:
     image = build_images().service
-    with running_node_rig(image) as (cluster, _):
-        ns = cluster.create_namespace("bench-cold-start")
-        with running_operator(cluster, Path(tempfile.mkdtemp(prefix="bench-cold-start-"))):
-            cluster.apply(md(ns))
-            wait(lambda: len(ready_pods(cluster, ns)) == 1, "the first pod Ready")
-            starts = []
-            for _ in range(reps):
-                old = ready_pods(cluster, ns)[0]["metadata"]["name"]
-                cluster.kubectl("delete", "pod", old, "-n", ns, "--wait=false")
-                wait(
-                    lambda old=old: any(
-                        p["metadata"]["name"] != old for p in ready_pods(cluster, ns)
-                    ),
-                    "the replacement pod Ready",
-                )
-                new = next(p for p in ready_pods(cluster, ns) if p["metadata"]["name"] != old)
-                starts.append({k: round(v, 2) for k, v in pod_times(new).items()})
-                print(f">> pod created -> {starts[-1]}", flush=True)
+    with one_pod_on_node("bench-cold-start", image) as (cluster, ns):
+        starts = []
+        for _ in range(reps):
+            old = ready_pods(cluster, ns)[0]["metadata"]["name"]
+            cluster.kubectl("delete", "pod", old, "-n", ns, "--wait=false")
+            wait(
+                lambda old=old: any(p["metadata"]["name"] != old for p in ready_pods(cluster, ns)),
+                "the replacement pod Ready",
+            )
+            new = next(p for p in ready_pods(cluster, ns) if p["metadata"]["name"] != old)
+            starts.append({k: round(v, 2) for k, v in pod_times(new).items()})
+            print(f">> pod created -> {starts[-1]}", flush=True)
     return {
         "cold_start": f"pod created -> Ready, real node, image {image}, {reps} pods",
         "pods": starts,

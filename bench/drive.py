@@ -85,35 +85,6 @@ def _generate(
     return result
 
 
-def open_loop(
-    url: str,
-    body_file: Path,
-    rate: float,
-    seconds: float,
-    connections: int,
-    cpu: int | None,
-) -> dict[str, Any]:
-    """One open-loop run (bench/open_loop.py, its own process on the load generator's CPU,
-    like wrk): ``body_file`` POSTed at ``rate`` per second for ``seconds``."""
-    command = [
-        sys.executable, "-m", "bench.open_loop", "--url", url, "--body-file", str(body_file),
-        "--rate", f"{rate:.3f}", "--seconds", f"{seconds:g}", "--connections", str(connections),
-    ]  # fmt: skip
-    done = subprocess.run(
-        command,
-        cwd=BENCH.parent,
-        capture_output=True,
-        text=True,
-        preexec_fn=pin(cpu),
-        timeout=seconds + 60,
-        check=False,
-    )
-    result = parse_open_loop_output(done.stdout)
-    if result is None:
-        raise RuntimeError(f"open loop gave no result (exit {done.returncode}): {done.stderr}")
-    return result
-
-
 def parse_wrk_output(stdout: str) -> dict[str, Any] | None:
     """The result line of bench/wrk_post.lua, with requests/s and the error count added;
     None when wrk printed none."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from modelops_service.card import ModelCard, read_card
-from modelops_service.trees import MAX_ROWS, flatten
+from modelops_service.trees import MAX_ROWS, UnverifiedInternalsError, flatten, probe_rows
 
 
 class ArtifactRejectedError(Exception):
@@ -74,13 +74,16 @@ class LoadedModel:
         self.estimator = estimator
         self.is_classifier = card.task == "classification"
         self.classes = np.asarray(getattr(estimator, "classes_", []))  # empty: a regressor
-        # HistGradientBoosting: small batches walk the flattened trees (trees.py).
+        # HistGradientBoosting: small batches walk the flattened trees (trees.py), which
+        # must answer what scikit-learn answers before anything is served.
         self.trees = flatten(estimator)
+        if self.trees is not None:
+            self._check_trees()
 
     def infer(self, features: np.ndarray) -> Prediction:
         """Predict a (n, n_features) float64 array: one model call, n rows."""
-        if self.trees is not None:
-            return self._from_raw(self._raw_predict(features))
+        if self.trees is not None and 0 < len(features) <= MAX_ROWS:
+            return self._from_raw(self.trees.raw_predict(features))
         est = self.estimator
         if self.is_classifier:
             # C order: HistGradientBoosting hands back a transposed (Fortran-order) array
@@ -90,11 +93,21 @@ class LoadedModel:
             return self._classified(proba, np.argmax(proba, axis=1))
         return _regressed(est.predict(features))  # type: ignore[attr-defined]
 
-    def _raw_predict(self, features: np.ndarray) -> np.ndarray:
+    def _check_trees(self) -> None:
+        """Raise UnverifiedInternalsError unless the flattened trees answer the probe rows
+        exactly as scikit-learn's public predict and predict_proba do."""
         assert self.trees is not None
-        if 0 < len(features) <= MAX_ROWS:
-            return self.trees.raw_predict(features)
-        return self.estimator._raw_predict(features)  # type: ignore[attr-defined]
+        rows = probe_rows(self.trees, 64, seed=0)
+        ours, est = self.infer(rows), self.estimator
+        same = np.array_equal(ours.predictions, est.predict(rows))  # type: ignore[attr-defined]
+        if ours.probabilities is not None:
+            expected = est.predict_proba(rows)  # type: ignore[attr-defined]
+            same = same and np.array_equal(ours.probabilities, expected)
+        if not same:
+            raise UnverifiedInternalsError(
+                f"the flattened trees of {self.card.name}/{self.card.version} do not answer "
+                "what scikit-learn answers: its internals changed (modelops_service/trees.py)"
+            )
 
     def _from_raw(self, raw: np.ndarray) -> Prediction:
         """HistGradientBoosting's outputs from its raw predictions, as its own

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -59,6 +61,34 @@ def open_loop(
         "--rate", f"{rate:.3f}", "--seconds", f"{seconds:g}", "--connections", str(connections),
     ]  # fmt: skip
     return _generate("open loop", command, cpu, seconds, parse_open_loop_output, cwd=BENCH.parent)
+
+
+def measure_open_loop_run(
+    pid: int,
+    url: str,
+    body_file: Path,
+    rate: float,
+    seconds: float,
+    connections: int,
+    cpus: tuple[int | None, int | None],
+) -> dict[str, Any]:
+    """One open-loop run (``cpus``: the server's and the generator's) with the server's CPU
+    per request and share of its core, the generator's share of its own, and what neither
+    of them used of those cores: other processes of the shared machine, whose bursts are
+    the likeliest cause of an outlying tail."""
+    server_cpu, load_cpu = cpus
+    before = (cpu_seconds(pid), children_cpu_seconds(), cores_busy_seconds(), time.monotonic())
+    result = open_loop(url, body_file, rate, seconds, connections, load_cpu)
+    after = (cpu_seconds(pid), children_cpu_seconds(), cores_busy_seconds(), time.monotonic())
+    server, generator, wall = after[0] - before[0], after[1] - before[1], after[3] - before[3]
+    result["cpu_ms_per_req"] = server * 1000 / result["requests"] if result["requests"] else None
+    result["core_share"] = server / wall
+    result["generator_core_share"] = generator / wall
+    for name, cpu, own in (("server", server_cpu, server), ("generator", load_cpu, generator)):
+        if cpu is not None:
+            busy = after[2].get(cpu, 0.0) - before[2].get(cpu, 0.0)
+            result[f"others_on_{name}_core"] = max(0.0, busy - own) / wall
+    return result
 
 
 def _generate(
@@ -178,6 +208,26 @@ def cpu_seconds(root: int) -> float:
             continue
         ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of this process's finished children (the load generators)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cores_busy_seconds(stat: str | None = None) -> dict[int, float]:
+    """Seconds each CPU has been busy since boot (every state of /proc/stat but idle and
+    iowait), by CPU number."""
+    if stat is None:
+        stat = Path("/proc/stat").read_text()
+    busy = {}
+    for line in stat.splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+            busy[int(name[3:])] = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    return busy
 
 
 def rss_mib(root: int) -> float:

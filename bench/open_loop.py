@@ -26,7 +26,7 @@ import math
 import sys
 import time
 import urllib.parse
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,6 +108,60 @@ class Connection:
         return status
 
 
+class _Link(asyncio.Protocol):
+    """One keep-alive connection with at most one request in flight, its answer parsed as
+    the bytes arrive: no coroutine, task or timer per request (the generator's CPU per
+    request bounds the rate it holds, and on a shared core, how late it runs)."""
+
+    def __init__(self, finished: Callable[[_Link, int], None]) -> None:
+        self.finished = finished
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.inflight: tuple[int, float, float] | None = None  # (i, due, sent at)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def send(self, i: int, due: float, raw: bytes) -> None:
+        assert self.transport is not None
+        self.inflight = (i, due, time.perf_counter())
+        self.transport.write(raw)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        lines = self.buffer[:end].decode("latin-1").split("\r\n")
+        length, close = 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        if len(self.buffer) < end + 4 + length:
+            return
+        del self.buffer[: end + 4 + length]
+        if close:
+            self.abort()  # finishes the request with its status below, then reconnects
+        self.finish(int(lines[0].split(" ", 2)[1]))
+
+    def finish(self, status: int) -> None:
+        if self.inflight is not None:
+            self.finished(self, status)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+            self.transport = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.finish(0)  # a request in flight on a lost connection is a transport error
+
+
 async def open_loop(
     port: int,
     request: Callable[[int], bytes],
@@ -124,21 +178,69 @@ async def open_loop(
 ) -> None:
     """Send ``request(i)`` at ``rate`` per second for ``seconds``, over ``connections``;
     ``answered(i, status, latency_s)`` for each answer (latency from the due time, status
-    0 for a transport error), ``late()`` for each send made ``late_after`` s late, and
-    ``tick = (interval, call)``: ``call(boundary)`` every ``interval`` seconds."""
-    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
+    0 for a transport error or ``timeout``), ``late()`` for each send made ``late_after`` s
+    late, and ``tick = (interval, call)``: ``call(boundary)`` every ``interval`` seconds."""
+    loop = asyncio.get_running_loop()
+    free: deque[_Link] = deque()
+    backlog: deque[tuple[int, float]] = deque()
+    links: list[_Link] = []
+    outstanding = [0]
+    all_answered = loop.create_future()
 
-    async def worker(conn: Connection) -> None:
-        while (item := await queue.get()) is not None:
-            i, due = item
-            status = await conn.send(request(i), timeout)
-            answered(i, status, time.perf_counter() - due)
-        await conn.close()
+    def dispatch(link: _Link) -> None:
+        if link.transport is None:  # closed: its place goes to a new connection
+            link.inflight = None
+            links.remove(link)
+            task = asyncio.ensure_future(reconnect())
+            reconnecting.add(task)
+            task.add_done_callback(reconnecting.discard)
+        elif backlog:
+            i, due = backlog.popleft()
+            link.send(i, due, request(i))
+        else:
+            link.inflight = None
+            free.append(link)
+
+    def finished(link: _Link, status: int) -> None:
+        assert link.inflight is not None
+        i, due, _ = link.inflight
+        link.inflight = None
+        answered(i, status, time.perf_counter() - due)
+        outstanding[0] -= 1
+        if outstanding[0] == 0 and sending_done[0] and not all_answered.done():
+            all_answered.set_result(None)
+        dispatch(link)
+
+    reconnecting: set[asyncio.Future[None]] = set()
+
+    async def reconnect() -> None:
+        # A new protocol per connection: the old one's connection_lost may still come.
+        while True:
+            link = _Link(finished)
+            with contextlib.suppress(OSError):
+                await loop.create_connection(lambda link=link: link, host, port)
+                links.append(link)
+                dispatch(link)
+                return
+            await asyncio.sleep(0.01)  # the server refused: try again shortly
+
+    def expire() -> None:
+        """Abort every connection whose request has waited ``timeout`` for its answer."""
+        now = time.perf_counter()
+        for link in list(links):
+            if link.inflight is not None and now - link.inflight[2] > timeout:
+                link.abort()
+                link.finish(0)
+        expiry[0] = loop.call_later(min(timeout, 0.5), expire)
 
     # Connected before the first due time: a connect is not a latency of the server's.
-    pool = [Connection(port, host) for _ in range(connections)]
-    await asyncio.gather(*(conn.connect() for conn in pool))
-    workers = [asyncio.create_task(worker(conn)) for conn in pool]
+    for _ in range(connections):
+        link = _Link(finished)
+        await loop.create_connection(lambda link=link: link, host, port)
+        links.append(link)
+        free.append(link)
+    expiry = [loop.call_later(min(timeout, 0.5), expire)]
+    sending_done = [False]
     start = time.perf_counter()
     end, period = start + seconds, 1.0 / rate
     next_tick = start + tick[0] if tick else math.inf
@@ -151,14 +253,20 @@ async def open_loop(
             late()
         # A backlog beyond every connection means the server is not keeping up: it shows
         # as latency (from `due`); the schedule is never thinned out.
-        queue.put_nowait((sent, due))
+        backlog.append((sent, due))
+        outstanding[0] += 1
+        if free:
+            dispatch(free.popleft())
         sent += 1
         if tick and time.perf_counter() >= next_tick:
             tick[1](next_tick)
             next_tick += tick[0]
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
+    sending_done[0] = True
+    if outstanding[0]:
+        await all_answered
+    expiry[0].cancel()
+    for link in links:
+        link.abort()
 
 
 def constant_rate(

@@ -3,6 +3,7 @@ ratios of ours against each peer, the verdicts of DESIGN.md's performance goals,
 
 from __future__ import annotations
 
+import math
 import statistics
 import subprocess
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ GOAL_WORKERS_CPU_RATIO = 1.15
 # Issue 21, goal 5: the open loop's rate, as a share of each server's capacity (run.py's
 # --open-loop-load default); ours must have the lowest p99 and p99.9 there.
 GOAL_OPEN_LOOP_LOAD = 0.7
+# Other processes' share of the servers' core in an open-loop rep above which the report
+# says the tails are the shared machine's as much as the servers'.
+NOISY_SHARE = 0.05
 
 
 @dataclass
@@ -335,6 +339,16 @@ def capacities(
     return {key: best[key] for key in keys if key in best}
 
 
+def median_of(reps: list[dict], key: str) -> float:
+    values = [r[key] for r in reps if r.get(key) is not None]
+    return statistics.median(values) if values else math.nan
+
+
+def max_of(reps: list[dict], key: str, missing: float = math.nan) -> float:
+    values = [r[key] for r in reps if r.get(key) is not None]
+    return max(values) if values else missing
+
+
 def open_loop_table(report: dict) -> list[str]:
     """Issue 21 goal 5: every server at the same share of its own capacity, constant
     arrival rate (bench/open_loop.py); the median over repetitions of each percentile.
@@ -350,9 +364,11 @@ def open_loop_table(report: dict) -> list[str]:
         f"request's due time; {tails['seconds']:g}s per server and rep, "
         f"{tails['connections']} connections, median over reps",
         f"{'server':<20} {'capacity':>9} {'rate':>7} {'answered':>9} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'p99.9 ms':>9} {'cpu ms/req':>10} {'errors':>6} {'late':>5}",
+        f"{'p99 ms':>8} {'p99.9 ms':>9} {'cpu ms/req':>10} {'core':>5} {'others':>6} "
+        f"{'errors':>6} {'late':>5}",
     ]
     summary: dict[str, dict[str, float]] = {}
+    others_most = 0.0
     for key in [k for k in ordered_servers(report) if k in found]:
         reps = found[key]["reps"]
         if not reps:
@@ -361,14 +377,19 @@ def open_loop_table(report: dict) -> list[str]:
             pct: statistics.median(r["latency_us"][pct] for r in reps) / 1000
             for pct in ("p50", "p99", "p999")
         }
-        cpus = [r["cpu_ms_per_req"] for r in reps if r.get("cpu_ms_per_req")]
         summary[key] = row
         lines.append(
             f"{label(key):<20} {found[key]['capacity_rps']:>9.0f} {found[key]['rate']:>7.0f} "
             f"{statistics.median(r['rps'] for r in reps):>9.0f} {row['p50']:>8.2f} "
-            f"{row['p99']:>8.2f} {row['p999']:>9.2f} "
-            f"{statistics.median(cpus) if cpus else float('nan'):>10.3f} "
+            f"{row['p99']:>8.2f} {row['p999']:>9.2f} {median_of(reps, 'cpu_ms_per_req'):>10.3f} "
+            f"{median_of(reps, 'core_share'):>5.0%} {max_of(reps, 'others_on_server_core'):>6.0%} "
             f"{sum(r['error_count'] for r in reps):>6} {sum(r['late_sends'] for r in reps):>5}"
+        )
+        others_most = max(others_most, max_of(reps, "others_on_server_core", 0.0))
+    if others_most > NOISY_SHARE:
+        lines.append(
+            f"  note: other processes took up to {others_most:.0%} of the servers' core in a rep "
+            "('others', the most of any rep): on a shared machine the tails move with them"
         )
     others = [k for k in (*PEERS, "floor") if k in summary]
     if "ours" not in summary or not others:

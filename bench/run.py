@@ -28,9 +28,8 @@ from typing import Any
 
 from bench.drive import (
     Scraper,
-    cpu_seconds,
     measure,
-    open_loop,
+    measure_open_loop_run,
     progress_line,
     rss_mib,
     schedule,
@@ -103,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         scraper = Scraper([s.metrics_url for s in servers if s.metrics_url], args.scrape_interval)
         with scraper:
             cells = measure_all(args, servers, bodies, row_counts, concurrencies, load_cpu)
-            tails = measure_open_loop(args, servers, bodies, cells, load_cpu)
+            tails = measure_open_loop(args, servers, bodies, cells, (server_cpu, load_cpu))
         for server in servers:
             assert server.proc is not None
             server.notes.append(f"RSS after the run {rss_mib(server.proc.pid):.0f} MiB")
@@ -256,7 +255,7 @@ def measure_open_loop(
     servers: list[Server],
     bodies: dict[str, dict[int, Path]],
     cells: dict[tuple[str, int, int], Cell],
-    load_cpu: int | None,
+    pinned: tuple[int | None, int | None],
 ) -> dict[str, Any]:
     """Issue 21 goal 5: each server (but the echo, which predicts nothing) at
     ``--open-loop-load`` of its capacity in this run (its best closed-loop req/s at
@@ -279,20 +278,20 @@ def measure_open_loop(
             raise RuntimeError(f"{server.key} died:\n{tail(server.log)}")
         time.sleep(args.settle)
         rate = found[server.key]["rate"]
-        cpu_before = cpu_seconds(server.proc.pid)
-        result = open_loop(
-            server.predict_url, bodies[server.key][n], rate, args.open_loop,
-            args.open_loop_connections, load_cpu,
+        result = measure_open_loop_run(
+            server.proc.pid, server.predict_url, bodies[server.key][n], rate, args.open_loop,
+            args.open_loop_connections, pinned,
         )  # fmt: skip
-        used = cpu_seconds(server.proc.pid) - cpu_before
-        result["cpu_ms_per_req"] = used * 1000 / result["requests"] if result["requests"] else None
         found[server.key]["reps"].append(result)
         lat = result["latency_us"]
         print(
             f"[open {done:2d}/{total}] rep {rep + 1}/{args.reps} {server.key:<14s} "
             f"{rate:7.0f}/s asked {result['rps']:7.0f}/s answered  p50 {lat['p50'] / 1000:6.2f} "
             f"p99 {lat['p99'] / 1000:6.2f} p99.9 {lat['p999'] / 1000:6.2f} ms  "
-            f"errors {result['error_count']} late {result['late_sends']}",
+            f"errors {result['error_count']} late {result['late_sends']}  core "
+            f"{result['core_share']:4.0%} generator {result['generator_core_share']:4.0%} "
+            f"others {result.get('others_on_server_core', 0):4.0%}/"
+            f"{result.get('others_on_generator_core', 0):4.0%}",
             flush=True,
         )
     return {**settings, "servers": found}

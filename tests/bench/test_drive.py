@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from bench.drive import parse_wrk_output, progress_line, schedule, with_cpu
+from bench.drive import cores_busy_seconds, parse_wrk_output, progress_line, schedule, with_cpu
 
 
 def wrk_line(
@@ -85,3 +86,14 @@ def test_progress_line_flags_errors_only_when_there_are_some() -> None:
     assert "ERRORS {'connect': 0, 'read': 0, 'write': 0, 'status': 2" in progress_line(
         3, 8, 0, 2, 1, 16, "ours", failed, 0
     )
+
+
+def test_each_cores_busy_time_leaves_out_idle_and_iowait() -> None:
+    stat = (
+        "cpu  300 0 60 1000 40 0 10 0 0 0\n"
+        "cpu0 100 0 20 500 20 0 5 0 0 0\n"
+        "cpu1 200 0 40 500 20 0 5 3 0 0\n"
+        "intr 12345 0 0\n"
+    )
+    hz = os.sysconf("SC_CLK_TCK")
+    assert cores_busy_seconds(stat) == {0: 125 / hz, 1: 248 / hz}

@@ -7,15 +7,22 @@ import asyncio
 import json
 from collections import Counter
 
+import uvloop
+
 from bench.open_loop import RESULT_PREFIX, http_post, open_loop, parse_output, pct, summarize
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
 
 
-async def serve(stall_on: int | None = None, stall_s: float = 0.0) -> asyncio.Server:
+CLOSING = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+
+
+async def serve(
+    stall_on: int | None = None, stall_s: float = 0.0, close: bool = False
+) -> asyncio.Server:
     """A loopback HTTP/1.1 server that answers every request at once, except the
-    ``stall_on``-th (counted over all connections), which it holds ``stall_s``; its port
-    is the server's."""
+    ``stall_on``-th (counted over all connections), which it holds ``stall_s``;
+    ``close``: each answer says Connection: close, and the server closes."""
     seen = [0]
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -31,15 +38,28 @@ async def serve(stall_on: int | None = None, stall_s: float = 0.0) -> asyncio.Se
                 seen[0] += 1
                 if seen[0] == stall_on:
                     await asyncio.sleep(stall_s)
-                writer.write(ANSWER)
+                writer.write(CLOSING if close else ANSWER)
                 await writer.drain()
+                if close:
+                    writer.close()
+                    return
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
-def run(rate: float, seconds: float, connections: int, **server: float) -> list[float]:
+def run(
+    rate: float, seconds: float, connections: int, timeout: float = 5, **server: float
+) -> list[float]:
+    latencies, statuses = exchange(rate, seconds, connections, timeout, **server)
+    assert statuses == {200: len(latencies)}
+    return latencies
+
+
+def exchange(
+    rate: float, seconds: float, connections: int, timeout: float, **server: float
+) -> tuple[list[float], Counter[int]]:
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
 
@@ -54,13 +74,12 @@ def run(rate: float, seconds: float, connections: int, **server: float) -> list[
 
         async with srv:
             await open_loop(
-                port, lambda _: raw, rate, seconds, connections=connections, timeout=5,
+                port, lambda _: raw, rate, seconds, connections=connections, timeout=timeout,
                 answered=answered,
             )  # fmt: skip
 
-    asyncio.run(go())
-    assert statuses == {200: len(latencies)}
-    return latencies
+    uvloop.run(go())  # the loop bench/open_loop.py runs on
+    return latencies, statuses
 
 
 def test_the_schedule_sends_rate_times_seconds_requests() -> None:
@@ -77,6 +96,17 @@ def test_a_stall_is_the_latency_of_every_request_due_during_it() -> None:
     assert len(latencies) == 100
     assert max(latencies) >= 0.2
     assert sum(latency >= 0.1 for latency in latencies) >= 8
+
+
+def test_a_server_that_closes_after_each_answer_is_reconnected_to() -> None:
+    latencies = run(rate=200, seconds=0.5, connections=2, close=True)
+    assert len(latencies) == 100
+
+
+def test_an_answer_that_never_comes_is_a_transport_error_after_the_timeout() -> None:
+    latencies, statuses = exchange(100, 0.5, 2, timeout=0.3, stall_on=5, stall_s=30)
+    assert statuses == {200: 49, 0: 1}
+    assert 0.3 <= max(latencies) < 1.5
 
 
 def test_summary_counts_errors_and_percentiles_in_microseconds() -> None:

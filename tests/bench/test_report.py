@@ -305,6 +305,20 @@ def test_goal_five_fails_on_a_tie_a_higher_tail_or_errors() -> None:
     assert all(line.startswith("  [FAIL]") and "3 errors" in line for line in failed)
 
 
+def test_the_open_loop_table_says_when_other_processes_took_the_servers_core() -> None:
+    quiet = tails(4.9, 11.9)
+    assert not any("note:" in line for line in open_loop_table(quiet))
+    noisy = tails(4.9, 11.9)
+    reps = noisy["open_loop"]["servers"]["mlserver"]["reps"]
+    reps.append(reps[0] | {"core_share": 0.7, "others_on_server_core": 0.25})
+    reps[0] = reps[0] | {"core_share": 0.72, "others_on_server_core": 0.01}
+    lines = open_loop_table(noisy)
+    row = next(line for line in lines if line.startswith("MLServer"))
+    assert row.split()[-4:-2] == ["71%", "25%"]  # median core, the most the others took
+    assert lines[-3].startswith("  note: other processes took up to 25% of the servers' core")
+    assert lines[-2].startswith("  [PASS] p99")
+
+
 def test_goal_five_is_not_evaluated_when_the_open_loop_did_not_run() -> None:
     assert open_loop_table(report([row("ours", 1, 900, 4.0)]))[0].endswith(
         "not run (--open-loop 0, or its rows not measured closed-loop)"

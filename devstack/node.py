@@ -107,7 +107,8 @@ class RealNode:
             self.in_netns(bins["containerd"], f"--config={self.paths.containerd / 'config.toml'}"),
         )
         self._wait(lambda: self.ctr("version", check=False).returncode == 0, "containerd")
-        self._import(oci_archive(find_tool("pause").resolve(), pause_image()))
+        pause = find_tool("pause").resolve()
+        self._import(oci_archive(pause_image(), {"pause": pause}, ["/pause"]))
         self._spawn(
             "node-api-forward",
             [

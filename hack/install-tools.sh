@@ -17,10 +17,14 @@
 #   prometheus, promtool, alertmanager   Debian packages
 #   runc, CNI plugins, iptables, socat   Debian packages (the real node)
 #   monitoring.coreos.com CRDs           the prometheus-operator Go module
+#   prometheus-operator, prometheus-config-reloader
+#                    go build from the same module through a wrapper module (its
+#                    go.mod replaces pkg/apis/monitoring and pkg/client by local
+#                    directories, so `go install mod@version` refuses it)
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
-# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node (default: all)
-# (containerd and coredns of `node` build in the background while the other steps run.)
+# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds promop kwok helm3 kube node (default: all)
+# (containerd and coredns of `node`, and `promop`, build in the background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
 # MODELOPS_SKIP_APT=1 (do not touch Debian packages).
 set -euo pipefail
@@ -36,6 +40,7 @@ CRDS=$ROOT/.cache/crds
 # Static binaries like upstream's; never download another Go toolchain.
 export CGO_ENABLED=0 GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
+PROMOP_BINS=(prometheus-operator prometheus-config-reloader)
 KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler etcd kubelet kube-proxy)
 CONTAINERD_BINS=(containerd containerd-shim-runc-v2 ctr)
 # The CNI plugins the real node uses, from Debian's containernetworking-plugins.
@@ -188,6 +193,68 @@ install_crds() {
   fi
   if ((changed)); then
     detail "copied the CRDs to .cache/crds/"
+    WORK_DONE=1
+  fi
+}
+
+# --- prometheus-operator and prometheus-config-reloader (same module as the CRDs) ---
+promop_dir() { echo "$CACHE_ROOT/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION"; }
+promop_built() {
+  local b
+  for b in "${PROMOP_BINS[@]}"; do [[ -x $(promop_dir)/$b ]] || return 1; done
+  [[ -d $(promop_dir)/manifests/prometheus-operator && -d $(promop_dir)/manifests/prometheus ]]
+}
+# Runs in the background (its output prefixed) while the other steps build. The wrapper
+# module requires the operator and its two sub-modules at the pin, so the dependency
+# versions are the ones upstream's go.mod lists; the ldflags are upstream's Makefile's.
+build_promop() {
+  local dir t=$SECONDS tmp v ld p="github.com/prometheus-operator/prometheus-operator"
+  dir=$(promop_dir)
+  tmp=$(scratch)
+  say "prometheus-operator $PROMETHEUS_OPERATOR_VERSION: go build (about 5 min cold on 2 cores, measured under load)"
+  ld="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_OPERATOR_VERSION#v}"
+  ld+=" -X github.com/prometheus/common/version.Revision=$PROMETHEUS_OPERATOR_VERSION"
+  ld+=" -X github.com/prometheus/common/version.Branch=modelops-rig"
+  (
+    cd "$tmp"
+    export GOFLAGS="-mod=mod -buildvcs=false"
+    printf 'module local/modelops-prometheus-operator\n\ngo 1.24.0\n' >go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "%s/cmd/operator"\n\t_ "%s/cmd/prometheus-config-reloader"\n)\n' "$p" "$p" >tools.go
+    go mod edit -require="$p@$PROMETHEUS_OPERATOR_VERSION" \
+      -require="$p/pkg/apis/monitoring@$PROMETHEUS_OPERATOR_VERSION" \
+      -require="$p/pkg/client@$PROMETHEUS_OPERATOR_VERSION"
+    go mod tidy 2>&1 | go_progress
+    mkdir -p out
+    go build -trimpath -ldflags "$ld" -o out/prometheus-operator "$p/cmd/operator" 2>&1 | go_progress
+    go build -trimpath -ldflags "$ld" -o out/prometheus-config-reloader "$p/cmd/prometheus-config-reloader" 2>&1 | go_progress
+    # Upstream's manifests for running it (operator Deployment, RBAC, Service, ServiceMonitor;
+    # Prometheus' RBAC): devstack/prometheus_operator.py applies them with the local images.
+    local mod
+    mod=$(go list -m -f '{{.Dir}}' "$p")
+    mkdir -p out/manifests
+    cp -r "$mod/example/rbac/prometheus-operator" "$mod/example/rbac/prometheus" out/manifests/
+    chmod -R u+w,a+rX out/manifests
+  )
+  v=$("$tmp/out/prometheus-operator" --version 2>&1 | head -1)
+  [[ $v == *"${PROMETHEUS_OPERATOR_VERSION#v}"* ]] ||
+    die "prometheus-operator reports '$v', versions.env says $PROMETHEUS_OPERATOR_VERSION"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "$v in $(elapsed $t)"
+}
+
+install_promop() {
+  need go "to build prometheus-operator"
+  ensure_built prometheus-operator promop_built build_promop "${PROMOP_JOB:-}"
+  local b
+  for b in "${PROMOP_BINS[@]}"; do link "$(promop_dir)/$b" "$b"; done
+  # Copies, like .cache/crds: what the rig applies, whatever the cache does.
+  local dest=$ROOT/.cache/prometheus-operator
+  if ! diff -rq "$(promop_dir)/manifests" "$dest" >/dev/null 2>&1; then
+    rm -rf "$dest"
+    cp -r "$(promop_dir)/manifests" "$dest"
+    detail "copied upstream's example/rbac manifests to .cache/prometheus-operator/"
     WORK_DONE=1
   fi
 }
@@ -444,7 +511,7 @@ install_node() {
   link "$dir/pause" pause
 }
 
-ALL=(debian layer crds kwok helm3 kube node)
+ALL=(debian layer crds promop kwok helm3 kube node)
 STEPS=("${@:-${ALL[@]}}")
 for s in "${STEPS[@]}"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"
@@ -461,6 +528,10 @@ if [[ " ${STEPS[*]} " == *" node "* ]] && command -v go >/dev/null; then
     build_coredns > >(sed -u 's/^/[coredns] /') 2>&1 &
     COREDNS_JOB=$!
   fi
+fi
+if [[ " ${STEPS[*]} " == *" promop "* ]] && command -v go >/dev/null && ! promop_built; then
+  build_promop > >(sed -u 's/^/[prometheus-operator] /') 2>&1 &
+  PROMOP_JOB=$!
 fi
 for s in "${STEPS[@]}"; do "install_$s"; done
 

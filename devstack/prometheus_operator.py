@@ -15,12 +15,14 @@ What runs, and what is a stand-in:
   `Alertmanager` object named as kube-prometheus-stack names them for release
   `kube-prometheus-stack`, with the spec fields of deploy/kube-prometheus-stack-values.yaml
   (its selectors among them: that file is the one source), plus what the chart itself adds
-  (service account, the Alertmanager to alert, `version` = the binary's own).
+  (service account, the Alertmanager to alert, `version`). Their binaries are upstream's at
+  the versions the operator deploys by default, built from their Go modules by `make tools`:
+  Debian's prometheus is built without Kubernetes service discovery, which every
+  ServiceMonitor needs.
 - The images are STAND-INS: no registry answers here, so quay.io's images cannot be pulled.
-  Each is an OCI archive of one binary the rig already has (Debian's prometheus and
-  alertmanager with the libraries ldd names; the two Go binaries above, static), imported
-  into the node's containerd as localhost/modelops/<name>:<version>. The binaries are the
-  real ones; only the image around them is local.
+  Each is an OCI archive of the one static binary at the path upstream's image has it,
+  imported into the node's containerd as localhost/modelops/<name>:<version>. The binaries
+  are upstream's code; only the image around them is local (no shell, no busybox).
 - Not served: kube-state-metrics (`kube_*`) is not built, so panels on those series have no
   data on this rig; kubelet/cAdvisor (`container_*`) is scraped through the kubelet Service
   the operator maintains (`--kubelet-service`), as kube-prometheus-stack does.
@@ -28,8 +30,6 @@ What runs, and what is a stand-in:
 
 from __future__ import annotations
 
-import re
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,7 +40,13 @@ import yaml
 
 from devstack.cluster import Cluster
 from devstack.node_config import oci_archive
-from devstack.paths import REPO_ROOT, DevstackError, find_tool, versions
+from devstack.paths import (
+    PROMETHEUS_OPERATOR_MANIFESTS,
+    REPO_ROOT,
+    DevstackError,
+    find_tool,
+    versions,
+)
 from devstack.prometheus import AlertmanagerAPI, PrometheusAPI
 
 if TYPE_CHECKING:
@@ -52,7 +58,6 @@ PROMETHEUS_NAME = f"{RELEASE}-prometheus"
 ALERTMANAGER_NAME = f"{RELEASE}-alertmanager"
 KUBELET_SERVICE = f"kube-system/{RELEASE}-kubelet"
 KPS_VALUES = REPO_ROOT / "deploy" / "kube-prometheus-stack-values.yaml"
-UPSTREAM_MANIFESTS = REPO_ROOT / ".cache" / "prometheus-operator"  # make tools copies them
 IMAGE_REPO = "localhost/modelops"  # localhost: a pull never leaves the host
 STANDIN_LABEL = "io.modelops.stand-in"
 WAIT = "--timeout=300s"
@@ -67,7 +72,7 @@ class MonitoringError(DevstackError):
 
 @dataclass(frozen=True)
 class Image:
-    """A stand-in image: one binary at ``path`` (the upstream image's entrypoint)."""
+    """A stand-in image: one static binary at ``path`` (the upstream image's entrypoint)."""
 
     name: str  # the upstream image's last path element
     binary: Path
@@ -79,42 +84,29 @@ class Image:
         return f"{IMAGE_REPO}/{self.name}:{self.version}"
 
     def archive(self) -> bytes:
-        files = {self.path.lstrip("/"): self.binary, **shared_libraries(self.binary)}
+        files = {self.path.lstrip("/"): self.binary.resolve()}
         return oci_archive(self.ref, files, [self.path], user="65534:65534")
 
 
-def shared_libraries(binary: Path) -> dict[str, Path]:
-    """What a dynamic binary needs beside it (image path -> host file), from ldd; nothing
-    for a static one."""
-    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
-    return {
-        path.lstrip("/"): Path(path).resolve() for path in re.findall(r"(/\S+) \(0x", out.stdout)
-    }
-
-
-def binary_version(binary: Path) -> str:
-    """`vX.Y.Z` from a Prometheus-style `--version` ("..., version 2.42.0+ds (branch ...")."""
-    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=False)
-    found = re.search(r"version (\d+\.\d+\.\d+)", out.stdout + out.stderr)
-    if not found:
-        raise MonitoringError(f"{binary} --version says no version: {out.stdout}{out.stderr}")
-    return f"v{found.group(1)}"
-
-
 def stack_images() -> dict[str, Image]:
-    """The four images, named as upstream names them, each around the rig's binary."""
-    op_version = versions()["PROMETHEUS_OPERATOR_VERSION"]
-    prometheus = find_tool("prometheus").resolve()
-    alertmanager = find_tool("alertmanager", "prometheus-alertmanager").resolve()
+    """The four images, named as upstream names them, each around the binary `make tools`
+    built (prometheus and alertmanager under versioned names: .cache/bin/prometheus is
+    Debian's, for the process tier)."""
+    pins = versions()
+    op, prom, am = (
+        pins["PROMETHEUS_OPERATOR_VERSION"],
+        pins["PROMETHEUS_VERSION"],
+        pins["ALERTMANAGER_VERSION"],
+    )
     images = [
-        Image("prometheus", prometheus, "/bin/prometheus", binary_version(prometheus)),
-        Image("alertmanager", alertmanager, "/bin/alertmanager", binary_version(alertmanager)),
-        Image("prometheus-operator", find_tool("prometheus-operator"), "/bin/operator", op_version),
+        Image("prometheus", find_tool(f"prometheus-{prom}"), "/bin/prometheus", prom),
+        Image("alertmanager", find_tool(f"alertmanager-{am}"), "/bin/alertmanager", am),
+        Image("prometheus-operator", find_tool("prometheus-operator"), "/bin/operator", op),
         Image(
             "prometheus-config-reloader",
             find_tool("prometheus-config-reloader"),
             "/bin/prometheus-config-reloader",
-            op_version,
+            op,
         ),
     ]
     return {i.name: i for i in images}
@@ -140,7 +132,7 @@ def upstream_objects(manifests: Path, images: Mapping[str, Image]) -> list[dict[
         for obj in yaml.safe_load_all(path.read_text()):
             if not obj or obj["kind"] == "Prometheus":  # the example's own; ours is below
                 continue
-            if "namespace" in obj["metadata"]:
+            if not obj["kind"].startswith("Cluster"):
                 obj["metadata"]["namespace"] = NAMESPACE
             for subject in obj.get("subjects", []):
                 subject["namespace"] = NAMESPACE
@@ -278,14 +270,14 @@ class MonitoringStack:
     def install(cls, cluster: Cluster, node: RealNode) -> MonitoringStack:
         """Load the images into the node, apply the objects, wait until the operator's
         StatefulSets are rolled out."""
-        if not UPSTREAM_MANIFESTS.is_dir():
-            raise MonitoringError(f"{UPSTREAM_MANIFESTS} is missing: run `make tools`")
+        if not PROMETHEUS_OPERATOR_MANIFESTS.is_dir():
+            raise MonitoringError(f"{PROMETHEUS_OPERATOR_MANIFESTS} is missing: run `make tools`")
         images = stack_images()
         for image in images.values():
             node.ctr("images", "import", "-", input=image.archive())
         cluster.install_monitoring_crds()
         values = yaml.safe_load(KPS_VALUES.read_text())
-        cluster.apply(stack_objects(values, images, UPSTREAM_MANIFESTS), "--server-side")
+        cluster.apply(stack_objects(values, images, PROMETHEUS_OPERATOR_MANIFESTS), "--server-side")
         stack = cls(cluster)
         stack.wait("deployment/prometheus-operator")
         stack.wait_created(f"statefulset/prometheus-{PROMETHEUS_NAME}")

@@ -17,10 +17,11 @@
 #   prometheus, promtool, alertmanager   Debian packages
 #   runc, CNI plugins, iptables, socat   Debian packages (the real node)
 #   monitoring.coreos.com CRDs           the prometheus-operator Go module
-#   prometheus-operator, prometheus-config-reloader
-#                    go build from the same module through a wrapper module (its
-#                    go.mod replaces pkg/apis/monitoring and pkg/client by local
-#                    directories, so `go install mod@version` refuses it)
+#   prometheus-operator, prometheus-config-reloader; and the prometheus and alertmanager
+#   it runs in pods (upstream's, at the versions the operator deploys by default)
+#                    go build from their Go modules through a wrapper module (their
+#                    go.mod files have replace directives, so `go install mod@version`
+#                    refuses them); Debian's prometheus lacks Kubernetes discovery
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
 # Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds promop kwok helm3 kube node (default: all)
@@ -197,6 +198,52 @@ install_crds() {
   fi
 }
 
+# go_build_wrapped OUT MODULE VERSION LDFLAGS PKG...: go build PKGs (into directory OUT) of a
+# module whose go.mod has replace directives (`go install mod@version` refuses those) through
+# a wrapper module that requires it and repeats its replaces; a sub-module replaced by a
+# directory of the same repository is required at the same version. So the dependency
+# versions are upstream's own.
+go_build_wrapped() {
+  local out=$1 mod=$2 version=$3 ld=$4 pkg upstream src
+  shift 4
+  src=$(scratch)
+  (
+    cd "$src"
+    export GOFLAGS="-mod=mod -buildvcs=false"
+    printf 'module local/modelops-wrapper\n\ngo 1.24.0\n' >go.mod
+    {
+      printf '//go:build tools\n\npackage tools\n\nimport (\n'
+      for pkg in "$@"; do printf '\t_ "%s"\n' "$pkg"; done
+      printf ')\n'
+    } >tools.go
+    upstream=$(go mod download -json "$mod@$version" |
+      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error")))')
+    go mod edit -require="$mod@$version"
+    go mod edit -json "$upstream" | python3 -c '
+import json, sys
+version = sys.argv[1]
+for r in json.load(sys.stdin).get("Replace") or []:
+    old, new = r["Old"], r["New"]
+    at = lambda m: m["Path"] + ("@" + m["Version"] if m.get("Version") else "")
+    if new["Path"].startswith("."):
+        print("-require=" + old["Path"] + "@" + version)
+    else:
+        print("-replace=" + at(old) + "=" + at(new))' "$version" |
+      while read -r edit; do go mod edit "$edit"; done
+    go mod tidy 2>&1 | go_progress
+    mkdir -p "$out"
+    for pkg in "$@"; do
+      go build -trimpath -ldflags "$ld" -o "$out/" "$pkg" 2>&1 | go_progress
+    done
+  )
+}
+
+# prometheus_ldflags VERSION: the version stamp of prometheus/common, as upstream's promu sets it.
+prometheus_ldflags() {
+  local p=github.com/prometheus/common/version
+  echo "-s -w -X $p.Version=${1#v} -X $p.Revision=$1 -X $p.Branch=modelops-rig"
+}
+
 # --- prometheus-operator and prometheus-config-reloader (same module as the CRDs) ---
 promop_dir() { echo "$CACHE_ROOT/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION"; }
 promop_built() {
@@ -208,33 +255,20 @@ promop_built() {
 # module requires the operator and its two sub-modules at the pin, so the dependency
 # versions are the ones upstream's go.mod lists; the ldflags are upstream's Makefile's.
 build_promop() {
-  local dir t=$SECONDS tmp v ld p="github.com/prometheus-operator/prometheus-operator"
+  local dir t=$SECONDS tmp v mod p=github.com/prometheus-operator/prometheus-operator
   dir=$(promop_dir)
   tmp=$(scratch)
   say "prometheus-operator $PROMETHEUS_OPERATOR_VERSION: go build (about 5 min cold on 2 cores, measured under load)"
-  ld="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_OPERATOR_VERSION#v}"
-  ld+=" -X github.com/prometheus/common/version.Revision=$PROMETHEUS_OPERATOR_VERSION"
-  ld+=" -X github.com/prometheus/common/version.Branch=modelops-rig"
-  (
-    cd "$tmp"
-    export GOFLAGS="-mod=mod -buildvcs=false"
-    printf 'module local/modelops-prometheus-operator\n\ngo 1.24.0\n' >go.mod
-    printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "%s/cmd/operator"\n\t_ "%s/cmd/prometheus-config-reloader"\n)\n' "$p" "$p" >tools.go
-    go mod edit -require="$p@$PROMETHEUS_OPERATOR_VERSION" \
-      -require="$p/pkg/apis/monitoring@$PROMETHEUS_OPERATOR_VERSION" \
-      -require="$p/pkg/client@$PROMETHEUS_OPERATOR_VERSION"
-    go mod tidy 2>&1 | go_progress
-    mkdir -p out
-    go build -trimpath -ldflags "$ld" -o out/prometheus-operator "$p/cmd/operator" 2>&1 | go_progress
-    go build -trimpath -ldflags "$ld" -o out/prometheus-config-reloader "$p/cmd/prometheus-config-reloader" 2>&1 | go_progress
-    # Upstream's manifests for running it (operator Deployment, RBAC, Service, ServiceMonitor;
-    # Prometheus' RBAC): devstack/prometheus_operator.py applies them with the local images.
-    local mod
-    mod=$(go list -m -f '{{.Dir}}' "$p")
-    mkdir -p out/manifests
-    cp -r "$mod/example/rbac/prometheus-operator" "$mod/example/rbac/prometheus" out/manifests/
-    chmod -R u+w,a+rX out/manifests
-  )
+  go_build_wrapped "$tmp/out" "$p" "$PROMETHEUS_OPERATOR_VERSION" \
+    "$(prometheus_ldflags "$PROMETHEUS_OPERATOR_VERSION")" "$p/cmd/operator" "$p/cmd/prometheus-config-reloader"
+  mv "$tmp/out/operator" "$tmp/out/prometheus-operator"
+  # Upstream's manifests for running it (operator Deployment, RBAC, Service, ServiceMonitor;
+  # Prometheus' RBAC): devstack/prometheus_operator.py applies them with the local images.
+  mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$p@$PROMETHEUS_OPERATOR_VERSION" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+  mkdir -p "$tmp/out/manifests"
+  cp -r "$mod/example/rbac/prometheus-operator" "$mod/example/rbac/prometheus" "$tmp/out/manifests/"
+  chmod -R u+w,a+rX "$tmp/out/manifests"
   v=$("$tmp/out/prometheus-operator" --version 2>&1 | head -1)
   [[ $v == *"${PROMETHEUS_OPERATOR_VERSION#v}"* ]] ||
     die "prometheus-operator reports '$v', versions.env says $PROMETHEUS_OPERATOR_VERSION"
@@ -244,11 +278,47 @@ build_promop() {
   detail "$v in $(elapsed $t)"
 }
 
+# --- the Prometheus and Alertmanager that prometheus-operator runs in pods ---------------
+# Debian's prometheus is built without Kubernetes service discovery, which every
+# ServiceMonitor needs: these are upstream's, at the versions the pinned operator deploys by
+# default (checked), built from their Go modules like the operator.
+promserver_dir() { echo "$CACHE_ROOT/prometheus-server/prometheus-$PROMETHEUS_VERSION-alertmanager-$ALERTMANAGER_VERSION"; }
+promserver_built() { [[ -x $(promserver_dir)/prometheus && -x $(promserver_dir)/alertmanager ]]; }
+build_promserver() {
+  local dir t=$SECONDS tmp defaults major minor patch
+  dir=$(promserver_dir)
+  tmp=$(scratch)
+  say "prometheus $PROMETHEUS_VERSION, alertmanager $ALERTMANAGER_VERSION: go build (about 8 min cold on 2 cores)"
+  defaults=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json \
+    "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')/pkg/operator/defaults.go
+  grep -q "DefaultAlertmanagerVersion = \"$ALERTMANAGER_VERSION\"" "$defaults" ||
+    die "prometheus-operator $PROMETHEUS_OPERATOR_VERSION deploys another Alertmanager: set ALERTMANAGER_VERSION to $(sed -n 's/.*DefaultAlertmanagerVersion = "\(.*\)"/\1/p' "$defaults")"
+  grep -q "\"$PROMETHEUS_VERSION\"," "$defaults" ||
+    die "PROMETHEUS_VERSION $PROMETHEUS_VERSION is not in prometheus-operator $PROMETHEUS_OPERATOR_VERSION's compatibility matrix"
+  # Prometheus' Go module numbers v3.5.0 as v0.305.0.
+  IFS=. read -r major minor patch <<<"${PROMETHEUS_VERSION#v}"
+  go_build_wrapped "$tmp/out" github.com/prometheus/prometheus "v0.$((major * 100 + minor)).$patch" \
+    "$(prometheus_ldflags "$PROMETHEUS_VERSION")" github.com/prometheus/prometheus/cmd/prometheus
+  go_build_wrapped "$tmp/out" github.com/prometheus/alertmanager "$ALERTMANAGER_VERSION" \
+    "$(prometheus_ldflags "$ALERTMANAGER_VERSION")" github.com/prometheus/alertmanager/cmd/alertmanager
+  "$tmp/out/prometheus" --version 2>&1 | grep -q "version ${PROMETHEUS_VERSION#v} " ||
+    die "prometheus reports '$("$tmp/out/prometheus" --version 2>&1 | head -1)', not $PROMETHEUS_VERSION"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "prometheus $PROMETHEUS_VERSION, alertmanager $ALERTMANAGER_VERSION in $(elapsed $t)"
+}
+
 install_promop() {
   need go "to build prometheus-operator"
   ensure_built prometheus-operator promop_built build_promop "${PROMOP_JOB:-}"
+  ensure_built prometheus-server promserver_built build_promserver "${PROMSERVER_JOB:-}"
   local b
   for b in "${PROMOP_BINS[@]}"; do link "$(promop_dir)/$b" "$b"; done
+  # Versioned names: .cache/bin/prometheus and alertmanager are Debian's (the process tier).
+  link "$(promserver_dir)/prometheus" "prometheus-$PROMETHEUS_VERSION"
+  link "$(promserver_dir)/alertmanager" "alertmanager-$ALERTMANAGER_VERSION"
   # Copies, like .cache/crds: what the rig applies, whatever the cache does.
   local dest=$ROOT/.cache/prometheus-operator
   if ! diff -rq "$(promop_dir)/manifests" "$dest" >/dev/null 2>&1; then
@@ -532,6 +602,10 @@ fi
 if [[ " ${STEPS[*]} " == *" promop "* ]] && command -v go >/dev/null && ! promop_built; then
   build_promop > >(sed -u 's/^/[prometheus-operator] /') 2>&1 &
   PROMOP_JOB=$!
+fi
+if [[ " ${STEPS[*]} " == *" promop "* ]] && command -v go >/dev/null && ! promserver_built; then
+  build_promserver > >(sed -u 's/^/[prometheus-server] /') 2>&1 &
+  PROMSERVER_JOB=$!
 fi
 for s in "${STEPS[@]}"; do "install_$s"; done
 

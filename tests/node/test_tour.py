@@ -15,7 +15,10 @@ import contextlib
 import json
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -23,13 +26,16 @@ import yaml
 from sklearn.datasets import load_diabetes, load_wine
 
 from devstack.cluster import Cluster
+from devstack.images import build_images
 from devstack.node import RealNode
-from devstack.paths import MODELS_ROOT, RULES, SERVICE_CHART
+from devstack.node_config import HOST_IP, NODE_NAME
+from devstack.paths import MODELS_ROOT, OPERATOR_CHART, REPO_ROOT, RULES, SERVICE_CHART
 from devstack.prometheus_operator import MonitoringStack
 from modelops_operator import constants
 from modelops_service.card import read_card
 from tests.monitoring import promql
 from tests.node.test_service_on_node import LOAD
+from tests.support import operator_rig as rig
 
 pytestmark = pytest.mark.node
 
@@ -190,3 +196,235 @@ def test_every_dashboard_query_the_rig_can_serve_returns_data(show1):
     cadvisor = [w for w in show1["dashboards"] if "Memory vs limit [A]" in w]
     assert cadvisor
     assert all(show1["dashboards"][w] for w in cadvisor)
+
+
+# --- the operator in-cluster: shows 2, 4 and 5 --------------------------------------
+
+OPERATOR_NS, OPERATOR_RELEASE = "modelops-system", "modelops"
+MODELS_NS = "models"  # the examples' namespace
+EXAMPLES = REPO_ROOT / "manifests" / "examples"
+CANARY_TIMEOUT = 900.0  # diabetes: 3 steps of 60s, each needing minRequests in its window
+
+
+def operator_logs(cluster: Cluster) -> str:
+    proc = cluster.kubectl(
+        "logs", "-n", OPERATOR_NS, f"deployment/{OPERATOR_RELEASE}-model-operator", check=False
+    )
+    return proc.stdout + proc.stderr
+
+
+def status(cluster: Cluster, name: str) -> dict:
+    return rig.status_of(cluster, MODELS_NS, name)
+
+
+def wait_status(cluster: Cluster, name: str, timeout: float = CANARY_TIMEOUT, **expect) -> dict:
+    def probe() -> dict | None:
+        got = status(cluster, name)
+        return got if all(got.get(k) == v for k, v in expect.items()) else None
+
+    return rig.wait_for(
+        probe,
+        f"{MODELS_NS}/{name} {expect}",
+        timeout,
+        explain=lambda: (
+            json.dumps(status(cluster, name), indent=1) + operator_logs(cluster)[-3000:]
+        ),
+    )
+
+
+@contextlib.contextmanager
+def md_traffic(cluster: Cluster, node: RealNode, names: dict[str, str], rate: float = 10):
+    """load.py through each ModelDeployment's Service (``names``: md name -> data set)."""
+    procs = {}
+    for name, model in names.items():
+        ip = cluster.get("service", fullname(name), "-n", MODELS_NS)["spec"]["clusterIP"]
+        argv = node.in_netns(
+            sys.executable, LOAD, f"http://{ip}:8080", json.dumps(instances(model)),
+            "--rate", rate, "--seconds", 1200,
+        )  # fmt: skip
+        procs[name] = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    summaries: dict = {}
+    try:
+        yield summaries
+    finally:
+        for name, proc in procs.items():
+            proc.terminate()
+            out, _ = proc.communicate(timeout=30)
+            summaries[name] = json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def model_operator(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> Cluster:
+    """charts/model-operator installed with its image and its ServiceMonitor: the operator
+    runs as a pod, with the chart's ServiceAccount and RBAC, and reaches Prometheus through
+    the operator-managed Service (its default prometheusUrl)."""
+    cluster, node = node_rig
+    node.load_image(build_images().operator)
+    cluster.install_modeldeployment_crd()
+    cluster.helm(
+        "install", OPERATOR_RELEASE, OPERATOR_CHART, "-n", OPERATOR_NS, "--create-namespace",
+        "--set", "metrics.serviceMonitor.enabled=true", "--wait", "--timeout=5m",
+    )  # fmt: skip
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def canaries(node_rig: tuple[Cluster, RealNode], model_operator: Cluster) -> dict:
+    """The examples at version 1, then under traffic the healthy canary (diabetes 1 -> 3)
+    and the drifting one (wine 1 -> 2), until the operator has decided both."""
+    cluster, node = node_rig
+    cluster.create_namespace(MODELS_NS)
+    cluster.kubectl("apply", "-f", EXAMPLES / "diabetes-canary.yaml")
+    cluster.kubectl("apply", "-f", EXAMPLES / "wine-failing-canary.yaml")
+    for name in ("diabetes", "wine"):
+        wait_status(cluster, name, timeout=300, phase="Ready")
+    with md_traffic(cluster, node, {"diabetes": "diabetes", "wine": "wine"}) as load:
+        cluster.kubectl("apply", "-f", EXAMPLES / "diabetes-canary-v3.yaml")
+        rig.set_model(cluster, MODELS_NS, "wine", "wine", "2")
+        wine = wait_status(cluster, "wine", phase="RolledBack")
+        diabetes = wait_status(cluster, "diabetes", phase="Ready", stableVersion="3")
+    return {
+        "load": load,
+        "diabetes": diabetes,
+        "wine": wine,
+        "events": {n: rig.events_of(cluster, MODELS_NS, n) for n in ("diabetes", "wine")},
+        "describe": cluster.kubectl("describe", "md", "wine", "-n", MODELS_NS).stdout,
+        "logs": operator_logs(cluster),
+    }
+
+
+def test_the_operator_runs_in_cluster_as_its_charts_service_account(model_operator):
+    (pod,) = model_operator.get(
+        "pods", "-n", OPERATOR_NS, "-l", f"app.kubernetes.io/instance={OPERATOR_RELEASE}"
+    )["items"]
+    assert pod["spec"]["serviceAccountName"] == f"{OPERATOR_RELEASE}-model-operator"
+    assert pod["spec"]["nodeName"] == NODE_NAME
+    (container,) = pod["status"]["containerStatuses"]
+    assert container["ready"], container
+    assert container["image"].endswith("modelops-operator:0.1.0")
+
+
+def test_show2_the_healthy_canary_is_promoted_and_wine_2_rolled_back(canaries):
+    diabetes, wine = canaries["diabetes"], canaries["wine"]
+    assert (diabetes["phase"], diabetes["stableVersion"]) == ("Ready", "3"), diabetes
+    assert diabetes["history"][-1]["result"] == "Promoted", diabetes["history"]
+    assert (wine["phase"], wine["stableVersion"]) == ("RolledBack", "1"), wine
+    warnings = [e for e in canaries["events"]["wine"] if e["type"] == "Warning"]
+    assert warnings, canaries["events"]["wine"]
+    assert "Traceback" not in canaries["logs"], canaries["logs"][-3000:]
+    # the figures, their thresholds and the PromQL that gave them
+    describe = canaries["describe"]
+    assert constants.RULE_DRIFT in describe, describe
+    assert "prometheus-operated.monitoring.svc" in describe, describe
+    assert "Rolled" in describe, describe
+
+
+def test_show5_the_operators_servicemonitor_makes_its_metrics_a_target(stack, model_operator):
+    def up() -> list[dict]:
+        return [
+            t
+            for t in stack.prometheus().targets()
+            if t["labels"].get("namespace") == OPERATOR_NS and t["health"] == "up"
+        ]
+
+    (target,) = rig.wait_for(up, "the operator's target up", timeout=180)
+    assert target["scrapePool"].startswith(f"serviceMonitor/{OPERATOR_NS}/"), target
+    samples = stack.prometheus().wait_for(
+        f'modelops_operator_reconciles_total{{namespace="{MODELS_NS}"}}', timeout=120
+    )
+    assert samples
+
+
+def test_show4_rollout_restart_is_not_undone_and_loses_no_request(node_rig, canaries):
+    cluster, node = node_rig
+    deployment = f"deployment/{fullname('diabetes')}"
+    with md_traffic(cluster, node, {"diabetes": "diabetes"}, rate=20) as load:
+        time.sleep(3)
+        cluster.kubectl("rollout", "restart", deployment, "-n", MODELS_NS)
+        cluster.kubectl("rollout", "status", deployment, "-n", MODELS_NS, "--timeout=300s")
+        time.sleep(20)  # the operator reconciles in the meantime (and must leave it alone)
+    annotations = cluster.get(deployment, "-n", MODELS_NS)["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    assert "kubectl.kubernetes.io/restartedAt" in annotations, annotations
+    assert status(cluster, "diabetes")["phase"] == "Ready"
+    print(f"\nrollout restart under load (operator in-cluster): {load}")
+    assert load["diabetes"]["ok"] > 100, load
+    assert load["diabetes"]["failed"] == 0, load
+
+
+# --- show 3: an alert of the chart's rules reaches the Alertmanager's webhook -----------
+
+ALERTS_NS = "tour-alerts"
+
+
+class Receiver:
+    """A webhook receiver on the host end of the node's link (HOST_IP): the operator-managed
+    Alertmanager's pod reaches it through the node, as it would a chat or pager gateway."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict] = []
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                posts.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((HOST_IP, 0), Handler)
+        self.url = f"http://{HOST_IP}:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self) -> list[dict]:
+        return [a for post in self.posts for a in post["alerts"]]
+
+
+def test_show3_the_charts_drift_alert_reaches_the_alertmanagers_webhook(node_rig, stack):
+    """wine 1 installed by the chart with a short `for` on ModelFeatureDrift, fed one row
+    over and over (a distribution far from the training reference): the rule fires in
+    Prometheus, the Alertmanager prometheus-operator runs receives it and posts it to the
+    webhook its configuration Secret names."""
+    cluster, node = node_rig
+    cluster.create_namespace(ALERTS_NS)
+    card = read_card(MODELS_ROOT / "wine" / "1")
+    cluster.helm(
+        "install", "wine", SERVICE_CHART, "-n", ALERTS_NS,
+        "--set", "model.name=wine", "--set", "model.version=1",
+        "--set", "model.artifact=/models/wine/1", "--set", f"model.sha256={card.sha256}",
+        "--set", "monitoring.prometheusRule.params.featureDriftFor=30s",
+    )  # fmt: skip
+    deployment = f"deployment/{fullname('wine')}"
+    cluster.kubectl("rollout", "status", deployment, "-n", ALERTS_NS, "--timeout=240s")
+    receiver = Receiver()
+    stack.route_alerts_to(receiver.url)
+    ip = cluster.get("service", fullname("wine"), "-n", ALERTS_NS)["spec"]["clusterIP"]
+    one_row = json.dumps(instances("wine")[:1])
+    argv = node.in_netns(
+        sys.executable, LOAD, f"http://{ip}:8080", one_row, "--rate", 20, "--seconds", 600
+    )
+    load = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+
+        def delivered() -> list[dict]:
+            return [
+                a
+                for a in receiver.alerts()
+                if a["labels"].get("alertname") == "ModelFeatureDrift"
+                and a["labels"].get("namespace") == ALERTS_NS
+            ]
+
+        alerts = rig.wait_for(delivered, "ModelFeatureDrift at the webhook", timeout=480)
+    finally:
+        load.terminate()
+        load.communicate(timeout=30)
+        receiver.server.shutdown()
+    assert alerts[0]["status"] == "firing"
+    assert alerts[0]["labels"]["model"] == "wine"
+    assert alerts[0]["labels"]["severity"] == "warning"
+    held = stack.alertmanager().wait_for_alert("ModelFeatureDrift", {"namespace": ALERTS_NS})
+    assert held["labels"]["version"] == "1"

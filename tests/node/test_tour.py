@@ -32,6 +32,7 @@ from devstack.node_config import HOST_IP, NODE_NAME
 from devstack.paths import MODELS_ROOT, OPERATOR_CHART, REPO_ROOT, RULES, SERVICE_CHART
 from devstack.prometheus_operator import MonitoringStack
 from modelops_operator import constants
+from modelops_operator.metrics import RECONCILES
 from modelops_service.card import read_card
 from tests.monitoring import promql
 from tests.node.test_service_on_node import LOAD
@@ -365,10 +366,11 @@ def test_show5_the_operators_servicemonitor_makes_its_metrics_a_target(stack, mo
 
     (target,) = rig.wait_for(up, "the operator's target up", timeout=180)
     assert target["scrapePool"].startswith(f"serviceMonitor/{OPERATOR_NS}/"), target
-    samples = stack.prometheus().wait_for(
-        f'modelops_operator_reconciles_total{{namespace="{MODELS_NS}"}}', timeout=120
-    )
-    assert samples
+    # the series' own `namespace` (the ModelDeployment's) yields to the target's (the
+    # operator's: honorLabels false) and is kept as exported_namespace
+    samples = stack.prometheus().wait_for(RECONCILES, timeout=120)
+    assert {s["metric"]["namespace"] for s in samples} == {OPERATOR_NS}, samples
+    assert MODELS_NS in {s["metric"].get("exported_namespace") for s in samples}, samples
 
 
 def test_show4_rollout_restart_is_not_undone_and_loses_no_request(node_rig, canaries):

@@ -26,11 +26,15 @@ help: ## Show this help.
 # PEP 668 system Python, nothing that must be on PATH); hack/bootstrap-uv.sh says why not.
 UV_DIR ?= $(CACHE)/uv
 
-$(VENV)/.installed: pyproject.toml
+# Bytecode compiled once here (compileall skips what is current, so an older .venv catches
+# up): this environment sets PYTHONDONTWRITEBYTECODE, and without it every start of the
+# service, and every test that starts one, compiled scikit-learn from source (2x the start).
+$(VENV)/.installed: pyproject.toml Makefile
 	@uv=$$(UV_VERSION=$(UV_VERSION) hack/bootstrap-uv.sh $(UV_DIR)) \
 	  && echo ">> creating $(VENV) with the pinned dependencies of pyproject.toml ($$uv)" \
 	  && "$$uv" venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV) \
-	  && "$$uv" pip install --quiet --python $(PY) -e '.[dev]'
+	  && "$$uv" pip install --quiet --python $(PY) -e '.[dev]' \
+	  && $(PY) -m compileall -q -j0 $(VENV)/lib service/modelops_service operator/modelops_operator devstack
 	@touch $@
 
 .PHONY: venv
@@ -41,8 +45,9 @@ tools: ## Install the pinned test tools (control plane, helm, kubectl, prometheu
 	hack/install-tools.sh
 
 .PHONY: lint
-lint: venv tools ## Lint: ruff, generated files fresh, helm lint --strict of both charts, mypy (service/, operator/).
+lint: venv tools ## Lint: ruff, shellcheck, generated files fresh, helm lint --strict of both charts, mypy.
 	$(VENV)/bin/ruff check .
+	shellcheck --external-sources --severity=warning hack/*.sh .ci/run
 	$(VENV)/bin/ruff format --check .
 	$(PY) hack/generate.py --check
 	@for chart in charts/model-service charts/model-operator; do \
@@ -298,6 +303,10 @@ run-operator: venv ## Run the operator locally against KUBECONFIG (e.g. the rig 
 .PHONY: bench-operator
 bench-operator: venv tools ## Apply 50 ModelDeployments at once on the rig; print time to all Ready and peak memory.
 	$(PY) bench/operator_rollout.py $(BENCH_ARGS)
+
+.PHONY: bench-autoscaling
+bench-autoscaling: venv tools ## On the real node (queue lock): time from a ModelDeployment's new size to its new pods Ready.
+	flock /run/lock/modelops-node-queue.lock $(PY) bench/autoscaling.py $(BENCH_ARGS)
 
 ##@ Monitoring (alerts/, dashboards/, loadtest/)
 

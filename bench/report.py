@@ -9,18 +9,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.servers import ALL_SERVERS, BENCH, CACHE, PEERS
+from bench.floor import GOAL_FLOOR_RATIO, floor_ms
+from bench.servers import ALL_SERVERS, BENCH, CACHE, PEERS, WORKERS_VARIANT
 
 LABELS = {
     "ours": "modelops (ours)",
     "mlserver": "MLServer",
     "kserve": "KServe",
     "floor": "FastAPI floor",
+    "echo": "raw ASGI echo",
 }
 # DESIGN.md, "Performance goals".
 GOAL_CONCURRENCY = 16
 GOAL_SINGLE_ROW_SPEEDUP = 2.5
 GOAL_BATCH_ROWS_SPEEDUP = 1.5
+# Issue 21, goal 2: at one client (nothing to batch), single-row.
+GOAL_ONE_CLIENT_SPEEDUP = 1.5
+# Issue 21, goal 4: CPU per request with two workers at most this many times one worker's.
+GOAL_WORKERS_CPU_RATIO = 1.15
 
 
 @dataclass
@@ -53,6 +59,7 @@ class Cell:
             "p99_ms": self.median_latency_ms("p99"),
             "cpu_ms_per_req": self._median_of("cpu_ms_per_req"),
             "core_share": self._median_of("core_share"),
+            "rows_per_call": self._median_of("rows_per_call"),
             "errors": sum(r["error_count"] for r in self.reps),
             "rss_mib_max": max(self.rss_mib) if self.rss_mib else None,
             "reps": self.reps,
@@ -95,6 +102,11 @@ def render_report(report: dict) -> str:
     for subject in [s for s in servers if s.startswith("ours")]:
         others = [s for s in servers if not s.startswith("ours")]
         lines += [*ratio_table(report, subject, others), "", *verdicts(report, subject), ""]
+    lines += [*floor_table(report), "", *profile_table(report), ""]
+    lines += [*one_client_verdicts(report), ""]
+    lines += [*workers_verdicts(report), ""]
+    for variant in [s for s in servers if s.startswith("ours:")]:
+        lines += [*ab_table(report, "ours", variant), ""]
     lines += memory(report, servers)
     return "\n".join(lines)
 
@@ -164,6 +176,171 @@ def ratio_table(report: dict, subject: str, others: list[str]) -> list[str]:
             cpu_text = f"{cpu:6.2f}" if cpu is not None else f"{'-':>6}"
             parts.append(f"  {thr:6.2f} {p99:6.2f} {cpu_text}")
         lines.append(f"{n:>4} {c:>4} " + "".join(parts))
+    return lines
+
+
+def paired_ratios(ours: dict, other: dict, key: str) -> list[float]:
+    """``key`` of ours over the other's, rep by rep: the reps of a run are interleaved
+    (rep i of every server runs before rep i+1 of any), so a pair shared the machine's
+    background load and its ratio moves less than either figure."""
+    pairs = zip(ours["reps"], other["reps"], strict=False)
+    return [a[key] / b[key] for a, b in pairs if a.get(key) and b.get(key)]
+
+
+def spread(values: list[float]) -> str:
+    """``median [min..max]`` of ratios, and the median as a change in percent."""
+    if not values:
+        return "-"
+    mid = statistics.median(values)
+    return f"{mid:5.3f} [{min(values):.3f}..{max(values):.3f}] {mid - 1:+6.1%}"
+
+
+def ab_table(report: dict, subject: str, variant: str) -> list[str]:
+    """Ours against a variant (e.g. the previous main), per interleaved rep."""
+    idx = index(report)
+    lines = [
+        f"A/B: {label(subject)} against {label(variant)}, ours/variant per interleaved rep, "
+        "median [min..max] and change (cpu: <1 better, req/s: >1 better)",
+        f"{'rows':>4} {'conc':>4}  {'cpu ms/req':<30} {'req/s':<30}",
+    ]
+    for n, c in cells_in_order(report):
+        ours, other = idx.get((subject, n, c)), idx.get((variant, n, c))
+        if ours is None or other is None:
+            continue
+        cpu = spread(paired_ratios(ours, other, "cpu_ms_per_req"))
+        rps = spread(paired_ratios(ours, other, "rps"))
+        lines.append(f"{n:>4} {c:>4}  {cpu:<30} {rps:<30}")
+    return lines
+
+
+def floor_table(report: dict) -> list[str]:
+    """Goal 1 of issue 21: ours' CPU per request against the stack floor, per cell (see
+    bench/floor.py), PASS within GOAL_FLOOR_RATIO."""
+    idx = index(report)
+    costs = report.get("model_ms_per_call") or {}
+    lines = [
+        f"Stack floor (issue 21 goal 1): ours' CPU per request at most {GOAL_FLOOR_RATIO:g}x "
+        "the raw ASGI echo's plus its share of a model call at the batch ours reached",
+        f"{'rows':>4} {'conc':>4}  {'echo ms':>8} {'rows/call':>9} {'model ms/call':>13} "
+        f"{'floor ms':>8} {'ours ms':>8} {'ratio':>6}",
+    ]
+    rows_out = []
+    for n, c in cells_in_order(report):
+        ours, echo = idx.get(("ours", n, c)), idx.get(("echo", n, c))
+        if ours is None or echo is None:
+            continue
+        per_call = ours.get("rows_per_call")
+        call_ms = costs.get(str(round(per_call))) if per_call else None
+        ours_ms, echo_ms = ours.get("cpu_ms_per_req"), echo.get("cpu_ms_per_req")
+        if per_call is None or call_ms is None or not ours_ms or not echo_ms:
+            continue
+        floor = floor_ms(echo_ms, call_ms, n, per_call)
+        ratio = ours_ms / floor
+        verdict = "PASS" if ratio <= GOAL_FLOOR_RATIO else "FAIL"
+        rows_out.append(
+            f"{n:>4} {c:>4}  {echo_ms:>8.3f} {per_call:>9.1f} {call_ms:>13.3f} "
+            f"{floor:>8.3f} {ours_ms:>8.3f} {ratio:>6.2f}  [{verdict}]"
+        )
+    if not rows_out:
+        return [lines[0], "  not evaluated: needs ours (with /metrics) and the echo server"]
+    return lines + rows_out
+
+
+def one_client_verdicts(report: dict) -> list[str]:
+    """Issue 21 goal 2: single-row at one client, ours at least GOAL_ONE_CLIENT_SPEEDUP x
+    the faster peer's req/s, and the lowest p50 of every server that predicts (the echo
+    does not)."""
+    idx = index(report)
+    head = "Goal 2 (issue 21) of modelops (ours), single-row at 1 client:"
+    ours = idx.get(("ours", 1, 1))
+    peers = [p for p in PEERS if (p, 1, 1) in idx]
+    if ours is None or not peers:
+        return [head, "  not evaluated: needs ours and at least one peer at 1 client"]
+    fastest = max(peers, key=lambda p: idx[(p, 1, 1)]["rps"])
+    want = GOAL_ONE_CLIENT_SPEEDUP * idx[(fastest, 1, 1)]["rps"]
+    ok = ours["rps"] >= want and not ours["errors"]
+    others = [s for s in (*PEERS, "floor") if (s, 1, 1) in idx]
+    lowest = min(others, key=lambda s: idx[(s, 1, 1)]["p50_ms"])
+    p50_ok = ours["p50_ms"] < idx[(lowest, 1, 1)]["p50_ms"]
+    return [
+        head,
+        f"  [{'PASS' if ok else 'FAIL'}] throughput {ours['rps']:.0f} req/s >= "
+        f"{GOAL_ONE_CLIENT_SPEEDUP}x {label(fastest)} ({idx[(fastest, 1, 1)]['rps']:.0f}) = "
+        f"{want:.0f}",
+        f"  [{'PASS' if p50_ok else 'FAIL'}] p50 {ours['p50_ms']:.2f} ms, the lowest: next is "
+        f"{label(lowest)}'s {idx[(lowest, 1, 1)]['p50_ms']:.2f} ms",
+    ]
+
+
+def workers_verdicts(report: dict) -> list[str]:
+    """Issue 21 goal 4: at GOAL_CONCURRENCY clients, single-row and 100-row, the CPU per
+    request of ours with two workers over that of one worker (median of the ratios of the
+    interleaved reps), PASS within GOAL_WORKERS_CPU_RATIO. Both run on the same pinned
+    core under the same wrk load: this machine has no spare core to show throughput
+    scaling, so the cost of a second process is what is measured.
+
+    Each worker batches only the requests it got, so two workers make more model calls
+    of fewer rows; the line also shows rows per call and the CPU per request without the
+    model's share (bench/floor.py's model cost at each one's batch), which tells that
+    dilution apart from the cost of the processes and their shared metric files."""
+    idx = index(report)
+    costs = report.get("model_ms_per_call") or {}
+    key = f"ours:{WORKERS_VARIANT[0]}"
+    c = GOAL_CONCURRENCY
+    lines = [
+        f"Workers (issue 21 goal 4) at {c} clients: CPU per request with 2 workers at most "
+        f"{GOAL_WORKERS_CPU_RATIO:g}x one worker's"
+    ]
+
+    def without_model(cell: dict, rows: int) -> str:
+        per_call = cell.get("rows_per_call")
+        call_ms = costs.get(str(round(per_call))) if per_call else None
+        if call_ms is None or not cell.get("cpu_ms_per_req"):
+            return "-"
+        return f"{cell['cpu_ms_per_req'] - call_ms * rows / max(per_call, rows):.3f}"
+
+    for n in report["settings"]["rows"]:
+        one, two = idx.get(("ours", n, c)), idx.get((key, n, c))
+        if one is None or two is None:
+            continue
+        ratios = paired_ratios(two, one, "cpu_ms_per_req")
+        if not ratios:
+            continue
+        ratio = statistics.median(ratios)
+        lines.append(
+            f"  [{'PASS' if ratio <= GOAL_WORKERS_CPU_RATIO else 'FAIL'}] {n:>3} rows: "
+            f"{two['cpu_ms_per_req']:.3f} ms against {one['cpu_ms_per_req']:.3f} ms, "
+            f"{ratio:.2f}x ({spread(ratios)}); rows per call "
+            f"{two.get('rows_per_call') or 0:.1f} against {one.get('rows_per_call') or 0:.1f}, "
+            f"without the model {without_model(two, n)} ms against {without_model(one, n)} ms"
+        )
+    if len(lines) == 1:
+        lines.append(f"  not evaluated: needs ours and {key} at {c} clients")
+    return lines
+
+
+def profile_table(report: dict) -> list[str]:
+    """Where ours spends its CPU per request, by component (bench/profile.py): the share
+    of the profile, and that share of the CPU per request measured without the profiler."""
+    profiles = report.get("profile") or {}
+    if not profiles:
+        return ["Profile of ours: not run (--profile 0, or ours not in the run)"]
+    idx = index(report)
+    payloads = list(profiles)
+    lines = [
+        f"Profile of ours at {GOAL_CONCURRENCY} clients (cProfile, load only): share of CPU, "
+        "and ms of the measured CPU per request",
+        f"{'component':<42}" + "".join(f"  {f'{n} row(s)':>18}" for n in payloads),
+    ]
+    for component in profiles[payloads[0]]:
+        parts = []
+        for n in payloads:
+            share = profiles[n].get(component, 0.0)
+            cell = idx.get(("ours", int(n), GOAL_CONCURRENCY))
+            cpu = cell.get("cpu_ms_per_req") if cell else None
+            ms = f"{share * cpu:6.3f} ms" if cpu else f"{'-':>9}"
+            parts.append(f"  {share:>7.1%} {ms:>10}")
+        lines.append(f"{component:<42}" + "".join(parts))
     return lines
 
 

@@ -26,10 +26,14 @@ import urllib.request
 from pathlib import Path
 
 from bench.drive import Scraper, measure, progress_line, rss_mib, schedule, wrk
+from bench.floor import model_counters, model_ms_per_call, rows_per_call
 from bench.model import Model, load_model
+from bench.profile import profile_ours
 from bench.report import Cell, label, plot, render_report
 from bench.servers import (
     ALL_SERVERS,
+    ECHO_ANSWERS,
+    WORKERS_VARIANT,
     Server,
     build_servers,
     check_answers,
@@ -95,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for server in servers:
             stop(server)
+    model_cost = model_costs(model, cells)
+    profiles = {}
+    if "ours" in wanted and args.profile > 0:
+        print(f">> profiling ours: {args.profile:g}s per payload at 16 clients", flush=True)
+        profiles = profile_ours(
+            model, run_dir, bodies["ours"], 16, args.profile, server_cpu, load_cpu
+        )
 
     report = {
         "started": stamp,
@@ -136,9 +147,23 @@ def run(args: argparse.Namespace) -> int:
             for s in servers
         },
         "results": [cell.summary() for cell in cells.values()],
+        "model_ms_per_call": model_cost,
+        "profile": profiles,
     }
     write_outputs(report, out_dir, run_dir, stamp)
     return 0
+
+
+def model_costs(model: Model, cells: dict[tuple[str, int, int], Cell]) -> dict[str, float]:
+    """CPU milliseconds of one model call at each batch size ours (or its two-worker
+    variant) reached (rows per call, rounded), measured once the servers are stopped."""
+    batches = set()
+    workers = f"ours:{WORKERS_VARIANT[0]}"
+    for (key, _, _), cell in cells.items():
+        per_call = cell.summary()["rows_per_call"] if key in ("ours", workers) else None
+        if per_call:
+            batches.add(round(per_call))
+    return {str(b): model_ms_per_call(model.directory, model.rows, b) for b in sorted(batches)}
 
 
 def start_all(servers: list[Server], cpu: int | None, timeout: float) -> None:
@@ -158,9 +183,12 @@ def prepare(
     """Each server's request bodies as files for wrk, once its answers to them are checked;
     then one scrape of each, whose one-time costs stay out of the measurements."""
     bodies: dict[str, dict[int, Path]] = {}
-    for server in servers:
+    for server in servers:  # ours first: the echo answers what ours answered
         raw = {n: server.encode(model.rows[:n]) for n in row_counts}
-        check_answers(server, model, raw)
+        answers = check_answers(server, model, raw)
+        if server.key == "ours":
+            table = {len(raw[n]): answers[n].decode() for n in row_counts}
+            (run_dir / ECHO_ANSWERS).write_text(json.dumps(table))
         bodies[server.key] = {}
         for n, body in raw.items():
             path = run_dir / f"{server.key.replace(':', '-')}-{n}.json"
@@ -197,7 +225,11 @@ def measure_all(
         # finishing those, and the new connections arriving meanwhile (p99 of 100 rows x 64
         # clients: 40 ms with a pause, 170-200 ms without, for the same server).
         time.sleep(args.settle)
+        counting = server.key.startswith("ours")  # the model's rows per call, for the floor
+        before = model_counters(server.metrics_url) if counting and server.metrics_url else None
         result, rss = measure(server.proc.pid, server.predict_url, body, c, args.duration, load_cpu)
+        if before is not None and server.metrics_url:
+            result["rows_per_call"] = rows_per_call(before, model_counters(server.metrics_url))
         cell = cells.setdefault((server.key, n, c), Cell(server.key, n, c))
         cell.reps.append(result)
         cell.rss_mib.extend(rss)
@@ -258,6 +290,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=5,
         help="seconds between GETs of each server's /metrics during the run (0: none)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=6,
+        help="seconds of cProfile of ours per payload at 16 clients, for the component "
+        "breakdown (0: none)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to CPUs")
     parser.add_argument(

@@ -1,7 +1,7 @@
-"""The servers under benchmark: ours (and its --variant copies), MLServer, KServe and the
-FastAPI floor. What each runs, how its requests are encoded and its answers decoded, and
-how it starts (pinned to a CPU, in its own session) and stops (the whole process group:
-the peers fork workers)."""
+"""The servers under benchmark: ours (and its --variant copies), MLServer, KServe, the
+FastAPI floor and the raw ASGI echo (the server's share of the stack floor). What each
+runs, how its requests are encoded and its answers decoded, and how it starts (pinned to a
+CPU, in its own session) and stops (the whole process group: the peers fork workers)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,11 @@ from devstack.processes import free_port, http_status
 BENCH = REPO / "bench"
 CACHE = REPO / ".cache" / "bench"
 PEERS = ("mlserver", "kserve")
-ALL_SERVERS = ("ours", "mlserver", "kserve", "floor")
+ALL_SERVERS = ("ours", "workers2", "mlserver", "kserve", "floor", "echo")
+# Issue 21 goal 4: ours with two worker processes (on the same pinned core as every server),
+# a variant of ours named after its key in ALL_SERVERS.
+WORKERS_VARIANT = ("workers2", {"MODELOPS_WORKERS": "2"})
+ECHO_ANSWERS = "echo-answers.json"  # in the run directory: bench/peers/echo_app.py reads it
 
 
 @dataclass
@@ -104,11 +108,16 @@ def build_servers(
     PYTHONPATH, measured in the same run), the peers, the floor."""
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
     servers = [ours(model, run_dir, base_env, "ours", {})] if "ours" in wanted else []
+    name, overrides = WORKERS_VARIANT
+    if name in wanted:
+        variants = {name: overrides, **variants}
     servers += [
         ours(model, run_dir, base_env, f"ours:{name}", overrides)
         for name, overrides in variants.items()
     ]
-    peers = {"mlserver": mlserver, "kserve": kserve, "floor": floor}
+    if "echo" in wanted and "ours" not in wanted:
+        raise SystemExit("the echo server answers ours' answers: run it with ours")
+    peers = {"mlserver": mlserver, "kserve": kserve, "floor": floor, "echo": echo}
     servers += [build(model, run_dir, base_env) for key, build in peers.items() if key in wanted]
     return servers
 
@@ -223,6 +232,27 @@ def floor(model: Model, run_dir: Path, base_env: dict[str, str]) -> Server:
     )
 
 
+def echo(model: Model, run_dir: Path, base_env: dict[str, str]) -> Server:
+    port = free_port()
+    return Server(
+        key="echo",
+        # ours' uvicorn settings (modelops_service.__main__): one worker, uvicorn's default
+        # loop and HTTP parser, no access log, no server header
+        command=[
+            str(VENV_BIN / "python"),
+            *("-m", "uvicorn", "echo_app:app", "--host", "127.0.0.1", "--port", str(port)),
+            *("--workers", "1", "--no-access-log", "--no-server-header"),
+        ],
+        env=dict(base_env, BENCH_ANSWERS_FILE=str(run_dir / ECHO_ANSWERS)),
+        cwd=BENCH / "peers",
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        predict_url=f"http://127.0.0.1:{port}/v1/predict",
+        encode=keyed_rows(model.feature_names),
+        decode=v1_predictions,
+        log=run_dir / "echo.log",
+    )
+
+
 def pin(cpu: int | None) -> Callable[[], None] | None:
     if cpu is None:
         return None
@@ -282,19 +312,22 @@ def tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def post(url: str, body: bytes) -> Any:
+def post(url: str, body: bytes) -> bytes:
     request = urllib.request.Request(
         url, data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
+        return answer.read()
 
 
-def check_answers(server: Server, model: Model, bodies: dict[int, bytes]) -> None:
-    """Every server must answer what model.predict answers, or its speed means nothing."""
+def check_answers(server: Server, model: Model, bodies: dict[int, bytes]) -> dict[int, bytes]:
+    """Every server must answer what model.predict answers, or its speed means nothing.
+    Returns the raw answers, by rows per request."""
+    answers = {}
     for n_rows, body in bodies.items():
         try:
-            got = server.decode(post(server.predict_url, body))
+            answers[n_rows] = post(server.predict_url, body)
+            got = server.decode(json.loads(answers[n_rows]))
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:500].decode(errors="replace")
             message = f"{server.key}: {n_rows}-row request -> {exc.code}: {detail}"
@@ -305,3 +338,4 @@ def check_answers(server: Server, model: Model, bodies: dict[int, bytes]) -> Non
                 f"{server.key}: {n_rows}-row answer differs from model.predict: "
                 f"got {got_arr[:5]}..., want {want[:5]}..."
             )
+    return answers

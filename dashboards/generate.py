@@ -8,8 +8,9 @@ charts/model-service/files/dashboards/ (the one committed copy). Three dashboard
 - ``modelops-model``: the model (predictions, confidence, classes, drift per feature,
   prediction drift, input errors by reason, batch size, inference time).
 - ``modelops-rollout``: versions side by side (stable vs canary) from the recording rules
-  the canary analysis reads, and a row reserved for the operator's metrics
-  (``operator_panels``).
+  the canary analysis reads, and the operator's row (``operator_panels``: phase, step,
+  share per track, the last analysis against its thresholds, rollouts by result,
+  reconcile errors) from the operator's own metrics.
 
 Variables: ``datasource``, ``namespace``, ``model``, ``version`` (and a hidden ``pod`` for
 cluster metrics). Service metrics carry ``model`` and ``version``; ``up`` and the
@@ -28,6 +29,7 @@ import json
 from collections.abc import Callable, Iterable
 
 from alerts import render as alert_rules
+from modelops_operator import metrics as om
 from modelops_service import catalog as c
 from modelops_service import recording_rules as rr
 
@@ -36,6 +38,10 @@ SEL = 'namespace=~"$namespace", model=~"$model", version=~"$version"'
 TARGET_SEL = 'namespace=~"$namespace", modelops_io_model=~"$model", modelops_io_version=~"$version"'
 POD_SEL = 'namespace=~"$namespace", pod=~"$pod", container!="", container!="POD"'
 RATE = "$__rate_interval"
+# The Deployments behind the selected versions' targets: a pod is named <deployment>-<rs>-<id>.
+DEPLOYMENT_OF_TARGETS = (
+    f'label_replace(up{{{TARGET_SEL}}}, "deployment", "$1", "pod", "(.+)-[a-z0-9]+-[a-z0-9]+")'
+)
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
 # Red at the default threshold of the alert (alerts/params.yaml), orange at this share of it.
@@ -479,6 +485,22 @@ def overview() -> dict:
         ),
         row("Resources"),
         timeseries(
+            "Replicas per track: desired vs available",
+            [
+                target(
+                    f'sum by (deployment) (kube_deployment_spec_replicas{{namespace=~"$namespace"}} and on (namespace, deployment) {DEPLOYMENT_OF_TARGETS})',
+                    "{{deployment}} desired",
+                ),
+                target(
+                    f'sum by (deployment) (kube_deployment_status_replicas_available{{namespace=~"$namespace"}} and on (namespace, deployment) {DEPLOYMENT_OF_TARGETS})',
+                    "{{deployment}} available",
+                ),
+            ],
+            unit="short",
+            w=24,
+            desc="Replicas each track's Deployment asks for (the operator splits the ModelDeployment's size, which an autoscaler sets, between stable and `-canary`) against those available (kube-state-metrics). A gap that lasts is pods not starting.",
+        ),
+        timeseries(
             "Memory (resident)",
             [
                 target(
@@ -732,20 +754,129 @@ def model_view() -> dict:
 
 
 def operator_panels() -> list[dict]:
-    """The operator's own metrics (canary weight, phase, analyses): added by the operator."""
+    """The operator's own metrics (operator/modelops_operator/metrics.py), per ModelDeployment.
+
+    Its series carry the ModelDeployment's ``namespace`` and ``name`` (not ``model``), so
+    these panels follow the namespace variable and show the ModelDeployment by name.
+    """
+    osel = 'namespace=~"$namespace"'
+    figures = f"max by (namespace, name, figure) ({om.ANALYSIS_FIGURE}{{{osel}}})"
+    limits = f"max by (namespace, name, figure) ({om.ANALYSIS_THRESHOLD}{{{osel}}})"
+    errors = f"sum by (namespace, name) (rate({om.RECONCILE_ERRORS}{{{osel}}}[{RATE}]))"
+    reconciles = f"sum by (namespace, name) (rate({om.RECONCILES}{{{osel}}}[{RATE}]))"
     return [
-        text(
-            "Operator",
-            "Reserved for the operator's metrics (`modelops_operator_*`: canary weight, "
-            "rollout phase, analysis results). Add panels in "
-            "`dashboards/generate.py:operator_panels()`.",
-            h=3,
-        )
+        table(
+            "Phase",
+            f"max by (namespace, name, phase) ({om.ROLLOUT_PHASE}{{{osel}}} == 1)",
+            desc="The phase of each ModelDeployment (status.phase) as the operator last wrote it.",
+            w=8,
+            h=6,
+        ),
+        timeseries(
+            "Canary step and weight",
+            [
+                target(f"max by (namespace, name) ({om.CANARY_STEP}{{{osel}}})", "{{name}} step"),
+                target(
+                    f"max by (namespace, name) ({om.CANARY_WEIGHT}{{{osel}}})", "{{name}} weight %"
+                ),
+            ],
+            unit="short",
+            minimum=0,
+            w=8,
+            h=6,
+            desc="The canary's step (1-based, 0 without a canary) and the weight the step asks for.",
+        ),
+        timeseries(
+            "Share per track",
+            [
+                target(
+                    f"max by (namespace, name, track) ({om.TRAFFIC_SHARE}{{{osel}}})",
+                    "{{name}} {{track}}",
+                )
+            ],
+            unit="percent",
+            minimum=0,
+            maximum=100,
+            w=8,
+            h=6,
+            desc="Each track's share of the replicas (what the replicas give, not the step).",
+        ),
+        panel(
+            "table",
+            "Last analysis: figures against thresholds",
+            [
+                target(figures, instant=True, fmt="table"),
+                target(limits, instant=True, fmt="table"),
+            ],
+            desc="status.lastAnalysis: each judged figure (Value #A) beside the threshold it is "
+            "held against (Value #B): requests at least minRequests, the others at most.",
+            w=12,
+            h=8,
+            options={"showHeader": True},
+            transformations=[
+                {"id": "merge", "options": {}},
+                {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+            ],
+        ),
+        timeseries(
+            "Step duration against its deadline",
+            [
+                target(f"max by (namespace, name) ({om.STEP_SECONDS}{{{osel}}})", "{{name}} step"),
+                target(
+                    f"max by (namespace, name) ({om.STEP_DEADLINE}{{{osel}}})",
+                    "{{name}} deadline",
+                ),
+                target(
+                    f"max by (namespace, name) ({om.INCONCLUSIVE}{{{osel}}})",
+                    "{{name}} inconclusive",
+                ),
+            ],
+            unit="s",
+            minimum=0,
+            w=12,
+            h=8,
+            desc="How long the current step has lasted, its deadline (ModelRolloutStuck past it) "
+            "and how long the analysis has been inconclusive (ModelRolloutInconclusive).",
+        ),
+        timeseries(
+            "Rollouts and analyses by result",
+            [
+                target(f"sum by (result) ({om.ROLLOUTS}{{{osel}}})", "rollouts {{result}}"),
+                target(f"sum by (result) ({om.ANALYSIS_RESULTS}{{{osel}}})", "analyses {{result}}"),
+            ],
+            unit="short",
+            minimum=0,
+            w=12,
+            h=7,
+            desc="Finished rollouts (Deployed, Promoted, RolledBack, Aborted) and canary "
+            "analyses (Pass, Fail, Inconclusive, Error), counted since the operator started.",
+        ),
+        timeseries(
+            "Reconciles and reconcile errors",
+            [
+                target(reconciles, "{{name}} reconciles"),
+                target(f"{errors} or 0 * {reconciles}", "{{name}} errors"),
+            ],
+            unit="ops",
+            minimum=0,
+            w=12,
+            h=7,
+            desc="Reconciles per second and the failed ones (0 when none failed); "
+            "ModelOperatorReconcileErrors fires after 10m of errors.",
+        ),
+        table(
+            "Rolled back",
+            f"max by (namespace, name, model, version, reason) ({om.ROLLBACK}{{{osel}}})",
+            desc="ModelDeployments that stay rolled back: the version and the reason "
+            "(ModelCanaryRolledBack fires for each).",
+            h=5,
+        ),
     ]
 
 
 def rollout() -> dict:
     rsel = 'namespace=~"$namespace", model=~"$model", version=~"$version"'
+    msel = 'namespace=~"$namespace", model=~"$model"'  # every version: the share's denominator
 
     def side_by_side(title: str, expr: str, *, unit: str, th: dict, desc: str) -> dict:
         p = stat(title, expr, unit=unit, th=th, desc=desc, w=12, h=4, legend="{{version}}")
@@ -788,6 +919,55 @@ def rollout() -> dict:
             unit="short",
             th=alert_bands("featureDriftThreshold"),
             desc=f"{rr.DRIFT_SCORE_MAX.name}: the largest feature PSI",
+        ),
+        row("A/B: the two variants (strategy ABTest, or any canary)"),
+        side_by_side(
+            "Traffic share",
+            f"sum by (namespace, model, version) ({rr.REQUESTS_RATE1M.name}{{{rsel}}}) "
+            f"/ on (namespace, model) group_left "
+            f"sum by (namespace, model) ({rr.REQUESTS_RATE1M.name}{{{msel}}})",
+            unit="percentunit",
+            th=thresholds([(None, "blue")]),
+            desc="The version's share of the model's prediction requests: what its weight gives.",
+        ),
+        timeseries(
+            "Traffic share",
+            [
+                target(
+                    f"sum by (namespace, model, version) ({rr.REQUESTS_RATE1M.name}{{{rsel}}}) "
+                    f"/ on (namespace, model) group_left "
+                    f"sum by (namespace, model) ({rr.REQUESTS_RATE1M.name}{{{msel}}})",
+                    "{{version}}",
+                )
+            ],
+            unit="percentunit",
+            minimum=0,
+            desc="Each version's share of the model's requests over time (the A/B split).",
+        ),
+        timeseries(
+            "Mean prediction (regressors)",
+            [
+                target(
+                    f"max by (version) ({rr.PREDICTION_MEAN_RATE1M.name}{{{rsel}}})",
+                    "{{version}}",
+                )
+            ],
+            unit="short",
+            desc=f"{rr.PREDICTION_MEAN_RATE1M.name}: the mean predicted value per version, "
+            "what the canary analysis' prediction shift compares.",
+        ),
+        timeseries(
+            "Predicted class share (classifiers)",
+            [
+                target(
+                    f"max by (version, class) ({rr.PREDICTED_CLASS_SHARE_RATE1M.name}{{{rsel}}})",
+                    "{{version}} · {{class}}",
+                )
+            ],
+            unit="percentunit",
+            minimum=0,
+            desc=f"{rr.PREDICTED_CLASS_SHARE_RATE1M.name}: the share of rows per predicted "
+            "class, per version.",
         ),
         row("Compared over time"),
         timeseries(

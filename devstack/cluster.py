@@ -193,20 +193,40 @@ class Cluster:
         self.nodes = tuple(n["metadata"]["name"] for n in self.get("nodes")["items"])
         self.wait_for_service_account("default", timeout=max(1.0, deadline - time.monotonic()))
 
+    def install_keda_crds(self) -> list[str]:
+        """Install KEDA's CRDs (keda.sh and eventing.keda.sh, from the pinned module; make
+        tools), established; their names (crd/<name>), for a later delete."""
+        files = sorted((CRD_DIR / "keda").glob("*.yaml"))
+        if not files:
+            raise RigError(f"no KEDA CRDs in {CRD_DIR / 'keda'}: run `make tools`")
+        args: list[Any] = ["apply", "--server-side", "--force-conflicts"]
+        for f in files:
+            args += ["-f", f]
+        self.kubectl(*args)
+        names = [f"crd/{yaml.safe_load(f.read_text())['metadata']['name']}" for f in files]
+        self.kubectl("wait", "--for=condition=Established", "--timeout=120s", *names)
+        return names
+
     def install_monitoring_crds(self) -> None:
         """Install the pinned prometheus-operator CRDs (monitoring.coreos.com)."""
-        files = sorted(CRD_DIR.glob("monitoring.coreos.com_*.yaml"))
+        self._install_crds("monitoring.coreos.com")
+
+    def install_gateway_api_crds(self) -> None:
+        """Install the pinned Gateway API CRDs (gateway.networking.k8s.io, standard channel)."""
+        self._install_crds("gateway.networking.k8s.io")
+
+    def _install_crds(self, group: str) -> None:
+        """The CRDs of one API group from .cache/crds (make tools), established."""
+        files = sorted(CRD_DIR.glob(f"{group}_*.yaml"))
         if not files:
-            raise RigError(f"no monitoring.coreos.com CRDs in {CRD_DIR}: run `make tools`")
+            raise RigError(f"no {group} CRDs in {CRD_DIR}: run `make tools`")
         # Server-side: the big CRDs overflow client-side apply's annotation.
         args: list[Any] = ["apply", "--server-side", "--force-conflicts"]
         for f in files:
             args += ["-f", f]
         self.kubectl(*args)
         names = [
-            f"crd/{f.name.removeprefix('monitoring.coreos.com_').removesuffix('.yaml')}"
-            ".monitoring.coreos.com"
-            for f in files
+            f"crd/{f.name.removeprefix(group + '_').removesuffix('.yaml')}.{group}" for f in files
         ]
         self.kubectl("wait", "--for=condition=Established", "--timeout=120s", *names)
 

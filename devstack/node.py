@@ -13,9 +13,11 @@ node_host.py what the node changes on the host and how it is put back, also afte
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +56,7 @@ from devstack.node_config import (
     pause_image,
 )
 from devstack.node_host import HostState, machine_lock, release, run, tear_down
-from devstack.paths import find_tool
+from devstack.paths import RUN_ROOT, find_tool
 from devstack.pki import KUBELET_CLIENT_USER, SERVICE_IP, issue_client_cert, write_kubeconfig
 from devstack.processes import Process
 
@@ -319,3 +321,22 @@ def dnat_targets(iptables_save: str, cluster_ip: str, port: int) -> set[str]:
 
 def _port(server: str) -> int:
     return int(server.rsplit(":", 1)[1].rstrip("/"))
+
+
+@contextlib.contextmanager
+def running_node_rig(image: str, *, keep: bool = False) -> Iterator[tuple[Cluster, RealNode]]:
+    """A control plane whose only node is real, with ``image`` loaded into it; on exit the
+    node is released (the host put back) and the plane stopped (its files kept if ``keep``)."""
+    ControlPlane.clean_stale(RUN_ROOT, prefix="node-")
+    run_dir = RUN_ROOT / f"node-{os.getpid()}"
+    plane = ControlPlane(run_dir, node_count=0)
+    try:
+        cluster = plane.start()
+        node = RealNode(plane)
+        node.start(cluster)
+        cluster.wait_ready()
+        node.load_image(image)
+        yield cluster, node
+    finally:
+        release(run_dir)
+        plane.stop(remove=not keep)

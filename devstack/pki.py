@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ ADMIN_USER = "modelops-admin"
 KUBELET_CLIENT = "apiserver-kubelet-client"  # pki/<this>.crt|.key
 KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
 
-_OPENSSL_CNF = f"""\
+# The request and CA sections every openssl.cnf of the rig starts with.
+_CNF_HEAD = """\
 [req]
 distinguished_name = dn
 prompt = no
@@ -27,6 +29,11 @@ CN = modelops-rig
 basicConstraints = critical, CA:TRUE
 keyUsage = critical, keyCertSign, cRLSign, digitalSignature
 subjectKeyIdentifier = hash
+"""
+
+_OPENSSL_CNF = (
+    _CNF_HEAD
+    + f"""\
 [server]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
@@ -41,6 +48,7 @@ keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = clientAuth
 authorityKeyIdentifier = keyid
 """
+)
 
 
 def _openssl(*args: Any, cwd: Path) -> None:
@@ -156,3 +164,70 @@ def write_kubeconfig(
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     path.chmod(0o600)
+
+
+_PEER_CNF = (
+    _CNF_HEAD
+    + """\
+[peer]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1{extra}
+authorityKeyIdentifier = keyid
+"""
+)
+
+
+def make_peer_certs(out: Path, name: str, dns_names: tuple[str, ...] = ()) -> None:
+    """out/ca.crt and out/tls.crt|tls.key: a CA of its own and one cert for localhost (and
+    ``dns_names``) that serves and authenticates as a client (mutual TLS between two local
+    processes, the layout KEDA's operator and metrics server read from their --cert-dir)."""
+    out.mkdir(parents=True, exist_ok=True)
+    extra = "".join(f", DNS:{d}" for d in dns_names)
+    (out / "openssl.cnf").write_text(_PEER_CNF.replace("{extra}", extra))
+    for key in ("ca", "tls"):
+        _openssl(
+            "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-out", f"{key}.key", cwd=out,
+        )  # fmt: skip
+    _openssl(
+        "req", "-x509", "-new", "-key", "ca.key", "-subj", f"/CN={name}-ca", "-days", "3650",
+        "-config", "openssl.cnf", "-extensions", "ca", "-out", "ca.crt", cwd=out,
+    )  # fmt: skip
+    _openssl(
+        "req", "-new", "-key", "tls.key", "-subj", f"/CN={name}", "-config", "openssl.cnf",
+        "-out", "tls.csr", cwd=out,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "365",
+        "-extfile", "openssl.cnf", "-extensions", "peer", "-out", "tls.crt", cwd=out,
+    )  # fmt: skip
+    for f in out.glob("*.key"):
+        f.chmod(0o600)
+
+
+def issue_server_cert(pki: Path, name: str, sans: Sequence[str], out: Path) -> None:
+    """out/name.key and out/name.crt: a serving cert from the rig's CA for ``sans``
+    (``DNS:...`` or ``IP:...`` entries), for the rig's own HTTPS servers."""
+    out = out.resolve()  # openssl runs in ``pki``
+    out.mkdir(parents=True, exist_ok=True)
+    key, csr, crt, ext = (out / f"{name}.{e}" for e in ("key", "csr", "crt", "ext"))
+    ext.write_text(
+        "basicConstraints = critical, CA:FALSE\n"
+        "keyUsage = critical, digitalSignature, keyEncipherment\n"
+        "extendedKeyUsage = serverAuth\n"
+        f"subjectAltName = {', '.join(sans)}\n"
+    )
+    _openssl(
+        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key, cwd=pki
+    )
+    _openssl("req", "-new", "-key", key, "-subj", f"/CN={name}", "-config", "openssl.cnf",
+             "-out", csr, cwd=pki)  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", csr, "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "365",
+        "-extfile", ext, "-out", crt, cwd=pki,
+    )  # fmt: skip
+    key.chmod(0o600)

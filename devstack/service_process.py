@@ -36,7 +36,10 @@ __all__ = [
     "start_service",
 ]
 
-DEMO_MODELS = (("wine", "1"), ("wine", "2"), ("diabetes", "1"), ("diabetes", "2"))
+DEMO_MODELS = (
+    ("wine", "1"), ("wine", "2"), ("wine", "3"),
+    ("diabetes", "1"), ("diabetes", "2"), ("diabetes", "3"), ("diabetes", "4"),
+)  # fmt: skip
 READY_TIMEOUT = 120.0  # a ceiling: importing scikit-learn on a busy 2-core machine is slow
 
 

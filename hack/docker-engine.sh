@@ -74,7 +74,10 @@ cmd_start() {
       # PID in it names any live process.
       rm -f "$PIDFILE"
       # setsid: the engine outlives this shell and make; dockerd writes its own pid file.
-      setsid dockerd --pidfile "$PIDFILE" >>"$LOG" 2>&1 </dev/null &
+      # The system PATH only: dockerd finds containerd and its shim on PATH, and a clone's
+      # .cache/bin (the real node's containerd build) would tie the engine to that clone.
+      setsid env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        dockerd --pidfile "$PIDFILE" >>"$LOG" 2>&1 </dev/null &
     fi
   fi
   local deadline=$((SECONDS + START_TIMEOUT))

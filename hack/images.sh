@@ -191,8 +191,8 @@ build() {
   say "$name image $repo:$IMAGE_TAG: built in $((SECONDS - t))s, $(size_of "$tagged")"
 }
 
-WHICH=("${@:-service operator}")
-for w in ${WHICH[*]}; do
+if (($#)); then WHICH=("$@"); else WHICH=(service operator); fi
+for w in "${WHICH[@]}"; do
   case $w in
     service)
       [[ -f models/wine/1/model.json ]] || die "models/ is empty: run 'make models' first"

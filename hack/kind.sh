@@ -82,6 +82,21 @@ cmd_preflight() {
   if ((${#missing[@]})) && ! command -v curl >/dev/null 2>&1; then
     die "curl is needed to download ${missing[*]} into $(dirname "$KIND"): install curl (or put the pinned versions on PATH)"
   fi
+  # kind-config.yaml maps the traffic NodePort to this host port; a listener there makes
+  # `kind create cluster` fail half-way (unless it is this cluster's own mapping).
+  local port=${TRAFFIC_URL##*:}
+  if ! cluster_exists && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    die "host port $port is in use, and kind-config.yaml maps the traffic NodePort to it: stop what listens there (Linux: ss -ltnp 'sport = :$port'; macOS: lsof -iTCP:$port -sTCP:LISTEN)"
+  fi
+  # kind's known issue "Pod errors due to too many open files": the node's kubelet and
+  # kube-proxy need more inotify instances and watches than many distributions give.
+  local sysctl=/proc/sys/fs/inotify instances watches
+  if [[ -r $sysctl/max_user_instances && -r $sysctl/max_user_watches ]]; then
+    instances=$(<"$sysctl/max_user_instances") watches=$(<"$sysctl/max_user_watches")
+    if ((instances < 512 || watches < 524288)); then
+      say "warning: fs.inotify.max_user_instances=$instances, max_user_watches=$watches: pods may fail with 'too many open files'; raise them: sudo sysctl fs.inotify.max_user_instances=512 fs.inotify.max_user_watches=524288"
+    fi
+  fi
   say "host: Docker on cgroup v2${missing:+, will fetch ${missing[*]}}"
 }
 

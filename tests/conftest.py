@@ -43,6 +43,8 @@ FIXTURE_TIERS = {
     "hardening_services": "process",
     "make_var": "process",
     "images": "process",
+    "object_store": "process",
+    "https_files": "process",
 }
 # the images are built and run by the local engine; the real node joins a control plane
 MARKER_TIERS = {"images": "process", "node": "cluster"}
@@ -52,6 +54,8 @@ PROCESS_MODULES = frozenset(
         "devstack.service_process",
         "devstack.prometheus",
         "devstack.canary",
+        "devstack.object_store",
+        "devstack.https_files",
         "tests.kind.conftest",  # run(): make and hack/kind.sh
         "tests.kind.stubs",
     }
@@ -134,6 +138,35 @@ def cluster() -> Iterator[Cluster]:
         yield handle
     finally:
         plane.stop(remove=os.environ.get("MODELOPS_RIG_KEEP") != "1")
+
+
+@pytest.fixture(scope="session")
+def rig_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway PKI (devstack.pki) for the rig's HTTPS servers outside a cluster."""
+    from devstack.pki import make_pki
+
+    pki = tmp_path_factory.mktemp("pki")
+    make_pki(pki)
+    return pki
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory, rig_pki: Path) -> Iterator[object]:
+    """A real S3-compatible server (versitygw) over HTTPS, bucket ``models`` made."""
+    from devstack.object_store import ObjectStore
+
+    with ObjectStore(tmp_path_factory.mktemp("s3"), rig_pki) as store:
+        store.make_bucket("models")
+        yield store
+
+
+@pytest.fixture(scope="session")
+def https_files(tmp_path_factory: pytest.TempPathFactory, rig_pki: Path) -> Iterator[object]:
+    """A real HTTPS server of a directory (``https_files.root``) with the rig's CA."""
+    from devstack.https_files import HttpsFiles
+
+    with HttpsFiles(tmp_path_factory.mktemp("www"), rig_pki) as files:
+        yield files
 
 
 def _namespace_name(test_name: str) -> str:

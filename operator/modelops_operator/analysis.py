@@ -44,6 +44,7 @@ STABLE_PREDICTION_MEAN = "stablePredictionMean"
 TRAFFIC_SHARE = "trafficSharePercent"
 ERROR_RATE_DELTA = "errorRateDelta"
 LATENCY_P95_RATIO = "latencyP95Ratio"
+LATENCY_P95_INCREASE = "latencyP95IncreaseSeconds"
 PREDICTION_SHIFT = "predictionShift"
 # Queries answered by a vector per class (classifiers), not by one number.
 CLASS_SHARES = "classShares"
@@ -106,6 +107,7 @@ def thresholds(spec: Analysis, compare: Compare) -> dict[str, float | None]:
         "maxDriftScore": spec.max_drift_score,
         "maxErrorRateDelta": compare.max_error_rate_delta,
         "maxLatencyP95Ratio": compare.max_latency_p95_ratio,
+        "minLatencyP95IncreaseSeconds": compare.min_latency_p95_increase_seconds,
         "maxPredictionShift": compare.max_prediction_shift,
     }
 
@@ -201,6 +203,9 @@ def figures_from(results: dict[str, list[dict]]) -> dict[str, float | None]:
     figures[TRAFFIC_SHARE] = share * 100 if _finite(share) else share  # type: ignore[operator]
     figures[ERROR_RATE_DELTA] = _difference(figures.get(ERROR_RATE), figures.get(STABLE_ERROR_RATE))
     figures[LATENCY_P95_RATIO] = _ratio(figures.get(LATENCY_P95), figures.get(STABLE_LATENCY_P95))
+    figures[LATENCY_P95_INCREASE] = _difference(
+        figures.get(LATENCY_P95), figures.get(STABLE_LATENCY_P95)
+    )
     figures[PREDICTION_SHIFT] = prediction_shift(
         figures.get(PREDICTION_MEAN),
         figures.get(STABLE_PREDICTION_MEAN),
@@ -288,8 +293,13 @@ def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -
     # every breach is named in the message; the first names the reason
     failed = _breaches(figures, absolute)
     short = _traffic(figures.get(STABLE_REQUESTS), spec, "stable")
+    within_resolution = _latency_within_resolution(figures, compare)
     if not short:
-        failed += _breaches(figures, relative)
+        failed += [
+            (reason, message)
+            for reason, message in _breaches(figures, relative)
+            if not (reason is Reason.LATENCY_REGRESSION and within_resolution)
+        ]
     if failed:
         return Decision(Verdict.FAIL, failed[0][0], "; ".join(m for _, m in failed), figures)
     if short:
@@ -304,6 +314,8 @@ def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -
         return Decision(Verdict.INCONCLUSIVE, Reason.NO_DATA, "; ".join(unknown), figures)
     within = ", ".join(
         f"{key} {_fmt(figures.get(key))} <= {name} {limit:g}"
+        if not (key == LATENCY_P95_RATIO and within_resolution)
+        else within_resolution
         for key, name, limit, _ in gates
         if limit is not None
     )
@@ -313,6 +325,29 @@ def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -
         Reason.WITHIN_THRESHOLDS,
         f"requests {requests:.0f} >= {spec.min_requests}; {within}",
         figures,
+    )
+
+
+def _latency_within_resolution(figures: dict[str, float | None], compare: Compare) -> str:
+    """Why a latency ratio over its limit does not count, or "" when it does.
+
+    A ratio of two small p95s (4 ms against 8 ms) is the histogram's bucket width
+    and the node's noise, not a regression: the ratio fails only when the canary is
+    also at least minLatencyP95IncreaseSeconds slower.
+    """
+    ratio, increase = figures.get(LATENCY_P95_RATIO), figures.get(LATENCY_P95_INCREASE)
+    limit, floor = compare.max_latency_p95_ratio, compare.min_latency_p95_increase_seconds
+    if limit is None or ratio is None or increase is None:
+        return ""
+    if (
+        not (math.isfinite(ratio) and math.isfinite(increase))
+        or ratio <= limit
+        or increase >= floor
+    ):
+        return ""
+    return (
+        f"{LATENCY_P95_RATIO} {_fmt(ratio)} > maxLatencyP95Ratio {limit:g} but"
+        f" {LATENCY_P95_INCREASE} {_fmt(increase)} < minLatencyP95IncreaseSeconds {floor:g}"
     )
 
 

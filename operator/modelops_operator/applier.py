@@ -4,7 +4,10 @@ Per object it remembers what it last applied (`Memory`: none of it needed for
 correctness, only to skip work), so an unchanged set is re-applied only every
 `resync_seconds`, or at once when a watch event says someone else touched one
 of our Deployments (`owned_object_changed`). Such a re-apply of an unchanged
-set reads each object first and names what it put back (`DriftCorrected`).
+set reads each object first and names what it put back (`DriftCorrected`); the
+apply carries the read's resourceVersion, so a write landing between the read and
+the apply makes it fail with a conflict and read again, instead of being undone
+without a word.
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ from modelops_operator.applyset import (
     watch_fingerprint,
 )
 from modelops_operator.constants import KIND
-from modelops_operator.kube import KubeClient
+from modelops_operator.kube import ConflictError, KubeClient
 
 log = logging.getLogger(__name__)
+
+# Reads before a checked apply gives up for this tick (the object keeps changing under us;
+# the next tick tries again).
+CHECKED_APPLY_ATTEMPTS = 5
 
 
 @dataclass
@@ -105,19 +112,35 @@ class Applier:
         corrected: list[str] = []
         for obj in apply_set.objects:
             key = key_of(obj)
-            before = (
-                self.kube.get(key.api_version, key.kind, key.name, key.namespace)
-                if check_drift
-                else None
-            )
-            after = self.kube.apply(obj, self.field_manager)
-            if key.kind == "Deployment":
-                memory.fingerprints[key.name] = watch_fingerprint(after)
             if check_drift:
+                before, after = self._apply_checked(obj, key)
                 fields = changed_fields(obj, before, after) if before is not None else ["*"]
                 if fields:
                     corrected.append(drift_message(key, before, fields))
+            else:
+                after = self.kube.apply(obj, self.field_manager)
+            if key.kind == "Deployment":
+                memory.fingerprints[key.name] = watch_fingerprint(after)
         return corrected
+
+    def _apply_checked(
+        self, obj: dict[str, Any], key: ObjectKey
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(live object read, object the apply returned), the apply conditional on the read."""
+        attempts_left = CHECKED_APPLY_ATTEMPTS
+        while True:
+            before = self.kube.get(key.api_version, key.kind, key.name, key.namespace)
+            if before is None:  # gone: nothing to be conditional on
+                return None, self.kube.apply(obj, self.field_manager)
+            version = before["metadata"]["resourceVersion"]
+            pinned = {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}}
+            try:
+                return before, self.kube.apply(pinned, self.field_manager)
+            except ConflictError:
+                attempts_left -= 1
+                if not attempts_left:
+                    raise
+                log.info("%s changed while being checked; reading it again", key)
 
     def _prune(
         self, apply_set: ApplySet, owner: Owner, served: frozenset[str], memory: Memory

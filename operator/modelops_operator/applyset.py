@@ -46,6 +46,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("policy/v1", "PodDisruptionBudget", 4),
     KindInfo("autoscaling/v2", "HorizontalPodAutoscaler", 4),
     KindInfo("networking.k8s.io/v1", "NetworkPolicy", 4),
+    KindInfo("keda.sh/v1alpha1", "ScaledObject", 5),
     KindInfo("monitoring.coreos.com/v1", "ServiceMonitor", 5),
     KindInfo("monitoring.coreos.com/v1", "PrometheusRule", 5),
 )
@@ -111,6 +112,13 @@ class ApplySet:
                 labels = obj["metadata"].get("labels") or {}
                 out["canary" if labels.get(LABEL_TRACK) == TRACK_CANARY else "stable"] = obj
         return out
+
+    def model_pod_labels(self) -> dict[str, str]:
+        """The labels every pod of the model carries, either track (the stable's selector
+        without the track): what /scale's selector says, from the chart alone."""
+        stable = self.deployments().get("stable") or {}
+        match = ((stable.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        return {k: v for k, v in match.items() if k != LABEL_TRACK}
 
 
 def _is_hook(obj: dict[str, Any]) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from modelops_operator.constants import (
+    COND_AUTOSCALING,
     COND_DEGRADED,
     COND_MONITORING,
     COND_PROGRESSING,
@@ -26,8 +27,9 @@ from modelops_operator.models import (
 )
 from modelops_operator.reasons import Reason
 from modelops_operator.rollout import Action, EventKind, Observation, Outcome, State
+from modelops_operator.scaling import keda_missing, scale_replicas, scale_selector
 from modelops_operator.selectors import MonitoringReport
-from modelops_operator.workloads import WorkloadState, ready_text
+from modelops_operator.workloads import ready_text
 
 
 @dataclass(frozen=True)
@@ -66,26 +68,46 @@ def set_conditions(
     return tuple(ordered)
 
 
-def rollout_conditions(outcome: Outcome, stable: WorkloadState) -> list[ConditionValue]:
-    """Ready, Progressing and Degraded from the rollout outcome."""
+def rollout_conditions(outcome: Outcome, obs: Observation) -> list[ConditionValue]:
+    """Ready, Progressing and Degraded from the rollout outcome.
+
+    Ready is True only when the stable Deployment serves the release the spec asks for and
+    is available: `kubectl wait --for=condition=Ready` (which compares the condition's
+    observedGeneration with the object's generation) then waits for this generation's
+    release, and a rolled-back release says Ready=False, reason RolledBack, at once.
+    """
     phase = outcome.transition.phase
     event = outcome.event
     next_state = outcome.transition.next
+    stable = obs.stable
     unverified = _unverified(outcome)
-    if stable.is_ready:
+    serving = outcome.status.stable
+    current = serving == obs.spec.model and outcome.status.canary is None
+    replicas = f"{stable.ready}/{stable.desired} stable replicas ready"
+    if phase == Phase.ROLLED_BACK:
         ready = ConditionValue(
             COND_READY,
-            True,
-            Reason.AVAILABLE,
-            f"{stable.ready}/{stable.desired} stable replicas ready{unverified}",
+            False,
+            Reason.ROLLED_BACK,
+            f"version {obs.spec.model.version} was rolled back; "
+            f"version {serving.version if serving else '?'} serves ({replicas})",
         )
+    elif not current and stable.is_ready:
+        ready = ConditionValue(
+            COND_READY,
+            False,
+            event.reason or Reason.PROGRESSING,
+            f"rolling out version {obs.spec.model.version}: {event.message}; "
+            f"version {serving.version if serving else '?'} serves ({replicas})",
+        )
+    elif stable.is_ready:
+        ready = ConditionValue(COND_READY, True, Reason.AVAILABLE, replicas + unverified)
     else:
         ready = ConditionValue(
             COND_READY,
             False,
             stable.failure or (Reason.NOT_DEPLOYED if not stable.exists else Reason.NOT_AVAILABLE),
-            (stable.failure_message or f"{stable.ready}/{stable.desired} stable replicas ready")
-            + unverified,
+            (stable.failure_message or replicas) + unverified,
         )
     in_rollout = next_state in (State.ROLLING, State.CANARY, State.PROMOTING) or (
         event.kind == EventKind.PAUSED
@@ -120,11 +142,29 @@ def _unverified(outcome: Outcome) -> str:
     stable = outcome.status.stable
     if stable is None or stable.sha256:
         return ""
-    return f"; artifact not verified: spec.model.sha256 is empty, {stable.artifact} loads unchecked"
+    return f"; artifact not verified: spec.model.sha256 is empty, {stable.location} loads unchecked"
 
 
 def monitoring_condition(ok: bool, reason: str, message: str) -> ConditionValue:
     return ConditionValue(COND_MONITORING, ok, reason, message)
+
+
+def autoscaling_condition(obs: Observation, served: frozenset[str]) -> ConditionValue | None:
+    """AutoscalingReady while spec.autoscaling is set: False naming what is missing (KEDA)."""
+    bounds = obs.spec.autoscaling
+    if bounds is None:
+        return None
+    missing = keda_missing(obs.spec, served)
+    if missing:
+        return ConditionValue(COND_AUTOSCALING, False, Reason.KEDA_MISSING, missing)
+    return ConditionValue(
+        COND_AUTOSCALING,
+        True,
+        Reason.SCALED_OBJECT_APPLIED,
+        f"KEDA scales this ModelDeployment between {bounds.min_replicas} and "
+        f"{bounds.max_replicas} replicas at {bounds.target_requests_per_second:g} requests/s "
+        "per replica",
+    )
 
 
 def status_after(
@@ -133,15 +173,21 @@ def status_after(
     report: MonitoringReport,
     last_analysis: AnalysisRecord | None,
     generation: int | None,
+    *,
+    pod_labels: dict[str, str],
+    served: frozenset[str],
 ) -> ModelDeploymentStatus:
-    """The status one pass writes: the outcome's, with conditions, READY and the last analysis."""
+    """The status one pass writes: the outcome's, with conditions, READY, /scale's replicas
+    and selector, and the last analysis."""
     if outcome.transition.action == Action.START_CANARY:
         last_analysis = None  # a new canary: the previous figures are about another release
+    autoscaling = autoscaling_condition(obs, served)
     conditions = set_conditions(
-        obs.status.conditions,
+        [c for c in obs.status.conditions if c.type != COND_AUTOSCALING or autoscaling],
         [
-            *rollout_conditions(outcome, obs.stable),
+            *rollout_conditions(outcome, obs),
             monitoring_condition(report.ok, report.reason, report.message),
+            *([autoscaling] if autoscaling else []),
         ],
         isoformat(obs.now),
         generation,
@@ -150,6 +196,8 @@ def status_after(
         update={
             "observed_generation": generation,
             "ready": ready_text(obs.stable, obs.canary),
+            "replicas": scale_replicas(obs.stable, obs.canary),
+            "selector": scale_selector(pod_labels),
             "last_analysis": last_analysis,
             "conditions": conditions,
         }

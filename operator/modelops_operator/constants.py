@@ -33,7 +33,8 @@ COND_READY = "Ready"
 COND_PROGRESSING = "Progressing"
 COND_DEGRADED = "Degraded"
 COND_MONITORING = "MonitoringReady"
-CONDITION_TYPES = (COND_READY, COND_PROGRESSING, COND_DEGRADED, COND_MONITORING)
+COND_AUTOSCALING = "AutoscalingReady"  # only while spec.autoscaling is set
+CONDITION_TYPES = (COND_READY, COND_PROGRESSING, COND_DEGRADED, COND_MONITORING, COND_AUTOSCALING)
 
 # The recording rules the canary analysis queries, named by the one catalog the rules of
 # alerts/ are built from (CONVENTIONS.md); the analysis never names a raw metric.

@@ -39,16 +39,21 @@ from modelops_operator.metrics import OperatorMetrics
 from modelops_operator.prom import PrometheusClient
 from modelops_operator.reconcile import Reconciler
 from modelops_operator.render import ChartRenderer
+from modelops_operator.requests import ANNOTATION as REQUEST_ANNOTATION
 from modelops_operator.settings import OperatorSettings
 
 RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+_QUIET_HANDLERS = ("owned_deployment_changed", "request_arrived")
 
 
 class _QuietWatch(logging.Filter):
     """kopf logs every handler success at INFO: one line per Deployment event otherwise."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "'owned_deployment_changed' succeeded" not in record.getMessage()
+        message = record.getMessage()
+        return not any(f"'{h}' succeeded" in message for h in _QUIET_HANDLERS)
 
 
 @kopf.on.startup()
@@ -112,6 +117,13 @@ def _poke(memo: kopf.Memo, uid: str) -> asyncio.Event:
 @kopf.on.update(*RESOURCE, field="spec")
 async def spec_changed(uid: str, memo: kopf.Memo, **_: Any) -> None:
     _poke(memo, uid).set()
+
+
+@kopf.on.event(*RESOURCE, annotations={REQUEST_ANNOTATION: kopf.PRESENT})
+async def request_arrived(uid: str, memo: kopf.Memo, **_: Any) -> None:
+    """A request of `kubectl modelops`: consumed at once, not at the next tick."""
+    if uid in memo.pokes:
+        memo.pokes[uid].set()
 
 
 @kopf.on.event(

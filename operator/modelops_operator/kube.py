@@ -198,6 +198,22 @@ class KubeClient:
             if exc.status != 404:
                 raise
 
+    def remove_annotation(self, obj: dict[str, Any], key: str, value: str) -> None:
+        """Remove annotation `key` if it still holds `value` (a JSON patch with a test: a
+        newer value written meanwhile stays). A failed test (422) or a gone object is fine."""
+        meta = key_of(obj)
+        resource = self._resource(meta.api_version, meta.kind)
+        path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+        patch = [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
+        try:
+            with _api_errors(f"remove annotation {key} of {meta}"):
+                resource.patch(body=patch, name=meta.name, namespace=meta.namespace,
+                               content_type="application/json-patch+json", serialize=False,
+                               _request_timeout=TIMEOUT)  # fmt: skip
+        except KubeError as exc:
+            if exc.status not in (404, 409, 422):
+                raise
+
     def replace_status(self, obj: dict[str, Any]) -> dict[str, Any]:
         """PUT the status subresource; the object's resourceVersion makes it conditional."""
         key = key_of(obj)

@@ -15,6 +15,7 @@ from modelops_operator.models import ModelDeploymentSpec, ModelDeploymentStatus
 from modelops_operator.monitoring import Discovered, SelectorLabels
 from modelops_operator.render import ChartRenderer
 from modelops_operator.rollout import desired_workloads
+from modelops_operator.scaling import scaled_object_values
 from modelops_operator.selectors import MonitoringReport
 from modelops_operator.settings import OperatorSettings
 from modelops_operator.values import chart_values
@@ -44,6 +45,7 @@ class Manifests:
             service_monitor_labels=labels.service_monitor,
             rule_labels=labels.rule,
             dashboard_labels=labels.dashboard,
+            scaled_object=scaled_object_values(spec, owner.name, self.settings.prometheus_url),
         )
         rendered = self.renderer.render(owner.name, owner.namespace, values)
         apply_set = build_apply_set(rendered, owner, served_kinds=found.served)

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 DURATION_PATTERN = r"^([0-9]+(h|m|s|ms))+$"
@@ -37,6 +37,7 @@ Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
 class Strategy(StrEnum):
     CANARY = "Canary"
     ROLLING_UPDATE = "RollingUpdate"
+    AB_TEST = "ABTest"
 
 
 class Phase(StrEnum):
@@ -47,14 +48,37 @@ class Phase(StrEnum):
     ROLLED_BACK = "RolledBack"
 
 
+class FetchSpec(_Model):
+    """How the init container fetches a remote uri (the chart's model.fetch)."""
+
+    endpoint: str = ""
+    region: str = "us-east-1"
+    credentials_secret: str = Field(default="", alias="credentialsSecret")
+    ca_config_map: str = Field(default="", alias="caConfigMap")
+    max_bytes: int = Field(default=1 << 30, alias="maxBytes", ge=1)
+    timeout_seconds: float = Field(default=300.0, alias="timeoutSeconds", gt=0)
+
+
 class ModelRef(_Model):
-    """What one Deployment serves: a model version, its image and its artifact."""
+    """What one Deployment serves: a model version, its image and its artifact.
+
+    The artifact is ``uri`` (s3://, https://, pvc://: fetched and verified by an init
+    container; or a directory in the image) or, as before, ``artifact`` (a directory in
+    the image). The CRD requires one of them, and a sha256 with a remote uri.
+    """
 
     name: str
     version: str
     image: str
-    artifact: str
+    artifact: str = ""
+    uri: str = ""
     sha256: str = ""
+    fetch: FetchSpec | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the artifact comes from, as a message names it."""
+        return self.uri or self.artifact
 
 
 class Analysis(_Model):
@@ -75,7 +99,52 @@ class Compare(_Model):
 
     max_error_rate_delta: float | None = Field(default=0.02, alias="maxErrorRateDelta", ge=0, le=1)
     max_latency_p95_ratio: float | None = Field(default=1.5, alias="maxLatencyP95Ratio", ge=1)
+    min_latency_p95_increase_seconds: float = Field(
+        default=0.025,
+        alias="minLatencyP95IncreaseSeconds",
+        ge=0,
+        description=(
+            "maxLatencyP95Ratio fails the canary only when its p95 is also at least this much"
+            " above the stable's: below it both p95s lie within the latency histogram's"
+            " resolution and a busy node's noise."
+        ),
+    )
     max_prediction_shift: float | None = Field(default=0.1, alias="maxPredictionShift", ge=0)
+
+
+class GatewayAPIRouting(_Model):
+    """The HTTPRoute rule whose backendRefs weights the operator owns."""
+
+    http_route: str = Field(alias="httpRoute", min_length=1)
+    rule: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The rule's name; unset: the first rule with a backendRef to the model.",
+    )
+    canary_header: str | None = Field(
+        default=None,
+        alias="canaryHeader",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$",
+        max_length=256,
+        description="Requests with this header set to the canary's version reach the canary.",
+    )
+
+
+class TrafficRouting(_Model):
+    gateway_api: GatewayAPIRouting | None = Field(default=None, alias="gatewayAPI")
+
+
+class ABTest(_Model):
+    """strategy ABTest: a fixed split between the stable (A) and the new version (B)."""
+
+    weight: int = Field(
+        default=50, ge=0, le=100, description="B's share, percent (0: only header-pinned requests)."
+    )
+    winner: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Set to B's version to promote it; the test runs until then.",
+    )
 
 
 class Rollout(_Model):
@@ -84,6 +153,8 @@ class Rollout(_Model):
     interval: Duration = "60s"
     analysis: Analysis = Field(default_factory=Analysis)
     compare: Compare = Field(default_factory=Compare)
+    traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting, alias="trafficRouting")
+    ab_test: ABTest = Field(default_factory=ABTest, alias="abTest")
     auto_rollback: bool = Field(default=True, alias="autoRollback")
     rollback_window: Duration = Field(default="1h", alias="rollbackWindow")
     progress_deadline: Duration = Field(default="10m", alias="progressDeadline")
@@ -99,9 +170,29 @@ class Rollout(_Model):
             raise ValueError("steps must be strictly ascending")
         return steps
 
+    @model_validator(mode="after")
+    def _ab_test_reaches_b(self) -> Rollout:
+        routing = self.traffic_routing.gateway_api
+        header_only = routing is not None and routing.canary_header
+        if self.strategy == Strategy.AB_TEST and self.ab_test.weight == 0 and not header_only:
+            raise ValueError(
+                "abTest.weight 0 sends B nothing: give it a weight, or route by header "
+                "(trafficRouting.gatewayAPI.canaryHeader)"
+            )
+        return self
+
+    @property
+    def ab(self) -> bool:
+        return self.strategy == Strategy.AB_TEST
+
     @property
     def interval_seconds(self) -> float:
         return parse_duration(self.interval)
+
+    @property
+    def gateway_api(self) -> GatewayAPIRouting | None:
+        """The HTTPRoute that splits the traffic by weight, or None (replica mode)."""
+        return self.traffic_routing.gateway_api
 
     @property
     def rollback_window_seconds(self) -> float:
@@ -128,7 +219,8 @@ class Monitoring(_Model):
         default_factory=ServiceMonitorSpec, alias="serviceMonitor"
     )
     alerts: ToggleWithLabels = Field(default_factory=ToggleWithLabels)
-    dashboards: ToggleWithLabels = Field(default_factory=ToggleWithLabels)
+    # once per cluster with the operator's chart; a per-model copy only when asked
+    dashboards: ToggleWithLabels = Field(default_factory=lambda: ToggleWithLabels(enabled=False))
     match_selectors: bool | None = Field(
         default=None,
         alias="matchSelectors",
@@ -136,9 +228,35 @@ class Monitoring(_Model):
     )
 
 
+class Autoscaling(_Model):
+    """spec.autoscaling: KEDA scales the whole ModelDeployment (its /scale) on the request rate."""
+
+    min_replicas: int = Field(default=1, alias="minReplicas", ge=1, le=100)
+    max_replicas: int = Field(alias="maxReplicas", ge=1, le=100)
+    target_requests_per_second: float = Field(alias="targetRequestsPerSecond", gt=0)
+    target_cpu_utilization_percentage: int | None = Field(
+        default=None, alias="targetCPUUtilizationPercentage", ge=1, le=100
+    )
+    scale_down_stabilization: Duration = Field(default="5m", alias="scaleDownStabilization")
+    prometheus_url: str | None = Field(default=None, alias="prometheusUrl")
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: Any) -> int:
+        low = info.data.get("min_replicas", 1)
+        if value < low:
+            raise ValueError(f"maxReplicas {value} is below minReplicas {low}")
+        return value
+
+    @property
+    def scale_down_stabilization_seconds(self) -> int:
+        return int(parse_duration(self.scale_down_stabilization))
+
+
 class ModelDeploymentSpec(_Model):
     model: ModelRef
     replicas: int = Field(default=1, ge=0, le=100)
+    autoscaling: Autoscaling | None = None
     paused: bool = False
     rollout: Rollout = Field(default_factory=Rollout)
     monitoring: Monitoring = Field(default_factory=Monitoring)
@@ -162,6 +280,37 @@ class HistoryEntry(_Model):
     at: str
     reason: str = ""
     message: str = ""
+    by: str = ""  # who asked, for the requests of `kubectl modelops`
+
+
+class Pause(_Model):
+    """A hold asked for with `kubectl modelops pause`."""
+
+    by: str
+    at: str
+
+
+class Verb(StrEnum):
+    """The requests of `kubectl modelops` (requests.py)."""
+
+    PROMOTE = "promote"
+    ABORT = "abort"
+    RETRY = "retry"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+class RequestRecord(_Model):
+    """A request of `kubectl modelops`: as read from the annotation, then as consumed
+    (accepted, message) into status.lastRequest, so it is never acted on twice."""
+
+    id: str = Field(min_length=1)
+    verb: Verb
+    full: bool = False
+    by: str = ""
+    at: str = ""
+    accepted: bool = False
+    message: str = ""
 
 
 class Figures(_Model):
@@ -181,6 +330,9 @@ class Figures(_Model):
     )
     error_rate_delta: float | None = Field(default=None, alias="errorRateDelta")
     latency_p95_ratio: float | None = Field(default=None, alias="latencyP95Ratio")
+    latency_p95_increase_seconds: float | None = Field(
+        default=None, alias="latencyP95IncreaseSeconds"
+    )
     prediction_shift: float | None = Field(default=None, alias="predictionShift")
 
 
@@ -222,9 +374,16 @@ class ModelDeploymentStatus(_Model):
     effective_canary_weight: float = Field(
         default=0.0,
         alias="effectiveCanaryWeight",
-        description="The canary's share of the replicas (replica mode), percent.",
+        description="The canary's share: of the replicas (replica mode), or its HTTPRoute "
+        "weight (Gateway API, 0 until the canary is Ready), percent.",
     )
     ready: str | None = None
+    replicas: int | None = Field(
+        default=None, description="/scale: pods of the track that carries spec.replicas."
+    )
+    selector: str | None = Field(
+        default=None, description="/scale: the label selector of the model's pods (both tracks)."
+    )
     stable: ModelRef | None = None
     canary: CanaryState | None = None
     previous_stable: PreviousStable | None = Field(default=None, alias="previousStable")
@@ -233,6 +392,8 @@ class ModelDeploymentStatus(_Model):
     )
     rollout_started_at: str | None = Field(default=None, alias="rolloutStartedAt")
     last_analysis: AnalysisRecord | None = Field(default=None, alias="lastAnalysis")
+    pause: Pause | None = None
+    last_request: RequestRecord | None = Field(default=None, alias="lastRequest")
     conditions: tuple[Condition, ...] = ()
     history: tuple[HistoryEntry, ...] = ()
 

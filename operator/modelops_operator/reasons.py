@@ -42,6 +42,13 @@ class Reason(StrEnum):
     ANALYSIS_PASSED = "AnalysisPassed"
     ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
     SUPERSEDED = "Superseded"
+    # requests of `kubectl modelops` (requests.py)
+    PROMOTE_REQUESTED = "PromoteRequested"
+    ABORT_REQUESTED = "AbortRequested"
+    REQUEST_ACCEPTED = "RequestAccepted"
+    REQUEST_REJECTED = "RequestRejected"
+    AB_TESTING = "ABTesting"  # strategy ABTest: the split holds until a winner is named
+    WINNER_CHOSEN = "WinnerChosen"  # abTest.winner names B: promoted
     # Kubernetes Events only
     DEPLOYING = "Deploying"
     DEPLOYED = "Deployed"
@@ -56,10 +63,13 @@ class Reason(StrEnum):
     ROLLOUT_COMPLETE = "RolloutComplete"
     DEGRADED = "Degraded"
     AS_EXPECTED = "AsExpected"
+    KEDA_MISSING = "KedaMissing"
+    SCALED_OBJECT_APPLIED = "ScaledObjectApplied"
     # what the reconciler cannot get past (phase Degraded until it can)
     INVALID_SPEC = "InvalidSpec"
     RENDER_FAILED = "RenderFailed"
     APPLY_FAILED = "ApplyFailed"
+    TRAFFIC_ROUTING_FAILED = "TrafficRoutingFailed"
 
 
 class Result(StrEnum):
@@ -69,3 +79,7 @@ class Result(StrEnum):
     PROMOTED = "Promoted"
     ROLLED_BACK = "RolledBack"
     ABORTED = "Aborted"
+
+
+# history[].result of a request of `kubectl modelops` (not a rollout's end: not counted)
+REQUEST_RESULT = "Request"

@@ -3,7 +3,8 @@
     read the object -> discover monitoring (discovery.py) -> observe the Deployments
     and, when a step is due, Prometheus (observe.py) -> decide (rollout.py, pure)
     -> render what the new status asks for (manifests.py) -> write the status
-    (status.py) -> post Events -> apply and prune (applier.py) -> count (metrics.py)
+    (status.py) -> post Events -> apply and prune (applier.py), and set the
+    HTTPRoute's weights (router.py) -> count (metrics.py)
 
 No kopf import: the kopf handlers (handlers.py) call `Reconciler.reconcile`
 from a per-object daemon loop and poke it on spec changes. The status is
@@ -23,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelops_operator import analysis as an
+from modelops_operator import requests
 from modelops_operator.applier import Applier
 from modelops_operator.applyset import ApplySet, Owner
 from modelops_operator.conditions import status_after
@@ -35,16 +37,21 @@ from modelops_operator.models import (
     AnalysisRecord,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    RequestRecord,
     dump,
+    isoformat,
     parse_spec,
     parse_status,
 )
 from modelops_operator.monitoring import Discovered
 from modelops_operator.observe import analyze_canary, read_workload
+from modelops_operator.progress import rollout_figures
 from modelops_operator.prom import PrometheusClient
 from modelops_operator.reasons import Reason, Result
 from modelops_operator.render import ChartRenderer, RenderError
 from modelops_operator.rollout import Observation, advance, analysis_due, analysis_record
+from modelops_operator.router import Router
+from modelops_operator.routing import RoutingError, backends_of
 from modelops_operator.settings import OperatorSettings
 from modelops_operator.status import StatusWriter
 from modelops_operator.workloads import MISSING
@@ -69,6 +76,7 @@ class Reconciler:
         self.manifests = Manifests(settings, renderer)
         self.applier = Applier(kube, settings.field_manager, settings.resync_seconds)
         self.status = StatusWriter(kube, metrics, settings.field_manager)
+        self.router = Router(kube, settings.field_manager)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -117,22 +125,56 @@ class Reconciler:
         except ValidationError as exc:
             return self.status.degraded(obj, status, Reason.INVALID_SPEC, _errors(exc), generation)
         owner = Owner(meta["name"], meta["namespace"], meta["uid"])
+        request = self._request(obj, status)
         found = self.discovery.discover(owner.namespace)
         try:
             obs, last_analysis = self._observe(spec, status, owner, found)
+            if request is not None:
+                obs, request = requests.apply_request(obs, request, isoformat(obs.now))
             outcome = advance(obs, history_limit=self.settings.history_limit)
             apply_set, report = self.manifests.build(spec, outcome.status, owner, found)
         except RenderError as exc:
             return self.status.degraded(obj, status, Reason.RENDER_FAILED, str(exc), generation)
-        new_status = status_after(outcome, obs, report, last_analysis, generation)
+        new_status = status_after(outcome, obs, report, last_analysis, generation,
+                                  pod_labels=apply_set.model_pod_labels(),
+                                  served=found.served)  # fmt: skip
+        events = [(e.type, e.reason, e.message) for e in outcome.events]
+        if request is not None:
+            new_status = requests.record(new_status, request, spec.model.version,
+                                         self.settings.history_limit)  # fmt: skip
+            events.insert(0, _request_event(request))
         # nothing new to say: no write, so no watch event for anyone
         written = obj if dump(new_status) == dump(status) else self.status.write(obj, new_status)
         # the status is ours now: tell, then act on it (Events are best effort; the
         # status history is the record that survives a restart between the two)
-        self.status.post_events(written, [(e.type, e.reason, e.message) for e in outcome.events])
-        self._apply(written, new_status, apply_set, owner, found)
-        self._count(owner, status, new_status)
+        self.status.post_events(written, events)
+        self._consumed(written)
+        if new_status.canary is None:
+            # a rollback, abort or finished promotion: the route leaves the canary first
+            self._route(written, spec, new_status, obs, apply_set, owner)
+            self._apply(written, new_status, apply_set, owner, found)
+        else:
+            # the canary's Service exists before the route names it
+            self._apply(written, new_status, apply_set, owner, found)
+            self._route(written, spec, new_status, obs, apply_set, owner)
+        self._count(owner, spec, status, new_status)
         return outcome.event.kind.value
+
+    def _request(self, obj: dict[str, Any], status: ModelDeploymentStatus) -> RequestRecord | None:
+        """A request of `kubectl modelops` not consumed yet (a malformed one is dropped)."""
+        try:
+            request = requests.read_request(obj["metadata"].get("annotations"))
+        except ValueError as exc:
+            self.status.post_events(obj, [("Warning", Reason.REQUEST_REJECTED, str(exc))])
+            self._consumed(obj)
+            return None
+        return request if request is not None and requests.is_new(request, status) else None
+
+    def _consumed(self, obj: dict[str, Any]) -> None:
+        """Remove the request annotation once the status has recorded it (by its id)."""
+        raw = (obj["metadata"].get("annotations") or {}).get(requests.ANNOTATION)
+        if raw is not None:
+            self.kube.remove_annotation(obj, requests.ANNOTATION, raw)
 
     def _observe(
         self,
@@ -182,15 +224,53 @@ class Reconciler:
             written, [("Warning", Reason.DRIFT_CORRECTED, message) for message in corrected]
         )
 
-    def _count(
-        self, owner: Owner, before: ModelDeploymentStatus, after: ModelDeploymentStatus
+    def _route(
+        self,
+        written: dict[str, Any],
+        spec: ModelDeploymentSpec,
+        status: ModelDeploymentStatus,
+        obs: Observation,
+        apply_set: ApplySet,
+        owner: Owner,
     ) -> None:
-        """Finished rollouts and the phase gauges."""
+        """The HTTPRoute's weights for `status` (Gateway API routing only)."""
+        if spec.rollout.gateway_api is None:
+            return
+        try:
+            backends = backends_of(apply_set.objects)
+            self.router.route(spec, status, obs.canary, owner.namespace, owner.name,
+                              backends)  # fmt: skip
+        except ConflictError:
+            raise
+        except (RoutingError, KubeError) as exc:
+            self.metrics.errors.labels(owner.namespace, owner.name, "route").inc()
+            self.status.degraded(written, status, Reason.TRAFFIC_ROUTING_FAILED, str(exc),
+                                 status.observed_generation)  # fmt: skip
+            raise
+
+    def _count(
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        before: ModelDeploymentStatus,
+        after: ModelDeploymentStatus,
+    ) -> None:
+        """Finished rollouts, the phase gauges and the rollout's progress."""
         seen = set(before.history)  # the history is capped: compare entries, not lengths
         for entry in after.history:
             if entry not in seen and entry.result in set(Result):
                 self.metrics.rollouts.labels(owner.namespace, owner.name, entry.result).inc()
         self.metrics.set_phase(owner.namespace, owner.name, after.phase, after.canary_weight)
+        now = datetime.now(UTC)
+        self.metrics.set_progress(owner.namespace, owner.name, rollout_figures(spec, after, now))
+
+
+def _request_event(request: RequestRecord) -> tuple[str, str, str]:
+    full = " --full" if request.full else ""
+    said = f"{request.verb}{full} requested by {request.by}: {request.message}"
+    if request.accepted:
+        return ("Normal", Reason.REQUEST_ACCEPTED, said)
+    return ("Warning", Reason.REQUEST_REJECTED, said)
 
 
 def _readable_status(raw: Any) -> ModelDeploymentStatus:

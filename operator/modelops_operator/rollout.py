@@ -29,15 +29,19 @@ from modelops_operator.models import (
     ModelRef,
     Phase,
     PreviousStable,
+    RequestRecord,
     Strategy,
+    Verb,
     isoformat,
     parse_time,
 )
 from modelops_operator.reasons import Reason, Result
+from modelops_operator.scaling import total_replicas
 from modelops_operator.workloads import (
     WorkloadState,
     effective_share,
     split_replicas,
+    split_routed,
     unreachable_step,
 )
 
@@ -69,6 +73,10 @@ class EventKind(StrEnum):
     PROMETHEUS_ERROR = "PrometheusError"
     FAIL = "Fail"  # analysis failed, inconclusive past the deadline, canary never ready
     FAIL_HOLD = "FailHold"  # the same with autoRollback: false
+    # requests of `kubectl modelops` (requests.py), which win over the analysis
+    PROMOTE_REQUESTED = "PromoteRequested"  # one step on
+    PROMOTE_FULL_REQUESTED = "PromoteFullRequested"  # straight to promotion
+    ABORT_REQUESTED = "AbortRequested"
 
 
 class Action(StrEnum):
@@ -126,6 +134,9 @@ TRANSITIONS: dict[tuple[State, EventKind], Transition] = {
     (S.CANARY, E.PROMETHEUS_ERROR): Transition(S.CANARY, A.HOLD, P.PROGRESSING),
     (S.CANARY, E.FAIL): Transition(S.ROLLED_BACK, A.ROLLBACK, P.ROLLED_BACK),
     (S.CANARY, E.FAIL_HOLD): Transition(S.CANARY, A.HOLD, P.DEGRADED),
+    (S.CANARY, E.PROMOTE_REQUESTED): Transition(S.CANARY, A.ADVANCE, P.PROGRESSING),
+    (S.CANARY, E.PROMOTE_FULL_REQUESTED): Transition(S.PROMOTING, A.PROMOTE, P.PROGRESSING),
+    (S.CANARY, E.ABORT_REQUESTED): Transition(S.ROLLED_BACK, A.ROLLBACK, P.ROLLED_BACK),
     **{(S.PROMOTING, k): t for k, t in _NEW_RELEASE.items()},
     (S.PROMOTING, E.PAUSED): Transition(S.PROMOTING, A.HOLD, P.PROGRESSING),
     (S.PROMOTING, E.DEPLOY_READY): Transition(S.IDLE, A.FINISH_PROMOTION, P.READY),
@@ -162,6 +173,12 @@ class Observation:
     stable: WorkloadState
     canary: WorkloadState
     analysis: Decision | None = None  # only when analysis_due() said so
+    request: RequestRecord | None = None  # a promote or abort of the canary (requests.py)
+
+    @property
+    def paused(self) -> bool:
+        """Held by spec.paused or by `kubectl modelops pause` (status.pause)."""
+        return self.spec.paused or self.status.pause is not None
 
 
 @dataclass(frozen=True)
@@ -200,11 +217,11 @@ def _release_event(obs: Observation, state: State) -> Event | None:
             Reason.ROLLED_BACK,
             f"version {target.version} was rolled back; change spec.model to retry",
         )
-    if obs.spec.paused:
+    if obs.paused:
         return Event(
             EventKind.PAUSED,
             Reason.ROLLOUT_PAUSED,
-            f"rollout to {target.version} held: spec.paused",
+            f"rollout to {target.version} held: {_held_by(obs)}",
         )
     prev = status.previous_stable
     if (
@@ -218,15 +235,23 @@ def _release_event(obs: Observation, state: State) -> Event | None:
             f"version {target.version} was stable until {prev.replaced_at}, within "
             f"rollbackWindow {obs.spec.rollout.rollback_window}: rolled back without analysis",
         )
-    if obs.spec.rollout.strategy == Strategy.CANARY and obs.spec.replicas > 0:
+    if (
+        obs.spec.rollout.strategy in (Strategy.CANARY, Strategy.AB_TEST)
+        and total_replicas(obs.spec) > 0
+    ):
+        what = "A/B test of" if obs.spec.rollout.ab else "canary of"
         return Event(
-            EventKind.NEW_RELEASE_CANARY,
-            Reason.CANARY_STARTED,
-            f"canary of version {target.version}",
+            EventKind.NEW_RELEASE_CANARY, Reason.CANARY_STARTED, f"{what} version {target.version}"
         )
     return Event(
         EventKind.NEW_RELEASE_ROLLING, Reason.ROLLING_UPDATE, f"rolling update to {target.version}"
     )
+
+
+def _held_by(obs: Observation) -> str:
+    """What holds a paused rollout: `kubectl modelops pause` (status.pause) or spec.paused."""
+    pause = obs.status.pause
+    return f"paused by {pause.by} at {pause.at}" if pause is not None else "spec.paused"
 
 
 def _deploy_event(obs: Observation, deadline_from: str | None) -> Event:
@@ -255,11 +280,11 @@ def _deploy_event(obs: Observation, deadline_from: str | None) -> Event:
 def analysis_due(obs: Observation) -> bool:
     """True when this reconcile should query Prometheus for the canary."""
     state = derive_state(obs.status)
-    if state != State.CANARY or obs.spec.paused or _release_event(obs, state) is not None:
+    if state != State.CANARY or obs.paused or _release_event(obs, state) is not None:
         return False
     canary = obs.status.canary
     assert canary is not None
-    if not obs.canary.is_ready:
+    if not obs.canary.is_ready or obs.spec.rollout.ab:  # an A/B test is decided by the user
         return False
     return _seconds_since(canary.step_started_at, obs.now) >= obs.spec.rollout.interval_seconds
 
@@ -274,8 +299,18 @@ def _canary_event(obs: Observation) -> Event:
     canary = obs.status.canary
     assert canary is not None
     rollout = obs.spec.rollout
-    if obs.spec.paused:
-        return Event(EventKind.PAUSED, Reason.ROLLOUT_PAUSED, "canary held: spec.paused")
+    request = obs.request
+    if request is not None and request.verb == Verb.ABORT:
+        return Event(
+            EventKind.ABORT_REQUESTED, Reason.ABORT_REQUESTED, f"abort requested by {request.by}"
+        )
+    if request is not None and request.verb == Verb.PROMOTE:
+        full = request.full or canary.step + 1 >= len(rollout.steps)
+        kind = EventKind.PROMOTE_FULL_REQUESTED if full else EventKind.PROMOTE_REQUESTED
+        what = "full promotion" if full else "promotion to the next step"
+        return Event(kind, Reason.PROMOTE_REQUESTED, f"{what} requested by {request.by}")
+    if obs.paused:
+        return Event(EventKind.PAUSED, Reason.ROLLOUT_PAUSED, f"canary held: {_held_by(obs)}")
     if not obs.canary.is_ready:
         if obs.canary.failure:
             return _fail(
@@ -293,6 +328,8 @@ def _canary_event(obs: Observation) -> Event:
             Reason.CANARY_STARTING,
             f"canary {obs.canary.ready}/{obs.canary.desired} ready",
         )
+    if rollout.ab:
+        return _ab_test_event(obs, canary)
     waited = _seconds_since(canary.step_started_at, obs.now)
     if waited < rollout.interval_seconds or obs.analysis is None:
         return Event(
@@ -319,6 +356,21 @@ def _canary_event(obs: Observation) -> Event:
     if canary.step + 1 >= len(rollout.steps):
         return Event(EventKind.PASS_LAST_STEP, Reason.ANALYSIS_PASSED, decision.message)
     return Event(EventKind.PASS_NEXT_STEP, Reason.ANALYSIS_PASSED, decision.message)
+
+
+def _ab_test_event(obs: Observation, canary: CanaryState) -> Event:
+    """A/B: no analysis moves it; only abTest.winner naming B promotes it (abort: spec.model
+    back to the stable release). A winner naming any other version is not B's: it holds."""
+    assert obs.status.stable is not None
+    a, b = obs.status.stable.version, canary.model.version
+    if obs.spec.rollout.ab_test.winner == b:
+        return Event(EventKind.PASS_LAST_STEP, Reason.WINNER_CHOSEN, f"abTest.winner is {b}")
+    return Event(
+        EventKind.STEP_NOT_DUE,
+        Reason.AB_TESTING,
+        f"A/B test of {a} (A) and {b} (B) at {_step_text(obs.spec, 0)} for B: held until "
+        f"abTest.winner is {b} (promote) or spec.model returns to {a} (abort)",
+    )
 
 
 def classify(obs: Observation) -> Event:
@@ -408,7 +460,8 @@ def _start_canary(step: Step, status: ModelDeploymentStatus) -> Effect:
                              message)  # fmt: skip
     canary = CanaryState(model=target, step=0, started_at=step.now, step_started_at=step.now)
     status = replace_status(status, canary=canary, rollout_started_at=None, last_analysis=None)
-    message = f"canary {target.version} at {_step_text(step.obs.spec, 0)}"
+    what = "A/B test of" if step.obs.spec.rollout.ab else "canary"
+    message = f"{what} {target.version} at {_step_text(step.obs.spec, 0)}"
     return status, [KubeEvent("Normal", Reason.CANARY_STARTED, message)]
 
 
@@ -445,15 +498,21 @@ def _promote(step: Step, status: ModelDeploymentStatus) -> Effect:
         stable=promoted,
         canary=status.canary.model_copy(update={"promoting": True, "step_started_at": step.now}),
     )
-    message = f"canary {promoted.version} passed every step: {step.event.message}"
+    if step.obs.spec.rollout.ab:
+        message = f"A/B test: version {promoted.version} promoted: {step.event.message}"
+    else:
+        message = f"canary {promoted.version} passed every step: {step.event.message}"
     return status, [KubeEvent("Normal", Reason.CANARY_PROMOTING, message)]
 
 
 def _finish_promotion(step: Step, status: ModelDeploymentStatus) -> Effect:
     assert status.canary is not None
     version = status.canary.model.version
+    reason, message = Reason.ANALYSIS_PASSED, "every step passed analysis"
+    if step.obs.spec.rollout.ab:
+        reason, message = Reason.WINNER_CHOSEN, "chosen by abTest.winner"
     status = step.record(replace_status(status, canary=None), version, Result.PROMOTED,
-                         Reason.ANALYSIS_PASSED, "every step passed analysis")  # fmt: skip
+                         reason, message)  # fmt: skip
     return status, [KubeEvent("Normal", Reason.PROMOTED, f"version {version} is stable")]
 
 
@@ -521,7 +580,9 @@ def advance(obs: Observation, *, history_limit: int = 10) -> Outcome:
         stable_version=status.stable.version if status.stable else None,
         canary_version=status.canary.model.version if status.canary else None,
         canary_weight=_weight(obs.spec, status),
-        effective_canary_weight=_effective_weight(obs.spec, status),
+        effective_canary_weight=_effective_weight(
+            obs.spec, status, canary_routable(status, obs.canary)
+        ),
     )
     return Outcome(state, event, transition, status, tuple(events))
 
@@ -530,21 +591,66 @@ def _weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
     """The canary's step in percent (0 without a canary or while it is being promoted)."""
     if status.canary is None or status.canary.promoting:
         return 0
-    return spec.rollout.steps[min(status.canary.step, len(spec.rollout.steps) - 1)]
+    return step_weight(spec, status.canary)
 
 
-def _effective_weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> float:
-    """The canary's share of the replicas the status asks for, percent (0 without a canary)."""
+def _effective_weight(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary_ready: bool
+) -> float:
+    """The canary's share the status gives, percent (0 without a canary or while promoting).
+
+    Replica mode: its share of the replicas. Gateway API: its HTTPRoute weight.
+    """
     if status.canary is None or status.canary.promoting or status.stable is None:
         return 0.0
+    if spec.rollout.gateway_api is not None:
+        return float(route_weight(spec, status, canary_ready))
     workloads = desired_workloads(spec, status)
     return effective_share(workloads.stable_replicas, workloads.canary_replicas)
 
 
+def canary_routable(status: ModelDeploymentStatus, canary: WorkloadState) -> bool:
+    """Whether the route may give the canary its weight.
+
+    At the first step only once the canary is Ready. Past it (an analysis passed,
+    so it was Ready) while one of its pods is ready: scaling up to the next step's
+    replicas must not take its backend away and back.
+    """
+    if status.canary is None:
+        return False
+    if canary.is_ready:
+        return True
+    passed = status.canary.step > 0 or status.canary.promoting
+    return passed and canary.ready > 0
+
+
+def route_weight(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary_ready: bool
+) -> int:
+    """The canary's HTTPRoute weight, percent: 0 until it is routable and once it is gone.
+
+    While the promotion rolls the stable, the canary keeps the last step's weight.
+    """
+    if status.canary is None or not canary_ready:
+        return 0
+    return step_weight(spec, status.canary)
+
+
+def step_weight(spec: ModelDeploymentSpec, canary: CanaryState) -> int:
+    """The canary's requested share, percent: its step's (the last one while it is being
+    promoted), or with strategy ABTest the fixed abTest.weight throughout."""
+    if spec.rollout.ab:
+        return spec.rollout.ab_test.weight
+    steps = spec.rollout.steps
+    return steps[-1] if canary.promoting else steps[min(canary.step, len(steps) - 1)]
+
+
 def _step_text(spec: ModelDeploymentSpec, step: int) -> str:
     """'10%', and when the replicas cannot reach it, what they give instead."""
-    weight = spec.rollout.steps[step]
-    unreachable = unreachable_step(spec.replicas, weight)
+    weight = spec.rollout.ab_test.weight if spec.rollout.ab else spec.rollout.steps[step]
+    if spec.rollout.gateway_api is not None:
+        return f"{weight}% (HTTPRoute weight)"
+    unreachable = unreachable_step(total_replicas(spec), weight)
     return f"{weight}% ({unreachable})" if unreachable else f"{weight}%"
 
 
@@ -573,15 +679,18 @@ def desired_workloads(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) 
     """The Deployments the (new) status asks for."""
     stable = status.stable or spec.model
     canary = status.canary
+    total = total_replicas(spec)  # what /scale (an autoscaler) set, within its bounds
     if canary is None:
-        return Workloads(stable, spec.replicas)
+        return Workloads(stable, total)
+    split = split_routed if spec.rollout.gateway_api is not None else split_replicas
+    # header-only A/B (weight 0): one pod of B for the pinned requests
+    weight = max(1, step_weight(spec, canary))
     if canary.promoting:
         # the stable rolls to the promoted release at full size; the canary keeps
         # serving at its last share until the stable is available
-        _, canary_replicas = split_replicas(spec.replicas, spec.rollout.steps[-1])
-        return Workloads(stable, spec.replicas, canary.model, canary_replicas)
-    weight = spec.rollout.steps[min(canary.step, len(spec.rollout.steps) - 1)]
-    stable_replicas, canary_replicas = split_replicas(spec.replicas, weight)
+        _, canary_replicas = split(total, weight)
+        return Workloads(stable, total, canary.model, canary_replicas)
+    stable_replicas, canary_replicas = split(total, weight)
     return Workloads(stable, stable_replicas, canary.model, canary_replicas)
 
 
@@ -599,8 +708,10 @@ def analysis_record(
         at=isoformat(obs.now),
         version=canary.model.version,
         step=canary.step,
-        weight=obs.spec.rollout.steps[min(canary.step, len(obs.spec.rollout.steps) - 1)],
-        effectiveWeight=_effective_weight(obs.spec, obs.status),
+        weight=step_weight(obs.spec, canary),
+        effectiveWeight=_effective_weight(
+            obs.spec, obs.status, canary_routable(obs.status, obs.canary)
+        ),
         result=decision.verdict.value,
         reason=decision.reason,
         message=decision.message,
@@ -625,7 +736,10 @@ __all__ = [
     "advance",
     "analysis_due",
     "analysis_record",
+    "canary_routable",
     "classify",
     "derive_state",
     "desired_workloads",
+    "route_weight",
+    "step_weight",
 ]

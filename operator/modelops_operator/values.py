@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelops_operator.models import ModelDeploymentSpec, ModelRef, parse_duration
+from modelops_operator.models import ModelDeploymentSpec, ModelRef, dump, parse_duration
 from modelops_operator.rollout import Workloads
 
 
@@ -49,8 +49,10 @@ def chart_values(
     service_monitor_labels: dict[str, str] | None = None,
     rule_labels: dict[str, str] | None = None,
     dashboard_labels: dict[str, str] | None = None,
+    scaled_object: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The values for `helm template`. The extra label maps come from selector discovery."""
+    """The values for `helm template`. The extra label maps come from selector discovery;
+    `scaled_object` from scaling.scaled_object_values (KEDA scaling the ModelDeployment)."""
     stable: ModelRef = workloads.stable
     mon = spec.monitoring
     values: dict[str, Any] = {
@@ -59,11 +61,14 @@ def chart_values(
             "name": stable.name,
             "version": stable.version,
             "artifact": stable.artifact,
+            "uri": stable.uri,
             "sha256": stable.sha256,
         },
         "image": split_image(stable.image).values(),
         "replicaCount": workloads.stable_replicas,
         "canary": {"enabled": False},
+        # an HTTPRoute weighs the tracks by their own Services
+        "service": {"perTrack": spec.rollout.gateway_api is not None},
         "monitoring": {
             # the operator decides from discovery which monitoring kinds it applies
             "missingCrds": "render",
@@ -82,6 +87,7 @@ def chart_values(
                 "labels": {**mon.dashboards.labels, **(dashboard_labels or {})},
             },
         },
+        "scaledObject": scaled_object or {"enabled": False},
         "tests": {"enabled": False},
     }
     if workloads.canary is not None:
@@ -90,8 +96,14 @@ def chart_values(
             "enabled": True,
             "version": canary.version,
             "artifact": canary.artifact,
+            "uri": canary.uri,
             "sha256": canary.sha256,
             "replicaCount": workloads.canary_replicas,
             "image": split_image(canary.image).values(),
         }
+    # One fetch configuration for both tracks (the chart's model.fetch): the newest
+    # release's, so a canary from a new store can be fetched.
+    fetch = next((m.fetch for m in (workloads.canary, stable) if m and m.fetch), None)
+    if fetch is not None:
+        values["model"]["fetch"] = dump(fetch)
     return values

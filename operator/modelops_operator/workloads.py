@@ -34,6 +34,7 @@ class WorkloadState:
 
     exists: bool
     desired: int = 0
+    replicas: int = 0  # pods the Deployment has (status.replicas), ready or not
     ready: int = 0
     updated: int = 0
     available: int = 0
@@ -76,7 +77,12 @@ def read_deployment(
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
             failure, message = cond.get("reason") or "ReplicaFailure", cond.get("message", "")
     for pod in pods:
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        status_of_pod = pod.get("status") or {}
+        # the init container (model-fetch) first: while it fails, the service never starts
+        for cs in [
+            *(status_of_pod.get("initContainerStatuses") or []),
+            *(status_of_pod.get("containerStatuses") or []),
+        ]:
             reason = failing_reason(cs)
             if reason:
                 failure = reason
@@ -85,6 +91,7 @@ def read_deployment(
     return WorkloadState(
         exists=True,
         desired=desired,
+        replicas=int(status.get("replicas") or 0),
         ready=int(status.get("readyReplicas") or 0),
         updated=int(status.get("updatedReplicas") or 0),
         available=int(status.get("availableReplicas") or 0),
@@ -190,6 +197,18 @@ def split_replicas(total: int, weight: int) -> tuple[int, int]:
     if weight >= 100:
         return 0, total
     return total, max(1, total * weight // (100 - weight))
+
+
+def split_routed(total: int, weight: int) -> tuple[int, int]:
+    """(stable, canary) replicas when an HTTPRoute splits the traffic by `weight` percent.
+
+    The route gives the share, so replicas only need to carry it: the stable keeps
+    its full `total` until the promotion has rolled it, and the canary gets the
+    share of `total` its weight asks for, rounded up, at least one.
+    """
+    if total <= 0:
+        return 0, 0
+    return total, max(1, -(-total * weight // 100))
 
 
 def effective_share(stable: int, canary: int) -> float:

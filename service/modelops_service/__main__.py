@@ -1,4 +1,7 @@
-"""Entry point: ``python -m modelops_service --host H --port P``.
+"""Entry point: ``python -m modelops_service --host H --port P``, or ``... fetch``.
+
+``fetch`` (the init container) brings a model from its URI into a directory and
+exits; see modelops_service.fetch. Everything below is about serving.
 
 Settings come from MODELOPS_* environment variables; --host/--port override
 MODELOPS_HOST/MODELOPS_PORT. Before uvicorn starts, the artifact's digest is
@@ -19,11 +22,15 @@ import logging.config
 import os
 import sys
 from collections.abc import MutableMapping, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from modelops_service.logs import lean_log_records, log_config
 from modelops_service.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 EXIT_CONFIG = 2
 
@@ -45,6 +52,12 @@ def default_native_threads(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["fetch"]:
+        # Imports httpx, never numpy or scikit-learn: the init container starts fast.
+        from modelops_service.fetch import main as fetch_main
+
+        return fetch_main()
     parser = argparse.ArgumentParser(prog="python -m modelops_service", description=__doc__)
     parser.add_argument("--host", help="bind address (default: MODELOPS_HOST or 0.0.0.0)")
     parser.add_argument("--port", type=int, help="bind port (default: MODELOPS_PORT or 8080)")
@@ -81,9 +94,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from modelops_service.app import create_app
+    from modelops_service.workers import prepare_multiproc_dir
 
+    if settings.workers > 1:
+        # Each worker process builds its app from the same environment (--host and
+        # --port only matter to the server, which binds once, here).
+        prepare_multiproc_dir()
+        app: str | FastAPI = "modelops_service.app:create_app"
+    else:
+        app = create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_config=config,

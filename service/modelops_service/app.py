@@ -12,15 +12,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import prometheus_client
 from fastapi import FastAPI, Request
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
@@ -28,18 +29,24 @@ from modelops_service import __version__
 from modelops_service.card import read_card
 from modelops_service.middleware import RequestTelemetry
 from modelops_service.routes import health, metrics, v1, v2
-from modelops_service.routes.common import client_closed_response, json_response
+from modelops_service.routes.common import PredictRoute, PredictRoutes, json_response
 from modelops_service.service import ModelService
 from modelops_service.settings import Settings
 from modelops_service.telemetry import HttpMetrics
+from modelops_service.workers import mark_dead_workers, multiproc_dir, use_fixed_pid_values
 
 log = logging.getLogger("modelops_service")
 
 
-def _registry() -> CollectorRegistry:
+def _registry(shared_dir: Path | None) -> CollectorRegistry:
+    """The registry /metrics exposes; with several workers, it reads every worker's
+    files. The process_*, python_* and gc series then describe the worker that answers
+    the scrape (prometheus_client has no multiprocess form of them)."""
     # _created series add nothing the dashboards use and double the counter series.
     prometheus_client.disable_created_metrics()
     registry = CollectorRegistry()
+    if shared_dir is not None:
+        MultiProcessCollector(registry, path=str(shared_dir))
     ProcessCollector(registry=registry)  # process_resident_memory_bytes and friends
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
@@ -56,12 +63,14 @@ class ServiceApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         # FastAPI's own stack minus ExceptionTelemetryMiddleware: the 500 handler
-        # outermost, then the user middleware, the exception handlers, the exit stack
-        # FastAPI's request handlers close uploaded files with, the router.
+        # outermost, then the user middleware, the prediction routes, the exception
+        # handlers, the exit stack FastAPI's request handlers close uploaded files
+        # with, the router.
         handlers = {k: h for k, h in self.exception_handlers.items() if k not in (500, Exception)}
         error_handler = self.exception_handlers.get(Exception, self.exception_handlers.get(500))
         app: ASGIApp = AsyncExitStackMiddleware(self.router)
         app = ExceptionMiddleware(app, handlers=handlers, debug=self.debug)
+        app = PredictRoutes(app, [r for r in self.routes if isinstance(r, PredictRoute)])
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
         return ServerErrorMiddleware(app, handler=error_handler, debug=self.debug)
@@ -70,8 +79,12 @@ class ServiceApp(FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     card = read_card(settings.model_dir)
-    registry = _registry()
-    service = ModelService(settings, card, registry)
+    shared_dir = multiproc_dir()
+    if shared_dir is not None:
+        use_fixed_pid_values()
+        mark_dead_workers(shared_dir)
+    registry = _registry(shared_dir)
+    service = ModelService(settings, card, registry, shared_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,10 +117,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
 
-    @app.exception_handler(ClientDisconnect)
-    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
-        return client_closed_response(request)
-
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
         log.error(
@@ -122,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestTelemetry,
         routes=app.routes,
-        metrics=HttpMetrics(registry, card.name, card.version),
+        metrics=HttpMetrics(service.metrics_registry, card.name, card.version),
         model=card.name,
         version=card.version,
         log_features=settings.log_features,

@@ -16,7 +16,7 @@ import numpy as np
 
 from modelops_service import drift
 from modelops_service.card import ReferenceProfile
-from modelops_service.window import SlidingWindow
+from modelops_service.window import PodWindow, SlidingWindow
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class DriftMonitor:
         self,
         reference: ReferenceProfile,
         feature_names: tuple[str, ...],
-        window: SlidingWindow,
+        window: SlidingWindow | PodWindow,
         *,
         min_rows: int,
         refresh_seconds: float,

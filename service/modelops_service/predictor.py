@@ -28,6 +28,9 @@ from modelops_service.artifact import LoadedModel, Prediction
 RowsCallback = Callable[[np.ndarray, Prediction], None]
 
 log = logging.getLogger("modelops_service")
+# Event loop passes a batch waits at most for requests still joining (each pass is
+# microseconds when nothing else is ready).
+_MAX_PASSES = 8
 
 
 class QueueTimeoutError(Exception):
@@ -164,7 +167,7 @@ class BatchingPredictor:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await asyncio.sleep(self.max_delay)  # 0: one pass, the ready burst joins
+            await self._gather(self.max_delay)  # 0: one pass, the ready burst joins
             while self._queue:
                 batch = self._take()
                 if not batch:
@@ -174,7 +177,22 @@ class BatchingPredictor:
                 except Exception as exc:  # a bug here must fail these requests, not hang them
                     for entry in batch:
                         _settle(entry.future, error=exc)
-                await asyncio.sleep(0)  # let answered requests go out before the next
+                await self._gather(0)  # answered requests go out, the next ones join
+
+    async def _gather(self, delay: float) -> None:
+        """Wait ``delay``, then pass the event loop again while requests keep joining the
+        queue: requests that arrive together reach it over a few passes (each its own
+        task), and a call made on the first pass would leave the late ones to a call of
+        their own. A pass that brings none, a full batch or ``_MAX_PASSES`` end the wait,
+        so a lone request never waits for a second pass."""
+        queued = len(self._queue)
+        await asyncio.sleep(delay)
+        for _ in range(_MAX_PASSES):
+            grown = len(self._queue)
+            if grown == queued or grown >= self.max_rows:
+                return
+            queued = grown
+            await asyncio.sleep(0)
 
     def _take(self) -> list[_Entry]:
         batch: list[_Entry] = []

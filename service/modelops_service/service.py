@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+from pathlib import Path
 
 import anyio.to_thread
 import numpy as np
@@ -29,7 +31,7 @@ from modelops_service.predictor import (
 from modelops_service.settings import GC_GEN0_THRESHOLD, Settings
 from modelops_service.telemetry import ModelTelemetry
 from modelops_service.validation import Batch, FeatureSchema, InputError
-from modelops_service.window import SlidingWindow
+from modelops_service.window import PodWindow, SlidingWindow, window_path
 
 log = logging.getLogger("modelops_service")
 
@@ -65,10 +67,23 @@ def freeze_startup_objects() -> None:
 
 
 class ModelService:
-    def __init__(self, settings: Settings, card: ModelCard, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        card: ModelCard,
+        registry: CollectorRegistry,
+        shared_dir: Path | None = None,
+    ) -> None:
+        """``registry`` is the one /metrics exposes. ``shared_dir``: one of several
+        workers (prometheus_client's multiprocess directory): the metric objects then
+        write into files there, which ``registry`` reads for every worker, and so does
+        the drift report with the drift windows."""
         self.settings = settings
         self.card = card
         self.registry = registry
+        # Where the metric objects register: in multiprocess mode a registry nobody
+        # scrapes (the files hold the values).
+        self.metrics_registry = registry if shared_dir is None else CollectorRegistry()
         self.is_classifier = card.task == "classification"
         self.output_names: tuple[str, ...] = (
             ("predict", "predict_proba") if self.is_classifier else ("predict",)
@@ -79,16 +94,25 @@ class ModelService:
             policy=settings.range_policy,
             max_instances=settings.max_instances,
         )
-        self.telemetry = ModelTelemetry(registry, card)
-        self.window = SlidingWindow(len(card.features), settings.drift_window)
+        self.telemetry = ModelTelemetry(self.metrics_registry, card, shared=shared_dir is not None)
+        n_features = len(card.features)
+        drift_rows: SlidingWindow | PodWindow
+        if shared_dir is None:
+            self.window = drift_rows = SlidingWindow(n_features, settings.drift_window)
+        else:
+            # Each worker keeps its share of the pod's window; the report reads them all.
+            capacity = -(-settings.drift_window // settings.workers)
+            path = window_path(shared_dir, os.getpid())
+            self.window = SlidingWindow(n_features, capacity, path=path)
+            drift_rows = PodWindow(shared_dir, n_features, capacity)
         self.drift = DriftMonitor(
             card.reference,
             card.feature_names,
-            self.window,
+            drift_rows,
             min_rows=settings.drift_min_rows,
             refresh_seconds=settings.drift_refresh_seconds,
         )
-        self.telemetry.attach_drift(self.drift)
+        self.telemetry.attach_drift(self.drift, registry)
         self.model: LoadedModel | None = None
         self.predictor: Predictor | None = None
         self.ready = False

@@ -74,6 +74,17 @@ class Settings(BaseSettings):
         "also makes it the default of OMP_NUM_THREADS (an OMP_NUM_THREADS already set wins).",
     )
 
+    # --- processes ---
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Server processes (uvicorn workers), for a pod with more than one core. "
+        "Above 1, metrics go through prometheus_client's multiprocess mode (files in "
+        "PROMETHEUS_MULTIPROC_DIR, a fresh temporary directory unless set; emptied at start): "
+        "counters and histograms are summed over the workers on every scrape, and drift is "
+        "one report over the rows of every worker.",
+    )
+
     # --- batching ---
     batch_max_rows: int = Field(
         default=1024,

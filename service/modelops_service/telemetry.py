@@ -5,12 +5,18 @@ the request path pays for a few increments, not for label lookups. Per-row
 histograms (prediction value, confidence) are filled with one vectorized
 ``np.searchsorted`` per request instead of one ``observe`` per row. Drift
 gauges are computed by a collector when /metrics is scraped.
+
+With several workers (``workers.py``) prometheus_client keeps every series in
+files that the scrape sums; each gauge says how its workers combine
+(``multiprocess_mode``, ignored in one process), and the per-row histograms
+write into a prometheus_client Histogram (``SharedVectorHistogram``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
@@ -37,8 +43,12 @@ def _counter(m: catalog.Metric, registry: CollectorRegistry) -> Counter:
     return Counter(m.name.removesuffix("_total"), m.help, m.labels, registry=registry)
 
 
-def _gauge(m: catalog.Metric, registry: CollectorRegistry) -> Gauge:
-    return Gauge(m.name, m.help, m.labels, registry=registry)
+def _gauge(
+    m: catalog.Metric,
+    registry: CollectorRegistry,
+    multiprocess_mode: Literal["livesum", "livemin", "max"],
+) -> Gauge:
+    return Gauge(m.name, m.help, m.labels, registry=registry, multiprocess_mode=multiprocess_mode)
 
 
 def _histogram(
@@ -71,7 +81,8 @@ class HttpMetrics:
         self._request_size = Summary(m.name, m.help, m.labels, registry=registry)
         m = catalog.HTTP_RESPONSE_SIZE
         self._response_size = Summary(m.name, m.help, m.labels, registry=registry)
-        self._in_progress = _gauge(catalog.HTTP_REQUESTS_INPROGRESS, registry)
+        # The pod's requests in flight: the sum over the live workers.
+        self._in_progress = _gauge(catalog.HTTP_REQUESTS_INPROGRESS, registry, "livesum")
         # Label children bound once per key, a bounded number of keys (handler names
         # come from the route table, plus "none").
         self._children: dict[tuple[str, str, str], tuple] = {}
@@ -155,6 +166,33 @@ class VectorHistogram(Collector):
         yield family
 
 
+class SharedVectorHistogram:
+    """``VectorHistogram`` for several workers: the same bucket counts, added into a
+    prometheus_client Histogram child's per-bucket values, which multiprocess mode
+    keeps in files and sums over workers on scrape. Reaches into the child's
+    ``_buckets``/``_sum`` (prometheus_client is pinned in pyproject.toml): its public
+    ``observe`` takes one value, a locked file write per row."""
+
+    def __init__(
+        self,
+        metric: catalog.Metric,
+        label_values: Sequence[str],
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        bounds = sorted(set(buckets))
+        self.bounds = np.array([*bounds, np.inf], dtype=np.float64)
+        self._child = _histogram(metric, registry, bounds).labels(*label_values)
+
+    def observe_many(self, values: np.ndarray) -> None:
+        idx = np.searchsorted(self.bounds, values, side="left")
+        counts = np.bincount(idx, minlength=len(self.bounds))
+        buckets = self._child._buckets
+        for i in np.flatnonzero(counts):
+            buckets[i].inc(float(counts[i]))
+        self._child._sum.inc(float(np.sum(values)))
+
+
 class DriftCollector(Collector):
     """Drift gauges, computed from the sliding window at scrape time."""
 
@@ -204,14 +242,19 @@ class DriftCollector(Collector):
 class ModelTelemetry:
     """The model metrics of the catalog, bound to this model's labels."""
 
-    def __init__(self, registry: CollectorRegistry, card: ModelCard) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, card: ModelCard, *, shared: bool = False
+    ) -> None:
+        """``shared``: several workers (prometheus_client's multiprocess mode)."""
         labels = (card.name, card.version)
         self.labels = labels
         self.registry = registry
         self.task = card.task
-        self._info = _gauge(catalog.MODEL_INFO, registry)
+        # Every worker loads the same model: any one's 1 says it.
+        self._info = _gauge(catalog.MODEL_INFO, registry, "max")
         self._info_values = (*labels, card.task, card.sha256, card.framework)
-        self._ready = _gauge(catalog.MODEL_READY, registry).labels(*labels)
+        # The pod is ready when every live worker is.
+        self._ready = _gauge(catalog.MODEL_READY, registry, "livemin").labels(*labels)
         self._ready.set(0)
         predictions = _counter(catalog.PREDICTIONS, registry)
         self._ok = predictions.labels(*labels, "ok")
@@ -223,18 +266,24 @@ class ModelTelemetry:
         self._input_errors = {
             r: input_errors.labels(*labels, r) for r in catalog.INPUT_ERROR_REASONS
         }
-        self._value = VectorHistogram(
-            catalog.PREDICTION_VALUE,
-            labels,
-            card.prediction_buckets or DEFAULT_VALUE_BUCKETS,
-        )
-        self._confidence = VectorHistogram(
-            catalog.PREDICTION_CONFIDENCE, labels, CONFIDENCE_BUCKETS
-        )
-        # Both histograms are registered so every catalog series exists for every model;
-        # a regressor's confidence (and a classifier's value) histogram just stays empty.
-        registry.register(self._value)
-        registry.register(self._confidence)
+        # Both histograms exist so every catalog series exists for every model; a
+        # regressor's confidence (and a classifier's value) histogram just stays empty.
+        value_buckets = card.prediction_buckets or DEFAULT_VALUE_BUCKETS
+        self._value: VectorHistogram | SharedVectorHistogram
+        self._confidence: VectorHistogram | SharedVectorHistogram
+        if shared:
+            self._value = SharedVectorHistogram(
+                catalog.PREDICTION_VALUE, labels, value_buckets, registry
+            )
+            self._confidence = SharedVectorHistogram(
+                catalog.PREDICTION_CONFIDENCE, labels, CONFIDENCE_BUCKETS, registry
+            )
+        else:
+            value = VectorHistogram(catalog.PREDICTION_VALUE, labels, value_buckets)
+            confidence = VectorHistogram(catalog.PREDICTION_CONFIDENCE, labels, CONFIDENCE_BUCKETS)
+            registry.register(value)
+            registry.register(confidence)
+            self._value, self._confidence = value, confidence
         predicted_class = _counter(catalog.PREDICTED_CLASS, registry)
         classes = card.target.classes or []
         self._classes = [predicted_class.labels(*labels, str(c)) for c in classes]
@@ -272,5 +321,7 @@ class ModelTelemetry:
         else:
             self._value.observe_many(prediction.predictions)
 
-    def attach_drift(self, monitor: DriftMonitor) -> None:
-        self.registry.register(DriftCollector(monitor, *self.labels))
+    def attach_drift(self, monitor: DriftMonitor, registry: CollectorRegistry) -> None:
+        """Drift gauges on ``registry`` (the scraped one: with several workers, not
+        the one whose series live in files)."""
+        registry.register(DriftCollector(monitor, *self.labels))

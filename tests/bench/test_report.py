@@ -10,12 +10,17 @@ from bench.report import (
     GOAL_BATCH_ROWS_SPEEDUP,
     GOAL_CONCURRENCY,
     GOAL_SINGLE_ROW_SPEEDUP,
+    GOAL_WORKERS_CPU_RATIO,
     Cell,
     label,
+    one_client_verdicts,
     ordered_servers,
+    paired_ratios,
     ratios,
     render_report,
+    spread,
     verdicts,
+    workers_verdicts,
 )
 
 C = GOAL_CONCURRENCY
@@ -169,3 +174,93 @@ def test_render_report_prints_table_ratios_goals_and_memory() -> None:
     assert "   1   16 " + "    3.75   0.56   1.00    3.00   0.83   1.00" in lines
     assert "  [PASS] single-row throughput 3000 req/s >= 2.5x KServe (1000) = 2500" in text
     assert "  modelops (ours)         120 MiB /    150 MiB" in lines
+
+
+def test_ab_pairs_each_rep_of_ours_with_the_same_rep_of_the_variant() -> None:
+    ours = {"reps": [rep(1000, 1, 2, cpu=0.20), rep(500, 1, 2, cpu=0.22), rep(900, 1, 2)]}
+    old = {"reps": [rep(800, 1, 2, cpu=0.25), rep(500, 1, 2, cpu=0.20), rep(1000, 1, 2)]}
+    assert paired_ratios(ours, old, "cpu_ms_per_req") == pytest.approx([0.8, 1.1, 1.0])
+    assert paired_ratios(ours, old, "rps") == pytest.approx([1.25, 1.0, 0.9])
+    assert spread([0.8, 1.1, 1.0]) == "1.000 [0.800..1.100]  +0.0%"
+    assert spread([]) == "-"
+
+
+def test_render_report_prints_the_ab_against_each_variant() -> None:
+    cpu = (0.20, 0.30, 0.19)
+    results = [
+        row("ours", 1, 1000, 5.0, reps=[rep(1000, 1, 2, cpu=c) for c in (0.19, 0.2, 0.2)]),
+        row("ours:old", 1, 900, 5.0, reps=[rep(900, 1, 2, cpu=c) for c in cpu]),
+    ]
+    lines = render_report(report(results)).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("A/B: modelops (ours)"))
+    assert "against ours [old]" in lines[at]
+    expected = "1 16 0.950 [0.667..1.053] -5.0% 1.111 [1.111..1.111] +11.1%"
+    assert lines[at + 2].split() == expected.split()
+
+
+def test_the_floor_table_passes_within_twice_the_floor_and_fails_beyond() -> None:
+    results = [
+        row("ours", 1, 3000, 5.0, cpu_ms_per_req=0.3, rows_per_call=16.2),
+        row("echo", 1, 9000, 1.0, cpu_ms_per_req=0.1),
+        row("ours", 100, 800, 9.0, cpu_ms_per_req=1.3, rows_per_call=200.0),
+        row("echo", 100, 3000, 2.0, cpu_ms_per_req=0.1),
+    ]
+    text = render_report(report(results) | {"model_ms_per_call": {"16": 1.6, "200": 1.0}})
+    lines = text.splitlines()
+    assert "   1   16     0.100      16.2         1.600    0.199    0.300   1.51  [PASS]" in lines
+    assert " 100   16     0.100     200.0         1.000    0.600    1.300   2.17  [FAIL]" in lines
+
+
+def test_the_floor_is_not_evaluated_without_the_echo() -> None:
+    text = render_report(report([row("ours", 1, 3000, 5.0, rows_per_call=16.0)]))
+    assert "  not evaluated: needs ours (with /metrics) and the echo server" in text
+
+
+def one_client(ours_rps: float, ours_p50_ms: float) -> dict:
+    def at_one(server: str, rps: float, p50: float) -> dict:
+        return row(server, 1, rps, p50 * 4) | {"concurrency": 1}
+
+    return report(
+        [
+            at_one("ours", ours_rps, ours_p50_ms),
+            at_one("mlserver", 400, 2.0),
+            at_one("kserve", 500, 1.8),
+            at_one("floor", 700, 1.2),
+        ]
+    ) | {"settings": {"rows": [1], "concurrency": [1]}}
+
+
+def test_goal_two_passes_at_one_and_a_half_times_the_faster_peer_and_the_lowest_p50() -> None:
+    lines = one_client_verdicts(one_client(750, 1.1))
+    assert lines[1] == "  [PASS] throughput 750 req/s >= 1.5x KServe (500) = 750"
+    assert lines[2] == "  [PASS] p50 1.10 ms, the lowest: next is FastAPI floor's 1.20 ms"
+
+
+def test_goal_two_fails_below_the_speedup_or_behind_the_floor() -> None:
+    lines = one_client_verdicts(one_client(749, 1.2))
+    assert [line[:8] for line in lines[1:]] == ["  [FAIL]", "  [FAIL]"]
+
+
+def workers(cpu_one: float, cpu_two: float) -> dict:
+    def cell(server: str, cpu: float, per_call: float) -> dict:
+        reps = [rep(900, 1000, 4000, cpu=cpu)]
+        return row(server, 1, 900, 4.0, cpu_ms_per_req=cpu, rows_per_call=per_call, reps=reps)
+
+    results = [cell("ours", cpu_one, 10.0), cell("ours:workers2", cpu_two, 5.0)]
+    return report(results) | {"model_ms_per_call": {"10": 2.0, "5": 1.5}}
+
+
+def test_goal_four_passes_within_the_cpu_ratio_of_one_worker() -> None:
+    lines = workers_verdicts(workers(1.0, GOAL_WORKERS_CPU_RATIO))
+
+    assert lines[1].startswith("  [PASS]   1 rows: 1.150 ms against 1.000 ms, 1.15x")
+    # the model's share: 1.5 ms / 5 rows, 2.0 ms / 10 rows
+    assert lines[1].endswith(
+        "rows per call 5.0 against 10.0, without the model 0.850 ms against 0.800 ms"
+    )
+
+
+def test_goal_four_fails_beyond_the_ratio_and_is_not_evaluated_without_two_workers() -> None:
+    assert "[FAIL]" in workers_verdicts(workers(1.0, 1.16))[1]
+    single = report([row("ours", 1, 900, 4.0, reps=[rep(900, 1000, 4000)])])
+    assert "not evaluated" in workers_verdicts(single)[1]

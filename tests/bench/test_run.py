@@ -11,7 +11,7 @@ def test_defaults() -> None:
     args = parse_args([])
     assert (args.reps, args.duration, args.warmup) == (3, 4.0, 1.0)
     assert args.concurrency == "1,4,16,64"
-    assert args.servers == "ours,mlserver,kserve,floor"
+    assert args.servers == "ours,workers2,mlserver,kserve,floor,echo"
 
 
 def test_quick_only_changes_what_was_not_given() -> None:

@@ -115,3 +115,13 @@ def test_build_servers_with_a_variant(classifier: Model, tmp_path: Path) -> None
     assert by_key["kserve"].predict_url.endswith("/v1/models/wine:predict")
     assert by_key["floor"].metrics_url is None  # the floor has no /metrics to scrape
     assert len({s.predict_url for s in servers}) == len(servers)  # a port each
+
+
+def test_build_servers_runs_ours_with_two_workers_as_a_variant(
+    classifier: Model, tmp_path: Path
+) -> None:
+    servers = build_servers(classifier, tmp_path, ["ours", "workers2"], {})
+
+    assert [s.key for s in servers] == ["ours", "ours:workers2"]
+    assert servers[1].env["MODELOPS_WORKERS"] == "2"
+    assert "MODELOPS_WORKERS" not in servers[0].env

@@ -174,3 +174,36 @@ def test_should_pass_scheduling_values_through() -> None:
     assert pod["spec"]["priorityClassName"] == "high"
     assert pod["metadata"]["annotations"]["a"] == "b"
     assert pod["metadata"]["labels"]["team"] == "ml"
+
+
+def test_should_leave_workers_unset_by_default() -> None:
+    names = env(stable())
+
+    assert "MODELOPS_WORKERS" not in names
+    assert "PROMETHEUS_MULTIPROC_DIR" not in names
+
+
+@pytest.mark.parametrize(
+    ("values", "workers"),
+    [
+        ({"workers": 3}, "3"),
+        ({"workers": "auto", "resources": {"requests": {"cpu": "1500m"}}}, "2"),
+        ({"workers": "auto", "resources": {"requests": {"cpu": "2"}}}, "2"),
+        ({"workers": "auto", "resources": {"requests": {"cpu": 4}}}, "4"),
+    ],
+)
+def test_should_set_workers_and_their_metrics_dir(values: dict, workers: str) -> None:
+    values.setdefault("resources", {})["limits"] = {"cpu": "4"}
+    names = env(stable(values))
+
+    assert names["MODELOPS_WORKERS"] == workers
+    # On the /tmp emptyDir, the one writable place of the read-only root filesystem.
+    assert names["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+
+
+@pytest.mark.parametrize("cpu", ["100m", "1000m", None])
+def test_should_run_one_worker_when_auto_asks_for_a_core_or_less(cpu: str | None) -> None:
+    requests = {"cpu": cpu} if cpu else {}
+    names = env(stable({"workers": "auto", "resources": {"requests": requests}}))
+
+    assert "MODELOPS_WORKERS" not in names

@@ -47,21 +47,31 @@ def test_the_committed_files_are_what_make_generate_writes(capsys) -> None:
 
 
 def test_the_plain_and_the_chart_rules_are_renderings_of_one_source() -> None:
-    plain, chart = gen.rule_outputs(ROOT)
+    plain, chart, operator_plain, operator_chart = gen.rule_outputs(ROOT)
 
     assert (ROOT / plain.path).read_text() == rules.render_rules()
     assert (ROOT / chart.path).read_text() == rules.render_helm()
     assert sorted((SERVICE / "files" / "rules").iterdir()) == [ROOT / chart.path]
+    assert (ROOT / operator_plain.path).read_text() == rules.render_rules(operator=True)
+    assert (ROOT / operator_chart.path).read_text() == rules.render_helm(
+        rules.OPERATOR_VALUES_PATH, operator=True
+    )
+    assert sorted((OPERATOR / "files" / "rules").iterdir()) == [ROOT / operator_chart.path]
 
 
-def test_the_chart_carries_exactly_the_generated_dashboards() -> None:
+def test_both_charts_carry_exactly_the_generated_dashboards() -> None:
     outs = gen.dashboard_outputs()
-    copies = sorted((SERVICE / "files" / "dashboards").glob("*.json"))
+    copies = sorted(
+        path
+        for chart in (SERVICE, OPERATOR)
+        for path in (chart / "files/dashboards").glob("*.json")
+    )
 
     assert sorted(ROOT / o.path for o in outs) == copies
-    assert not list((ROOT / "dashboards").glob("*.json")), "the JSON is committed once"
+    assert not list((ROOT / "dashboards").glob("*.json")), "no JSON beside its generator"
     for name, build in dashboards.DASHBOARDS.items():
-        assert (SERVICE / "files" / "dashboards" / name).read_text() == dashboards.render(build)
+        for chart in (SERVICE, OPERATOR):
+            assert (chart / "files" / "dashboards" / name).read_text() == dashboards.render(build)
 
 
 def test_refuses_a_dashboard_name_that_cannot_name_a_configmap(monkeypatch) -> None:
@@ -156,10 +166,14 @@ def tree(tmp_path: Path) -> Path:
         shutil.copytree(chart, tmp_path / "charts" / chart.name)
     shutil.copytree(ROOT / "alerts", tmp_path / "alerts", ignore=shutil.ignore_patterns("*.py*"))
     shutil.copytree(ROOT / "manifests" / "crd", tmp_path / "manifests" / "crd")
+    (tmp_path / "deploy" / "argocd").mkdir(parents=True)
+    shutil.copy(ROOT / "deploy/argocd/modeldeployment-health.lua", tmp_path / "deploy/argocd")
     for generated in ("files/rules", "files/dashboards"):
         shutil.rmtree(tmp_path / "charts/model-service" / generated)
     shutil.rmtree(tmp_path / "charts/model-operator/crds")
+    shutil.rmtree(tmp_path / "charts/model-operator/files")
     (tmp_path / "alerts/modelops.rules.yaml").unlink()
+    (tmp_path / "alerts/operator.rules.yaml").unlink()
     return tmp_path
 
 
@@ -234,7 +248,7 @@ def test_a_new_rule_parameter_reaches_the_chart_values_schema_and_readme(tree: P
 
 def test_refuses_values_without_the_generated_block_markers(tree: Path) -> None:
     values = tree / "charts/model-service/values.yaml"
-    values.write_text(values.read_text().replace(gen.SPLICE_START, "    # gone"))
+    values.write_text(values.read_text().replace(gen.SPLICES[0].start, "    # gone"))
 
     with pytest.raises(SystemExit, match="lacks the markers"):
         gen.values_outputs(tree)

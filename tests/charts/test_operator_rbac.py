@@ -43,6 +43,9 @@ NAMESPACED_GRANTS = {
     ("networking.k8s.io", "networkpolicies"): APPLY,
     ("monitoring.coreos.com", "servicemonitors"): APPLY,
     ("monitoring.coreos.com", "prometheusrules"): APPLY,
+    ("keda.sh", "scaledobjects"): APPLY,
+    # the user's HTTPRoute: its weights set, never created or deleted
+    ("gateway.networking.k8s.io", "httproutes"): {"get", "patch"},
     ("", "pods"): LIST,
     ("", "events"): {"create"},
 }

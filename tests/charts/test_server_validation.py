@@ -4,6 +4,7 @@ built-in schemas and the installed prometheus-operator and ModelDeployment CRDs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,16 @@ CASES = [(SERVICE, None), (OPERATOR, None)] + [
 
 
 @pytest.fixture(scope="module")
-def crds_installed(cluster: Cluster) -> Cluster:
-    """The ModelDeployment CRD from the operator chart's crds/ (the rig brings monitoring's)."""
+def crds_installed(cluster: Cluster) -> Iterator[Cluster]:
+    """The ModelDeployment CRD from the operator chart's crds/ (the rig brings monitoring's)
+    and, for this module only, KEDA's (the ScaledObject of ci/keda-values.yaml)."""
     for crd in sorted((OPERATOR / "crds").glob("*.yaml")):
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", crd)
         name = crd.name.removesuffix(".yaml")
         cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
-    return cluster
+    keda = cluster.install_keda_crds()
+    yield cluster
+    cluster.kubectl("delete", *keda, "--timeout=60s", check=False)
 
 
 @pytest.mark.parametrize(

@@ -46,9 +46,56 @@ REFUSED = [
         id="memory-target-without-memory-request",
     ),
     pytest.param(
+        {
+            "scaledObject": {
+                "enabled": True,
+                "prometheusUrl": "http://p:9090",
+                "minReplicas": 4,
+                "maxReplicas": 3,
+            }
+        },
+        ["scaledObject.minReplicas (4) is above scaledObject.maxReplicas (3)"],
+        id="scaled-object-bounds-out-of-order",
+    ),
+    pytest.param(
+        {
+            "scaledObject": {"enabled": True, "prometheusUrl": "http://p:9090"},
+            "autoscaling": {"enabled": True},
+        },
+        ["autoscaling.enabled and scaledObject.enabled both scale the stable Deployment"],
+        id="two-autoscalers-on-one-deployment",
+    ),
+    pytest.param(
+        {"scaledObject": {"enabled": True}},
+        ["scaledObject.prometheusUrl is required"],
+        id="scaled-object-without-prometheus",
+    ),
+    pytest.param(
+        {
+            "scaledObject": {
+                "enabled": True,
+                "prometheusUrl": "http://p:9090",
+                "targetCPUUtilizationPercentage": 70,
+            },
+            "resources": {"requests": None},
+        },
+        ["scaledObject.targetCPUUtilizationPercentage needs resources.requests.cpu"],
+        id="scaled-object-cpu-without-cpu-request",
+    ),
+    pytest.param(
         param("errorRatioThreshold", 1.5),
         ["errorRatioThreshold"],
         id="error-ratio-above-1",
+    ),
+    pytest.param(
+        param("errorRatioThreshold", 1),
+        ["errorRatioThreshold"],
+        id="error-ratio-1-never-exceeded",
+    ),
+    pytest.param(
+        param("lowConfidenceThreshold", 0),
+        ["lowConfidenceThreshold"],
+        id="confidence-0-never-undercut",
     ),
     pytest.param(
         param("inputErrorRatioThreshold", -0.1),

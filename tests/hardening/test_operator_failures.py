@@ -249,7 +249,12 @@ def test_a_canary_that_never_becomes_ready_is_rolled_back_and_the_stable_kept(
         explain=operator.tail,
     )
     ready = rig.wait_phase(cluster, operator, namespace, "wine", "RolledBack", ready="2/2")
-    assert rig.condition(ready, "Ready")["status"] == "True"
+    # the stable serves, but Ready is about the asked release (issue 20: kubectl wait)
+    cond = rig.condition(ready, "Ready")
+    assert (cond["status"], cond["reason"]) == ("False", "RolledBack")
+    assert (
+        cond["message"] == "version 2 was rolled back; version 1 serves (2/2 stable replicas ready)"
+    )
     stable_after = cluster.get("deployment", stable_name, "-n", namespace)
     assert stable_after["metadata"]["uid"] == stable_before["metadata"]["uid"]
     assert stable_after["spec"]["template"] == stable_before["spec"]["template"]

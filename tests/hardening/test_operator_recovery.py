@@ -136,14 +136,12 @@ def test_edited_deployment_is_restored_at_once_and_said_so(cluster, operator, na
 
     # an annotation someone adds is theirs; an env value and the image are ours
     cluster.kubectl("annotate", f"deployment/{dep_name}", "-n", namespace, "team=ml")
-    # One edit of both: two edits racing the operator's read-then-apply can have the second
-    # put back silently (it landed between the GET and the apply; see the issue 13 note).
-    evil = {"name": container["name"], "image": "evil:latest",
-            "env": [{"name": "MODELOPS_MODEL_DIR", "value": "/tmp/evil"}]}  # fmt: skip
-    cluster.kubectl(
-        "patch", f"deployment/{dep_name}", "-n", namespace, "--type", "strategic",
-        "-p", json.dumps({"spec": {"template": {"spec": {"containers": [evil]}}}}),
-    )  # fmt: skip
+    # Two edits in quick succession: one may land between the operator's read and its apply,
+    # which then conflicts on the read's resourceVersion and reads again (never undone unsaid).
+    cluster.kubectl("set", "image", f"deployment/{dep_name}", "-n", namespace,
+                    f"{container['name']}=evil:latest")  # fmt: skip
+    cluster.kubectl("set", "env", f"deployment/{dep_name}", "-n", namespace,
+                    "MODELOPS_MODEL_DIR=/tmp/evil")  # fmt: skip
 
     def restored() -> bool:
         dep = deployment()

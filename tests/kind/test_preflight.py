@@ -8,7 +8,10 @@ and, for PEP 668, Debian's own Python, venv and pip are real.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.kind.conftest import ROOT, run
@@ -79,8 +82,9 @@ def test_preflight_passes_on_a_cgroup_v2_host_with_the_tools(tmp_path):
 
 def fake_uv_wheel(folder: Path, version: str, log: Path) -> Path:
     """A local wheel named uv==version, so that pip installs offline; its `uv` logs its calls
-    and makes the venv directory it is asked for. Only the wheel is a stand-in: the Python,
-    its PEP 668 marker, venv and pip are the host's own."""
+    and makes the venv directory it is asked for, whose python is the one uv runs on (make
+    venv compiles bytecode with it). Only the wheel is a stand-in: the Python, its PEP 668
+    marker, venv and pip are the host's own."""
     wheel = folder / f"uv-{version}-py3-none-any.whl"
     info = f"uv-{version}.dist-info"
     module = (
@@ -89,7 +93,10 @@ def fake_uv_wheel(folder: Path, version: str, log: Path) -> Path:
         f"    with open({str(log)!r}, 'a') as f:\n"
         "        f.write(' '.join(sys.argv[1:]) + '\\n')\n"
         "    if sys.argv[1] == 'venv':\n"
-        "        pathlib.Path(sys.argv[-1], 'bin').mkdir(parents=True, exist_ok=True)\n"
+        "        python = pathlib.Path(sys.argv[-1], 'bin', 'python')\n"
+        "        python.parent.mkdir(parents=True, exist_ok=True)\n"
+        "        if not python.exists():\n"
+        "            python.symlink_to(sys.executable)\n"
     )
     files = {
         "fake_uv.py": module,
@@ -196,3 +203,60 @@ def test_preflight_needs_no_curl_when_the_pinned_tools_are_on_path(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "will fetch" not in proc.stdout
+
+
+def pinned_tools(stubs: Stubs, clusters: tuple[str, ...] = ()) -> None:
+    stubs.docker(cgroup=2)
+    stubs.kind(clusters)
+    for tool, version in [("kubectl", "v1.37.2"), ("helm", "v4.1.4")]:
+        stubs.pinned(tool, version, "exit 0")
+
+
+@contextlib.contextmanager
+def listener_on(port: int) -> Iterator[None]:
+    """Something of the host's own on the port kind wants (or already there: taken either way)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        except OSError:
+            pass  # another listener already holds it, which is what this stages
+        yield
+
+
+def test_preflight_stops_when_the_traffic_host_port_is_taken(tmp_path):
+    stubs = Stubs(tmp_path)
+    pinned_tools(stubs)
+    with listener_on(30080):
+        proc = make(stubs, "kind-preflight")
+    assert proc.returncode != 0, proc.stdout
+    last = [line for line in proc.stderr.splitlines() if "***" not in line][-1]
+    assert "host port 30080 is in use" in last, last
+    assert "ss -ltnp" in last, "the line names how to find the listener"
+    # the cluster's own mapping holds the port once it exists: a re-run of `make up` passes
+    with listener_on(30080):
+        proc = make(stubs_with_cluster(tmp_path / "again"), "kind-preflight")
+    assert proc.returncode == 0, proc.stderr
+
+
+def stubs_with_cluster(folder: Path) -> Stubs:
+    folder.mkdir()
+    stubs = Stubs(folder)
+    pinned_tools(stubs, clusters=("modelops",))
+    return stubs
+
+
+def test_preflight_warns_when_inotify_limits_are_below_kinds_advice(tmp_path):
+    # The machine's own limits (nothing here can lower /proc): a warning exactly when they
+    # are below what kind's known-issues page asks for.
+    sysctl = Path("/proc/sys/fs/inotify")
+    instances = int((sysctl / "max_user_instances").read_text())
+    watches = int((sysctl / "max_user_watches").read_text())
+    stubs = Stubs(tmp_path)
+    pinned_tools(stubs)
+    proc = make(stubs, "kind-preflight")
+    assert proc.returncode == 0, proc.stderr
+    warned = "pods may fail with 'too many open files'" in proc.stdout
+    assert warned == (instances < 512 or watches < 524288), proc.stdout
+    if warned:
+        assert "sudo sysctl fs.inotify.max_user_instances=512" in proc.stdout

@@ -28,6 +28,11 @@ def alerts(text: str | None = None) -> dict[str, dict]:
     return {r["alert"]: r for r in rules(text) if "alert" in r}
 
 
+def all_alerts() -> dict[str, dict]:
+    """The model service's alerts and the operator's (each chart ships one file)."""
+    return alerts() | alerts(render.OPERATOR_RULES.read_text())
+
+
 # --- pure: source, parameters, generated files ------------------------------------------
 
 
@@ -72,6 +77,20 @@ def test_the_canary_analysis_recording_rules_exist() -> None:
     )
 
 
+def test_the_operator_alerts_on_rollouts_and_on_itself() -> None:
+    operator = alerts(render.OPERATOR_RULES.read_text())
+    assert set(operator) == {
+        "ModelCanaryRolledBack",
+        "ModelRolloutStuck",
+        "ModelRolloutInconclusive",
+        "ModelOperatorDown",
+        "ModelOperatorReconcileErrors",
+    }
+    rolled_back = operator["ModelCanaryRolledBack"]["expr"]
+    assert "by (namespace, name, model, version, reason)" in rolled_back
+    assert not set(operator) & set(alerts()), "an alert name in both files"
+
+
 def test_the_issue_s_alerts_exist() -> None:
     assert {
         "ModelServiceDown",
@@ -93,7 +112,7 @@ def test_the_issue_s_alerts_exist() -> None:
 def test_every_alert_has_severity_summary_live_value_and_runbook_section() -> None:
     runbook = (ALERTS / "runbook.md").read_text()
     sections = {h.strip().lower() for h in re.findall(r"^## (\S+)\s*$", runbook, re.M)}
-    for name, rule in alerts().items():
+    for name, rule in all_alerts().items():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
         annotations = rule["annotations"]
         assert annotations["summary"], name
@@ -101,12 +120,16 @@ def test_every_alert_has_severity_summary_live_value_and_runbook_section() -> No
         url = annotations["runbook_url"]
         assert url.endswith(f"#{name.lower()}"), name
         assert name.lower() in sections, f"runbook.md has no section ## {name}"
-    assert len(sections) == len(alerts())
+    assert len(sections) == len(all_alerts())
 
 
-def test_every_threshold_and_for_is_a_parameter() -> None:
-    params = render.load_params()
-    template = render._body(render.TEMPLATE.read_text())
+@pytest.mark.parametrize(
+    ("template_path", "params_path"),
+    [(render.TEMPLATE, render.PARAMS), (render.OPERATOR_TEMPLATE, render.OPERATOR_PARAMS)],
+)
+def test_every_threshold_and_for_is_a_parameter(template_path: Path, params_path: Path) -> None:
+    params = render.load_params(params_path)
+    template = render._body(template_path.read_text(), recording=template_path == render.TEMPLATE)
     used = set(render.PLACEHOLDER.findall(template))
     assert used == set(params), f"unused {set(params) - used}, undefined {used - set(params)}"
     for line in template.splitlines():
@@ -130,7 +153,9 @@ def test_overrides_change_the_rendered_rules() -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [("errorRatioThreshold", 1.5), ("errorRatioFor", "5 minutes"), ("sloObjective", 1),
-     ("metricSelector", " "), ("noSuchParameter", 1)],
+     ("metricSelector", " "), ("noSuchParameter", 1),
+     # thresholds an alert could never cross: a silent off switch
+     ("errorRatioThreshold", 1), ("lowConfidenceThreshold", 0)],
 )  # fmt: skip
 def test_bad_parameter_values_are_refused(name: str, value: object) -> None:
     with pytest.raises(ValueError, match=name):
@@ -160,8 +185,8 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
         for test in yaml.safe_load(path.read_text())["tests"]:
             for case in test.get("alert_rule_test", []):
                 (fired if case.get("exp_alerts") else quiet).add(case["alertname"])
-    assert fired == set(alerts()), f"no firing test: {set(alerts()) - fired}"
-    assert quiet == set(alerts()), f"no quiet test: {set(alerts()) - quiet}"
+    assert fired == set(all_alerts()), f"no firing test: {set(all_alerts()) - fired}"
+    assert quiet == set(all_alerts()), f"no quiet test: {set(all_alerts()) - quiet}"
 
 
 # --- render tier: promtool, amtool, helm --------------------------------------------------

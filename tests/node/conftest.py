@@ -17,28 +17,15 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.cluster import Cluster
-from devstack.control_plane import ControlPlane
 from devstack.images import build_images
-from devstack.node import RealNode, release
-from devstack.paths import RUN_ROOT
+from devstack.node import RealNode, running_node_rig
 
 
 @pytest.fixture(scope="module")
 def node_rig() -> Iterator[tuple[Cluster, RealNode]]:
     service_image = build_images().service  # the chart's default repository and appVersion
-    ControlPlane.clean_stale(RUN_ROOT, prefix="node-")
-    run_dir = RUN_ROOT / f"node-{os.getpid()}"
-    plane = ControlPlane(run_dir, node_count=0)
-    try:
-        cluster = plane.start()
-        node = RealNode(plane)
-        node.start(cluster)
-        cluster.wait_ready()
-        node.load_image(service_image)
-        yield cluster, node
-    finally:
-        release(run_dir)
-        plane.stop(remove=os.environ.get("MODELOPS_RIG_KEEP") != "1")
+    with running_node_rig(service_image, keep=os.environ.get("MODELOPS_RIG_KEEP") == "1") as rig:
+        yield rig
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ GOOD = {
     "stableLatencyP95Seconds": 0.05,
     "errorRateDelta": 0.0,
     "latencyP95Ratio": 1.0,
+    "latencyP95IncreaseSeconds": 0.0,
     "predictionShift": 0.01,
 }
 NAN = math.nan
@@ -36,6 +37,7 @@ ALIASES = {
     "drift": "driftScore",
     "delta": "errorRateDelta",
     "ratio": "latencyP95Ratio",
+    "increase": "latencyP95IncreaseSeconds",
     "shift": "predictionShift",
     "stable": "stableRequests",
 }
@@ -70,9 +72,14 @@ def figures(**changes):
         # relative gates: the canary against the stable over the same window
         (figures(delta=0.02, ratio=1.5, shift=0.1), an.Verdict.PASS, "WithinThresholds"),
         (figures(delta=0.03), an.Verdict.FAIL, "ErrorRateRegression"),
-        (figures(ratio=2.2), an.Verdict.FAIL, "LatencyRegression"),
+        (figures(ratio=2.2, increase=0.06), an.Verdict.FAIL, "LatencyRegression"),
         (figures(shift=0.2), an.Verdict.FAIL, "PredictionShift"),
-        (figures(ratio=2.2, shift=0.2), an.Verdict.FAIL, "LatencyRegression"),
+        (figures(ratio=2.2, increase=0.06, shift=0.2), an.Verdict.FAIL, "LatencyRegression"),
+        # a ratio of two p95s within the histogram's resolution (4 ms against 8 ms) is noise
+        (figures(ratio=1.9, increase=0.004), an.Verdict.PASS, "WithinThresholds"),
+        (figures(ratio=1.9, increase=0.004, shift=0.2), an.Verdict.FAIL, "PredictionShift"),
+        (figures(ratio=1.9, increase=0.025), an.Verdict.FAIL, "LatencyRegression"),
+        (figures(ratio=1.9, increase=None), an.Verdict.FAIL, "LatencyRegression"),
         # an absolute breach is named first; it needs no stable traffic
         (figures(p95=0.9, shift=0.2), an.Verdict.FAIL, "LatencyTooHigh"),
         (figures(p95=0.9, stable=None), an.Verdict.FAIL, "LatencyTooHigh"),
@@ -195,6 +202,7 @@ def test_compared_figures_of_a_regressor():
     assert figs["trafficSharePercent"] == pytest.approx(25.0)
     assert figs["errorRateDelta"] == pytest.approx(0.01)
     assert figs["latencyP95Ratio"] == pytest.approx(2.0)
+    assert figs["latencyP95IncreaseSeconds"] == pytest.approx(0.01)
     assert figs["predictionShift"] == pytest.approx(0.2)
     assert figs["predictionMean"] == 180.0
     assert figs["stablePredictionMean"] == 150.0
@@ -264,3 +272,12 @@ def test_error_decision_is_error_not_pass():
     decision = an.error_decision("connection refused")
     assert decision.verdict == an.Verdict.ERROR
     assert decision.reason == "PrometheusUnavailable"
+
+
+def test_a_latency_ratio_within_the_resolution_says_why_it_passed():
+    decision = an.decide(figures(ratio=1.9, increase=0.004), SPEC, COMPARE)
+    assert decision.verdict is an.Verdict.PASS
+    assert (
+        "latencyP95Ratio 1.9 > maxLatencyP95Ratio 1.5 but latencyP95IncreaseSeconds 0.004"
+        " < minLatencyP95IncreaseSeconds 0.025"
+    ) in decision.message

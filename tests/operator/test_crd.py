@@ -42,7 +42,18 @@ def test_names_match_the_constants():
     assert version["name"] == VERSION
     assert version["served"]
     assert version["storage"]
-    assert version["subresources"] == {"status": {}}
+    # /scale: kubectl scale md and autoscalers set the model's size
+    assert version["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
+    status = SCHEMA["properties"]["status"]["properties"]
+    assert status["replicas"]["type"] == "integer"
+    assert status["selector"]["type"] == "string"  # a label-selector string, as /scale wants
 
 
 def test_printer_columns():
@@ -68,8 +79,11 @@ def test_schema_is_structural_every_node_typed():
     walk(SCHEMA, "")
 
 
-def test_crd_defaults_equal_the_pydantic_defaults():
-    minimal = {"model": {"name": "w", "version": "1", "image": "i:1", "artifact": "/m"}}
+@pytest.mark.parametrize(
+    "extra", [{}, {"autoscaling": {"maxReplicas": 4, "targetRequestsPerSecond": 20}}]
+)
+def test_crd_defaults_equal_the_pydantic_defaults(extra):
+    minimal = {"model": {"name": "w", "version": "1", "image": "i:1", "artifact": "/m"}, **extra}
     defaulted = apply_defaults(SCHEMA["properties"]["spec"], copy.deepcopy(minimal))
     from_crd = parse_spec(defaulted)
     from_python = parse_spec(minimal)
@@ -107,6 +121,18 @@ GOOD = {
         (("spec", "rollout"), {"analysis": {"maxErrorRate": 2}}),
         (("spec", "rollout"), {"analysis": {"maxLatencyP95Seconds": 0}}),
         (("spec", "rollout"), {"analysis": {"prometheusUrl": "ftp://x"}}),
+        (("spec", "autoscaling"), {"targetRequestsPerSecond": 5}),  # no maxReplicas
+        (("spec", "autoscaling"), {"maxReplicas": 3}),  # no target
+        (("spec", "autoscaling"), {"maxReplicas": 3, "targetRequestsPerSecond": 0}),
+        (("spec", "autoscaling"), {"maxReplicas": 0, "targetRequestsPerSecond": 5}),
+        (
+            ("spec", "autoscaling"),
+            {"maxReplicas": 3, "targetRequestsPerSecond": 5, "scaleDownStabilization": "5 min"},
+        ),
+        (
+            ("spec", "autoscaling"),
+            {"maxReplicas": 3, "targetRequestsPerSecond": 5, "prometheusUrl": "ftp://x"},
+        ),
     ],
 )
 def test_schema_rejects_bad_input(path, value):
@@ -120,8 +146,30 @@ def test_schema_rejects_bad_input(path, value):
 
 
 def test_schema_requires_the_model_fields():
-    for field in ("name", "version", "image", "artifact"):
+    # artifact-or-uri and the sha256 of a remote uri are CEL rules: the API server checks
+    # them (tests/cluster/test_operator.py::test_invalid_spec_is_rejected_at_apply)
+    for field in ("name", "version", "image"):
         doc = copy.deepcopy(GOOD)
         del doc["spec"]["model"][field]
         with pytest.raises(jsonschema.ValidationError):
             validator().validate(doc)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["s3://models/wine/2", "https://files.example/wine/2", "pvc://store/wine/2", "/models/wine/2"],
+)
+def test_schema_takes_a_model_uri(uri):
+    doc = copy.deepcopy(GOOD)
+    del doc["spec"]["model"]["artifact"]
+    doc["spec"]["model"].update(uri=uri, sha256="a" * 64, fetch={"endpoint": "https://s3:9000"})
+    validator().validate(doc)
+    assert parse_spec(apply_defaults(SCHEMA["properties"]["spec"], doc["spec"])).model.uri == uri
+
+
+@pytest.mark.parametrize("uri", ["ftp://x/y", "s3://has space/x", "relative/dir", ""])
+def test_schema_refuses_a_bad_uri(uri):
+    doc = copy.deepcopy(GOOD)
+    doc["spec"]["model"]["uri"] = uri
+    with pytest.raises(jsonschema.ValidationError):
+        validator().validate(doc)

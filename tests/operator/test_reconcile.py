@@ -69,6 +69,13 @@ class FakeKube:
 
     def apply(self, obj: dict, field_manager: str) -> dict:
         key = key_of(obj)
+        pinned = obj["metadata"].get("resourceVersion")
+        current = self.objects.get(key)
+        if (
+            pinned is not None
+            and (current or {}).get("metadata", {}).get("resourceVersion") != pinned
+        ):
+            raise ConflictError(409, "the object has been modified")  # as the API server does
         self.applied.append(key)
         stored = copy.deepcopy(obj)
         if key.kind == "Deployment":  # a controller that is instantly done

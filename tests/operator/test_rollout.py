@@ -13,6 +13,8 @@ from modelops_operator.models import (
     ModelDeploymentStatus,
     Phase,
     PreviousStable,
+    RequestRecord,
+    Verb,
     dump,
     parse_status,
 )
@@ -120,8 +122,16 @@ def observation(state: State, event: EventKind) -> Observation:
         analysis = FAIL
     elif event == EventKind.FAIL_HOLD:
         analysis, auto = FAIL, False
+    request = None
+    if event == EventKind.PROMOTE_REQUESTED:
+        request = RequestRecord(id="r1", verb=Verb.PROMOTE, by="alice", at=stamp(30))
+    elif event == EventKind.PROMOTE_FULL_REQUESTED:
+        request = RequestRecord(id="r1", verb=Verb.PROMOTE, full=True, by="alice", at=stamp(30))
+    elif event == EventKind.ABORT_REQUESTED:
+        request = RequestRecord(id="r1", verb=Verb.ABORT, by="alice", at=stamp(30))
     spec = spec_for(target.version, strategy=strategy, paused=paused, autoRollback=auto, replicas=4)
-    return Observation(spec, status_in(state, step=step), now, stable, canary, analysis)
+    status = status_in(state, step=step)
+    return Observation(spec, status, now, stable, canary, analysis, request=request)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from modelops_operator.applyset import (
     prune_set,
 )
 from modelops_operator.constants import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_TRACK
+from modelops_operator.models import FetchSpec, ModelRef
 from modelops_operator.rollout import Workloads
 from modelops_operator.values import chart_values, scrape_timeout, split_image
 from tests.operator.conftest import ref, spec_for
@@ -36,7 +37,13 @@ def test_split_image(image, repository, tag, digest):
 
 def test_values_without_canary():
     values = chart_values(spec_for("1"), Workloads(ref("1"), 4))
-    assert values["model"] == {"name": "wine", "version": "1", "artifact": "/m/1", "sha256": ""}
+    assert values["model"] == {
+        "name": "wine",
+        "version": "1",
+        "artifact": "/m/1",
+        "uri": "",
+        "sha256": "",
+    }
     assert values["image"] == {"repository": "model-service", "tag": "1", "digest": ""}
     assert values["replicaCount"] == 4
     assert values["canary"] == {"enabled": False}
@@ -58,6 +65,7 @@ def test_values_with_canary_and_discovered_labels():
         "enabled": True,
         "version": "2",
         "artifact": "/m/2",
+        "uri": "",
         "sha256": "",
         "replicaCount": 1,
         "image": {"repository": "model-service", "tag": "2", "digest": ""},
@@ -65,6 +73,28 @@ def test_values_with_canary_and_discovered_labels():
     assert values["monitoring"]["serviceMonitor"]["labels"] == {"release": "kps"}
     assert values["monitoring"]["prometheusRule"]["labels"] == {"role": "alerts"}
     assert values["monitoring"]["dashboards"]["labels"] == {"grafana_dashboard": "1"}
+
+
+def test_values_of_a_remote_uri_carry_it_and_the_newest_fetch_settings():
+    sha = "ab" * 32
+    stable = ModelRef(name="wine", version="1", image="model-service:1", artifact="/m/1")
+    fetch = FetchSpec.model_validate({"endpoint": "https://s3:9000", "credentialsSecret": "s3"})
+    canary = ModelRef(
+        name="wine", version="2", image="model-service:1", uri="s3://models/wine/2",
+        sha256=sha, fetch=fetch,
+    )  # fmt: skip
+    values = chart_values(spec_for("2"), Workloads(stable, 2, canary, 1))
+    assert values["model"]["uri"] == ""
+    assert values["model"]["artifact"] == "/m/1"
+    assert (values["canary"]["uri"], values["canary"]["sha256"]) == ("s3://models/wine/2", sha)
+    assert values["model"]["fetch"] == {
+        "endpoint": "https://s3:9000",
+        "region": "us-east-1",
+        "credentialsSecret": "s3",
+        "caConfigMap": "",
+        "maxBytes": 1 << 30,
+        "timeoutSeconds": 300.0,
+    }
 
 
 def test_spec_labels_win_over_nothing_and_merge_with_discovery():

@@ -160,6 +160,32 @@ def test_a_crash_loop_reports_the_containers_last_words_not_the_back_off():
     assert "back-off" not in state.failure_message
 
 
+FETCH_FAILED = (
+    "fetch failed: digest_mismatch: s3://models/wine/2/model.joblib has sha256 aa, the spec "
+    "declares bb; nothing was loaded"
+)
+
+
+def test_a_failing_fetch_init_container_is_quoted_with_its_class():
+    """The init container's one JSON line (FallbackToLogsOnError) names the failure class."""
+    line = (
+        '{"level":"error","logger":"modelops_service.fetch","msg":"' + FETCH_FAILED + '",'
+        '"failure":"digest_mismatch","exitCode":12,"uri":"s3://models/wine/2"}\n'
+    )
+    pod = crashing_pod(message=line, exit_code=12)
+    pod["status"]["initContainerStatuses"] = pod["status"].pop("containerStatuses")
+    pod["status"]["initContainerStatuses"][0]["name"] = "model-fetch"
+    pod["status"]["containerStatuses"] = [
+        {"name": "model-service", "ready": False, "restartCount": 0,
+         "state": {"waiting": {"reason": "PodInitializing"}}}
+    ]  # fmt: skip
+    state = read_deployment(deployment(ready=0), [pod])
+    assert state.failure == "CrashLoopBackOff"
+    assert state.failure_message == (
+        f"pod wine-abc: CrashLoopBackOff: container model-fetch exited 12 (Error): {FETCH_FAILED}"
+    )
+
+
 def test_a_crash_without_a_termination_message_still_says_exit_code_and_pod():
     state = read_deployment(deployment(ready=0), [crashing_pod(message="", reason="")])
     assert state.failure_message == (
@@ -276,8 +302,8 @@ def test_conditions_keep_canonical_order_and_unknown_types():
 def ready_condition(model: ModelRef, stable: WorkloadState) -> ConditionValue:
     spec = spec_for("1", model=model.model_dump())
     status = ModelDeploymentStatus(stable=model, phase=Phase.READY)
-    outcome = advance(Observation(spec, status, at(0), stable, MISSING))
-    return next(c for c in rollout_conditions(outcome, stable) if c.type == "Ready")
+    obs = Observation(spec, status, at(0), stable, MISSING)
+    return next(c for c in rollout_conditions(advance(obs), obs) if c.type == "Ready")
 
 
 def test_ready_says_when_the_artifact_is_not_verified():

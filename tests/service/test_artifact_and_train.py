@@ -19,7 +19,7 @@ from modelops_service.artifact import (
 from modelops_service.card import read_card
 from modelops_service.train import nice_buckets, train_all
 
-DEMO = [(name, version) for name in ("wine", "diabetes") for version in "123"]
+DEMO = [(name, version) for name in ("wine", "diabetes") for version in "123"] + [("diabetes", "4")]
 
 
 @pytest.mark.parametrize(("name", "version"), DEMO)
@@ -73,6 +73,19 @@ def test_version_3_is_the_healthy_next_version(model_root: Path) -> None:
         card1, card3 = (read_card(model_root / name / v) for v in "13")
         assert card1.reference.features == card3.reference.features  # no input drift
         assert card1.prediction_buckets == card3.prediction_buckets
+
+
+def test_diabetes_4_predicts_like_version_1_with_50_times_the_trees(model_root: Path) -> None:
+    """The slower canary: the same predictions and inputs, only many more trees to walk."""
+    diabetes = load_diabetes().data
+    reg1, reg4 = (joblib.load(model_root / "diabetes" / v / "model.joblib") for v in "14")
+    p1, p4 = reg1.predict(diabetes), reg4.predict(diabetes)
+    assert abs(p4.mean() - p1.mean()) / p1.mean() <= 0.02
+    assert np.median(np.abs(p4 - p1) / p1) <= 0.02
+    assert reg4.n_iter_ >= 50 * reg1.n_iter_
+    card1, card4 = (read_card(model_root / "diabetes" / v) for v in "14")
+    assert card1.reference.features == card4.reference.features
+    assert card1.prediction_buckets == card4.prediction_buckets
 
 
 def test_training_is_deterministic(model_root: Path, tmp_path: Path) -> None:

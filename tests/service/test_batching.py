@@ -86,6 +86,23 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
     assert len(seconds) == len(model.calls)
 
 
+def test_requests_reaching_the_queue_over_a_few_loop_passes_share_one_call() -> None:
+    model = FakeModel()
+    batching, _ = predictor(model)
+
+    async def arriving(i: int) -> Prediction:
+        for _ in range(i):  # request i is ready i passes of the event loop after the first
+            await asyncio.sleep(0)
+        return await batching.predict(rows(i, 1))
+
+    async def main() -> list[Prediction]:
+        return await asyncio.gather(*(arriving(i) for i in range(6)))
+
+    answers = run(main())
+    assert [a.predictions[0] for a in answers] == [i * 1000 for i in range(6)]
+    assert model.calls == [6]
+
+
 def test_no_call_exceeds_max_rows_except_a_larger_request_alone() -> None:
     model = FakeModel()
     batching, _ = predictor(model, max_rows=10)

@@ -70,7 +70,8 @@ request of the operator (operator/modelops_operator/kube.py) or of kopf makes; n
 */}}
 {{- define "model-operator.namespacedRules" -}}
 # the ModelDeployments: kopf lists, watches and patches them (annotations, finalizer, status);
-# the operator reads them and writes status with a conditional PUT. /finalizers: owner
+# the operator reads them, writes status with a conditional PUT and removes the request
+# annotation of `kubectl modelops` once consumed (a JSON patch). /finalizers: owner
 # references with blockOwnerDeletion on what it applies.
 - apiGroups: [modelops.io]
   resources: [modeldeployments]
@@ -102,6 +103,15 @@ request of the operator (operator/modelops_operator/kube.py) or of kopf makes; n
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
   verbs: [get, list, create, patch, delete]
+# KEDA's ScaledObject for spec.autoscaling (when KEDA is installed)
+- apiGroups: [keda.sh]
+  resources: [scaledobjects]
+  verbs: [get, list, create, patch, delete]
+# the HTTPRoute a Gateway API rollout weighs: read, and its rules server-side applied
+# (never created: the route is the user's)
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, patch]
 # rollout progress of the stable and canary tracks (the pods of a Deployment not yet ready)
 - apiGroups: [""]
   resources: [pods]

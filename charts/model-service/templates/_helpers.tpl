@@ -159,3 +159,23 @@ in file name order, rendered with tpl in the chart's context (they read
 {{- end }}
 {{- toYaml ($doc.groups | default list) }}
 {{- end }}
+
+{{/*
+Server processes per pod: .Values.workers, or with `auto` one per requested core
+(resources.requests.cpu rounded up: 100m -> 1, 1500m -> 2, "2" -> 2), at least 1.
+*/}}
+{{- define "model-service.workers" -}}
+{{- $workers := .Values.workers }}
+{{- if eq (toString $workers) "auto" }}
+{{- $cpu := toString (dig "requests" "cpu" "" (.Values.resources | default dict)) }}
+{{- $cores := 1.0 }}
+{{- if hasSuffix "m" $cpu }}
+{{- $cores = divf (trimSuffix "m" $cpu | float64) 1000 }}
+{{- else if $cpu }}
+{{- $cores = float64 $cpu }}
+{{- end }}
+{{- max 1 (ceil $cores | int) }}
+{{- else }}
+{{- $workers | int }}
+{{- end }}
+{{- end }}

@@ -17,6 +17,18 @@ depend on each other. Called once, from deployment.yaml.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- $s := .Values.scaledObject }}
+{{- if $s.enabled }}
+{{- if gt (int $s.minReplicas) (int $s.maxReplicas) }}
+{{- fail (printf "scaledObject.minReplicas (%v) is above scaledObject.maxReplicas (%v)" $s.minReplicas $s.maxReplicas) }}
+{{- end }}
+{{- if and $a.enabled (not $s.scaleTargetRef) }}
+{{- fail "autoscaling.enabled and scaledObject.enabled both scale the stable Deployment: two HorizontalPodAutoscalers would fight over its replicas; enable one" }}
+{{- end }}
+{{- if and (not (kindIs "invalid" $s.targetCPUUtilizationPercentage)) (not (hasKey (.Values.resources.requests | default dict) "cpu")) }}
+{{- fail "scaledObject.targetCPUUtilizationPercentage needs resources.requests.cpu: utilization is measured against the request" }}
+{{- end }}
+{{- end }}
 {{- include "model-service.validateResources" .Values.resources }}
 {{- $sm := .Values.monitoring.serviceMonitor }}
 {{- if $sm.enabled }}

@@ -1,0 +1,69 @@
+"""Several server processes in one pod (``MODELOPS_WORKERS`` > 1).
+
+prometheus_client's multiprocess mode: every worker writes its series into
+memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR`` and a scrape, answered by
+any worker, reads them all. The entry point prepares the directory before the
+workers start (emptied: a restarted pod must not add up the old pod's counts);
+each worker, when it starts, marks the workers that died before it (uvicorn
+restarts them) so their live gauges and drift rows stop counting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import MutableMapping
+from pathlib import Path
+
+from modelops_service.window import pid_alive, remove_dead_windows
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_PID = re.compile(r"_(\d+)\.db$")
+
+
+def multiproc_dir(environ: MutableMapping[str, str] | None = None) -> Path | None:
+    """The directory of the shared metric files, or None in one process."""
+    env = os.environ if environ is None else environ
+    value = env.get(MULTIPROC_ENV)
+    return Path(value) if value else None
+
+
+def prepare_multiproc_dir(environ: MutableMapping[str, str] | None = None) -> Path:
+    """Before the workers start: PROMETHEUS_MULTIPROC_DIR (a new temporary directory
+    unless set, as the chart sets it to an emptyDir), emptied, exported to them."""
+    env = os.environ if environ is None else environ
+    path = multiproc_dir(env)
+    if path is None:
+        path = Path(tempfile.mkdtemp(prefix="modelops-metrics-"))
+        env[MULTIPROC_ENV] = str(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return path
+
+
+def use_fixed_pid_values() -> None:
+    """Before any metric is created in a worker: prometheus_client's file-backed values
+    without their per-update ``os.getpid()`` (a system call on every increment, there
+    to notice a fork). uvicorn spawns its workers, which never fork afterwards, so the
+    pid read here stays theirs."""
+    from prometheus_client import values
+
+    pid = os.getpid()
+    values.ValueClass = values.MultiProcessValue(lambda: pid)
+
+
+def mark_dead_workers(path: Path) -> None:
+    """Live gauges (``live*`` modes) and drift rows of workers that are gone."""
+    from prometheus_client import multiprocess
+
+    pids = {int(m.group(1)) for f in path.glob("*.db") if (m := _PID.search(f.name))}
+    for pid in pids:
+        if not pid_alive(pid):
+            multiprocess.mark_process_dead(pid, str(path))
+    remove_dead_windows(path)

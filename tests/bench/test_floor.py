@@ -1,0 +1,70 @@
+"""bench/floor.py and bench/peers/echo_app.py: the stack floor of issue 21's goal 1."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.floor import floor_ms, model_ms_per_call, rows_per_call
+from bench.servers import BENCH
+from devstack.service_process import demo_model_dir
+
+
+def test_rows_per_call_is_the_rows_over_the_calls_between_two_scrapes() -> None:
+    assert rows_per_call((100.0, 10.0), (260.0, 20.0)) == 16.0
+    assert rows_per_call((100.0, 10.0), (100.0, 10.0)) is None  # no call in between
+
+
+def test_the_floor_is_the_echo_plus_the_request_share_of_a_model_call() -> None:
+    assert floor_ms(0.1, 1.6, rows=1, per_call=16.0) == pytest.approx(0.2)
+    assert floor_ms(0.1, 1.6, rows=100, per_call=400.0) == pytest.approx(0.5)
+    # a request larger than the batches counted is a call of its own, at least
+    assert floor_ms(0.1, 1.6, rows=100, per_call=50.0) == pytest.approx(1.7)
+
+
+def test_a_model_call_costs_cpu_time() -> None:
+    rows = np.ones((3, 13))
+    assert model_ms_per_call(demo_model_dir("wine", "1"), rows, 16, calls=5) > 0
+
+
+def echo_app():
+    spec = importlib.util.spec_from_file_location("echo_app", BENCH / "peers/echo_app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+def call(app, method: str, chunks: list[bytes]) -> tuple[int, bytes]:
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app({"type": "http", "method": method, "path": "/v1/predict"}, receive, send))
+    return sent[0]["status"], sent[1]["body"]
+
+
+def test_the_echo_answers_ours_answer_to_a_body_of_that_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = tmp_path / "echo-answers.json"
+    monkeypatch.setenv("BENCH_ANSWERS_FILE", str(answers))
+    app = echo_app()
+    assert call(app, "POST", [b"abc"]) == (404, b"")  # ours has not answered yet
+    answers.write_text(json.dumps({"5": '{"predictions":[1]}'}))
+    assert call(app, "POST", [b"ab", b"cde"]) == (200, b'{"predictions":[1]}')
+    assert call(app, "GET", [b""]) == (200, b"ok")

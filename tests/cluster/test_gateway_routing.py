@@ -1,0 +1,329 @@
+"""Gateway API routing on the rig: the operator weighs one rule of a user's HTTPRoute.
+
+The Gateway API CRDs are the pinned ones (hack/versions.env, .cache/crds); the
+route's objects are real API objects, the Deployments roll on KWOK nodes, and no
+data plane routes by the route here (Show 3, the real node, is that part): the
+analysis judges the two real service processes of devstack.canary, to which the
+rig's traffic goes directly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from devstack.canary import CanaryRig, canary_rigs, start_prometheus
+from devstack.cluster import Cluster
+from devstack.operator_process import OperatorProcess, running_operator
+from tests.support.operator_rig import (
+    WAIT,
+    canary_rollout,
+    md_body,
+    set_model,
+    status_of,
+    wait_for,
+    wait_phase,
+)
+
+pytestmark = pytest.mark.cluster
+
+STABLE_SVC = "diabetes-model-service-stable"
+CANARY_SVC = "diabetes-model-service-canary"
+PINNED = "diabetes-canary-pinned"
+HEADER = "x-model-version"
+
+# the user's own rule: a redirect the operator must leave alone, as every filter
+LEGACY_RULE = {
+    "name": "legacy",
+    "matches": [{"path": {"type": "PathPrefix", "value": "/old"}}],
+    "filters": [
+        {
+            "type": "RequestRedirect",
+            "requestRedirect": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/v1"}},
+        }
+    ],
+}
+MODEL_FILTER = {
+    "type": "RequestHeaderModifier",
+    "requestHeaderModifier": {"add": [{"name": "x-team", "value": "ml"}]},
+}
+
+
+def route_body(namespace: str) -> dict:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "models", "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "edge"}],
+            "hostnames": ["models.example"],
+            "rules": [
+                LEGACY_RULE,
+                {
+                    "name": "predict",
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
+                    "filters": [MODEL_FILTER],
+                    "backendRefs": [{"name": STABLE_SVC, "port": 8080}],
+                },
+            ],
+        },
+    }
+
+
+def routed_rollout(prometheus_url: str, **analysis) -> dict:
+    rollout = canary_rollout(prometheus_url, **analysis)
+    rollout["trafficRouting"] = {
+        "gatewayAPI": {"httpRoute": "models", "rule": "predict", "canaryHeader": HEADER}
+    }
+    return rollout
+
+
+def rule_of(route: dict, name: str) -> dict | None:
+    return next((r for r in route["spec"]["rules"] if r.get("name") == name), None)
+
+
+def weights_in(route: dict) -> dict[str, int]:
+    rule = rule_of(route, "predict") or {}
+    return {r["name"]: r.get("weight", 1) for r in rule.get("backendRefs") or []}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One look: the route, the canary Deployment, the route again, the status.
+
+    A canary backend in the route read *before* the Deployment was put there before
+    the Deployment read; a canary Deployment gone before the route read *after* it
+    was gone before that route was read. So each order check is free of races.
+    """
+
+    before: dict  # the route read before the Deployments
+    canary_ready: bool  # the canary Deployment exists with every replica ready
+    canary_serving: bool  # ... with at least one ready replica
+    canary_exists: bool
+    route: dict  # the route read after the Deployments
+    status: dict
+
+    def rule(self, name: str) -> dict | None:
+        return rule_of(self.route, name)
+
+    @property
+    def weights(self) -> dict[str, int]:
+        return weights_in(self.route)
+
+
+def sample(cluster: Cluster, namespace: str) -> Sample:
+    before = cluster.get("httproute", "models", "-n", namespace)
+    deps = {
+        d["metadata"]["name"]: d
+        for d in cluster.get("deployments", "-n", namespace)["items"]
+    }  # fmt: skip
+    canary = deps.get("diabetes-model-service-canary")
+    ready_pods = (canary or {}).get("status", {}).get("readyReplicas") or 0
+    ready = bool(canary) and ready_pods >= canary["spec"]["replicas"]
+    after = cluster.get("httproute", "models", "-n", namespace)
+    status = status_of(cluster, namespace, "diabetes")
+    return Sample(before, ready, ready_pods > 0, canary is not None, after, status)
+
+
+def watch(
+    cluster: Cluster, op: OperatorProcess, namespace: str, done: Callable[[Sample], bool],
+    what: str, act: Callable[[Sample], None] = lambda s: None,
+) -> list[Sample]:  # fmt: skip
+    """Samples every half second until ``done`` (``act`` may change things on the way)."""
+    samples: list[Sample] = []
+    deadline = time.monotonic() + 2 * WAIT
+    while time.monotonic() < deadline:
+        samples.append(sample(cluster, namespace))
+        act(samples[-1])
+        if done(samples[-1]):
+            return samples
+        time.sleep(0.5)
+    last = json.dumps(samples[-1].status, indent=1) if samples else "no sample"
+    pytest.fail(f"timed out waiting for {what}; status {last}\n{op.tail(25)}")
+
+
+def users_parts(s: Sample) -> tuple:
+    """What is the user's alone: hostnames, parents, their rule, the model rule's filters and
+    matches (as the API server stored them, defaults filled in)."""
+    predict = s.rule("predict") or {}
+    return (
+        s.route["spec"]["hostnames"],
+        s.route["spec"]["parentRefs"],
+        s.rule("legacy"),
+        predict.get("filters"),
+        predict.get("matches"),
+    )
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster, tmp_path_factory) -> Iterator[OperatorProcess]:
+    cluster.install_gateway_api_crds()
+    with running_operator(cluster, tmp_path_factory.mktemp("operator")) as op:
+        yield op
+
+
+@pytest.fixture
+def canary_rig(namespace) -> Iterator[Callable[..., CanaryRig]]:
+    with canary_rigs(namespace, "modelops-gateway-") as make:
+        yield make
+
+
+def test_route_weights_follow_each_step_and_the_promotion(cluster, operator, namespace, canary_rig):
+    rig = canary_rig("diabetes", canary_version="3")  # the healthy next version
+    cluster.apply(route_body(namespace))
+    rollout = routed_rollout(rig.prometheus.url, maxDriftScore=0.5, maxLatencyP95Seconds=1.0)
+    rollout["steps"] = [25, 50, 100]
+    cluster.apply(md_body("diabetes", namespace, model="diabetes", rollout=rollout))
+    wait_phase(cluster, operator, namespace, "diabetes", "Ready")
+    first = sample(cluster, namespace)
+    assert first.weights == {STABLE_SVC: 100}
+    assert first.rule(PINNED) is None
+    theirs = users_parts(first)
+    assert theirs[2]["filters"][0]["type"] == "RequestRedirect"
+    assert theirs[3] == [MODEL_FILTER]
+    route_rv = first.route["metadata"]["resourceVersion"]
+
+    set_model(cluster, namespace, "diabetes", "diabetes", "3")
+    extra = {"name": "docs", "matches": [{"path": {"type": "PathPrefix", "value": "/docs"}}],
+             "backendRefs": [{"name": "docs", "port": 80}]}  # fmt: skip
+    edited: list[bool] = []
+
+    def user_edits_midway(s: Sample) -> None:
+        # at the 50% step the user adds a rule of their own (a JSON patch of their route)
+        if not edited and s.weights.get(CANARY_SVC) == 50:
+            patch = [{"op": "add", "path": "/spec/rules/-", "value": extra}]
+            cluster.kubectl("patch", "httproute", "models", "-n", namespace, "--type", "json",
+                            "-p", json.dumps(patch))  # fmt: skip
+            edited.append(True)
+
+    def promoted(s: Sample) -> bool:
+        return s.status.get("phase") == "Ready" and s.status.get("stableVersion") == "3"
+
+    samples = watch(cluster, operator, namespace, promoted, "the promotion", user_edits_midway)
+    seen = [s.weights.get(CANARY_SVC, 0) for s in samples]
+    routed = [i for i, w in enumerate(seen) if w]
+    assert routed, seen
+    # the canary backend appears once the canary is Ready, and stays, never lower, until the
+    # promotion: no flap while the canary scales up for the next step
+    first_routed = next(s for s in samples if weights_in(s.before).get(CANARY_SVC))
+    assert first_routed.canary_ready
+    assert routed == list(range(routed[0], routed[-1] + 1)), seen
+    assert seen[routed[0] : routed[-1] + 1] == sorted(seen[routed[0] : routed[-1] + 1]), seen
+    for s in samples:
+        assert users_parts(s) == theirs
+        canary_weight = s.weights.get(CANARY_SVC, 0)
+        assert s.weights[STABLE_SVC] == 100 - canary_weight, s.weights
+        if weights_in(s.before).get(CANARY_SVC) or rule_of(s.before, PINNED):
+            assert s.canary_serving, f"canary backend without a ready canary pod: {s.weights}"
+        if s.rule(PINNED):
+            (match,) = s.rule(PINNED)["matches"]
+            assert match["headers"] == [{"type": "Exact", "name": HEADER, "value": "3"}]
+            assert match["path"] == {"type": "PathPrefix", "value": "/v1"}
+            assert [b["name"] for b in s.rule(PINNED)["backendRefs"]] == [CANARY_SVC]
+    # every step was routed, in order, and nothing else
+    assert sorted(set(seen) - {0}) == [25, 50, 100], seen
+    assert any(s.rule(PINNED) for s in samples)
+    assert edited, "never saw the 50% step"
+    # the promotion: 100/0 back on the stable, the pinned rule gone, the user's rule kept
+    last = samples[-1]
+    assert last.weights == {STABLE_SVC: 100}
+    assert last.rule(PINNED) is None
+    docs = last.rule("docs")
+    assert docs["matches"] == extra["matches"]
+    assert [(b["name"], b["port"]) for b in docs["backendRefs"]] == [("docs", 80)]
+    assert last.route["metadata"]["resourceVersion"] != route_rv
+    stored = cluster.get("httproute", "models", "-n", namespace, "--show-managed-fields")
+    ours = [m for m in stored["metadata"]["managedFields"] if m["manager"] == "modelops-operator"]
+    assert [m["operation"] for m in ours] == ["Apply"]  # server-side apply, its own manager
+    assert list(ours[0]["fieldsV1"]["f:spec"]) == ["f:rules"]  # the rules alone, not the rest
+    wait_for(
+        lambda: CANARY_SVC not in {
+            s["metadata"]["name"] for s in cluster.get("services", "-n", namespace)["items"]
+        },
+        "the canary Service to be pruned",
+    )  # fmt: skip
+
+
+def test_rollback_puts_the_weights_back_before_the_canary_goes(
+    cluster, operator, namespace, tmp_path
+):
+    # a Prometheus whose one target is down: every step is inconclusive until the deadline
+    prom = start_prometheus(tmp_path, ["http://127.0.0.1:9"], namespace)
+    try:
+        cluster.apply(route_body(namespace))
+        rollout = routed_rollout(prom.url)
+        rollout["analysis"]["deadline"] = "8s"
+        rollout["interval"] = "2s"
+        cluster.apply(md_body("diabetes", namespace, model="diabetes", rollout=rollout))
+        wait_phase(cluster, operator, namespace, "diabetes", "Ready")
+        theirs = users_parts(sample(cluster, namespace))
+        set_model(cluster, namespace, "diabetes", "diabetes", "2")
+
+        def gone(s: Sample) -> bool:
+            return s.status.get("phase") == "RolledBack" and not s.canary_exists
+
+        samples = watch(cluster, operator, namespace, gone, "the rollback")
+    finally:
+        prom.stop()
+    assert any(s.weights.get(CANARY_SVC) == 50 for s in samples), "the canary was never routed"
+    for s in samples:
+        assert users_parts(s) == theirs
+        if s.canary_exists and not s.canary_ready:
+            # not Ready yet (one replica at the 50% step): not routed
+            assert CANARY_SVC not in weights_in(s.before), s.weights
+            assert rule_of(s.before, PINNED) is None
+        if not s.canary_exists:
+            # the canary Deployment gone: the route had left it before
+            assert CANARY_SVC not in s.weights, s.weights
+            assert s.rule(PINNED) is None
+    assert samples[-1].weights == {STABLE_SVC: 100}
+    assert samples[-1].status["history"][-1]["result"] == "RolledBack"
+
+
+def test_ab_test_holds_its_split_until_the_winner_is_named(cluster, operator, namespace):
+    # no Prometheus at all: an A/B test is never analyzed, so nothing could judge it
+    cluster.apply(route_body(namespace))
+    rollout = {
+        "strategy": "ABTest",
+        "abTest": {"weight": 30},
+        "interval": "2s",
+        "analysis": {"prometheusUrl": "http://127.0.0.1:9"},
+        "trafficRouting": routed_rollout("http://127.0.0.1:9")["trafficRouting"],
+    }
+    cluster.apply(md_body("diabetes", namespace, model="diabetes", rollout=rollout))
+    wait_phase(cluster, operator, namespace, "diabetes", "Ready")
+    set_model(cluster, namespace, "diabetes", "diabetes", "3")
+
+    def split_held(s: Sample) -> bool:
+        return s.weights.get(CANARY_SVC) == 30
+
+    first = watch(cluster, operator, namespace, split_held, "the 70/30 split")[-1]
+    assert first.weights == {STABLE_SVC: 70, CANARY_SVC: 30}
+    (match,) = first.rule(PINNED)["matches"]
+    assert match["headers"] == [{"type": "Exact", "name": HEADER, "value": "3"}]
+    # many intervals later: still 70/30, never analyzed, never promoted
+    time.sleep(10)
+    held = sample(cluster, namespace)
+    assert held.weights == {STABLE_SVC: 70, CANARY_SVC: 30}
+    assert held.status["phase"] == "Progressing"
+    assert held.status["stableVersion"] == "1"
+    assert "lastAnalysis" not in held.status
+    progressing = next(c for c in held.status["conditions"] if c["type"] == "Progressing")
+    assert progressing["reason"] == "ABTesting"
+    assert "abTest.winner is 3" in progressing["message"]
+
+    patch = {"spec": {"rollout": {"abTest": {"winner": "3"}}}}
+    cluster.kubectl("patch", "md", "diabetes", "-n", namespace, "--type", "merge",
+                    "-p", json.dumps(patch))  # fmt: skip
+    status = wait_phase(cluster, operator, namespace, "diabetes", "Ready", stableVersion="3")
+    entry = status["history"][-1]
+    assert (entry["version"], entry["result"], entry["reason"]) == ("3", "Promoted", "WinnerChosen")
+    last = wait_for(
+        lambda: (s := sample(cluster, namespace)).weights == {STABLE_SVC: 100} and s,
+        "the route back to the stable alone",
+    )
+    assert last.rule(PINNED) is None

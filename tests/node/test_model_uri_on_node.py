@@ -1,0 +1,130 @@
+"""Models from a URI on the real node (issue 19, show 2).
+
+The rig's real node and a real S3 server (versitygw) on the host side of the node's veth
+(HOST_IP, which the pods reach through the node), with a serving cert from the rig's CA.
+A ModelDeployment whose uri points at the bucket becomes Ready; a wrong digest and a missing
+object each show their failure class in the Degraded message; a new version uploaded next to
+the old one is rolled out by changing uri and version alone, with the same image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.cluster import Cluster
+from devstack.node_config import HOST_IP
+from devstack.object_store import ObjectStore
+from devstack.operator_process import running_operator
+from devstack.paths import MODELS_ROOT
+from modelops_service.card import read_card
+from tests.support import operator_rig as rig
+
+pytestmark = pytest.mark.node
+
+IMAGE = "model-service:0.1.0"
+
+
+@pytest.fixture(scope="module")
+def store(node_rig, tmp_path_factory) -> Iterator[ObjectStore]:
+    cluster, _ = node_rig
+    assert cluster.run_dir is not None
+    with ObjectStore(tmp_path_factory.mktemp("s3"), cluster.run_dir / "pki", host=HOST_IP) as s3:
+        s3.make_bucket("models")
+        for version in ("1", "2"):
+            s3.put_dir("models", f"wine/{version}", MODELS_ROOT / "wine" / version)
+        yield s3
+
+
+def sha(version: str) -> str:
+    return read_card(MODELS_ROOT / "wine" / version).sha256
+
+
+def prepare(cluster: Cluster, ns: str, s3: ObjectStore) -> dict:
+    """The Secret (keys) and ConfigMap (the rig's CA) a user would create; the fetch spec."""
+    cluster.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "s3-keys", "namespace": ns},
+                "stringData": {
+                    "AWS_ACCESS_KEY_ID": s3.access_key,
+                    "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "rig-ca", "namespace": ns},
+                "data": {"ca.crt": s3.ca_file.read_text()},
+            },
+        ]
+    )
+    return {"endpoint": s3.endpoint, "credentialsSecret": "s3-keys", "caConfigMap": "rig-ca"}
+
+
+def md(ns: str, version: str, uri: str, digest: str, fetch: dict) -> dict:
+    body = rig.md_body("wine", ns, version=version, rollout={"strategy": "RollingUpdate"})
+    model = body["spec"]["model"]
+    model.pop("artifact", None)
+    model.update(image=IMAGE, uri=uri, sha256=digest, fetch=fetch)
+    return body
+
+
+def test_a_model_from_s3_becomes_ready_and_a_new_uri_rolls_out_without_an_image(
+    node_rig, restricted, store, tmp_path
+):
+    cluster, _ = node_rig
+    fetch = prepare(cluster, restricted, store)
+    with running_operator(cluster, tmp_path) as op:
+        cluster.apply(md(restricted, "1", "s3://models/wine/1", sha("1"), fetch))
+        rig.wait_phase(cluster, op, restricted, "wine", "Ready", timeout=240, stableVersion="1")
+        pods = cluster.get("pods", "-n", restricted, "-l", "modelops.io/version=1")["items"]
+        assert pods
+        for pod in pods:
+            (init,) = pod["status"]["initContainerStatuses"]
+            assert init["name"] == "model-fetch"
+            assert init["state"]["terminated"]["exitCode"] == 0
+        # version 2 was uploaded next to version 1: only uri, version and sha256 change
+        images_before = {c["image"] for p in pods for c in p["spec"]["containers"]}
+        rig.patch_md(
+            cluster,
+            restricted,
+            "wine",
+            {"spec": {"model": {"version": "2", "uri": "s3://models/wine/2", "sha256": sha("2")}}},
+        )
+        rig.wait_phase(cluster, op, restricted, "wine", "Ready", timeout=240, stableVersion="2")
+        pods = cluster.get("pods", "-n", restricted, "-l", "modelops.io/version=2")["items"]
+        assert pods
+        assert {c["image"] for p in pods for c in p["spec"]["containers"]} == images_before
+
+
+@pytest.mark.parametrize(
+    ("uri", "digest", "failure", "code"),
+    [
+        ("s3://models/wine/1", "ab" * 32, "digest_mismatch", 12),
+        ("s3://models/wine/404", None, "not_found", 10),
+    ],
+)
+def test_a_failed_fetch_shows_its_class_in_degraded(
+    node_rig, restricted, store, tmp_path, uri, digest, failure, code
+):
+    cluster, _ = node_rig
+    fetch = prepare(cluster, restricted, store)
+    with running_operator(cluster, tmp_path) as op:
+        cluster.apply(md(restricted, "1", uri, digest or sha("1"), fetch))
+        status = rig.wait_phase(cluster, op, restricted, "wine", "Degraded", timeout=240)
+    degraded = rig.condition(status, "Degraded")
+    assert degraded["status"] == "True"
+    assert f"container model-fetch exited {code}" in degraded["message"], degraded["message"]
+    assert f"fetch failed: {failure}: " in degraded["message"]
+    # the kubelet's termination message is the fetcher's one JSON line
+    pod = cluster.get("pods", "-n", restricted, "-l", "modelops.io/version=1")["items"][0]
+    (init,) = pod["status"]["initContainerStatuses"]
+    terminated = init["lastState"].get("terminated") or init["state"].get("terminated")
+    line = json.loads(terminated["message"].strip().splitlines()[-1])
+    assert (line["failure"], line["exitCode"]) == (failure, code)
+    assert all(not c.get("started") for c in pod["status"]["containerStatuses"])

@@ -1,0 +1,75 @@
+"""The files several workers share: drift windows read as one, the metrics directory's
+preparation and the bookkeeping of dead workers (in-process, real files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from modelops_service.window import PodWindow, SlidingWindow, window_path
+from modelops_service.workers import MULTIPROC_ENV, mark_dead_workers, prepare_multiproc_dir
+
+
+def rows(start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    values = np.arange(start, start + n, dtype=float)
+    return np.repeat(values[:, None], 2, axis=1), values
+
+
+def dead_pid() -> int:
+    """A pid no process has: one above the kernel's largest."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+
+
+def test_the_pod_window_reads_every_worker_window(tmp_path: Path) -> None:
+    first = SlidingWindow(2, 3, path=window_path(tmp_path, 101))
+    second = SlidingWindow(2, 3, path=window_path(tmp_path, 102))
+    first.append(*rows(0, 5))  # wraps: keeps 2, 3, 4
+    second.append(*rows(10, 2))
+
+    features, signal, appended = PodWindow(tmp_path, 2, 3).snapshot()
+
+    assert sorted(signal.tolist()) == [2.0, 3.0, 4.0, 10.0, 11.0]
+    assert np.array_equal(features[:, 1], signal)
+    assert appended == 7
+    assert PodWindow(tmp_path, 2, 3).appended == 7
+    assert len(PodWindow(tmp_path, 2, 3)) == 5
+
+
+def test_an_empty_pod_window(tmp_path: Path) -> None:
+    features, signal, appended = PodWindow(tmp_path, 2, 3).snapshot()
+
+    assert (features.shape, signal.shape, appended) == ((0, 2), (0,), 0)
+
+
+def test_the_entry_point_empties_the_directory_and_exports_it(tmp_path: Path) -> None:
+    shared = tmp_path / "metrics"
+    (shared / "old").mkdir(parents=True)
+    (shared / "counter_7.db").write_bytes(b"x")
+    env = {MULTIPROC_ENV: str(shared)}
+
+    assert prepare_multiproc_dir(env) == shared
+    assert list(shared.iterdir()) == []
+
+    fresh: dict[str, str] = {}
+    made = prepare_multiproc_dir(fresh)
+    assert fresh[MULTIPROC_ENV] == str(made)
+    assert made.is_dir()
+
+
+def test_a_dead_worker_loses_its_live_gauges_and_drift_rows_but_not_its_counts(
+    tmp_path: Path,
+) -> None:
+    gone = dead_pid()
+    for name in (f"gauge_livesum_{gone}.db", f"counter_{gone}.db", "gauge_livesum_1.db"):
+        (tmp_path / name).write_bytes(b"")
+    SlidingWindow(2, 3, path=window_path(tmp_path, gone)).append(*rows(0, 1))
+    SlidingWindow(2, 3, path=window_path(tmp_path, 1)).append(*rows(0, 1))  # pid 1 lives
+
+    mark_dead_workers(tmp_path)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"counter_{gone}.db",
+        "drift_window_1.bin",
+        "gauge_livesum_1.db",
+    ]

@@ -22,7 +22,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 from devstack.cluster import FAKE_NODE_LABEL, START_TIMEOUT, Cluster, RigError
 from devstack.paths import find_tool, tool_path
 from devstack.pki import KUBELET_CLIENT, make_pki, write_kubeconfig
-from devstack.processes import Ledger, Process, free_port, pid_alive, spawn, stop_all
+from devstack.processes import Ledger, Process, free_port, on_free_port, pid_alive, spawn, stop_all
 
 RIG_STAGES = Path(__file__).with_name("kwok-stages.yaml")
 SERVICE_CIDR = "10.96.0.0/16"  # pki.SERVICE_IP is its first address
@@ -97,13 +97,12 @@ class ControlPlane:
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
         ]
-        kcm_port, sched_port = free_port(), free_port()
-        self._spawn(
+        self._start_healthy(
             "kube-controller-manager",
-            [
+            lambda port: [
                 bins["kube-controller-manager"],
                 *common,
-                f"--secure-port={kcm_port}",
+                f"--secure-port={port}",
                 f"--service-account-private-key-file={pki / 'sa.key'}",
                 f"--root-ca-file={pki / 'ca.crt'}",
                 f"--cluster-signing-cert-file={pki / 'ca.crt'}",
@@ -113,12 +112,12 @@ class ControlPlane:
                 "--kube-api-burst=400",
             ],
         )
-        self._spawn(
+        self._start_healthy(
             "kube-scheduler",
-            [
+            lambda port: [
                 bins["kube-scheduler"],
                 *common,
-                f"--secure-port={sched_port}",
+                f"--secure-port={port}",
                 "--kube-api-qps=200",
                 "--kube-api-burst=400",
             ],
@@ -144,8 +143,6 @@ class ControlPlane:
             ],
         )
         self._save_state(server)
-        self._wait_https(f"https://127.0.0.1:{kcm_port}/healthz", "kube-controller-manager")
-        self._wait_https(f"https://127.0.0.1:{sched_port}/healthz", "kube-scheduler")
         cluster.wait_ready(nodes=self.node_count > 0)
         cluster.install_monitoring_crds()
         self.check_alive()
@@ -163,6 +160,21 @@ class ControlPlane:
         )
         self.procs.append(proc)
         return proc
+
+    def _start_healthy(self, name: str, argv: Callable[[int], Sequence[str | Path]]) -> None:
+        """Start KCM or the scheduler on a free --secure-port and wait for its /healthz; again
+        on another port if a process bound the chosen one before it did."""
+
+        def start(port: int) -> None:
+            proc = self._spawn(name, argv(port))
+            try:
+                self._wait_https(f"https://127.0.0.1:{port}/healthz", name)
+            except RigError:
+                proc.stop()
+                self.procs.remove(proc)
+                raise
+
+        on_free_port(start)
 
     def _start_etcd(self, etcd: Path) -> str:
         for _attempt in range(3):

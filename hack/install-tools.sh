@@ -20,11 +20,13 @@
 #   prometheus, promtool, alertmanager   Debian packages
 #   runc, CNI plugins, iptables, socat   Debian packages (the real node)
 #   monitoring.coreos.com CRDs           the prometheus-operator Go module
-#   prometheus-operator, prometheus-config-reloader; and the prometheus and alertmanager
-#   it runs in pods (upstream's, at the versions the operator deploys by default)
-#                    go build from their Go modules through a wrapper module (their
-#                    go.mod files have replace directives, so `go install mod@version`
-#                    refuses them); Debian's prometheus lacks Kubernetes discovery
+#   prometheus-operator, prometheus-config-reloader
+#                    go build from their Go module through a wrapper module (its go.mod
+#                    replaces sub-modules by directories, which `go install` refuses)
+#   the prometheus and alertmanager prometheus-operator runs in pods (upstream's, at the
+#   versions it deploys by default; Debian's prometheus lacks Kubernetes discovery)
+#                    prometheus: go build in a copy of its module with Kubernetes discovery
+#                    only (upstream's plugins.yml); go install of alertmanager
 #   gateway.networking.k8s.io CRDs       the gateway-api Go module (standard channel)
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
@@ -99,6 +101,20 @@ go_progress() {
 
 scratch() { mktemp -d "$CACHE_ROOT/.tmp.XXXXXX"; }
 trap 'rm -rf "$CACHE_ROOT"/.tmp.* 2>/dev/null || true' EXIT
+
+# go_module FIELD MODULE@VERSION: download a Go module and print FIELD of `go mod download
+# -json` (Dir: its read-only source in the module cache; GoMod: its go.mod).
+go_module() {
+  (cd "$(scratch)" && GOFLAGS=-mod=mod go mod download -json "$2") |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get(sys.argv[1]) or sys.exit(d.get("Error")))' "$1"
+}
+
+# go_module_copy MODULE@VERSION DEST: a writable copy of a module's source, to build in (its
+# go.mod's own replace directives apply, which `go install mod@version` refuses).
+go_module_copy() {
+  cp -r "$(go_module Dir "$1")" "$2"
+  chmod -R u+w "$2"
+}
 
 # --- Debian: prometheus, promtool, alertmanager; the real node's runc, CNI, iptables
 install_debian() {
@@ -177,8 +193,7 @@ module_crds() {
     local t=$SECONDS tmp mod
     tmp=$(scratch)
     say "$name CRDs: $module $version (Go module)"
-    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$module@$version" |
-      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+    mod=$(go_module Dir "$module@$version")
     mkdir -p "$tmp/out"
     for f in "$@"; do
       [[ -f $mod/$sub/$f ]] || die "no $sub/$f in $module $version"
@@ -234,8 +249,7 @@ go_build_wrapped() {
       for pkg in "$@"; do printf '\t_ "%s"\n' "$pkg"; done
       printf ')\n'
     } >tools.go
-    upstream=$(go mod download -json "$mod@$version" |
-      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error")))')
+    upstream=$(go_module GoMod "$mod@$version")
     go mod edit -require="$mod@$version"
     go mod edit -json "$upstream" | python3 -c '
 import json, sys
@@ -282,8 +296,7 @@ build_promop() {
   mv "$tmp/out/operator" "$tmp/out/prometheus-operator"
   # Upstream's manifests for running it (operator Deployment, RBAC, Service, ServiceMonitor;
   # Prometheus' RBAC): devstack/prometheus_operator.py applies them with the local images.
-  mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$p@$PROMETHEUS_OPERATOR_VERSION" |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+  mod=$(go_module Dir "$p@$PROMETHEUS_OPERATOR_VERSION")
   mkdir -p "$tmp/out/manifests"
   cp -r "$mod/example/rbac/prometheus-operator" "$mod/example/rbac/prometheus" "$tmp/out/manifests/"
   chmod -R u+w,a+rX "$tmp/out/manifests"
@@ -307,19 +320,28 @@ build_promserver() {
   dir=$(promserver_dir)
   tmp=$(scratch)
   say "prometheus $PROMETHEUS_VERSION, alertmanager $ALERTMANAGER_VERSION: go build (about 8 min cold on 2 cores)"
-  defaults=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json \
-    "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')/pkg/operator/defaults.go
+  defaults=$(go_module Dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")/pkg/operator/defaults.go
   grep -q "DefaultAlertmanagerVersion = \"$ALERTMANAGER_VERSION\"" "$defaults" ||
     die "prometheus-operator $PROMETHEUS_OPERATOR_VERSION deploys another Alertmanager: set ALERTMANAGER_VERSION to $(sed -n 's/.*DefaultAlertmanagerVersion = "\(.*\)"/\1/p' "$defaults")"
   grep -q "\"$PROMETHEUS_VERSION\"," "$defaults" ||
     die "PROMETHEUS_VERSION $PROMETHEUS_VERSION is not in prometheus-operator $PROMETHEUS_OPERATOR_VERSION's compatibility matrix"
-  # Prometheus' Go module numbers v3.5.0 as v0.305.0.
+  # Prometheus' Go module numbers v3.5.0 as v0.305.0. Its service discovery plugins are
+  # chosen at build time (upstream's README: edit plugins.yml, `make plugins`): the pods
+  # need Kubernetes discovery only, and leaving out the cloud SDKs of the other 23 halves
+  # the build.
   IFS=. read -r major minor patch <<<"${PROMETHEUS_VERSION#v}"
-  go_build_wrapped "$tmp/out" github.com/prometheus/prometheus "v0.$((major * 100 + minor)).$patch" \
-    "$(prometheus_ldflags "$PROMETHEUS_VERSION")" github.com/prometheus/prometheus/cmd/prometheus
-  go_build_wrapped "$tmp/out" github.com/prometheus/alertmanager "$ALERTMANAGER_VERSION" \
-    "$(prometheus_ldflags "$ALERTMANAGER_VERSION")" github.com/prometheus/alertmanager/cmd/alertmanager
+  go_module_copy "github.com/prometheus/prometheus@v0.$((major * 100 + minor)).$patch" "$tmp/src"
+  (
+    cd "$tmp/src"
+    export GOFLAGS=-buildvcs=false
+    echo "- github.com/prometheus/prometheus/discovery/kubernetes" >plugins.yml
+    go generate -tags plugins ./plugins 2>&1 | go_progress
+    go build -trimpath -ldflags "$(prometheus_ldflags "$PROMETHEUS_VERSION")" \
+      -o "$tmp/out/prometheus" ./cmd/prometheus 2>&1 | go_progress
+  )
+  (cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp/out" go install -trimpath \
+    -ldflags "$(prometheus_ldflags "$ALERTMANAGER_VERSION")" \
+    "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION" 2>&1 | go_progress)
   "$tmp/out/prometheus" --version 2>&1 | grep -q "version ${PROMETHEUS_VERSION#v} " ||
     die "prometheus reports '$("$tmp/out/prometheus" --version 2>&1 | head -1)', not $PROMETHEUS_VERSION"
   mkdir -p "$(dirname "$dir")"
@@ -359,8 +381,7 @@ install_kwok() {
       go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" 2>&1 | go_progress)
     # kwok drops its built-in pod stages once --config holds any pod stage, so
     # the rig passes these (the built-in "fast" ones) beside its own.
-    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
-      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+    mod=$(go_module Dir "sigs.k8s.io/kwok@$KWOK_VERSION")
     mkdir -p "$tmp/out/stages"
     cp "$mod"/kustomize/stage/pod/fast/pod-*.yaml "$tmp/out/stages/"
     chmod 0644 "$tmp"/out/stages/*.yaml
@@ -427,8 +448,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 EOF
-      kmod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" |
-        python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error")))')
+      kmod=$(go_module GoMod "k8s.io/kubernetes@v$KUBERNETES_VERSION")
       local mods
       mods=$(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$kmod")
       [[ -n $mods ]] || die "no staging replaces found in $kmod"
@@ -486,8 +506,7 @@ install_helm3() {
     local t=$SECONDS tmp gomod minor ld p v
     tmp=$(scratch)
     say "helm $HELM3_VERSION: go install (a few minutes cold)"
-    gomod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "helm.sh/helm/v3@$HELM3_VERSION" |
-      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error")))')
+    gomod=$(go_module GoMod "helm.sh/helm/v3@$HELM3_VERSION")
     # Without the stamp, helm 3 built from source assumes Kubernetes 1.20 and
     # rejects the charts' kubeVersion range in `helm template`.
     minor=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod")
@@ -566,10 +585,7 @@ build_keda() {
   dir=$(keda_dir)
   tmp=$(scratch)
   say "keda $KEDA_VERSION: go build of cmd/operator and cmd/adapter (about 20 min cold on 2 cores)"
-  mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
-  cp -r "$mod" "$tmp/src"
-  chmod -R u+w "$tmp/src"
+  go_module_copy "github.com/kedacore/keda/v2@$KEDA_VERSION" "$tmp/src"
   local ld="-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
   (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ld" -o "$tmp/out/keda" ./cmd/operator 2>&1 | go_progress)
   (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ld" -o "$tmp/out/keda-adapter" ./cmd/adapter 2>&1 | go_progress)
@@ -646,8 +662,7 @@ install_node() {
     local t=$SECONDS tmp mod
     tmp=$(scratch)
     say "pause: gcc -static from k8s.io/kubernetes@v$KUBERNETES_VERSION build/pause/linux/pause.c"
-    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" |
-      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+    mod=$(go_module Dir "k8s.io/kubernetes@v$KUBERNETES_VERSION")
     mkdir -p "$tmp/out"
     gcc -Os -static -Wall -Werror -DVERSION="v$KUBERNETES_VERSION-modelops" \
       -o "$tmp/out/pause" "$mod/build/pause/linux/pause.c"

@@ -29,12 +29,14 @@ from devstack.cluster import Cluster
 from devstack.images import build_images
 from devstack.node import RealNode
 from devstack.node_config import HOST_IP, NODE_NAME
+from devstack.object_store import ObjectStore
 from devstack.paths import MODELS_ROOT, OPERATOR_CHART, REPO_ROOT, RULES, SERVICE_CHART
 from devstack.prometheus_operator import MonitoringStack
 from modelops_operator import constants
 from modelops_operator.metrics import RECONCILES
 from modelops_service.card import read_card
 from tests.monitoring import promql
+from tests.node.test_model_uri_on_node import prepare as s3_prepare
 from tests.node.test_service_on_node import LOAD
 from tests.support import operator_rig as rig
 
@@ -238,6 +240,7 @@ def test_every_dashboard_query_the_rig_can_serve_returns_data(show1):
 
 OPERATOR_NS, OPERATOR_RELEASE = "modelops-system", "modelops"
 MODELS_NS = "models"  # the examples' namespace
+S3_NS = "models-s3"  # wine-from-s3.yaml's (its name is the failing wine's too)
 EXAMPLES = REPO_ROOT / "manifests" / "examples"
 CANARY_TIMEOUT = 900.0  # diabetes: 3 steps of 60s, each needing minRequests in its window
 
@@ -249,31 +252,35 @@ def operator_logs(cluster: Cluster) -> str:
     return proc.stdout + proc.stderr
 
 
-def status(cluster: Cluster, name: str) -> dict:
-    return rig.status_of(cluster, MODELS_NS, name)
+def status(cluster: Cluster, name: str, ns: str = MODELS_NS) -> dict:
+    return rig.status_of(cluster, ns, name)
 
 
-def wait_status(cluster: Cluster, name: str, timeout: float = CANARY_TIMEOUT, **expect) -> dict:
+def wait_status(
+    cluster: Cluster, name: str, timeout: float = CANARY_TIMEOUT, ns: str = MODELS_NS, **expect
+) -> dict:
     def probe() -> dict | None:
-        got = status(cluster, name)
+        got = status(cluster, name, ns)
         return got if all(got.get(k) == v for k, v in expect.items()) else None
 
     return rig.wait_for(
         probe,
-        f"{MODELS_NS}/{name} {expect}",
+        f"{ns}/{name} {expect}",
         timeout,
         explain=lambda: (
-            json.dumps(status(cluster, name), indent=1) + operator_logs(cluster)[-3000:]
+            json.dumps(status(cluster, name, ns), indent=1) + operator_logs(cluster)[-3000:]
         ),
     )
 
 
 @contextlib.contextmanager
 def md_traffic(cluster: Cluster, node: RealNode, names: dict[str, str], rate: float = 10):
-    """load.py through each ModelDeployment's Service (``names``: md name -> data set)."""
+    """load.py through each ModelDeployment's Service (``names``: "namespace/md name" or
+    md name in the examples' namespace -> data set)."""
     procs = {}
     for name, model in names.items():
-        ip = cluster.get("service", fullname(name), "-n", MODELS_NS)["spec"]["clusterIP"]
+        ns, _, md = name.rpartition("/")
+        ip = cluster.get("service", fullname(md), "-n", ns or MODELS_NS)["spec"]["clusterIP"]
         argv = node.in_netns(
             sys.executable, LOAD, f"http://{ip}:8080", json.dumps(instances(model)),
             "--rate", rate, "--seconds", 1200,
@@ -305,24 +312,63 @@ def model_operator(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -
 
 
 @pytest.fixture(scope="module")
-def canaries(node_rig: tuple[Cluster, RealNode], model_operator: Cluster) -> dict:
-    """The examples at version 1, then under traffic the healthy canary (diabetes 1 -> 3)
-    and the drifting one (wine 1 -> 2), until the operator has decided both."""
+def store(node_rig: tuple[Cluster, RealNode], tmp_path_factory) -> Iterator[ObjectStore]:
+    """The S3 store of manifests/examples/wine-from-s3.yaml: versitygw on the host end of
+    the node's link, wine 1 and its healthy next version 3 uploaded side by side."""
+    cluster, _ = node_rig
+    assert cluster.run_dir is not None
+    with ObjectStore(tmp_path_factory.mktemp("s3"), cluster.run_dir / "pki", host=HOST_IP) as s3:
+        s3.make_bucket("models")
+        for version in ("1", "3"):
+            s3.put_dir("models", f"wine/{version}", MODELS_ROOT / "wine" / version)
+        yield s3
+
+
+def wine_from_s3(cluster: Cluster, s3: ObjectStore) -> None:
+    """manifests/examples/wine-from-s3.yaml in S3_NS, with the rig's store as its endpoint
+    and the Secret and CA ConfigMap its comment tells the user to create."""
+    cluster.create_namespace(S3_NS)
+    fetch = s3_prepare(cluster, S3_NS, s3)
+    body = yaml.safe_load((EXAMPLES / "wine-from-s3.yaml").read_text())
+    body["metadata"]["namespace"] = S3_NS
+    body["spec"]["model"]["sha256"] = read_card(MODELS_ROOT / "wine" / "1").sha256
+    body["spec"]["model"]["fetch"].update(fetch)
+    cluster.apply([body])
+
+
+@pytest.fixture(scope="module")
+def canaries(
+    node_rig: tuple[Cluster, RealNode], model_operator: Cluster, store: ObjectStore
+) -> dict:
+    """The examples at version 1, then under traffic, side by side: the healthy canary
+    (diabetes 1 -> 3), the drifting one (wine 1 -> 2), and the healthy one from a new uri
+    (wine 1 -> 3 from S3, no image built), until the operator has decided all three."""
     cluster, node = node_rig
     cluster.create_namespace(MODELS_NS)
     cluster.kubectl("apply", "-f", EXAMPLES / "diabetes-canary.yaml")
     cluster.kubectl("apply", "-f", EXAMPLES / "wine-failing-canary.yaml")
+    wine_from_s3(cluster, store)
     for name in ("diabetes", "wine"):
         wait_status(cluster, name, timeout=300, phase="Ready")
-    with md_traffic(cluster, node, {"diabetes": "diabetes", "wine": "wine"}) as load:
+    wait_status(cluster, "wine", timeout=300, ns=S3_NS, phase="Ready")
+    names = {"diabetes": "diabetes", "wine": "wine", f"{S3_NS}/wine": "wine"}
+    with md_traffic(cluster, node, names) as load:
         cluster.kubectl("apply", "-f", EXAMPLES / "diabetes-canary-v3.yaml")
         rig.set_model(cluster, MODELS_NS, "wine", "wine", "2")
+        sha3 = read_card(MODELS_ROOT / "wine" / "3").sha256
+        rig.patch_md(
+            cluster, S3_NS, "wine",
+            {"spec": {"model": {"version": "3", "uri": "s3://models/wine/3", "sha256": sha3}}},
+        )  # fmt: skip
         wine = wait_status(cluster, "wine", phase="RolledBack")
         diabetes = wait_status(cluster, "diabetes", phase="Ready", stableVersion="3")
+        from_s3 = wait_status(cluster, "wine", ns=S3_NS, phase="Ready", stableVersion="3")
     return {
         "load": load,
         "diabetes": diabetes,
         "wine": wine,
+        "from_s3": from_s3,
+        "s3_pods": cluster.get("pods", "-n", S3_NS, "-l", "modelops.io/version=3")["items"],
         "events": {n: rig.events_of(cluster, MODELS_NS, n) for n in ("diabetes", "wine")},
         "describe": cluster.kubectl("describe", "md", "wine", "-n", MODELS_NS).stdout,
         "logs": operator_logs(cluster),
@@ -354,6 +400,23 @@ def test_show2_the_healthy_canary_is_promoted_and_wine_2_rolled_back(canaries):
     assert constants.RULE_DRIFT in describe, describe
     assert "prometheus-operated.monitoring.svc" in describe, describe
     assert "Rolled" in describe, describe
+
+
+@pytest.mark.timeout(CANARY_TIMEOUT + 600)
+def test_a_canary_from_a_new_uri_is_promoted_without_an_image_built(canaries):
+    """Issue 19, show 2: wine 3 uploaded next to wine 1, the ModelDeployment's uri, version
+    and sha256 changed, nothing else: a canary judged by Prometheus, promoted; the pods of
+    version 3 run the image version 1 ran, with the model their init container fetched."""
+    from_s3 = canaries["from_s3"]
+    assert (from_s3["phase"], from_s3["stableVersion"]) == ("Ready", "3"), from_s3
+    assert from_s3["history"][-1]["result"] == "Promoted", from_s3["history"]
+    pods = canaries["s3_pods"]
+    assert pods
+    for pod in pods:
+        (init,) = pod["status"]["initContainerStatuses"]
+        assert (init["name"], init["state"]["terminated"]["exitCode"]) == ("model-fetch", 0)
+        assert {c["image"] for c in pod["spec"]["containers"]} == {"model-service:0.1.0"}
+    assert canaries["load"][f"{S3_NS}/wine"]["failed"] == 0, canaries["load"]
 
 
 def test_show5_the_operators_servicemonitor_makes_its_metrics_a_target(stack, model_operator):

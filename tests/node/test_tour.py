@@ -40,7 +40,9 @@ from tests.node.test_model_uri_on_node import prepare as s3_prepare
 from tests.node.test_service_on_node import LOAD
 from tests.support import operator_rig as rig
 
-pytestmark = pytest.mark.node
+# The first test's setup starts the node, the monitoring stack and show 1's traffic: minutes
+# on a quiet machine, many more on a loaded one.
+pytestmark = [pytest.mark.node, pytest.mark.timeout(1800)]
 
 NS = "tour"
 MODELS = {"wine": load_wine, "diabetes": load_diabetes}  # a classifier and a regressor

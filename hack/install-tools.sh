@@ -327,8 +327,7 @@ build_promserver() {
     die "PROMETHEUS_VERSION $PROMETHEUS_VERSION is not in prometheus-operator $PROMETHEUS_OPERATOR_VERSION's compatibility matrix"
   # Prometheus' Go module numbers v3.5.0 as v0.305.0. Its service discovery plugins are
   # chosen at build time (upstream's README: edit plugins.yml, `make plugins`): the pods
-  # need Kubernetes discovery only, and leaving out the cloud SDKs of the other 23 halves
-  # the build.
+  # need Kubernetes discovery only; leaving out the other 23 leaves out their cloud SDKs.
   IFS=. read -r major minor patch <<<"${PROMETHEUS_VERSION#v}"
   go_module_copy "github.com/prometheus/prometheus@v0.$((major * 100 + minor)).$patch" "$tmp/src"
   (

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -62,6 +62,8 @@ ANALYSIS_RULES = (
 # is under NODE_HOME), so the container_* panels have no data either. Both left, issue 15.
 APPLIES = {constants.RULE_CLASS_SHARE: {"wine"}, constants.RULE_PREDICTION_MEAN: {"diabetes"}}
 NOT_SERVED = ("kube_", "container_")
+# The operator's own series: there once it runs (show 2), asserted after its rollouts.
+OPERATOR_SERIES = "modelops_operator_"
 DATA_TIMEOUT = 240.0  # 15s scrapes and evaluations (the kps values), then 1m rates
 
 
@@ -75,12 +77,33 @@ def finite_for(samples: list[dict]) -> set[str]:
     return {s["metric"]["model"] for s in samples if np.isfinite(s["value"])}
 
 
-def alert_panel_queries() -> list[str]:
-    """The dashboard queries on ALERTS: data only while an alert fires."""
+def panel_queries(keep: Callable[[set[str]], bool]) -> dict[str, str]:
+    """The dashboards' queries (where -> PromQL) whose metric names ``keep`` accepts."""
     queries = promql.dashboard_queries()
     analyses = promql.analyse(promql.expand_grafana(q.expr) for q in queries)
-    return [promql.expand_grafana(q.expr) for q, a in zip(queries, analyses, strict=True)
-            if "ALERTS" in a.metrics]  # fmt: skip
+    return {
+        f"{q.source}: {q.where}": promql.expand_grafana(q.expr)
+        for q, a in zip(queries, analyses, strict=True)
+        if keep(set(a.metrics))
+    }
+
+
+def alerts_panel(metrics: set[str]) -> bool:
+    """Data only while an alert fires: show 3."""
+    return "ALERTS" in metrics
+
+
+def operator_panel(metrics: set[str]) -> bool:
+    """The operator's own series alone: there once it runs, after its rollouts (show 2)."""
+    return all(m.startswith(OPERATOR_SERIES) for m in metrics)
+
+
+def not_served(metrics: set[str]) -> bool:
+    return any(m.startswith(NOT_SERVED) for m in metrics)
+
+
+def alert_panel_queries() -> list[str]:
+    return list(panel_queries(alerts_panel).values())
 
 
 def fullname(model: str) -> str:
@@ -157,23 +180,16 @@ def show1(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> dict:
             )
             for r in ANALYSIS_RULES
         }
-        queries = promql.dashboard_queries()
-        analyses = promql.analyse(promql.expand_grafana(q.expr) for q in queries)
-        dashboards, not_served = {}, []
-        for q, a in zip(queries, analyses, strict=True):
-            if "ALERTS" in a.metrics:  # data only while an alert fires: show 3 runs these
-                continue
-            if any(m.startswith(NOT_SERVED) for m in a.metrics):
-                not_served.append(f"{q.where}: {a.metrics}")
-                continue
-            expr = promql.expand_grafana(q.expr)
+        now = panel_queries(lambda m: not (alerts_panel(m) or operator_panel(m) or not_served(m)))
+        dashboards: dict[str, list] = {}
+        for where, expr in now.items():
             try:
-                dashboards[f"{q.source}: {q.where}"] = prom.wait_for(expr, timeout=90)
+                dashboards[where] = prom.wait_for(expr, timeout=90)
             except TimeoutError:
-                dashboards[f"{q.source}: {q.where}"] = []
+                dashboards[where] = []
         targets, rules = prom.targets(), prom.rules()
         info = prom.query(f"model_info{sel}")
-    print(f"\ndashboard queries not served on this rig: {not_served}")
+    print(f"\ndashboard queries not served on this rig: {list(panel_queries(not_served))}")
     return {
         "load": load,
         "figures": figures,
@@ -402,6 +418,19 @@ def test_show2_the_healthy_canary_is_promoted_and_wine_2_rolled_back(canaries):
     assert constants.RULE_DRIFT in describe, describe
     assert "prometheus-operated.monitoring.svc" in describe, describe
     assert "Rolled" in describe, describe
+
+
+def test_every_rollout_dashboard_query_returns_data_after_the_rollouts(canaries, stack):
+    """The operator's panels (phase, steps, figures against thresholds, rollouts by result,
+    rollbacks), from the series the in-cluster operator exports through its ServiceMonitor."""
+    prom = stack.prometheus()
+    empty = []
+    for where, expr in panel_queries(operator_panel).items():
+        try:
+            prom.wait_for(expr, timeout=120)
+        except TimeoutError:
+            empty.append(where)
+    assert empty == []
 
 
 @pytest.mark.timeout(CANARY_TIMEOUT + 600)

@@ -172,6 +172,16 @@ def _class_share(window: str) -> str:
     return f"{per_class}\n/ ignoring (class) group_left\n{total}"
 
 
+def _predictions(window: str) -> str:
+    series = catalog.PREDICTIONS.name
+    return f'sum by ({_BY}) (\n  rate({series}{{outcome="ok", ${{metricSelector}}}}[{window}])\n)'
+
+
+def _prediction_value_buckets(window: str) -> str:
+    series = catalog.PREDICTION_VALUE.name + "_bucket"
+    return f"sum by ({_BY}, le) (\n  rate({series}{{${{metricSelector}}}}[{window}])\n)"
+
+
 # The expression of each recorded metric (the middle part of a catalog name), by window.
 EXPRESSIONS: dict[str, Callable[..., str]] = {
     "requests": lambda w: _sum_of_rate(catalog.HTTP_REQUESTS.name, w),
@@ -181,6 +191,8 @@ EXPRESSIONS: dict[str, Callable[..., str]] = {
     "drift_score": _drift_max,
     "prediction_mean": _prediction_mean,
     "predicted_class_share": _class_share,
+    "predictions": _predictions,
+    "prediction_value_bucket": _prediction_value_buckets,
 }
 
 

@@ -16,7 +16,9 @@ from modelops_operator.constants import (
     RULE_DRIFT,
     RULE_ERROR_RATIO,
     RULE_LATENCY_P95,
+    RULE_PREDICTION_BUCKETS,
     RULE_PREDICTION_MEAN,
+    RULE_PREDICTIONS,
     RULE_REQUESTS,
 )
 from modelops_operator.models import Analysis, Compare, Figures
@@ -46,10 +48,22 @@ ERROR_RATE_DELTA = "errorRateDelta"
 LATENCY_P95_RATIO = "latencyP95Ratio"
 LATENCY_P95_INCREASE = "latencyP95IncreaseSeconds"
 PREDICTION_SHIFT = "predictionShift"
-# Queries answered by a vector per class (classifiers), not by one number.
+# How far predictionShift can be trusted: the rows behind each side, a regressor's spread,
+# and the standard error of the shift they give.
+PREDICTED_ROWS = "predictedRows"
+STABLE_PREDICTED_ROWS = "stablePredictedRows"
+PREDICTION_STDDEV = "predictionStdDev"
+STABLE_PREDICTION_STDDEV = "stablePredictionStdDev"
+PREDICTION_SHIFT_SE = "predictionShiftStandardError"
+# Queries answered by a vector per class (classifiers) or per bucket (a regressor's
+# prediction histogram), not by one number.
 CLASS_SHARES = "classShares"
 STABLE_CLASS_SHARES = "stableClassShares"
-VECTOR_KEYS = frozenset({CLASS_SHARES, STABLE_CLASS_SHARES})
+PREDICTION_BUCKETS = "predictionBuckets"
+STABLE_PREDICTION_BUCKETS = "stablePredictionBuckets"
+VECTOR_KEYS = frozenset(
+    {CLASS_SHARES, STABLE_CLASS_SHARES, PREDICTION_BUCKETS, STABLE_PREDICTION_BUCKETS}
+)
 
 
 def _escape(value: str) -> str:
@@ -76,6 +90,11 @@ def _version_queries(sel: str, window: int) -> dict[str, str]:
         LATENCY_P95: f"max(max_over_time({RULE_LATENCY_P95}{sel}[{window}s]))",
         PREDICTION_MEAN: f"max(avg_over_time({RULE_PREDICTION_MEAN}{sel}[{window}s]))",
         CLASS_SHARES: f"avg by (class) (avg_over_time({RULE_CLASS_SHARE}{sel}[{window}s]))",
+        # rows predicted in the window, as the requests; the buckets' shape gives the spread
+        PREDICTED_ROWS: f"sum(avg_over_time({RULE_PREDICTIONS}{sel}[{window}s])) * {window}",
+        PREDICTION_BUCKETS: (
+            f"sum by (le) (avg_over_time({RULE_PREDICTION_BUCKETS}{sel}[{window}s]))"
+        ),
     }
 
 
@@ -85,6 +104,8 @@ _STABLE_KEYS = {
     LATENCY_P95: STABLE_LATENCY_P95,
     PREDICTION_MEAN: STABLE_PREDICTION_MEAN,
     CLASS_SHARES: STABLE_CLASS_SHARES,
+    PREDICTED_ROWS: STABLE_PREDICTED_ROWS,
+    PREDICTION_BUCKETS: STABLE_PREDICTION_BUCKETS,
 }
 
 
@@ -109,6 +130,7 @@ def thresholds(spec: Analysis, compare: Compare) -> dict[str, float | None]:
         "maxLatencyP95Ratio": compare.max_latency_p95_ratio,
         "minLatencyP95IncreaseSeconds": compare.min_latency_p95_increase_seconds,
         "maxPredictionShift": compare.max_prediction_shift,
+        "minPredictionShiftStandardErrors": compare.min_prediction_shift_standard_errors,
     }
 
 
@@ -126,11 +148,10 @@ def scalar_from_vector(result: list[dict]) -> float | None:
     return max(values)
 
 
-def shares_from_vector(result: list[dict]) -> dict[str, float]:
-    """{class: share} of a vector by class (empty for an empty vector)."""
+def shares_from_vector(result: list[dict], label: str = "class") -> dict[str, float]:
+    """{class: share} of a vector by class (empty for an empty vector); by `label` else."""
     return {
-        str((sample.get("metric") or {}).get("class", "")): _sample_value(sample)
-        for sample in result
+        str((sample.get("metric") or {}).get(label, "")): _sample_value(sample) for sample in result
     }
 
 
@@ -195,6 +216,97 @@ def prediction_shift(
     return None
 
 
+def histogram_stddev(cumulative: dict[str, float]) -> float | None:
+    """The standard deviation of a classic histogram's observations, from its cumulative
+    bucket counts (le -> count, any scale: rates will do). None for no buckets; NaN without
+    observations or with a count or bound that is not a number.
+
+    The service's prediction histogram has a sum but no sum of squares, so the spread can
+    only come from the buckets: each observation counts at its bucket's midpoint (the lowest
+    bucket's at its upper bound, the +Inf bucket's at the highest finite bound). That errs
+    by about a bucket width squared over 12 in the variance (Sheppard), a few percent at the
+    demo models' widths, and on the side of a larger spread: a shift looks less certain.
+    """
+    if not cumulative:
+        return None
+    try:
+        buckets = sorted((float(le), count) for le, count in cumulative.items())
+    except ValueError:
+        return math.nan
+    finite = [bound for bound, _ in buckets if math.isfinite(bound)]
+    if not finite or not all(math.isfinite(count) for _, count in buckets):
+        return math.nan
+    points: list[tuple[float, float]] = []  # (value, observations)
+    lower, below = None, 0.0
+    for bound, count in buckets:
+        value = finite[-1] if math.isinf(bound) else bound if lower is None else (lower + bound) / 2
+        points.append((value, max(0.0, count - below)))  # rates of two scrapes may jitter
+        lower, below = bound, max(below, count)
+    total = sum(n for _, n in points)
+    if total <= 0:
+        return math.nan
+    mean = sum(v * n for v, n in points) / total
+    return math.sqrt(sum(n * (v - mean) ** 2 for v, n in points) / total)
+
+
+def mean_shift_standard_error(
+    stddev: float | None,
+    stable_stddev: float | None,
+    rows: float | None,
+    stable_rows: float | None,
+    stable_mean: float | None,
+) -> float | None:
+    """The standard error of |mean_c - mean_s| / |mean_s| (a regressor's predictionShift).
+
+    The two windows are independent samples: the difference of their means has the standard
+    error sqrt(sd_c^2 / n_c + sd_s^2 / n_s), taken relative to the stable's mean like the
+    shift. None when a figure is missing; NaN when one is not finite, fewer than two rows
+    on a side (no spread to speak of), or a zero stable mean.
+    """
+    known = [f for f in (stddev, stable_stddev, rows, stable_rows, stable_mean) if f is not None]
+    if len(known) < 5:
+        return None
+    sd_c, sd_s, n_c, n_s, mean_s = known
+    if not all(math.isfinite(f) for f in known) or n_c < 2 or n_s < 2 or mean_s == 0:
+        return math.nan
+    return math.sqrt(sd_c**2 / n_c + sd_s**2 / n_s) / abs(mean_s)
+
+
+def class_shift_standard_error(
+    shares: dict[str, float],
+    stable_shares: dict[str, float],
+    rows: float | None,
+    stable_rows: float | None,
+) -> float | None:
+    """The standard error of the total variation distance between two class-share vectors
+    (a classifier's predictionShift), by the delta method.
+
+    With s_k the sign of share_c[k] - share_s[k], the distance is 1/2 sum s_k (share_c[k] -
+    share_s[k]), and the shares of n rows (a multinomial) give sum s_k share[k] the variance
+    (sum s_k^2 share[k] - (sum s_k share[k])^2) / n on each side; the sides are independent.
+    None when a side is missing; NaN when a figure is not finite or a side has fewer than
+    two rows.
+    """
+    if not shares or not stable_shares or rows is None or stable_rows is None:
+        return None
+    values = [*shares.values(), *stable_shares.values(), rows, stable_rows]
+    if not all(math.isfinite(v) for v in values) or rows < 2 or stable_rows < 2:
+        return math.nan
+    classes = shares.keys() | stable_shares.keys()
+    signs = {c: _sign(shares.get(c, 0.0) - stable_shares.get(c, 0.0)) for c in classes}
+
+    def variance(side: dict[str, float], n: float) -> float:
+        first = sum(signs[c] * side.get(c, 0.0) for c in classes)
+        second = sum(signs[c] ** 2 * side.get(c, 0.0) for c in classes)
+        return max(0.0, second - first**2) / n
+
+    return 0.5 * math.sqrt(variance(shares, rows) + variance(stable_shares, stable_rows))
+
+
+def _sign(x: float) -> float:
+    return 1.0 if x > 0 else -1.0 if x < 0 else 0.0
+
+
 def figures_from(results: dict[str, list[dict]]) -> dict[str, float | None]:
     """The figures from the query results (key -> instant vector), compared figures included."""
     figures = {k: scalar_from_vector(v) for k, v in results.items() if k not in VECTOR_KEYS}
@@ -206,12 +318,26 @@ def figures_from(results: dict[str, list[dict]]) -> dict[str, float | None]:
     figures[LATENCY_P95_INCREASE] = _difference(
         figures.get(LATENCY_P95), figures.get(STABLE_LATENCY_P95)
     )
-    figures[PREDICTION_SHIFT] = prediction_shift(
-        figures.get(PREDICTION_MEAN),
-        figures.get(STABLE_PREDICTION_MEAN),
-        shares_from_vector(results.get(CLASS_SHARES, [])),
-        shares_from_vector(results.get(STABLE_CLASS_SHARES, [])),
-    )
+    mean, stable_mean = figures.get(PREDICTION_MEAN), figures.get(STABLE_PREDICTION_MEAN)
+    shares = shares_from_vector(results.get(CLASS_SHARES, []))
+    stable_shares = shares_from_vector(results.get(STABLE_CLASS_SHARES, []))
+    figures[PREDICTION_SHIFT] = prediction_shift(mean, stable_mean, shares, stable_shares)
+    rows, stable_rows = figures.get(PREDICTED_ROWS), figures.get(STABLE_PREDICTED_ROWS)
+    if _finite(mean) and _finite(stable_mean):  # a regressor: as prediction_shift decides
+        figures[PREDICTION_STDDEV] = histogram_stddev(
+            shares_from_vector(results.get(PREDICTION_BUCKETS, []), "le")
+        )
+        figures[STABLE_PREDICTION_STDDEV] = histogram_stddev(
+            shares_from_vector(results.get(STABLE_PREDICTION_BUCKETS, []), "le")
+        )
+        figures[PREDICTION_SHIFT_SE] = mean_shift_standard_error(
+            figures[PREDICTION_STDDEV], figures[STABLE_PREDICTION_STDDEV], rows, stable_rows,
+            stable_mean,
+        )  # fmt: skip
+    else:
+        figures[PREDICTION_SHIFT_SE] = class_shift_standard_error(
+            shares, stable_shares, rows, stable_rows
+        )
     return figures
 
 
@@ -294,28 +420,36 @@ def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -
     failed = _breaches(figures, absolute)
     short = _traffic(figures.get(STABLE_REQUESTS), spec, "stable")
     within_resolution = _latency_within_resolution(figures, compare)
+    within_chance = _shift_within_chance(figures, compare)
     if not short:
         failed += [
-            (reason, message)
+            (reason, message + _certainty(figures, compare) * (reason is Reason.PREDICTION_SHIFT))
             for reason, message in _breaches(figures, relative)
             if not (reason is Reason.LATENCY_REGRESSION and within_resolution)
+            and not (reason is Reason.PREDICTION_SHIFT and within_chance)
         ]
     if failed:
         return Decision(Verdict.FAIL, failed[0][0], "; ".join(m for _, m in failed), figures)
     if short:
         return Decision(Verdict.INCONCLUSIVE, short[0], short[1], figures)
+    if within_chance:
+        return Decision(Verdict.INCONCLUSIVE, Reason.TOO_FEW_PREDICTIONS, within_chance, figures)
     gates = [*absolute, *relative]
+    judged = [(key, limit) for key, _, limit, _ in gates]
+    if compare.max_prediction_shift is not None and compare.min_prediction_shift_standard_errors:
+        judged.append((PREDICTION_SHIFT_SE, compare.min_prediction_shift_standard_errors))
     unknown = [
         f"{key} is {_fmt(figures.get(key))}"
-        for key, _, limit, _ in gates
+        for key, limit in judged
         if limit is not None and not _finite(figures.get(key))
     ]
     if unknown:
         return Decision(Verdict.INCONCLUSIVE, Reason.NO_DATA, "; ".join(unknown), figures)
     within = ", ".join(
-        f"{key} {_fmt(figures.get(key))} <= {name} {limit:g}"
-        if not (key == LATENCY_P95_RATIO and within_resolution)
-        else within_resolution
+        within_resolution
+        if key == LATENCY_P95_RATIO and within_resolution
+        else f"{key} {_fmt(figures.get(key))} <= {name} {limit:g}"
+        + _standard_error(figures) * (key == PREDICTION_SHIFT)
         for key, name, limit, _ in gates
         if limit is not None
     )
@@ -349,6 +483,44 @@ def _latency_within_resolution(figures: dict[str, float | None], compare: Compar
         f"{LATENCY_P95_RATIO} {_fmt(ratio)} > maxLatencyP95Ratio {limit:g} but"
         f" {LATENCY_P95_INCREASE} {_fmt(increase)} < minLatencyP95IncreaseSeconds {floor:g}"
     )
+
+
+def _shift_within_chance(figures: dict[str, float | None], compare: Compare) -> str:
+    """Why a prediction shift over its limit does not fail (yet), or "" when it does.
+
+    A shift over maxPredictionShift fails only when it is also at least
+    minPredictionShiftStandardErrors standard errors: a handful of predictions moves a
+    mean or a class share by chance. Less, or a standard error nobody can compute, is
+    inconclusive (more predictions will tell), never a pass.
+    """
+    shift, se = figures.get(PREDICTION_SHIFT), figures.get(PREDICTION_SHIFT_SE)
+    limit, k = compare.max_prediction_shift, compare.min_prediction_shift_standard_errors
+    if limit is None or not k or shift is None or not math.isfinite(shift) or shift <= limit:
+        return ""
+    over = f"{PREDICTION_SHIFT} {_fmt(shift)} > maxPredictionShift {limit:g} but"
+    if se is None or not math.isfinite(se):
+        return f"{over} {PREDICTION_SHIFT_SE} is {_fmt(se)}: too few predictions to judge it"
+    if se == 0 or shift / se >= k:
+        return ""
+    return (
+        f"{over} only {shift / se:.3g} standard errors ({PREDICTION_SHIFT_SE} {_fmt(se)})"
+        f" < minPredictionShiftStandardErrors {k:g}: too few predictions to tell it from chance"
+    )
+
+
+def _certainty(figures: dict[str, float | None], compare: Compare) -> str:
+    """' (n standard errors of se >= k)' for a prediction shift that fails, else ''."""
+    shift, se = figures.get(PREDICTION_SHIFT), figures.get(PREDICTION_SHIFT_SE)
+    k = compare.min_prediction_shift_standard_errors
+    if shift is None or se is None or not (math.isfinite(shift) and math.isfinite(se)):
+        return ""
+    times = "infinitely many" if se == 0 else f"{shift / se:.3g}"
+    return f" ({times} standard errors of {_fmt(se)} >= minPredictionShiftStandardErrors {k:g})"
+
+
+def _standard_error(figures: dict[str, float | None]) -> str:
+    se = figures.get(PREDICTION_SHIFT_SE)
+    return f" (standard error {_fmt(se)})" if _finite(se) else ""
 
 
 def _breaches(

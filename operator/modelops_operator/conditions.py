@@ -145,6 +145,58 @@ def _unverified(outcome: Outcome) -> str:
     return f"; artifact not verified: spec.model.sha256 is empty, {stable.location} loads unchecked"
 
 
+def degraded_reason(conditions: Iterable[Condition]) -> str | None:
+    """The reason of a Degraded condition that is True, else None."""
+    return next(
+        (c.reason for c in conditions if c.type == COND_DEGRADED and c.status == "True"), None
+    )
+
+
+def announces(before: Iterable[Condition], reason: str) -> bool:
+    """Whether a pass that cannot get past `reason` posts its Warning Event.
+
+    Only on the transition: when the status read at the start of the pass did not
+    already say Degraded for this reason. A cause that persists over many ticks (a
+    missing HTTPRoute) is one Event, then the condition, which keeps saying it, as
+    kopf and Flagger users expect: no Event storm.
+    """
+    return degraded_reason(before) != reason
+
+
+def degrade(
+    status: ModelDeploymentStatus,
+    before: Iterable[Condition],
+    reason: str,
+    message: str,
+    now: str,
+    generation: int | None,
+) -> ModelDeploymentStatus:
+    """`status` Degraded for `reason`: Degraded True, Progressing False, with the
+    lastTransitionTime of the conditions read at the start of the pass (`before`), so a
+    cause that persists keeps the time it started however often the pass runs.
+
+    A rollback stays phase RolledBack (derive_state reads it there; the conditions say
+    what is wrong), anything else becomes phase Degraded.
+    """
+    kept = (COND_DEGRADED, COND_PROGRESSING)
+    conditions = set_conditions(
+        [
+            *(c for c in status.conditions if c.type not in kept),
+            *(c for c in before if c.type in kept),
+        ],
+        [
+            ConditionValue(COND_DEGRADED, True, reason, message),
+            ConditionValue(COND_PROGRESSING, False, reason, message),
+        ],
+        now,
+        generation,
+    )
+    phase = Phase.ROLLED_BACK if status.phase == Phase.ROLLED_BACK else Phase.DEGRADED
+    return status.model_copy(
+        update={"phase": phase, "conditions": conditions, "observed_generation": generation}
+    )
+
+
 def monitoring_condition(ok: bool, reason: str, message: str) -> ConditionValue:
     return ConditionValue(COND_MONITORING, ok, reason, message)
 

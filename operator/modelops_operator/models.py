@@ -49,7 +49,8 @@ class Phase(StrEnum):
 
 
 class FetchSpec(_Model):
-    """How the init container fetches a remote uri (the chart's model.fetch)."""
+    """How the init container fetches this release's remote uri (the chart's model.fetch, or
+    canary.fetch for a canary: each track fetches with its own release's settings)."""
 
     endpoint: str = ""
     region: str = "us-east-1"
@@ -110,6 +111,16 @@ class Compare(_Model):
         ),
     )
     max_prediction_shift: float | None = Field(default=0.1, alias="maxPredictionShift", ge=0)
+    min_prediction_shift_standard_errors: float = Field(
+        default=3.0,
+        alias="minPredictionShiftStandardErrors",
+        ge=0,
+        description=(
+            "maxPredictionShift fails the canary only when the shift is also at least this many"
+            " standard errors (from both windows' rows and spread): a smaller one may be chance,"
+            " and is inconclusive until more predictions tell. 0: the threshold alone."
+        ),
+    )
 
 
 class GatewayAPIRouting(_Model):
@@ -334,6 +345,15 @@ class Figures(_Model):
         default=None, alias="latencyP95IncreaseSeconds"
     )
     prediction_shift: float | None = Field(default=None, alias="predictionShift")
+    predicted_rows: float | None = Field(default=None, alias="predictedRows")
+    stable_predicted_rows: float | None = Field(default=None, alias="stablePredictedRows")
+    prediction_std_dev: float | None = Field(default=None, alias="predictionStdDev")
+    stable_prediction_std_dev: float | None = Field(default=None, alias="stablePredictionStdDev")
+    prediction_shift_standard_error: float | None = Field(
+        default=None,
+        alias="predictionShiftStandardError",
+        description="The standard error of predictionShift, in its units.",
+    )
 
 
 class AnalysisRecord(_Model):

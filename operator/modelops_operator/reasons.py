@@ -23,6 +23,7 @@ class Reason(StrEnum):
     LATENCY_REGRESSION = "LatencyRegression"
     PREDICTION_SHIFT = "PredictionShift"
     NO_DATA = "NoData"
+    TOO_FEW_PREDICTIONS = "TooFewPredictions"  # a shift over its limit, within chance
     WITHIN_THRESHOLDS = "WithinThresholds"
     PROMETHEUS_UNAVAILABLE = "PrometheusUnavailable"
     # rollout events (rollout.py)

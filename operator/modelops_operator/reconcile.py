@@ -27,7 +27,7 @@ from modelops_operator import analysis as an
 from modelops_operator import requests
 from modelops_operator.applier import Applier
 from modelops_operator.applyset import ApplySet, Owner
-from modelops_operator.conditions import status_after
+from modelops_operator.conditions import announces, degrade, status_after
 from modelops_operator.constants import API_VERSION, KIND, TRACK_CANARY, TRACK_STABLE
 from modelops_operator.discovery import Discovery
 from modelops_operator.kube import ConflictError, KubeClient, KubeError
@@ -50,7 +50,7 @@ from modelops_operator.prom import PrometheusClient
 from modelops_operator.reasons import Reason, Result
 from modelops_operator.render import ChartRenderer, RenderError
 from modelops_operator.rollout import Observation, advance, analysis_due, analysis_record
-from modelops_operator.router import Router
+from modelops_operator.router import RoutePlan, Router
 from modelops_operator.routing import RoutingError, backends_of
 from modelops_operator.settings import OperatorSettings
 from modelops_operator.status import StatusWriter
@@ -143,22 +143,39 @@ class Reconciler:
             new_status = requests.record(new_status, request, spec.model.version,
                                          self.settings.history_limit)  # fmt: skip
             events.insert(0, _request_event(request))
+        # the HTTPRoute is read before the status is written: a missing route or rule is
+        # said in this one write, and announced once, on the transition (no Event storm)
+        route, unroutable = self._plan_route(spec, new_status, obs, apply_set, owner)
+        if unroutable is not None:
+            reason = Reason.TRAFFIC_ROUTING_FAILED
+            new_status = degrade(new_status, status.conditions, reason, unroutable,
+                                 isoformat(obs.now), generation)  # fmt: skip
+            if announces(status.conditions, reason):
+                events.append(("Warning", reason, unroutable))
         # nothing new to say: no write, so no watch event for anyone
         written = obj if dump(new_status) == dump(status) else self.status.write(obj, new_status)
         # the status is ours now: tell, then act on it (Events are best effort; the
         # status history is the record that survives a restart between the two)
         self.status.post_events(written, events)
         self._consumed(written)
-        if new_status.canary is None:
+        if unroutable is not None:
+            failed: str | None = Reason.TRAFFIC_ROUTING_FAILED
+            if new_status.canary is not None:  # the objects still follow the status
+                self._apply(written, status, new_status, apply_set, owner, found)
+            # a rollback, abort or finished promotion applies nothing: the canary may
+            # still be routed, and is pruned only once the route has left it
+        elif new_status.canary is None:
             # a rollback, abort or finished promotion: the route leaves the canary first
-            self._route(written, spec, new_status, obs, apply_set, owner)
-            self._apply(written, new_status, apply_set, owner, found)
+            failed = self._set_route(written, status, new_status, route, owner) or self._apply(
+                written, status, new_status, apply_set, owner, found
+            )
         else:
             # the canary's Service exists before the route names it
-            self._apply(written, new_status, apply_set, owner, found)
-            self._route(written, spec, new_status, obs, apply_set, owner)
+            failed = self._apply(written, status, new_status, apply_set, owner, found) or (
+                self._set_route(written, status, new_status, route, owner)
+            )
         self._count(owner, spec, status, new_status)
-        return outcome.event.kind.value
+        return failed or outcome.event.kind.value
 
     def _request(self, obj: dict[str, Any], status: ModelDeploymentStatus) -> RequestRecord | None:
         """A request of `kubectl modelops` not consumed yet (a malformed one is dropped)."""
@@ -208,45 +225,70 @@ class Reconciler:
     def _apply(
         self,
         written: dict[str, Any],
+        before: ModelDeploymentStatus,
         status: ModelDeploymentStatus,
         apply_set: ApplySet,
         owner: Owner,
         found: Discovered,
-    ) -> None:
+    ) -> str | None:
+        """Apply and prune; the reason (Degraded, ApplyFailed) when the API server refused."""
         try:
             corrected = self.applier.apply(apply_set, owner, found.served)
         except KubeError as exc:
             self.metrics.errors.labels(owner.namespace, owner.name, "apply").inc()
-            self.status.degraded(written, status, Reason.APPLY_FAILED, str(exc),
-                                 status.observed_generation)  # fmt: skip
-            raise
+            return self.status.degraded(written, status, Reason.APPLY_FAILED, str(exc),
+                                        status.observed_generation, before.conditions)  # fmt: skip
         self.status.post_events(
             written, [("Warning", Reason.DRIFT_CORRECTED, message) for message in corrected]
         )
+        return None
 
-    def _route(
+    def _plan_route(
         self,
-        written: dict[str, Any],
         spec: ModelDeploymentSpec,
         status: ModelDeploymentStatus,
         obs: Observation,
         apply_set: ApplySet,
         owner: Owner,
-    ) -> None:
-        """The HTTPRoute's weights for `status` (Gateway API routing only)."""
+    ) -> tuple[RoutePlan | None, str | None]:
+        """The HTTPRoute's rules for `status` (Gateway API routing only), or why there are
+        none: the route or its rule is missing, or the API server would not say."""
         if spec.rollout.gateway_api is None:
-            return
+            return None, None
         try:
             backends = backends_of(apply_set.objects)
-            self.router.route(spec, status, obs.canary, owner.namespace, owner.name,
-                              backends)  # fmt: skip
-        except ConflictError:
-            raise
+            plan = self.router.plan(spec, status, obs.canary, owner.namespace, owner.name,
+                                    backends)  # fmt: skip
         except (RoutingError, KubeError) as exc:
             self.metrics.errors.labels(owner.namespace, owner.name, "route").inc()
-            self.status.degraded(written, status, Reason.TRAFFIC_ROUTING_FAILED, str(exc),
-                                 status.observed_generation)  # fmt: skip
+            return None, str(exc)
+        return plan, None
+
+    def _set_route(
+        self,
+        written: dict[str, Any],
+        before: ModelDeploymentStatus,
+        status: ModelDeploymentStatus,
+        route: RoutePlan | None,
+        owner: Owner,
+    ) -> str | None:
+        """Apply the planned rules; the reason (Degraded) when the API server refused.
+
+        ConflictError (the route changed since it was read) ends the pass: the next tick
+        reads the route again.
+        """
+        if route is None:
+            return None
+        try:
+            self.router.apply(route)
+        except ConflictError:
             raise
+        except KubeError as exc:
+            self.metrics.errors.labels(owner.namespace, owner.name, "route").inc()
+            return self.status.degraded(written, status, Reason.TRAFFIC_ROUTING_FAILED,
+                                        str(exc), status.observed_generation,
+                                        before.conditions)  # fmt: skip
+        return None
 
     def _count(
         self,

@@ -1,10 +1,15 @@
 """The HTTPRoute's weights on the cluster: read the route, apply the rules routing.py gives.
 
 The canary backend appears only once the canary is Ready, and leaves (100/0) before
-anything else of a rollback or promotion is applied (reconcile.py orders the two).
+anything else of a rollback or promotion is applied (reconcile.py orders the two). The
+rules are planned before the pass writes its status, so a missing route or rule is in
+that one status write (Degraded, TrafficRoutingFailed), and applied after it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from modelops_operator.kube import KubeClient, KubeError
 from modelops_operator.models import ModelDeploymentSpec, ModelDeploymentStatus
@@ -21,12 +26,25 @@ from modelops_operator.routing import (
 from modelops_operator.workloads import WorkloadState
 
 
+@dataclass(frozen=True)
+class RoutePlan:
+    """The route as read and the rules it should carry: planned before the status is
+    written (a missing route or rule is known then), applied after it."""
+
+    route: dict[str, Any]
+    rules: list[dict[str, Any]]
+
+    @property
+    def changed(self) -> bool:
+        return self.rules != (self.route.get("spec") or {}).get("rules")
+
+
 class Router:
     def __init__(self, kube: KubeClient, field_manager: str) -> None:
         self.kube = kube
         self.field_manager = field_manager
 
-    def route(
+    def plan(
         self,
         spec: ModelDeploymentSpec,
         status: ModelDeploymentStatus,
@@ -34,15 +52,13 @@ class Router:
         namespace: str,
         owner: str,
         backends: Backends,
-    ) -> bool:
-        """Put the split `status` asks for into the HTTPRoute; True when it had to change.
+    ) -> RoutePlan:
+        """The split `status` asks for, as the rules of the HTTPRoute read now.
 
-        RoutingError when the route or its rule is missing; ConflictError when the
-        route changed since it was read (the next tick reads it again).
+        RoutingError when the route or its rule is missing (or Gateway API is not served).
         """
         routing = spec.rollout.gateway_api
-        if routing is None:
-            return False
+        assert routing is not None
         try:
             route = self.kube.get(HTTPROUTE_API_VERSION, HTTPROUTE_KIND, routing.http_route,
                                   namespace)  # fmt: skip
@@ -59,8 +75,15 @@ class Router:
             route_weight(spec, status, routable),
             canary.model.version if pinned and canary is not None else None,
         )
-        rules = route_rules(route, routing, backends, split, owner)
-        if rules == (route.get("spec") or {}).get("rules"):
+        return RoutePlan(route, route_rules(route, routing, backends, split, owner))
+
+    def apply(self, plan: RoutePlan) -> bool:
+        """Put the planned rules into the route; True when it had to change.
+
+        ConflictError when the route changed since it was read (the next tick reads it
+        again).
+        """
+        if not plan.changed:
             return False
-        self.kube.apply(apply_body(route, rules), self.field_manager)
+        self.kube.apply(apply_body(plan.route, plan.rules), self.field_manager)
         return True

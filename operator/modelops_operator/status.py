@@ -8,14 +8,15 @@ start of the pass: two passes can never both act on one status (the loser gets
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from modelops_operator.conditions import ConditionValue, set_conditions
-from modelops_operator.constants import API_VERSION, COND_DEGRADED, COND_PROGRESSING
+from modelops_operator.conditions import announces, degrade
+from modelops_operator.constants import API_VERSION
 from modelops_operator.kube import KubeClient
 from modelops_operator.metrics import OperatorMetrics
-from modelops_operator.models import ModelDeploymentStatus, Phase, dump, isoformat
+from modelops_operator.models import Condition, ModelDeploymentStatus, dump, isoformat
 
 
 class StatusWriter:
@@ -52,33 +53,21 @@ class StatusWriter:
         reason: str,
         message: str,
         generation: int | None,
+        before: Sequence[Condition] | None = None,
     ) -> str:
-        """Phase Degraded with `reason`; one Warning Event when it starts. Returns the reason."""
+        """`status` Degraded with `reason` (conditions.degrade), written; a Warning Event only
+        when `before` (the conditions read at the start of the pass, default `status`'s) did
+        not say it already. Returns the reason."""
         meta = obj["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        degraded_before = any(
-            c.type == COND_DEGRADED and c.status == "True" and c.reason == reason
-            for c in status.conditions
-        )
-        conditions = set_conditions(
-            status.conditions,
-            [
-                ConditionValue(COND_DEGRADED, True, reason, message),
-                ConditionValue(COND_PROGRESSING, False, reason, message),
-            ],
-            isoformat(datetime.now(UTC)),
-            generation,
-        )
-        new = status.model_copy(
-            update={"phase": Phase.DEGRADED, "conditions": conditions,
-                    "observed_generation": generation}
-        )  # fmt: skip
+        before = status.conditions if before is None else before
+        new = degrade(status, before, reason, message, isoformat(datetime.now(UTC)), generation)
         fresh = self.kube.get(obj["apiVersion"], obj["kind"], name, namespace) or obj
         written = self.write(fresh, new)
-        if not degraded_before:
+        if announces(before, reason):
             self.post_events(written, [("Warning", reason, message)])
         self.metrics.errors.labels(namespace, name, reason).inc()
-        self.metrics.set_phase(namespace, name, Phase.DEGRADED, 0)
+        self.metrics.set_phase(namespace, name, new.phase, 0)
         return reason
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelops_operator.models import ModelDeploymentSpec, ModelRef, dump, parse_duration
+from modelops_operator.models import (
+    FetchSpec,
+    ModelDeploymentSpec,
+    ModelRef,
+    dump,
+    parse_duration,
+)
 from modelops_operator.rollout import Workloads
 
 
@@ -100,10 +106,9 @@ def chart_values(
             "sha256": canary.sha256,
             "replicaCount": workloads.canary_replicas,
             "image": split_image(canary.image).values(),
+            # every key, so none falls back to the stable's model.fetch
+            "fetch": dump(canary.fetch or FetchSpec()),
         }
-    # One fetch configuration for both tracks (the chart's model.fetch): the newest
-    # release's, so a canary from a new store can be fetched.
-    fetch = next((m.fetch for m in (workloads.canary, stable) if m and m.fetch), None)
-    if fetch is not None:
-        values["model"]["fetch"] = dump(fetch)
+    if stable.fetch is not None:
+        values["model"]["fetch"] = dump(stable.fetch)
     return values

@@ -12,7 +12,9 @@ Safety, in order:
   name; a mismatch deletes it. Nothing is unpickled here, and nothing unverified is
   ever under the name the service loads (and a failed init container never lets the
   service start at all).
-- Redirects are followed only to the same scheme, host and port.
+- Redirects are followed only to the same scheme, host and port, so the credentials
+  (SigV4 for s3://; a bearer token or basic auth for https://, from the mounted Secret)
+  never reach another server.
 
 A failure exits with one JSON line naming its class (``not_found``, ``forbidden``,
 ``digest_mismatch``, ``too_large``, ``timeout``, ``unreachable``, ``bad_response``,
@@ -30,7 +32,7 @@ import re
 import ssl
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -112,8 +114,9 @@ class FetchSettings(BaseSettings):
     region: str = Field(default="us-east-1", description="S3 region (for the signature).")
     credentials_dir: Path = Field(
         default=Path("/var/run/secrets/modelops.io/fetch"),
-        description="The mounted Secret: files AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and "
-        "optionally AWS_SESSION_TOKEN. Absent: anonymous requests.",
+        description="The mounted Secret. For s3://, files AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN; for https://, token (sent as "
+        "a bearer token) or username and password (basic auth). Absent: anonymous requests.",
     )
     ca_file: Path | None = Field(
         default=None, description="PEM bundle to trust for https (default: the system's)."
@@ -153,8 +156,20 @@ class Source(Protocol):
     def open(self, name: str) -> contextlib.AbstractContextManager[Stream]: ...
 
 
+def read_secret_key(directory: Path, key: str) -> str | None:
+    """One key of the mounted Secret (surrounding whitespace dropped), None when absent."""
+    try:
+        return (directory / key).read_text().strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise FetchError(Failure.INVALID, f"cannot read {key} in {directory}: {err}") from None
+
+
 @dataclass(frozen=True)
 class Credentials:
+    """S3 keys: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optionally AWS_SESSION_TOKEN."""
+
     access_key_id: str
     secret_access_key: str
     session_token: str = ""
@@ -162,22 +177,58 @@ class Credentials:
     @classmethod
     def read(cls, directory: Path) -> Credentials | None:
         """The keys of a mounted Secret, or None when none is mounted."""
-        try:
-            key = (directory / "AWS_ACCESS_KEY_ID").read_text().strip()
-            secret = (directory / "AWS_SECRET_ACCESS_KEY").read_text().strip()
-        except FileNotFoundError:
+        key = read_secret_key(directory, "AWS_ACCESS_KEY_ID")
+        secret = read_secret_key(directory, "AWS_SECRET_ACCESS_KEY")
+        if key is None or secret is None:
             return None
-        except OSError as err:
+        return cls(key, secret, read_secret_key(directory, "AWS_SESSION_TOKEN") or "")
+
+
+# RFC 6750's b64token: what a bearer token may hold in a header
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+
+
+class BearerAuth(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        self.header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self.header
+        yield request
+
+
+def https_auth(directory: Path) -> httpx.Auth | None:
+    """The https credentials of a mounted Secret: ``token`` (bearer) or ``username`` and
+    ``password`` (basic, the keys of a kubernetes.io/basic-auth Secret); None without them."""
+    token = read_secret_key(directory, "token")
+    username = read_secret_key(directory, "username")
+    password = read_secret_key(directory, "password")
+    if token is not None and (username is not None or password is not None):
+        raise FetchError(
+            Failure.INVALID, f"{directory}: set token or username and password, not both"
+        )
+    if token is not None:
+        if not _BEARER_TOKEN.fullmatch(token):
             raise FetchError(
-                Failure.INVALID, f"cannot read credentials in {directory}: {err}"
-            ) from None
-        token_file = directory / "AWS_SESSION_TOKEN"
-        token = token_file.read_text().strip() if token_file.exists() else ""
-        return cls(key, secret, token)
+                Failure.INVALID, f"{directory}/token holds characters a bearer token cannot"
+            )
+        return BearerAuth(token)
+    if username is None and password is None:
+        return None
+    if username is None or password is None:
+        missing = "username" if username is None else "password"
+        raise FetchError(Failure.INVALID, f"{directory}: password and username go together, "
+                                          f"{missing} is missing")  # fmt: skip
+    if ":" in username:
+        raise FetchError(Failure.INVALID, f"{directory}/username: basic auth forbids ':' in it")
+    return httpx.BasicAuth(username, password)
 
 
 class HttpSource:
-    """GET over HTTP(S), redirects only within one origin; S3 requests signed (SigV4)."""
+    """GET over HTTP(S), redirects only within one origin; S3 requests signed (SigV4), https
+    ones with the Secret's bearer token or basic auth. The credentials go with every hop,
+    which is safe because no hop leaves the origin: a redirect elsewhere is refused before
+    anything is sent there."""
 
     def __init__(
         self, base: str, client: httpx.Client, auth: httpx.Auth | None, shown: ModelUri
@@ -272,7 +323,8 @@ def open_source(uri: ModelUri, settings: FetchSettings, client: httpx.Client) ->
     if uri.scheme == "pvc":
         return PvcSource(settings.pvc_root, uri)
     if uri.scheme == "https":
-        return HttpSource(f"https://{uri.location}", client, None, uri)
+        auth = https_auth(settings.credentials_dir)
+        return HttpSource(f"https://{uri.location}", client, auth, uri)
     if uri.scheme == "s3":
         endpoint = s3_endpoint(settings)
         if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", endpoint):

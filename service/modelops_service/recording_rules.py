@@ -9,8 +9,9 @@ Standard library only: the operator image carries this file without the rest of 
 service (operator/Dockerfile), so it must stay importable on its own.
 
 Names follow Prometheus' ``level:metric:operations``: the level names the aggregation
-labels, ``by (namespace, model, version)`` (``model_version``) and for the class shares
-also ``class`` (``model_version_class``); the request rules count the prediction
+labels, ``by (namespace, model, version)`` (``model_version``), for the class shares
+also ``class`` (``model_version_class``) and for histogram buckets also ``le``
+(``model_version_le``); the request rules count the prediction
 requests (``POST /v1/predict`` and ``POST /v2/models/{name}/infer``).
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 LEVEL = "model_version"
 AGGREGATION_LABELS = ("namespace", "model", "version")
 CLASS_LEVEL = "model_version_class"
+BUCKET_LEVEL = "model_version_le"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,16 @@ PREDICTED_CLASS_SHARE_RATE1M = _rule(
     level=CLASS_LEVEL,
 )
 
+# How much to trust a shift of that distribution: the rows behind it, and the spread of a
+# regressor's predictions (the histogram has no sum of squares; its buckets give the variance).
+PREDICTIONS_RATE1M = _rule("predictions", "rate1m", "rows predicted per second (outcome ok)")
+PREDICTION_VALUE_BUCKET_RATE1M = _rule(
+    "prediction_value_bucket",
+    "rate1m",
+    "rows per second in each cumulative bucket of model_prediction_value, by le (regressors)",
+    level=BUCKET_LEVEL,
+)
+
 RECORDING_RULES = (
     REQUESTS_RATE1M,
     REQUESTS_RATE5M,
@@ -89,6 +101,8 @@ RECORDING_RULES = (
     DRIFT_SCORE_MAX,
     PREDICTION_MEAN_RATE1M,
     PREDICTED_CLASS_SHARE_RATE1M,
+    PREDICTIONS_RATE1M,
+    PREDICTION_VALUE_BUCKET_RATE1M,
 )
 
 

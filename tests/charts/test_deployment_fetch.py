@@ -61,10 +61,9 @@ def test_should_fetch_a_remote_uri_in_an_init_container_of_the_same_image() -> N
     assert volumes["fetch-ca"]["configMap"] == {"name": "rig-ca"}
 
 
-def test_should_mount_the_credentials_into_the_init_container_only() -> None:
-    spec = pod_spec(
-        {"model": {"uri": "s3://m/w", "sha256": SHA, "fetch": {"credentialsSecret": "keys"}}}
-    )
+@pytest.mark.parametrize("uri", ["s3://m/w", "https://files.example/w"])
+def test_should_mount_the_credentials_into_the_init_container_only(uri) -> None:
+    spec = pod_spec({"model": {"uri": uri, "sha256": SHA, "fetch": {"credentialsSecret": "keys"}}})
     secret_path = "/var/run/secrets/modelops.io/fetch"
     assert mounts_of(spec["initContainers"][0])[secret_path]["readOnly"] is True
     assert all(secret_path not in mounts_of(c) for c in spec["containers"])
@@ -108,3 +107,28 @@ def test_should_fetch_the_canary_from_its_own_uri() -> None:
     assert env_of(canary["initContainers"][0])["MODELOPS_FETCH_SHA256"] == CANARY_SHA
     assert env_of(canary["containers"][0])["MODELOPS_MODEL_DIR"] == "/model"
     assert len(find(objs, "Deployment")) == 2
+
+
+def test_should_fetch_the_canary_with_its_own_fetch_keys_over_model_fetch() -> None:
+    model = {"uri": "s3://models/wine/1", "sha256": SHA,
+             "fetch": {"endpoint": "https://old:9000", "credentialsSecret": "old-keys",
+                       "maxBytes": 5000}}  # fmt: skip
+    canary_only = {"enabled": True, "version": "2", "uri": "s3://models/wine/2",
+                   "sha256": CANARY_SHA}  # fmt: skip
+    own = {"endpoint": "https://new:9000", "credentialsSecret": ""}
+    objs = render(SERVICE, {"model": model, "canary": {**canary_only, "fetch": own}})
+    stable, canary = (
+        one(objs, "Deployment", n)["spec"]["template"]["spec"]
+        for n in ("demo-model-service", "demo-model-service-canary")
+    )
+    assert env_of(stable["initContainers"][0])["MODELOPS_FETCH_ENDPOINT"] == "https://old:9000"
+    assert {v["name"] for v in stable["volumes"]} >= {"fetch-credentials"}
+    fetch = env_of(canary["initContainers"][0])
+    assert fetch["MODELOPS_FETCH_ENDPOINT"] == "https://new:9000"
+    assert fetch["MODELOPS_FETCH_MAX_BYTES"] == "5000"  # a key the canary left unset
+    # an empty string set for the canary is its setting too: no Secret for its pods
+    assert "fetch-credentials" not in {v["name"] for v in canary["volumes"]}
+    # without canary.fetch the canary fetches with model.fetch, as before
+    objs = render(SERVICE, {"model": model, "canary": canary_only})
+    canary = one(objs, "Deployment", "demo-model-service-canary")["spec"]["template"]["spec"]
+    assert env_of(canary["initContainers"][0])["MODELOPS_FETCH_ENDPOINT"] == "https://old:9000"

@@ -15,18 +15,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
 from devstack.canary import CanaryRig, canary_rigs, start_prometheus
 from devstack.cluster import Cluster
 from devstack.operator_process import OperatorProcess, running_operator
+from devstack.paths import REPO_ROOT
 from tests.support.operator_rig import (
     WAIT,
     canary_rollout,
+    condition,
+    events_of,
     md_body,
     set_model,
     status_of,
     wait_for,
     wait_phase,
+    wait_reconciles,
 )
 
 pytestmark = pytest.mark.cluster
@@ -327,3 +332,57 @@ def test_ab_test_holds_its_split_until_the_winner_is_named(cluster, operator, na
         "the route back to the stable alone",
     )
     assert last.rule(PINNED) is None
+
+
+def test_a_missing_route_is_one_warning_and_a_condition_that_keeps_naming_it(
+    cluster, operator, namespace
+):
+    # no HTTPRoute "models" in the namespace yet; no analysis runs before it exists
+    rollout = routed_rollout("http://127.0.0.1:9")
+    cluster.apply(md_body("diabetes", namespace, model="diabetes", rollout=rollout))
+
+    def degraded() -> dict:
+        cond = condition(status_of(cluster, namespace, "diabetes"), "Degraded")
+        return cond if cond.get("reason") == "TrafficRoutingFailed" else {}
+
+    first = wait_for(degraded, "Degraded TrafficRoutingFailed", explain=operator.tail)
+    wait_reconciles(operator, namespace, "diabetes", 6)  # several ticks of the same cause
+    status = status_of(cluster, namespace, "diabetes")
+    cond = condition(status, "Degraded")
+    assert status["phase"] == "Degraded"
+    assert cond["status"] == "True"
+    assert f"HTTPRoute {namespace}/models not found" in cond["message"]
+    assert cond["lastTransitionTime"] == first["lastTransitionTime"]
+    events = events_of(cluster, namespace, "diabetes")
+    warnings = [e for e in events if e["reason"] == "TrafficRoutingFailed"]
+    assert len(warnings) == 1, [(e["reason"], e["message"]) for e in events]
+    assert warnings[0]["type"] == "Warning"
+    assert warnings[0]["message"] == cond["message"]
+    # nothing else repeats either (a reconcile that raised would be a kopf Event per tick)
+    assert [e for e in events if e["type"] == "Error"] == []
+    assert not {
+        d["metadata"]["name"] for d in cluster.get("deployments", "-n", namespace)["items"]
+    }, "applied with no route to set"  # fmt: skip
+
+    # the user creates the route: routed, deployed, Degraded False
+    cluster.apply(route_body(namespace))
+    wait_phase(cluster, operator, namespace, "diabetes", "Ready")
+    assert condition(status_of(cluster, namespace, "diabetes"), "Degraded")["status"] == "False"
+    assert weights_in(cluster.get("httproute", "models", "-n", namespace)) == {STABLE_SVC: 100}
+    assert len([e for e in events_of(cluster, namespace, "diabetes")
+                if e["reason"] == "TrafficRoutingFailed"]) == 1  # fmt: skip
+
+
+def test_every_example_passes_a_server_side_dry_run(cluster, operator, namespace):
+    """The API server itself (our CRD, the pinned Gateway API CRDs, their CEL rules) accepts
+    every object of manifests/examples/, moved into the test's namespace."""
+    paths = sorted((REPO_ROOT / "manifests" / "examples").glob("*.yaml"))
+    assert {"diabetes-gateway-canary.yaml", "wine-ab-test.yaml"} <= {p.name for p in paths}
+    for path in paths:
+        docs = list(yaml.safe_load_all(path.read_text()))
+        for doc in docs:
+            doc["metadata"]["namespace"] = namespace
+        out = cluster.apply(docs, "--dry-run=server").stdout
+        assert out.count("(server dry run)") == len(docs), f"{path.name}: {out}"
+    # a dry run: nothing was created
+    assert cluster.get("modeldeployments", "-n", namespace)["items"] == []

@@ -290,6 +290,65 @@ def test_prometheus_down_holds_the_canary(cluster, operator, namespace):
     assert len(cluster.get("deployments", "-n", namespace)["items"]) == 2
 
 
+def init_env(dep: dict) -> dict[str, str]:
+    (init,) = dep["spec"]["template"]["spec"]["initContainers"]
+    return {e["name"]: e.get("value", "") for e in init["env"]}
+
+
+def test_the_canarys_fetch_settings_never_re_render_the_stable(cluster, operator, namespace):
+    """Both releases fetched from a uri, with different endpoints, Secrets and caps: the
+    canary's settings stay on the canary's pods; changing only them leaves the stable's
+    Deployment at its generation (KWOK completes the init containers; nothing is fetched)."""
+    rollout = {
+        "strategy": "Canary",
+        "steps": [50, 100],
+        "interval": "2s",
+        "analysis": {"prometheusUrl": "http://127.0.0.1:9"},
+    }  # held at step 0
+    body = md_body("wine", namespace, rollout=rollout)
+    body["spec"]["model"] = {
+        "name": "wine", "version": "1", "image": "model-service:0.1.0",
+        "uri": "s3://models/wine/1", "sha256": "a" * 64,
+        "fetch": {"endpoint": "https://old:9000", "credentialsSecret": "old-keys",
+                  "maxBytes": 5000},
+    }  # fmt: skip
+    cluster.apply(body)
+    wait_phase(cluster, operator, namespace, "wine", "Ready")
+    stable = cluster.get("deployment", "wine-model-service", "-n", namespace)
+    patch_md(cluster, namespace, "wine", {"spec": {"model": {
+        "version": "2", "uri": "s3://models/wine/2", "sha256": "b" * 64,
+        "fetch": {"endpoint": "https://new:9000", "credentialsSecret": "new-keys",
+                  "maxBytes": None},
+    }}})  # fmt: skip
+
+    def canary_with(timeout: str) -> dict | None:
+        proc = cluster.kubectl("get", "deployment", "wine-model-service-canary", "-n", namespace,
+                               "-o", "json", check=False)  # fmt: skip
+        if proc.returncode != 0:
+            return None
+        canary = json.loads(proc.stdout)
+        return canary if init_env(canary)["MODELOPS_FETCH_TIMEOUT_SECONDS"] == timeout else None
+
+    canary = wait_for(lambda: canary_with("300"), "the canary Deployment", explain=operator.tail)
+    env = init_env(canary)
+    assert env["MODELOPS_FETCH_ENDPOINT"] == "https://new:9000"
+    assert env["MODELOPS_FETCH_MAX_BYTES"] == str(1 << 30)  # its own default
+    volumes = {v["name"]: v for v in canary["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["fetch-credentials"]["secret"]["secretName"] == "new-keys"
+    # only the canary's fetch settings change: a new canary of the same version
+    patch_md(cluster, namespace, "wine", {"spec": {"model": {"fetch": {"timeoutSeconds": 30}}}})
+    wait_for(lambda: canary_with("30"), "the canary's new timeout", explain=operator.tail)
+    assert status_of(cluster, namespace, "wine")["stableVersion"] == "1"
+    now = cluster.get("deployment", "wine-model-service", "-n", namespace)
+    assert now["metadata"]["generation"] == stable["metadata"]["generation"]
+    assert now["spec"]["template"] == stable["spec"]["template"]
+    env = init_env(now)
+    assert (env["MODELOPS_FETCH_ENDPOINT"], env["MODELOPS_FETCH_MAX_BYTES"]) == (
+        "https://old:9000",
+        "5000",
+    )
+
+
 def test_paused_holds_then_fast_rollback_skips_analysis(cluster, operator, namespace):
     rollout = {"strategy": "Canary", "steps": [50, 100], "interval": "1s",
                "analysis": {"prometheusUrl": "http://127.0.0.1:9"}}  # fmt: skip
@@ -420,6 +479,14 @@ def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     figures = passed["figures"]
     assert figures["stableRequests"] >= 20
     assert figures["predictionShift"] <= 0.1
+    # its standard error is known (a pass needs it): real rows and spread from both versions
+    assert figures["predictedRows"] >= 20
+    assert figures["stablePredictionStdDev"] > 0
+    assert figures["predictionShiftStandardError"] > 0
+    queries = passed["queries"]
+    assert "model_version:predictions:rate1m" in queries["predictedRows"]
+    assert "model_version_le:prediction_value_bucket:rate1m" in queries["stablePredictionBuckets"]
+    assert passed["thresholds"]["minPredictionShiftStandardErrors"] == 3
     # the same model: p95s apart by less than the histogram's resolution, whatever their ratio
     assert figures["latencyP95Ratio"] <= 1.5 or figures["latencyP95IncreaseSeconds"] < 0.025
     assert figures["errorRateDelta"] <= 0.02
@@ -466,6 +533,11 @@ def test_biased_canary_is_rolled_back_on_the_prediction_shift(
     # figures for both versions: v2 predicts about 20% higher than v1 on the same rows
     assert figures["predictionMean"] > figures["stablePredictionMean"] > 0
     assert figures["predictionShift"] > 0.1
+    # beyond chance: at least 3 standard errors, from real rows and spread of both versions
+    assert figures["predictionShift"] >= 3 * figures["predictionShiftStandardError"] > 0
+    assert figures["predictionStdDev"] > 0
+    assert figures["stablePredictedRows"] >= 20
+    assert "standard errors of" in analysis["message"]
     assert figures["errorRate"] <= 0.05  # every absolute gate passed: only the comparison saw it
     assert figures["driftScore"] <= 0.5
     entry = status["history"][-1]

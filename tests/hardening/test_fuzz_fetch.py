@@ -4,6 +4,7 @@ written outside the target directory (real HTTPS servers with the rig's CA, real
 
 from __future__ import annotations
 
+import hashlib
 import os
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -97,6 +98,101 @@ def test_a_same_origin_redirect_is_followed(rig_pki, tmp_path):
         err = fetch_from(server, tmp_path / "model", path="old")
     assert err.failure is Failure.NOT_FOUND  # it reached /new/, which has nothing
     assert "404" in err.message
+
+
+TOKEN = "s3cr3t-t0ken"
+AUTHORIZATION = f"Bearer {TOKEN}"
+
+
+def recorded(seen: list[tuple[str, str | None]], respond):
+    """``respond``, after noting each request's path and Authorization header in ``seen``."""
+
+    def record(h: BaseHTTPRequestHandler) -> None:
+        seen.append((h.path, h.headers.get("Authorization")))
+        respond(h)
+
+    return record
+
+
+def answer(h: BaseHTTPRequestHandler, status: int, body: bytes = b"") -> None:
+    h.send_response(status)
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
+
+
+def with_token(tmp_path: Path) -> Path:
+    """A mounted Secret holding the bearer token."""
+    (tmp_path / "secret").mkdir(exist_ok=True)
+    (tmp_path / "secret" / "token").write_text(TOKEN)
+    return tmp_path / "secret"
+
+
+@pytest.mark.parametrize(
+    ("host", "spelled"),
+    [
+        ("127.0.0.1", "127.0.0.1"),  # the same host, another port
+        ("127.0.0.2", "127.0.0.2"),  # another host
+        ("127.0.0.1", "localhost"),  # another name for this host
+    ],
+)
+def test_a_redirect_to_another_server_never_carries_the_credentials(
+    host, spelled, rig_pki, tmp_path
+):
+    """Two real servers: A takes the token and redirects to B. The token reached A; B sees
+    neither the header nor any request, and the fetch says why it stopped."""
+    to_a: list[tuple[str, str | None]] = []
+    to_b: list[tuple[str, str | None]] = []
+    b_handler = handler(recorded(to_b, lambda h: answer(h, 200, b"{}")))
+    with HttpsFiles(tmp_path / "b", rig_pki, host=host, handler=b_handler) as b:
+        elsewhere = f"https://{spelled}:{b.server.server_address[1]}"
+
+        def a_respond(h: BaseHTTPRequestHandler) -> None:
+            if h.headers.get("Authorization") != AUTHORIZATION:
+                answer(h, 401)
+            else:
+                redirect_to(elsewhere + h.path)(h)
+
+        with HttpsFiles(tmp_path / "a", rig_pki, handler=handler(recorded(to_a, a_respond))) as a:
+            err = fetch_from(a, tmp_path / "model", credentials_dir=with_token(tmp_path))
+    assert to_a == [("/m/model.json", AUTHORIZATION)]
+    assert [auth for _, auth in to_b if auth] == []
+    assert to_b == []
+    assert err.failure is Failure.BAD_RESPONSE
+    assert f"redirect to another origin refused (https://{spelled}:" in err.message
+    assert list((tmp_path / "model").iterdir()) == []
+
+
+def test_a_same_origin_redirect_carries_the_credentials_to_the_file(rig_pki, tmp_path):
+    files = {"model.json": b"{}", "model.joblib": b"not unpickled while fetching"}
+    seen: list[tuple[str, str | None]] = []
+
+    def respond(h: BaseHTTPRequestHandler) -> None:
+        if h.headers.get("Authorization") != AUTHORIZATION:
+            answer(h, 401)
+        elif h.path.startswith("/old/"):
+            redirect_to("/new/" + h.path.removeprefix("/old/"))(h)
+        elif h.path.startswith("/new/m/") and h.path.rsplit("/", 1)[1] in files:
+            answer(h, 200, files[h.path.rsplit("/", 1)[1]])
+        else:
+            answer(h, 404)
+
+    with HttpsFiles(tmp_path / "www", rig_pki, handler=handler(recorded(seen, respond))) as www:
+        digests = fetch(
+            FetchSettings(
+                uri=f"https://{www.location}/old/m",
+                sha256=hashlib.sha256(files["model.joblib"]).hexdigest(),
+                dest=tmp_path / "model",
+                ca_file=www.ca_file,
+                credentials_dir=with_token(tmp_path),
+                timeout_seconds=5,
+            )
+        )
+    assert set(digests) == set(files)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir()} == files
+    assert seen == [
+        (f"/{where}/m/{name}", AUTHORIZATION) for name in files for where in ("old", "new")
+    ]
 
 
 @pytest.mark.parametrize(

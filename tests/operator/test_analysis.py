@@ -8,7 +8,9 @@ from modelops_operator.constants import (
     RULE_DRIFT,
     RULE_ERROR_RATIO,
     RULE_LATENCY_P95,
+    RULE_PREDICTION_BUCKETS,
     RULE_PREDICTION_MEAN,
+    RULE_PREDICTIONS,
     RULE_REQUESTS,
 )
 from modelops_operator.models import Analysis, Compare
@@ -27,6 +29,7 @@ GOOD = {
     "latencyP95Ratio": 1.0,
     "latencyP95IncreaseSeconds": 0.0,
     "predictionShift": 0.01,
+    "predictionShiftStandardError": 0.01,
 }
 NAN = math.nan
 
@@ -39,6 +42,7 @@ ALIASES = {
     "ratio": "latencyP95Ratio",
     "increase": "latencyP95IncreaseSeconds",
     "shift": "predictionShift",
+    "se": "predictionShiftStandardError",
     "stable": "stableRequests",
 }
 
@@ -91,6 +95,19 @@ def figures(**changes):
         (figures(shift=None), an.Verdict.INCONCLUSIVE, "NoData"),
         (figures(ratio=NAN), an.Verdict.INCONCLUSIVE, "NoData"),
         (figures(delta=None), an.Verdict.INCONCLUSIVE, "NoData"),
+        # a shift over its limit fails only when it is beyond 3 standard errors too
+        (figures(shift=0.2, se=0.05), an.Verdict.FAIL, "PredictionShift"),  # 4 SE
+        (figures(shift=0.2, se=0.0), an.Verdict.FAIL, "PredictionShift"),  # no spread at all
+        (figures(shift=0.2, se=0.1), an.Verdict.INCONCLUSIVE, "TooFewPredictions"),  # 2 SE
+        (figures(shift=0.2, se=None), an.Verdict.INCONCLUSIVE, "TooFewPredictions"),
+        (figures(shift=0.2, se=NAN), an.Verdict.INCONCLUSIVE, "TooFewPredictions"),
+        # ... and a small shift whose standard error nobody can compute is no pass either
+        (figures(shift=0.05, se=None), an.Verdict.INCONCLUSIVE, "NoData"),
+        (figures(shift=0.05, se=NAN), an.Verdict.INCONCLUSIVE, "NoData"),
+        (figures(shift=0.05, se=0.2), an.Verdict.PASS, "WithinThresholds"),
+        # another breach still fails; too little stable traffic is said first
+        (figures(shift=0.2, se=0.1, delta=0.05), an.Verdict.FAIL, "ErrorRateRegression"),
+        (figures(shift=0.2, se=0.1, stable=10.0), an.Verdict.INCONCLUSIVE, "TooFewRequests"),
     ],
 )
 def test_decide(figs, verdict, reason):
@@ -103,16 +120,36 @@ def test_fail_message_carries_figure_and_threshold():
     decision = an.decide(figures(rate=0.3), SPEC, COMPARE)
     assert "errorRate 0.3 > maxErrorRate 0.05" in decision.message
     decision = an.decide(figures(shift=0.2), SPEC, COMPARE)
-    assert decision.message == "predictionShift 0.2 > maxPredictionShift 0.1"
+    assert decision.message == (
+        "predictionShift 0.2 > maxPredictionShift 0.1"
+        " (20 standard errors of 0.01 >= minPredictionShiftStandardErrors 3)"
+    )
     decision = an.decide(figures(stable=10.0), SPEC, COMPARE)
     assert decision.message == "stable requests 10 < minRequests 50"
     # every breach is named, absolute first; the reason is the first
     decision = an.decide(figures(drift=0.7, shift=0.3), SPEC, COMPARE)
     assert decision.reason == "DriftTooHigh"
-    assert (
-        decision.message
-        == "driftScore 0.7 > maxDriftScore 0.2; predictionShift 0.3 > maxPredictionShift 0.1"
+    assert decision.message == (
+        "driftScore 0.7 > maxDriftScore 0.2; predictionShift 0.3 > maxPredictionShift 0.1"
+        " (30 standard errors of 0.01 >= minPredictionShiftStandardErrors 3)"
     )
+
+
+def test_a_shift_within_chance_says_why_it_waits():
+    decision = an.decide(figures(shift=0.2, se=0.1), SPEC, COMPARE)
+    assert decision.message == (
+        "predictionShift 0.2 > maxPredictionShift 0.1 but only 2 standard errors"
+        " (predictionShiftStandardError 0.1) < minPredictionShiftStandardErrors 3:"
+        " too few predictions to tell it from chance"
+    )
+    passed = an.decide(figures(shift=0.02, se=0.01), SPEC, COMPARE)
+    assert "predictionShift 0.02 <= maxPredictionShift 0.1 (standard error 0.01)" in passed.message
+
+
+def test_zero_standard_errors_is_the_threshold_alone():
+    alone = COMPARE.model_copy(update={"min_prediction_shift_standard_errors": 0})
+    assert an.decide(figures(shift=0.2, se=None), SPEC, alone).reason == "PredictionShift"
+    assert an.decide(figures(shift=0.05, se=None), SPEC, alone).verdict == an.Verdict.PASS
 
 
 def test_relative_gates_can_be_switched_off():
@@ -153,12 +190,15 @@ def test_scalar_from_vector(result, value):
 def test_queries_use_only_recording_rules_and_escape_labels():
     queries = an.build_queries("models", 'wi"ne', "2", "1", 60)
     canary_keys = {"requests", "errorRate", "latencyP95Seconds", "driftScore",
-                   "predictionMean", "classShares"}  # fmt: skip
+                   "predictionMean", "classShares", "predictedRows",
+                   "predictionBuckets"}  # fmt: skip
     stable_keys = {"stableRequests", "stableErrorRate", "stableLatencyP95Seconds",
-                   "stablePredictionMean", "stableClassShares"}  # fmt: skip
+                   "stablePredictionMean", "stableClassShares", "stablePredictedRows",
+                   "stablePredictionBuckets"}  # fmt: skip
     assert set(queries) == canary_keys | stable_keys
     rules = {RULE_REQUESTS, RULE_ERROR_RATIO, RULE_LATENCY_P95, RULE_DRIFT,
-             RULE_PREDICTION_MEAN, RULE_CLASS_SHARE}  # fmt: skip
+             RULE_PREDICTION_MEAN, RULE_CLASS_SHARE, RULE_PREDICTIONS,
+             RULE_PREDICTION_BUCKETS}  # fmt: skip
     for key, promql in queries.items():
         assert sum(rule in promql for rule in rules) == 1
         version = "1" if key in stable_keys else "2"
@@ -281,3 +321,159 @@ def test_a_latency_ratio_within_the_resolution_says_why_it_passed():
         "latencyP95Ratio 1.9 > maxLatencyP95Ratio 1.5 but latencyP95IncreaseSeconds 0.004"
         " < minLatencyP95IncreaseSeconds 0.025"
     ) in decision.message
+
+
+# --- how far a prediction shift can be trusted ----------------------------------------------
+
+
+def test_histogram_stddev_counts_each_row_at_its_buckets_midpoint():
+    # 15 rows at or below 100, 30 in (100, 200], 15 above: at 100, 150 and 200
+    assert an.histogram_stddev({"100": 15, "200": 45, "+Inf": 60}) == pytest.approx(
+        math.sqrt((15 * 50**2 + 15 * 50**2) / 60)
+    )
+    # rates of one scrape's buckets, any scale, in any order
+    assert an.histogram_stddev({"+Inf": 1.0, "200": 0.75, "100": 0.25}) == pytest.approx(
+        math.sqrt(1250)
+    )
+    assert an.histogram_stddev({"10": 5, "20": 5, "+Inf": 5}) == 0.0  # all in one bucket
+
+
+def test_histogram_stddev_is_close_to_the_sample_stddev_at_the_demo_bucket_width():
+    import random
+
+    rng = random.Random(7)
+    values = [rng.gauss(150, 50) for _ in range(5000)]
+    bounds = [25.0 * i for i in range(1, 17)]  # train.nice_buckets' width for diabetes
+    cumulative = {f"{b:g}": float(sum(v <= b for v in values)) for b in bounds}
+    cumulative["+Inf"] = float(len(values))
+    mean = sum(values) / len(values)
+    sample = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    assert an.histogram_stddev(cumulative) == pytest.approx(sample, rel=0.03)
+
+
+@pytest.mark.parametrize(
+    ("cumulative", "expected"),
+    [
+        ({}, None),  # no buckets (an empty vector)
+        ({"100": 0.0, "+Inf": 0.0}, "nan"),  # no rows in the window
+        ({"100": math.nan, "+Inf": 1.0}, "nan"),
+        ({"+Inf": 3.0}, "nan"),  # no finite bound to place a row at
+        ({"abc": 1.0}, "nan"),
+    ],
+)
+def test_histogram_stddev_without_rows_is_not_zero(cumulative, expected):
+    got = an.histogram_stddev(cumulative)
+    assert got is None if expected is None else math.isnan(got)
+
+
+def test_mean_shift_standard_error_is_the_relative_se_of_two_independent_means():
+    # sqrt(50^2/100 + 40^2/400) / 150 = sqrt(25 + 4) / 150
+    got = an.mean_shift_standard_error(50.0, 40.0, 100.0, 400.0, 150.0)
+    assert got == pytest.approx(math.sqrt(29) / 150)
+    assert an.mean_shift_standard_error(50.0, 40.0, 100.0, 400.0, -150.0) == got
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((None, 40.0, 100.0, 400.0, 150.0), None),  # no buckets
+        ((50.0, 40.0, 100.0, None, 150.0), None),  # no stable rows vector
+        ((50.0, 40.0, 0.0, 400.0, 150.0), "nan"),  # zero traffic on the canary
+        ((50.0, 40.0, 100.0, 1.0, 150.0), "nan"),  # one row: no spread to speak of
+        ((math.nan, 40.0, 100.0, 400.0, 150.0), "nan"),
+        ((50.0, 40.0, 100.0, 400.0, 0.0), "nan"),  # a zero stable mean, as the shift
+    ],
+)
+def test_mean_shift_standard_error_needs_data_on_both_sides(args, expected):
+    got = an.mean_shift_standard_error(*args)
+    assert got is None if expected is None else math.isnan(got)
+
+
+def test_class_shift_standard_error_of_two_classes_is_that_of_a_difference_of_shares():
+    # with two classes the distance is |p_c - p_s| of one class: sqrt(pq/n_c + pq/n_s)
+    got = an.class_shift_standard_error({"a": 0.6, "b": 0.4}, {"a": 0.5, "b": 0.5}, 100, 100)
+    assert got == pytest.approx(math.sqrt(0.6 * 0.4 / 100 + 0.5 * 0.5 / 100))
+    # three classes, a class one side never predicts counts as share 0 there
+    three = an.class_shift_standard_error({"a": 0.5, "b": 0.5}, {"a": 0.3, "b": 0.3, "c": 0.4},
+                                          400, 400)  # fmt: skip
+    # signs (+, +, -): sum s p is 1 on the canary, 0.2 on the stable side
+    assert three == pytest.approx(0.5 * math.sqrt((1 - 1**2) / 400 + (1 - 0.2**2) / 400))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (({}, {"a": 1.0}, 100, 100), None),
+        (({"a": 1.0}, {"a": 1.0}, None, 100), None),
+        (({"a": 1.0}, {"a": 1.0}, 0.0, 100), "nan"),  # zero traffic on the canary
+        (({"a": math.nan}, {"a": 1.0}, 100, 100), "nan"),
+    ],
+)
+def test_class_shift_standard_error_needs_data_on_both_sides(args, expected):
+    got = an.class_shift_standard_error(*args)
+    assert got is None if expected is None else math.isnan(got)
+
+
+def buckets(*cumulative: tuple[str, float]):
+    return [{"metric": {"le": le}, "value": [1, str(v)]} for le, v in cumulative]
+
+
+# a regressor's spread: rows at 100, 150 and 200 (sd 35.4), the same for both versions
+SPREAD = buckets(("100", 0.25), ("200", 0.75), ("+Inf", 1.0))
+
+
+def regressor(rows: float, stable_rows: float, mean: str = "180"):
+    return results(
+        predictionMean=vec(mean), stablePredictionMean=vec("150"),
+        predictedRows=vec(str(rows)), stablePredictedRows=vec(str(stable_rows)),
+        predictionBuckets=SPREAD, stablePredictionBuckets=SPREAD,
+    )  # fmt: skip
+
+
+def test_a_regressors_shift_is_judged_against_its_standard_error():
+    lenient = SPEC.model_copy(update={"min_requests": 1})
+    # 20% higher over a handful of rows: chance cannot be ruled out, so wait
+    few = an.figures_from(regressor(4, 4))
+    assert few["predictionShift"] == pytest.approx(0.2)
+    assert few["predictionStdDev"] == pytest.approx(math.sqrt(1250))
+    assert few["predictionShiftStandardError"] == pytest.approx(math.sqrt(1250 / 2) / 150)
+    assert an.decide(few, lenient, COMPARE).reason == "TooFewPredictions"
+    # the same shift over the rig's rows (15 a second each, 30 s): a shift
+    many = an.figures_from(regressor(450, 450))
+    decision = an.decide(many, lenient, COMPARE)
+    assert (decision.verdict, decision.reason) == (an.Verdict.FAIL, "PredictionShift")
+    # a shift under the limit passes once its standard error is known
+    close = an.figures_from(regressor(450, 450, mean="153"))
+    assert an.decide(close, lenient, COMPARE).verdict == an.Verdict.PASS
+    model = an.Decision(decision.verdict, "", "", many).figures_model()
+    assert model.prediction_shift_standard_error == pytest.approx(math.sqrt(2 * 1250 / 450) / 150)
+    assert model.predicted_rows == 450.0
+
+
+def test_a_regressor_without_buckets_or_rows_has_no_standard_error():
+    no_rows = regressor(450, 450)
+    no_rows["stablePredictedRows"] = []
+    assert an.figures_from(no_rows)["predictionShiftStandardError"] is None
+    zero = an.figures_from(regressor(0, 450))
+    assert math.isnan(zero["predictionShiftStandardError"])
+    empty = regressor(450, 450)
+    empty["predictionBuckets"] = buckets(("100", 0), ("+Inf", 0))
+    assert math.isnan(an.figures_from(empty)["predictionStdDev"])
+    assert math.isnan(an.figures_from(empty)["predictionShiftStandardError"])
+
+
+def test_a_classifiers_shift_is_judged_against_its_standard_error():
+    lenient = SPEC.model_copy(update={"min_requests": 1})
+
+    def classifier(rows: float):
+        return results(
+            classShares=shares(a=0.5, b=0.5), stableClassShares=shares(a=0.3, b=0.3, c=0.4),
+            predictedRows=vec(str(rows)), stablePredictedRows=vec(str(rows)),
+        )  # fmt: skip
+
+    few = an.figures_from(classifier(5))
+    assert few["predictionShift"] == pytest.approx(0.4)
+    assert "predictionStdDev" not in few  # a regressor's figure
+    assert an.decide(few, lenient, COMPARE).reason == "TooFewPredictions"
+    many = an.decide(an.figures_from(classifier(450)), lenient, COMPARE)
+    assert (many.verdict, many.reason) == (an.Verdict.FAIL, "PredictionShift")

@@ -6,6 +6,7 @@ import pytest
 
 from devstack.paths import find_tool
 from modelops_operator.applyset import Owner, build_apply_set
+from modelops_operator.models import FetchSpec, ModelRef
 from modelops_operator.render import ChartRenderer, RenderError
 from modelops_operator.rollout import Workloads
 from modelops_operator.settings import OperatorSettings
@@ -98,3 +99,43 @@ def test_a_short_scrape_interval_renders_with_a_timeout_within_it(renderer, inte
     endpoint = sm["spec"]["endpoints"][0]
     assert endpoint["interval"] == interval
     assert endpoint["scrapeTimeout"] == ("10s" if interval == "30s" else interval)
+
+
+def fetched(version: str, **fetch) -> ModelRef:
+    return ref(version).model_copy(
+        update={
+            "artifact": "",
+            "uri": f"s3://models/wine/{version}",
+            "sha256": version * 64,
+            "fetch": FetchSpec.model_validate(fetch),
+        }
+    )
+
+
+def test_a_canary_with_other_fetch_settings_leaves_the_stables_init_container(renderer):
+    old = fetched("1", endpoint="https://old:9000", credentialsSecret="old-keys",
+                  maxBytes=5000, timeoutSeconds=60)  # fmt: skip
+    new = fetched("2", endpoint="https://new:9000", credentialsSecret="new-keys")
+
+    def deployments(workloads: Workloads) -> dict[str, dict]:
+        values = chart_values(spec_for("2"), workloads)
+        return build_apply_set(renderer.render("wine", "models", values), OWNER).deployments()
+
+    alone = deployments(Workloads(old, 3))["stable"]
+    during = deployments(Workloads(old, 3, new, 1))
+    stable, canary = during["stable"]["spec"]["template"], during["canary"]["spec"]["template"]
+    assert stable == alone["spec"]["template"]
+    init = {e["name"]: e["value"] for e in stable["spec"]["initContainers"][0]["env"]}
+    assert init["MODELOPS_FETCH_ENDPOINT"] == "https://old:9000"
+    assert (init["MODELOPS_FETCH_MAX_BYTES"], init["MODELOPS_FETCH_TIMEOUT_SECONDS"]) == (
+        "5000",
+        "60",
+    )
+    secret = {v["name"]: v for v in stable["spec"]["volumes"]}["fetch-credentials"]["secret"]
+    assert secret["secretName"] == "old-keys"
+    init = {e["name"]: e["value"] for e in canary["spec"]["initContainers"][0]["env"]}
+    assert init["MODELOPS_FETCH_ENDPOINT"] == "https://new:9000"
+    assert init["MODELOPS_FETCH_URI"] == "s3://models/wine/2"
+    assert init["MODELOPS_FETCH_MAX_BYTES"] == str(1 << 30)  # its own default, not the stable's
+    secret = {v["name"]: v for v in canary["spec"]["volumes"]}["fetch-credentials"]["secret"]
+    assert secret["secretName"] == "new-keys"

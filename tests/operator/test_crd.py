@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
+from devstack.paths import CRD_DIR
 from modelops_operator.constants import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
-from modelops_operator.models import ModelDeploymentSpec, parse_spec
+from modelops_operator.models import ModelDeploymentSpec, Strategy, parse_spec
+from modelops_operator.routing import (
+    HTTPROUTE_API_VERSION,
+    Backends,
+    Split,
+    route_rules,
+    weights_of,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = yaml.safe_load((ROOT / "manifests/crd/modeldeployments.modelops.io.yaml").read_text())
@@ -91,12 +100,62 @@ def test_crd_defaults_equal_the_pydantic_defaults(extra):
     assert isinstance(from_crd, ModelDeploymentSpec)
 
 
+def crd_schema(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+# the pinned Gateway API CRD (hack/versions.env; make tools puts it into .cache/crds)
+HTTPROUTE_CRD = CRD_DIR / "gateway.networking.k8s.io_httproutes.yaml"
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_examples_are_valid(path):
+    """Every ModelDeployment of an example is valid against our CRD and parses; an
+    HTTPRoute beside it against the pinned Gateway API CRD; nothing else is in an example."""
+    kinds = []
     for doc in yaml.safe_load_all(path.read_text()):
+        kinds.append(doc["kind"])
+        if doc["kind"] == "HTTPRoute":
+            assert doc["apiVersion"] == HTTPROUTE_API_VERSION
+            jsonschema.Draft4Validator(crd_schema(HTTPROUTE_CRD)).validate(doc)
+            continue
         assert doc["kind"] == KIND
         validator().validate(doc)
         parse_spec(apply_defaults(SCHEMA["properties"]["spec"], doc["spec"]))
+    assert KIND in kinds
+
+
+def example_docs(name: str) -> dict[str, dict]:
+    return {d["kind"]: d for d in yaml.safe_load_all((ROOT / "manifests/examples" / name).open())}
+
+
+def test_the_gateway_example_carries_the_route_and_rule_it_names():
+    docs = example_docs("diabetes-gateway-canary.yaml")
+    md, route = docs[KIND], docs["HTTPRoute"]
+    spec = parse_spec(md["spec"])
+    routing = spec.rollout.gateway_api
+    assert routing is not None
+    assert (route["metadata"]["name"], route["metadata"]["namespace"]) == (
+        routing.http_route, md["metadata"]["namespace"],
+    )  # fmt: skip
+    # the rule the operator weighs, with the stable Service the chart renders for this release
+    (rule,) = [r for r in route["spec"]["rules"] if r["name"] == routing.rule]
+    stable = Backends(f"{md['metadata']['name']}-model-service-stable",
+                      f"{md['metadata']['name']}-model-service-canary", 8080)  # fmt: skip
+    assert [(r["name"], r["port"]) for r in rule["backendRefs"]] == [(stable.stable, 8080)]
+    weighted = route_rules(route, routing, stable, Split(10, "3"), md["metadata"]["name"])
+    assert weights_of({"spec": {"rules": weighted}}, stable, md["metadata"]["name"]) == {
+        stable.stable: 90, stable.canary: 10,
+    }  # fmt: skip
+    assert route["spec"]["parentRefs"], "the route names the Gateway it attaches to"
+
+
+def test_the_ab_example_is_an_ab_test_by_replicas():
+    spec = parse_spec(example_docs("wine-ab-test.yaml")[KIND]["spec"])
+    assert spec.rollout.strategy == Strategy.AB_TEST
+    assert spec.rollout.gateway_api is None
+    assert spec.rollout.ab_test.weight == 50
+    assert spec.rollout.ab_test.winner is None  # the user names it
 
 
 GOOD = {
@@ -173,3 +232,24 @@ def test_schema_refuses_a_bad_uri(uri):
     doc["spec"]["model"]["uri"] = uri
     with pytest.raises(jsonschema.ValidationError):
         validator().validate(doc)
+
+
+def test_the_crd_and_the_chart_check_the_fetch_settings_alike():
+    """The operator passes spec.model.fetch to the chart's model.fetch and canary.fetch: a
+    value the CRD takes must not fail the render (the chart's emptyDir sizeLimit is its own)."""
+    chart = json.loads((ROOT / "charts/model-service/values.schema.json").read_text())
+    theirs = chart["properties"]["model"]["properties"]["fetch"]["properties"]
+    ours = SCHEMA["properties"]["spec"]["properties"]["model"]["properties"]["fetch"]["properties"]
+    assert set(ours) == set(theirs) - {"sizeLimit"}
+    for key, schema in ours.items():
+        for word in ("type", "pattern", "maxLength", "minLength"):
+            assert schema.get(word) == theirs[key].get(word), (key, word)
+    canary = chart["properties"]["canary"]["properties"]["fetch"]
+    assert canary["$ref"] == "#/properties/model/properties/fetch"
+
+
+def test_the_route_schema_catches_a_wrong_route():
+    route = copy.deepcopy(example_docs("diabetes-gateway-canary.yaml")["HTTPRoute"])
+    route["spec"]["rules"][0]["backendRefs"][0]["port"] = "http"  # a port is a number
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(crd_schema(HTTPROUTE_CRD)).validate(route)

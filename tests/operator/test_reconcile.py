@@ -28,6 +28,7 @@ CORE_KINDS = {
     "autoscaling/v2": {"HorizontalPodAutoscaler"},
     "networking.k8s.io/v1": {"NetworkPolicy"},
 }
+ROUTE = ObjectKey("gateway.networking.k8s.io/v1", "HTTPRoute", NS, "models")
 MONITORING = {"monitoring.coreos.com/v1": {"ServiceMonitor", "PrometheusRule", "Prometheus"}}
 
 
@@ -130,8 +131,17 @@ class FakeRenderer:
                      "image": version}]}}},
             }  # fmt: skip
 
+        tracks = ["stable", "canary"] if values["canary"]["enabled"] else ["stable"]
+        per_track = [
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": f"{full}-{t}", "labels": {"modelops.io/track": t}},
+             "spec": {"ports": [{"port": 8080}]}}
+            for t in tracks
+            if values["service"]["perTrack"]
+        ]  # fmt: skip
         out = [
             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": full}},
+            *per_track,
             dep(full, "stable", values["replicaCount"], values["model"]["version"],
                 values["model"]["artifact"]),
         ]  # fmt: skip
@@ -300,3 +310,52 @@ def test_monitoring_namespaces_scope_the_prometheus_lookup():
     assert ("Prometheus", "grafana") in kube.listed
     assert ("Deployment", "grafana") in kube.listed
     assert ("Prometheus", None) not in kube.listed  # never cluster-wide
+
+
+def routed_md() -> dict:
+    body = md()
+    body["spec"]["rollout"] = {"trafficRouting": {"gatewayAPI": {"httpRoute": "models"}}}
+    return body
+
+
+def test_a_missing_route_is_one_event_and_a_condition_that_keeps_saying_it():
+    reconciler, kube = make()
+    kube.objects[MD] = routed_md()
+    results = [reconciler.reconcile(NS, NAME) for _ in range(5)]
+    assert results == ["TrafficRoutingFailed"] * 5
+    warnings = [e for e in kube.events if e[1] == "TrafficRoutingFailed"]
+    assert warnings == [("Warning", "TrafficRoutingFailed", "HTTPRoute models/models not found")]
+    degraded = cond(kube, "Degraded")
+    assert (degraded["status"], degraded["message"]) == ("True", warnings[0][2])
+    assert status(kube)["phase"] == "Degraded"
+    # one status write: the later passes found nothing new to say
+    rv = kube.objects[MD]["metadata"]["resourceVersion"]
+    reconciler.reconcile(NS, NAME)
+    assert kube.objects[MD]["metadata"]["resourceVersion"] == rv
+    assert kube.applied == []  # no route to set: nothing applied (first deploy)
+
+    # another cause after a fix: the route exists without a rule for the model
+    kube.objects[ROUTE] = {
+        "apiVersion": ROUTE.api_version, "kind": "HTTPRoute",
+        "metadata": {"name": "models", "namespace": NS, "resourceVersion": "7"},
+        "spec": {"rules": [{"backendRefs": [{"name": "docs", "port": 80}]}]},
+    }  # fmt: skip
+    reconciler.reconcile(NS, NAME)
+    assert "has no rule with a backendRef" in cond(kube, "Degraded")["message"]
+    assert degraded["lastTransitionTime"] == cond(kube, "Degraded")["lastTransitionTime"]
+    assert len([e for e in kube.events if e[1] == "TrafficRoutingFailed"]) == 1
+
+    # fixed: the route is weighted, the objects applied, Degraded False
+    kube.objects[ROUTE]["spec"]["rules"].append(
+        {"backendRefs": [{"name": "wine-model-service-stable", "port": 8080}]}
+    )
+    assert reconciler.reconcile(NS, NAME) == "DeployProgressing"  # the first deploy goes on
+    assert cond(kube, "Degraded")["status"] == "False"
+    assert kube.applied[0] == ROUTE
+    weighted = kube.objects[ROUTE]["spec"]["rules"][1]["backendRefs"]
+    assert weighted == [{"name": "wine-model-service-stable", "port": 8080, "weight": 100}]
+    # and broken again: a new transition, a new Event
+    del kube.objects[ROUTE]
+    reconciler.reconcile(NS, NAME)
+    reconciler.reconcile(NS, NAME)
+    assert len([e for e in kube.events if e[1] == "TrafficRoutingFailed"]) == 2

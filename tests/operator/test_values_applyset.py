@@ -17,6 +17,15 @@ from modelops_operator.values import chart_values, scrape_timeout, split_image
 from tests.operator.conftest import ref, spec_for
 
 OWNER = Owner("wine", "models", "uid-1")
+# FetchSpec() as the canary's values carry it: every key
+DEFAULT_FETCH = {
+    "endpoint": "",
+    "region": "us-east-1",
+    "credentialsSecret": "",
+    "caConfigMap": "",
+    "maxBytes": 1 << 30,
+    "timeoutSeconds": 300.0,
+}
 
 
 @pytest.mark.parametrize(
@@ -69,13 +78,14 @@ def test_values_with_canary_and_discovered_labels():
         "sha256": "",
         "replicaCount": 1,
         "image": {"repository": "model-service", "tag": "2", "digest": ""},
+        "fetch": DEFAULT_FETCH,
     }
     assert values["monitoring"]["serviceMonitor"]["labels"] == {"release": "kps"}
     assert values["monitoring"]["prometheusRule"]["labels"] == {"role": "alerts"}
     assert values["monitoring"]["dashboards"]["labels"] == {"grafana_dashboard": "1"}
 
 
-def test_values_of_a_remote_uri_carry_it_and_the_newest_fetch_settings():
+def test_values_of_a_remote_uri_carry_it_and_the_canarys_own_fetch_settings():
     sha = "ab" * 32
     stable = ModelRef(name="wine", version="1", image="model-service:1", artifact="/m/1")
     fetch = FetchSpec.model_validate({"endpoint": "https://s3:9000", "credentialsSecret": "s3"})
@@ -86,15 +96,44 @@ def test_values_of_a_remote_uri_carry_it_and_the_newest_fetch_settings():
     values = chart_values(spec_for("2"), Workloads(stable, 2, canary, 1))
     assert values["model"]["uri"] == ""
     assert values["model"]["artifact"] == "/m/1"
+    assert "fetch" not in values["model"]  # the stable has none: the chart's defaults
     assert (values["canary"]["uri"], values["canary"]["sha256"]) == ("s3://models/wine/2", sha)
-    assert values["model"]["fetch"] == {
+    assert values["canary"]["fetch"] == {
+        **DEFAULT_FETCH,
         "endpoint": "https://s3:9000",
-        "region": "us-east-1",
         "credentialsSecret": "s3",
-        "caConfigMap": "",
-        "maxBytes": 1 << 30,
-        "timeoutSeconds": 300.0,
     }
+
+
+def test_a_canary_with_other_fetch_settings_leaves_the_stables_alone():
+    """Each track is rendered from its own release: endpoint, Secret, cap and timeout."""
+    sha1, sha2 = "ab" * 32, "cd" * 32
+    old = FetchSpec.model_validate(
+        {"endpoint": "https://old:9000", "credentialsSecret": "old-keys", "maxBytes": 5000,
+         "timeoutSeconds": 60}
+    )  # fmt: skip
+    new = FetchSpec.model_validate({"endpoint": "https://new:9000", "credentialsSecret": "new"})
+    stable = ModelRef(name="wine", version="1", image="model-service:1",
+                      uri="s3://models/wine/1", sha256=sha1, fetch=old)  # fmt: skip
+    canary = stable.model_copy(update={"version": "2", "uri": "s3://models/wine/2",
+                                       "sha256": sha2, "fetch": new})  # fmt: skip
+    alone = chart_values(spec_for("1"), Workloads(stable, 2))
+    during = chart_values(spec_for("2"), Workloads(stable, 2, canary, 1))
+    assert during["model"] == alone["model"]
+    assert during["model"]["fetch"] == {
+        **DEFAULT_FETCH,
+        "endpoint": "https://old:9000",
+        "credentialsSecret": "old-keys",
+        "maxBytes": 5000,
+        "timeoutSeconds": 60.0,
+    }
+    assert during["canary"]["fetch"] == {**DEFAULT_FETCH, "endpoint": "https://new:9000",
+                                         "credentialsSecret": "new"}  # fmt: skip
+    # a canary without fetch settings gets the defaults, not the stable's
+    bare = canary.model_copy(update={"fetch": None})
+    assert chart_values(spec_for("2"), Workloads(stable, 2, bare, 1))["canary"]["fetch"] == (
+        DEFAULT_FETCH
+    )
 
 
 def test_spec_labels_win_over_nothing_and_merge_with_discovery():

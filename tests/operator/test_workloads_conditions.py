@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from modelops_operator.conditions import ConditionValue, rollout_conditions, set_conditions
+from modelops_operator.conditions import (
+    ConditionValue,
+    announces,
+    degrade,
+    rollout_conditions,
+    set_conditions,
+)
 from modelops_operator.models import Condition, ModelDeploymentStatus, ModelRef, Phase
 from modelops_operator.rollout import Observation, advance
 from modelops_operator.workloads import (
@@ -297,6 +303,58 @@ def test_conditions_keep_canonical_order_and_unknown_types():
     assert [c.type for c in out] == ["Ready", "MonitoringReady", "Custom"]
     assert out[0].status == "Unknown"
     assert out[0].observed_generation == 3
+
+
+def degraded_at(reason: str, when: str) -> tuple[Condition, ...]:
+    return set_conditions(
+        [],
+        [ConditionValue("Degraded", True, reason, "HTTPRoute models/edge not found"),
+         ConditionValue("Progressing", False, reason, "HTTPRoute models/edge not found")],
+        when,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("before", "reason", "announced"),
+    [
+        ((), "TrafficRoutingFailed", True),  # the transition into Degraded
+        # every later tick of the same cause
+        (degraded_at("TrafficRoutingFailed", "T1"), "TrafficRoutingFailed", False),
+        (degraded_at("RenderFailed", "T1"), "TrafficRoutingFailed", True),  # another cause
+        (set_conditions([], [ConditionValue("Degraded", False, "AsExpected")], "T1"),
+         "TrafficRoutingFailed", True),  # recovered, then again
+    ],
+)  # fmt: skip
+def test_a_cause_is_announced_once_on_the_transition(before, reason, announced):
+    assert announces(before, reason) is announced
+
+
+def test_a_persisting_cause_keeps_its_transition_time_and_says_the_latest_message():
+    before = degraded_at("TrafficRoutingFailed", "T1")
+    # the rollout's own conditions of this pass say Degraded False (it knows no route)
+    passing = ModelDeploymentStatus(
+        phase=Phase.PROGRESSING,
+        conditions=set_conditions(
+            before, [ConditionValue("Degraded", False, "AsExpected"),
+                     ConditionValue("Ready", True, "Available")], "T2"),
+    )  # fmt: skip
+    out = degrade(passing, before, "TrafficRoutingFailed", "no rule named predict", "T2", 4)
+    assert out.phase == Phase.DEGRADED
+    by_type = {c.type: c for c in out.conditions}
+    assert (by_type["Degraded"].status, by_type["Degraded"].reason) == (
+        "True",
+        "TrafficRoutingFailed",
+    )
+    assert by_type["Degraded"].message == "no rule named predict"
+    assert by_type["Degraded"].last_transition_time == "T1"
+    assert by_type["Progressing"].status == "False"
+    assert by_type["Ready"].status == "True"  # what the pass knew about the rest stays
+    assert out.observed_generation == 4
+    # a rollback that cannot reach its route stays RolledBack (the state machine reads it)
+    rolled_back = passing.model_copy(update={"phase": Phase.ROLLED_BACK})
+    assert degrade(rolled_back, before, "TrafficRoutingFailed", "x", "T2", 4).phase == (
+        Phase.ROLLED_BACK
+    )
 
 
 def ready_condition(model: ModelRef, stable: WorkloadState) -> ConditionValue:

@@ -7,6 +7,7 @@ object, even one that never ends, without filling the disk.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -77,11 +78,7 @@ def test_fetch_from_s3_gives_a_model_that_loads(object_store, creds, wine_v1, tm
 
 
 def test_fetch_from_https_with_the_rigs_ca(https_files: HttpsFiles, model_root, tmp_path):
-    target = https_files.root / "team" / "wine" / "1"
-    target.mkdir(parents=True)
-    for name in ARTIFACT_FILES:
-        (target / name).write_bytes((model_root / "wine" / "1" / name).read_bytes())
-    sha = read_card(target).sha256
+    sha = copy_version(model_root, https_files.root, "team/wine/1")
     uri = f"https://{https_files.location}/team/wine/1"
     dest = tmp_path / "model"
     fetch(FetchSettings(uri=uri, sha256=sha, dest=dest, ca_file=https_files.ca_file))
@@ -91,6 +88,70 @@ def test_fetch_from_https_with_the_rigs_ca(https_files: HttpsFiles, model_root, 
         fetch(FetchSettings(uri=uri, sha256=sha, dest=tmp_path / "untrusted"))
     assert err.value.failure is Failure.UNREACHABLE
     assert "CERTIFICATE_VERIFY_FAILED" in err.value.message
+
+
+def copy_version(model_root: Path, root: Path, prefix: str, version: str = "1") -> str:
+    """wine/<version> under ``root/prefix``, as a web server of model files holds it; its sha256."""
+    target = root / prefix
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ARTIFACT_FILES:
+        (target / name).write_bytes((model_root / "wine" / version / name).read_bytes())
+    return read_card(target).sha256
+
+
+def secret_dir(path: Path, **keys: str) -> Path:
+    """The files a mounted Secret with these keys holds (as kubelet writes them)."""
+    path.mkdir(parents=True)
+    for key, value in keys.items():
+        (path / key).write_text(value)
+    return path
+
+
+PASSWORD = "pa ss:wörd"  # a space, a colon and UTF-8: all fine in a password
+BASIC = "Basic " + base64.b64encode(f"model-reader:{PASSWORD}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("header", "keys", "wrong"),
+    [
+        # a trailing newline, as `kubectl create secret --from-file` often leaves one
+        ("Bearer ey.J0-b~k+e/n==", {"token": "ey.J0-b~k+e/n==\n"}, {"token": "ey.J0"}),
+        (
+            BASIC,
+            {"username": "model-reader", "password": PASSWORD},
+            {"username": "model-reader", "password": "pa ss"},
+        ),
+    ],
+    ids=["bearer", "basic"],
+)
+def test_https_credentials_from_the_secret_open_a_server_that_requires_them(
+    header, keys, wrong, rig_pki, model_root, tmp_path
+):
+    with HttpsFiles(tmp_path / "www", rig_pki, authorization=header) as server:
+        sha = copy_version(model_root, server.root, "private/wine/1")
+        env = {
+            "MODELOPS_FETCH_URI": f"https://{server.location}/private/wine/1",
+            "MODELOPS_FETCH_SHA256": sha,
+            "MODELOPS_FETCH_CA_FILE": str(server.ca_file),
+            "MODELOPS_FETCH_CREDENTIALS_DIR": str(secret_dir(tmp_path / "secret", **keys)),
+        }
+        dest = tmp_path / "with" / "model"
+        code, line, _ = run_cli({**env, "MODELOPS_FETCH_DEST": str(dest)})
+        assert (code, line["level"]) == (0, "info"), line
+        assert load_model(dest, sha).card.version == "1"
+        # without the Secret: the server's 401 is the forbidden class, exit 11
+        env["MODELOPS_FETCH_CREDENTIALS_DIR"] = str(tmp_path / "no-secret")
+        dest = tmp_path / "without" / "model"
+        code, line, termination = run_cli({**env, "MODELOPS_FETCH_DEST": str(dest)})
+        assert code == Failure.FORBIDDEN.exit_code == 11
+        assert line["failure"] == "forbidden"
+        assert "HTTP 401" in line["msg"]
+        assert json.loads(termination) == line
+        assert list(dest.iterdir()) == []
+        # a wrong credential is refused the same way
+        env["MODELOPS_FETCH_CREDENTIALS_DIR"] = str(secret_dir(tmp_path / "wrong", **wrong))
+        code, line, _ = run_cli({**env, "MODELOPS_FETCH_DEST": str(tmp_path / "wrong-dest")})
+        assert (code, line["failure"]) == (11, "forbidden")
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ def test_every_name_is_level_metric_operation_and_unique() -> None:
 
     assert len(names) == len(set(names)) == len(rr.recorded_names())
     for name in names:
-        level = rf"({rr.LEVEL}|{rr.CLASS_LEVEL})"  # by model and version, or also by class
+        # by model and version, or also by class, or by histogram bucket
+        level = rf"({rr.LEVEL}|{rr.CLASS_LEVEL}|{rr.BUCKET_LEVEL})"
         assert re.fullmatch(rf"{level}:[a-z0-9_]+:(rate[0-9]+[smhd]|max)", name), name
 
 

@@ -1,7 +1,7 @@
 {{/*
 One Deployment of one track. Call with (dict "root" $ "track" "stable"|"canary").
 The stable and the canary Deployment differ only in name, replicas, image, model
-version, artifact and digest; everything else comes from the same values.
+version, artifact, digest and fetch settings; everything else comes from the same values.
 */}}
 {{- define "model-service.deployment" -}}
 {{- $root := .root }}
@@ -26,7 +26,13 @@ version, artifact and digest; everything else comes from the same values.
 {{- if and $uri (not $remote) }}
 {{- $artifact = $uri }}
 {{- end }}
-{{- $fetch := $v.model.fetch }}
+{{- /* each track fetches with its own release's settings: the canary's keys over model.fetch */}}
+{{- $fetch := deepCopy $v.model.fetch }}
+{{- if $canary }}
+{{- range $key, $value := $v.canary.fetch }}
+{{- $_ := set $fetch $key $value }}
+{{- end }}
+{{- end }}
 {{- $imageRef := include "model-service.imageRef" $image }}
 apiVersion: apps/v1
 kind: Deployment

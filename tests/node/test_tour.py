@@ -118,7 +118,10 @@ def instances(model: str, n: int | None = None) -> list[dict[str, float]]:
     card = read_card(MODELS_ROOT / model / "1")
     data = MODELS[model]().data
     lo, hi = np.array([f.min for f in card.features]), np.array([f.max for f in card.features])
-    rows = data[((data >= lo) & (data <= hi)).all(axis=1)][:n]
+    rows = data[((data >= lo) & (data <= hi)).all(axis=1)]
+    # load.py sends them round-robin: in data-set order (wine's is sorted by class) two
+    # periods of the same traffic would see different class mixes.
+    rows = np.random.default_rng(0).permutation(rows)[:n]
     return [dict(zip(card.feature_names, map(float, r), strict=True)) for r in rows]
 
 

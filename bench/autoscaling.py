@@ -24,11 +24,13 @@ the HPA sync period (15 s) plus the rise of a one-minute rate.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -122,14 +124,22 @@ def step(cluster: Cluster, ns: str, to: int) -> dict:
     return result
 
 
-def run(steps: int, to: int) -> dict:
-    image = build_images().service
+@contextlib.contextmanager
+def one_pod_on_node(name: str, image: str) -> Iterator[tuple[Cluster, str]]:
+    """The real-node rig with the operator as a local process, and md/wine at one Ready
+    pod in namespace ``name``: (cluster, namespace)."""
     with running_node_rig(image) as (cluster, _):
-        ns = cluster.create_namespace("bench-autoscaling")
-        with running_operator(cluster, Path(tempfile.mkdtemp(prefix="bench-autoscaling-"))):
+        ns = cluster.create_namespace(name)
+        with running_operator(cluster, Path(tempfile.mkdtemp(prefix=f"{name}-"))):
             cluster.apply(md(ns))
             wait(lambda: len(ready_pods(cluster, ns)) == 1, "the first pod Ready")
-            results = [step(cluster, ns, to) for _ in range(steps)]
+            yield cluster, ns
+
+
+def run(steps: int, to: int) -> dict:
+    image = build_images().service
+    with one_pod_on_node("bench-autoscaling", image) as (cluster, ns):
+        results = [step(cluster, ns, to) for _ in range(steps)]
     ready = [p["ready"] for r in results for p in r["pods"]]
     return {
         "scale": f"1 -> {to} replicas, {steps} steps, real node, image {image}",

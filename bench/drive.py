@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.open_loop import parse_output as parse_open_loop_output
 from bench.servers import BENCH, pin
 
 WRK_SCRIPT = BENCH / "wrk_post.lua"
@@ -39,18 +41,47 @@ def wrk(
         url,
     ]
     env = dict(os.environ, BENCH_BODY_FILE=str(body_file))
+    return _generate("wrk", command, cpu, seconds, parse_wrk_output, env=env)
+
+
+def open_loop(
+    url: str,
+    body_file: Path,
+    rate: float,
+    seconds: float,
+    connections: int,
+    cpu: int | None,
+) -> dict[str, Any]:
+    """One open-loop run (bench/open_loop.py, its own process on the load generator's CPU,
+    like wrk): ``body_file`` POSTed at ``rate`` per second for ``seconds``."""
+    command = [
+        sys.executable, "-m", "bench.open_loop", "--url", url, "--body-file", str(body_file),
+        "--rate", f"{rate:.3f}", "--seconds", f"{seconds:g}", "--connections", str(connections),
+    ]  # fmt: skip
+    return _generate("open loop", command, cpu, seconds, parse_open_loop_output, cwd=BENCH.parent)
+
+
+def _generate(
+    what: str,
+    command: list[str],
+    cpu: int | None,
+    seconds: float,
+    parse: Callable[[str], dict[str, Any] | None],
+    **popen: Any,
+) -> dict[str, Any]:
+    """Run a load generator pinned to ``cpu``; its parsed result, or why there is none."""
     done = subprocess.run(
         command,
-        env=env,
         capture_output=True,
         text=True,
         preexec_fn=pin(cpu),
         timeout=seconds + 60,
         check=False,
+        **popen,
     )
-    result = parse_wrk_output(done.stdout)
+    result = parse(done.stdout)
     if result is None:
-        raise RuntimeError(f"wrk gave no result (exit {done.returncode}): {done.stderr.strip()}")
+        raise RuntimeError(f"{what} gave no result (exit {done.returncode}): {done.stderr.strip()}")
     return result
 
 

@@ -27,6 +27,9 @@ GOAL_BATCH_ROWS_SPEEDUP = 1.5
 GOAL_ONE_CLIENT_SPEEDUP = 1.5
 # Issue 21, goal 4: CPU per request with two workers at most this many times one worker's.
 GOAL_WORKERS_CPU_RATIO = 1.15
+# Issue 21, goal 5: the open loop's rate, as a share of each server's capacity (run.py's
+# --open-loop-load default); ours must have the lowest p99 and p99.9 there.
+GOAL_OPEN_LOOP_LOAD = 0.7
 
 
 @dataclass
@@ -105,6 +108,7 @@ def render_report(report: dict) -> str:
     lines += [*floor_table(report), "", *profile_table(report), ""]
     lines += [*one_client_verdicts(report), ""]
     lines += [*workers_verdicts(report), ""]
+    lines += [*open_loop_table(report), ""]
     for variant in [s for s in servers if s.startswith("ours:")]:
         lines += [*ab_table(report, "ours", variant), ""]
     lines += memory(report, servers)
@@ -316,6 +320,68 @@ def workers_verdicts(report: dict) -> list[str]:
         )
     if len(lines) == 1:
         lines.append(f"  not evaluated: needs ours and {key} at {c} clients")
+    return lines
+
+
+def capacities(
+    cells: dict[tuple[str, int, int], Cell], keys: list[str], rows: int
+) -> dict[str, float]:
+    """Each server's capacity at ``rows`` rows per request: its best closed-loop req/s
+    over the concurrencies of the run (median over repetitions per cell)."""
+    best: dict[str, float] = {}
+    for (key, n, _), cell in cells.items():
+        if key in keys and n == rows:
+            best[key] = max(best.get(key, 0.0), cell.median("rps"))
+    return {key: best[key] for key in keys if key in best}
+
+
+def open_loop_table(report: dict) -> list[str]:
+    """Issue 21 goal 5: every server at the same share of its own capacity, constant
+    arrival rate (bench/open_loop.py); the median over repetitions of each percentile.
+    PASS when ours has the lowest p99 and the lowest p99.9 of the peers and the floor."""
+    tails = report.get("open_loop") or {}
+    found = tails.get("servers") or {}
+    head = "Open-loop tail (issue 21 goal 5)"
+    if not found:
+        return [f"{head}: not run (--open-loop 0, or its rows not measured closed-loop)"]
+    lines = [
+        f"{head}: {tails['rows']}-row requests at {tails['load']:.0%} of each server's capacity "
+        f"(its best closed-loop req/s in this run), a constant arrival rate, latency from each "
+        f"request's due time; {tails['seconds']:g}s per server and rep, "
+        f"{tails['connections']} connections, median over reps",
+        f"{'server':<20} {'capacity':>9} {'rate':>7} {'answered':>9} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'p99.9 ms':>9} {'cpu ms/req':>10} {'errors':>6} {'late':>5}",
+    ]
+    summary: dict[str, dict[str, float]] = {}
+    for key in [k for k in ordered_servers(report) if k in found]:
+        reps = found[key]["reps"]
+        if not reps:
+            continue
+        row = {
+            pct: statistics.median(r["latency_us"][pct] for r in reps) / 1000
+            for pct in ("p50", "p99", "p999")
+        }
+        cpus = [r["cpu_ms_per_req"] for r in reps if r.get("cpu_ms_per_req")]
+        summary[key] = row
+        lines.append(
+            f"{label(key):<20} {found[key]['capacity_rps']:>9.0f} {found[key]['rate']:>7.0f} "
+            f"{statistics.median(r['rps'] for r in reps):>9.0f} {row['p50']:>8.2f} "
+            f"{row['p99']:>8.2f} {row['p999']:>9.2f} "
+            f"{statistics.median(cpus) if cpus else float('nan'):>10.3f} "
+            f"{sum(r['error_count'] for r in reps):>6} {sum(r['late_sends'] for r in reps):>5}"
+        )
+    others = [k for k in (*PEERS, "floor") if k in summary]
+    if "ours" not in summary or not others:
+        return [*lines, "  not evaluated: needs ours and a peer or the floor"]
+    errors = sum(r["error_count"] for r in found["ours"]["reps"])
+    for pct, name in (("p99", "p99"), ("p999", "p99.9")):
+        nearest = min(others, key=lambda k: summary[k][pct])
+        ok = summary["ours"][pct] < summary[nearest][pct] and not errors
+        lines.append(
+            f"  [{'PASS' if ok else 'FAIL'}] {name} {summary['ours'][pct]:.2f} ms, the lowest: "
+            f"next is {label(nearest)}'s {summary[nearest][pct]:.2f} ms"
+            + (f" (ours answered {errors} errors)" if errors else "")
+        )
     return lines
 
 

@@ -24,12 +24,22 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-from bench.drive import Scraper, measure, progress_line, rss_mib, schedule, wrk
+from bench.drive import (
+    Scraper,
+    cpu_seconds,
+    measure,
+    open_loop,
+    progress_line,
+    rss_mib,
+    schedule,
+    wrk,
+)
 from bench.floor import model_counters, model_ms_per_call, rows_per_call
 from bench.model import Model, load_model
 from bench.profile import profile_ours
-from bench.report import Cell, label, plot, render_report
+from bench.report import GOAL_OPEN_LOOP_LOAD, Cell, capacities, label, plot, render_report
 from bench.servers import (
     ALL_SERVERS,
     ECHO_ANSWERS,
@@ -93,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         scraper = Scraper([s.metrics_url for s in servers if s.metrics_url], args.scrape_interval)
         with scraper:
             cells = measure_all(args, servers, bodies, row_counts, concurrencies, load_cpu)
+            tails = measure_open_loop(args, servers, bodies, cells, load_cpu)
         for server in servers:
             assert server.proc is not None
             server.notes.append(f"RSS after the run {rss_mib(server.proc.pid):.0f} MiB")
@@ -147,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             for s in servers
         },
         "results": [cell.summary() for cell in cells.values()],
+        "open_loop": tails,
         "model_ms_per_call": model_cost,
         "profile": profiles,
     }
@@ -239,6 +251,53 @@ def measure_all(
     return cells
 
 
+def measure_open_loop(
+    args: argparse.Namespace,
+    servers: list[Server],
+    bodies: dict[str, dict[int, Path]],
+    cells: dict[tuple[str, int, int], Cell],
+    load_cpu: int | None,
+) -> dict[str, Any]:
+    """Issue 21 goal 5: each server (but the echo, which predicts nothing) at
+    ``--open-loop-load`` of its capacity in this run (its best closed-loop req/s at
+    ``--open-loop-rows`` rows), at a constant arrival rate for ``--open-loop`` seconds,
+    servers interleaved and rotated per repetition like the closed-loop cells."""
+    n = args.open_loop_rows
+    settings = {"seconds": args.open_loop, "load": args.open_loop_load, "rows": n}
+    settings["connections"] = args.open_loop_connections
+    subjects = [s for s in servers if s.key != "echo"]
+    if args.open_loop <= 0 or n not in next(iter(bodies.values()), {}) or not subjects:
+        return {**settings, "servers": {}}
+    found: dict[str, Any] = {
+        key: {"capacity_rps": rps, "rate": rps * args.open_loop_load, "reps": []}
+        for key, rps in capacities(cells, [s.key for s in subjects], n).items()
+    }
+    total = args.reps * len(subjects)
+    for done, (rep, _, _, server) in enumerate(schedule(args.reps, [n], [0], subjects), start=1):
+        assert server.proc is not None
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.key} died:\n{tail(server.log)}")
+        time.sleep(args.settle)
+        rate = found[server.key]["rate"]
+        cpu_before = cpu_seconds(server.proc.pid)
+        result = open_loop(
+            server.predict_url, bodies[server.key][n], rate, args.open_loop,
+            args.open_loop_connections, load_cpu,
+        )  # fmt: skip
+        used = cpu_seconds(server.proc.pid) - cpu_before
+        result["cpu_ms_per_req"] = used * 1000 / result["requests"] if result["requests"] else None
+        found[server.key]["reps"].append(result)
+        lat = result["latency_us"]
+        print(
+            f"[open {done:2d}/{total}] rep {rep + 1}/{args.reps} {server.key:<14s} "
+            f"{rate:7.0f}/s asked {result['rps']:7.0f}/s answered  p50 {lat['p50'] / 1000:6.2f} "
+            f"p99 {lat['p99'] / 1000:6.2f} p99.9 {lat['p999'] / 1000:6.2f} ms  "
+            f"errors {result['error_count']} late {result['late_sends']}",
+            flush=True,
+        )
+    return {**settings, "servers": found}
+
+
 def write_outputs(report: dict, out_dir: Path, run_dir: Path, stamp: str) -> None:
     """Print the report; keep it, the raw results and the plot (also as latest.*)."""
     text = render_report(report)
@@ -298,6 +357,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds of cProfile of ours per payload at 16 clients, for the component "
         "breakdown (0: none)",
     )
+    parser.add_argument(
+        "--open-loop",
+        type=float,
+        help="seconds per server and repetition at a constant arrival rate, for the tail "
+        "goal (10; 0: none)",
+    )
+    parser.add_argument(
+        "--open-loop-load",
+        type=float,
+        default=GOAL_OPEN_LOOP_LOAD,
+        help="the open loop's rate, as a share of each server's capacity in this run "
+        f"(issue 21 goal 5: {GOAL_OPEN_LOOP_LOAD:g})",
+    )
+    parser.add_argument(
+        "--open-loop-rows", type=int, default=1, help="rows per open-loop request (1)"
+    )
+    parser.add_argument(
+        "--open-loop-connections",
+        type=int,
+        default=64,
+        help="keep-alive connections of the open loop, opened before it starts (64)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to CPUs")
     parser.add_argument(
         "--variant",
@@ -315,9 +396,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--report", metavar="JSON", help="only print the report (and plot) of an earlier run"
     )
     args = parser.parse_args(argv)
-    defaults = {"reps": 3, "duration": 4.0, "warmup": 1.0, "concurrency": "1,4,16,64"}
+    defaults = {
+        "reps": 3, "duration": 4.0, "warmup": 1.0, "concurrency": "1,4,16,64", "open_loop": 10.0,
+    }  # fmt: skip
     if args.quick:
-        defaults = {"reps": 1, "duration": 2.0, "warmup": 0.5, "concurrency": "1,16"}
+        defaults = {
+            "reps": 1, "duration": 2.0, "warmup": 0.5, "concurrency": "1,16", "open_loop": 4.0,
+        }  # fmt: skip
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)

@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import random
 import statistics
@@ -50,11 +49,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.drive import Scraper, rss_mib, tree_pids
+from bench.open_loop import HOST, Connection, http_post, pct
+from bench.open_loop import open_loop as generate
 from devstack.paths import REPO_ROOT as REPO
 from devstack.service_process import ServiceProcess, demo_model_dir, start_service
 from loadtest.scenarios import BAD_KINDS, bad_request, dumps, make_scenario
 
-HOST = "127.0.0.1"
 SCRAPE_SECONDS = 15.0
 MIX = (("v1-row", 0.60), ("v2-row", 0.15), ("v1-batch100", 0.15), ("bad", 0.10))
 
@@ -67,14 +67,6 @@ class Prepared:
     kind: str  # v1-row, v2-row, v1-batch100 or bad:<reason>
     raw: bytes  # the whole HTTP/1.1 request
     expect: str  # first digit of the right status: "2" or "4"
-
-
-def _http(path: str, body: bytes, content_type: str = "application/json") -> bytes:
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
 
 
 def prepare(card: dict[str, Any], count: int, seed: int, range_policy: str) -> list[Prepared]:
@@ -92,7 +84,7 @@ def prepare(card: dict[str, Any], count: int, seed: int, range_policy: str) -> l
     for i in range(count):
         kind = rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
         if kind == "v1-row":
-            out.append(Prepared(kind, _http("/v1/predict", dumps(scenario.row())), "2"))
+            out.append(Prepared(kind, http_post(HOST, "/v1/predict", dumps(scenario.row())), "2"))
         elif kind == "v2-row":
             row = scenario.row()
             tensor = {
@@ -101,71 +93,17 @@ def prepare(card: dict[str, Any], count: int, seed: int, range_policy: str) -> l
                 "datatype": "FP64",
                 "data": [row[n] for n in names],
             }
-            out.append(Prepared(kind, _http(v2_path, dumps({"inputs": [tensor]})), "2"))
+            out.append(Prepared(kind, http_post(HOST, v2_path, dumps({"inputs": [tensor]})), "2"))
         elif kind == "v1-batch100":
             body = dumps({"instances": scenario.rows(100)})
-            out.append(Prepared(kind, _http("/v1/predict", body), "2"))
+            out.append(Prepared(kind, http_post(HOST, "/v1/predict", body), "2"))
         else:
             reason = bad[i % len(bad)]
             req = bad_request(reason, schema, scenario.row())
-            raw = _http(req.path, req.body, req.content_type)
+            raw = http_post(HOST, req.path, req.body, req.content_type)
             flagged = reason == "out_of_range" and range_policy == "flag"
             out.append(Prepared(f"bad:{reason}", raw, "2" if flagged else "4"))
     return out
-
-
-# ------------------------------------------------------------------ a small HTTP/1.1 client
-
-
-class Connection:
-    """One keep-alive connection; reconnects when the server closes it."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def _open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
-        self.reader = self.writer = None
-
-    async def send(self, raw: bytes, timeout: float) -> int:
-        """Status code of one exchange; 0 for a transport error."""
-        try:
-            return await asyncio.wait_for(self._exchange(raw), timeout)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-            await self.close()
-            return 0
-
-    async def _exchange(self, raw: bytes) -> int:
-        if self.writer is None:
-            await self._open()
-        assert self.reader is not None
-        assert self.writer is not None
-        self.writer.write(raw)
-        await self.writer.drain()
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        length, close = 0, False
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "connection" and value.strip().lower() == "close":
-                close = True
-        if length:
-            await self.reader.readexactly(length)
-        if close:
-            await self.close()
-        return status
 
 
 # --------------------------------------------------------------------------- measuring
@@ -189,13 +127,6 @@ class Window:
         if not status or str(status)[0] != req.expect:
             self.unexpected[f"{req.kind}->{status or 'transport'}"] += 1
         self.latencies_ms.append(latency_s * 1000)
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 async def closed_loop(
@@ -252,23 +183,15 @@ async def open_loop(
     service_pid: int,
 ) -> list[Minute]:
     """Send at ``rate`` req/s for ``minutes``; a summary per ``interval`` seconds."""
-    queue: asyncio.Queue[tuple[Prepared, float] | None] = asyncio.Queue()
     start = time.perf_counter()
-    end = start + minutes * 60
     window = Window(start)
     minutes_out: list[Minute] = []
 
-    async def worker() -> None:
-        conn = Connection(port)
-        while True:
-            item = await queue.get()
-            if item is None:
-                break
-            req, due = item
-            status = await conn.send(req.raw, timeout)
-            window_now = window  # the window the answer lands in
-            window_now.record(req, status, time.perf_counter() - due)
-        await conn.close()
+    def answered(i: int, status: int, latency: float) -> None:
+        window.record(requests[i % len(requests)], status, latency)
+
+    def late() -> None:
+        window.late_sends += 1
 
     def close_window(now: float) -> None:
         nonlocal window
@@ -291,29 +214,11 @@ async def open_loop(
         )
         print(minutes_out[-1].line(), flush=True)
 
-    workers = [asyncio.create_task(worker()) for _ in range(connections)]
-    period = 1.0 / rate
-    sent = 0
-    next_report = start + interval
-    while True:
-        due = start + sent * period
-        if due >= end:
-            break
-        now = time.perf_counter()
-        if due > now:
-            await asyncio.sleep(due - now)
-        elif now - due > 0.05:
-            window.late_sends += 1  # the generator itself fell behind
-        # a backlog beyond every connection means the service is not keeping up: it
-        # shows as latency (measured from `due`), the schedule is never thinned out
-        queue.put_nowait((requests[sent % len(requests)], due))
-        sent += 1
-        if time.perf_counter() >= next_report:
-            close_window(next_report)
-            next_report += interval
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
+    await generate(
+        port, lambda i: requests[i % len(requests)].raw, rate, minutes * 60,
+        connections=connections, timeout=timeout, answered=answered, late=late,
+        tick=(interval, close_window), late_after=0.05,
+    )  # fmt: skip
     close_window(time.perf_counter())
     return minutes_out
 

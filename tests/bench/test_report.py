@@ -12,8 +12,10 @@ from bench.report import (
     GOAL_SINGLE_ROW_SPEEDUP,
     GOAL_WORKERS_CPU_RATIO,
     Cell,
+    capacities,
     label,
     one_client_verdicts,
+    open_loop_table,
     ordered_servers,
     paired_ratios,
     ratios,
@@ -264,3 +266,56 @@ def test_goal_four_fails_beyond_the_ratio_and_is_not_evaluated_without_two_worke
     assert "[FAIL]" in workers_verdicts(workers(1.0, 1.16))[1]
     single = report([row("ours", 1, 900, 4.0, reps=[rep(900, 1000, 4000)])])
     assert "not evaluated" in workers_verdicts(single)[1]
+
+
+def tails(ours_p99_ms: float, ours_p999_ms: float, errors: int = 0) -> dict:
+    def server(capacity: float, p99_ms: float, p999_ms: float, errors: int = 0) -> dict:
+        result = {
+            "rps": capacity * 0.7,
+            "latency_us": {"p50": 1000, "p99": p99_ms * 1000, "p999": p999_ms * 1000},
+            "error_count": errors,
+            "late_sends": 0,
+            "cpu_ms_per_req": 1.0,
+        }
+        return {"capacity_rps": capacity, "rate": capacity * 0.7, "reps": [result]}
+
+    base = report([row("ours", 1, 900, 4.0), row("mlserver", 1, 200, 9.0)])
+    base["servers"]["floor"] = {"idle_rss_mib": 100.0}
+    servers = {
+        "ours": server(900, ours_p99_ms, ours_p999_ms, errors),
+        "mlserver": server(200, 9.0, 30.0),
+        "floor": server(300, 5.0, 12.0),
+    }
+    return base | {
+        "open_loop": {"seconds": 10, "load": 0.7, "rows": 1, "connections": 64, "servers": servers}
+    }
+
+
+def test_goal_five_passes_with_the_lowest_p99_and_p999_of_the_peers_and_the_floor() -> None:
+    lines = open_loop_table(tails(4.9, 11.9))
+    assert lines[-2] == "  [PASS] p99 4.90 ms, the lowest: next is FastAPI floor's 5.00 ms"
+    assert lines[-1] == "  [PASS] p99.9 11.90 ms, the lowest: next is FastAPI floor's 12.00 ms"
+    assert any(line.startswith("modelops (ours)            900     630") for line in lines)
+
+
+def test_goal_five_fails_on_a_tie_a_higher_tail_or_errors() -> None:
+    assert [line[:8] for line in open_loop_table(tails(5.0, 11.0))[-2:]] == ["  [FAIL]", "  [PASS]"]
+    assert [line[:8] for line in open_loop_table(tails(4.0, 12.5))[-2:]] == ["  [PASS]", "  [FAIL]"]
+    failed = open_loop_table(tails(1.0, 2.0, errors=3))[-2:]
+    assert all(line.startswith("  [FAIL]") and "3 errors" in line for line in failed)
+
+
+def test_goal_five_is_not_evaluated_when_the_open_loop_did_not_run() -> None:
+    assert open_loop_table(report([row("ours", 1, 900, 4.0)]))[0].endswith(
+        "not run (--open-loop 0, or its rows not measured closed-loop)"
+    )
+
+
+def test_capacity_is_the_best_closed_loop_rate_at_those_rows() -> None:
+    cells = {}
+    for key, n, c, rps in (("ours", 1, 1, 300.0), ("ours", 1, 16, 900.0), ("ours", 100, 16, 50.0)):
+        cells[(key, n, c)] = Cell(key, n, c, reps=[{"rps": rps}])
+    cells[("kserve", 1, 16)] = Cell(
+        "kserve", 1, 16, reps=[{"rps": 200.0}, {"rps": 240.0}, {"rps": 100.0}]
+    )
+    assert capacities(cells, ["ours", "kserve", "floor"], 1) == {"ours": 900.0, "kserve": 200.0}

@@ -12,17 +12,19 @@ module's docstring there says why).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
 import threading
-import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_diabetes, load_wine
 
 from devstack.cluster import Cluster
@@ -33,7 +35,9 @@ from devstack.object_store import ObjectStore
 from devstack.paths import MODELS_ROOT, OPERATOR_CHART, REPO_ROOT, RULES, SERVICE_CHART
 from devstack.prometheus_operator import MonitoringStack
 from modelops_operator import constants
+from modelops_operator.analysis import window_seconds
 from modelops_operator.metrics import RECONCILES
+from modelops_operator.reasons import Reason, Result
 from modelops_service.card import read_card
 from tests.monitoring import promql
 from tests.node.test_model_uri_on_node import prepare as s3_prepare
@@ -125,16 +129,21 @@ def instances(model: str, n: int | None = None) -> list[dict[str, float]]:
     return [dict(zip(card.feature_names, map(float, r), strict=True)) for r in rows]
 
 
-def install(cluster: Cluster, model: str) -> None:
-    """`helm install` of charts/model-service for version 1 of ``model`` (in the image)."""
+def install(cluster: Cluster, model: str, ns: str = NS, *args: str) -> None:
+    """`helm install` of charts/model-service for version 1 of ``model`` (in the image); the
+    caller waits for its rollout (several start side by side)."""
     card = read_card(MODELS_ROOT / model / "1")
     cluster.helm(
-        "install", model, SERVICE_CHART, "-n", NS,
+        "install", model, SERVICE_CHART, "-n", ns,
         "--set", f"model.name={model}", "--set", "model.version=1",
         "--set", f"model.artifact=/models/{model}/1", "--set", f"model.sha256={card.sha256}",
+        *args,
     )  # fmt: skip
+
+
+def rolled_out(cluster: Cluster, model: str, ns: str = NS) -> None:
     cluster.kubectl(
-        "rollout", "status", f"deployment/{fullname(model)}", "-n", NS, "--timeout=240s"
+        "rollout", "status", f"deployment/{fullname(model)}", "-n", ns, "--timeout=240s"
     )
 
 
@@ -174,6 +183,8 @@ def show1(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> dict:
     cluster.create_namespace(NS)
     for model in MODELS:
         install(cluster, model)
+    for model in MODELS:
+        rolled_out(cluster, model)
     prom = stack.prometheus()
     sel = f'{{namespace="{NS}"}}'
     with traffic(cluster, node) as load:
@@ -257,24 +268,63 @@ def test_every_dashboard_query_the_rig_can_serve_returns_data(show1):
     assert all(health == "up" for _, health, _ in kubelet), kubelet
 
 
-# --- the operator in-cluster: shows 2, 4 and 5 --------------------------------------
+# --- the operator in-cluster: shows 2, 3, 4 and 5 -----------------------------------
 
 OPERATOR_NS, OPERATOR_RELEASE = "modelops-system", "modelops"
 MODELS_NS = "models"  # the examples' namespace
 S3_NS = "models-s3"  # wine-from-s3.yaml's (its name is the failing wine's too)
 EXAMPLES = REPO_ROOT / "manifests" / "examples"
-CANARY_TIMEOUT = 900.0  # diabetes: 3 steps of 60s, each needing minRequests in its window
+# The examples step every minute; the tour at the shortest window the analysis judges
+# (analysis.window_seconds: two rule evaluations): the same verdicts, sooner.
+STEP_INTERVAL = f"{window_seconds(0)}s"
+CANARY_TIMEOUT = 600.0  # a failsafe: diabetes' 3 steps end in about 3 min on a quiet machine
+ENDED = {Result.PROMOTED, Result.ROLLED_BACK, Result.ABORTED}
+
+
+def example(name: str, ns: str = MODELS_NS) -> dict:
+    """manifests/examples/``name`` in ``ns``, stepping every STEP_INTERVAL."""
+    body = yaml.safe_load((EXAMPLES / name).read_text())
+    body["metadata"]["namespace"] = ns
+    body["spec"]["rollout"]["interval"] = STEP_INTERVAL
+    return body
+
+
+def operator_pod(cluster: Cluster) -> dict:
+    (pod,) = cluster.get(
+        "pods", "-n", OPERATOR_NS, "-l", f"app.kubernetes.io/instance={OPERATOR_RELEASE}"
+    )["items"]
+    return pod
 
 
 def operator_logs(cluster: Cluster) -> str:
+    """The operator pod's log, without the access lines of the kubelet's probes."""
     proc = cluster.kubectl(
         "logs", "-n", OPERATOR_NS, f"deployment/{OPERATOR_RELEASE}-model-operator", check=False
     )
-    return proc.stdout + proc.stderr
+    lines = (proc.stdout + proc.stderr).splitlines()
+    return "\n".join(line for line in lines if "kube-probe/" not in line)
+
+
+def operator_metric(cluster: Cluster, metric: str, **labels: str) -> float:
+    """The sum of ``metric``'s samples with ``labels`` on the operator pod's /metrics, read at
+    the pod's address (no scrape interval in between)."""
+    url = f"http://{operator_pod(cluster)['status']['podIP']}:{constants.METRICS_PORT}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == metric and labels.items() <= sample.labels.items()
+    )
 
 
 def status(cluster: Cluster, name: str, ns: str = MODELS_NS) -> dict:
     return rig.status_of(cluster, ns, name)
+
+
+def _explain(cluster: Cluster, name: str, ns: str) -> Callable[[], str]:
+    return lambda: json.dumps(status(cluster, name, ns), indent=1) + operator_logs(cluster)[-3000:]
 
 
 def wait_status(
@@ -284,14 +334,23 @@ def wait_status(
         got = status(cluster, name, ns)
         return got if all(got.get(k) == v for k, v in expect.items()) else None
 
-    return rig.wait_for(
-        probe,
-        f"{ns}/{name} {expect}",
-        timeout,
-        explain=lambda: (
-            json.dumps(status(cluster, name, ns), indent=1) + operator_logs(cluster)[-3000:]
-        ),
-    )
+    return rig.wait_for(probe, f"{ns}/{name} {expect}", timeout, _explain(cluster, name, ns))
+
+
+def wait_ended(cluster: Cluster, name: str, version: str, ns: str = MODELS_NS) -> dict:
+    """The status once the rollout to ``version`` has ended, whichever way: each test judges
+    its own outcome, so a wrong verdict fails that test at once, not the others after a
+    timeout."""
+
+    def probe() -> dict | None:
+        got = status(cluster, name, ns)
+        history = got.get("history") or []
+        return (
+            got if any(h["version"] == version and h["result"] in ENDED for h in history) else None
+        )
+
+    what = f"the rollout of {ns}/{name} to version {version} to end"
+    return rig.wait_for(probe, what, CANARY_TIMEOUT, _explain(cluster, name, ns))
 
 
 @contextlib.contextmanager
@@ -346,148 +405,18 @@ def store(node_rig: tuple[Cluster, RealNode], tmp_path_factory) -> Iterator[Obje
 
 
 def wine_from_s3(cluster: Cluster, s3: ObjectStore) -> None:
-    """manifests/examples/wine-from-s3.yaml in S3_NS, with the rig's store as its endpoint
-    and the Secret and CA ConfigMap its comment tells the user to create."""
-    cluster.create_namespace(S3_NS)
+    """manifests/examples/wine-from-s3.yaml in S3_NS (Pod Security `restricted`: the init
+    container that fetches passes it too), with the rig's store as its endpoint and the
+    Secret and CA ConfigMap its comment tells the user to create."""
+    cluster.create_namespace(S3_NS, labels={"pod-security.kubernetes.io/enforce": "restricted"})
     fetch = s3_prepare(cluster, S3_NS, s3)
-    body = yaml.safe_load((EXAMPLES / "wine-from-s3.yaml").read_text())
-    body["metadata"]["namespace"] = S3_NS
+    body = example("wine-from-s3.yaml", S3_NS)
     body["spec"]["model"]["sha256"] = read_card(MODELS_ROOT / "wine" / "1").sha256
     body["spec"]["model"]["fetch"].update(fetch)
-    cluster.apply([body])
+    cluster.apply(body)
 
 
-@pytest.fixture(scope="module")
-def canaries(
-    node_rig: tuple[Cluster, RealNode], model_operator: Cluster, store: ObjectStore
-) -> dict:
-    """The examples at version 1, then under traffic, side by side: the healthy canary
-    (diabetes 1 -> 3), the drifting one (wine 1 -> 2), and the healthy one from a new uri
-    (wine 1 -> 3 from S3, no image built), until the operator has decided all three."""
-    cluster, node = node_rig
-    cluster.create_namespace(MODELS_NS)
-    cluster.kubectl("apply", "-f", EXAMPLES / "diabetes-canary.yaml")
-    cluster.kubectl("apply", "-f", EXAMPLES / "wine-failing-canary.yaml")
-    wine_from_s3(cluster, store)
-    for name in ("diabetes", "wine"):
-        wait_status(cluster, name, timeout=300, phase="Ready")
-    wait_status(cluster, "wine", timeout=300, ns=S3_NS, phase="Ready")
-    names = {"diabetes": "diabetes", "wine": "wine", f"{S3_NS}/wine": "wine"}
-    with md_traffic(cluster, node, names) as load:
-        cluster.kubectl("apply", "-f", EXAMPLES / "diabetes-canary-v3.yaml")
-        rig.set_model(cluster, MODELS_NS, "wine", "wine", "2")
-        sha3 = read_card(MODELS_ROOT / "wine" / "3").sha256
-        rig.patch_md(
-            cluster, S3_NS, "wine",
-            {"spec": {"model": {"version": "3", "uri": "s3://models/wine/3", "sha256": sha3}}},
-        )  # fmt: skip
-        wine = wait_status(cluster, "wine", phase="RolledBack")
-        diabetes = wait_status(cluster, "diabetes", phase="Ready", stableVersion="3")
-        from_s3 = wait_status(cluster, "wine", ns=S3_NS, phase="Ready", stableVersion="3")
-    return {
-        "load": load,
-        "diabetes": diabetes,
-        "wine": wine,
-        "from_s3": from_s3,
-        "s3_pods": cluster.get("pods", "-n", S3_NS, "-l", "modelops.io/version=3")["items"],
-        "events": {n: rig.events_of(cluster, MODELS_NS, n) for n in ("diabetes", "wine")},
-        "describe": cluster.kubectl("describe", "md", "wine", "-n", MODELS_NS).stdout,
-        "logs": operator_logs(cluster),
-    }
-
-
-def test_the_operator_runs_in_cluster_as_its_charts_service_account(model_operator):
-    (pod,) = model_operator.get(
-        "pods", "-n", OPERATOR_NS, "-l", f"app.kubernetes.io/instance={OPERATOR_RELEASE}"
-    )["items"]
-    assert pod["spec"]["serviceAccountName"] == f"{OPERATOR_RELEASE}-model-operator"
-    assert pod["spec"]["nodeName"] == NODE_NAME
-    (container,) = pod["status"]["containerStatuses"]
-    assert container["ready"], container
-    assert container["image"].endswith("modelops-operator:0.1.0")
-
-
-@pytest.mark.timeout(CANARY_TIMEOUT + 600)  # the canaries fixture: two real rollouts
-def test_show2_the_healthy_canary_is_promoted_and_wine_2_rolled_back(canaries):
-    diabetes, wine = canaries["diabetes"], canaries["wine"]
-    assert (diabetes["phase"], diabetes["stableVersion"]) == ("Ready", "3"), diabetes
-    assert diabetes["history"][-1]["result"] == "Promoted", diabetes["history"]
-    assert (wine["phase"], wine["stableVersion"]) == ("RolledBack", "1"), wine
-    warnings = [e for e in canaries["events"]["wine"] if e["type"] == "Warning"]
-    assert warnings, canaries["events"]["wine"]
-    assert "Traceback" not in canaries["logs"], canaries["logs"][-3000:]
-    # the figures, their thresholds and the PromQL that gave them
-    describe = canaries["describe"]
-    assert constants.RULE_DRIFT in describe, describe
-    assert "prometheus-operated.monitoring.svc" in describe, describe
-    assert "Rolled" in describe, describe
-
-
-def test_every_rollout_dashboard_query_returns_data_after_the_rollouts(canaries, stack):
-    """The operator's panels (phase, steps, figures against thresholds, rollouts by result,
-    rollbacks), from the series the in-cluster operator exports through its ServiceMonitor."""
-    prom = stack.prometheus()
-    empty = []
-    for where, expr in panel_queries(operator_panel).items():
-        try:
-            prom.wait_for(expr, timeout=120)
-        except TimeoutError:
-            empty.append(where)
-    assert empty == []
-
-
-@pytest.mark.timeout(CANARY_TIMEOUT + 600)
-def test_a_canary_from_a_new_uri_is_promoted_without_an_image_built(canaries):
-    """Issue 19, show 2: wine 3 uploaded next to wine 1, the ModelDeployment's uri, version
-    and sha256 changed, nothing else: a canary judged by Prometheus, promoted; the pods of
-    version 3 run the image version 1 ran, with the model their init container fetched."""
-    from_s3 = canaries["from_s3"]
-    assert (from_s3["phase"], from_s3["stableVersion"]) == ("Ready", "3"), from_s3
-    assert from_s3["history"][-1]["result"] == "Promoted", from_s3["history"]
-    pods = canaries["s3_pods"]
-    assert pods
-    for pod in pods:
-        (init,) = pod["status"]["initContainerStatuses"]
-        assert (init["name"], init["state"]["terminated"]["exitCode"]) == ("model-fetch", 0)
-        assert {c["image"] for c in pod["spec"]["containers"]} == {"model-service:0.1.0"}
-    assert canaries["load"][f"{S3_NS}/wine"]["failed"] == 0, canaries["load"]
-
-
-def test_show5_the_operators_servicemonitor_makes_its_metrics_a_target(stack, model_operator):
-    def up() -> list[dict]:
-        return [
-            t
-            for t in stack.prometheus().targets()
-            if t["labels"].get("namespace") == OPERATOR_NS and t["health"] == "up"
-        ]
-
-    (target,) = rig.wait_for(up, "the operator's target up", timeout=180)
-    assert target["scrapePool"].startswith(f"serviceMonitor/{OPERATOR_NS}/"), target
-    # honorLabels (the operator chart's ServiceMonitor): each series keeps its own
-    # `namespace`, the ModelDeployment's, which the operator's alerts are routed by
-    samples = stack.prometheus().wait_for(RECONCILES, timeout=120)
-    assert {s["metric"]["namespace"] for s in samples} >= {MODELS_NS, S3_NS}, samples
-
-
-def test_show4_rollout_restart_is_not_undone_and_loses_no_request(node_rig, canaries):
-    cluster, node = node_rig
-    deployment = f"deployment/{fullname('diabetes')}"
-    with md_traffic(cluster, node, {"diabetes": "diabetes"}, rate=20) as load:
-        time.sleep(3)
-        cluster.kubectl("rollout", "restart", deployment, "-n", MODELS_NS)
-        cluster.kubectl("rollout", "status", deployment, "-n", MODELS_NS, "--timeout=300s")
-        time.sleep(20)  # the operator reconciles in the meantime (and must leave it alone)
-    annotations = cluster.get(deployment, "-n", MODELS_NS)["spec"]["template"]["metadata"][
-        "annotations"
-    ]
-    assert "kubectl.kubernetes.io/restartedAt" in annotations, annotations
-    assert status(cluster, "diabetes")["phase"] == "Ready"
-    print(f"\nrollout restart under load (operator in-cluster): {load}")
-    assert load["diabetes"]["ok"] > 100, load
-    assert load["diabetes"]["failed"] == 0, load
-
-
-# --- show 3: an alert of the chart's rules reaches the Alertmanager's webhook -----------
+# --- show 3's scenario: started before the canaries, judged after them ----------------
 
 ALERTS_NS = "tour-alerts"
 
@@ -518,45 +447,162 @@ class Receiver:
         return [a for post in self.posts for a in post["alerts"]]
 
 
-def test_show3_the_charts_drift_alert_reaches_the_alertmanagers_webhook(node_rig, stack):
-    """wine 1 installed by the chart with a short `for` on ModelFeatureDrift, fed one row
-    over and over (a distribution far from the training reference): the rule fires in
-    Prometheus, the Alertmanager prometheus-operator runs receives it and posts it to the
-    webhook its configuration Secret names."""
+@dataclasses.dataclass
+class DriftAlert:
+    """Show 3's scenario while it runs: the webhook and the one-row load."""
+
+    receiver: Receiver
+    load: subprocess.Popen
+
+    def stop_load(self) -> None:
+        if self.load.poll() is None:
+            self.load.terminate()
+            self.load.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def drift_alert(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> Iterator[DriftAlert]:
+    """wine 1 installed by the chart with a short `for` on ModelFeatureDrift, every alert
+    routed to a webhook, and one row sent over and over (a distribution far from the training
+    reference). The canaries request it first: the rows, the rule's `for` and the routing take
+    minutes that the canaries' minutes cover."""
     cluster, node = node_rig
     cluster.create_namespace(ALERTS_NS)
-    card = read_card(MODELS_ROOT / "wine" / "1")
-    cluster.helm(
-        "install", "wine", SERVICE_CHART, "-n", ALERTS_NS,
-        "--set", "model.name=wine", "--set", "model.version=1",
-        "--set", "model.artifact=/models/wine/1", "--set", f"model.sha256={card.sha256}",
-        "--set", "monitoring.prometheusRule.params.featureDriftFor=30s",
-    )  # fmt: skip
-    deployment = f"deployment/{fullname('wine')}"
-    cluster.kubectl("rollout", "status", deployment, "-n", ALERTS_NS, "--timeout=240s")
+    install(
+        cluster, "wine", ALERTS_NS, "--set", "monitoring.prometheusRule.params.featureDriftFor=30s"
+    )
     receiver = Receiver()
     stack.route_alerts_to(receiver.url)
+    rolled_out(cluster, "wine", ALERTS_NS)
     ip = cluster.get("service", fullname("wine"), "-n", ALERTS_NS)["spec"]["clusterIP"]
     one_row = json.dumps(instances("wine")[:1])
     argv = node.in_netns(
-        sys.executable, LOAD, f"http://{ip}:8080", one_row, "--rate", 20, "--seconds", 600
+        sys.executable, LOAD, f"http://{ip}:8080", one_row, "--rate", 10, "--seconds", 1200
     )
-    load = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    scenario = DriftAlert(receiver, subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
     try:
+        yield scenario
+    finally:
+        scenario.stop_load()
+        receiver.server.shutdown()
 
-        def delivered() -> list[dict]:
-            return [
-                a
-                for a in receiver.alerts()
-                if a["labels"].get("alertname") == "ModelFeatureDrift"
-                and a["labels"].get("namespace") == ALERTS_NS
-            ]
 
+# --- show 2: the canaries -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def canaries(
+    node_rig: tuple[Cluster, RealNode],
+    model_operator: Cluster,
+    store: ObjectStore,
+    drift_alert: DriftAlert,  # show 3's scenario runs beside the canaries
+) -> dict:
+    """The examples at version 1, then under traffic, side by side: the healthy canary
+    (diabetes 1 -> 3), the drifting one (wine 1 -> 2), and the healthy one from a new uri
+    (wine 1 -> 3 from S3, no image built), until the operator has ended all three."""
+    cluster, node = node_rig
+    cluster.create_namespace(MODELS_NS)
+    cluster.apply([example("diabetes-canary.yaml"), example("wine-failing-canary.yaml")])
+    wine_from_s3(cluster, store)
+    for ns, name in ((MODELS_NS, "diabetes"), (MODELS_NS, "wine"), (S3_NS, "wine")):
+        wait_status(cluster, name, timeout=300, ns=ns, phase="Ready")
+    names = {"diabetes": "diabetes", "wine": "wine", f"{S3_NS}/wine": "wine"}
+    with md_traffic(cluster, node, names) as load:
+        cluster.apply(example("diabetes-canary-v3.yaml"))
+        rig.set_model(cluster, MODELS_NS, "wine", "wine", "2")
+        sha3 = read_card(MODELS_ROOT / "wine" / "3").sha256
+        rig.patch_md(
+            cluster, S3_NS, "wine",
+            {"spec": {"model": {"version": "3", "uri": "s3://models/wine/3", "sha256": sha3}}},
+        )  # fmt: skip
+        wine = wait_ended(cluster, "wine", "2")
+        diabetes = wait_ended(cluster, "diabetes", "3")
+        from_s3 = wait_ended(cluster, "wine", "3", ns=S3_NS)
+    return {
+        "load": load,
+        "diabetes": diabetes,
+        "wine": wine,
+        "from_s3": from_s3,
+        "s3_pods": cluster.get("pods", "-n", S3_NS, "-l", "modelops.io/version=3")["items"],
+        "events": {n: rig.events_of(cluster, MODELS_NS, n) for n in ("diabetes", "wine")},
+        "describe": cluster.kubectl("describe", "md", "wine", "-n", MODELS_NS).stdout,
+        "logs": operator_logs(cluster),
+    }
+
+
+def test_the_operator_runs_in_cluster_as_its_charts_service_account(model_operator):
+    pod = operator_pod(model_operator)
+    assert pod["spec"]["serviceAccountName"] == f"{OPERATOR_RELEASE}-model-operator"
+    assert pod["spec"]["nodeName"] == NODE_NAME
+    (container,) = pod["status"]["containerStatuses"]
+    assert container["ready"], container
+    assert container["image"].endswith("modelops-operator:0.1.0")
+
+
+@pytest.mark.timeout(1200)  # the canaries fixture: three real rollouts and show 3's start
+def test_show2_the_healthy_canary_is_promoted_and_wine_2_rolled_back(canaries):
+    diabetes, wine = canaries["diabetes"], canaries["wine"]
+    assert (diabetes["phase"], diabetes["stableVersion"]) == ("Ready", "3"), diabetes
+    assert diabetes["history"][-1]["result"] == Result.PROMOTED, diabetes["history"]
+    assert (wine["phase"], wine["stableVersion"]) == ("RolledBack", "1"), wine
+    warnings = [e for e in canaries["events"]["wine"] if e["type"] == "Warning"]
+    assert warnings, canaries["events"]["wine"]
+    assert "Traceback" not in canaries["logs"], canaries["logs"][-3000:]
+    # the figures, their thresholds and the PromQL that gave them
+    describe = canaries["describe"]
+    assert constants.RULE_DRIFT in describe, describe
+    assert "prometheus-operated.monitoring.svc" in describe, describe
+    assert "Rolled" in describe, describe
+
+
+def test_every_rollout_dashboard_query_returns_data_after_the_rollouts(canaries, stack):
+    """The operator's panels (phase, steps, figures against thresholds, rollouts by result,
+    rollbacks), from the series the in-cluster operator exports through its ServiceMonitor."""
+    prom = stack.prometheus()
+    empty = []
+    for where, expr in panel_queries(operator_panel).items():
+        try:
+            prom.wait_for(expr, timeout=120)
+        except TimeoutError:
+            empty.append(where)
+    assert empty == []
+
+
+def test_a_canary_from_a_new_uri_is_promoted_without_an_image_built(canaries):
+    """Issue 19, show 2: wine 3 uploaded next to wine 1, the ModelDeployment's uri, version
+    and sha256 changed, nothing else: a canary judged by Prometheus, promoted; the pods of
+    version 3 run the image version 1 ran, with the model their init container fetched."""
+    from_s3 = canaries["from_s3"]
+    assert (from_s3["phase"], from_s3["stableVersion"]) == ("Ready", "3"), from_s3
+    assert from_s3["history"][-1]["result"] == Result.PROMOTED, from_s3["history"]
+    pods = canaries["s3_pods"]
+    assert pods
+    for pod in pods:
+        (init,) = pod["status"]["initContainerStatuses"]
+        assert (init["name"], init["state"]["terminated"]["exitCode"]) == ("model-fetch", 0)
+        assert {c["image"] for c in pod["spec"]["containers"]} == {"model-service:0.1.0"}
+    assert canaries["load"][f"{S3_NS}/wine"]["failed"] == 0, canaries["load"]
+
+
+# --- show 3 ---------------------------------------------------------------------
+
+
+def test_show3_the_charts_drift_alert_reaches_the_alertmanagers_webhook(drift_alert, stack):
+    """The chart's ModelFeatureDrift fires in Prometheus; the Alertmanager prometheus-operator
+    runs receives it and posts it to the webhook its configuration Secret names."""
+
+    def delivered() -> list[dict]:
+        return [
+            a
+            for a in drift_alert.receiver.alerts()
+            if a["labels"].get("alertname") == "ModelFeatureDrift"
+            and a["labels"].get("namespace") == ALERTS_NS
+        ]
+
+    try:
         alerts = rig.wait_for(delivered, "ModelFeatureDrift at the webhook", timeout=480)
     finally:
-        load.terminate()
-        load.communicate(timeout=30)
-        receiver.server.shutdown()
+        drift_alert.stop_load()
     assert alerts[0]["status"] == "firing"
     assert alerts[0]["labels"]["model"] == "wine"
     assert alerts[0]["labels"]["severity"] == "warning"
@@ -565,3 +611,51 @@ def test_show3_the_charts_drift_alert_reaches_the_alertmanagers_webhook(node_rig
     # and the dashboards' alert panels show it
     for expr in alert_panel_queries():
         assert stack.prometheus().query(expr), expr
+
+
+# --- show 5 ---------------------------------------------------------------------
+
+
+def test_show5_the_operators_servicemonitor_makes_its_metrics_a_target(stack, model_operator):
+    def up() -> list[dict]:
+        return [
+            t
+            for t in stack.prometheus().targets()
+            if t["labels"].get("namespace") == OPERATOR_NS and t["health"] == "up"
+        ]
+
+    (target,) = rig.wait_for(up, "the operator's target up", timeout=180)
+    assert target["scrapePool"].startswith(f"serviceMonitor/{OPERATOR_NS}/"), target
+    # honorLabels (the operator chart's ServiceMonitor): each series keeps its own
+    # `namespace`, the ModelDeployment's, which the operator's alerts are routed by
+    samples = stack.prometheus().wait_for(RECONCILES, timeout=120)
+    assert {s["metric"]["namespace"] for s in samples} >= {MODELS_NS, S3_NS}, samples
+
+
+# --- show 4 ---------------------------------------------------------------------
+
+
+def test_show4_rollout_restart_is_not_undone_and_loses_no_request(node_rig, canaries):
+    """The restart's watch event makes the operator re-apply at once, checking for drift
+    (operator/modelops_operator/applier.py): that, and a reconcile after the rollout has
+    ended, must leave the restart in place and correct nothing."""
+    cluster, node = node_rig
+    deployment = f"deployment/{fullname('diabetes')}"
+    with md_traffic(cluster, node, {"diabetes": "diabetes"}, rate=20) as load:
+        cluster.kubectl("rollout", "restart", deployment, "-n", MODELS_NS)
+        cluster.kubectl("rollout", "status", deployment, "-n", MODELS_NS, "--timeout=300s")
+    reconciles = operator_metric(cluster, RECONCILES, namespace=MODELS_NS, name="diabetes")
+    rig.wait_for(
+        lambda: (
+            operator_metric(cluster, RECONCILES, namespace=MODELS_NS, name="diabetes") > reconciles
+        ),
+        "a reconcile of models/diabetes after the restart's rollout",
+        timeout=60,
+    )
+    template = cluster.get(deployment, "-n", MODELS_NS)["spec"]["template"]
+    assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"], template
+    assert Reason.DRIFT_CORRECTED not in rig.event_reasons(cluster, MODELS_NS, "diabetes")
+    assert status(cluster, "diabetes")["phase"] == "Ready"
+    print(f"\nrollout restart under load (operator in-cluster): {load}")
+    assert load["diabetes"]["ok"] > 100, load
+    assert load["diabetes"]["failed"] == 0, load

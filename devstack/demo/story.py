@@ -76,7 +76,7 @@ ANALYSIS = {
     "minRequests": 100,
     "deadline": "3m",
 }
-# The canary against the stable version over the same window. The latency ratio is generous
+# The canary against the stable version over the same seconds. The latency ratio is generous
 # for the same reason as maxLatencyP95Seconds.
 COMPARE = {"maxErrorRateDelta": 0.02, "maxLatencyP95Ratio": 2.0, "maxPredictionShift": 0.1}
 SERVICE_ENV = {"MODELOPS_DRIFT_MIN_ROWS": "150", "MODELOPS_DRIFT_REFRESH_SECONDS": "1"}
@@ -111,7 +111,7 @@ ACTS = (
         "diabetes version 3 is version 1 with a few more boosting rounds, on the same rows: its "
         "predictions are within about 1% of version 1's. Errors, p95 latency and input drift stay "
         "within the thresholds, and so do its error ratio, p95 latency and mean prediction "
-        "against version 1 in the same window: each step passes and it is promoted."),
+        "against version 1 in the same seconds: each step passes and it is promoted."),
     Act(FAILING, "1", "2", "rolled back", ("DriftTooHigh", "PredictionShift"),
         "wine version 2 was trained on low-alcohol wines only. Live traffic covers all wines, "
         "so its inputs drift far from the reference it was trained on, and it never predicts "
@@ -121,7 +121,7 @@ ACTS = (
     Act(HEALTHY, "3", "2", "rolled back", ("PredictionShift",),
         "diabetes version 2 was trained on targets inflated by 20%. Its errors, latency and "
         "inputs are fine, so every absolute threshold passes; against the stable version in "
-        "the same window its mean prediction is about 20% higher (maxPredictionShift 0.1): "
+        "the same seconds its mean prediction is about 20% higher (maxPredictionShift 0.1): "
         "rolled back, reason PredictionShift."),
 )  # fmt: skip
 

@@ -3,6 +3,14 @@
 Only recording rules from alerts/ are queried (constants.RULE_*), so the
 analysis, the alerts and the dashboards agree by construction. An empty vector,
 NaN, +-Inf or too few requests is inconclusive: never a pass.
+
+The canary's own figures (the absolute gates) cover the whole window. Its comparison
+with the stable covers only the instants of the window at which both versions had served
+for a whole rule range (RULE_RANGE) before, so that both sides average the same seconds
+of traffic: a canary whose pods started mid-window, or a stable that stopped, would
+otherwise be judged against other traffic (another hour's rows, another mix of classes).
+A step that sends the stable nothing (100%) has nothing to compare with: the absolute
+gates alone judge it, the steps before it having passed the relative ones.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from modelops_operator.constants import (
     RULE_PREDICTION_BUCKETS,
     RULE_PREDICTION_MEAN,
     RULE_PREDICTIONS,
+    RULE_RANGE,
     RULE_REQUESTS,
 )
 from modelops_operator.models import Analysis, Compare, Figures
@@ -33,7 +42,7 @@ class Verdict(StrEnum):
 
 
 # Figure keys, in the order they are judged and reported. The canary's own figures,
-# the stable version's over the same window, and what compares the two.
+# the stable version's over the same seconds, and what compares the two.
 REQUESTS = "requests"
 ERROR_RATE = "errorRate"
 LATENCY_P95 = "latencyP95Seconds"
@@ -55,6 +64,11 @@ STABLE_PREDICTED_ROWS = "stablePredictedRows"
 PREDICTION_STDDEV = "predictionStdDev"
 STABLE_PREDICTION_STDDEV = "stablePredictionStdDev"
 PREDICTION_SHIFT_SE = "predictionShiftStandardError"
+# The seconds the comparison covers (both versions served), and the canary's figures in them.
+SHARED_SECONDS = "sharedSeconds"
+SHARED_REQUESTS = "sharedRequests"
+SHARED_ERROR_RATE = "sharedErrorRate"
+SHARED_LATENCY_P95 = "sharedLatencyP95Seconds"
 # Queries answered by a vector per class (classifiers) or per bucket (a regressor's
 # prediction histogram), not by one number.
 CLASS_SHARES = "classShares"
@@ -82,22 +96,60 @@ def window_seconds(interval_seconds: float) -> int:
     return max(30, math.ceil(interval_seconds))
 
 
-def _version_queries(sel: str, window: int) -> dict[str, str]:
+# Seconds between the samples a shared-seconds subquery takes of the recording rules: finer
+# than any rule evaluation interval worth using, so every evaluation is seen.
+RESOLUTION_SECONDS = 5
+
+
+def _own_queries(sel: str, window: int) -> dict[str, str]:
+    """The canary's absolute figures, over the whole window."""
     return {
         # Requests seen in the window: mean request rate times the window length.
         REQUESTS: f"sum(avg_over_time({RULE_REQUESTS}{sel}[{window}s])) * {window}",
         ERROR_RATE: f"max(avg_over_time({RULE_ERROR_RATIO}{sel}[{window}s]))",
         LATENCY_P95: f"max(max_over_time({RULE_LATENCY_P95}{sel}[{window}s]))",
-        PREDICTION_MEAN: f"max(avg_over_time({RULE_PREDICTION_MEAN}{sel}[{window}s]))",
-        CLASS_SHARES: f"avg by (class) (avg_over_time({RULE_CLASS_SHARE}{sel}[{window}s]))",
-        # rows predicted in the window, as the requests; the buckets' shape gives the spread
-        PREDICTED_ROWS: f"sum(avg_over_time({RULE_PREDICTIONS}{sel}[{window}s])) * {window}",
-        PREDICTION_BUCKETS: (
-            f"sum by (le) (avg_over_time({RULE_PREDICTION_BUCKETS}{sel}[{window}s]))"
-        ),
+        DRIFT: f"max(max_over_time({RULE_DRIFT}{sel}[{window}s]))",
     }
 
 
+def _served(sel: str) -> str:
+    """The instants at which a version serves and had served a rule range before (its rate
+    rules then average its own traffic of the range, as the other version's do)."""
+    return f"({RULE_REQUESTS}{sel} > 0 and on() {RULE_REQUESTS}{sel} offset {RULE_RANGE} > 0)"
+
+
+def _both_served(sel: str, other: str) -> str:
+    return f"{_served(sel)} and on() {_served(other)}"
+
+
+def _sampled(window: int) -> str:
+    """The subquery range: the window, sampled every RESOLUTION_SECONDS."""
+    return f"[{window}s:{RESOLUTION_SECONDS}s]"
+
+
+def _shared_queries(sel: str, other: str, window: int) -> dict[str, str]:
+    """One version's figures over the instants of the window at which it and `other` had
+    both served a rule range: each rule sampled every RESOLUTION_SECONDS (a subquery)."""
+
+    def over(fn: str, rule: str) -> str:
+        return f"{fn}(({rule}{sel} and on() {_both_served(sel, other)}){_sampled(window)})"
+
+    return {
+        # requests served in those seconds: the rate summed over its samples, times their spacing
+        REQUESTS: f"sum({over('sum_over_time', RULE_REQUESTS)}) * {RESOLUTION_SECONDS}",
+        ERROR_RATE: f"max({over('avg_over_time', RULE_ERROR_RATIO)})",
+        LATENCY_P95: f"max({over('max_over_time', RULE_LATENCY_P95)})",
+        PREDICTION_MEAN: f"max({over('avg_over_time', RULE_PREDICTION_MEAN)})",
+        CLASS_SHARES: f"avg by (class) ({over('avg_over_time', RULE_CLASS_SHARE)})",
+        # rows predicted, as the requests; the buckets' shape gives the spread
+        PREDICTED_ROWS: f"sum({over('sum_over_time', RULE_PREDICTIONS)}) * {RESOLUTION_SECONDS}",
+        PREDICTION_BUCKETS: f"sum by (le) ({over('avg_over_time', RULE_PREDICTION_BUCKETS)})",
+    }
+
+
+# The canary's side of the comparison: keys apart from its own figures over the window
+_SHARED_KEYS = {REQUESTS: SHARED_REQUESTS, ERROR_RATE: SHARED_ERROR_RATE,
+                LATENCY_P95: SHARED_LATENCY_P95}  # fmt: skip
 _STABLE_KEYS = {
     REQUESTS: STABLE_REQUESTS,
     ERROR_RATE: STABLE_ERROR_RATE,
@@ -110,14 +162,32 @@ _STABLE_KEYS = {
 
 
 def build_queries(
-    namespace: str, model: str, version: str, stable_version: str, window: int
+    namespace: str,
+    model: str,
+    version: str,
+    stable_version: str,
+    window: int,
+    *,
+    compared: bool = True,
 ) -> dict[str, str]:
-    """The exact PromQL per figure, canary then stable over the same window (into status)."""
-    canary = _version_queries(_selector(namespace, model, version), window)
-    sel = _selector(namespace, model, version)
-    canary[DRIFT] = f"max(max_over_time({RULE_DRIFT}{sel}[{window}s]))"
-    stable = _version_queries(_selector(namespace, model, stable_version), window)
-    return {**canary, **{_STABLE_KEYS[k]: q for k, q in stable.items()}}
+    """The exact PromQL per figure (into status): the canary's own over the window, then
+    both versions' over the instants of it at which both had served (see the module's doc).
+
+    `compared` False (the stable serves nothing at this step): the canary's own alone.
+    """
+    canary = _selector(namespace, model, version)
+    stable = _selector(namespace, model, stable_version)
+    own = _own_queries(canary, window)
+    if not compared:
+        return own
+    shared = _shared_queries(canary, stable, window)
+    both = _both_served(canary, stable)
+    return {
+        **own,
+        SHARED_SECONDS: f"count_over_time(({both}){_sampled(window)}) * {RESOLUTION_SECONDS}",
+        **{_SHARED_KEYS.get(k, k): q for k, q in shared.items()},
+        **{_STABLE_KEYS[k]: q for k, q in _shared_queries(stable, canary, window).items()},
+    }
 
 
 def thresholds(spec: Analysis, compare: Compare) -> dict[str, float | None]:
@@ -310,14 +380,15 @@ def _sign(x: float) -> float:
 def figures_from(results: dict[str, list[dict]]) -> dict[str, float | None]:
     """The figures from the query results (key -> instant vector), compared figures included."""
     figures = {k: scalar_from_vector(v) for k, v in results.items() if k not in VECTOR_KEYS}
-    requests, stable_requests = figures.get(REQUESTS), figures.get(STABLE_REQUESTS)
+    requests, stable_requests = figures.get(SHARED_REQUESTS), figures.get(STABLE_REQUESTS)
     share = _ratio(requests, _sum(requests, stable_requests))
     figures[TRAFFIC_SHARE] = share * 100 if _finite(share) else share  # type: ignore[operator]
-    figures[ERROR_RATE_DELTA] = _difference(figures.get(ERROR_RATE), figures.get(STABLE_ERROR_RATE))
-    figures[LATENCY_P95_RATIO] = _ratio(figures.get(LATENCY_P95), figures.get(STABLE_LATENCY_P95))
-    figures[LATENCY_P95_INCREASE] = _difference(
-        figures.get(LATENCY_P95), figures.get(STABLE_LATENCY_P95)
+    latency, stable_latency = figures.get(SHARED_LATENCY_P95), figures.get(STABLE_LATENCY_P95)
+    figures[ERROR_RATE_DELTA] = _difference(
+        figures.get(SHARED_ERROR_RATE), figures.get(STABLE_ERROR_RATE)
     )
+    figures[LATENCY_P95_RATIO] = _ratio(latency, stable_latency)
+    figures[LATENCY_P95_INCREASE] = _difference(latency, stable_latency)
     mean, stable_mean = figures.get(PREDICTION_MEAN), figures.get(STABLE_PREDICTION_MEAN)
     shares = shares_from_vector(results.get(CLASS_SHARES, []))
     stable_shares = shares_from_vector(results.get(STABLE_CLASS_SHARES, []))
@@ -371,35 +442,49 @@ class Decision:
         return Figures.model_validate({k: clean(v) for k, v in self.figures.items()})
 
 
-def _traffic(requests: float | None, spec: Analysis, side: str) -> tuple[Reason, str] | None:
-    """Why `side` has too little traffic to judge, or None when it has enough."""
+def _traffic(requests: float | None, spec: Analysis, what: str) -> tuple[Reason, str] | None:
+    """Why `what` (requests of one side) is too little to judge, or None when it is enough."""
     if not _finite(requests):
-        return (
-            Reason.NO_TRAFFIC,
-            f"{side} request count is {_fmt(requests)} (need {spec.min_requests})",
-        )
+        return Reason.NO_TRAFFIC, f"{what} is {_fmt(requests)} (need {spec.min_requests})"
     assert requests is not None
     if requests < spec.min_requests:
-        return (
-            Reason.TOO_FEW_REQUESTS,
-            f"{side} requests {requests:.0f} < minRequests {spec.min_requests}",
-        )
+        return Reason.TOO_FEW_REQUESTS, f"{what} {requests:.0f} < minRequests {spec.min_requests}"
     return None
 
 
-def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -> Decision:
+def _shared_traffic(figures: dict[str, float | None], spec: Analysis) -> tuple[Reason, str] | None:
+    """Why the seconds both versions served hold too little to compare, or None."""
+    if not figures.get(SHARED_SECONDS):  # None or 0: no such instant in the window yet
+        message = f"no instant of the window at which both versions had served {RULE_RANGE}"
+        return Reason.NO_TRAFFIC, message
+    both = "in the seconds both served"
+    return _traffic(figures.get(STABLE_REQUESTS), spec, f"stable requests {both}") or _traffic(
+        figures.get(SHARED_REQUESTS), spec, f"canary requests {both}"
+    )
+
+
+def decide(
+    figures: dict[str, float | None], spec: Analysis, compare: Compare, *, compared: bool = True
+) -> Decision:
     """Pass, Fail or Inconclusive from the figures (None = empty vector).
 
     Order: too little canary traffic is inconclusive before anything else (a
     ratio over a handful of requests proves nothing); then any finite canary
     figure over its absolute threshold fails, and so does any finite comparison
-    over its threshold (the canary against the stable version, same window) when
-    the stable had enough traffic; the reason names the first breach (absolute
-    first), the message every one. Then too little stable traffic is
-    inconclusive (nothing to compare with); then any missing or non-finite
-    figure is inconclusive; only finite figures within every threshold pass.
+    over its threshold (the canary against the stable version, same seconds) when
+    both had enough traffic in those seconds; the reason names the first breach
+    (absolute first), the message every one. Then a missing or non-finite canary
+    figure is inconclusive; then too little traffic in the seconds both served
+    (nothing to compare with yet); then a shift within chance; then a missing or
+    non-finite comparison. Only finite figures within every threshold pass.
+
+    `compared` False (the stable serves nothing at this step): the absolute gates alone.
     """
-    short = _traffic(figures.get(REQUESTS), spec, "canary")
+    if not compared:
+        off = {"max_error_rate_delta": None, "max_latency_p95_ratio": None,
+               "max_prediction_shift": None}  # fmt: skip
+        compare = compare.model_copy(update=off)
+    short = _traffic(figures.get(REQUESTS), spec, "canary requests")
     if short:
         return Decision(Verdict.INCONCLUSIVE, short[0], short[1], figures)
     absolute: list[tuple[str, str, float | None, Reason]] = [
@@ -418,7 +503,7 @@ def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -
     ]  # fmt: skip
     # every breach is named in the message; the first names the reason
     failed = _breaches(figures, absolute)
-    short = _traffic(figures.get(STABLE_REQUESTS), spec, "stable")
+    short = _shared_traffic(figures, spec) if compared else None
     within_resolution = _latency_within_resolution(figures, compare)
     within_chance = _shift_within_chance(figures, compare)
     if not short:
@@ -430,21 +515,22 @@ def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -
         ]
     if failed:
         return Decision(Verdict.FAIL, failed[0][0], "; ".join(m for _, m in failed), figures)
+    # the canary's own figures that are no number: said before anything of the comparison,
+    # which more traffic will bring, while these may never come
+    unknown = _unknown(figures, [(key, limit) for key, _, limit, _ in absolute])
+    if unknown:
+        return Decision(Verdict.INCONCLUSIVE, Reason.NO_DATA, unknown, figures)
     if short:
         return Decision(Verdict.INCONCLUSIVE, short[0], short[1], figures)
     if within_chance:
         return Decision(Verdict.INCONCLUSIVE, Reason.TOO_FEW_PREDICTIONS, within_chance, figures)
-    gates = [*absolute, *relative]
-    judged = [(key, limit) for key, _, limit, _ in gates]
+    judged = [(key, limit) for key, _, limit, _ in relative]
     if compare.max_prediction_shift is not None and compare.min_prediction_shift_standard_errors:
         judged.append((PREDICTION_SHIFT_SE, compare.min_prediction_shift_standard_errors))
-    unknown = [
-        f"{key} is {_fmt(figures.get(key))}"
-        for key, limit in judged
-        if limit is not None and not _finite(figures.get(key))
-    ]
+    unknown = _unknown(figures, judged)
     if unknown:
-        return Decision(Verdict.INCONCLUSIVE, Reason.NO_DATA, "; ".join(unknown), figures)
+        return Decision(Verdict.INCONCLUSIVE, Reason.NO_DATA, unknown, figures)
+    gates = [*absolute, *relative]
     within = ", ".join(
         within_resolution
         if key == LATENCY_P95_RATIO and within_resolution
@@ -454,11 +540,21 @@ def decide(figures: dict[str, float | None], spec: Analysis, compare: Compare) -
         if limit is not None
     )
     requests = figures[REQUESTS]
+    alone = "" if compared else "; the stable serves nothing at this step: no comparison"
     return Decision(
         Verdict.PASS,
         Reason.WITHIN_THRESHOLDS,
-        f"requests {requests:.0f} >= {spec.min_requests}; {within}",
+        f"requests {requests:.0f} >= {spec.min_requests}; {within}{alone}",
         figures,
+    )
+
+
+def _unknown(figures: dict[str, float | None], judged: list[tuple[str, float | None]]) -> str:
+    """'key is NaN; ...' for each judged figure (a limit set) that is no finite number."""
+    return "; ".join(
+        f"{key} is {_fmt(figures.get(key))}"
+        for key, limit in judged
+        if limit is not None and not _finite(figures.get(key))
     )
 
 

@@ -46,5 +46,8 @@ RULE_PREDICTION_MEAN = recording_rules.PREDICTION_MEAN_RATE1M.name
 RULE_CLASS_SHARE = recording_rules.PREDICTED_CLASS_SHARE_RATE1M.name
 RULE_PREDICTIONS = recording_rules.PREDICTIONS_RATE1M.name
 RULE_PREDICTION_BUCKETS = recording_rules.PREDICTION_VALUE_BUCKET_RATE1M.name
+# The range each of those rate rules averages over ("1m"): a version's value at an instant
+# covers that much traffic before it.
+RULE_RANGE = recording_rules.REQUESTS_RATE1M.window
 
 METRICS_PORT = 8000

@@ -96,7 +96,7 @@ class Analysis(_Model):
 
 
 class Compare(_Model):
-    """Relative gates: the canary against the stable version over the same window."""
+    """Relative gates: the canary against the stable version over the same seconds."""
 
     max_error_rate_delta: float | None = Field(default=0.02, alias="maxErrorRateDelta", ge=0, le=1)
     max_latency_p95_ratio: float | None = Field(default=1.5, alias="maxLatencyP95Ratio", ge=1)
@@ -337,7 +337,7 @@ class Figures(_Model):
     traffic_share_percent: float | None = Field(
         default=None,
         alias="trafficSharePercent",
-        description="The canary's share of both versions' requests, measured over the window.",
+        description="The canary's share of both versions' requests, in the seconds both served.",
     )
     error_rate_delta: float | None = Field(default=None, alias="errorRateDelta")
     latency_p95_ratio: float | None = Field(default=None, alias="latencyP95Ratio")
@@ -354,6 +354,17 @@ class Figures(_Model):
         alias="predictionShiftStandardError",
         description="The standard error of predictionShift, in its units.",
     )
+    shared_seconds: float | None = Field(
+        default=None,
+        alias="sharedSeconds",
+        description=(
+            "The seconds of the window in which both versions served: what every comparison"
+            " with the stable covers."
+        ),
+    )
+    shared_requests: float | None = Field(default=None, alias="sharedRequests")
+    shared_error_rate: float | None = Field(default=None, alias="sharedErrorRate")
+    shared_latency_p95_seconds: float | None = Field(default=None, alias="sharedLatencyP95Seconds")
 
 
 class AnalysisRecord(_Model):

@@ -9,7 +9,7 @@ from modelops_operator import analysis as an
 from modelops_operator.constants import LABEL_INSTANCE
 from modelops_operator.kube import KubeClient
 from modelops_operator.prom import PrometheusClient, PrometheusError
-from modelops_operator.rollout import Observation
+from modelops_operator.rollout import Observation, stable_serves
 from modelops_operator.workloads import MISSING, WorkloadState, pods_of_track, read_deployment
 
 
@@ -41,11 +41,13 @@ def analyze_canary(
     rollout = obs.spec.rollout
     url = rollout.analysis.prometheus_url or default_url
     window = an.window_seconds(rollout.interval_seconds)
-    queries = an.build_queries(
-        namespace, canary.name, canary.version, obs.status.stable.version, window
-    )
+    compared = stable_serves(obs.spec, obs.status)
+    queries = an.build_queries(namespace, canary.name, canary.version,
+                               obs.status.stable.version, window, compared=compared)  # fmt: skip
     try:
         results = {key: prometheus.query(url, promql) for key, promql in queries.items()}
     except PrometheusError as exc:
         return an.error_decision(str(exc)), queries, url
-    return an.decide(an.figures_from(results), rollout.analysis, rollout.compare), queries, url
+    figures = an.figures_from(results)
+    decision = an.decide(figures, rollout.analysis, rollout.compare, compared=compared)
+    return decision, queries, url

@@ -18,7 +18,7 @@ class Reason(StrEnum):
     ERROR_RATE_TOO_HIGH = "ErrorRateTooHigh"
     LATENCY_TOO_HIGH = "LatencyTooHigh"
     DRIFT_TOO_HIGH = "DriftTooHigh"
-    # the canary against the stable version over the same window
+    # the canary against the stable version over the same seconds
     ERROR_RATE_REGRESSION = "ErrorRateRegression"
     LATENCY_REGRESSION = "LatencyRegression"
     PREDICTION_SHIFT = "PredictionShift"

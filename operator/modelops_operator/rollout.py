@@ -609,6 +609,12 @@ def _effective_weight(
     return effective_share(workloads.stable_replicas, workloads.canary_replicas)
 
 
+def stable_serves(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> bool:
+    """Whether the stable gets any of the traffic at the canary's step (not at 100%), so
+    that the analysis can compare the two."""
+    return _effective_weight(spec, status, canary_ready=True) < 100
+
+
 def canary_routable(status: ModelDeploymentStatus, canary: WorkloadState) -> bool:
     """Whether the route may give the canary its weight.
 

@@ -111,7 +111,7 @@ def test_the_healthy_canary_is_promoted_and_the_biased_one_rolled_back(demo_run,
     for reason in ("CanaryStarted", "CanaryAdvanced", "Promoted", "RolledBack"):
         assert reason in reasons, reasons
     # version 3 judged on live figures from the real services, through the recording rules,
-    # against version 1 in the same window
+    # against version 1 in the same seconds
     advanced = next(e for e in events if e["reason"] == "CanaryAdvanced")
     assert "<= maxDriftScore 0.25" in advanced["message"]
     assert "<= maxPredictionShift 0.1" in advanced["message"]

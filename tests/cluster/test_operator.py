@@ -475,7 +475,7 @@ def test_healthy_canary_is_promoted_step_by_step_and_survives_a_restart(
     assert passed["figures"]["errorRate"] <= 0.05
     assert "model_version:error_ratio:rate1m" in passed["queries"]["errorRate"]
     assert passed["thresholds"]["maxDriftScore"] == 0.5
-    # judged against the stable over the same window, within the default relative gates
+    # judged against the stable over the same seconds, within the default relative gates
     figures = passed["figures"]
     assert figures["stableRequests"] >= 20
     assert figures["predictionShift"] <= 0.1

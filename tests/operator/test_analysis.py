@@ -22,6 +22,8 @@ GOOD = {
     "errorRate": 0.01,
     "latencyP95Seconds": 0.05,
     "driftScore": 0.05,
+    "sharedSeconds": 60.0,
+    "sharedRequests": 120.0,
     "stableRequests": 1080.0,
     "stableErrorRate": 0.01,
     "stableLatencyP95Seconds": 0.05,
@@ -73,7 +75,7 @@ def figures(**changes):
         (figures(drift=math.inf), an.Verdict.INCONCLUSIVE, "NoData"),
         # a known breach wins over another figure's missing data
         (figures(rate=0.5, drift=None), an.Verdict.FAIL, "ErrorRateTooHigh"),
-        # relative gates: the canary against the stable over the same window
+        # relative gates: the canary against the stable over the same seconds
         (figures(delta=0.02, ratio=1.5, shift=0.1), an.Verdict.PASS, "WithinThresholds"),
         (figures(delta=0.03), an.Verdict.FAIL, "ErrorRateRegression"),
         (figures(ratio=2.2, increase=0.06), an.Verdict.FAIL, "LatencyRegression"),
@@ -125,7 +127,7 @@ def test_fail_message_carries_figure_and_threshold():
         " (20 standard errors of 0.01 >= minPredictionShiftStandardErrors 3)"
     )
     decision = an.decide(figures(stable=10.0), SPEC, COMPARE)
-    assert decision.message == "stable requests 10 < minRequests 50"
+    assert decision.message == "stable requests in the seconds both served 10 < minRequests 50"
     # every breach is named, absolute first; the reason is the first
     decision = an.decide(figures(drift=0.7, shift=0.3), SPEC, COMPARE)
     assert decision.reason == "DriftTooHigh"
@@ -189,26 +191,53 @@ def test_scalar_from_vector(result, value):
 
 def test_queries_use_only_recording_rules_and_escape_labels():
     queries = an.build_queries("models", 'wi"ne', "2", "1", 60)
-    canary_keys = {"requests", "errorRate", "latencyP95Seconds", "driftScore",
-                   "predictionMean", "classShares", "predictedRows",
-                   "predictionBuckets"}  # fmt: skip
+    canary_keys = {"requests", "errorRate", "latencyP95Seconds", "driftScore", "sharedRequests",
+                   "sharedErrorRate", "sharedLatencyP95Seconds", "predictionMean", "classShares",
+                   "predictedRows", "predictionBuckets"}  # fmt: skip
     stable_keys = {"stableRequests", "stableErrorRate", "stableLatencyP95Seconds",
                    "stablePredictionMean", "stableClassShares", "stablePredictedRows",
                    "stablePredictionBuckets"}  # fmt: skip
-    assert set(queries) == canary_keys | stable_keys
+    assert set(queries) == canary_keys | stable_keys | {"sharedSeconds"}
     rules = {RULE_REQUESTS, RULE_ERROR_RATIO, RULE_LATENCY_P95, RULE_DRIFT,
              RULE_PREDICTION_MEAN, RULE_CLASS_SHARE, RULE_PREDICTIONS,
              RULE_PREDICTION_BUCKETS}  # fmt: skip
     for key, promql in queries.items():
-        assert sum(rule in promql for rule in rules) == 1
+        # the rule measured comes first; the only other is the request rate, as a filter
+        measured = min((r for r in rules if r in promql), key=promql.index)
+        assert {r for r in rules if r in promql} <= {measured, RULE_REQUESTS}
         version = "1" if key in stable_keys else "2"
-        assert f'namespace="models",model="wi\\"ne",version="{version}"' in promql
-        assert "[60s]" in promql
+        assert f'{measured}{{namespace="models",model="wi\\"ne",version="{version}"}}' in promql
+        assert "[60s" in promql
         # no raw metric name from the service catalog
         assert "http_requests_total" not in promql
         assert "model_feature_drift_score" not in promql
-    # the same PromQL for both versions, only the version differs
-    assert queries["stableErrorRate"] == queries["errorRate"].replace('version="2"', 'version="1"')
+    # the same PromQL for both versions, the versions swapped
+    canary = queries["sharedErrorRate"]
+    assert queries["stableErrorRate"] == canary.replace('"2"', "V").replace('"1"', '"2"').replace(
+        "V", '"1"'
+    )
+
+
+def test_both_sides_of_a_comparison_cover_the_seconds_both_served():
+    queries = an.build_queries("models", "wine", "2", "1", 60)
+    for v in ("2", "1"):
+        rate = f'{RULE_REQUESTS}{{namespace="models",model="wine",version="{v}"}}'
+        # serving now, and a whole rule range before (its rate covers its own traffic)
+        served = f"({rate} > 0 and on() {rate} offset 1m > 0)"
+        for key in ("sharedSeconds", "sharedRequests", "sharedErrorRate", "predictionMean",
+                    "classShares", "stableRequests", "stableClassShares"):  # fmt: skip
+            assert served in queries[key], queries[key]
+            assert "[60s:5s]" in queries[key]
+    # the canary's own figures (the absolute gates) cover the whole window
+    for key in ("requests", "errorRate", "latencyP95Seconds", "driftScore"):
+        assert "and on()" not in queries[key]
+        assert "[60s]" in queries[key]
+
+
+def test_a_step_the_stable_does_not_serve_queries_the_canary_alone():
+    queries = an.build_queries("models", "wine", "2", "1", 60, compared=False)
+    assert set(queries) == {"requests", "errorRate", "latencyP95Seconds", "driftScore"}
+    assert not any('version="1"' in q for q in queries.values())
 
 
 def vec(value, **labels):
@@ -225,6 +254,10 @@ def results(**changes):
         "errorRate": vec("0.01"),
         "latencyP95Seconds": vec("0.02"),
         "driftScore": vec("0.05"),
+        "sharedSeconds": vec("60"),
+        "sharedRequests": vec("100"),
+        "sharedErrorRate": vec("0.01"),
+        "sharedLatencyP95Seconds": vec("0.02"),
         "predictionMean": [],
         "classShares": [],
         "stableRequests": vec("300"),
@@ -288,7 +321,7 @@ def test_an_empty_side_gives_no_figure(changes, key):
         ({"classShares": shares(a="NaN"), "stableClassShares": shares(a=1)}, "predictionShift"),
         ({"stableLatencyP95Seconds": vec("0")}, "latencyP95Ratio"),
         ({"stableLatencyP95Seconds": vec("NaN")}, "latencyP95Ratio"),
-        ({"requests": vec("0"), "stableRequests": vec("0")}, "trafficSharePercent"),
+        ({"sharedRequests": vec("0"), "stableRequests": vec("0")}, "trafficSharePercent"),
     ],
 )
 def test_a_zero_or_nan_side_gives_nan(changes, key):
@@ -477,3 +510,38 @@ def test_a_classifiers_shift_is_judged_against_its_standard_error():
     assert an.decide(few, lenient, COMPARE).reason == "TooFewPredictions"
     many = an.decide(an.figures_from(classifier(450)), lenient, COMPARE)
     assert (many.verdict, many.reason) == (an.Verdict.FAIL, "PredictionShift")
+
+
+def test_a_step_the_stable_does_not_serve_is_judged_by_the_absolute_gates_alone():
+    alone = {"requests": 300.0, "errorRate": 0.0, "latencyP95Seconds": 0.01, "driftScore": 0.01}
+    decision = an.decide(an.figures_from({k: vec(str(v)) for k, v in alone.items()}), SPEC,
+                         COMPARE, compared=False)  # fmt: skip
+    assert decision.verdict == an.Verdict.PASS, decision.message
+    assert "the stable serves nothing at this step: no comparison" in decision.message
+    assert "predictionShift" not in decision.message
+    bad = an.decide({**alone, "errorRate": 0.5}, SPEC, COMPARE, compared=False)
+    assert (bad.verdict, bad.reason) == (an.Verdict.FAIL, "ErrorRateTooHigh")
+    few = an.decide({**alone, "requests": 5.0}, SPEC, COMPARE, compared=False)
+    assert (few.verdict, few.reason) == (an.Verdict.INCONCLUSIVE, "TooFewRequests")
+
+
+@pytest.mark.parametrize("seconds", [None, 0.0])
+def test_no_instant_both_served_is_inconclusive_however_the_canary_looks(seconds):
+    decision = an.decide(figures(sharedSeconds=seconds, shift=0.9), SPEC, COMPARE)
+    assert (decision.verdict, decision.reason) == (an.Verdict.INCONCLUSIVE, "NoTraffic")
+    assert decision.message == "no instant of the window at which both versions had served 1m"
+    # an absolute breach needs no comparison
+    assert an.decide(figures(sharedSeconds=seconds, rate=0.5), SPEC, COMPARE).verdict == "Fail"
+
+
+def test_the_canary_beside_the_stable_needs_min_requests_too():
+    decision = an.decide(figures(sharedRequests=12.0), SPEC, COMPARE)
+    assert (decision.verdict, decision.reason) == (an.Verdict.INCONCLUSIVE, "TooFewRequests")
+    assert decision.message == "canary requests in the seconds both served 12 < minRequests 50"
+
+
+def test_a_canary_figure_that_is_no_number_is_said_before_the_missing_comparison():
+    # the comparison will come with more traffic; a NaN error ratio may never go away
+    decision = an.decide(figures(sharedSeconds=None, rate=NAN), SPEC, COMPARE)
+    assert (decision.verdict, decision.reason) == (an.Verdict.INCONCLUSIVE, "NoData")
+    assert decision.message == "errorRate is NaN"

@@ -104,7 +104,8 @@ def test_nan_and_inf_from_prometheus_are_never_a_pass(sent, shown):
     spec = Analysis.model_validate({"minRequests": 10})
     value = an.scalar_from_vector(parse_query_response(200, JSON, vector(sent)))
     figures = {an.REQUESTS: 100.0, an.ERROR_RATE: value, an.LATENCY_P95: 0.01, an.DRIFT: 0.01,
-               an.STABLE_REQUESTS: 100.0, an.ERROR_RATE_DELTA: 0.0, an.LATENCY_P95_RATIO: 1.0,
+               an.SHARED_SECONDS: 60.0, an.SHARED_REQUESTS: 100.0, an.STABLE_REQUESTS: 100.0,
+               an.ERROR_RATE_DELTA: 0.0, an.LATENCY_P95_RATIO: 1.0,
                an.PREDICTION_SHIFT: 0.0}  # fmt: skip
     compare = Compare()
     decision = an.decide(figures, spec, compare)
@@ -113,7 +114,7 @@ def test_nan_and_inf_from_prometheus_are_never_a_pass(sent, shown):
     # a request count that is not a number is no traffic, whatever the other figures say
     decision = an.decide({**figures, an.REQUESTS: value, an.ERROR_RATE: 0.0}, spec, compare)
     assert decision.verdict == an.Verdict.INCONCLUSIVE
-    assert f"request count is {shown}" in decision.message
+    assert f"canary requests is {shown}" in decision.message
 
 
 def test_nan_among_samples_wins_over_larger_values():

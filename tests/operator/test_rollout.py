@@ -16,6 +16,7 @@ from modelops_operator.models import (
     RequestRecord,
     Verb,
     dump,
+    parse_spec,
     parse_status,
 )
 from modelops_operator.rollout import (
@@ -31,6 +32,7 @@ from modelops_operator.rollout import (
     classify,
     derive_state,
     desired_workloads,
+    stable_serves,
 )
 from modelops_operator.workloads import MISSING, WorkloadState
 from tests.operator.conftest import at, ref, spec_for, stamp
@@ -357,3 +359,13 @@ def test_analysis_uses_the_real_decision():
     )
     obs = Observation(spec_for("2"), status_in(State.CANARY), at(31), READY, READY, decision)
     assert advance(obs).status.phase == Phase.ROLLED_BACK
+
+
+@pytest.mark.parametrize(("step", "serves"), [(0, True), (1, True), (2, False)])
+def test_the_stable_serves_at_every_step_but_the_last_one_of_100(step, serves):
+    # replica mode, steps 25/50/100: at 100 the canary runs alone
+    assert stable_serves(spec_for("2"), status_in(State.CANARY, step=step)) is serves
+    body = spec_for("2").model_dump(by_alias=True, exclude_none=True)
+    body["rollout"]["trafficRouting"] = {"gatewayAPI": {"httpRoute": "models"}}
+    routed = parse_spec(body)  # HTTPRoute weights: the stable's is 0 at 100
+    assert stable_serves(routed, status_in(State.CANARY, step=step)) is serves

@@ -147,26 +147,45 @@ def rolled_out(cluster: Cluster, model: str, ns: str = NS) -> None:
     )
 
 
+def service_url(cluster: Cluster, node: RealNode, release: str, ns: str) -> str:
+    """The ClusterIP URL of ``release``'s Service once kube-proxy routes it to a pod: a
+    Deployment is rolled out before that (node.routes), and a load started in between
+    counts connections refused against the test."""
+    ip = cluster.get("service", fullname(release), "-n", ns)["spec"]["clusterIP"]
+    rig.wait_for(lambda: node.routes(ip, 8080), f"kube-proxy routing {ns}/{release}", 60)
+    return f"http://{ip}:8080"
+
+
+def start_load(
+    cluster: Cluster, node: RealNode, release: str, ns: str, rows: list[dict], rate: float
+) -> subprocess.Popen:
+    """tests/node/load.py inside the node's network namespace, through the Service of
+    ``release`` (its ClusterIP), until terminated."""
+    url = service_url(cluster, node, release, ns)
+    argv = node.in_netns(
+        sys.executable, LOAD, url, json.dumps(rows), "--rate", rate, "--seconds", 1800
+    )
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+
 @contextlib.contextmanager
-def traffic(cluster: Cluster, node: RealNode, rate: float = 10) -> Iterator[dict]:
-    """tests/node/load.py for each model, inside the node's namespace, through the Services'
-    ClusterIPs; on exit the dict holds each summary."""
+def traffic(
+    cluster: Cluster, node: RealNode, targets: dict[str, str], rate: float = 10
+) -> Iterator[dict]:
+    """start_load of each target ("namespace/release" -> data set), its rows shaped like
+    the training data; on exit the dict holds each summary."""
     procs = {}
-    for model in MODELS:
-        ip = cluster.get("service", fullname(model), "-n", NS)["spec"]["clusterIP"]
-        body = json.dumps(instances(model))
-        argv = node.in_netns(
-            sys.executable, LOAD, f"http://{ip}:8080", body, "--rate", rate, "--seconds", 600
-        )
-        procs[model] = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    for target, model in targets.items():
+        ns, _, release = target.partition("/")
+        procs[target] = start_load(cluster, node, release, ns, instances(model), rate)
     summaries: dict = {}
     try:
         yield summaries
     finally:
-        for model, proc in procs.items():
+        for target, proc in procs.items():
             proc.terminate()
             out, _ = proc.communicate(timeout=30)
-            summaries[model] = json.loads(out)
+            summaries[target] = json.loads(out)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +206,7 @@ def show1(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> dict:
         rolled_out(cluster, model)
     prom = stack.prometheus()
     sel = f'{{namespace="{NS}"}}'
-    with traffic(cluster, node) as load:
+    with traffic(cluster, node, {f"{NS}/{m}": m for m in MODELS}) as load:
         figures = {
             r: prom.wait_for(
                 f"{r}{sel}", lambda got, r=r: finite_for(got) == applies(r), DATA_TIMEOUT
@@ -353,29 +372,6 @@ def wait_ended(cluster: Cluster, name: str, version: str, ns: str = MODELS_NS) -
     return rig.wait_for(probe, what, CANARY_TIMEOUT, _explain(cluster, name, ns))
 
 
-@contextlib.contextmanager
-def md_traffic(cluster: Cluster, node: RealNode, names: dict[str, str], rate: float = 10):
-    """load.py through each ModelDeployment's Service (``names``: "namespace/md name" or
-    md name in the examples' namespace -> data set)."""
-    procs = {}
-    for name, model in names.items():
-        ns, _, md = name.rpartition("/")
-        ip = cluster.get("service", fullname(md), "-n", ns or MODELS_NS)["spec"]["clusterIP"]
-        argv = node.in_netns(
-            sys.executable, LOAD, f"http://{ip}:8080", json.dumps(instances(model)),
-            "--rate", rate, "--seconds", 1200,
-        )  # fmt: skip
-        procs[name] = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    summaries: dict = {}
-    try:
-        yield summaries
-    finally:
-        for name, proc in procs.items():
-            proc.terminate()
-            out, _ = proc.communicate(timeout=30)
-            summaries[name] = json.loads(out)
-
-
 @pytest.fixture(scope="module")
 def model_operator(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> Cluster:
     """charts/model-operator installed with its image and its ServiceMonitor: the operator
@@ -474,12 +470,8 @@ def drift_alert(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> I
     receiver = Receiver()
     stack.route_alerts_to(receiver.url)
     rolled_out(cluster, "wine", ALERTS_NS)
-    ip = cluster.get("service", fullname("wine"), "-n", ALERTS_NS)["spec"]["clusterIP"]
-    one_row = json.dumps(instances("wine")[:1])
-    argv = node.in_netns(
-        sys.executable, LOAD, f"http://{ip}:8080", one_row, "--rate", 10, "--seconds", 1200
-    )
-    scenario = DriftAlert(receiver, subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
+    one_row = instances("wine")[:1]
+    scenario = DriftAlert(receiver, start_load(cluster, node, "wine", ALERTS_NS, one_row, 10))
     try:
         yield scenario
     finally:
@@ -506,8 +498,12 @@ def canaries(
     wine_from_s3(cluster, store)
     for ns, name in ((MODELS_NS, "diabetes"), (MODELS_NS, "wine"), (S3_NS, "wine")):
         wait_status(cluster, name, timeout=300, ns=ns, phase="Ready")
-    names = {"diabetes": "diabetes", "wine": "wine", f"{S3_NS}/wine": "wine"}
-    with md_traffic(cluster, node, names) as load:
+    names = {
+        f"{MODELS_NS}/diabetes": "diabetes",
+        f"{MODELS_NS}/wine": "wine",
+        f"{S3_NS}/wine": "wine",
+    }
+    with traffic(cluster, node, names) as load:
         cluster.apply(example("diabetes-canary-v3.yaml"))
         rig.set_model(cluster, MODELS_NS, "wine", "wine", "2")
         sha3 = read_card(MODELS_ROOT / "wine" / "3").sha256
@@ -641,7 +637,7 @@ def test_show4_rollout_restart_is_not_undone_and_loses_no_request(node_rig, cana
     ended, must leave the restart in place and correct nothing."""
     cluster, node = node_rig
     deployment = f"deployment/{fullname('diabetes')}"
-    with md_traffic(cluster, node, {"diabetes": "diabetes"}, rate=20) as load:
+    with traffic(cluster, node, {f"{MODELS_NS}/diabetes": "diabetes"}, rate=20) as load:
         cluster.kubectl("rollout", "restart", deployment, "-n", MODELS_NS)
         cluster.kubectl("rollout", "status", deployment, "-n", MODELS_NS, "--timeout=300s")
     reconciles = operator_metric(cluster, RECONCILES, namespace=MODELS_NS, name="diabetes")
@@ -657,5 +653,5 @@ def test_show4_rollout_restart_is_not_undone_and_loses_no_request(node_rig, cana
     assert Reason.DRIFT_CORRECTED not in rig.event_reasons(cluster, MODELS_NS, "diabetes")
     assert status(cluster, "diabetes")["phase"] == "Ready"
     print(f"\nrollout restart under load (operator in-cluster): {load}")
-    assert load["diabetes"]["ok"] > 100, load
-    assert load["diabetes"]["failed"] == 0, load
+    assert load[f"{MODELS_NS}/diabetes"]["ok"] > 100, load
+    assert load[f"{MODELS_NS}/diabetes"]["failed"] == 0, load

@@ -8,7 +8,8 @@ them. One module per part:
 - control_plane.py    etcd, kube-apiserver, KCM, scheduler and KWOK nodes (`ControlPlane`)
 - cluster.py          the handle of a running cluster: kubectl, helm, waits (`Cluster`)
 - pki.py              the rig's throwaway PKI and admin kubeconfig
-- prometheus.py       a real Prometheus and Alertmanager
+- prometheus.py       a real Prometheus and Alertmanager as local processes; their HTTP APIs
+- prometheus_operator.py  prometheus-operator on the real node, as kube-prometheus-stack runs it
 - service_process.py  the model service (`python -m modelops_service`)
 - operator_process.py the operator (`python -m modelops_operator`, the image's entry point)
 - operator_chart.py   charts/model-operator installed on the rig: its ServiceAccount, settings

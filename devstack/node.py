@@ -109,7 +109,8 @@ class RealNode:
             self.in_netns(bins["containerd"], f"--config={self.paths.containerd / 'config.toml'}"),
         )
         self._wait(lambda: self.ctr("version", check=False).returncode == 0, "containerd")
-        self._import(oci_archive(find_tool("pause").resolve(), pause_image()))
+        pause = find_tool("pause").resolve()
+        self._import(oci_archive(pause_image(), {"pause": pause}, ["/pause"]))
         self._spawn(
             "node-api-forward",
             [
@@ -130,6 +131,10 @@ class RealNode:
                 f"--cert-dir={self.paths.kubelet / 'pki'}",
                 f"--hostname-override={NODE_NAME}",
                 f"--node-ip={NODE_IP}",
+                # cAdvisor inside the kubelet labels container_* series (pod, container)
+                # from containerd at its default socket unless told: this node's is in its
+                # home. A deprecated cAdvisor flag, and still the only way to say it.
+                f"--containerd={self.paths.containerd_sock}",
                 "--v=1",
             ),
         )

@@ -26,8 +26,9 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from devstack.cluster import RigError
@@ -337,15 +338,25 @@ def pause_image() -> str:
     return PAUSE_IMAGE.format(version=versions()["KUBERNETES_VERSION"])
 
 
-def oci_archive(binary: Path, name: str, user: str = "65535:65535") -> bytes:
-    """An OCI image archive (for `ctr images import`) of one static binary at /<its name>,
-    which is also the entrypoint: enough for the pod sandbox, no registry and no Docker."""
+def oci_archive(
+    name: str, files: Mapping[str, Path], entrypoint: Sequence[str], user: str = "65535:65535"
+) -> bytes:
+    """An OCI image archive (for `ctr images import`) of ``files`` (path in the image ->
+    host file, mode 0755) in one layer, with its parent directories: enough for the pod
+    sandbox's static binary or a Debian binary and the libraries ldd names, no registry
+    and no Docker."""
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(binary.name)
-        info.size, info.mode, info.mtime = binary.stat().st_size, 0o755, 0
-        with binary.open("rb") as f:
-            tar.addfile(info, f)
+        dirs = sorted({str(p) for f in files for p in PurePosixPath(f).parents if str(p) != "."})
+        for d in dirs:
+            info = tarfile.TarInfo(d)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+            tar.addfile(info)
+        for path, source in sorted(files.items()):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = source.stat().st_size, 0o755, 0
+            with source.open("rb") as f:
+                tar.addfile(info, f)
     layer_bytes = layer.getvalue()
     blobs: dict[str, bytes] = {}
 
@@ -357,7 +368,7 @@ def oci_archive(binary: Path, name: str, user: str = "65535:65535") -> bytes:
     config = {
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Entrypoint": [f"/{binary.name}"], "User": user},
+        "config": {"Entrypoint": list(entrypoint), "User": user},
         "rootfs": {
             "type": "layers",
             "diff_ids": ["sha256:" + hashlib.sha256(layer_bytes).hexdigest()],

@@ -9,6 +9,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS_BIN = REPO_ROOT / ".cache" / "bin"
 CRD_DIR = REPO_ROOT / ".cache" / "crds"
+# upstream's example/rbac manifests of prometheus-operator (make tools copies them)
+PROMETHEUS_OPERATOR_MANIFESTS = REPO_ROOT / ".cache" / "prometheus-operator"
 RUN_ROOT = REPO_ROOT / ".run"
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 VERSIONS_FILE = REPO_ROOT / "hack" / "versions.env"

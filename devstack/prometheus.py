@@ -58,7 +58,14 @@ import yaml
 from devstack.paths import DevstackError, find_tool
 from devstack.processes import HOST, Process, on_free_port, spawn
 
-__all__ = ["Alertmanager", "Prometheus", "PrometheusError", "Target"]
+__all__ = [
+    "Alertmanager",
+    "AlertmanagerAPI",
+    "Prometheus",
+    "PrometheusAPI",
+    "PrometheusError",
+    "Target",
+]
 
 START_TIMEOUT = 30.0
 STOP_GRACE = 10.0
@@ -187,7 +194,153 @@ class Target:
     metrics_path: str = "/metrics"
 
 
-class Alertmanager(_Process):
+class AlertmanagerAPI:
+    """The HTTP API of an Alertmanager at ``url`` (a local process, or a pod)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def alerts(self, active: bool = True, silenced: bool = True, inhibited: bool = True) -> list:
+        """Alerts Alertmanager holds (``/api/v2/alerts``): dicts with labels, annotations,
+        status ({"state": "active"|"suppressed", "inhibitedBy": [...], ...}), receivers."""
+        query = urllib.parse.urlencode(
+            {"active": active, "silenced": silenced, "inhibited": inhibited}
+        ).lower()
+        return _http_json(f"{self.url}/api/v2/alerts?{query}")
+
+    def wait_for_alert(
+        self, name: str, labels: Mapping[str, str] | None = None, timeout: float = 60.0
+    ) -> dict:
+        """The first alert named ``name`` with ``labels`` that Alertmanager received."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for alert in self.alerts():
+                if alert["labels"].get("alertname") == name and _labels_match(
+                    alert["labels"], labels
+                ):
+                    return alert
+            if time.monotonic() > deadline:
+                names = sorted({a["labels"].get("alertname", "?") for a in self.alerts()})
+                raise TimeoutError(
+                    f"Alertmanager did not receive {name} {dict(labels or {})} within "
+                    f"{timeout:.0f}s; it holds: {names}"
+                )
+            time.sleep(0.5)
+
+
+class PrometheusAPI:
+    """The HTTP API of a Prometheus at ``url`` (a local process, or a pod that
+    prometheus-operator runs)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def api(self, path: str, **params: Any) -> Any:
+        """GET ``/api/v1/<path>`` (params as query string); returns ``data``."""
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        body = _http_json(f"{self.url}/api/v1/{path}" + (f"?{query}" if query else ""))
+        if body.get("status") != "success":
+            raise PrometheusError(f"{path}: {body}")
+        return body["data"]
+
+    def query(self, expr: str, time: float | None = None) -> list[dict]:
+        """Evaluate ``expr`` now (or at ``time``): the samples of its instant vector, as
+        ``{"metric": {labels}, "value": float}``; a scalar comes back as one sample."""
+        data = _http_json(
+            f"{self.url}/api/v1/query",
+            method="POST",
+            data=urllib.parse.urlencode(
+                {"query": expr, **({"time": time} if time is not None else {})}
+            ).encode(),
+        )
+        if data.get("status") != "success":
+            raise PrometheusError(f"query {expr!r}: {data}")
+        result = data["data"]
+        if result["resultType"] == "scalar":
+            return [{"metric": {}, "value": float(result["result"][1])}]
+        if result["resultType"] != "vector":
+            raise PrometheusError(f"query {expr!r} returned a {result['resultType']}")
+        return [{"metric": s["metric"], "value": float(s["value"][1])} for s in result["result"]]
+
+    def query_value(self, expr: str) -> float | None:
+        """The value of a query expected to return at most one sample; None when empty."""
+        samples = self.query(expr)
+        if len(samples) > 1:
+            raise PrometheusError(f"{expr!r} returned {len(samples)} samples, expected one")
+        return samples[0]["value"] if samples else None
+
+    def wait_for(
+        self,
+        expr: str,
+        predicate: Callable[[list[dict]], bool] = bool,
+        timeout: float = 60.0,
+        interval: float = 0.5,
+    ) -> list[dict]:
+        """Poll ``query(expr)`` until ``predicate(samples)`` (default: not empty)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            samples = self.query(expr)
+            if predicate(samples):
+                return samples
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{expr!r} did not satisfy the condition in {timeout:.0f}s: {samples}"
+                )
+            time.sleep(interval)
+
+    def targets(self) -> list[dict]:
+        """Active targets: dicts with labels, health ("up"/"down"/"unknown"), lastError."""
+        return self.api("targets", state="active")["activeTargets"]
+
+    def wait_for_targets(self, up: int, timeout: float = 60.0) -> list[dict]:
+        """Wait until at least ``up`` targets are healthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            targets = self.targets()
+            if sum(t["health"] == "up" for t in targets) >= up:
+                return targets
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"fewer than {up} targets up after {timeout:.0f}s: "
+                    + ", ".join(f"{t['scrapeUrl']} {t['health']} {t['lastError']}" for t in targets)
+                )
+            time.sleep(0.5)
+
+    def rules(self) -> list[dict]:
+        """The loaded rule groups (``/api/v1/rules``), with each rule's health and lastError."""
+        return self.api("rules")["groups"]
+
+    def alerts(self, state: str | None = None) -> list[dict]:
+        """Active alerts (pending and firing), optionally only those in ``state``."""
+        alerts = self.api("alerts")["alerts"]
+        return [a for a in alerts if state is None or a["state"] == state]
+
+    def wait_for_alert(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        state: str = "firing",
+        timeout: float = 60.0,
+    ) -> dict:
+        """The first alert named ``name`` with ``labels`` in ``state``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for alert in self.alerts(state):
+                if alert["labels"].get("alertname") == name and _labels_match(
+                    alert["labels"], labels
+                ):
+                    return alert
+            if time.monotonic() > deadline:
+                held = sorted(
+                    f"{a['labels'].get('alertname')}({a['state']})" for a in self.alerts()
+                )
+                raise TimeoutError(
+                    f"{name} {dict(labels or {})} not {state} after {timeout:.0f}s; active: {held}"
+                )
+            time.sleep(0.5)
+
+
+class Alertmanager(_Process, AlertmanagerAPI):
     """A real Alertmanager with clustering off, its state under ``workdir``."""
 
     name = "alertmanager"
@@ -231,35 +384,8 @@ class Alertmanager(_Process):
             "--log.level=info",
         ]
 
-    def alerts(self, active: bool = True, silenced: bool = True, inhibited: bool = True) -> list:
-        """Alerts Alertmanager holds (``/api/v2/alerts``): dicts with labels, annotations,
-        status ({"state": "active"|"suppressed", "inhibitedBy": [...], ...}), receivers."""
-        query = urllib.parse.urlencode(
-            {"active": active, "silenced": silenced, "inhibited": inhibited}
-        ).lower()
-        return _http_json(f"{self.url}/api/v2/alerts?{query}")
 
-    def wait_for_alert(
-        self, name: str, labels: Mapping[str, str] | None = None, timeout: float = 60.0
-    ) -> dict:
-        """The first alert named ``name`` with ``labels`` that Alertmanager received."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for alert in self.alerts():
-                if alert["labels"].get("alertname") == name and _labels_match(
-                    alert["labels"], labels
-                ):
-                    return alert
-            if time.monotonic() > deadline:
-                names = sorted({a["labels"].get("alertname", "?") for a in self.alerts()})
-                raise TimeoutError(
-                    f"Alertmanager did not receive {name} {dict(labels or {})} within "
-                    f"{timeout:.0f}s; it holds: {names}"
-                )
-            time.sleep(0.5)
-
-
-class Prometheus(_Process):
+class Prometheus(_Process, PrometheusAPI):
     """A real Prometheus scraping ``targets`` and evaluating ``rule_files``."""
 
     name = "prometheus"
@@ -364,108 +490,3 @@ class Prometheus(_Process):
         request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
         with urllib.request.urlopen(request, timeout=10):
             pass
-
-    # --- API ----------------------------------------------------------------------------
-    def api(self, path: str, **params: Any) -> Any:
-        """GET ``/api/v1/<path>`` (params as query string); returns ``data``."""
-        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        body = _http_json(f"{self.url}/api/v1/{path}" + (f"?{query}" if query else ""))
-        if body.get("status") != "success":
-            raise PrometheusError(f"{path}: {body}")
-        return body["data"]
-
-    def query(self, expr: str, time: float | None = None) -> list[dict]:
-        """Evaluate ``expr`` now (or at ``time``): the samples of its instant vector, as
-        ``{"metric": {labels}, "value": float}``; a scalar comes back as one sample."""
-        data = _http_json(
-            f"{self.url}/api/v1/query",
-            method="POST",
-            data=urllib.parse.urlencode(
-                {"query": expr, **({"time": time} if time is not None else {})}
-            ).encode(),
-        )
-        if data.get("status") != "success":
-            raise PrometheusError(f"query {expr!r}: {data}")
-        result = data["data"]
-        if result["resultType"] == "scalar":
-            return [{"metric": {}, "value": float(result["result"][1])}]
-        if result["resultType"] != "vector":
-            raise PrometheusError(f"query {expr!r} returned a {result['resultType']}")
-        return [{"metric": s["metric"], "value": float(s["value"][1])} for s in result["result"]]
-
-    def query_value(self, expr: str) -> float | None:
-        """The value of a query expected to return at most one sample; None when empty."""
-        samples = self.query(expr)
-        if len(samples) > 1:
-            raise PrometheusError(f"{expr!r} returned {len(samples)} samples, expected one")
-        return samples[0]["value"] if samples else None
-
-    def wait_for(
-        self,
-        expr: str,
-        predicate: Callable[[list[dict]], bool] = bool,
-        timeout: float = 60.0,
-        interval: float = 0.5,
-    ) -> list[dict]:
-        """Poll ``query(expr)`` until ``predicate(samples)`` (default: not empty)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            samples = self.query(expr)
-            if predicate(samples):
-                return samples
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{expr!r} did not satisfy the condition in {timeout:.0f}s: {samples}"
-                )
-            time.sleep(interval)
-
-    def targets(self) -> list[dict]:
-        """Active targets: dicts with labels, health ("up"/"down"/"unknown"), lastError."""
-        return self.api("targets", state="active")["activeTargets"]
-
-    def wait_for_targets(self, up: int, timeout: float = 60.0) -> list[dict]:
-        """Wait until at least ``up`` targets are healthy."""
-        deadline = time.monotonic() + timeout
-        while True:
-            targets = self.targets()
-            if sum(t["health"] == "up" for t in targets) >= up:
-                return targets
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"fewer than {up} targets up after {timeout:.0f}s: "
-                    + ", ".join(f"{t['scrapeUrl']} {t['health']} {t['lastError']}" for t in targets)
-                )
-            time.sleep(0.5)
-
-    def rules(self) -> list[dict]:
-        """The loaded rule groups (``/api/v1/rules``), with each rule's health and lastError."""
-        return self.api("rules")["groups"]
-
-    def alerts(self, state: str | None = None) -> list[dict]:
-        """Active alerts (pending and firing), optionally only those in ``state``."""
-        alerts = self.api("alerts")["alerts"]
-        return [a for a in alerts if state is None or a["state"] == state]
-
-    def wait_for_alert(
-        self,
-        name: str,
-        labels: Mapping[str, str] | None = None,
-        state: str = "firing",
-        timeout: float = 60.0,
-    ) -> dict:
-        """The first alert named ``name`` with ``labels`` in ``state``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for alert in self.alerts(state):
-                if alert["labels"].get("alertname") == name and _labels_match(
-                    alert["labels"], labels
-                ):
-                    return alert
-            if time.monotonic() > deadline:
-                held = sorted(
-                    f"{a['labels'].get('alertname')}({a['state']})" for a in self.alerts()
-                )
-                raise TimeoutError(
-                    f"{name} {dict(labels or {})} not {state} after {timeout:.0f}s; active: {held}"
-                )
-            time.sleep(0.5)

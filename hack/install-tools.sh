@@ -20,12 +20,19 @@
 #   prometheus, promtool, alertmanager   Debian packages
 #   runc, CNI plugins, iptables, socat   Debian packages (the real node)
 #   monitoring.coreos.com CRDs           the prometheus-operator Go module
+#   prometheus-operator, prometheus-config-reloader
+#                    go build from their Go module through a wrapper module (its go.mod
+#                    replaces sub-modules by directories, which `go install` refuses)
+#   the prometheus and alertmanager prometheus-operator runs in pods (upstream's, at the
+#   versions it deploys by default; Debian's prometheus lacks Kubernetes discovery)
+#                    prometheus: go build in a copy of its module with Kubernetes discovery
+#                    only (upstream's plugins.yml); go install of alertmanager
 #   gateway.networking.k8s.io CRDs       the gateway-api Go module (standard channel)
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
-# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node keda s3
-# (default: all; containerd and coredns of `node`, keda, and versitygw of `s3`, build in the
-# background while the other steps run.)
+# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds promop kwok helm3 kube node keda s3
+# (default: all; containerd and coredns of `node`, promop, keda, and versitygw of `s3`, build in
+# the background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
 # MODELOPS_SKIP_APT=1 (do not touch Debian packages).
 set -euo pipefail
@@ -41,6 +48,7 @@ CRDS=$ROOT/.cache/crds
 # Static binaries like upstream's; never download another Go toolchain.
 export CGO_ENABLED=0 GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
+PROMOP_BINS=(prometheus-operator prometheus-config-reloader)
 KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler etcd kubelet kube-proxy)
 CONTAINERD_BINS=(containerd containerd-shim-runc-v2 ctr)
 # The CNI plugins the real node uses, from Debian's containernetworking-plugins.
@@ -93,6 +101,20 @@ go_progress() {
 
 scratch() { mktemp -d "$CACHE_ROOT/.tmp.XXXXXX"; }
 trap 'rm -rf "$CACHE_ROOT"/.tmp.* 2>/dev/null || true' EXIT
+
+# go_module FIELD MODULE@VERSION: download a Go module and print FIELD of `go mod download
+# -json` (Dir: its read-only source in the module cache; GoMod: its go.mod).
+go_module() {
+  (cd "$(scratch)" && GOFLAGS=-mod=mod go mod download -json "$2") |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get(sys.argv[1]) or sys.exit(d.get("Error")))' "$1"
+}
+
+# go_module_copy MODULE@VERSION DEST: a writable copy of a module's source, to build in (its
+# go.mod's own replace directives apply, which `go install mod@version` refuses).
+go_module_copy() {
+  cp -r "$(go_module Dir "$1")" "$2"
+  chmod -R u+w "$2"
+}
 
 # --- Debian: prometheus, promtool, alertmanager; the real node's runc, CNI, iptables
 install_debian() {
@@ -171,8 +193,7 @@ module_crds() {
     local t=$SECONDS tmp mod
     tmp=$(scratch)
     say "$name CRDs: $module $version (Go module)"
-    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$module@$version" |
-      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+    mod=$(go_module Dir "$module@$version")
     mkdir -p "$tmp/out"
     for f in "$@"; do
       [[ -f $mod/$sub/$f ]] || die "no $sub/$f in $module $version"
@@ -210,6 +231,143 @@ install_crds() {
   fi
 }
 
+# go_build_wrapped OUT MODULE VERSION LDFLAGS PKG...: go build PKGs (into directory OUT) of a
+# module whose go.mod has replace directives (`go install mod@version` refuses those) through
+# a wrapper module that requires it and repeats its replaces; a sub-module replaced by a
+# directory of the same repository is required at the same version. So the dependency
+# versions are upstream's own.
+go_build_wrapped() {
+  local out=$1 mod=$2 version=$3 ld=$4 pkg upstream src
+  shift 4
+  src=$(scratch)
+  (
+    cd "$src"
+    export GOFLAGS="-mod=mod -buildvcs=false"
+    printf 'module local/modelops-wrapper\n\ngo 1.24.0\n' >go.mod
+    {
+      printf '//go:build tools\n\npackage tools\n\nimport (\n'
+      for pkg in "$@"; do printf '\t_ "%s"\n' "$pkg"; done
+      printf ')\n'
+    } >tools.go
+    upstream=$(go_module GoMod "$mod@$version")
+    go mod edit -require="$mod@$version"
+    go mod edit -json "$upstream" | python3 -c '
+import json, sys
+version = sys.argv[1]
+for r in json.load(sys.stdin).get("Replace") or []:
+    old, new = r["Old"], r["New"]
+    at = lambda m: m["Path"] + ("@" + m["Version"] if m.get("Version") else "")
+    if new["Path"].startswith("."):
+        print("-require=" + old["Path"] + "@" + version)
+    else:
+        print("-replace=" + at(old) + "=" + at(new))' "$version" |
+      while read -r edit; do go mod edit "$edit"; done
+    go mod tidy 2>&1 | go_progress
+    mkdir -p "$out"
+    for pkg in "$@"; do
+      go build -trimpath -ldflags "$ld" -o "$out/" "$pkg" 2>&1 | go_progress
+    done
+  )
+}
+
+# prometheus_ldflags VERSION: the version stamp of prometheus/common, as upstream's promu sets it.
+prometheus_ldflags() {
+  local p=github.com/prometheus/common/version
+  echo "-s -w -X $p.Version=${1#v} -X $p.Revision=$1 -X $p.Branch=modelops-rig"
+}
+
+# --- prometheus-operator and prometheus-config-reloader (same module as the CRDs) ---
+promop_dir() { echo "$CACHE_ROOT/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION"; }
+promop_built() {
+  local b
+  for b in "${PROMOP_BINS[@]}"; do [[ -x $(promop_dir)/$b ]] || return 1; done
+  [[ -d $(promop_dir)/manifests/prometheus-operator && -d $(promop_dir)/manifests/prometheus ]]
+}
+# Runs in the background (its output prefixed) while the other steps build. The wrapper
+# module requires the operator and its two sub-modules at the pin, so the dependency
+# versions are the ones upstream's go.mod lists; the ldflags are upstream's Makefile's.
+build_promop() {
+  local dir t=$SECONDS tmp v mod p=github.com/prometheus-operator/prometheus-operator
+  dir=$(promop_dir)
+  tmp=$(scratch)
+  say "prometheus-operator $PROMETHEUS_OPERATOR_VERSION: go build (7 min cold on 2 cores beside the prometheus-server build, measured)"
+  go_build_wrapped "$tmp/out" "$p" "$PROMETHEUS_OPERATOR_VERSION" \
+    "$(prometheus_ldflags "$PROMETHEUS_OPERATOR_VERSION")" "$p/cmd/operator" "$p/cmd/prometheus-config-reloader"
+  mv "$tmp/out/operator" "$tmp/out/prometheus-operator"
+  # Upstream's manifests for running it (operator Deployment, RBAC, Service, ServiceMonitor;
+  # Prometheus' RBAC): devstack/prometheus_operator.py applies them with the local images.
+  mod=$(go_module Dir "$p@$PROMETHEUS_OPERATOR_VERSION")
+  mkdir -p "$tmp/out/manifests"
+  cp -r "$mod/example/rbac/prometheus-operator" "$mod/example/rbac/prometheus" "$tmp/out/manifests/"
+  chmod -R u+w,a+rX "$tmp/out/manifests"
+  v=$("$tmp/out/prometheus-operator" --version 2>&1 | head -1)
+  [[ $v == *"${PROMETHEUS_OPERATOR_VERSION#v}"* ]] ||
+    die "prometheus-operator reports '$v', versions.env says $PROMETHEUS_OPERATOR_VERSION"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "$v in $(elapsed $t)"
+}
+
+# --- the Prometheus and Alertmanager that prometheus-operator runs in pods ---------------
+# Debian's prometheus is built without Kubernetes service discovery, which every
+# ServiceMonitor needs: these are upstream's, at the versions the pinned operator deploys by
+# default (checked), built from their Go modules like the operator.
+promserver_dir() { echo "$CACHE_ROOT/prometheus-server/prometheus-$PROMETHEUS_VERSION-alertmanager-$ALERTMANAGER_VERSION"; }
+promserver_built() { [[ -x $(promserver_dir)/prometheus && -x $(promserver_dir)/alertmanager ]]; }
+build_promserver() {
+  local dir t=$SECONDS tmp defaults major minor patch
+  dir=$(promserver_dir)
+  tmp=$(scratch)
+  say "prometheus $PROMETHEUS_VERSION, alertmanager $ALERTMANAGER_VERSION: go build (7 min cold on 2 cores beside the prometheus-operator build, measured)"
+  defaults=$(go_module Dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")/pkg/operator/defaults.go
+  grep -q "DefaultAlertmanagerVersion = \"$ALERTMANAGER_VERSION\"" "$defaults" ||
+    die "prometheus-operator $PROMETHEUS_OPERATOR_VERSION deploys another Alertmanager: set ALERTMANAGER_VERSION to $(sed -n 's/.*DefaultAlertmanagerVersion = "\(.*\)"/\1/p' "$defaults")"
+  grep -q "\"$PROMETHEUS_VERSION\"," "$defaults" ||
+    die "PROMETHEUS_VERSION $PROMETHEUS_VERSION is not in prometheus-operator $PROMETHEUS_OPERATOR_VERSION's compatibility matrix"
+  # Prometheus' Go module numbers v3.5.0 as v0.305.0. Its service discovery plugins are
+  # chosen at build time (upstream's README: edit plugins.yml, `make plugins`): the pods
+  # need Kubernetes discovery only; leaving out the other 23 leaves out their cloud SDKs.
+  IFS=. read -r major minor patch <<<"${PROMETHEUS_VERSION#v}"
+  go_module_copy "github.com/prometheus/prometheus@v0.$((major * 100 + minor)).$patch" "$tmp/src"
+  (
+    cd "$tmp/src"
+    export GOFLAGS=-buildvcs=false
+    echo "- github.com/prometheus/prometheus/discovery/kubernetes" >plugins.yml
+    go generate -tags plugins ./plugins 2>&1 | go_progress
+    go build -trimpath -ldflags "$(prometheus_ldflags "$PROMETHEUS_VERSION")" \
+      -o "$tmp/out/prometheus" ./cmd/prometheus 2>&1 | go_progress
+  )
+  (cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp/out" go install -trimpath \
+    -ldflags "$(prometheus_ldflags "$ALERTMANAGER_VERSION")" \
+    "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION" 2>&1 | go_progress)
+  "$tmp/out/prometheus" --version 2>&1 | grep -q "version ${PROMETHEUS_VERSION#v} " ||
+    die "prometheus reports '$("$tmp/out/prometheus" --version 2>&1 | head -1)', not $PROMETHEUS_VERSION"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "prometheus $PROMETHEUS_VERSION, alertmanager $ALERTMANAGER_VERSION in $(elapsed $t)"
+}
+
+install_promop() {
+  need go "to build prometheus-operator"
+  ensure_built prometheus-operator promop_built build_promop "${PROMOP_JOB:-}"
+  ensure_built prometheus-server promserver_built build_promserver "${PROMSERVER_JOB:-}"
+  local b
+  for b in "${PROMOP_BINS[@]}"; do link "$(promop_dir)/$b" "$b"; done
+  # Versioned names: .cache/bin/prometheus and alertmanager are Debian's (the process tier).
+  link "$(promserver_dir)/prometheus" "prometheus-$PROMETHEUS_VERSION"
+  link "$(promserver_dir)/alertmanager" "alertmanager-$ALERTMANAGER_VERSION"
+  # Copies, like .cache/crds: what the rig applies, whatever the cache does.
+  local dest=$ROOT/.cache/prometheus-operator
+  if ! diff -rq "$(promop_dir)/manifests" "$dest" >/dev/null 2>&1; then
+    rm -rf "$dest"
+    cp -r "$(promop_dir)/manifests" "$dest"
+    detail "copied upstream's example/rbac manifests to .cache/prometheus-operator/"
+    WORK_DONE=1
+  fi
+}
+
 # --- kwok -----------------------------------------------------------------
 install_kwok() {
   local dir=$CACHE_ROOT/kwok/$KWOK_VERSION
@@ -222,8 +380,7 @@ install_kwok() {
       go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" 2>&1 | go_progress)
     # kwok drops its built-in pod stages once --config holds any pod stage, so
     # the rig passes these (the built-in "fast" ones) beside its own.
-    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
-      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+    mod=$(go_module Dir "sigs.k8s.io/kwok@$KWOK_VERSION")
     mkdir -p "$tmp/out/stages"
     cp "$mod"/kustomize/stage/pod/fast/pod-*.yaml "$tmp/out/stages/"
     chmod 0644 "$tmp"/out/stages/*.yaml
@@ -290,8 +447,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 EOF
-      kmod=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" |
-        python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error")))')
+      kmod=$(go_module GoMod "k8s.io/kubernetes@v$KUBERNETES_VERSION")
       local mods
       mods=$(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$kmod")
       [[ -n $mods ]] || die "no staging replaces found in $kmod"
@@ -349,8 +505,7 @@ install_helm3() {
     local t=$SECONDS tmp gomod minor ld p v
     tmp=$(scratch)
     say "helm $HELM3_VERSION: go install (a few minutes cold)"
-    gomod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "helm.sh/helm/v3@$HELM3_VERSION" |
-      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error")))')
+    gomod=$(go_module GoMod "helm.sh/helm/v3@$HELM3_VERSION")
     # Without the stamp, helm 3 built from source assumes Kubernetes 1.20 and
     # rejects the charts' kubeVersion range in `helm template`.
     minor=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod")
@@ -429,10 +584,7 @@ build_keda() {
   dir=$(keda_dir)
   tmp=$(scratch)
   say "keda $KEDA_VERSION: go build of cmd/operator and cmd/adapter (about 20 min cold on 2 cores)"
-  mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
-  cp -r "$mod" "$tmp/src"
-  chmod -R u+w "$tmp/src"
+  go_module_copy "github.com/kedacore/keda/v2@$KEDA_VERSION" "$tmp/src"
   local ld="-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
   (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ld" -o "$tmp/out/keda" ./cmd/operator 2>&1 | go_progress)
   (cd "$tmp/src" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ld" -o "$tmp/out/keda-adapter" ./cmd/adapter 2>&1 | go_progress)
@@ -509,8 +661,7 @@ install_node() {
     local t=$SECONDS tmp mod
     tmp=$(scratch)
     say "pause: gcc -static from k8s.io/kubernetes@v$KUBERNETES_VERSION build/pause/linux/pause.c"
-    mod=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" |
-      python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))')
+    mod=$(go_module Dir "k8s.io/kubernetes@v$KUBERNETES_VERSION")
     mkdir -p "$tmp/out"
     gcc -Os -static -Wall -Werror -DVERSION="v$KUBERNETES_VERSION-modelops" \
       -o "$tmp/out/pause" "$mod/build/pause/linux/pause.c"
@@ -524,7 +675,7 @@ install_node() {
   link "$dir/pause" pause
 }
 
-ALL=(debian layer crds kwok helm3 kube node keda s3)
+ALL=(debian layer crds promop kwok helm3 kube node keda s3)
 STEPS=("${@:-${ALL[@]}}")
 for s in "${STEPS[@]}"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"
@@ -541,6 +692,14 @@ if [[ " ${STEPS[*]} " == *" node "* ]] && command -v go >/dev/null; then
     build_coredns > >(sed -u 's/^/[coredns] /') 2>&1 &
     COREDNS_JOB=$!
   fi
+fi
+if [[ " ${STEPS[*]} " == *" promop "* ]] && command -v go >/dev/null && ! promop_built; then
+  build_promop > >(sed -u 's/^/[prometheus-operator] /') 2>&1 &
+  PROMOP_JOB=$!
+fi
+if [[ " ${STEPS[*]} " == *" promop "* ]] && command -v go >/dev/null && ! promserver_built; then
+  build_promserver > >(sed -u 's/^/[prometheus-server] /') 2>&1 &
+  PROMSERVER_JOB=$!
 fi
 if [[ " ${STEPS[*]} " == *" keda "* ]] && command -v go >/dev/null && ! keda_built; then
   build_keda > >(sed -u 's/^/[keda] /') 2>&1 &

@@ -96,7 +96,9 @@ def test_the_pod_network_never_masquerades_and_keeps_its_state_under_home() -> N
 def test_the_pause_archive_is_an_oci_layout_whose_digests_hold(tmp_path) -> None:
     binary = tmp_path / "pause"
     binary.write_bytes(b"\x7fELF not really")
-    with tarfile.open(fileobj=io.BytesIO(oci_archive(binary, "localhost/x/pause:1"))) as archive:
+    with tarfile.open(
+        fileobj=io.BytesIO(oci_archive("localhost/x/pause:1", {"pause": binary}, ["/pause"]))
+    ) as archive:
         files = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
 
     def blob(desc: dict) -> bytes:

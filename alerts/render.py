@@ -153,8 +153,14 @@ def _latency_p95(window: str) -> str:
 
 
 def _drift_max(_: str | None) -> str:
+    # only pods whose drift window holds driftMinWindowRows rows, as the drift alerts: the
+    # PSI of a new pod's first rows is noise (a healthy canary's can pass 0.2 at 100 rows)
     selector = 'method="psi", ${metricSelector}'
-    return f"max by ({_BY}) (\n  {catalog.FEATURE_DRIFT.name}{{{selector}}}\n)"
+    rows = f"{catalog.DRIFT_WINDOW_ROWS.name}{{${{metricSelector}}}} >= ${{driftMinWindowRows}}"
+    return (
+        f"max by ({_BY}) (\n  {catalog.FEATURE_DRIFT.name}{{{selector}}}\n"
+        f"  and ignoring (feature, method)\n  {rows}\n)"
+    )
 
 
 def _prediction_mean(window: str) -> str:

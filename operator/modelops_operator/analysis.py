@@ -549,10 +549,18 @@ def decide(
     )
 
 
+# Why a figure can be empty while everything works, said beside "is no data"
+_WHY_EMPTY = {
+    DRIFT: " (the drift rule waits for a pod's drift window to hold the chart's"
+    " driftMinWindowRows rows)",
+}
+
+
 def _unknown(figures: dict[str, float | None], judged: list[tuple[str, float | None]]) -> str:
     """'key is NaN; ...' for each judged figure (a limit set) that is no finite number."""
     return "; ".join(
         f"{key} is {_fmt(figures.get(key))}"
+        + (_WHY_EMPTY.get(key, "") if figures.get(key) is None else "")
         for key, limit in judged
         if limit is not None and not _finite(figures.get(key))
     )

@@ -66,7 +66,10 @@ LATENCY_P95_RATE5M = _rule(
     "latency_p95_seconds", "rate5m", "p95 latency of prediction requests, seconds"
 )
 DRIFT_SCORE_MAX = _rule(
-    "drift_score", "max", 'largest model_feature_drift_score{method="psi"} over the features'
+    "drift_score",
+    "max",
+    'largest model_feature_drift_score{method="psi"} over the features, of the pods whose'
+    " drift window holds driftMinWindowRows rows",
 )
 
 # The prediction distribution, per version, for the canary's relative gates: the mean

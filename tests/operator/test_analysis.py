@@ -545,3 +545,10 @@ def test_a_canary_figure_that_is_no_number_is_said_before_the_missing_comparison
     decision = an.decide(figures(sharedSeconds=None, rate=NAN), SPEC, COMPARE)
     assert (decision.verdict, decision.reason) == (an.Verdict.INCONCLUSIVE, "NoData")
     assert decision.message == "errorRate is NaN"
+
+
+def test_a_drift_score_not_recorded_yet_says_why():
+    decision = an.decide(figures(drift=None), SPEC, COMPARE)
+    assert (decision.verdict, decision.reason) == (an.Verdict.INCONCLUSIVE, "NoData")
+    assert decision.message.startswith("driftScore is no data (the drift rule waits for")
+    assert "driftMinWindowRows" in decision.message

@@ -111,6 +111,11 @@ def test_should_probe_healthz_and_readyz_on_the_named_port() -> None:
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    # Probed every second (Ready within about a second of the process), with the
+    # two-minute budget for a slow model load kept.
+    startup = c["startupProbe"]
+    assert startup["periodSeconds"] == 1
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
 
 
 def test_should_keep_serving_for_the_shutdown_delay_before_sigterm() -> None:

@@ -54,6 +54,20 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
+def _parse_head(head: bytes | bytearray) -> tuple[int, int, bool]:
+    """(status, Content-Length, Connection: close) of an HTTP/1.1 response head."""
+    lines = bytes(head).decode("latin-1").split("\r\n")
+    length, close = 0, False
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "connection" and value.strip().lower() == "close":
+            close = True
+    return int(lines[0].split(" ", 2)[1]), length, close
+
+
 class Connection:
     """One keep-alive connection; reconnects when the server closes it."""
 
@@ -91,16 +105,7 @@ class Connection:
         self.writer.write(raw)
         await self.writer.drain()
         head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        length, close = 0, False
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "connection" and value.strip().lower() == "close":
-                close = True
+        status, length, close = _parse_head(head)
         if length:
             await self.reader.readexactly(length)
         if close:
@@ -132,21 +137,13 @@ class _Link(asyncio.Protocol):
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             return
-        lines = self.buffer[:end].decode("latin-1").split("\r\n")
-        length, close = 0, False
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "connection" and value.strip().lower() == "close":
-                close = True
+        status, length, close = _parse_head(self.buffer[:end])
         if len(self.buffer) < end + 4 + length:
             return
         del self.buffer[: end + 4 + length]
         if close:
             self.abort()  # finishes the request with its status below, then reconnects
-        self.finish(int(lines[0].split(" ", 2)[1]))
+        self.finish(status)
 
     def finish(self, status: int) -> None:
         if self.inflight is not None:

@@ -216,12 +216,13 @@ kind-up: kind-preflight venv models $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The 
 	@echo ">> 8/8 done"
 	@$(KIND_ENV) hack/kind.sh next-steps
 
-# Options of the no-Docker demo (python -m devstack.demo --help): e.g. --yes (no pauses),
-# --keep-cluster (leave the control plane running; make cluster-down stops it).
+# Options of the demo (python -m devstack.demo --help): e.g. --yes (no pauses), --node kwok
+# (the simulated stage even where the real node can run), --keep-cluster (leave the cluster
+# running; make cluster-down stops it).
 DEMO_LOCAL_ARGS ?=
 
 .PHONY: demo-local
-demo-local: venv tools models ## No Docker: rig control plane, KWOK nodes, local operator and services; a canary promoted, one rolled back.
+demo-local: venv tools models ## A canary promoted, two rolled back: on the real node where containers can run (root, Docker), else on KWOK nodes.
 	$(PY) -m devstack.demo $(DEMO_LOCAL_ARGS)
 
 .PHONY: images

@@ -60,7 +60,9 @@ from devstack.paths import RUN_ROOT, find_tool
 from devstack.pki import KUBELET_CLIENT_USER, SERVICE_IP, issue_client_cert, write_kubeconfig
 from devstack.processes import Process
 
-__all__ = ["NODE_NAME", "NodeError", "RealNode", "release"]
+__all__ = ["NODE_NAME", "NODE_TOOLS", "NodeError", "RealNode", "release"]
+
+NODE_TOOLS = ("kubelet", "kube-proxy", "containerd", "runc", "socat", "coredns")
 
 
 @dataclass
@@ -87,8 +89,7 @@ class RealNode:
         """Join a node to ``cluster`` (whose control plane is ``self.plane``); returns once
         the Node is Ready, kube-proxy has programmed the `kubernetes` and `kube-dns`
         Services, and CoreDNS has synced with the API."""
-        names = ("kubelet", "kube-proxy", "containerd", "runc", "socat", "coredns")
-        bins = {n: find_tool(n) for n in names}
+        bins = {n: find_tool(n) for n in NODE_TOOLS}
         with machine_lock(self.paths):
             tear_down(self.paths, rig=self.plane.run_dir)
             if self.paths.host_state.exists():

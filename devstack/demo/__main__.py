@@ -1,4 +1,4 @@
-"""python -m devstack.demo: the no-Docker demo (make demo-local). --help lists the options."""
+"""python -m devstack.demo: the demo of make demo-local. --help lists the options."""
 
 from __future__ import annotations
 
@@ -6,16 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from devstack.demo.story import NAMESPACE, Demo, Options
+from devstack.demo.stage import Options
+from devstack.demo.story import Demo
 
 
 def parser() -> argparse.ArgumentParser:
     defaults = Options()
     p = argparse.ArgumentParser(
         prog="python -m devstack.demo",
-        description="A canary promoted and one rolled back, on a real control plane with "
-        "KWOK nodes, the operator and the real model services as local processes, "
-        "judged by a local Prometheus. No Docker needed.",
+        description="A canary promoted and two rolled back, judged by Prometheus: on a real "
+        "node running the images, with prometheus-operator and the operator in-cluster, where "
+        "this machine can run containers; else on KWOK nodes with the operator, the model "
+        "services and Prometheus as local processes (no Docker needed).",
+    )
+    p.add_argument(
+        "--node",
+        choices=["auto", "real", "kwok"],
+        default=defaults.node,
+        help="the stage: a real node, KWOK nodes, or (auto, the default) the real node where "
+        "this machine can run it (root, the node's tools, a Docker engine) and KWOK otherwise",
     )
     p.add_argument(
         "--yes",
@@ -34,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
         "--kubeconfig",
         type=Path,
         help="use this running control plane (e.g. a test rig) instead of starting one; it "
-        "is left running",
+        "is left running (KWOK stage)",
     )
     p.add_argument(
         "--rig-dir",
@@ -43,7 +52,9 @@ def parser() -> argparse.ArgumentParser:
         help="where the control plane runs or is started (default: that of make cluster-up, "
         "%(default)s; a rig already running there is used and left running)",
     )
-    p.add_argument("--namespace", default=NAMESPACE, help="namespace of the demo (%(default)s)")
+    p.add_argument(
+        "--namespace", default=defaults.namespace, help="namespace of the demo (%(default)s)"
+    )
     p.add_argument(
         "--workdir",
         type=Path,
@@ -70,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     options = Options(
         interactive=args.interactive and sys.stdin.isatty(),
+        node=args.node,
         keep_cluster=args.keep_cluster,
         kubeconfig=args.kubeconfig,
         rig_dir=args.rig_dir,

@@ -1,7 +1,8 @@
 """The narrated demo: start everything, show a canary promoted and one rolled back, clean up.
 
 Acts:
-  0. what runs where; the control plane (devstack), the CRD, Prometheus, the operator
+  0. what runs where (the stage: a real node where the machine can run containers, KWOK
+     nodes with local processes where it cannot); everything up to the operator
   1. two ModelDeployments at version 1 (diabetes, wine), Ready; traffic through each Service
   2. diabetes 1 -> 3 as a canary: version 3 is version 1 with a few more boosting rounds;
      errors, latency and drift within the thresholds, and against version 1 in the same
@@ -20,9 +21,7 @@ its PIDs in <workdir>/procs/state.json; the next run stops them first.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import os
 import shlex
 import shutil
 import signal
@@ -30,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,33 +38,25 @@ import yaml
 from devstack.canary import dataset_rows
 from devstack.cluster import Cluster, CommandError
 from devstack.control_plane import ControlPlane
-from devstack.demo.pods import PodProcesses, ServiceProxy
-from devstack.operator_process import OperatorProcess
-from devstack.paths import (
-    MODELDEPLOYMENT_CRD,
-    MODELS_ROOT,
-    REPO_ROOT,
-    RULES,
-    RUN_ROOT,
-    TOOLS_BIN,
-    DevstackError,
-)
-from devstack.processes import Ledger, Process, spawn
-from devstack.prometheus import Prometheus
-from devstack.service_process import ServiceProcess, ensure_demo_models
+from devstack.demo import real_node
+from devstack.demo.real_node import RealNodeStage
+from devstack.demo.simulated import SimulatedStage
+from devstack.demo.stage import Context, DemoError, Options, Snapshot, Stage, tail
+from devstack.images import IMAGE_TAG
+from devstack.paths import MODELDEPLOYMENT_CRD, MODELS_ROOT, REPO_ROOT, TOOLS_BIN, DevstackError
+from devstack.processes import Ledger, Process
+from devstack.service_process import ensure_demo_models
 from modelops_service import recording_rules
 
-NAMESPACE = "modelops-demo"
-IMAGE = "model-service:0.1.0"  # written into the pods' spec; never pulled (KWOK runs nothing)
+# the image `make images` builds: KWOK runs nothing of it, the real node runs it
+IMAGE = f"model-service:{IMAGE_TAG}"
 HEALTHY = "diabetes"  # 1 -> 3: v1 with more rounds: passes the analysis; then 3 -> 2 (biased)
 FAILING = "wine"  # 1 -> 2: trained on low-alcohol wines only: live inputs drift
 
-# The canary policy of both ModelDeployments. Short steps so the demo takes minutes.
-# maxDriftScore 0.25 is the usual PSI line for a significant shift; the services export
-# drift only once 150 rows are in the window (PSI over fewer rows is mostly noise).
+# The canary policy of both ModelDeployments. Short steps (the stage's interval) so the demo
+# takes minutes. maxDriftScore 0.25 is the usual PSI line for a significant shift.
 # maxLatencyP95Seconds is generous: a laptop here runs a whole control plane too.
 STEPS = [50, 100]
-INTERVAL = "5s"
 ANALYSIS = {
     "maxErrorRate": 0.05,
     "maxLatencyP95Seconds": 1.0,
@@ -74,15 +65,10 @@ ANALYSIS = {
     # requests a side their noise alone reached 0.10 (the healthy version 3 was rolled back);
     # at 100 it is a fraction of that, while the biased version 2 stays near 0.2.
     "minRequests": 100,
-    "deadline": "3m",
 }
 # The canary against the stable version over the same seconds. The latency ratio is generous
 # for the same reason as maxLatencyP95Seconds.
 COMPARE = {"maxErrorRateDelta": 0.02, "maxLatencyP95Ratio": 2.0, "maxPredictionShift": 0.1}
-SERVICE_ENV = {"MODELOPS_DRIFT_MIN_ROWS": "150", "MODELOPS_DRIFT_REFRESH_SECONDS": "1"}
-OPERATOR_TICK = "2"
-OPERATOR_RESYNC = "30"  # the operator's own default: the demo shows the product's pace
-TRAFFIC_SECONDS = 1800  # the generator's own bound; it is stopped when the demo ends
 FIGURES = (
     ("requests/s", recording_rules.REQUESTS_RATE1M.name),
     ("error ratio", recording_rules.ERROR_RATIO_RATE1M.name),
@@ -116,7 +102,7 @@ ACTS = (
         "wine version 2 was trained on low-alcohol wines only. Live traffic covers all wines, "
         "so its inputs drift far from the reference it was trained on, and it never predicts "
         "cultivar 0, so its class shares differ from the stable's: the first conclusive "
-        "analysis fails on whichever is seen first (drift needs 150 rows in the window) and "
+        "analysis fails on whichever is seen first (drift needs a full enough window) and "
         "the operator rolls it back."),
     Act(HEALTHY, "3", "2", "rolled back", ("PredictionShift",),
         "diabetes version 2 was trained on targets inflated by 20%. Its errors, latency and "
@@ -126,23 +112,24 @@ ACTS = (
 )  # fmt: skip
 
 
-class DemoError(RuntimeError):
-    """The demo cannot go on; the message says why and where the logs are."""
-
-
-@dataclass
-class Options:
-    interactive: bool = True
-    keep_cluster: bool = False
-    kubeconfig: Path | None = None  # a running control plane to use instead of the rig's
-    rig_dir: Path = field(
-        default_factory=lambda: Path(os.environ.get("MODELOPS_RIG_DIR", RUN_ROOT / "cluster"))
-    )
-    namespace: str = NAMESPACE
-    workdir: Path = RUN_ROOT / "demo-local"
-    summary: Path | None = None
-    traffic_rate: float = 15.0
-    act_timeout: float = 300.0
+def choose_stage(opts: Options) -> tuple[type[SimulatedStage] | type[RealNodeStage], str]:
+    """The stage --node asks for (auto: the real node where this machine can run it), and
+    why, in words for the banner."""
+    if opts.node == "kwok":
+        return SimulatedStage, "--node kwok"
+    if opts.node == "real":
+        return RealNodeStage, "--node real"
+    if opts.kubeconfig:
+        return SimulatedStage, "--kubeconfig names a running control plane (KWOK nodes)"
+    rig = opts.rig_dir.resolve()
+    if ControlPlane.running(rig) and not any(
+        p.name == "kubelet" for p in ControlPlane.recorded(rig)
+    ):
+        return SimulatedStage, f"the rig already running in {rig} has KWOK nodes"
+    why = real_node.unavailable()
+    if why:
+        return SimulatedStage, f"this machine cannot run the real node: {why}"
+    return RealNodeStage, "this machine can run containers (root, the node's tools, Docker)"
 
 
 class Demo:
@@ -157,12 +144,9 @@ class Demo:
         self.procs: list[Process] = []
         self.ledger = Ledger(self.workdir / "procs" / "state.json")
         self.cluster: Cluster | None = None
-        self.plane: ControlPlane | None = None  # set only when this run starts the rig
-        self.plane_procs: list[dict[str, Any]] = []
-        self.prometheus: Prometheus | None = None
-        self.operator: OperatorProcess | None = None
-        self.pods: PodProcesses | None = None
-        self.proxies: dict[str, ServiceProxy] = {}
+        kind, self.why_stage = choose_stage(options)
+        context = Context(options, self.workdir, self.logs, self.say, self._record)
+        self.stage: Stage = kind(context)
         self.traffic: dict[str, Process] = {}
         self.models_root = MODELS_ROOT
         self.results: dict[str, Any] = {}
@@ -241,23 +225,11 @@ class Demo:
 
     def _banner(self) -> None:
         kubeconfig = self.opts.kubeconfig or self.opts.rig_dir / "kubeconfig"
-        self.heading("modelops-bundle without Docker: what runs where")
+        self.heading(f"modelops-bundle on the {self.stage.mode} stage: what runs where")
         print(
             f"""\
-  control plane  etcd, kube-apiserver, kube-controller-manager and kube-scheduler: the real
-                 binaries (make tools), local processes on 127.0.0.1 (devstack/)
-  nodes          simulated by KWOK: pods are scheduled and marked Ready, but NOTHING INSIDE A
-                 POD RUNS (no container runtime, no image is pulled, no pod IP answers)
-  operator       python -m modelops_operator, a local process; it renders charts/model-service
-                 and applies the Deployments, Service, ServiceMonitor and PrometheusRule
-  model service  the real service (python -m modelops_service), one local process per model
-                 version that has pods, started and stopped as its pods come and go
-  Prometheus     a local Prometheus scraping those processes with the labels the ServiceMonitor
-                 would give them, evaluating alerts/modelops.rules.yaml; the operator's canary
-                 analysis queries its recording rules
-  traffic        python -m loadtest through a loopback stand-in for each Service, which sends
-                 each request to a Ready pod picked at random (the process behind it)
-  not here       Docker, kind, images, Grafana, Alertmanager: `make up` with Docker has those
+  stage          {self.stage.mode}: {self.why_stage}
+{self.stage.banner()}
 
   Namespace {self.ns}; KUBECONFIG {kubeconfig}
   Logs and state in {self.workdir}""",
@@ -271,39 +243,15 @@ class Demo:
         self.heading("Starting")
         self._fresh_workdir()
         ensure_demo_models(self.models_root)
-        self.cluster = self._control_plane()
+        self.cluster = self.stage.start()
         self.say(
             "watch it in another shell:\n"
             f"  export KUBECONFIG={self.cluster.kubeconfig} PATH={TOOLS_BIN}:$PATH\n"
             f"  kubectl get modeldeployments -n {self.ns} -w"
         )
         crd = MODELDEPLOYMENT_CRD.relative_to(REPO_ROOT)
-        self.say(f"installing the ModelDeployment CRD ({crd})")
-        self.cluster.install_modeldeployment_crd()
+        self.say(f"the ModelDeployment CRD ({crd}) is installed")
         self.cluster.create_namespace(self.ns)
-        self.prometheus = Prometheus(
-            self.workdir / "prometheus",
-            rule_files=[RULES],
-            scrape_interval="2s",  # drift is computed on scrape: a busy laptop needs the time
-            evaluation_interval="2s",
-        )
-        self.prometheus.start(timeout=60)
-        assert self.prometheus.process is not None
-        self._record(self.prometheus.process)
-        self.say(
-            f"Prometheus on {self.prometheus.url} (pid {self.prometheus.pid}), rules "
-            f"{RULES.relative_to(REPO_ROOT)}"
-        )
-        self._start_operator()
-        self.pods = PodProcesses(
-            namespace=self.ns,
-            models_root=self.models_root,
-            prometheus=self.prometheus,
-            log_dir=self.logs,
-            say=self.say,
-            service_env=SERVICE_ENV,
-            on_start=self._record_service,
-        )
         self._clear_earlier_demo()
 
     def _fresh_workdir(self) -> None:
@@ -318,66 +266,6 @@ class Demo:
             shutil.rmtree(self.workdir)
         self.logs.mkdir(parents=True)
         marker.write_text("logs and state of python -m devstack.demo; wiped by its next run\n")
-
-    def _control_plane(self) -> Cluster:
-        if self.opts.kubeconfig:
-            cluster = Cluster.from_kubeconfig(self.opts.kubeconfig)
-            cluster.wait_ready()
-            cluster.install_monitoring_crds()
-            self.say(f"using the running control plane of {cluster.kubeconfig} (left running)")
-            return cluster
-        run_dir = self.opts.rig_dir.resolve()
-        if ControlPlane.running(run_dir):
-            cluster = Cluster.from_kubeconfig(run_dir / "kubeconfig")
-            cluster.wait_ready()
-            cluster.install_monitoring_crds()
-            self.say(f"using the control plane already running in {run_dir}; left running")
-            return cluster
-        if ControlPlane.recorded(run_dir):
-            ControlPlane.stop_recorded(run_dir)
-        self.say(
-            f"starting the control plane in {run_dir}: etcd, kube-apiserver, "
-            "kube-controller-manager, kube-scheduler, kwok (a minute on a busy laptop)"
-        )
-        # Detached only when it is to outlive this process; else it dies with it.
-        self.plane = ControlPlane(run_dir, detach=self.opts.keep_cluster)
-        cluster = self.plane.start()  # its PIDs live in run_dir/state.json, as make cluster-up's
-        self.plane_procs = [p.record() for p in self.plane.procs]
-        self.say(
-            f"API server {cluster.server}; nodes {', '.join(cluster.nodes)} (KWOK, simulated); "
-            + ", ".join(f"{p.name} pid {p.pid}" for p in self.plane.procs)
-        )
-        return cluster
-
-    def _start_operator(self) -> None:
-        assert self.cluster is not None
-        assert self.prometheus is not None
-        self.operator = OperatorProcess(
-            self.cluster,
-            self.logs,
-            prometheus_url=self.prometheus.url,
-            kubeconfig=self.cluster.kubeconfig,
-            settings={
-                "MODELOPS_OPERATOR_NAMESPACES": json.dumps([self.ns]),
-                "MODELOPS_OPERATOR_TICK_SECONDS": OPERATOR_TICK,
-                "MODELOPS_OPERATOR_RESYNC_SECONDS": OPERATOR_RESYNC,
-            },
-        )
-        self.operator.start()
-        assert self.operator.process is not None
-        self._record(self.operator.process)
-        self.say(
-            f"operator: python -m modelops_operator, pid {self.operator.pid}, watching namespace "
-            f"{self.ns}; it queries {self.prometheus.url}; metrics on "
-            f":{self.operator.metrics_port}; log {self.operator.log}"
-        )
-        self.say(
-            "(it runs with the rig's admin credentials; in a cluster, with the least-privilege "
-            "RBAC of manifests/rbac/)"
-        )
-
-    def _record_service(self, name: str, svc: ServiceProcess) -> None:
-        self._record(dataclasses.replace(svc.process, name=name))
 
     def _record(self, proc: Process) -> None:
         self.procs.append(proc)
@@ -422,8 +310,8 @@ class Demo:
                 "rollout": {
                     "strategy": "Canary",
                     "steps": STEPS,
-                    "interval": INTERVAL,
-                    "analysis": ANALYSIS,
+                    "interval": self.stage.interval,
+                    "analysis": {**ANALYSIS, "deadline": self.stage.deadline},
                     "compare": COMPARE,
                     "autoRollback": True,
                 },
@@ -442,43 +330,24 @@ class Demo:
                     print(f"    {line}", file=self.out)
             self.show(["apply", "-f", str(path)], self.cluster.kubectl("apply", "-f", path).stdout)
 
-        def serving(snap: dict[str, list]) -> str | None:
+        services = [f"{n}-model-service" for n in (HEALTHY, FAILING)]
+
+        def serving(snap: Snapshot) -> str | None:
             mds = {m["metadata"]["name"]: m.get("status") or {} for m in snap["ModelDeployment"]}
             ready = all(
                 mds.get(n, {}).get("phase") == "Ready" and mds[n].get("stableVersion") == "1"
                 for n in (HEALTHY, FAILING)
             )
-            services = [f"{n}-model-service" for n in (HEALTHY, FAILING)]
-            routed = self.pods is not None and all(self.pods.routes.get(s) for s in services)
-            return "ready" if ready and routed else None
+            return "ready" if ready and self.stage.serving(snap, services) else None
 
-        self.watch(serving, "both at version 1, Ready, with their processes serving")
+        self.watch(serving, "both at version 1, Ready, with their pods serving")
         labels = "modelops.io/version,modelops.io/track"
         self.show(["get", "pods", "-n", self.ns, "-o", "wide", "-L", labels])
-        assert self.pods is not None
-        self.say("the local processes behind those pods:\n" + "\n".join(self.pods.describe()))
-        for name in (HEALTHY, FAILING):
-            self._start_traffic(name)
+        self.say(self.stage.describe())
+        for name, service in zip((HEALTHY, FAILING), services, strict=True):
+            log = self.logs / f"traffic-{name}.log"
+            self.traffic[name] = self.stage.start_traffic(name, service, self._rows(name), log)
         self._wait_for_figures()
-
-    def _start_traffic(self, model: str) -> None:
-        service = f"{model}-model-service"
-        proxy = self.proxies[service]
-        rows = self._rows(model)
-        log = self.logs / f"traffic-{model}.log"
-        cmd = [
-            sys.executable, "-m", "loadtest", "--url", proxy.url, "--scenario", "normal",
-            "--rate", f"{self.opts.traffic_rate:g}", "--duration", str(TRAFFIC_SECONDS),
-            "--rows", str(rows),
-        ]  # fmt: skip
-        proc = spawn(f"traffic {model}", cmd, log, cwd=REPO_ROOT)
-        self.traffic[model] = proc
-        self._record(proc)
-        self.say(
-            f"traffic: python -m loadtest, {self.opts.traffic_rate:g} req/s of real {model} rows "
-            f"to Service {self.ns}/{service} (stand-in on {proxy.url}), pid {proc.pid}, "
-            f"progress in {log}"
-        )
 
     def _rows(self, model: str) -> Path:
         """The whole data set as JSON Lines: production traffic shaped like all the data."""
@@ -488,7 +357,6 @@ class Demo:
         return path
 
     def _wait_for_figures(self) -> None:
-        assert self.prometheus is not None
         expr = f'{recording_rules.REQUESTS_RATE1M.name}{{namespace="{self.ns}"}} > 0'
 
         def flowing(_snap: dict[str, list]) -> str | None:
@@ -496,19 +364,18 @@ class Demo:
                 if not proc.alive():
                     raise DemoError(
                         f"the traffic generator for {model} exited:\n"
-                        f"{self._tail(self.logs / f'traffic-{model}.log')}"
+                        f"{tail(self.logs / f'traffic-{model}.log')}"
                     )
-            return "flowing" if len(self.prometheus.query(expr)) >= 2 else None
+            return "flowing" if len(self.stage.prometheus.query(expr)) >= 2 else None
 
         self.watch(flowing, "Prometheus to see the requests (recording rules)", timeout=120)
         self.say("what the canary analysis reads, per model and version (recording rules):")
         self._print_figures()
 
     def _print_figures(self) -> None:
-        assert self.prometheus is not None
         rows: dict[tuple[str, str], dict[str, float]] = {}
         for label, rule in FIGURES:
-            for sample in self.prometheus.query(f'{rule}{{namespace="{self.ns}"}}'):
+            for sample in self.stage.prometheus.query(f'{rule}{{namespace="{self.ns}"}}'):
                 key = (sample["metric"].get("model", "?"), sample["metric"].get("version", "?"))
                 rows.setdefault(key, {})[label] = sample["value"]
         print("    (Prometheus, rates over the last minute)", file=self.out)
@@ -529,8 +396,8 @@ class Demo:
         self.heading(f"Act {number}: {act.key} as a canary (expected: {expected})")
         self.say(act.why)
         self.say(
-            f"steps {STEPS} % of the replicas, {INTERVAL} apart; each step is judged on the "
-            f"last 30s: maxErrorRate {ANALYSIS['maxErrorRate']}, maxLatencyP95Seconds "
+            f"steps {STEPS} % of the replicas, {self.stage.interval} apart; each step is judged "
+            f"on the last 30s: maxErrorRate {ANALYSIS['maxErrorRate']}, maxLatencyP95Seconds "
             f"{ANALYSIS['maxLatencyP95Seconds']}, maxDriftScore {ANALYSIS['maxDriftScore']}, "
             f"minRequests {ANALYSIS['minRequests']}; against the stable version: "
             + ", ".join(f"{k} {v}" for k, v in COMPARE.items())
@@ -593,9 +460,7 @@ class Demo:
             f"kubectl describe md {FAILING} -n {self.ns}     # the Warning Event and the figures",
             f"kubectl get md {FAILING} -n {self.ns} -o yaml  # status.lastAnalysis: the PromQL",
         ]
-        if self.prometheus is not None:
-            hints.append(f"Prometheus: {self.prometheus.url}/graph (rules under /rules)")
-        hints += [f"curl -s {p.url}/v1/model   # Service {n}" for n, p in self.proxies.items()]
+        hints += self.stage.hints()
         if self.opts.interactive:
             self.say("everything still runs until you press Enter. Try:\n" + "\n".join(hints))
             self.pause("Press Enter to stop everything the demo started")
@@ -617,27 +482,11 @@ class Demo:
             snap.setdefault(item["kind"], []).append(item)
         return snap
 
-    def tick(self) -> dict[str, list]:
+    def tick(self) -> Snapshot:
         snap = self.snapshot()
-        if self.operator is not None and not self.operator.running():
-            raise DemoError(f"the operator exited:\n{self._tail(self.logs / 'operator.log')}")
-        for svc in snap["Service"]:
-            name = svc["metadata"]["name"]
-            if name not in self.proxies and self.pods is not None:
-                self.proxies[name] = ServiceProxy(name, self._routes_of(name))
-                self.say(
-                    f"Service {self.ns}/{name} (ClusterIP {svc['spec'].get('clusterIP')}, which "
-                    f"nothing here routes) -> loopback stand-in {self.proxies[name].url}"
-                )
-        if self.pods is not None:
-            self.pods.sync(snap["Pod"], snap["Service"])
+        self.stage.tick(snap)
         self._narrate(snap)
         return snap
-
-    def _routes_of(self, service: str) -> Callable[[], list[str]]:
-        pods = self.pods
-        assert pods is not None
-        return lambda: pods.routes.get(service, [])
 
     def watch(
         self, until: Callable[[dict[str, list]], str | None], what: str, timeout: float = 0
@@ -655,7 +504,7 @@ class Demo:
                     f"timed out waiting for {what}\n"
                     + self._md_summary(snap)
                     + "\n"
-                    + self._tail(self.logs / "operator.log")
+                    + self.stage.operator_log()
                 )
             time.sleep(1.0)
 
@@ -711,14 +560,6 @@ class Demo:
             for m in snap["ModelDeployment"]
         )
 
-    @staticmethod
-    def _tail(path: Path, lines: int = 30) -> str:
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            return f"(no log at {path})"
-        return f"last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
-
     # --- cleanup: every process this run started, by PID
 
     def cleanup(self) -> None:
@@ -733,33 +574,7 @@ class Demo:
         for model, proc in self.traffic.items():
             proc.stop()
             stopped.append(f"traffic {model} ({proc.pid})")
-        for proxy in self.proxies.values():
-            proxy.stop()
-        if self.operator is not None and self.operator.pid is not None:
-            stopped.append(f"operator ({self.operator.pid})")
-            self.operator.stop()
-        if self.pods is not None:
-            stopped += [
-                f"service {b.instance} v{b.version} ({b.service.pid})"
-                for b in self.pods.backends.values()
-            ]
-            self.pods.stop_all()
-        if self.prometheus is not None and self.prometheus.pid is not None:
-            self.prometheus.stop()
-            stopped.append(f"prometheus ({self.prometheus.pid})")
-        if self.plane is not None:
-            if self.opts.keep_cluster:
-                down = "make cluster-down"
-                if self.plane.run_dir.resolve() != (RUN_ROOT / "cluster").resolve():
-                    down = f"MODELOPS_RIG_DIR={self.plane.run_dir} {down}"
-                self.say(
-                    f"the control plane keeps running (--keep-cluster): KUBECONFIG="
-                    f"{self.plane.kubeconfig}; `{down}` stops it. With the operator gone "
-                    "the ModelDeployments stand still (`make run-operator` resumes them)."
-                )
-            else:
-                stopped += [f"{p.name} ({p.pid})" for p in self.plane.procs]
-                self.plane.stop(remove=True)
+        stopped += self.stage.stop()
         if stopped:
             self.say("stopped by PID: " + ", ".join(stopped))
         # everything recorded is gone now: nothing for the next run to recover
@@ -771,11 +586,11 @@ class Demo:
         if self.opts.summary is None:
             return
         summary = {
+            "mode": self.stage.mode,
             "namespace": self.ns,
             "kubeconfig": str(self.cluster.kubeconfig) if self.cluster else None,
             "results": self.results,
             "processes": [p.record() for p in self.procs],
-            "control_plane": self.plane_procs,
-            "cluster_kept": bool(self.plane and self.opts.keep_cluster),
+            **self.stage.summary(),
         }
         self.opts.summary.write_text(json.dumps(summary, indent=2))

@@ -77,6 +77,7 @@ def test_the_demo_runs_to_the_end_and_says_what_runs_where(demo_run, cluster):
     assert demo_run["returncode"] == 0, explain(demo_run)
     out = demo_run["out"]
     for text in (
+        "stage          KWOK: --kubeconfig names a running control plane",
         "simulated by KWOK",
         "NOTHING INSIDE A",
         "python -m modelops_operator",

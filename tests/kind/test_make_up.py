@@ -138,7 +138,9 @@ def test_demo_local_options_are_documented():
 
     proc = run([sys.executable, "-m", "devstack.demo", "--help"])
     assert proc.returncode == 0, proc.stderr
-    for option in ("--yes", "--non-interactive", "--keep-cluster", "--kubeconfig", "--summary"):
+    for option in (
+        "--yes", "--non-interactive", "--node", "--keep-cluster", "--kubeconfig", "--summary",
+    ):  # fmt: skip
         assert option in proc.stdout
 
 

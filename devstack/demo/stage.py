@@ -1,0 +1,119 @@
+"""The demo's stage: what runs the cluster side of the story, and how the story talks to it.
+
+story.py tells the same acts on either stage:
+
+- simulated.py: KWOK nodes, with the operator, the model services and Prometheus as local
+  processes (any machine that can run the control plane);
+- real_node.py: a real node running the project's images, with prometheus-operator and the
+  operator in-cluster (a machine that can run containers: root and a Docker engine).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from devstack.cluster import Cluster
+from devstack.paths import RUN_ROOT
+from devstack.processes import Process
+
+Snapshot = dict[str, list[dict[str, Any]]]  # kind -> the demo namespace's objects of it
+TRAFFIC_SECONDS = 1800  # the generator's own bound; it is stopped when the demo ends
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return f"last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says why and where the logs are."""
+
+
+@dataclass
+class Options:
+    interactive: bool = True
+    node: str = "auto"  # auto | real | kwok
+    keep_cluster: bool = False
+    kubeconfig: Path | None = None  # a running control plane to use instead of the rig's
+    rig_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("MODELOPS_RIG_DIR", RUN_ROOT / "cluster"))
+    )
+    namespace: str = "modelops-demo"
+    workdir: Path = RUN_ROOT / "demo-local"
+    summary: Path | None = None
+    traffic_rate: float = 15.0
+    act_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a stage gets from the story: the options, the narration, the process ledger."""
+
+    options: Options
+    workdir: Path
+    logs: Path
+    say: Callable[[str], None]
+    record: Callable[[Process], None]  # every process a stage starts, for the ledger
+
+
+class PrometheusQueries(Protocol):
+    url: str
+
+    def query(self, expr: str) -> list[dict]: ...
+
+
+class Stage(Protocol):
+    mode: str  # "KWOK" or "real node": the banner's and the summary's words
+    interval: str  # the rollout step interval this stage's Prometheus can judge
+    deadline: str  # how long an analysis may stay inconclusive before it counts as failed
+
+    @property
+    def prometheus(self) -> PrometheusQueries: ...
+
+    def banner(self) -> str:
+        """What runs where, as a table for the user."""
+        ...
+
+    def start(self) -> Cluster:
+        """Everything up to an empty namespace the operator watches; returns the cluster."""
+        ...
+
+    def tick(self, snap: Snapshot) -> None:
+        """Once a second: keep what stands in for the cluster in line; raise DemoError when
+        the operator is gone."""
+        ...
+
+    def serving(self, snap: Snapshot, services: list[str]) -> bool:
+        """Traffic to each of these Services reaches a pod that answers."""
+        ...
+
+    def describe(self) -> str:
+        """What serves the pods, for act 1."""
+        ...
+
+    def start_traffic(self, model: str, service: str, rows: Path, log: Path) -> Process:
+        """`python -m loadtest` of ``rows`` to ``service``, recorded in the ledger."""
+        ...
+
+    def operator_log(self) -> str:
+        """The operator's last log lines, to explain a timeout."""
+        ...
+
+    def hints(self) -> list[str]:
+        """What the user can try at the end while everything still runs."""
+        ...
+
+    def stop(self) -> list[str]:
+        """Stop what this stage started (the control plane unless kept); what was stopped."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """The stage's part of --summary."""
+        ...

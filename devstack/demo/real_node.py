@@ -241,7 +241,7 @@ class RealNodeStage:
         cmd = self.node.in_netns(
             sys.executable, "-m", "loadtest", "--url", url, "--scenario", "normal",
             "--rate", f"{self.opts.traffic_rate:g}", "--duration", TRAFFIC_SECONDS,
-            "--rows", rows,
+            "--rows", rows, "--allow-remote",  # a ClusterIP of the rig's own
         )  # fmt: skip
         proc = spawn(f"traffic {model}", cmd, log, cwd=REPO_ROOT)
         self.ctx.record(proc)

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp
 
 from modelops_service import __version__
 from modelops_service.card import read_card
+from modelops_service.connections import ConnectionAge
 from modelops_service.middleware import RequestTelemetry
 from modelops_service.routes import health, metrics, v1, v2
 from modelops_service.routes.common import PredictRoute, PredictRoutes, json_response
@@ -128,7 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"error": "internal error", "request_id": request.state.request_id}, 500
         )
 
-    app.add_middleware(
+    app.add_middleware(ConnectionAge, max_age=settings.max_connection_age_seconds)
+    app.add_middleware(  # added last: outermost, its latency covers all the rest
         RequestTelemetry,
         routes=app.routes,
         metrics=HttpMetrics(service.metrics_registry, card.name, card.version),

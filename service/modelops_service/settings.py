@@ -51,6 +51,15 @@ class Settings(BaseSettings):
         "range, as a fraction of the range's width (0.1: 10% on either side).",
     )
 
+    max_connection_age_seconds: float = Field(
+        default=10.0,
+        ge=0.0,
+        description="Seconds a keep-alive connection serves before its next response says "
+        "`Connection: close`, so that clients reconnect and kube-proxy spreads them over the "
+        "pods that started since (a canary, a new replica). 0: connections stay open as long "
+        "as the client keeps them.",
+    )
+
     # --- drift ---
     drift_window: int = Field(default=1000, ge=1, description="Rows in the sliding window.")
     drift_min_rows: int = Field(

@@ -268,13 +268,15 @@ class RssSampler:
 
 class Scraper:
     """GETs every server's /metrics at a fixed interval, as Prometheus would: our drift
-    scores are computed on scrape, so a run without scrapes would leave that work out."""
+    scores are computed on scrape, so a run without scrapes would leave that work out.
+    ``seconds``: the wall time of each scrape that answered."""
 
     def __init__(self, urls: list[str], interval: float):
         self.urls = urls
         self.interval = interval
         self.scrapes = 0
         self.failures = 0
+        self.seconds: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -282,8 +284,10 @@ class Scraper:
         while not self._stop.wait(self.interval):
             for url in self.urls:
                 try:
+                    started = time.perf_counter()
                     with urllib.request.urlopen(url, timeout=10) as answer:
                         answer.read()
+                    self.seconds.append(time.perf_counter() - started)
                     self.scrapes += 1
                 except (OSError, urllib.error.URLError):
                     self.failures += 1

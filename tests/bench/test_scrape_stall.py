@@ -76,7 +76,7 @@ def test_split_table_shares_add_up() -> None:
     assert lines[4].split() == ["total", "4.000", "ms", "(20", "KiB,", "300", "samples)"]
 
 
-def test_scraper_times_each_scrape() -> None:
+def test_scraper_scrapes_what_it_is_given_and_times_each_scrape() -> None:
     class Slow(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             time.sleep(0.05)
@@ -91,7 +91,11 @@ def test_scraper_times_each_scrape() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with Scraper([f"http://127.0.0.1:{server.server_address[1]}/metrics"], 0.05) as scraper:
+        with Scraper([], 0.05) as scraper:
+            time.sleep(0.2)
+            assert scraper.scrapes == 0
+            # make bench points it at the server it measures, one after the other
+            scraper.urls = [f"http://127.0.0.1:{server.server_address[1]}/metrics"]
             time.sleep(0.5)
     finally:
         server.shutdown()

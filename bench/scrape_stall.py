@@ -38,7 +38,6 @@ from bench.model import Model, load_model
 from bench.servers import ALL_SERVERS, build_servers, start, stop, wait_ready
 from devstack.paths import REPO_ROOT
 
-ENV: dict[str, str] = {}  # ours' settings: its defaults (bench.servers drops MODELOPS_*)
 NO_SCRAPE = "no scrape"
 CAPACITY_CONNECTIONS = 64  # the closed-loop concurrency ours' capacity comes from
 JSON = {"Content-Type": "application/json"}

@@ -267,29 +267,35 @@ class RssSampler:
 
 
 class Scraper:
-    """GETs every server's /metrics at a fixed interval, as Prometheus would: our drift
-    scores are computed on scrape, so a run without scrapes would leave that work out."""
+    """GETs ``urls`` (each server's /metrics) at a fixed interval, as Prometheus would: our
+    drift scores are computed on scrape, so a run without scrapes would leave that work out.
+    ``urls`` may be replaced while it runs (``make bench`` scrapes only the server it
+    measures: the servers share one core, so a neighbour's scrape would be CPU taken from
+    the measured one). ``seconds``: the wall time of each scrape that answered."""
 
     def __init__(self, urls: list[str], interval: float):
         self.urls = urls
         self.interval = interval
         self.scrapes = 0
         self.failures = 0
+        self.seconds: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            for url in self.urls:
+            for url in list(self.urls):
                 try:
+                    started = time.perf_counter()
                     with urllib.request.urlopen(url, timeout=10) as answer:
                         answer.read()
+                    self.seconds.append(time.perf_counter() - started)
                     self.scrapes += 1
                 except (OSError, urllib.error.URLError):
                     self.failures += 1
 
     def __enter__(self) -> Scraper:
-        if self.interval > 0 and self.urls:
+        if self.interval > 0:
             self._thread.start()
         return self
 

@@ -30,7 +30,7 @@ from typing import Any
 from devstack.cluster import Cluster
 from devstack.control_plane import ControlPlane
 from devstack.demo.simulated import kept_message
-from devstack.demo.stage import TRAFFIC_SECONDS, Context, DemoError, Snapshot
+from devstack.demo.stage import CONTROL_PLANE, TRAFFIC_SECONDS, Context, DemoError, Snapshot
 from devstack.images import build_images, engine_answers
 from devstack.node import NODE_NAME, NODE_TOOLS, RealNode, release
 from devstack.paths import OPERATOR_CHART, REPO_ROOT, DevstackError, find_tool
@@ -85,9 +85,9 @@ class RealNodeStage:
         return self._prometheus
 
     def banner(self) -> str:
-        return f"""\
-  control plane  etcd, kube-apiserver, kube-controller-manager and kube-scheduler: the real
-                 binaries (make tools), local processes on 127.0.0.1 (devstack/)
+        return (
+            CONTROL_PLANE
+            + f"""
   node           a REAL NODE, {NODE_NAME}: kubelet, kube-proxy, containerd and runc in a
                  network namespace of the rig's own; the pods run the project's images
   images         model-service and modelops-operator, built by the Docker engine as `make
@@ -102,6 +102,7 @@ class RealNodeStage:
   traffic        python -m loadtest inside the node's network namespace, to each Service's
                  ClusterIP: kube-proxy picks the pod
   not here       Grafana and kube-state-metrics: `make up` with kind has them"""
+        )
 
     # --- start
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from devstack.cluster import Cluster
 from devstack.control_plane import ControlPlane
 from devstack.demo.pods import PodProcesses, ServiceProxy
-from devstack.demo.stage import TRAFFIC_SECONDS, Context, DemoError, Snapshot, tail
+from devstack.demo.stage import CONTROL_PLANE, TRAFFIC_SECONDS, Context, DemoError, Snapshot, tail
 from devstack.operator_process import OperatorProcess
 from devstack.paths import MODELS_ROOT, REPO_ROOT, RULES, RUN_ROOT
 from devstack.processes import Process, spawn
@@ -59,9 +61,9 @@ class SimulatedStage:
         return self._prometheus
 
     def banner(self) -> str:
-        return """\
-  control plane  etcd, kube-apiserver, kube-controller-manager and kube-scheduler: the real
-                 binaries (make tools), local processes on 127.0.0.1 (devstack/)
+        return (
+            CONTROL_PLANE
+            + """
   nodes          simulated by KWOK: pods are scheduled and marked Ready, but NOTHING INSIDE A
                  POD RUNS (no container runtime, no image is pulled, no pod IP answers)
   operator       python -m modelops_operator, a local process; it renders charts/model-service
@@ -75,6 +77,7 @@ class SimulatedStage:
                  each request to a Ready pod picked at random (the process behind it)
   not here       Docker, images, Grafana, Alertmanager: on a machine that can run containers
                  the demo runs on a real node (--node real); `make up` with kind has them all"""
+        )
 
     # --- start
 
@@ -181,7 +184,7 @@ class SimulatedStage:
                 )
         self.pods.sync(snap["Pod"], snap["Service"])
 
-    def _routes_of(self, service: str):
+    def _routes_of(self, service: str) -> Callable[[], list[str]]:
         pods = self.pods
         assert pods is not None
         return lambda: pods.routes.get(service, [])
@@ -193,7 +196,7 @@ class SimulatedStage:
         assert self.pods is not None
         return "the local processes behind those pods:\n" + "\n".join(self.pods.describe())
 
-    def start_traffic(self, model: str, service: str, rows, log) -> Process:
+    def start_traffic(self, model: str, service: str, rows: Path, log: Path) -> Process:
         proxy = self.proxies[service]
         cmd = [
             sys.executable, "-m", "loadtest", "--url", proxy.url, "--scenario", "normal",
@@ -252,7 +255,7 @@ class SimulatedStage:
         }
 
 
-def kept_message(run_dir) -> str:
+def kept_message(run_dir: Path) -> str:
     down = "make cluster-down"
     if run_dir.resolve() != (RUN_ROOT / "cluster").resolve():
         down = f"MODELOPS_RIG_DIR={run_dir} {down}"

@@ -19,9 +19,14 @@ from typing import Any, Protocol
 from devstack.cluster import Cluster
 from devstack.paths import RUN_ROOT
 from devstack.processes import Process
+from devstack.prometheus import PrometheusAPI
 
 Snapshot = dict[str, list[dict[str, Any]]]  # kind -> the demo namespace's objects of it
 TRAFFIC_SECONDS = 1800  # the generator's own bound; it is stopped when the demo ends
+# The first line of both stages' banner: the control plane is the same on both.
+CONTROL_PLANE = """\
+  control plane  etcd, kube-apiserver, kube-controller-manager and kube-scheduler: the real
+                 binaries (make tools), local processes on 127.0.0.1 (devstack/)"""
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -63,19 +68,15 @@ class Context:
     record: Callable[[Process], None]  # every process a stage starts, for the ledger
 
 
-class PrometheusQueries(Protocol):
-    url: str
-
-    def query(self, expr: str) -> list[dict]: ...
-
-
 class Stage(Protocol):
     mode: str  # "KWOK" or "real node": the banner's and the summary's words
     interval: str  # the rollout step interval this stage's Prometheus can judge
     deadline: str  # how long an analysis may stay inconclusive before it counts as failed
 
     @property
-    def prometheus(self) -> PrometheusQueries: ...
+    def prometheus(self) -> PrometheusAPI:
+        """What the canary analysis queries (a local process, or the pod of the stack)."""
+        ...
 
     def banner(self) -> str:
         """What runs where, as a table for the user."""

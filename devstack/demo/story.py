@@ -284,8 +284,9 @@ class Demo:
             "delete", "md", *names, "-n", self.ns, "--ignore-not-found", "--timeout=120s"
         )
         selector = "app.kubernetes.io/instance in (" + ",".join(names) + ")"
+        cluster = self.cluster
         self._wait(
-            lambda: not self.cluster.get("pods", "-n", self.ns, "-l", selector)["items"],
+            lambda: not cluster.get("pods", "-n", self.ns, "-l", selector)["items"],
             "their pods to be gone",
             timeout=120,
         )
@@ -541,7 +542,9 @@ class Demo:
                 changed = True
             analysis = status.get("lastAnalysis")
             if analysis:
-                key = (analysis.get("result"), analysis.get("reason"), analysis.get("weight"))
+                key: tuple = (
+                    analysis.get("result"), analysis.get("reason"), analysis.get("weight"),
+                )  # fmt: skip
                 if analysis.get("result") in ("Pass", "Fail"):
                     key += (analysis.get("at"),)
                 if self._analyses.get(name) != key:

@@ -127,7 +127,9 @@ class Cluster:
         """`kubectl get ARGS -o json`, parsed."""
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
-    def apply(self, manifest: str | Mapping[str, Any] | Iterable[Mapping[str, Any]], *args: Any):
+    def apply(
+        self, manifest: str | Mapping[str, Any] | Iterable[Mapping[str, Any]], *args: Any
+    ) -> subprocess.CompletedProcess:
         """`kubectl apply -f -` of YAML text, one object or a list of objects."""
         if isinstance(manifest, str):
             text = manifest

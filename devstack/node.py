@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,9 @@ class RealNode:
         kubelet's volume mounts are the ones containerd and runc see)."""
         return [str(find_tool("nsenter")), f"--net={self.paths.netns}", "--", *map(str, argv)]
 
-    def ctr(self, *args: Any, input: bytes | None = None, check: bool = True):
+    def ctr(
+        self, *args: Any, input: bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         sock = self.paths.containerd_sock
         return run(
             find_tool("ctr"), "-a", sock, "-n", CRI_NAMESPACE, *args, input=input, check=check
@@ -160,7 +163,7 @@ class RealNode:
         self.plane._save_state(self.plane.server)
         return proc
 
-    def _wait(self, ready, what: str, timeout: float = START_TIMEOUT) -> None:
+    def _wait(self, ready: Callable[[], object], what: str, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
             self.plane.check_alive()

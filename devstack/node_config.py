@@ -386,12 +386,12 @@ def oci_archive(
     index = {"schemaVersion": 2, "manifests": [desc]}
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        files = {
+        entries = {
             "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
             "index.json": json.dumps(index).encode(),
         }
-        files.update({f"blobs/sha256/{d.removeprefix('sha256:')}": b for d, b in blobs.items()})
-        for path, data in files.items():
+        entries.update({f"blobs/sha256/{d.removeprefix('sha256:')}": b for d, b in blobs.items()})
+        for path, data in entries.items():
             info = tarfile.TarInfo(path)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))

@@ -272,7 +272,7 @@ def _sweep(paths: NodePaths, state: HostState | None) -> list[str]:
 def _cgroup_pids(root: Path) -> set[int]:
     if not root.exists():
         return set()
-    pids = set()
+    pids: set[int] = set()
     for procs in root.rglob("cgroup.procs"):
         with contextlib.suppress(OSError):
             pids.update(int(x) for x in procs.read_text().split())

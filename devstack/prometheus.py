@@ -198,7 +198,11 @@ class AlertmanagerAPI:
     """The HTTP API of an Alertmanager at ``url`` (a local process, or a pod)."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self._url = url
+
+    @property
+    def url(self) -> str:
+        return self._url
 
     def alerts(self, active: bool = True, silenced: bool = True, inhibited: bool = True) -> list:
         """Alerts Alertmanager holds (``/api/v2/alerts``): dicts with labels, annotations,
@@ -233,7 +237,11 @@ class PrometheusAPI:
     prometheus-operator runs)."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self._url = url
+
+    @property
+    def url(self) -> str:
+        return self._url
 
     def api(self, path: str, **params: Any) -> Any:
         """GET ``/api/v1/<path>`` (params as query string); returns ``data``."""
@@ -364,9 +372,9 @@ class Alertmanager(_Process, AlertmanagerAPI):
         config = self.config
         if config is None:
             config = {"route": {"receiver": "default"}, "receivers": [{"name": "default"}]}
-        if isinstance(config, Path):
-            text = config.read_text()
-        elif isinstance(config, str) and "\n" not in config and Path(config).is_file():
+        if isinstance(config, os.PathLike) or (
+            isinstance(config, str) and "\n" not in config and Path(config).is_file()
+        ):
             text = Path(config).read_text()
         elif isinstance(config, str):
             text = config

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devstack.paths import MODELS_ROOT, REPO_ROOT, DevstackError
 from devstack.processes import HOST, Process, http_status, on_free_port, spawn
@@ -96,7 +97,7 @@ class ServiceProcess:
         assert self.process.popen is not None
         return self.process.popen.wait(timeout=timeout)
 
-    def stop(self, timeout: float = 10.0) -> int:
+    def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (graceful shutdown), then SIGKILL after ``timeout``. Idempotent.
 
         Returns the exit status: -15 after a clean shutdown (uvicorn finishes it, then
@@ -147,7 +148,7 @@ def running_service(
     model_dir: str | os.PathLike,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> Iterator[ServiceProcess]:
     """``start_service`` as a context manager: stopped on exit, whatever happened."""
     svc = start_service(model_dir, port, env, **kwargs)

@@ -100,7 +100,9 @@ class PodProcesses:
 
     # --- the loop's one entry point
 
-    def sync(self, pods: Iterable[Mapping[str, Any]], services: Iterable[Mapping[str, Any]]):
+    def sync(
+        self, pods: Iterable[Mapping[str, Any]], services: Iterable[Mapping[str, Any]]
+    ) -> None:
         ours = [p for p in pods if LABEL_VERSION in (p["metadata"].get("labels") or {})]
         services = list(services)
         wanted: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
@@ -318,7 +320,9 @@ class ServiceProxy:
                 finally:
                     conn.close()
 
-            def _answer(self, status: int, payload: bytes, headers=()) -> None:
+            def _answer(
+                self, status: int, payload: bytes, headers: Iterable[tuple[str, str]] = ()
+            ) -> None:
                 self.send_response(status)
                 has_type = False
                 for k, v in headers:

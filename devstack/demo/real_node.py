@@ -29,8 +29,14 @@ from typing import Any
 
 from devstack.cluster import Cluster
 from devstack.control_plane import ControlPlane
-from devstack.demo.simulated import kept_message
-from devstack.demo.stage import CONTROL_PLANE, TRAFFIC_SECONDS, Context, DemoError, Snapshot
+from devstack.demo.stage import (
+    CONTROL_PLANE,
+    TRAFFIC_SECONDS,
+    Context,
+    DemoError,
+    Snapshot,
+    kept_message,
+)
 from devstack.images import build_images, engine_answers
 from devstack.node import NODE_NAME, NODE_TOOLS, RealNode, release
 from devstack.paths import OPERATOR_CHART, REPO_ROOT, DevstackError, find_tool

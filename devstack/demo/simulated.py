@@ -25,9 +25,17 @@ from typing import Any
 from devstack.cluster import Cluster
 from devstack.control_plane import ControlPlane
 from devstack.demo.pods import PodProcesses, ServiceProxy
-from devstack.demo.stage import CONTROL_PLANE, TRAFFIC_SECONDS, Context, DemoError, Snapshot, tail
+from devstack.demo.stage import (
+    CONTROL_PLANE,
+    TRAFFIC_SECONDS,
+    Context,
+    DemoError,
+    Snapshot,
+    kept_message,
+    tail,
+)
 from devstack.operator_process import OperatorProcess
-from devstack.paths import MODELS_ROOT, REPO_ROOT, RULES, RUN_ROOT
+from devstack.paths import MODELS_ROOT, REPO_ROOT, RULES
 from devstack.processes import Process, spawn
 from devstack.prometheus import Prometheus
 from devstack.service_process import ServiceProcess
@@ -253,13 +261,3 @@ class SimulatedStage:
             "control_plane": self.plane_procs,
             "cluster_kept": bool(self.plane and self.opts.keep_cluster),
         }
-
-
-def kept_message(run_dir: Path) -> str:
-    down = "make cluster-down"
-    if run_dir.resolve() != (RUN_ROOT / "cluster").resolve():
-        down = f"MODELOPS_RIG_DIR={run_dir} {down}"
-    return (
-        f"the control plane keeps running (--keep-cluster): KUBECONFIG={run_dir / 'kubeconfig'}; "
-        f"`{down}` stops it."
-    )

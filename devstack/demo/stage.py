@@ -37,6 +37,17 @@ def tail(path: Path, lines: int = 30) -> str:
     return f"last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
 
 
+def kept_message(run_dir: Path) -> str:
+    """What --keep-cluster leaves running, and the command that stops it."""
+    down = "make cluster-down"
+    if run_dir.resolve() != (RUN_ROOT / "cluster").resolve():
+        down = f"MODELOPS_RIG_DIR={run_dir} {down}"
+    return (
+        f"the control plane keeps running (--keep-cluster): KUBECONFIG={run_dir / 'kubeconfig'}; "
+        f"`{down}` stops it."
+    )
+
+
 class DemoError(RuntimeError):
     """The demo cannot go on; the message says why and where the logs are."""
 

@@ -22,25 +22,22 @@ here) and the monitoring stack's images (upstream's binaries in a local image).
 from __future__ import annotations
 
 import os
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from devstack.cluster import Cluster
 from devstack.control_plane import ControlPlane
 from devstack.demo.stage import (
     CONTROL_PLANE,
-    TRAFFIC_SECONDS,
     Context,
     DemoError,
     Snapshot,
+    TrafficRoute,
     kept_message,
 )
 from devstack.images import build_images, engine_answers
 from devstack.node import NODE_NAME, NODE_TOOLS, RealNode, release
-from devstack.paths import OPERATOR_CHART, REPO_ROOT, DevstackError, find_tool
-from devstack.processes import Process, spawn
+from devstack.paths import OPERATOR_CHART, DevstackError, find_tool
 from devstack.prometheus import PrometheusAPI
 from devstack.prometheus_operator import MonitoringStack, stack_images
 from modelops_operator.analysis import window_seconds
@@ -240,24 +237,14 @@ class RealNodeStage:
             "Service's connections to its Ready pods:\n" + "\n".join(lines)
         )
 
-    def start_traffic(self, model: str, service: str, rows: Path, log: Path) -> Process:
+    def traffic_route(self, service: str) -> TrafficRoute:
         assert self.cluster is not None
         assert self.node is not None
         svc = self.cluster.get("service", service, "-n", self.opts.namespace)["spec"]
         url = f"http://{svc['clusterIP']}:{svc['ports'][0]['port']}"
-        cmd = self.node.in_netns(
-            sys.executable, "-m", "loadtest", "--url", url, "--scenario", "normal",
-            "--rate", f"{self.opts.traffic_rate:g}", "--duration", TRAFFIC_SECONDS,
-            "--rows", rows, "--allow-remote",  # a ClusterIP of the rig's own
-        )  # fmt: skip
-        proc = spawn(f"traffic {model}", cmd, log, cwd=REPO_ROOT)
-        self.ctx.record(proc)
-        self.ctx.say(
-            f"traffic: python -m loadtest in the node's network namespace, "
-            f"{self.opts.traffic_rate:g} req/s of real {model} rows to Service "
-            f"{self.opts.namespace}/{service} ({url}), pid {proc.pid}, progress in {log}"
+        return TrafficRoute(
+            url, url, " in the node's network namespace", tuple(self.node.in_netns()), remote=True
         )
-        return proc
 
     def operator_log(self) -> str:
         assert self.cluster is not None

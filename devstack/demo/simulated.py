@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from devstack.cluster import Cluster
@@ -27,16 +25,15 @@ from devstack.control_plane import ControlPlane
 from devstack.demo.pods import PodProcesses, ServiceProxy
 from devstack.demo.stage import (
     CONTROL_PLANE,
-    TRAFFIC_SECONDS,
     Context,
     DemoError,
     Snapshot,
+    TrafficRoute,
     kept_message,
     tail,
 )
 from devstack.operator_process import OperatorProcess
 from devstack.paths import MODELS_ROOT, REPO_ROOT, RULES
-from devstack.processes import Process, spawn
 from devstack.prometheus import Prometheus
 from devstack.service_process import ServiceProcess
 
@@ -204,21 +201,9 @@ class SimulatedStage:
         assert self.pods is not None
         return "the local processes behind those pods:\n" + "\n".join(self.pods.describe())
 
-    def start_traffic(self, model: str, service: str, rows: Path, log: Path) -> Process:
+    def traffic_route(self, service: str) -> TrafficRoute:
         proxy = self.proxies[service]
-        cmd = [
-            sys.executable, "-m", "loadtest", "--url", proxy.url, "--scenario", "normal",
-            "--rate", f"{self.opts.traffic_rate:g}", "--duration", str(TRAFFIC_SECONDS),
-            "--rows", str(rows),
-        ]  # fmt: skip
-        proc = spawn(f"traffic {model}", cmd, log, cwd=REPO_ROOT)
-        self.ctx.record(proc)
-        self.ctx.say(
-            f"traffic: python -m loadtest, {self.opts.traffic_rate:g} req/s of real {model} rows "
-            f"to Service {self.opts.namespace}/{service} (stand-in on {proxy.url}), pid "
-            f"{proc.pid}, progress in {log}"
-        )
-        return proc
+        return TrafficRoute(proxy.url, f"stand-in on {proxy.url}")
 
     def operator_log(self) -> str:
         return tail(self.ctx.logs / "operator.log")

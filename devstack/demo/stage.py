@@ -22,7 +22,6 @@ from devstack.processes import Process
 from devstack.prometheus import PrometheusAPI
 
 Snapshot = dict[str, list[dict[str, Any]]]  # kind -> the demo namespace's objects of it
-TRAFFIC_SECONDS = 1800  # the generator's own bound; it is stopped when the demo ends
 # The first line of both stages' banner: the control plane is the same on both.
 CONTROL_PLANE = """\
   control plane  etcd, kube-apiserver, kube-controller-manager and kube-scheduler: the real
@@ -46,6 +45,17 @@ def kept_message(run_dir: Path) -> str:
         f"the control plane keeps running (--keep-cluster): KUBECONFIG={run_dir / 'kubeconfig'}; "
         f"`{down}` stops it."
     )
+
+
+@dataclass(frozen=True)
+class TrafficRoute:
+    """Where the traffic generator reaches one Service on a stage."""
+
+    url: str
+    shown: str  # for the narration: the URL, or what stands behind it
+    via: str = ""  # for the narration: from where the generator sends
+    argv_prefix: tuple[str, ...] = ()  # e.g. nsenter into the node's network namespace
+    remote: bool = False  # not loopback, but the rig's own (loadtest --allow-remote)
 
 
 class DemoError(RuntimeError):
@@ -110,8 +120,8 @@ class Stage(Protocol):
         """What serves the pods, for act 1."""
         ...
 
-    def start_traffic(self, model: str, service: str, rows: Path, log: Path) -> Process:
-        """`python -m loadtest` of ``rows`` to ``service``, recorded in the ledger."""
+    def traffic_route(self, service: str) -> TrafficRoute:
+        """How `python -m loadtest` reaches ``service``."""
         ...
 
     def operator_log(self) -> str:

@@ -44,7 +44,7 @@ from devstack.demo.simulated import SimulatedStage
 from devstack.demo.stage import Context, DemoError, Options, Snapshot, Stage, tail
 from devstack.images import IMAGE_TAG
 from devstack.paths import MODELDEPLOYMENT_CRD, MODELS_ROOT, REPO_ROOT, TOOLS_BIN, DevstackError
-from devstack.processes import Ledger, Process
+from devstack.processes import Ledger, Process, spawn
 from devstack.service_process import ensure_demo_models
 from modelops_service import recording_rules
 
@@ -68,6 +68,7 @@ ANALYSIS = {
 }
 # The canary against the stable version over the same seconds. The latency ratio is generous
 # for the same reason as maxLatencyP95Seconds.
+TRAFFIC_SECONDS = 1800  # the generator's own bound; it is stopped when the demo ends
 COMPARE = {"maxErrorRateDelta": 0.02, "maxLatencyP95Ratio": 2.0, "maxPredictionShift": 0.1}
 FIGURES = (
     ("requests/s", recording_rules.REQUESTS_RATE1M.name),
@@ -347,8 +348,25 @@ class Demo:
         self.say(self.stage.describe())
         for name, service in zip((HEALTHY, FAILING), services, strict=True):
             log = self.logs / f"traffic-{name}.log"
-            self.traffic[name] = self.stage.start_traffic(name, service, self._rows(name), log)
+            self.traffic[name] = self._start_traffic(name, service, log)
         self._wait_for_figures()
+
+    def _start_traffic(self, model: str, service: str, log: Path) -> Process:
+        route = self.stage.traffic_route(service)
+        cmd = [
+            *route.argv_prefix, sys.executable, "-m", "loadtest", "--url", route.url,
+            "--scenario", "normal", "--rate", f"{self.opts.traffic_rate:g}",
+            "--duration", str(TRAFFIC_SECONDS), "--rows", str(self._rows(model)),
+            *(["--allow-remote"] if route.remote else []),
+        ]  # fmt: skip
+        proc = spawn(f"traffic {model}", cmd, log, cwd=REPO_ROOT)
+        self._record(proc)
+        self.say(
+            f"traffic: python -m loadtest{route.via}, {self.opts.traffic_rate:g} req/s of real "
+            f"{model} rows to Service {self.ns}/{service} ({route.shown}), pid {proc.pid}, "
+            f"progress in {log}"
+        )
+        return proc
 
     def _rows(self, model: str) -> Path:
         """The whole data set as JSON Lines: production traffic shaped like all the data."""

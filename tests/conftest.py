@@ -1,6 +1,7 @@
 """Repository-wide pytest configuration: the test tiers, and the dev stack's control plane.
 
-Tiers by speed (make test-unit, test-process, test-render, test-cluster; make test runs all):
+Tiers by speed (make test-unit, test-process, test-render, test-cluster; make test runs all,
+on two pytest-xdist workers: one group per module, and one for the Docker engine and real node):
   unit     no marker: in-process only, no subprocess at all (a guard fails any test of this
            tier that starts one), the whole tier in well under a minute
   process  starts local processes: the real service, Prometheus, the traffic generator, make
@@ -48,6 +49,8 @@ FIXTURE_TIERS = {
 }
 # the images are built and run by the local engine; the real node joins a control plane
 MARKER_TIERS = {"images": "process", "node": "cluster"}
+ENGINE = "engine"  # the xdist group of ENGINE_MARKERS' tests
+ENGINE_MARKERS = frozenset(MARKER_TIERS)
 PROCESS_MODULES = frozenset(
     {
         "subprocess",
@@ -80,11 +83,25 @@ def tier(item: pytest.Item) -> str | None:
     return max(found, key=TIERS.index, default=None)
 
 
+def xdist_group(item: pytest.Item) -> str:
+    """The item's group for `make test`'s workers (pytest-xdist, --dist loadgroup): its module,
+    so module-scoped rigs start once; ENGINE for what needs the machine's one Docker engine
+    build or its one real node, so those run one at a time."""
+    if any(item.get_closest_marker(name) for name in ENGINE_MARKERS):
+        return ENGINE
+    return item.nodeid.split("::")[0]
+
+
+# tryfirst: xdist reads the group markers in its own hook.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         heaviest = tier(item)
         if heaviest is not None:
             item.add_marker(heaviest)
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+    # The engine's group is the longest: first, so the other worker shares out the rest.
+    items.sort(key=lambda item: xdist_group(item) != ENGINE)
 
 
 @pytest.fixture(autouse=True)

@@ -71,7 +71,7 @@ fmt: venv ## Format and autofix (ruff).
 # fixtures it uses and its imports). Narrow any of them: PYTEST_ARGS="tests/service -x".
 # A test is in the heaviest tier it is marked with: the expressions keep the tiers disjoint.
 # The slow tiers run on TEST_WORKERS workers; most of their time is waiting on rigs, not CPU.
-XDIST        = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+XDIST        = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 TIER_UNIT    := not process and not render and not cluster
 TIER_PROCESS := process and not render and not cluster
 TIER_RENDER  := render and not cluster

@@ -1,7 +1,8 @@
 """Repository-wide pytest configuration: the test tiers, and the dev stack's control plane.
 
 Tiers by speed (make test-unit, test-process, test-render, test-cluster; make test runs all,
-on two pytest-xdist workers: one group per module, and one for the Docker engine and real node):
+on two pytest-xdist workers: a module is a unit of work, and so are all the tests of the Docker
+engine and the real node together):
   unit     no marker: in-process only, no subprocess at all (a guard fails any test of this
            tier that starts one), the whole tier in well under a minute
   process  starts local processes: the real service, Prometheus, the traffic generator, make
@@ -49,8 +50,9 @@ FIXTURE_TIERS = {
 }
 # the images are built and run by the local engine; the real node joins a control plane
 MARKER_TIERS = {"images": "process", "node": "cluster"}
-ENGINE = "engine"  # the xdist group of ENGINE_MARKERS' tests
+ENGINE = "engine"  # the unit of work of ENGINE_DIRS' tests (xdist_scope)
 ENGINE_MARKERS = frozenset(MARKER_TIERS)
+ENGINE_DIRS = ("tests/images/", "tests/node/")  # where ENGINE_MARKERS' tests live
 PROCESS_MODULES = frozenset(
     {
         "subprocess",
@@ -83,25 +85,41 @@ def tier(item: pytest.Item) -> str | None:
     return max(found, key=TIERS.index, default=None)
 
 
-def xdist_group(item: pytest.Item) -> str:
-    """The item's group for `make test`'s workers (pytest-xdist, --dist loadgroup): its module,
-    so module-scoped rigs start once; ENGINE for what needs the machine's one Docker engine
-    build or its one real node, so those run one at a time."""
-    if any(item.get_closest_marker(name) for name in ENGINE_MARKERS):
-        return ENGINE
-    return item.nodeid.split("::")[0]
+def xdist_scope(nodeid: str) -> str:
+    """A test's unit of work on `make test`'s workers: ENGINE for the tests under ENGINE_DIRS
+    (one Docker engine and one real node per machine: one at a time), else its module (its
+    module-scoped rigs start once)."""
+    module = nodeid.split("::")[0]
+    return ENGINE if module.startswith(ENGINE_DIRS) else module
 
 
-# tryfirst: xdist reads the group markers in its own hook.
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """--dist loadscope with xdist_scope's units (the controller sees node ids, not markers)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class EngineAwareScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return EngineAwareScheduling(config, log)  # type: ignore[arg-type]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         heaviest = tier(item)
         if heaviest is not None:
             item.add_marker(heaviest)
-        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
-    # The engine's group is the longest: first, so the other worker shares out the rest.
-    items.sort(key=lambda item: xdist_group(item) != ENGINE)
+        engine = any(item.get_closest_marker(name) for name in ENGINE_MARKERS)
+        if engine and xdist_scope(item.nodeid) != ENGINE:
+            raise pytest.UsageError(
+                f"{item.nodeid} needs the Docker engine or the real node: it belongs under "
+                f"{' or '.join(ENGINE_DIRS)}, whose tests the workers run one at a time"
+            )
+    # The engine's unit is the longest: first, so the other worker shares out the rest.
+    items.sort(key=lambda item: xdist_scope(item.nodeid) != ENGINE)
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ its deadline (the operator's default Prometheus URL is the discard port).
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -52,6 +53,7 @@ STEP = 10
 MEASURED = 2000  # requests at the 10% step
 PINNED_REQUESTS = 200
 TOLERANCE = 0.03  # the issue's: 10% +- 3 points
+ROWS = functools.cache(lambda: instances("diabetes", 64))  # inside the training ranges
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def example(interval: str) -> list[dict]:
 def versions(client: httpx.Client, url: str, n: int, headers: dict | None = None) -> dict:
     """``n`` predictions through the Gateway: how many each model version answered (a
     failure counts under its status code or its error's name)."""
-    rows = instances("diabetes", 64)
+    rows = ROWS()
     counts: collections.Counter = collections.Counter()
     for i in range(n):
         try:

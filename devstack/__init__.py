@@ -18,6 +18,7 @@ them. One module per part:
 - node.py             a real node: kubelet, kube-proxy, containerd running real pods (`RealNode`)
 - node_config.py      its layout (a network namespace of its own) and its components' files
 - node_host.py        what it changes on the host, and the tear-down that puts it back
+- gateway.py          Traefik on the real node: a Gateway API data plane (HTTPRoute weights)
 - demo/               the no-Docker demo (`make demo-local`, `python -m devstack.demo`)
 - __main__.py         `python -m devstack up [--node real]|down|env|status` (make cluster-up ...)
 """

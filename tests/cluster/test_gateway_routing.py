@@ -2,9 +2,9 @@
 
 The Gateway API CRDs are the pinned ones (hack/versions.env, .cache/crds); the
 route's objects are real API objects, the Deployments roll on KWOK nodes, and no
-data plane routes by the route here (Show 3, the real node, is that part): the
-analysis judges the two real service processes of devstack.canary, to which the
-rig's traffic goes directly.
+data plane routes by the route here: tests/node/test_gateway_dataplane.py does, with
+Traefik on the real node (Show 3). Here the analysis judges the two real service
+processes of devstack.canary, to which the rig's traffic goes directly.
 """
 
 from __future__ import annotations

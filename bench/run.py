@@ -46,6 +46,7 @@ from bench.servers import (
     Server,
     build_servers,
     check_answers,
+    check_installed,
     start,
     stop,
     tail,
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("wrk not found: run `make bench-setup` (installs the Debian package)")
 
     servers = build_servers(model, run_dir, wanted, parse_variants(args.variant))
+    check_installed(servers)
     n_cells = len(servers) * len(concurrencies) * len(row_counts) * args.reps
     per_cell = args.duration + args.warmup + 0.5
     print(

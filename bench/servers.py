@@ -122,6 +122,13 @@ def build_servers(
     return servers
 
 
+def check_installed(servers: list[Server]) -> None:
+    """Exit with one line when a server's program is missing (a peer's venv not built)."""
+    missing = [s.command[0] for s in servers if not Path(s.command[0]).exists()]
+    if missing:
+        raise SystemExit(f"{', '.join(missing)} missing: run `make bench-setup` (the peers' venvs)")
+
+
 def ours(
     model: Model, run_dir: Path, base_env: dict[str, str], key: str, overrides: dict[str, str]
 ) -> Server:

@@ -23,7 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelops_service import __version__
 from modelops_service.card import read_card
@@ -61,6 +61,18 @@ class ServiceApp(FastAPI):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(telemetry={"tracing": False, "metrics": False, "logs": False}, **kwargs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # An HTTP request goes straight to the middleware stack: FastAPI's __call__ would
+        # ask its (switched off) telemetry whether it is on, then call Starlette's, two
+        # more frames every await of the request resumes through.
+        if scope["type"] == "http" and self.middleware_stack is not None:
+            if self.root_path:
+                scope["root_path"] = self.root_path
+            scope["app"] = self
+            await self.middleware_stack(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         # FastAPI's own stack minus ExceptionTelemetryMiddleware: the 500 handler

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelops_service.logs import ACCESS_LOGGER
+from modelops_service.logs import AccessLog
 from modelops_service.telemetry import HttpMetrics
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -76,7 +76,7 @@ class RequestTelemetry:
         self.model = model
         self.version = version
         self.log_features = log_features
-        self.log = logging.getLogger(ACCESS_LOGGER)
+        self.access_log = AccessLog()
         self._handlers: dict[tuple[str, str], str] = {}
         # Request ids: a random prefix per process and a counter, 32 hex digits like a
         # token_hex(16), unique across replicas without a urandom call per request.
@@ -136,8 +136,7 @@ class RequestTelemetry:
         self, scope: Scope, state: dict, request_id: str, handler: str, status: int, seconds: float
     ) -> None:
         level = logging.ERROR if status >= 500 else logging.INFO
-        log = self.log
-        if not log.isEnabledFor(level):
+        if not self.access_log.enabled(level):
             return
         fields: dict[str, Any] = {
             "request_id": request_id,
@@ -157,6 +156,4 @@ class RequestTelemetry:
             fields["reasons"] = state["reasons"]
         if self.log_features and "features" in state:
             fields["features"] = state["features"]
-        extra = {"fields": fields}
-        # Logger.log, minus its walk up the stack for a caller nobody prints.
-        log.handle(log.makeRecord(log.name, level, "", 0, "request", (), None, None, extra))
+        self.access_log.write(level, fields)

@@ -12,7 +12,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from bench.model import Model, answers_match, feature_names_of, sample_rows
-from bench.servers import build_servers, oip_predictions, v1_predictions
+from bench.servers import build_servers, check_installed, oip_predictions, v1_predictions
 
 
 def model(estimator: object, rows: np.ndarray, tmp_path: Path) -> Model:
@@ -125,3 +125,17 @@ def test_build_servers_runs_ours_with_two_workers_as_a_variant(
     assert [s.key for s in servers] == ["ours", "ours:workers2"]
     assert servers[1].env["MODELOPS_WORKERS"] == "2"
     assert "MODELOPS_WORKERS" not in servers[0].env
+
+
+def test_a_missing_peer_venv_says_to_run_bench_setup(classifier: Model, tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("bench.servers.CACHE", tmp_path / "nowhere")
+        servers = build_servers(classifier, tmp_path, ["ours", "mlserver", "kserve"], {})
+    check_installed(servers[:1])  # ours runs from the project's .venv
+    with pytest.raises(SystemExit) as exit_info:
+        check_installed(servers)
+    message = str(exit_info.value)
+    assert "make bench-setup" in message
+    assert "\n" not in message
+    assert "mlserver-venv/bin/mlserver" in message
+    assert "kserve-venv/bin/python" in message

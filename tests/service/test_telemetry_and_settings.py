@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from devstack.paths import REPO_ROOT
 from modelops_service import catalog
-from modelops_service.logs import JsonFormatter
+from modelops_service.logs import ACCESS_LOGGER, AccessLog, JsonFormatter
 from modelops_service.settings import Settings, markdown_table
 from modelops_service.telemetry import VectorHistogram
 
@@ -103,6 +103,36 @@ def test_log_lines_are_single_json_objects_with_their_fields() -> None:
     assert doc["msg"] == "request"
     assert doc["features"] == [[1.5, 2.0]]
     assert doc["ts"].endswith("+00:00")
+
+
+def test_request_lines_are_the_formatters_lines_written_to_stdout_at_the_loggers_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger = logging.getLogger(ACCESS_LOGGER)
+    before = logger.level
+    access = AccessLog()
+    try:
+        logger.setLevel(logging.INFO)
+        access.write(logging.INFO, {"request_id": "r1", "features": np.array([[1.5, 2.0]])})
+        access.write(logging.ERROR, {"request_id": "r2", "status": 500})
+        logger.setLevel(logging.WARNING)
+        assert not access.enabled(logging.INFO)
+        access.write(logging.INFO, {"request_id": "r3"})
+    finally:
+        logger.setLevel(before)
+    lines = capsys.readouterr().out.splitlines()
+    docs = [json.loads(line) for line in lines]
+    assert [d["request_id"] for d in docs] == ["r1", "r2"]
+    assert [d["level"] for d in docs] == ["info", "error"]
+    assert docs[0] | {"ts": None} == {
+        "ts": None,
+        "level": "info",
+        "logger": ACCESS_LOGGER,
+        "msg": "request",
+        "request_id": "r1",
+        "features": [[1.5, 2.0]],
+    }
+    assert docs[0]["ts"].endswith("+00:00")
 
 
 def test_log_timestamps_are_iso_8601_utc_with_milliseconds() -> None:

@@ -11,6 +11,8 @@ CACHE          ?= .cache
 MODELS_DIR     ?= models
 PORT           ?= 8080
 PYTEST_ARGS    ?=
+# make test's pytest-xdist workers (tests/conftest.py groups the tests); 0: one process.
+TEST_WORKERS   ?= 2
 
 export PATH := $(CURDIR)/$(CACHE)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -68,13 +70,15 @@ fmt: venv ## Format and autofix (ruff).
 # The test tiers, by speed (tests/conftest.py derives a test's tier from its markers, the
 # fixtures it uses and its imports). Narrow any of them: PYTEST_ARGS="tests/service -x".
 # A test is in the heaviest tier it is marked with: the expressions keep the tiers disjoint.
+# The slow tiers run on TEST_WORKERS workers; most of their time is waiting on rigs, not CPU.
+XDIST        = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 TIER_UNIT    := not process and not render and not cluster
 TIER_PROCESS := process and not render and not cluster
 TIER_RENDER  := render and not cluster
 
 .PHONY: test
-test: venv tools models ## Run every test: the unit, process, render and cluster tiers.
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: venv tools models ## Run every test: the unit, process, render and cluster tiers (TEST_WORKERS=2).
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: venv ## Unit tier: in-process only, no subprocess, under a minute.
@@ -82,7 +86,7 @@ test-unit: venv ## Unit tier: in-process only, no subprocess, under a minute.
 
 .PHONY: test-process
 test-process: venv tools models ## Process tier: the service, Prometheus, loadtest, make, the images (make engine) as local processes.
-	$(PY) -m pytest -m "$(TIER_PROCESS)" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "$(TIER_PROCESS)" $(XDIST) $(PYTEST_ARGS)
 
 .PHONY: test-render
 test-render: venv tools models ## Render tier: helm template/lint, promtool, hadolint, Go tools (no cluster).
@@ -90,7 +94,7 @@ test-render: venv tools models ## Render tier: helm template/lint, promtool, had
 
 .PHONY: test-cluster
 test-cluster: venv tools models ## Cluster tier: against the control plane of devstack/.
-	$(PY) -m pytest -m "cluster" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "cluster" $(XDIST) $(PYTEST_ARGS)
 
 ##@ Model service
 

@@ -1,6 +1,8 @@
 """Repository-wide pytest configuration: the test tiers, and the dev stack's control plane.
 
-Tiers by speed (make test-unit, test-process, test-render, test-cluster; make test runs all):
+Tiers by speed (make test-unit, test-process, test-render, test-cluster; make test runs all,
+on two pytest-xdist workers: a module is a unit of work, and so are all the tests of the Docker
+engine and the real node together):
   unit     no marker: in-process only, no subprocess at all (a guard fails any test of this
            tier that starts one), the whole tier in well under a minute
   process  starts local processes: the real service, Prometheus, the traffic generator, make
@@ -48,6 +50,9 @@ FIXTURE_TIERS = {
 }
 # the images are built and run by the local engine; the real node joins a control plane
 MARKER_TIERS = {"images": "process", "node": "cluster"}
+ENGINE = "engine"  # the unit of work of ENGINE_DIRS' tests (xdist_scope)
+ENGINE_MARKERS = frozenset(MARKER_TIERS)
+ENGINE_DIRS = ("tests/images/", "tests/node/")  # where ENGINE_MARKERS' tests live
 PROCESS_MODULES = frozenset(
     {
         "subprocess",
@@ -80,11 +85,41 @@ def tier(item: pytest.Item) -> str | None:
     return max(found, key=TIERS.index, default=None)
 
 
+def xdist_scope(nodeid: str) -> str:
+    """A test's unit of work on `make test`'s workers: ENGINE for the tests under ENGINE_DIRS
+    (one Docker engine and one real node per machine: one at a time), else its module (its
+    module-scoped rigs start once)."""
+    module = nodeid.split("::")[0]
+    return ENGINE if module.startswith(ENGINE_DIRS) else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """--dist loadscope with xdist_scope's units (the controller sees node ids, not markers)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class EngineAwareScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return EngineAwareScheduling(config, log)  # type: ignore[arg-type]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         heaviest = tier(item)
         if heaviest is not None:
             item.add_marker(heaviest)
+        engine = any(item.get_closest_marker(name) for name in ENGINE_MARKERS)
+        if engine and xdist_scope(item.nodeid) != ENGINE:
+            raise pytest.UsageError(
+                f"{item.nodeid} needs the Docker engine or the real node: it belongs under "
+                f"{' or '.join(ENGINE_DIRS)}, whose tests the workers run one at a time"
+            )
+    # The engine's unit is the longest: first, so the other worker shares out the rest.
+    items.sort(key=lambda item: xdist_scope(item.nodeid) != ENGINE)
 
 
 @pytest.fixture(autouse=True)

@@ -38,8 +38,9 @@ DIABETES_ENV = {
     "MODELOPS_DRIFT_MIN_ROWS": "1",
     "MODELOPS_DRIFT_REFRESH_SECONDS": "0",
 }
-# wine/1 held not-ready far longer than any test takes, so the not-ready phase is certain.
-NOT_READY_ENV = {"MODELOPS_READINESS_DELAY_SECONDS": "600"}
+# wine/1 held not-ready longer than any session lasts (make test's workers run a session's
+# modules far apart), so the not-ready phase is certain.
+NOT_READY_ENV = {"MODELOPS_READINESS_DELAY_SECONDS": "86400"}
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,9 @@ from devstack.gateway import CONTROLLER, Gateway, running_gateway
 from devstack.node import RealNode
 from devstack.operator_process import DISCARD_URL, OperatorProcess, running_operator
 from devstack.paths import REPO_ROOT
-from tests.cluster.test_gateway_routing import (
+from tests.node.test_tour import instances
+from tests.support.operator_rig import patch_md, set_model, wait_for, wait_phase
+from tests.support.routes import (
     CANARY_SVC,
     HEADER,
     PINNED,
@@ -41,8 +43,6 @@ from tests.cluster.test_gateway_routing import (
     watch,
     weights_in,
 )
-from tests.node.test_tour import instances
-from tests.support.operator_rig import patch_md, set_model, wait_for, wait_phase
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(600)]
 

@@ -10,26 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import prometheus_client
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelops_service import __version__
 from modelops_service.card import read_card
-from modelops_service.middleware import HttpLayer
+from modelops_service.connections import ConnectionAge
+from modelops_service.middleware import RequestTelemetry
 from modelops_service.routes import health, metrics, v1, v2
+from modelops_service.routes.common import PredictRoute, PredictRoutes, json_response
 from modelops_service.service import ModelService
 from modelops_service.settings import Settings
 from modelops_service.telemetry import HttpMetrics
 from modelops_service.workers import mark_dead_workers, multiproc_dir, use_fixed_pid_values
+
+log = logging.getLogger("modelops_service")
 
 
 def _registry(shared_dir: Path | None) -> CollectorRegistry:
@@ -68,15 +75,18 @@ class ServiceApp(FastAPI):
         await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
-        # FastAPI's own stack minus ExceptionTelemetryMiddleware and Starlette's error
-        # middleware (the HttpLayer create_app adds, outermost, answers the 500s): the
-        # user middleware, the exception handlers, the exit stack FastAPI's request
-        # handlers close uploaded files with, the router.
+        # FastAPI's own stack minus ExceptionTelemetryMiddleware: the 500 handler
+        # outermost, then the user middleware, the prediction routes, the exception
+        # handlers, the exit stack FastAPI's request handlers close uploaded files
+        # with, the router.
+        handlers = {k: h for k, h in self.exception_handlers.items() if k not in (500, Exception)}
+        error_handler = self.exception_handlers.get(Exception, self.exception_handlers.get(500))
         app: ASGIApp = AsyncExitStackMiddleware(self.router)
-        app = ExceptionMiddleware(app, handlers=self.exception_handlers, debug=self.debug)
+        app = ExceptionMiddleware(app, handlers=handlers, debug=self.debug)
+        app = PredictRoutes(app, [r for r in self.routes if isinstance(r, PredictRoute)])
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
-        return app
+        return ServerErrorMiddleware(app, handler=error_handler, debug=self.debug)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -120,13 +130,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
 
-    app.add_middleware(
-        HttpLayer,
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"fields": {"request_id": request.state.request_id, "path": request.url.path}},
+        )
+        return json_response(
+            {"error": "internal error", "request_id": request.state.request_id}, 500
+        )
+
+    app.add_middleware(ConnectionAge, max_age=settings.max_connection_age_seconds)
+    app.add_middleware(  # added last: outermost, its latency covers all the rest
+        RequestTelemetry,
         routes=app.routes,
         metrics=HttpMetrics(service.metrics_registry, card.name, card.version),
         model=card.name,
         version=card.version,
         log_features=settings.log_features,
-        max_connection_age=settings.max_connection_age_seconds,
     )
     return app

@@ -2,7 +2,7 @@
 
 Promtail/Loki (``| json``), Fluent Bit and Vector parse them with no
 configuration. Request lines carry request id, model, version, route, status,
-latency and batch size (written by ``middleware.HttpLayer`` through
+latency and batch size (written by ``middleware.RequestTelemetry`` through
 ``AccessLog``); feature values only when ``MODELOPS_LOG_FEATURES`` is set.
 """
 

@@ -1,21 +1,12 @@
-"""The one HTTP layer: every request's id, metrics, access log line, connection age and
-500 answer, and the way into the predict routes, in one ASGI frame with one ``send``.
+"""The one HTTP middleware: request id, HTTP metrics and the access log line, for every route.
 
-Outermost of the app, so its latency covers routing, validation and the model call. Its
-own layers before (Starlette's error middleware, the telemetry, the connection age, the
-predict routes' dispatcher) each added a frame that every await of a request resumes
-through and a ``send`` wrapper per message (issue 21 goal 1, bench/README.md).
-
+A pure ASGI middleware (no per-request ``Request`` object, no task), outermost of the
+app's own middleware, so its latency covers routing, validation and the model call.
 It records prometheus-fastapi-instrumentator's standard series with its meaning (handler
 = the route template, ``none`` for no route; status grouped as ``2xx``; duration until
 the app returned; sizes from the Content-Length headers), with ``model`` and ``version``
-labels the instrumentator's own middleware cannot add. An exception that escapes the app
-before it answered is a 500 JSON answer with the request id, logged with its traceback and
-counted as ``5xx``; after it answered, it goes on to the server, which drops the
-connection. A request for a ``PredictRoute`` goes to the route itself: a prediction uses
-none of the exception middleware, FastAPI's exit stack and the router (no dependency to
-close, no HTTPException; ``predict_step`` answers a client that hangs up); anything else,
-a predict route's path with a method it does not allow (405) included, goes to them.
+labels the instrumentator's own middleware cannot add. An exception that escapes the
+app counts as ``5xx`` and goes on to the app's error handler (its 500 answer).
 """
 
 from __future__ import annotations
@@ -25,41 +16,32 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelops_service.connections import ConnectionAges, closing
 from modelops_service.logs import AccessLog
-from modelops_service.routes.common import PredictRoute, json_response
 from modelops_service.telemetry import HttpMetrics
-
-log = logging.getLogger("modelops_service")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_CACHE_LIMIT = 4096  # distinct request targets remembered; a scan of random paths stays bounded
-
-# What a request target resolves to: the handler name for the metrics and the log, and the
-# predict route that serves it with the scope keys the router's match would have set.
-Target = tuple[str, PredictRoute | None, Scope]
+_CACHE_LIMIT = (
+    4096  # distinct (method, path) pairs remembered; a scan of random paths stays bounded
+)
 
 
-def resolve(routes: list[BaseRoute], scope: Scope) -> Target:
+def route_name(routes: list[BaseRoute], scope: Scope) -> str:
     """The template of the route that serves ``scope`` (a full match first, else one that
-    matches the path but not the method, else ``none``), and the ``PredictRoute`` of a
-    full match."""
+    matches the path but not the method), or ``none``."""
     partial = None
     for route in routes:
-        match, child = route.matches(scope)
+        match, _ = route.matches(scope)
         if match == Match.FULL:
-            fast = route if isinstance(route, PredictRoute) else None
-            return getattr(route, "path", "none"), fast, child
+            return getattr(route, "path", "none")
         if match == Match.PARTIAL and partial is None:
             partial = getattr(route, "path", None)
-    return partial or "none", None, {}
+    return partial or "none"
 
 
 def content_length(header: bytes | None) -> int:
@@ -77,7 +59,7 @@ def _header(headers: Any, name: bytes) -> bytes | None:
     return None
 
 
-class HttpLayer:
+class RequestTelemetry:
     def __init__(
         self,
         app: ASGIApp,
@@ -87,8 +69,6 @@ class HttpLayer:
         model: str,
         version: str,
         log_features: bool = False,
-        max_connection_age: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self.routes = routes
@@ -97,21 +77,20 @@ class HttpLayer:
         self.version = version
         self.log_features = log_features
         self.access_log = AccessLog()
-        self.ages = ConnectionAges(max_connection_age, clock)
-        self._targets: dict[tuple[str, str, str], Target] = {}
+        self._handlers: dict[tuple[str, str], str] = {}
         # Request ids: a random prefix per process and a counter, 32 hex digits like a
         # token_hex(16), unique across replicas without a urandom call per request.
         self._id_prefix = secrets.token_hex(8)
         self._ids = itertools.count()
 
-    def target(self, scope: Scope) -> Target:
-        key = (scope["method"], scope["path"], scope.get("root_path", ""))
-        target = self._targets.get(key)
-        if target is None:
-            target = resolve(self.routes, scope)
-            if len(self._targets) < _CACHE_LIMIT:
-                self._targets[key] = target
-        return target
+    def handler(self, scope: Scope) -> str:
+        key = (scope["method"], scope["path"])
+        name = self._handlers.get(key)
+        if name is None:
+            name = route_name(self.routes, scope)
+            if len(self._handlers) < _CACHE_LIMIT:
+                self._handlers[key] = name
+        return name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,44 +108,29 @@ class HttpLayer:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         raw_id = request_id.encode()
-        close = self.ages.expired(scope.get("client"))
         method = scope["method"]
-        handler, route, child = self.target(scope)
-        status: int | None = None  # until the answer starts
+        handler = self.handler(scope)
+        status = 500
         sent = 0
 
-        async def send_once(message: Message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.get("headers", ())  # optional in ASGI
                 sent = content_length(_header(headers, b"content-length"))
-                if close:
-                    headers = closing(headers)
                 message["headers"] = [*headers, (REQUEST_ID_HEADER, raw_id)]
             await send(message)
 
         in_progress = self.metrics.in_progress(handler, method)
         in_progress.inc()
         try:
-            if route is not None:
-                scope.update(child)
-                await route.serve(scope, receive, send_once)
-            else:
-                await self.app(scope, receive, send_once)
-        except Exception as exc:
-            if status is not None:
-                raise
-            fields = {"request_id": request_id, "path": scope["path"]}
-            log.error("unhandled error", exc_info=exc, extra={"fields": fields})
-            answer = json_response({"error": "internal error", "request_id": request_id}, 500)
-            await answer(scope, receive, send_once)
+            await self.app(scope, receive, send_with_id)
         finally:
             in_progress.dec()
             seconds = max(time.perf_counter() - start, 0.0)
-            code = 500 if status is None else status
-            self.metrics.observe(handler, method, f"{code // 100}xx", seconds, received, sent)
-            self._log(scope, state, request_id, handler, code, seconds)
+            self.metrics.observe(handler, method, f"{status // 100}xx", seconds, received, sent)
+            self._log(scope, state, request_id, handler, status, seconds)
 
     def _log(
         self, scope: Scope, state: dict, request_id: str, handler: str, status: int, seconds: float

@@ -60,7 +60,7 @@ def _histogram(
 class HttpMetrics:
     """prometheus-fastapi-instrumentator's default HTTP metrics (same names and meaning)
     and its in-progress gauge, with ``model`` and ``version`` labels on every series.
-    ``middleware.HttpLayer`` records every request here.
+    ``middleware.RequestTelemetry`` records every request here.
 
     ``metrics.default(custom_labels=...)`` would also add an unlabeled
     ``http_request_duration_highr_seconds``; per-version analysis cannot use it, so it

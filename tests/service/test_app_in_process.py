@@ -65,8 +65,8 @@ def test_a_model_failure_is_a_500_counted_as_error_and_the_next_request_works(
 def test_predictions_are_served_under_a_root_path_and_on_both_protocols(
     model_root: Path,
 ) -> None:
-    """The HTTP layer serves the predict routes ahead of the router, under a root path (a
-    proxy's prefix) too, and v2's path parameter reaches the endpoint."""
+    """PredictRoutes serves the predict routes ahead of the router; a root path (a proxy's
+    prefix) takes the router's way, and v2's path parameter reaches the endpoint."""
     app = create_app(Settings(model_dir=model_root / "diabetes" / "1"))
     row = [f.mean for f in app.state.service.card.features]
     tensor = {"inputs": [{"name": "x", "shape": [1, 10], "datatype": "FP64", "data": row}]}

@@ -15,15 +15,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from devstack.service_process import ServiceProcess, start_service
-from modelops_service.connections import CLOSE, PRUNE_AT, ConnectionAges, closing
-from modelops_service.middleware import REQUEST_ID_HEADER, HttpLayer
+from modelops_service.connections import CLOSE, PRUNE_AT, ConnectionAge
 from modelops_service.settings import Settings
-from modelops_service.telemetry import HttpMetrics
 
-# --- the ages alone, and the HTTP layer around an app that answers 200; a fake clock ---
+# --- the middleware alone: a fake clock and an app that answers 200 -----------------
 
 
 class Clock:
@@ -34,57 +31,13 @@ class Clock:
         return self.now
 
 
-def test_a_connection_is_closed_by_its_first_response_past_its_age():
-    clock = Clock()
-    ages = ConnectionAges(max_age=10, clock=clock)
-    client = ("10.0.0.1", 40000)
-    assert not ages.expired(client)  # born at 0
-    clock.now = 9.9
-    assert not ages.expired(client)
-    clock.now = 10.0
-    assert ages.expired(client)
-    # the client reconnects (the same port again here): a new connection, a new age
-    clock.now = 10.5
-    assert not ages.expired(client)
+async def ok_app(scope, receive, send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"x", b"1")]})
+    await send({"type": "http.response.body", "body": b"ok"})
 
 
-def test_connections_age_apart_and_zero_keeps_them_open():
-    clock = Clock()
-    ages = ConnectionAges(max_age=5, clock=clock)
-    ages.expired(("10.0.0.1", 1))
-    clock.now = 4
-    ages.expired(("10.0.0.1", 2))
-    clock.now = 6
-    assert ages.expired(("10.0.0.1", 1))
-    assert not ages.expired(("10.0.0.1", 2))
-    never = ConnectionAges(max_age=0, clock=clock)
-    never.expired(("10.0.0.1", 1))
-    clock.now = 1e9
-    assert not never.expired(("10.0.0.1", 1))
-    assert never.born == {}
-    assert not ages.expired(None)  # no client address (a unix socket): never aged
-
-
-def test_memory_stays_bounded_by_forgetting_connections_past_their_age():
-    clock = Clock()
-    ages = ConnectionAges(max_age=10, clock=clock)
-    for port in range(PRUNE_AT):
-        ages.expired(("10.0.0.1", port))
-    clock.now = 11
-    ages.expired(("10.0.0.2", 1))  # one more: the old ones are forgotten first
-    assert set(ages.born) == {("10.0.0.2", 1)}
-
-
-def layer(app, clock: Clock, max_age: float = 1) -> HttpLayer:
-    metrics = HttpMetrics(CollectorRegistry(), "m", "1")
-    return HttpLayer(
-        app, routes=[], metrics=metrics, model="m", version="1",
-        max_connection_age=max_age, clock=clock,
-    )  # fmt: skip
-
-
-def answer(app, kind: str = "http", client=("10.0.0.1", 40000)) -> list[tuple]:
-    """The response headers ``app`` sends for one request from ``client``."""
+def answer(mw: ConnectionAge, client=("10.0.0.1", 40000), kind: str = "http") -> list[tuple]:
+    """The response headers ``mw`` sends for one request from ``client``."""
     sent: list[dict] = []
 
     async def send(message) -> None:
@@ -93,30 +46,63 @@ def answer(app, kind: str = "http", client=("10.0.0.1", 40000)) -> list[tuple]:
     async def receive() -> dict:
         return {"type": "http.request", "body": b""}
 
-    scope = {"type": kind, "client": client, "method": "GET", "path": "/", "headers": []}
-    asyncio.run(app(scope, receive, send))
+    asyncio.run(mw({"type": kind, "client": client}, receive, send))
     return next((m["headers"] for m in sent if m["type"] == "http.response.start"), [])
+
+
+def test_a_connection_is_closed_by_its_first_response_past_its_age():
+    clock = Clock()
+    mw = ConnectionAge(ok_app, max_age=10, clock=clock)
+    assert CLOSE not in answer(mw)  # born at 0
+    clock.now = 9.9
+    assert CLOSE not in answer(mw)
+    clock.now = 10.0
+    assert answer(mw) == [(b"x", b"1"), CLOSE]
+    # the client reconnects (the same port again here): a new connection, a new age
+    clock.now = 10.5
+    assert CLOSE not in answer(mw)
+
+
+def test_connections_age_apart_and_zero_keeps_them_open():
+    clock = Clock()
+    mw = ConnectionAge(ok_app, max_age=5, clock=clock)
+    answer(mw, ("10.0.0.1", 1))
+    clock.now = 4
+    answer(mw, ("10.0.0.1", 2))
+    clock.now = 6
+    assert CLOSE in answer(mw, ("10.0.0.1", 1))
+    assert CLOSE not in answer(mw, ("10.0.0.1", 2))
+    never = ConnectionAge(ok_app, max_age=0, clock=clock)
+    answer(never)
+    clock.now = 1e9
+    assert CLOSE not in answer(never)
+    assert never.born == {}
 
 
 def test_the_apps_own_connection_header_gives_way_and_other_scopes_pass():
     async def keep_alive_app(scope, receive, send) -> None:
-        headers = [(b"Connection", b"keep-alive"), (b"x", b"1")]
+        headers = [(b"Connection", b"keep-alive")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
-    assert closing([(b"Connection", b"keep-alive"), (b"x", b"1")]) == [(b"x", b"1"), CLOSE]
     clock = Clock()
-    http = layer(keep_alive_app, clock)
-    first = answer(http)
-    assert CLOSE not in first
-    assert (b"Connection", b"keep-alive") in first
+    mw = ConnectionAge(keep_alive_app, max_age=1, clock=clock)
+    answer(mw)
     clock.now = 2
-    last = answer(http)
-    assert last[:2] == [(b"x", b"1"), CLOSE]
-    assert [k for k, _ in last[2:]] == [REQUEST_ID_HEADER]
-    other = layer(keep_alive_app, clock)
-    answer(other, kind="websocket")  # not HTTP: passed on untouched, not aged
-    assert other.ages.born == {}
+    assert answer(mw) == [CLOSE]
+    lifespan = ConnectionAge(ok_app, max_age=1, clock=clock)
+    answer(lifespan, kind="websocket")
+    assert lifespan.born == {}
+
+
+def test_memory_stays_bounded_by_forgetting_connections_past_their_age():
+    clock = Clock()
+    mw = ConnectionAge(ok_app, max_age=10, clock=clock)
+    for port in range(PRUNE_AT):
+        answer(mw, ("10.0.0.1", port))
+    clock.now = 11
+    answer(mw, ("10.0.0.2", 1))  # one more: the old ones are forgotten first
+    assert set(mw.born) == {("10.0.0.2", 1)}
 
 
 def test_the_default_is_a_few_seconds_and_documented():

@@ -15,7 +15,8 @@ from modelops_service import catalog
 from modelops_service.card import read_card
 from tests.service.metrics_text import Scrape
 
-REQUESTS = 60
+REQUESTS = 60  # a round
+ROUNDS = 5  # at most, until both workers have answered (5 rounds stay inside the drift window)
 
 
 def _rows(model_dir: Path) -> dict:
@@ -66,28 +67,34 @@ def test_requests_over_two_workers_add_up_on_one_scrape(model_root: Path, tmp_pa
                     time.sleep(0.05)  # that worker still warming up
                 return resp.status_code
 
+        # The kernel hands each accept to either worker, and on a loaded machine one worker
+        # can take a whole round: rounds until both have answered.
+        sent = 0
         with ThreadPoolExecutor(8) as pool:
-            assert set(pool.map(one, range(REQUESTS))) == {200}
-
-        per_worker = _answered_per_file(shared)
+            for _ in range(ROUNDS):
+                assert set(pool.map(one, range(REQUESTS))) == {200}
+                sent += REQUESTS
+                per_worker = _answered_per_file(shared)
+                if len([n for n in per_worker if n > 0]) == 2:
+                    break
         assert len([n for n in per_worker if n > 0]) == 2, per_worker
         with httpx.Client(base_url=svc.url, timeout=30) as client:
             resp = client.get("/metrics")
         assert resp.status_code == 200
         scrape = Scrape(resp.text)
         labels = {"model": "wine", "version": "1"}
-        assert scrape.value(catalog.PREDICTIONS.name, outcome="ok", **labels) == REQUESTS
-        assert sum(per_worker) == REQUESTS
+        assert scrape.value(catalog.PREDICTIONS.name, outcome="ok", **labels) == sent
+        assert sum(per_worker) == sent
         http = scrape.value(
             catalog.HTTP_REQUESTS.name, handler="/v1/predict", status="2xx", **labels
         )
-        assert http >= REQUESTS  # plus any 503 of a worker still warming up
-        assert scrape.value(catalog.BATCH_SIZE.name + "_count", **labels) == REQUESTS
+        assert http >= sent  # plus any 503 of a worker still warming up
+        assert scrape.value(catalog.BATCH_SIZE.name + "_count", **labels) == sent
         confidence = scrape.value(catalog.PREDICTION_CONFIDENCE.name + "_count", **labels)
-        assert confidence == REQUESTS
+        assert confidence == sent
         # Drift: one report for the pod, over both workers' rows.
         rows = scrape.series(catalog.DRIFT_WINDOW_ROWS.name)
-        assert [s.value for s in rows] == [REQUESTS]
+        assert [s.value for s in rows] == [sent]
         prediction = scrape.series(catalog.PREDICTION_DRIFT.name)
         assert sorted(s.labels["method"] for s in prediction) == ["ks", "psi"]
         assert scrape.value(catalog.MODEL_READY.name, **labels) == 1

@@ -43,6 +43,11 @@ class CommandError(subprocess.CalledProcessError):
         )
 
 
+def conditions(obj: Mapping[str, Any]) -> dict[str, str]:
+    """An object's status conditions, type -> status ("True", "False", "Unknown")."""
+    return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
+
+
 @dataclass
 class Cluster:
     """A running control plane, as tests and tools see it.

@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from devstack.cluster import Cluster, RigError
+from devstack.cluster import Cluster, RigError, conditions
 from devstack.node import RealNode
 from devstack.node_config import API_FORWARD_PORT, HOST_IP, NODE_IP
 from devstack.paths import REPO_ROOT, find_tool
@@ -94,10 +94,6 @@ def traefik_args(log_level: str = "INFO") -> list[str]:
     ]
 
 
-def conditions(obj: dict[str, Any]) -> dict[str, str]:
-    return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
-
-
 @dataclass
 class Gateway:
     """Traefik on one rig's real node; ``stop()`` ends exactly it and its objects."""
@@ -106,6 +102,7 @@ class Gateway:
     node: RealNode
     workdir: Path
     process: Process | None = None
+    rbac: list[dict[str, Any]] = field(default_factory=list)  # what start() applied
 
     @property
     def url(self) -> str:
@@ -119,7 +116,8 @@ class Gateway:
         if not RBAC.is_file():
             raise RigError(f"{RBAC} is missing: run `make tools`")
         self.cluster.install_gateway_api_crds()
-        self.cluster.apply(rbac_objects(list(yaml.safe_load_all(RBAC.read_text()))))
+        self.rbac = rbac_objects(list(yaml.safe_load_all(RBAC.read_text())))
+        self.cluster.apply(self.rbac)
         self.cluster.apply(gateway_objects(routes_from))
         kubeconfig = self._credentials()
         env = {**self.cluster.env, "KUBECONFIG": str(kubeconfig)}
@@ -168,8 +166,9 @@ class Gateway:
             self.process = None
         self.cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
         self.cluster.kubectl("delete", "gatewayclass", GATEWAY_CLASS, "--wait=false", check=False)
-        for o in rbac_objects(list(yaml.safe_load_all(RBAC.read_text()))):
+        for o in self.rbac:
             self.cluster.kubectl("delete", o["kind"], o["metadata"]["name"], check=False)
+        self.rbac = []
 
 
 @contextlib.contextmanager

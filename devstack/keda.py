@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.cluster import Cluster, RigError
+from devstack.cluster import Cluster, RigError, conditions
 from devstack.paths import find_tool
 from devstack.pki import make_peer_certs
 from devstack.processes import HOST, Process, free_port, spawn, stop_all
@@ -143,11 +143,10 @@ class Keda:
                 if not p.alive():
                     raise RigError(f"{p.name} exited\n{self.tail()}")
             api = self.cluster.get("apiservice", API_SERVICE)
-            conds = {c["type"]: c for c in (api.get("status") or {}).get("conditions") or []}
-            if conds.get("Available", {}).get("status") == "True":
+            if conditions(api).get("Available") == "True":
                 return
             time.sleep(1)
-        raise RigError(f"{API_SERVICE} not Available: {conds}\n{self.tail()}")
+        raise RigError(f"{API_SERVICE} not Available: {api.get('status')}\n{self.tail()}")
 
     def stop(self) -> None:
         """Leave the rig as it was: the ScaledObjects go while KEDA still runs (it holds their

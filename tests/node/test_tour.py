@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import subprocess
-import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -25,7 +24,6 @@ import numpy as np
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from sklearn.datasets import load_diabetes, load_wine
 
 from devstack.cluster import Cluster
 from devstack.images import build_images
@@ -40,16 +38,17 @@ from modelops_operator.metrics import RECONCILES
 from modelops_operator.reasons import Reason, Result
 from modelops_service.card import read_card
 from tests.monitoring import promql
-from tests.node.test_model_uri_on_node import prepare as s3_prepare
-from tests.node.test_service_on_node import LOAD
+from tests.support import node_load
 from tests.support import operator_rig as rig
+from tests.support.rows import instances
+from tests.support.s3_fetch import prepare_fetch
 
 # The first test's setup starts the node, the monitoring stack and show 1's traffic: minutes
 # on a quiet machine, many more on a loaded one.
 pytestmark = [pytest.mark.node, pytest.mark.timeout(1800)]
 
 NS = "tour"
-MODELS = {"wine": load_wine, "diabetes": load_diabetes}  # a classifier and a regressor
+MODELS = ("wine", "diabetes")  # a classifier and a regressor
 # What the canary analysis reads (operator/modelops_operator/analysis.py): class shares for
 # a classifier, the prediction mean for a regressor, the rest for both.
 ANALYSIS_RULES = (
@@ -114,21 +113,6 @@ def fullname(model: str) -> str:
     return f"{model}-model-service"
 
 
-def instances(model: str, n: int | None = None) -> list[dict[str, float]]:
-    """Rows of the model's data set inside its training range (the service refuses others):
-    all of them by default, so the traffic is shaped like the training data (a few rows sent
-    over and over are a distribution of their own: the first run rolled diabetes 3 back for
-    drift 0.31 on 40 rows)."""
-    card = read_card(MODELS_ROOT / model / "1")
-    data = MODELS[model]().data
-    lo, hi = np.array([f.min for f in card.features]), np.array([f.max for f in card.features])
-    rows = data[((data >= lo) & (data <= hi)).all(axis=1)]
-    # load.py sends them round-robin: in data-set order (wine's is sorted by class) two
-    # periods of the same traffic would see different class mixes.
-    rows = np.random.default_rng(0).permutation(rows)[:n]
-    return [dict(zip(card.feature_names, map(float, r), strict=True)) for r in rows]
-
-
 def install(cluster: Cluster, model: str, ns: str = NS, *args: str) -> None:
     """`helm install` of charts/model-service for version 1 of ``model`` (in the image); the
     caller waits for its rollout (several start side by side)."""
@@ -161,11 +145,7 @@ def start_load(
 ) -> subprocess.Popen:
     """tests/node/load.py inside the node's network namespace, through the Service of
     ``release`` (its ClusterIP), until terminated."""
-    url = service_url(cluster, node, release, ns)
-    argv = node.in_netns(
-        sys.executable, LOAD, url, json.dumps(rows), "--rate", rate, "--seconds", 1800
-    )
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    return node_load.start_load(node, service_url(cluster, node, release, ns), rows, rate, 1800)
 
 
 @contextlib.contextmanager
@@ -405,7 +385,7 @@ def wine_from_s3(cluster: Cluster, s3: ObjectStore) -> None:
     container that fetches passes it too), with the rig's store as its endpoint and the
     Secret and CA ConfigMap its comment tells the user to create."""
     cluster.create_namespace(S3_NS, labels={"pod-security.kubernetes.io/enforce": "restricted"})
-    fetch = s3_prepare(cluster, S3_NS, s3)
+    fetch = prepare_fetch(cluster, S3_NS, s3)
     body = example("wine-from-s3.yaml", S3_NS)
     body["spec"]["model"]["sha256"] = read_card(MODELS_ROOT / "wine" / "1").sha256
     body["spec"]["model"]["fetch"].update(fetch)

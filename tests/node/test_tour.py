@@ -15,10 +15,8 @@ import contextlib
 import dataclasses
 import json
 import subprocess
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -42,6 +40,7 @@ from tests.support import node_load
 from tests.support import operator_rig as rig
 from tests.support.rows import instances
 from tests.support.s3_fetch import prepare_fetch
+from tests.support.webhook import Receiver
 
 # The first test's setup starts the node, the monitoring stack and show 1's traffic: minutes
 # on a quiet machine, many more on a loaded one.
@@ -397,32 +396,6 @@ def wine_from_s3(cluster: Cluster, s3: ObjectStore) -> None:
 ALERTS_NS = "tour-alerts"
 
 
-class Receiver:
-    """A webhook receiver on the host end of the node's link (HOST_IP): the operator-managed
-    Alertmanager's pod reaches it through the node, as it would a chat or pager gateway."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict] = []
-        posts = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                posts.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((HOST_IP, 0), Handler)
-        self.url = f"http://{HOST_IP}:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def alerts(self) -> list[dict]:
-        return [a for post in self.posts for a in post["alerts"]]
-
-
 @dataclasses.dataclass
 class DriftAlert:
     """Show 3's scenario while it runs: the webhook and the one-row load."""
@@ -447,8 +420,10 @@ def drift_alert(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> I
     install(
         cluster, "wine", ALERTS_NS, "--set", "monitoring.prometheusRule.params.featureDriftFor=30s"
     )
-    receiver = Receiver()
-    stack.route_alerts_to(receiver.url)
+    # on the host end of the node's link: the operator-managed Alertmanager's pod reaches it
+    # through the node, as it would a chat or pager gateway
+    receiver = Receiver(HOST_IP)
+    stack.route_alerts_to(f"{receiver.url}/hook")
     rolled_out(cluster, "wine", ALERTS_NS)
     one_row = instances("wine")[:1]
     scenario = DriftAlert(receiver, start_load(cluster, node, "wine", ALERTS_NS, one_row, 10))
@@ -456,7 +431,7 @@ def drift_alert(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> I
         yield scenario
     finally:
         scenario.stop_load()
-        receiver.server.shutdown()
+        receiver.close()
 
 
 # --- show 2: the canaries -----------------------------------------------------------

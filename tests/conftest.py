@@ -61,7 +61,7 @@ PROCESS_MODULES = frozenset(
         "devstack.canary",
         "devstack.object_store",
         "devstack.https_files",
-        "tests.kind.conftest",  # run(): make and hack/kind.sh
+        "tests.support.repo",  # run(): make and hack/kind.sh
         "tests.kind.stubs",
     }
 )

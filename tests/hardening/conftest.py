@@ -13,14 +13,7 @@ from devstack.operator_chart import OperatorRelease
 from devstack.service_process import ServiceProcess, start_service
 from modelops_service.card import read_card
 from modelops_service.train import train_all
-
-# Started the way the chart starts them (declared sha256), one per task and range policy:
-# wine/1 (classifier) with the default settings (out-of-range values flagged), diabetes/1
-# (regressor) rejecting out-of-range values.
-TARGETS = {
-    "wine-flag": ("wine", "1", {}),
-    "diabetes-reject": ("diabetes", "1", {"MODELOPS_RANGE_POLICY": "reject"}),
-}
+from tests.support.hardening_targets import TARGETS
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,10 @@ operation. Every response must be a non-5xx with a status code, content type,
 headers and body the OpenAPI document declares; afterwards the process is alive,
 still ready, counted no 5xx and logged no traceback.
 
-The services are those of conftest.TARGETS: a classifier flagging out-of-range
-values and a regressor rejecting them. One pass per service pins the path parameters
-to the served model name and version (so infer reaches validation and the model);
-another, on one service, leaves them to the generator (unknown names answer 404).
+The services are those of tests/support/hardening_targets.py: a classifier flagging
+out-of-range values and a regressor rejecting them. One pass per service pins the path
+parameters to the served model name and version (so infer reaches validation and the
+model); another, on one service, leaves them to the generator (unknown names answer 404).
 
 The CLI rather than schemathesis' pytest plugin: its lazy fixture loader does not
 run under pytest 9 (it sets Item._nodeid, which pytest 9 dropped).
@@ -34,8 +34,8 @@ import pytest
 from devstack.processes import http_status
 from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
-from tests.hardening.conftest import TARGETS
 from tests.service.metrics_text import scrape
+from tests.support.hardening_targets import TARGETS
 
 EXAMPLES = int(os.environ.get("MODELOPS_FUZZ_EXAMPLES", "60"))
 SEED = int(os.environ.get("MODELOPS_FUZZ_SEED", "20260508"))

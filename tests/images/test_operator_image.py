@@ -9,7 +9,7 @@ import yaml
 
 from devstack.images import Images, run_docker
 from tests.charts.render import SERVICE, helm, pinned_versions, template_args
-from tests.images.conftest import BYTECODE_CHECK, RESTRICTED
+from tests.support.image_checks import BYTECODE_CHECK, RESTRICTED
 
 pytestmark = pytest.mark.images
 

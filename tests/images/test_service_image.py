@@ -6,15 +6,14 @@ import time
 
 import httpx
 import joblib
-import numpy as np
 import pytest
-from sklearn.datasets import load_wine
 
 from devstack.images import Images, container_logs, run_docker, running_container
 from devstack.processes import free_port
 from devstack.service_process import demo_model_dir
 from modelops_service.card import read_card
-from tests.images.conftest import BYTECODE_CHECK, RESTRICTED
+from tests.support.image_checks import BYTECODE_CHECK, RESTRICTED
+from tests.support.rows import in_range_rows
 
 pytestmark = pytest.mark.images
 
@@ -42,10 +41,7 @@ def test_serves_readyz_and_predictions_equal_to_model_predict(images: Images) ->
         wait_ready(url, cid)
         model_dir = demo_model_dir("wine", "1")
         card = read_card(model_dir)
-        lo = np.array([f.min for f in card.features])
-        hi = np.array([f.max for f in card.features])
-        data = load_wine().data
-        rows = data[((data >= lo) & (data <= hi)).all(axis=1)][:20]
+        rows = in_range_rows(model_dir, "wine")[:20]
         instances = [dict(zip(card.feature_names, map(float, r), strict=True)) for r in rows]
 
         resp = httpx.post(f"{url}/v1/predict", json={"instances": instances}, timeout=30)

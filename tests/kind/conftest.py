@@ -1,32 +1,15 @@
-"""Fixtures of the kind-path tests: repo paths, Makefile variables, the kindcheck binary."""
+"""Fixtures of the kind-path tests: Makefile variables, the kindcheck binary."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def tool(name: str) -> str:
-    """A tool from the repo's .cache/bin (make tools) or .venv/bin first, then PATH."""
-    for candidate in (ROOT / ".cache" / "bin" / name, Path(sys.executable).parent / name):
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which(name)
-    assert found, f"{name} is missing: make tools / make venv install it"
-    return found
-
-
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess[str]:
-    kw.setdefault("cwd", ROOT)
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
+from tests.support.repo import ROOT, run
 
 
 @pytest.fixture(scope="session")

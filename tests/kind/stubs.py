@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.kind.conftest import run
+from tests.support.repo import run
 
 KIND_VERSION = "v0.33.0"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.kind.conftest import ROOT
 from tests.kind.stubs import Stubs
+from tests.support.repo import ROOT
 
 KUBECTL_VERSION = "v1.37.2"
 

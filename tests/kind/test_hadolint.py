@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.kind.conftest import ROOT, run, tool
+from tests.support.repo import ROOT, run, tool
 
 pytestmark = pytest.mark.render
 

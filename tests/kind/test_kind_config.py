@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.kind.conftest import ROOT, run
+from tests.support.repo import ROOT, run
 
 KIND_CONFIG = ROOT / "kind-config.yaml"
 

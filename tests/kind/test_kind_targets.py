@@ -14,8 +14,8 @@ import re
 import pytest
 import yaml
 
-from tests.kind.conftest import ROOT, run
 from tests.kind.stubs import KIND_VERSION, Stubs, make
+from tests.support.repo import ROOT, run
 
 KUBECTL_VERSION = "v1.37.2"
 HELM_VERSION = "v4.1.4"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.kind.conftest import ROOT, run, tool
+from tests.support.repo import ROOT, run, tool
 
 VALUES = ROOT / "deploy" / "kube-prometheus-stack-values.yaml"
 CHART = ROOT / "charts" / "model-service"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kind.conftest import ROOT, run, tool
+from tests.support.repo import ROOT, run, tool
 
 # `make up` in the order a user reads it in the issue: cluster, monitoring, images,
 # operator, a model with plain helm, the example ModelDeployment, wait, what next.

@@ -14,8 +14,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.kind.conftest import ROOT, run
 from tests.kind.stubs import Stubs, host_path_without, make
+from tests.support.repo import ROOT, run
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 

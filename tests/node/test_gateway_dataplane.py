@@ -31,7 +31,6 @@ from devstack.gateway import CONTROLLER, Gateway, running_gateway
 from devstack.node import RealNode
 from devstack.operator_process import DISCARD_URL, OperatorProcess, running_operator
 from devstack.paths import REPO_ROOT
-from tests.node.test_tour import instances
 from tests.support.operator_rig import patch_md, set_model, wait_for, wait_phase
 from tests.support.routes import (
     CANARY_SVC,
@@ -43,6 +42,7 @@ from tests.support.routes import (
     watch,
     weights_in,
 )
+from tests.support.rows import instances
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(600)]
 

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.cluster import Cluster
 from devstack.node_config import HOST_IP
 from devstack.object_store import ObjectStore
 from devstack.operator_process import running_operator
 from devstack.paths import MODELS_ROOT
 from modelops_service.card import read_card
 from tests.support import operator_rig as rig
+from tests.support.s3_fetch import prepare_fetch
 
 pytestmark = pytest.mark.node
 
@@ -40,30 +40,6 @@ def store(node_rig, tmp_path_factory) -> Iterator[ObjectStore]:
 
 def sha(version: str) -> str:
     return read_card(MODELS_ROOT / "wine" / version).sha256
-
-
-def prepare(cluster: Cluster, ns: str, s3: ObjectStore) -> dict:
-    """The Secret (keys) and ConfigMap (the rig's CA) a user would create; the fetch spec."""
-    cluster.apply(
-        [
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "s3-keys", "namespace": ns},
-                "stringData": {
-                    "AWS_ACCESS_KEY_ID": s3.access_key,
-                    "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": "rig-ca", "namespace": ns},
-                "data": {"ca.crt": s3.ca_file.read_text()},
-            },
-        ]
-    )
-    return {"endpoint": s3.endpoint, "credentialsSecret": "s3-keys", "caConfigMap": "rig-ca"}
 
 
 def md(ns: str, version: str, uri: str, digest: str, fetch: dict) -> dict:
@@ -85,7 +61,7 @@ def test_a_failed_fetch_shows_its_class_in_degraded(
     node_rig, restricted, store, tmp_path, uri, digest, failure, code
 ):
     cluster, _ = node_rig
-    fetch = prepare(cluster, restricted, store)
+    fetch = prepare_fetch(cluster, restricted, store)
     with running_operator(cluster, tmp_path) as op:
         cluster.apply(md(restricted, "1", uri, digest or sha("1"), fetch))
         status = rig.wait_phase(cluster, op, restricted, "wine", "Degraded", timeout=240)

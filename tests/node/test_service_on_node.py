@@ -15,17 +15,14 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 import joblib
 import numpy as np
 import pytest
-from sklearn.datasets import load_wine
 
 from devstack.cluster import Cluster
 from devstack.node import RealNode
@@ -34,21 +31,19 @@ from devstack.operator_process import running_operator
 from devstack.paths import MODELS_ROOT, SERVICE_CHART
 from modelops_service.card import read_card
 from tests.support import operator_rig as rig
+from tests.support.node_load import start_load
+from tests.support.rows import in_range_rows
 
 pytestmark = pytest.mark.node
 
 MODEL_DIR = MODELS_ROOT / "wine" / "1"
 ARTIFACT = "/models/wine/1"  # where the image carries it
 RELEASE, FULLNAME = "wine", "wine-model-service"
-LOAD = Path(__file__).with_name("load.py")
 
 
 def rows(n: int = 40) -> np.ndarray:
     """Wine rows inside the training range (the service refuses others)."""
-    card = read_card(MODEL_DIR)
-    data = load_wine().data
-    lo, hi = np.array([f.min for f in card.features]), np.array([f.max for f in card.features])
-    return data[((data >= lo) & (data <= hi)).all(axis=1)][:n]
+    return in_range_rows(MODEL_DIR, "wine")[:n]
 
 
 def instances(batch: np.ndarray) -> list[dict[str, float]]:
@@ -124,9 +119,7 @@ def wait_routed(cluster: Cluster, node: RealNode, ns: str, timeout: float = 60) 
 def load_in_node(node: RealNode, url: str, rate: float = 40) -> Iterator[dict]:
     """tests/node/load.py inside the node's network namespace (so it reaches ClusterIPs
     through kube-proxy's rules); on exit the dict holds its summary."""
-    body = json.dumps(instances(rows()))
-    argv = node.in_netns(sys.executable, LOAD, url, body, "--rate", rate, "--seconds", 300)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    proc = start_load(node, url, instances(rows()), rate, 300)
     summary: dict = {}
     try:
         time.sleep(3)  # some traffic before the change under test

@@ -15,17 +15,13 @@ import contextlib
 import dataclasses
 import json
 import subprocess
-import sys
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from sklearn.datasets import load_diabetes, load_wine
 
 from devstack.cluster import Cluster
 from devstack.images import build_images
@@ -40,16 +36,18 @@ from modelops_operator.metrics import RECONCILES
 from modelops_operator.reasons import Reason, Result
 from modelops_service.card import read_card
 from tests.monitoring import promql
-from tests.node.test_model_uri_on_node import prepare as s3_prepare
-from tests.node.test_service_on_node import LOAD
+from tests.support import node_load
 from tests.support import operator_rig as rig
+from tests.support.rows import instances
+from tests.support.s3_fetch import prepare_fetch
+from tests.support.webhook import Receiver
 
 # The first test's setup starts the node, the monitoring stack and show 1's traffic: minutes
 # on a quiet machine, many more on a loaded one.
 pytestmark = [pytest.mark.node, pytest.mark.timeout(1800)]
 
 NS = "tour"
-MODELS = {"wine": load_wine, "diabetes": load_diabetes}  # a classifier and a regressor
+MODELS = ("wine", "diabetes")  # a classifier and a regressor
 # What the canary analysis reads (operator/modelops_operator/analysis.py): class shares for
 # a classifier, the prediction mean for a regressor, the rest for both.
 ANALYSIS_RULES = (
@@ -114,21 +112,6 @@ def fullname(model: str) -> str:
     return f"{model}-model-service"
 
 
-def instances(model: str, n: int | None = None) -> list[dict[str, float]]:
-    """Rows of the model's data set inside its training range (the service refuses others):
-    all of them by default, so the traffic is shaped like the training data (a few rows sent
-    over and over are a distribution of their own: the first run rolled diabetes 3 back for
-    drift 0.31 on 40 rows)."""
-    card = read_card(MODELS_ROOT / model / "1")
-    data = MODELS[model]().data
-    lo, hi = np.array([f.min for f in card.features]), np.array([f.max for f in card.features])
-    rows = data[((data >= lo) & (data <= hi)).all(axis=1)]
-    # load.py sends them round-robin: in data-set order (wine's is sorted by class) two
-    # periods of the same traffic would see different class mixes.
-    rows = np.random.default_rng(0).permutation(rows)[:n]
-    return [dict(zip(card.feature_names, map(float, r), strict=True)) for r in rows]
-
-
 def install(cluster: Cluster, model: str, ns: str = NS, *args: str) -> None:
     """`helm install` of charts/model-service for version 1 of ``model`` (in the image); the
     caller waits for its rollout (several start side by side)."""
@@ -161,11 +144,7 @@ def start_load(
 ) -> subprocess.Popen:
     """tests/node/load.py inside the node's network namespace, through the Service of
     ``release`` (its ClusterIP), until terminated."""
-    url = service_url(cluster, node, release, ns)
-    argv = node.in_netns(
-        sys.executable, LOAD, url, json.dumps(rows), "--rate", rate, "--seconds", 1800
-    )
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    return node_load.start_load(node, service_url(cluster, node, release, ns), rows, rate, 1800)
 
 
 @contextlib.contextmanager
@@ -405,7 +384,7 @@ def wine_from_s3(cluster: Cluster, s3: ObjectStore) -> None:
     container that fetches passes it too), with the rig's store as its endpoint and the
     Secret and CA ConfigMap its comment tells the user to create."""
     cluster.create_namespace(S3_NS, labels={"pod-security.kubernetes.io/enforce": "restricted"})
-    fetch = s3_prepare(cluster, S3_NS, s3)
+    fetch = prepare_fetch(cluster, S3_NS, s3)
     body = example("wine-from-s3.yaml", S3_NS)
     body["spec"]["model"]["sha256"] = read_card(MODELS_ROOT / "wine" / "1").sha256
     body["spec"]["model"]["fetch"].update(fetch)
@@ -415,32 +394,6 @@ def wine_from_s3(cluster: Cluster, s3: ObjectStore) -> None:
 # --- show 3's scenario: started before the canaries, judged after them ----------------
 
 ALERTS_NS = "tour-alerts"
-
-
-class Receiver:
-    """A webhook receiver on the host end of the node's link (HOST_IP): the operator-managed
-    Alertmanager's pod reaches it through the node, as it would a chat or pager gateway."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict] = []
-        posts = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                posts.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((HOST_IP, 0), Handler)
-        self.url = f"http://{HOST_IP}:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def alerts(self) -> list[dict]:
-        return [a for post in self.posts for a in post["alerts"]]
 
 
 @dataclasses.dataclass
@@ -467,8 +420,10 @@ def drift_alert(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> I
     install(
         cluster, "wine", ALERTS_NS, "--set", "monitoring.prometheusRule.params.featureDriftFor=30s"
     )
-    receiver = Receiver()
-    stack.route_alerts_to(receiver.url)
+    # on the host end of the node's link: the operator-managed Alertmanager's pod reaches it
+    # through the node, as it would a chat or pager gateway
+    receiver = Receiver(HOST_IP)
+    stack.route_alerts_to(f"{receiver.url}/hook")
     rolled_out(cluster, "wine", ALERTS_NS)
     one_row = instances("wine")[:1]
     scenario = DriftAlert(receiver, start_load(cluster, node, "wine", ALERTS_NS, one_row, 10))
@@ -476,7 +431,7 @@ def drift_alert(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> I
         yield scenario
     finally:
         scenario.stop_load()
-        receiver.server.shutdown()
+        receiver.close()
 
 
 # --- show 2: the canaries -----------------------------------------------------------

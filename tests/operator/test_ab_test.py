@@ -16,7 +16,7 @@ from modelops_operator.rollout import (
     route_weight,
 )
 from modelops_operator.workloads import MISSING, WorkloadState
-from tests.operator.conftest import at, ref, stamp
+from tests.support.operator_builders import at, ref, stamp
 
 READY = WorkloadState(exists=True, desired=2, ready=2, updated=2, available=2)
 STABLE_READY = WorkloadState(exists=True, desired=4, ready=4, updated=4, available=4)

@@ -14,7 +14,7 @@ import pytest
 from modelops_operator.applier import CHECKED_APPLY_ATTEMPTS, Applier
 from modelops_operator.applyset import ApplySet, ObjectKey, Owner
 from modelops_operator.kube import ConflictError
-from tests.operator.test_reconcile import CORE_KINDS, FakeKube
+from tests.support.reconciler_fakes import CORE_KINDS, FakeKube
 
 NS = "models"
 KEY = ObjectKey("apps/v1", "Deployment", NS, "wine-model-service")

@@ -11,7 +11,7 @@ from modelops_operator.render import ChartRenderer, RenderError
 from modelops_operator.rollout import Workloads
 from modelops_operator.settings import OperatorSettings
 from modelops_operator.values import chart_values
-from tests.operator.conftest import ref, spec_for
+from tests.support.operator_builders import ref, spec_for
 
 pytestmark = pytest.mark.render
 

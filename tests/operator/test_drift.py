@@ -13,7 +13,7 @@ from modelops_operator.applyset import (
     needs_recheck,
     watch_fingerprint,
 )
-from tests.operator.test_reconcile import MD, NAME, NS, UID, make
+from tests.support.reconciler_fakes import MD, NAME, NS, UID, make
 
 DESIRED = {
     "apiVersion": "apps/v1",

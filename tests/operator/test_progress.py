@@ -16,7 +16,7 @@ from modelops_operator.models import (
     Phase,
 )
 from modelops_operator.progress import Rollback, rollout_figures
-from tests.operator.conftest import T0, at, ref, spec_for, stamp
+from tests.support.operator_builders import T0, at, ref, spec_for, stamp
 
 
 def canary_status(**canary: object) -> ModelDeploymentStatus:

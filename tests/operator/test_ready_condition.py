@@ -13,7 +13,7 @@ from modelops_operator.models import CanaryState, Condition, ModelDeploymentStat
 from modelops_operator.rollout import Observation, advance
 from modelops_operator.selectors import MonitoringReport
 from modelops_operator.workloads import MISSING, WorkloadState
-from tests.operator.conftest import at, ref, spec_for, stamp
+from tests.support.operator_builders import at, ref, spec_for, stamp
 
 READY = WorkloadState(exists=True, desired=4, ready=4, updated=4, available=4)
 CANARY_READY = WorkloadState(exists=True, desired=1, ready=1, updated=1, available=1)

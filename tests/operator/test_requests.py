@@ -19,7 +19,7 @@ from modelops_operator.reasons import Result
 from modelops_operator.requests import ANNOTATION, apply_request, is_new, read_request, record
 from modelops_operator.rollout import Observation, State, advance, derive_state
 from modelops_operator.workloads import MISSING, WorkloadState
-from tests.operator.conftest import at, ref, spec_for, stamp
+from tests.support.operator_builders import at, ref, spec_for, stamp
 
 READY = WorkloadState(exists=True, desired=4, ready=4, updated=4, available=4)
 CANARY = WorkloadState(exists=True, desired=1, ready=1, updated=1, available=1)

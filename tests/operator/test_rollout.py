@@ -35,7 +35,7 @@ from modelops_operator.rollout import (
     stable_serves,
 )
 from modelops_operator.workloads import MISSING, WorkloadState
-from tests.operator.conftest import at, ref, spec_for, stamp
+from tests.support.operator_builders import at, ref, spec_for, stamp
 
 V0, V1, V2, V3 = ref("0"), ref("1"), ref("2"), ref("3")
 READY = WorkloadState(exists=True, desired=2, ready=2, updated=2, available=2)

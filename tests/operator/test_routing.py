@@ -29,7 +29,7 @@ from modelops_operator.routing import (
     weights_of,
 )
 from modelops_operator.workloads import MISSING, WorkloadState, split_routed
-from tests.operator.conftest import at, ref, spec_for, stamp
+from tests.support.operator_builders import at, ref, spec_for, stamp
 
 BACKENDS = Backends("wine-model-service-stable", "wine-model-service-canary", 8080)
 OWNER = "wine"

@@ -20,7 +20,7 @@ from modelops_operator.scaling import (
     total_replicas,
 )
 from modelops_operator.workloads import MISSING, WorkloadState, effective_share
-from tests.operator.conftest import at, ref, spec_for, stamp
+from tests.support.operator_builders import at, ref, spec_for, stamp
 
 STEPS = (10, 25, 50, 100)
 AUTOSCALING = {"minReplicas": 2, "maxReplicas": 10, "targetRequestsPerSecond": 20}

@@ -14,7 +14,7 @@ from modelops_operator.constants import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_TRA
 from modelops_operator.models import FetchSpec, ModelRef
 from modelops_operator.rollout import Workloads
 from modelops_operator.values import chart_values, scrape_timeout, split_image
-from tests.operator.conftest import ref, spec_for
+from tests.support.operator_builders import ref, spec_for
 
 OWNER = Owner("wine", "models", "uid-1")
 # FetchSpec() as the canary's values carry it: every key

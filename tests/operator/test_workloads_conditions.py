@@ -23,7 +23,7 @@ from modelops_operator.workloads import (
     termination_text,
     unreachable_step,
 )
-from tests.operator.conftest import at, ref, spec_for
+from tests.support.operator_builders import at, ref, spec_for
 
 # Replica mode, replicas 1..10 against the default-like steps 10/25/50/100: the stable keeps
 # every replica, the canary gets the most replicas whose share does not exceed the step (at

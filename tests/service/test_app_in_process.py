@@ -9,14 +9,7 @@ import httpx
 
 from modelops_service.app import create_app
 from modelops_service.settings import Settings
-
-
-async def _until_ready(app) -> None:
-    for _ in range(2000):
-        if app.state.service.ready:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("never ready")
+from tests.support.service_waits import until_ready
 
 
 def test_a_model_failure_is_a_500_counted_as_error_and_the_next_request_works(
@@ -28,7 +21,7 @@ def test_a_model_failure_is_a_500_counted_as_error_and_the_next_request_works(
 
     async def scenario() -> None:
         async with app.router.lifespan_context(app):
-            await _until_ready(app)
+            await until_ready(app)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 real_infer = svc.model.infer
@@ -73,7 +66,7 @@ def test_predictions_are_served_under_a_root_path_and_on_both_protocols(
 
     async def scenario() -> list[httpx.Response]:
         async with app.router.lifespan_context(app):
-            await _until_ready(app)
+            await until_ready(app)
             plain = httpx.ASGITransport(app=app)
             prefixed = httpx.ASGITransport(app=app, root_path="/m")
             async with (

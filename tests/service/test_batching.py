@@ -21,8 +21,8 @@ from modelops_service.artifact import Prediction
 from modelops_service.card import read_card
 from modelops_service.predictor import BatchingPredictor, QueueTimeoutError
 from modelops_service.settings import Settings
-from tests.service.test_app_in_process import _until_ready
-from tests.service.test_http_predict import in_range_rows
+from tests.support.rows import in_range_rows
+from tests.support.service_waits import until_ready
 
 POISON = -1.0  # a row whose first value is this makes the fake model raise
 HANG_GUARD = 30.0  # seconds: a lost request fails the test instead of hanging it
@@ -356,7 +356,7 @@ def test_a_request_timed_out_in_the_queue_is_a_503_and_its_neighbours_are_served
 
     async def scenario():
         async with app.router.lifespan_context(app):
-            await _until_ready(app)
+            await until_ready(app)
             real_infer = svc.model.infer
 
             def infer(features):

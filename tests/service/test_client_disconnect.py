@@ -14,7 +14,7 @@ import httpx
 
 from devstack.service_process import ServiceProcess
 from tests.service.metrics_text import scrape
-from tests.service.test_startup import log_lines_until
+from tests.support.service_waits import log_lines_until
 
 HTTP = {"handler": "/v1/predict", "method": "POST", "model": "wine", "version": "1"}
 

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import joblib
 import numpy as np
 import pytest
-from sklearn.datasets import load_diabetes, load_wine
 
 from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
-
-LOADERS = {"wine": load_wine, "diabetes": load_diabetes}
-
-
-def in_range_rows(model_dir: Path, name: str) -> np.ndarray:
-    """Data set rows inside the training range (so the strict service accepts them)."""
-    card = read_card(model_dir)
-    data = LOADERS[name]().data
-    lo = np.array([f.min for f in card.features])
-    hi = np.array([f.max for f in card.features])
-    return data[((data >= lo) & (data <= hi)).all(axis=1)]
+from tests.support.rows import in_range_rows
 
 
 @pytest.fixture(params=["wine", "diabetes"])

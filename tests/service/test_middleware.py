@@ -16,8 +16,7 @@ import httpx
 
 from modelops_service.app import create_app
 from modelops_service.settings import Settings
-
-from .test_app_in_process import _until_ready
+from tests.support.service_waits import until_ready
 
 MODEL = {"model": "wine", "version": "1"}
 HTTP = {"handler": "/v1/predict", "method": "POST", **MODEL}
@@ -57,7 +56,7 @@ def run_cases(model_dir: Path):
 
     async def scenario() -> None:
         async with app.router.lifespan_context(app):
-            await _until_ready(app)
+            await until_ready(app)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 for name, kwargs in cases(row):
@@ -153,7 +152,7 @@ def test_an_unhandled_error_is_a_counted_500_with_the_request_id(
 
     async def scenario() -> tuple[httpx.Response, httpx.Response]:
         async with app.router.lifespan_context(app):
-            await _until_ready(app)
+            await until_ready(app)
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 real_predict = svc.predict

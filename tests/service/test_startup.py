@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import json
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +12,7 @@ import httpx
 from devstack.service_process import ServiceProcess, start_service
 from modelops_service.card import read_card
 from tests.service.metrics_text import scrape
+from tests.support.service_waits import log_lines_until
 
 
 def test_declared_sha256_mismatch_refuses_to_start(model_root: Path, tmp_path: Path) -> None:
@@ -82,17 +81,6 @@ def test_readyz_is_503_before_the_model_is_ready(not_ready: ServiceProcess) -> N
     # uvicorn finishes the shutdown, then re-raises the signal it caught (exit 143 in a pod)
     assert code in (0, -signal.SIGTERM), not_ready.logs()
     assert "Application shutdown complete." in not_ready.logs()
-
-
-def log_lines_until(svc: ServiceProcess, done, timeout: float = 30.0) -> list[dict]:
-    """The parsed log, once ``done(lines)`` holds: a request's line is written after
-    its response is sent, so it can trail the response by a moment."""
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = [json.loads(line) for line in svc.logs().splitlines() if line.strip()]
-        if done(lines) or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
 
 
 def test_one_json_log_line_per_request(wine: ServiceProcess) -> None:

@@ -1,1 +1,2 @@
-"""Helpers shared by test tiers (e.g. service_process: run the real model service)."""
+"""Helpers the test modules share (rigs, builders, fakes, waits, data): a test module
+imports them from here, never from another test module or a conftest.py."""

@@ -1,4 +1,4 @@
-"""A webhook sink on loopback: what Alertmanager's receivers post to in the tests."""
+"""A webhook sink: what Alertmanager's receivers post to in the tests."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    """A webhook sink on loopback standing in for the pager gateway and the chat service."""
+    """A webhook sink standing in for the pager gateway and the chat service: on loopback,
+    or on ``host`` where the Alertmanager runs in a pod (the real node's HOST_IP)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.posts: list[dict] = []
         receiver = self
 
@@ -27,8 +28,8 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def wait_for(self, path: str, text: str, timeout: float = 90.0) -> dict:
@@ -41,6 +42,10 @@ class Receiver:
         raise TimeoutError(
             f"no POST to {path} mentioning {text!r}: {[p['path'] for p in self.posts]}"
         )
+
+    def alerts(self) -> list[dict]:
+        """Every alert of every post (Alertmanager's webhook body)."""
+        return [a for post in self.posts for a in post["body"]["alerts"]]
 
     def close(self) -> None:
         self.server.shutdown()

@@ -1,4 +1,5 @@
-"""Builders shared by the operator's pure tests."""
+"""Builders shared by the operator's pure tests: times from one fixed start, model refs and
+parsed ModelDeployment specs."""
 
 from __future__ import annotations
 

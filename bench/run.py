@@ -35,7 +35,7 @@ from bench.drive import (
     schedule,
     wrk,
 )
-from bench.floor import model_counters, model_ms_per_call, rows_per_call
+from bench.floor import model_counters, model_ms_per_call, ms_per_call_in_service, rows_per_call
 from bench.model import Model, load_model
 from bench.profile import profile_ours
 from bench.report import GOAL_OPEN_LOOP_LOAD, Cell, capacities, label, plot, render_report
@@ -250,7 +250,11 @@ def measure_all(
         before = model_counters(server.metrics_url) if counting and server.metrics_url else None
         result, rss = measure(server.proc.pid, server.predict_url, body, c, args.duration, load_cpu)
         if before is not None and server.metrics_url:
-            result["rows_per_call"] = rows_per_call(before, model_counters(server.metrics_url))
+            after = model_counters(server.metrics_url)
+            result["rows_per_call"] = rows_per_call(before, after)
+            result["model_ms_in_service"] = ms_per_call_in_service(
+                before, after, result["core_share"]
+            )
         cell = cells.setdefault((server.key, n, c), Cell(server.key, n, c))
         cell.reps.append(result)
         cell.rss_mib.extend(rss)

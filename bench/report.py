@@ -372,10 +372,17 @@ def open_loop_table(report: dict) -> list[str]:
     head = "Open-loop tail (issue 21 goal 5)"
     if not found:
         return [f"{head}: not run (--open-loop 0, or its rows not measured closed-loop)"]
+    equal_rate = tails.get("rate")
+    load = (
+        f"{equal_rate:.0f} req/s for every server (equal load, not goal 5's share of each "
+        "capacity: no verdict)"
+        if equal_rate
+        else f"{tails['load']:.0%} of each server's capacity (its best closed-loop req/s in "
+        "this run)"
+    )
     lines = [
-        f"{head}: {tails['rows']}-row requests at {tails['load']:.0%} of each server's capacity "
-        f"(its best closed-loop req/s in this run), a constant arrival rate, latency from each "
-        f"request's due time; {tails['seconds']:g}s per server and rep, "
+        f"{head}: {tails['rows']}-row requests at {load}, a constant arrival rate, latency from "
+        f"each request's due time; {tails['seconds']:g}s per server and rep, "
         f"{tails['connections']} connections, median over reps",
         f"{'server':<20} {'capacity':>9} {'rate':>7} {'answered':>9} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'p99.9 ms':>9} {'cpu ms/req':>10} {'core':>5} {'others':>6} "
@@ -406,6 +413,8 @@ def open_loop_table(report: dict) -> list[str]:
             "('others', the most of any rep): on a shared machine the tails move with them"
         )
     others = [k for k in (*PEERS, "floor") if k in summary]
+    if equal_rate:
+        return lines
     if "ours" not in summary or not others:
         return [*lines, "  not evaluated: needs ours and a peer or the floor"]
     errors = sum(r["error_count"] for r in found["ours"]["reps"])

@@ -274,16 +274,22 @@ def measure_open_loop(
 ) -> dict[str, Any]:
     """Issue 21 goal 5: each server (but the echo, which predicts nothing) at
     ``--open-loop-load`` of its capacity in this run (its best closed-loop req/s at
-    ``--open-loop-rows`` rows), at a constant arrival rate for ``--open-loop`` seconds,
-    servers interleaved and rotated per repetition like the closed-loop cells."""
+    ``--open-loop-rows`` rows), or all at ``--open-loop-rate``, at a constant arrival rate
+    for ``--open-loop`` seconds, servers interleaved and rotated per repetition like the
+    closed-loop cells."""
     n = args.open_loop_rows
     settings = {"seconds": args.open_loop, "load": args.open_loop_load, "rows": n}
+    settings["rate"] = args.open_loop_rate  # None: each at its share of its capacity
     settings["connections"] = args.open_loop_connections
     subjects = [s for s in servers if s.key != "echo"]
     if args.open_loop <= 0 or n not in next(iter(bodies.values()), {}) or not subjects:
         return {**settings, "servers": {}}
     found: dict[str, Any] = {
-        key: {"capacity_rps": rps, "rate": rps * args.open_loop_load, "reps": []}
+        key: {
+            "capacity_rps": rps,
+            "rate": args.open_loop_rate or rps * args.open_loop_load,
+            "reps": [],
+        }
         for key, rps in capacities(cells, [s.key for s in subjects], n).items()
     }
     total = args.reps * len(subjects)
@@ -384,6 +390,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=GOAL_OPEN_LOOP_LOAD,
         help="the open loop's rate, as a share of each server's capacity in this run "
         f"(issue 21 goal 5: {GOAL_OPEN_LOOP_LOAD:g})",
+    )
+    parser.add_argument(
+        "--open-loop-rate",
+        type=float,
+        help="one arrival rate (req/s) for every server instead of --open-loop-load: the "
+        "tails at equal load (no goal 5 verdict: that goal is at a share of each capacity)",
     )
     parser.add_argument(
         "--open-loop-rows", type=int, default=1, help="rows per open-loop request (1)"

@@ -335,6 +335,15 @@ def test_the_open_loop_table_says_when_other_processes_took_the_servers_core() -
     assert lines[-2].startswith("  [PASS] p99")
 
 
+def test_at_one_rate_for_every_server_the_tails_are_shown_without_a_verdict() -> None:
+    equal = tails(4.9, 11.9)
+    equal["open_loop"]["rate"] = 500.0
+    lines = open_loop_table(equal)
+    assert "at 500 req/s for every server (equal load" in lines[0]
+    assert not any("[PASS]" in line or "[FAIL]" in line for line in lines)
+    assert any(line.startswith("modelops (ours)") for line in lines)
+
+
 def test_goal_five_is_not_evaluated_when_the_open_loop_did_not_run() -> None:
     assert open_loop_table(report([row("ours", 1, 900, 4.0)]))[0].endswith(
         "not run (--open-loop 0, or its rows not measured closed-loop)"

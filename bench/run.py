@@ -35,7 +35,7 @@ from bench.drive import (
     schedule,
     wrk,
 )
-from bench.floor import model_counters, model_ms_per_call, rows_per_call
+from bench.floor import model_counters, model_ms_per_call, ms_per_call_in_service, rows_per_call
 from bench.model import Model, load_model
 from bench.profile import profile_ours
 from bench.report import GOAL_OPEN_LOOP_LOAD, Cell, capacities, label, plot, render_report
@@ -250,7 +250,11 @@ def measure_all(
         before = model_counters(server.metrics_url) if counting and server.metrics_url else None
         result, rss = measure(server.proc.pid, server.predict_url, body, c, args.duration, load_cpu)
         if before is not None and server.metrics_url:
-            result["rows_per_call"] = rows_per_call(before, model_counters(server.metrics_url))
+            after = model_counters(server.metrics_url)
+            result["rows_per_call"] = rows_per_call(before, after)
+            result["model_ms_in_service"] = ms_per_call_in_service(
+                before, after, result["core_share"]
+            )
         cell = cells.setdefault((server.key, n, c), Cell(server.key, n, c))
         cell.reps.append(result)
         cell.rss_mib.extend(rss)
@@ -270,16 +274,22 @@ def measure_open_loop(
 ) -> dict[str, Any]:
     """Issue 21 goal 5: each server (but the echo, which predicts nothing) at
     ``--open-loop-load`` of its capacity in this run (its best closed-loop req/s at
-    ``--open-loop-rows`` rows), at a constant arrival rate for ``--open-loop`` seconds,
-    servers interleaved and rotated per repetition like the closed-loop cells."""
+    ``--open-loop-rows`` rows), or all at ``--open-loop-rate``, at a constant arrival rate
+    for ``--open-loop`` seconds, servers interleaved and rotated per repetition like the
+    closed-loop cells."""
     n = args.open_loop_rows
     settings = {"seconds": args.open_loop, "load": args.open_loop_load, "rows": n}
+    settings["rate"] = args.open_loop_rate  # None: each at its share of its capacity
     settings["connections"] = args.open_loop_connections
     subjects = [s for s in servers if s.key != "echo"]
     if args.open_loop <= 0 or n not in next(iter(bodies.values()), {}) or not subjects:
         return {**settings, "servers": {}}
     found: dict[str, Any] = {
-        key: {"capacity_rps": rps, "rate": rps * args.open_loop_load, "reps": []}
+        key: {
+            "capacity_rps": rps,
+            "rate": args.open_loop_rate or rps * args.open_loop_load,
+            "reps": [],
+        }
         for key, rps in capacities(cells, [s.key for s in subjects], n).items()
     }
     total = args.reps * len(subjects)
@@ -380,6 +390,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=GOAL_OPEN_LOOP_LOAD,
         help="the open loop's rate, as a share of each server's capacity in this run "
         f"(issue 21 goal 5: {GOAL_OPEN_LOOP_LOAD:g})",
+    )
+    parser.add_argument(
+        "--open-loop-rate",
+        type=float,
+        help="one arrival rate (req/s) for every server instead of --open-loop-load: the "
+        "tails at equal load (no goal 5 verdict: that goal is at a share of each capacity)",
     )
     parser.add_argument(
         "--open-loop-rows", type=int, default=1, help="rows per open-loop request (1)"

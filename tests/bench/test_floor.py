@@ -10,14 +10,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.floor import floor_ms, model_ms_per_call, rows_per_call
+from bench.floor import (
+    ModelCounters,
+    floor_ms,
+    model_ms_per_call,
+    ms_per_call_in_service,
+    rows_per_call,
+)
 from bench.servers import BENCH
 from devstack.service_process import demo_model_dir
 
 
 def test_rows_per_call_is_the_rows_over_the_calls_between_two_scrapes() -> None:
-    assert rows_per_call((100.0, 10.0), (260.0, 20.0)) == 16.0
-    assert rows_per_call((100.0, 10.0), (100.0, 10.0)) is None  # no call in between
+    before = ModelCounters(rows=100.0, calls=10.0, seconds=1.0)
+    assert rows_per_call(before, ModelCounters(260.0, 20.0, 1.5)) == 16.0
+    assert rows_per_call(before, before) is None  # no call in between
+
+
+def test_a_call_in_the_service_is_its_timed_share_scaled_by_the_core_it_got() -> None:
+    before = ModelCounters(rows=100.0, calls=10.0, seconds=1.0)
+    after = ModelCounters(rows=260.0, calls=20.0, seconds=1.008)
+    assert ms_per_call_in_service(before, after, core_share=1.0) == pytest.approx(0.8)
+    assert ms_per_call_in_service(before, after, core_share=0.5) == pytest.approx(0.4)
+    # a share above one core (a measurement's rounding) never inflates the call
+    assert ms_per_call_in_service(before, after, core_share=1.02) == pytest.approx(0.8)
+    assert ms_per_call_in_service(before, before, core_share=1.0) is None
 
 
 def test_the_floor_is_the_echo_plus_the_request_share_of_a_model_call() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from modelops_service.card import ModelCard, read_card
+from modelops_service.trees import MAX_ROWS, UnverifiedInternalsError, flatten, probe_rows
 
 
 class ArtifactRejectedError(Exception):
@@ -73,24 +74,64 @@ class LoadedModel:
         self.estimator = estimator
         self.is_classifier = card.task == "classification"
         self.classes = np.asarray(getattr(estimator, "classes_", []))  # empty: a regressor
+        # HistGradientBoosting: small batches walk the flattened trees (trees.py), which
+        # must answer what scikit-learn answers before anything is served.
+        self.trees = flatten(estimator)
+        if self.trees is not None:
+            self._check_trees()
 
     def infer(self, features: np.ndarray) -> Prediction:
         """Predict a (n, n_features) float64 array: one model call, n rows."""
+        if self.trees is not None and 0 < len(features) <= MAX_ROWS:
+            return self._from_raw(self.trees.raw_predict(features))
         est = self.estimator
         if self.is_classifier:
             # C order: HistGradientBoosting hands back a transposed (Fortran-order) array
             proba = np.ascontiguousarray(est.predict_proba(features))  # type: ignore[attr-defined]
-            # argmax over probabilities is exactly how HistGradientBoosting (and most
-            # sklearn classifiers) pick the class, so one call gives both outputs.
-            index = np.argmax(proba, axis=1)
-            return Prediction(
-                predictions=self.classes[index],
-                probabilities=proba,
-                confidence=proba[np.arange(len(index)), index],
-                signal=index.astype(np.float64),
+            # argmax over probabilities is exactly how most sklearn classifiers pick the
+            # class, so one call gives both outputs.
+            return self._classified(proba, np.argmax(proba, axis=1))
+        return _regressed(est.predict(features))  # type: ignore[attr-defined]
+
+    def _check_trees(self) -> None:
+        """Raise UnverifiedInternalsError unless the flattened trees answer the probe rows
+        exactly as scikit-learn's public predict and predict_proba do."""
+        assert self.trees is not None
+        rows = probe_rows(self.trees, 64, seed=0)
+        ours, est = self.infer(rows), self.estimator
+        same = np.array_equal(ours.predictions, est.predict(rows))  # type: ignore[attr-defined]
+        if ours.probabilities is not None:
+            expected = est.predict_proba(rows)  # type: ignore[attr-defined]
+            same = same and np.array_equal(ours.probabilities, expected)
+        if not same:
+            raise UnverifiedInternalsError(
+                f"the flattened trees of {self.card.name}/{self.card.version} do not answer "
+                "what scikit-learn answers: its internals changed (modelops_service/trees.py)"
             )
-        values = np.asarray(est.predict(features), dtype=np.float64)  # type: ignore[attr-defined]
-        return Prediction(predictions=values, probabilities=None, confidence=None, signal=values)
+
+    def _from_raw(self, raw: np.ndarray) -> Prediction:
+        """HistGradientBoosting's outputs from its raw predictions, as its own
+        ``predict_proba`` and ``predict`` make them."""
+        loss = self.estimator._loss  # type: ignore[attr-defined]
+        if not self.is_classifier:
+            return _regressed(loss.link.inverse(raw.ravel()))
+        proba = np.ascontiguousarray(loss.predict_proba(raw))
+        # predict's rule: "> 0" for one tree per iteration (binary), argmax otherwise
+        index = (raw.ravel() > 0).astype(np.intp) if raw.shape[1] == 1 else np.argmax(raw, axis=1)
+        return self._classified(proba, index)
+
+    def _classified(self, proba: np.ndarray, index: np.ndarray) -> Prediction:
+        return Prediction(
+            predictions=self.classes[index],
+            probabilities=proba,
+            confidence=proba[np.arange(len(index)), index],
+            signal=index.astype(np.float64),
+        )
+
+
+def _regressed(values: np.ndarray) -> Prediction:
+    values = np.asarray(values, dtype=np.float64)
+    return Prediction(predictions=values, probabilities=None, confidence=None, signal=values)
 
 
 def load_model(model_dir: Path, expected: str | None) -> LoadedModel:

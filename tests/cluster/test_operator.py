@@ -551,7 +551,8 @@ def test_biased_canary_is_rolled_back_on_the_prediction_shift(
 def test_slower_canary_is_rolled_back_on_the_latency_ratio_under_the_absolute_threshold(
     cluster, operator, namespace, canary_rig
 ):
-    # v4: v1's predictions from 50 times the trees, tens of ms a call instead of about one
+    # v4: v1 bagged (50 copies on bootstrap samples, called in turn): about v1's
+    # predictions, tens of ms a call instead of well under one, with trees.py or without
     rig = canary_rig("diabetes", canary_version="4")
     rollout = canary_rollout(rig.prometheus.url, maxDriftScore=0.5, maxLatencyP95Seconds=0.5)
     cluster.apply(md_body("diabetes", namespace, model="diabetes", rollout=rollout))

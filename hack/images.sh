@@ -142,9 +142,10 @@ local_helm() {
     local t=$SECONDS tmp
     tmp=$(mktemp -d)
     say "helm $HELM_VERSION for $TARGET_OS/$TARGET_ARCH: go install from the Go module proxy (minutes cold)"
-    # GOPATH only chooses where the binary lands (bin/ or bin/<os>_<arch>/ when cross-compiled).
+    # GOPATH only chooses where the binary lands (bin/ or bin/<os>_<arch>/ when cross-compiled);
+    # GOFLAGS are hack/install-tools.sh's, so the standard library's packages come from its cache.
     GOPATH=$tmp GOMODCACHE=$(go env GOMODCACHE) GOOS=$TARGET_OS GOARCH=$TARGET_ARCH CGO_ENABLED=0 \
-      GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go install -trimpath \
+      GOTOOLCHAIN=local GOFLAGS="-buildvcs=false -trimpath -gcflags=all=-dwarf=false" go install \
       -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
       "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" 2>&1 |
       awk '/^go: downloading / { if (n++ % 40 == 0) printf "   ... downloading Go modules (%d)\n", n; next } { print }'

@@ -119,19 +119,20 @@ def _regressor_metrics(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> di
     }
 
 
+def _spec(name: str, data: Any, x_train: np.ndarray, x_test: np.ndarray, part: str) -> DatasetSpec:
+    """What a demo model was trained on: data set ``name``, the rows of ``x_train``."""
+    return DatasetSpec(
+        name=name, rows=len(data.data), train_rows=len(x_train), test_rows=len(x_test), slice=part
+    )
+
+
 def _wine_v1(rounds: int = 30) -> tuple[object, DatasetSpec, np.ndarray, dict[str, float]]:
     data, x_train, x_test, y_train, y_test = _wine_data()
     # 30 rounds x 3 classes = 90 trees: as accurate as the default 100 rounds on this data,
     # and a third of the cost per call (each tree costs a fixed few microseconds).
     model = HistGradientBoostingClassifier(max_iter=rounds, learning_rate=0.3, random_state=SEED)
     model.fit(x_train, y_train)
-    spec = DatasetSpec(
-        name="sklearn.datasets.load_wine",
-        rows=len(data.data),
-        train_rows=len(x_train),
-        test_rows=len(x_test),
-        slice="all training rows",
-    )
+    spec = _spec("sklearn.datasets.load_wine", data, x_train, x_test, "all training rows")
     return model, spec, x_train, _classifier_metrics(model, x_test, y_test)
 
 
@@ -144,12 +145,12 @@ def _wine_v2():
         max_iter=10, max_depth=2, learning_rate=0.1, random_state=SEED
     )
     model.fit(x_train[keep], y_train[keep])
-    spec = DatasetSpec(
-        name="sklearn.datasets.load_wine",
-        rows=len(data.data),
-        train_rows=int(keep.sum()),
-        test_rows=len(x_test),
-        slice=f"training rows with alcohol <= {cut:g} (the median)",
+    spec = _spec(
+        "sklearn.datasets.load_wine",
+        data,
+        x_train[keep],
+        x_test,
+        f"training rows with alcohol <= {cut:g} (the median)",
     )
     return model, spec, x_train[keep], _classifier_metrics(model, x_test, y_test)
 
@@ -164,13 +165,7 @@ def _diabetes_v1(rounds: int = 100) -> tuple[object, DatasetSpec, np.ndarray, di
     data, x_train, x_test, y_train, y_test = _diabetes_data()
     model = _diabetes_regressor(rounds)
     model.fit(x_train, y_train)
-    spec = DatasetSpec(
-        name="sklearn.datasets.load_diabetes",
-        rows=len(data.data),
-        train_rows=len(x_train),
-        test_rows=len(x_test),
-        slice="all training rows",
-    )
+    spec = _spec("sklearn.datasets.load_diabetes", data, x_train, x_test, "all training rows")
     return model, spec, x_train, _regressor_metrics(model, x_test, y_test)
 
 
@@ -179,12 +174,12 @@ def _diabetes_v4(members: int = 50) -> tuple[object, DatasetSpec, np.ndarray, di
     # Slow for a reason trees.py does not remove: scikit-learn calls every member in turn.
     model = BaggingRegressor(_diabetes_regressor(), n_estimators=members, random_state=SEED)
     model.fit(x_train, y_train)
-    spec = DatasetSpec(
-        name="sklearn.datasets.load_diabetes",
-        rows=len(data.data),
-        train_rows=len(x_train),
-        test_rows=len(x_test),
-        slice=f"all training rows, {members} bootstrap samples of them",
+    spec = _spec(
+        "sklearn.datasets.load_diabetes",
+        data,
+        x_train,
+        x_test,
+        f"all training rows, {members} bootstrap samples of them",
     )
     return model, spec, x_train, _regressor_metrics(model, x_test, y_test)
 
@@ -193,12 +188,12 @@ def _diabetes_v2():
     data, x_train, x_test, y_train, y_test = _diabetes_data()
     model = _diabetes_regressor()
     model.fit(x_train, y_train * 1.2)
-    spec = DatasetSpec(
-        name="sklearn.datasets.load_diabetes",
-        rows=len(data.data),
-        train_rows=len(x_train),
-        test_rows=len(x_test),
-        slice="all training rows, targets inflated by 20% (deliberately biased)",
+    spec = _spec(
+        "sklearn.datasets.load_diabetes",
+        data,
+        x_train,
+        x_test,
+        "all training rows, targets inflated by 20% (deliberately biased)",
     )
     return model, spec, x_train, _regressor_metrics(model, x_test, y_test)
 

@@ -93,7 +93,13 @@ def model_ms_per_call(model_dir: Path, rows: np.ndarray, batch: int, calls: int 
     return statistics.median(samples) * 1000
 
 
+def model_share_ms(model_ms_call: float, rows: int, per_call: float) -> float:
+    """A request of ``rows`` rows' share of a model call that answered ``per_call`` rows (a
+    request larger than the batches counted is a call of its own, at least)."""
+    return model_ms_call * rows / max(per_call, rows)
+
+
 def floor_ms(echo_ms: float, model_ms_call: float, rows: int, per_call: float) -> float:
     """The floor of one request of ``rows`` rows: the echo's CPU per request plus its share
     of a model call that answered ``per_call`` rows."""
-    return echo_ms + model_ms_call * rows / max(per_call, rows)
+    return echo_ms + model_share_ms(model_ms_call, rows, per_call)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.floor import GOAL_FLOOR_RATIO, floor_ms
+from bench.floor import GOAL_FLOOR_RATIO, floor_ms, model_share_ms
 from bench.servers import ALL_SERVERS, BENCH, CACHE, PEERS, WORKERS_VARIANT
 
 LABELS = {
@@ -319,7 +319,7 @@ def workers_verdicts(report: dict) -> list[str]:
         call_ms = costs.get(str(round(per_call))) if per_call else None
         if call_ms is None or not cell.get("cpu_ms_per_req"):
             return "-"
-        return f"{cell['cpu_ms_per_req'] - call_ms * rows / max(per_call, rows):.3f}"
+        return f"{cell['cpu_ms_per_req'] - model_share_ms(call_ms, rows, per_call):.3f}"
 
     for n in report["settings"]["rows"]:
         one, two = idx.get(("ours", n, c)), idx.get((key, n, c))

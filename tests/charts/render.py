@@ -1,7 +1,7 @@
 """Render the charts with the real helm and read the result as YAML (the render tier).
 
-Tools come from the repo's .cache/bin (make tools) first, then PATH; a missing tool is
-an install bug, so it fails loudly instead of skipping. Helm 3 joins the run when
+Tools come from tests.support.repo.tool: a missing tool is an install bug, so it fails
+loudly instead of skipping. Helm 3 joins the run when
 hack/versions.env pins HELM3_VERSION (the install step then puts `helm3` in .cache/bin),
 or when a `helm3` is in .cache/bin.
 """
@@ -20,34 +20,13 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.paths import TOOLS_BIN, versions
+from tests.support.repo import ROOT, tool
+
 CHARTS = ROOT / "charts"
 SERVICE = CHARTS / "model-service"
 OPERATOR = CHARTS / "model-operator"
-CACHE_BIN = ROOT / ".cache" / "bin"
 MONITORING_API = "monitoring.coreos.com/v1"
-
-
-def tool(name: str) -> str:
-    """Absolute path of a test tool; fails (never skips) when it is not installed."""
-    candidate = CACHE_BIN / name
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which(name)
-    if not found:
-        raise AssertionError(f"{name} is not installed: run `make tools` (hack/install-tools.sh)")
-    return found
-
-
-def pinned_versions() -> dict[str, str]:
-    env = ROOT / "hack" / "versions.env"
-    pins: dict[str, str] = {}
-    if env.is_file():
-        for line in env.read_text().splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                key, _, value = line.partition("=")
-                pins[key.strip()] = value.strip()
-    return pins
 
 
 def helm_binaries() -> list[str]:
@@ -57,7 +36,7 @@ def helm_binaries() -> list[str]:
     installed) or when a helm3 sits in .cache/bin anyway.
     """
     names = ["helm"]
-    if pinned_versions().get("HELM3_VERSION") or (CACHE_BIN / "helm3").exists():
+    if versions().get("HELM3_VERSION") or (TOOLS_BIN / "helm3").exists():
         names.append("helm3")
     return names
 

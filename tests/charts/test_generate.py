@@ -20,8 +20,8 @@ import yaml
 from alerts import render as rules
 from dashboards import generate as dashboards
 from modelops_service import recording_rules
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICE = ROOT / "charts" / "model-service"
 OPERATOR = ROOT / "charts" / "model-operator"
 

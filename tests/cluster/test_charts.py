@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from devstack.cluster import Cluster
-from tests.charts.render import OPERATOR, SERVICE, helm_binaries, tool
+from tests.charts.render import OPERATOR, SERVICE, helm_binaries
+from tests.support.repo import tool
 
 pytestmark = pytest.mark.cluster
 

@@ -38,14 +38,14 @@ from tests.support.operator_rig import (
     wait_phase,
     wait_reconciles,
 )
+from tests.support.repo import ROOT
 from tests.support.webhook import Receiver
 
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[2]
 PLUGIN = Path(sys.executable).parent / "kubectl-modelops"
-OPERATOR_RULES = REPO / "alerts" / "operator.rules.yaml"
-OPERATOR_CHART = REPO / "charts" / "model-operator"
+OPERATOR_RULES = ROOT / "alerts" / "operator.rules.yaml"
+OPERATOR_CHART = ROOT / "charts" / "model-operator"
 NOWHERE = "http://127.0.0.1:1"  # a Prometheus that never answers: the canary is held
 
 

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from devstack.images import Images, run_docker
-from tests.charts.render import SERVICE, helm, pinned_versions, template_args
+from devstack.paths import versions
+from tests.charts.render import SERVICE, helm, template_args
 from tests.support.image_checks import BYTECODE_CHECK, RESTRICTED
 
 pytestmark = pytest.mark.images
@@ -33,8 +34,7 @@ def test_helm_is_the_pinned_release_for_the_image_architecture(images: Images) -
     read_elf = "import sys; print(open('/usr/local/bin/helm', 'rb').read(20)[18])"
 
     assert (
-        in_operator(images, "version", "--template", "{{.Version}}")
-        == (pinned_versions()["HELM_VERSION"])
+        in_operator(images, "version", "--template", "{{.Version}}") == (versions()["HELM_VERSION"])
     )
     machine = in_operator(images, "-c", read_elf, entrypoint="python").strip()
     assert int(machine) == ELF_MACHINE[arch.stdout.strip()]

@@ -24,12 +24,12 @@ import yaml
 
 from modelops_operator import metrics as operator_metrics
 from modelops_service import catalog
+from tests.support.repo import ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 GO_SOURCE = Path(__file__).resolve().parent / "promqlnames"
-RULES_FILE = REPO_ROOT / "alerts" / "modelops.rules.yaml"
+RULES_FILE = ROOT / "alerts" / "modelops.rules.yaml"
 # The one committed copy of the dashboards (written by `make generate`).
-DASHBOARDS_DIR = REPO_ROOT / "charts" / "model-service" / "files" / "dashboards"
+DASHBOARDS_DIR = ROOT / "charts" / "model-service" / "files" / "dashboards"
 
 # What a Grafana variable expands to when a query is parsed or run outside Grafana.
 GRAFANA_DEFAULTS = {
@@ -61,7 +61,7 @@ def promql_names_binary() -> Path:
     digest = hashlib.sha256()
     for name in ("main.go", "go.mod", "go.sum"):
         digest.update((GO_SOURCE / name).read_bytes())
-    out_dir = REPO_ROOT / ".cache" / "promql-names" / digest.hexdigest()[:16]
+    out_dir = ROOT / ".cache" / "promql-names" / digest.hexdigest()[:16]
     binary = out_dir / "promql-names"
     if binary.is_file():
         return binary
@@ -108,7 +108,7 @@ def analyse(exprs: Iterable[str]) -> list[Analysis]:
 
 def rule_queries(path: Path = RULES_FILE) -> list[Query]:
     doc = yaml.safe_load(path.read_text())
-    source = str(path.relative_to(REPO_ROOT))
+    source = str(path.relative_to(ROOT))
     return [
         Query(source, rule.get("alert") or rule["record"], rule["expr"])
         for group in doc["groups"]
@@ -135,7 +135,7 @@ def dashboard_queries(directory: Path = DASHBOARDS_DIR) -> list[Query]:
     queries = []
     for path in sorted(directory.glob("*.json")):
         board = json.loads(path.read_text())
-        source = str(path.relative_to(REPO_ROOT))
+        source = str(path.relative_to(ROOT))
         for panel in _panels(board.get("panels", [])):
             for t in panel.get("targets", []):
                 if t.get("expr"):

@@ -13,8 +13,8 @@ import yaml
 
 from alerts import render
 from modelops_service import recording_rules
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"
 AM_EXAMPLE = ALERTS / "alertmanager" / "alertmanager.yaml"
 

@@ -20,8 +20,8 @@ from modelops_operator.routing import (
     route_rules,
     weights_of,
 )
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CRD = yaml.safe_load((ROOT / "manifests/crd/modeldeployments.modelops.io.yaml").read_text())
 EXAMPLES = sorted((ROOT / "manifests/examples").glob("*.yaml"))
 SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]

@@ -6,11 +6,10 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from pathlib import Path
 
 from modelops_service import recording_rules as rr
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "service" / "modelops_service" / "recording_rules.py"
 
 

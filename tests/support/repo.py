@@ -1,24 +1,18 @@
-"""The repository as the kind-path tests see it: its root, the tools it installs, a command
-run from its root."""
+"""The repository as the tests see it: its root, the tools it installs, a command run from
+its root. The facts themselves live in devstack.paths, the dev stack's one home for them."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.paths import REPO_ROOT as ROOT
+from devstack.paths import find_tool
 
 
 def tool(name: str) -> str:
-    """A tool from the repo's .cache/bin (make tools) or .venv/bin first, then PATH."""
-    for candidate in (ROOT / ".cache" / "bin" / name, Path(sys.executable).parent / name):
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which(name)
-    assert found, f"{name} is missing: make tools / make venv install it"
-    return found
+    """A tool from the repo's .cache/bin (make tools), its .venv/bin, then PATH; a missing
+    tool fails the test (DevstackError: an install step not run, never a reason to skip)."""
+    return str(find_tool(name))
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess[str]:

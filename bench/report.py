@@ -245,7 +245,7 @@ def floor_table(report: dict) -> list[str]:
         alone = costs.get(str(round(per_call))) if per_call else None
         in_ours = ours.get("model_ms_in_service")
         ours_ms, echo_ms = ours.get("cpu_ms_per_req"), echo.get("cpu_ms_per_req")
-        call_ms = in_ours if in_ours is not None else alone
+        call_ms = model_call_ms(ours, costs)
         if per_call is None or call_ms is None or not ours_ms or not echo_ms:
             continue
         floor = floor_ms(echo_ms, call_ms, n, per_call)
@@ -262,6 +262,16 @@ def floor_table(report: dict) -> list[str]:
     if not rows_out:
         return [lines[0], "  not evaluated: needs ours (with /metrics) and the echo server"]
     return lines + rows_out
+
+
+def model_call_ms(cell: dict, costs: dict) -> float | None:
+    """The model call's cost for a cell of ours: as ours timed it in the run (its own
+    histogram), else a call of its batch size timed alone (a report from before ours
+    reported its calls)."""
+    if cell.get("model_ms_in_service") is not None:
+        return cell["model_ms_in_service"]
+    per_call = cell.get("rows_per_call")
+    return costs.get(str(round(per_call))) if per_call else None
 
 
 def fmt(value: float | None, width: int) -> str:
@@ -303,7 +313,7 @@ def workers_verdicts(report: dict) -> list[str]:
 
     Each worker batches only the requests it got, so two workers make more model calls
     of fewer rows; the line also shows rows per call and the CPU per request without the
-    model's share (bench/floor.py's model cost at each one's batch), which tells that
+    model's share (the call as each timed it, bench/floor.py), which tells that
     dilution apart from the cost of the processes and their shared metric files."""
     idx = index(report)
     costs = report.get("model_ms_per_call") or {}
@@ -316,8 +326,8 @@ def workers_verdicts(report: dict) -> list[str]:
 
     def without_model(cell: dict, rows: int) -> str:
         per_call = cell.get("rows_per_call")
-        call_ms = costs.get(str(round(per_call))) if per_call else None
-        if call_ms is None or not cell.get("cpu_ms_per_req"):
+        call_ms = model_call_ms(cell, costs)
+        if per_call is None or call_ms is None or not cell.get("cpu_ms_per_req"):
             return "-"
         return f"{cell['cpu_ms_per_req'] - model_share_ms(call_ms, rows, per_call):.3f}"
 

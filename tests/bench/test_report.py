@@ -278,6 +278,15 @@ def test_goal_four_passes_within_the_cpu_ratio_of_one_worker() -> None:
     )
 
 
+def test_goal_four_takes_the_model_share_from_the_calls_as_each_server_timed_them() -> None:
+    timed = workers(1.0, GOAL_WORKERS_CPU_RATIO)
+    for cell, call_ms in zip(timed["results"], (3.0, 2.0), strict=True):
+        cell["model_ms_in_service"] = call_ms  # the calls timed alone: 2.0 and 1.5 ms
+
+    # 3.0 ms / 10 rows, 2.0 ms / 5 rows
+    assert workers_verdicts(timed)[1].endswith("without the model 0.750 ms against 0.700 ms")
+
+
 def test_goal_four_fails_beyond_the_ratio_and_is_not_evaluated_without_two_workers() -> None:
     assert "[FAIL]" in workers_verdicts(workers(1.0, 1.16))[1]
     single = report([row("ours", 1, 900, 4.0, reps=[rep(900, 1000, 4000)])])

@@ -290,7 +290,7 @@ BENCH_ARGS ?=
 
 .PHONY: bench-setup
 bench-setup: ## Install wrk and the peers' pinned venvs (MLServer, KServe) into .cache/bench/.
-	bench/setup.sh
+	@UV=$$(UV_VERSION=$(UV_VERSION) hack/bootstrap-uv.sh $(UV_DIR)) bench/setup.sh
 
 .PHONY: bench
 bench: venv bench-setup ## Benchmark the service vs MLServer, KServe, a bare FastAPI floor (BENCH_ARGS=--help).

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON_VERSION="${PYTHON_VERSION:-3.11}"
 CACHE_DIR="${CACHE_DIR:-.cache/bench}"
+UV="${UV:-uv}" # make bench-setup passes the uv that `make venv` uses (hack/bootstrap-uv.sh)
 
 if ! command -v wrk >/dev/null; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
@@ -44,8 +45,8 @@ for peer in mlserver kserve report; do
     continue
   fi
   echo ">> creating $venv from $req"
-  uv venv --quiet --allow-existing --python "$PYTHON_VERSION" "$venv"
-  uv pip install --quiet --python "$venv/bin/python" -r "$req"
+  "$UV" venv --quiet --allow-existing --python "$PYTHON_VERSION" "$venv"
+  "$UV" pip install --quiet --python "$venv/bin/python" -r "$req"
   echo "$sum" >"$venv/.installed"
 done
 echo ">> bench tools ready: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), venvs in $CACHE_DIR"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.charts.render import helm_binaries
+from tests.support.charts import helm_binaries
 
 
 @pytest.fixture(params=helm_binaries())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.charts.render import SERVICE, chart_copy, find, render
+from tests.support.charts import SERVICE, chart_copy, find, render
 
 pytestmark = pytest.mark.render
 

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from modelops_service.settings import Settings
-from tests.charts.render import ROOT, SERVICE, one, render
+from tests.support.charts import ROOT, SERVICE, one, render
 
 pytestmark = pytest.mark.render
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.charts.render import SERVICE, ci_values, render
+from tests.support.charts import SERVICE, ci_values, render
 
 pytestmark = pytest.mark.render
 

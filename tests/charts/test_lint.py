@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.charts.render import OPERATOR, SERVICE, ci_values, helm
+from tests.support.charts import OPERATOR, SERVICE, ci_values, helm
 
 pytestmark = pytest.mark.render
 

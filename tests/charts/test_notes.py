@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.charts.render import SERVICE, helm
+from tests.support.charts import SERVICE, helm
 
 pytestmark = pytest.mark.render
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.charts.render import OPERATOR, SERVICE, find, render
+from tests.support.charts import OPERATOR, SERVICE, find, render
 
 pytestmark = pytest.mark.render
 

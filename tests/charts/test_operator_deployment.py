@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.charts.render import OPERATOR, one, render, selects
+from tests.support.charts import OPERATOR, one, render, selects
 
 pytestmark = pytest.mark.render
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from alerts import render as rules
-from tests.charts.render import OPERATOR, find, one, render
+from tests.support.charts import OPERATOR, find, one, render
 
 pytestmark = pytest.mark.render
 

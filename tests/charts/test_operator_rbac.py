@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.charts.render import OPERATOR, ROOT, find, render
+from tests.support.charts import OPERATOR, ROOT, find, render
 
 pytestmark = pytest.mark.render
 

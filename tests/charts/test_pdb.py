@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.charts.render import SERVICE, find, one, render, selects
+from tests.support.charts import SERVICE, find, one, render, selects
 
 pytestmark = pytest.mark.render
 

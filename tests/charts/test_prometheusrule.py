@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.charts.render import SERVICE, chart_copy, find, one, render, run
+from tests.support.charts import SERVICE, chart_copy, find, one, render, run
 from tests.support.repo import tool
 
 pytestmark = pytest.mark.render

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelops_service import recording_rules
-from tests.charts.render import SERVICE, find, one, render
+from tests.support.charts import SERVICE, find, one, render
 
 pytestmark = pytest.mark.render
 

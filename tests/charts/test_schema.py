@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.charts.render import OPERATOR, SERVICE, ci_values, template
+from tests.support.charts import OPERATOR, SERVICE, ci_values, template
 
 pytestmark = pytest.mark.render
 

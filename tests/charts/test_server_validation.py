@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devstack.cluster import Cluster
-from tests.charts.render import MONITORING_API, OPERATOR, SERVICE, ci_values, template
+from tests.support.charts import MONITORING_API, OPERATOR, SERVICE, ci_values, template
 
 pytestmark = pytest.mark.cluster
 

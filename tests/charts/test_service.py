@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.charts.render import SERVICE, one, render
+from tests.support.charts import SERVICE, one, render
 
 pytestmark = pytest.mark.render
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.charts.render import SERVICE, find, helm, one, render, selects, template
+from tests.support.charts import SERVICE, find, helm, one, render, selects, template
 
 pytestmark = pytest.mark.render
 

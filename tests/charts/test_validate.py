@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.charts.render import SERVICE, find, render, template
+from tests.support.charts import SERVICE, find, render, template
 
 pytestmark = pytest.mark.render
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from devstack.cluster import Cluster
-from tests.charts.render import OPERATOR, SERVICE, helm_binaries
+from tests.support.charts import OPERATOR, SERVICE, helm_binaries
 from tests.support.repo import tool
 
 pytestmark = pytest.mark.cluster

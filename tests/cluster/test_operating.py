@@ -24,8 +24,8 @@ from devstack.canary import canary_rigs
 from devstack.cluster import Cluster
 from devstack.operator_process import OperatorProcess, running_operator
 from devstack.prometheus import Alertmanager, Prometheus, Target
-from tests.gitops.argocd import health
-from tests.monitoring import promql
+from tests.support import promql
+from tests.support.argocd import health
 from tests.support.operator_rig import (
     canary_rollout,
     condition,

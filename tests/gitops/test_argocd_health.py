@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from modelops_operator.models import parse_status
-from tests.gitops.argocd import HEALTH, health
+from tests.support.argocd import HEALTH, health
 
 ARGOCD_CM = HEALTH.parent / "argocd-cm.yaml"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tests.charts.render import OPERATOR
+from tests.support.charts import OPERATOR
 
 README = OPERATOR / "README.md"
 START = "<!-- rbac:start"

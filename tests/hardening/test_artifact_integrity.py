@@ -23,7 +23,7 @@ import pytest
 
 from devstack.service_process import ServiceProcess, start_service
 from modelops_service.card import read_card
-from tests.charts.render import SERVICE, find, render
+from tests.support.charts import SERVICE, find, render
 
 pytestmark = pytest.mark.render
 

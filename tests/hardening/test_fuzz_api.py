@@ -34,8 +34,8 @@ import pytest
 from devstack.processes import http_status
 from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
-from tests.service.metrics_text import scrape
 from tests.support.hardening_targets import TARGETS
+from tests.support.metrics_text import scrape
 
 EXAMPLES = int(os.environ.get("MODELOPS_FUZZ_EXAMPLES", "60"))
 SEED = int(os.environ.get("MODELOPS_FUZZ_SEED", "20260508"))

@@ -33,8 +33,8 @@ from hypothesis import strategies as st
 from devstack.processes import http_status
 from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
-from tests.service.metrics_text import scrape
 from tests.support.hardening_targets import TARGETS
+from tests.support.metrics_text import scrape
 
 EXAMPLES = int(os.environ.get("MODELOPS_BYTE_FUZZ_EXAMPLES", "300"))
 SEED = os.environ.get("MODELOPS_BYTE_FUZZ_SEED")

@@ -20,7 +20,7 @@ import pytest
 
 from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
-from tests.service.metrics_text import scrape
+from tests.support.metrics_text import scrape
 
 V2_INFER_ROUTES = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
 

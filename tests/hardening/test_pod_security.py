@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from devstack.cluster import Cluster
-from tests.charts.render import OPERATOR, SERVICE
+from tests.support.charts import OPERATOR, SERVICE
 
 pytestmark = pytest.mark.cluster
 

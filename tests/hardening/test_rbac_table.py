@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from tests.charts.render import OPERATOR, find, render
 from tests.hardening.rbac_table import (
     ALL_NAMESPACES,
     CLUSTER_SCOPE,
@@ -18,6 +17,7 @@ from tests.hardening.rbac_table import (
     rows,
     rule_grants,
 )
+from tests.support.charts import OPERATOR, find, render
 
 pytestmark = pytest.mark.render
 

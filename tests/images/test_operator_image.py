@@ -9,7 +9,7 @@ import yaml
 
 from devstack.images import Images, run_docker
 from devstack.paths import versions
-from tests.charts.render import SERVICE, helm, template_args
+from tests.support.charts import SERVICE, helm, template_args
 from tests.support.image_checks import BYTECODE_CHECK, RESTRICTED
 
 pytestmark = pytest.mark.images

@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from modelops_service import catalog, recording_rules
-from tests.monitoring import promql
+from tests.support import promql
 
 pytestmark = pytest.mark.render
 

@@ -36,8 +36,8 @@ import yaml
 from devstack.paths import REPO_ROOT
 from devstack.prometheus import Alertmanager, Prometheus, Target
 from devstack.service_process import ServiceProcess, demo_model_dir, start_service
-from tests.monitoring import promql
 from tests.monitoring.failing_model import build_failing_model
+from tests.support import promql
 from tests.support.webhook import Receiver
 
 pytestmark = pytest.mark.process

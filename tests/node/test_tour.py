@@ -35,8 +35,7 @@ from modelops_operator.analysis import window_seconds
 from modelops_operator.metrics import RECONCILES
 from modelops_operator.reasons import Reason, Result
 from modelops_service.card import read_card
-from tests.monitoring import promql
-from tests.support import node_load
+from tests.support import node_load, promql
 from tests.support import operator_rig as rig
 from tests.support.rows import instances
 from tests.support.s3_fetch import prepare_fetch

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from devstack.service_process import ServiceProcess
-from tests.service.metrics_text import scrape
+from tests.support.metrics_text import scrape
 from tests.support.service_waits import log_lines_until
 
 HTTP = {"handler": "/v1/predict", "method": "POST", "model": "wine", "version": "1"}

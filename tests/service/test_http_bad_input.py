@@ -13,7 +13,7 @@ from sklearn.datasets import load_wine
 from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
 from modelops_service.catalog import INPUT_ERROR_REASONS
-from tests.service.metrics_text import scrape
+from tests.support.metrics_text import scrape
 
 
 @dataclass

@@ -17,7 +17,7 @@ from sklearn.datasets import load_wine
 
 from devstack.service_process import ServiceProcess
 from modelops_service.card import read_card
-from tests.service.metrics_text import scrape
+from tests.support.metrics_text import scrape
 
 WINDOW = 500
 LOW_PSI = 0.1

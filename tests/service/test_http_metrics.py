@@ -9,7 +9,7 @@ import pytest
 from devstack.service_process import ServiceProcess
 from modelops_service import catalog
 from modelops_service.card import read_card
-from tests.service.metrics_text import scrape
+from tests.support.metrics_text import scrape
 
 
 def send_traffic(client: httpx.Client, svc: ServiceProcess) -> int:

@@ -11,7 +11,7 @@ import httpx
 
 from devstack.service_process import ServiceProcess, start_service
 from modelops_service.card import read_card
-from tests.service.metrics_text import scrape
+from tests.support.metrics_text import scrape
 from tests.support.service_waits import log_lines_until
 
 

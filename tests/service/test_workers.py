@@ -13,7 +13,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from devstack.service_process import start_service
 from modelops_service import catalog
 from modelops_service.card import read_card
-from tests.service.metrics_text import Scrape
+from tests.support.metrics_text import Scrape
 
 REQUESTS = 60  # a round
 ROUNDS = 5  # at most, until both workers have answered (5 rounds stay inside the drift window)

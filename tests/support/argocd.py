@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lupa
 
-HEALTH = Path(__file__).resolve().parents[2] / "deploy" / "argocd" / "modeldeployment-health.lua"
+from tests.support.repo import ROOT
+
+HEALTH = ROOT / "deploy" / "argocd" / "modeldeployment-health.lua"
 
 
 def health(obj: dict[str, Any]) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-module modelops-bundle/tests/monitoring/promqlnames
+module modelops-bundle/tests/support/promqlnames
 
 go 1.21
 

@@ -39,6 +39,7 @@ from tests.support.routes import (
     STABLE_SVC,
     Sample,
     rule_of,
+    sample,
     watch,
     weights_in,
 )
@@ -124,6 +125,9 @@ def at_ten_percent(rig) -> tuple[list[Sample], dict]:
 
     samples = watch(cluster, op, NS, routed, f"the {STEP}% step with the canary routed")
     route = samples[-1].route
+    # The step can land between a sample's two reads of the route (in `route`, not in
+    # `before`); one more look then has it in `before`, read before its Deployments.
+    samples.append(sample(cluster, NS))
     wait_for(lambda: traefik_has(cluster, route), "Traefik to accept the route", 60)
     return samples, route
 

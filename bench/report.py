@@ -242,8 +242,7 @@ def floor_table(report: dict) -> list[str]:
         if ours is None or echo is None:
             continue
         per_call = ours.get("rows_per_call")
-        alone = costs.get(str(round(per_call))) if per_call else None
-        in_ours = ours.get("model_ms_in_service")
+        alone, in_ours = call_alone_ms(ours, costs), ours.get("model_ms_in_service")
         ours_ms, echo_ms = ours.get("cpu_ms_per_req"), echo.get("cpu_ms_per_req")
         call_ms = model_call_ms(ours, costs)
         if per_call is None or call_ms is None or not ours_ms or not echo_ms:
@@ -268,8 +267,12 @@ def model_call_ms(cell: dict, costs: dict) -> float | None:
     """The model call's cost for a cell of ours: as ours timed it in the run (its own
     histogram), else a call of its batch size timed alone (a report from before ours
     reported its calls)."""
-    if cell.get("model_ms_in_service") is not None:
-        return cell["model_ms_in_service"]
+    in_service = cell.get("model_ms_in_service")
+    return in_service if in_service is not None else call_alone_ms(cell, costs)
+
+
+def call_alone_ms(cell: dict, costs: dict) -> float | None:
+    """A model call of the cell's batch size, timed alone after the run."""
     per_call = cell.get("rows_per_call")
     return costs.get(str(round(per_call))) if per_call else None
 

@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
                 wrk(server.predict_url, bodies[server.key][n], 16, args.initial_warmup, load_cpu)
         with Scraper([], args.scrape_interval) as scraper:
             cells = measure_all(args, servers, bodies, row_counts, concurrencies, load_cpu, scraper)
-            tails = measure_open_loop(args, servers, bodies, cells, (server_cpu, load_cpu), scraper)
+            pinned = (server_cpu, load_cpu)
+            tails = measure_open_loop(args, servers, bodies, cells, pinned, scraper)
+            workers = measure_workers(args, servers, bodies, cells, pinned, scraper)
         for server in servers:
             assert server.proc is not None
             server.notes.append(f"RSS after the run {rss_mib(server.proc.pid):.0f} MiB")
@@ -159,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         },
         "results": [cell.summary() for cell in cells.values()],
         "open_loop": tails,
+        "workers": workers,
         "model_ms_per_call": model_cost,
         "profile": profiles,
     }
@@ -292,6 +295,54 @@ def measure_open_loop(
         }
         for key, rps in capacities(cells, [s.key for s in subjects], n).items()
     }
+    open_loop_reps(args, subjects, n, found, bodies, pinned, scraper)
+    return {**settings, "servers": found}
+
+
+def measure_workers(
+    args: argparse.Namespace,
+    servers: list[Server],
+    bodies: dict[str, dict[int, Path]],
+    cells: dict[tuple[str, int, int], Cell],
+    pinned: tuple[int | None, int | None],
+    scraper: Scraper,
+) -> dict[str, Any]:
+    """Issue 21 goal 4 at the same load: ours with one worker and with two, at each payload,
+    at one constant arrival rate for both (``--open-loop-load`` of the lower of their
+    capacities in this run, so that neither is saturated) for ``--open-loop`` seconds,
+    interleaved. A closed loop is not the same load for both: each answers as fast as it
+    can, and how the kernel spreads wrk's connections over the two workers decides their
+    batches (bench/README.md)."""
+    pair = [s for s in servers if s.key in ("ours", f"ours:{WORKERS_VARIANT[0]}")]
+    settings = {"seconds": args.open_loop, "load": args.open_loop_load}
+    settings["connections"] = args.open_loop_connections
+    if args.open_loop <= 0 or len(pair) != 2:
+        return {**settings, "rows": {}}
+    found: dict[str, Any] = {}
+    for n in sorted(bodies["ours"]):
+        capacity = capacities(cells, [s.key for s in pair], n)
+        if len(capacity) != 2:
+            continue
+        rate = min(capacity.values()) * args.open_loop_load
+        runs = {s.key: {"capacity_rps": capacity[s.key], "rate": rate, "reps": []} for s in pair}
+        open_loop_reps(args, pair, n, runs, bodies, pinned, scraper)
+        found[str(n)] = {"rate": rate, "servers": runs}
+    return {**settings, "rows": found}
+
+
+def open_loop_reps(
+    args: argparse.Namespace,
+    subjects: list[Server],
+    n: int,
+    runs: dict[str, Any],
+    bodies: dict[str, dict[int, Path]],
+    pinned: tuple[int | None, int | None],
+    scraper: Scraper,
+) -> None:
+    """``--reps`` open-loop runs of ``n``-row requests for each subject in ``runs`` at its
+    ``rate``, interleaved and rotated like the closed-loop cells; each result is appended to
+    its ``reps``, with ours' rows per model call (from its /metrics around the run)."""
+    subjects = [s for s in subjects if s.key in runs]
     total = args.reps * len(subjects)
     for done, (rep, _, _, server) in enumerate(schedule(args.reps, [n], [0], subjects), start=1):
         assert server.proc is not None
@@ -299,15 +350,19 @@ def measure_open_loop(
             raise RuntimeError(f"{server.key} died:\n{tail(server.log)}")
         scraper.urls = scraped(server)
         time.sleep(args.settle)
-        rate = found[server.key]["rate"]
+        rate = runs[server.key]["rate"]
+        counting = server.key.startswith("ours") and server.metrics_url
+        before = model_counters(server.metrics_url) if counting else None
         result = measure_open_loop_run(
             server.proc.pid, server.predict_url, bodies[server.key][n], rate, args.open_loop,
             args.open_loop_connections, pinned,
         )  # fmt: skip
-        found[server.key]["reps"].append(result)
+        if before is not None and server.metrics_url:
+            result["rows_per_call"] = rows_per_call(before, model_counters(server.metrics_url))
+        runs[server.key]["reps"].append(result)
         lat = result["latency_us"]
         print(
-            f"[open {done:2d}/{total}] rep {rep + 1}/{args.reps} {server.key:<14s} "
+            f"[open {done:2d}/{total}] rep {rep + 1}/{args.reps} rows={n:<3d} {server.key:<14s} "
             f"{rate:7.0f}/s asked {result['rps']:7.0f}/s answered  p50 {lat['p50'] / 1000:6.2f} "
             f"p99 {lat['p99'] / 1000:6.2f} p99.9 {lat['p999'] / 1000:6.2f} ms  "
             f"errors {result['error_count']} late {result['late_sends']}  core "
@@ -316,7 +371,6 @@ def measure_open_loop(
             f"{result.get('others_on_generator_core', 0):4.0%}",
             flush=True,
         )
-    return {**settings, "servers": found}
 
 
 def write_outputs(report: dict, out_dir: Path, run_dir: Path, stamp: str) -> None:

@@ -260,22 +260,54 @@ def test_goal_two_fails_below_the_speedup_or_behind_the_floor() -> None:
 
 
 def workers(cpu_one: float, cpu_two: float) -> dict:
+    """Ours with one and two workers: at one arrival rate (the verdict) and in the closed
+    loop (for reference, CPU per request 1.0 and 1.5 ms)."""
+
     def cell(server: str, cpu: float, per_call: float) -> dict:
         reps = [rep(900, 1000, 4000, cpu=cpu)]
         return row(server, 1, 900, 4.0, cpu_ms_per_req=cpu, rows_per_call=per_call, reps=reps)
 
-    results = [cell("ours", cpu_one, 10.0), cell("ours:workers2", cpu_two, 5.0)]
-    return report(results) | {"model_ms_per_call": {"10": 2.0, "5": 1.5}}
+    def at_rate(cpu: float, per_call: float) -> dict:
+        first = rep(630, 1000, 4000, cpu=cpu * 0.99) | {"rows_per_call": per_call}
+        return {"capacity_rps": 900, "rate": 630, "reps": [first, rep(630, 900, 3000, cpu=cpu)]}
+
+    results = [cell("ours", 1.0, 10.0), cell("ours:workers2", 1.5, 5.0)]
+    equal = {
+        "seconds": 10,
+        "load": 0.7,
+        "connections": 64,
+        "rows": {
+            "1": {
+                "rate": 630,
+                "servers": {"ours": at_rate(cpu_one, 4.0), "ours:workers2": at_rate(cpu_two, 2.0)},
+            }
+        },
+    }
+    return report(results) | {"model_ms_per_call": {"10": 2.0, "5": 1.5}, "workers": equal}
 
 
-def test_goal_four_passes_within_the_cpu_ratio_of_one_worker() -> None:
+def test_goal_four_is_judged_at_one_arrival_rate_for_both() -> None:
     lines = workers_verdicts(workers(1.0, GOAL_WORKERS_CPU_RATIO))
 
-    assert lines[1].startswith("  [PASS]   1 rows: 1.150 ms against 1.000 ms, 1.15x")
-    # the model's share: 1.5 ms / 5 rows, 2.0 ms / 10 rows
-    assert lines[1].endswith(
-        "rows per call 5.0 against 10.0, without the model 0.850 ms against 0.800 ms"
+    assert lines[1] == (
+        "  [PASS]   1 rows at 630 req/s (70% of the lower capacity, a constant arrival rate): "
+        "1.144 ms against 0.995 ms, 1.15x (1.150 [1.150..1.150] +15.0%); "
+        "rows per call 2.0 against 4.0"
     )
+
+
+def test_the_closed_loop_is_shown_for_reference_without_a_verdict() -> None:
+    lines = workers_verdicts(workers(1.0, 1.0))
+
+    assert lines[2] == (
+        "  for reference, the closed loop at 16 clients (not the same load: no verdict):"
+    )
+    # the model's share: 1.5 ms / 5 rows, 2.0 ms / 10 rows
+    assert lines[3] == (
+        "          1 rows: 1.500 ms against 1.000 ms, 1.50x (1.500 [1.500..1.500] +50.0%); "
+        "rows per call 5.0 against 10.0, without the model 1.200 ms against 0.800 ms"
+    )
+    assert not any("FAIL" in line for line in lines)
 
 
 def test_goal_four_takes_the_model_share_from_the_calls_as_each_server_timed_them() -> None:
@@ -284,13 +316,19 @@ def test_goal_four_takes_the_model_share_from_the_calls_as_each_server_timed_the
         cell["model_ms_in_service"] = call_ms  # the calls timed alone: 2.0 and 1.5 ms
 
     # 3.0 ms / 10 rows, 2.0 ms / 5 rows
-    assert workers_verdicts(timed)[1].endswith("without the model 0.750 ms against 0.700 ms")
+    assert workers_verdicts(timed)[3].endswith("without the model 1.100 ms against 0.700 ms")
 
 
-def test_goal_four_fails_beyond_the_ratio_and_is_not_evaluated_without_two_workers() -> None:
+def test_goal_four_fails_beyond_the_ratio_and_is_not_evaluated_without_the_open_loop() -> None:
     assert "[FAIL]" in workers_verdicts(workers(1.0, 1.16))[1]
+    closed_only = workers(1.0, 1.0) | {"workers": {"load": 0.7, "rows": {}}}
+    lines = workers_verdicts(closed_only)
+    assert "not evaluated: needs ours, ours:workers2 and the open loop" in lines[1]
+    assert lines[2].startswith("  for reference, the closed loop")
     single = report([row("ours", 1, 900, 4.0, reps=[rep(900, 1000, 4000)])])
-    assert "not evaluated" in workers_verdicts(single)[1]
+    assert workers_verdicts(single)[1:] == [
+        "  not evaluated: needs ours, ours:workers2 and the open loop (--open-loop > 0)"
+    ]
 
 
 def tails(ours_p99_ms: float, ours_p999_ms: float, errors: int = 0) -> dict:

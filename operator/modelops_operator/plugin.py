@@ -9,9 +9,10 @@
 when it was rolled back, 2 otherwise (with --watch: it polls until 0 or 1, or 2 at the
 timeout). Every other verb but `history` is a request: one JSON annotation
 (`modelops.io/request`, requests.py) with who asks (the API server's answer to a
-SelfSubjectReview), written conditionally on the object's resourceVersion and refused while
-another request waits; the operator consumes it once and records it in status.lastRequest
-and status.history. The plugin waits for that record and exits 0 when the request was
+SelfSubjectReview), written conditionally on the object's resourceVersion (read again and
+written again when another writer got there first) and refused while another request
+waits; the operator consumes it once and records it in status.lastRequest and
+status.history. The plugin waits for that record and exits 0 when the request was
 accepted, 1 when not (the message says why), 2 when the operator did not answer in time.
 
 Credentials and the default namespace come from the kubeconfig (`KUBECONFIG`, `--context`).
@@ -38,10 +39,16 @@ from modelops_operator.plugin_view import Verdict, history_text, status_text, ve
 from modelops_operator.requests import ANNOTATION, read_request
 
 POLL_SECONDS = 1.0
+CONFLICT_ATTEMPTS = 5  # writes of a request that lost to another writer, in all
+CONFLICT_BACKOFF_SECONDS = 0.1  # times the attempt: 0.1, 0.2, 0.3 ... seconds between them
 
 
 class PluginError(Exception):
     """Something the user must hear about (exit 2)."""
+
+
+class ObjectChangedError(PluginError):
+    """The conditional write lost to another writer (409): read again and retry."""
 
 
 class Client:
@@ -74,7 +81,7 @@ class Client:
             )
         except ApiException as exc:
             if exc.status == 409:
-                raise PluginError("the object changed meanwhile: ask again") from exc
+                raise ObjectChangedError("the object kept changing: ask again") from exc
             raise PluginError(f"could not write the request: {exc.status} {exc.reason}") from exc
 
     def whoami(self) -> str:
@@ -134,13 +141,6 @@ def cmd_history(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_request(client: Client, args: argparse.Namespace) -> int:
-    obj = client.get(args.namespace, args.name)
-    status = parse_status(obj.get("status"))
-    waiting = read_request(obj["metadata"].get("annotations"))
-    if waiting is not None and (
-        status.last_request is None or status.last_request.id != waiting.id
-    ):
-        raise PluginError(f"a {waiting.verb} by {waiting.by} waits for the operator; try again")
     request = {
         "id": str(uuid.uuid4()),
         "verb": args.verb,
@@ -148,7 +148,24 @@ def cmd_request(client: Client, args: argparse.Namespace) -> int:
         "by": client.whoami(),
         "at": isoformat(datetime.now(UTC)),
     }
-    client.patch_annotation(obj, json.dumps(request, separators=(",", ":")))
+    # The operator writes the object's status on every step of a rollout, so a write made
+    # on what was read can lose to it (409): read again, check again, write again, as
+    # client-go's RetryOnConflict does.
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        obj = client.get(args.namespace, args.name)
+        status = parse_status(obj.get("status"))
+        waiting = read_request(obj["metadata"].get("annotations"))
+        if waiting is not None and (
+            status.last_request is None or status.last_request.id != waiting.id
+        ):
+            raise PluginError(f"a {waiting.verb} by {waiting.by} waits for the operator; try again")
+        try:
+            client.patch_annotation(obj, json.dumps(request, separators=(",", ":")))
+            break
+        except ObjectChangedError:
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+            time.sleep(CONFLICT_BACKOFF_SECONDS * attempt)
 
     def recorded(o: dict[str, Any]) -> bool:
         last = parse_status(o.get("status")).last_request

@@ -554,7 +554,9 @@ def test_slower_canary_is_rolled_back_on_the_latency_ratio_under_the_absolute_th
     # v4: v1 bagged (50 copies on bootstrap samples, called in turn): about v1's
     # predictions, tens of ms a call instead of well under one, with trees.py or without
     rig = canary_rig("diabetes", canary_version="4")
-    rollout = canary_rollout(rig.prometheus.url, maxDriftScore=0.5, maxLatencyP95Seconds=0.5)
+    # The absolute gate far above both: on a busy two-core machine v4's p95 has passed 0.5 s
+    # (LatencyTooHigh), and this test is about the ratio catching what that gate lets by.
+    rollout = canary_rollout(rig.prometheus.url, maxDriftScore=0.5, maxLatencyP95Seconds=5.0)
     cluster.apply(md_body("diabetes", namespace, model="diabetes", rollout=rollout))
     wait_phase(cluster, operator, namespace, "diabetes", "Ready")
     set_model(cluster, namespace, "diabetes", "diabetes", "4")
@@ -569,7 +571,7 @@ def test_slower_canary_is_rolled_back_on_the_latency_ratio_under_the_absolute_th
     assert figures["latencyP95Seconds"] - figures["stableLatencyP95Seconds"] >= 0.01
     assert figures["latencyP95Ratio"] > analysis["thresholds"]["maxLatencyP95Ratio"]
     # every absolute gate passed: the canary is under maxLatencyP95Seconds, only slower
-    assert figures["latencyP95Seconds"] < analysis["thresholds"]["maxLatencyP95Seconds"] == 0.5
+    assert figures["latencyP95Seconds"] < analysis["thresholds"]["maxLatencyP95Seconds"] == 5.0
     assert figures["errorRate"] <= 0.05
     assert figures["predictionShift"] <= 0.1  # the same predictions
     entry = status["history"][-1]

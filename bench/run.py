@@ -35,7 +35,13 @@ from bench.drive import (
     schedule,
     wrk,
 )
-from bench.floor import model_counters, model_ms_per_call, ms_per_call_in_service, rows_per_call
+from bench.floor import (
+    ModelCounters,
+    model_counters,
+    model_ms_per_call,
+    ms_per_call_in_service,
+    rows_per_call,
+)
 from bench.model import Model, load_model
 from bench.profile import profile_ours
 from bench.report import GOAL_OPEN_LOOP_LOAD, Cell, capacities, label, plot, render_report
@@ -224,6 +230,14 @@ def scraped(server: Server) -> list[str]:
     return [server.metrics_url] if server.metrics_url else []
 
 
+def ours_counters(server: Server) -> ModelCounters | None:
+    """The model call counters of ours (or a variant of it) from its /metrics; None for
+    the peers, whose calls are not counted."""
+    if not server.key.startswith("ours") or not server.metrics_url:
+        return None
+    return model_counters(server.metrics_url)
+
+
 def measure_all(
     args: argparse.Namespace,
     servers: list[Server],
@@ -249,11 +263,10 @@ def measure_all(
         # finishing those, and the new connections arriving meanwhile (p99 of 100 rows x 64
         # clients: 40 ms with a pause, 170-200 ms without, for the same server).
         time.sleep(args.settle)
-        counting = server.key.startswith("ours")  # the model's rows per call, for the floor
-        before = model_counters(server.metrics_url) if counting and server.metrics_url else None
+        before = ours_counters(server)  # the model's rows per call, for the floor
         result, rss = measure(server.proc.pid, server.predict_url, body, c, args.duration, load_cpu)
-        if before is not None and server.metrics_url:
-            after = model_counters(server.metrics_url)
+        after = ours_counters(server)
+        if before is not None and after is not None:
             result["rows_per_call"] = rows_per_call(before, after)
             result["model_ms_in_service"] = ms_per_call_in_service(
                 before, after, result["core_share"]
@@ -351,14 +364,14 @@ def open_loop_reps(
         scraper.urls = scraped(server)
         time.sleep(args.settle)
         rate = runs[server.key]["rate"]
-        counting = server.key.startswith("ours") and server.metrics_url
-        before = model_counters(server.metrics_url) if counting else None
+        before = ours_counters(server)
         result = measure_open_loop_run(
             server.proc.pid, server.predict_url, bodies[server.key][n], rate, args.open_loop,
             args.open_loop_connections, pinned,
         )  # fmt: skip
-        if before is not None and server.metrics_url:
-            result["rows_per_call"] = rows_per_call(before, model_counters(server.metrics_url))
+        after = ours_counters(server)
+        if before is not None and after is not None:
+            result["rows_per_call"] = rows_per_call(before, after)
         runs[server.key]["reps"].append(result)
         lat = result["latency_us"]
         print(

@@ -40,11 +40,21 @@ from bench.floor import (
     model_counters,
     model_ms_per_call,
     ms_per_call_in_service,
+    next_filler_ms,
+    paced_share_ms,
     rows_per_call,
 )
 from bench.model import Model, load_model
 from bench.profile import profile_ours
-from bench.report import GOAL_OPEN_LOOP_LOAD, Cell, capacities, label, plot, render_report
+from bench.report import (
+    GOAL_CONCURRENCY,
+    GOAL_OPEN_LOOP_LOAD,
+    Cell,
+    capacities,
+    label,
+    plot,
+    render_report,
+)
 from bench.servers import (
     ALL_SERVERS,
     ECHO_ANSWERS,
@@ -53,6 +63,7 @@ from bench.servers import (
     build_servers,
     check_answers,
     check_installed,
+    set_pace,
     start,
     stop,
     tail,
@@ -109,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 wrk(server.predict_url, bodies[server.key][n], 16, args.initial_warmup, load_cpu)
         with Scraper([], args.scrape_interval) as scraper:
             cells = measure_all(args, servers, bodies, row_counts, concurrencies, load_cpu, scraper)
+            paced = measure_paced_echo(args, servers, bodies, cells, load_cpu, scraper)
             pinned = (server_cpu, load_cpu)
             tails = measure_open_loop(args, servers, bodies, cells, pinned, scraper)
             workers = measure_workers(args, servers, bodies, cells, pinned, scraper)
@@ -166,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
             for s in servers
         },
         "results": [cell.summary() for cell in cells.values()],
+        "paced_echo": paced,
         "open_loop": tails,
         "workers": workers,
         "model_ms_per_call": model_cost,
@@ -278,6 +291,56 @@ def measure_all(
         line = progress_line(done, n_cells, rep, args.reps, n, c, server.key, result, eta)
         print(line, flush=True)
     return cells
+
+
+def measure_paced_echo(
+    args: argparse.Namespace,
+    servers: list[Server],
+    bodies: dict[str, dict[int, Path]],
+    cells: dict[tuple[str, int, int], Cell],
+    load_cpu: int | None,
+    scraper: Scraper,
+) -> dict[str, Any]:
+    """Issue 21 goal 1, the server's share at ours' pace: at GOAL_CONCURRENCY clients, each
+    payload, the echo with a filler of CPU per request that makes it cost what ours cost in
+    its cells (bench/floor.py): one run to calibrate the filler from the echo's own pace,
+    then ``--reps`` runs with the filler from that run's share."""
+    keys = {s.key: s for s in servers}
+    echo = keys.get("echo")
+    if echo is None or "ours" not in keys:
+        return {}
+    assert echo.proc is not None
+    scraper.urls = scraped(echo)
+    found: dict[str, Any] = {}
+    c = GOAL_CONCURRENCY
+    for n, body in bodies["echo"].items():
+        ours, own = cells.get(("ours", n, c)), cells.get(("echo", n, c))
+        if ours is None or own is None:
+            continue
+        ours_ms, share = ours.summary()["cpu_ms_per_req"], own.summary()["cpu_ms_per_req"]
+        if not ours_ms or not share:
+            continue
+        reps: list[dict[str, Any]] = []
+        for run in range(args.reps + 1):  # the first calibrates the filler
+            filler = next_filler_ms(ours_ms, share)
+            set_pace(echo, filler)
+            if args.warmup > 0:
+                wrk(echo.predict_url, body, c, args.warmup, load_cpu)
+            time.sleep(args.settle)
+            result, _ = measure(echo.proc.pid, echo.predict_url, body, c, args.duration, load_cpu)
+            share = paced_share_ms(result["cpu_ms_per_req"] or 0.0, filler)
+            result |= {"filler_ms": filler, "share_ms": share}
+            if run:
+                reps.append(result)
+            print(
+                f"[paced] rows={n:<3d} c={c:<3d} echo with a filler of {filler:.3f} ms: "
+                f"{result['rps']:8.0f} req/s (ours {ours.summary()['rps']:.0f}), server share "
+                f"{share:.3f} ms{'' if run else ' (calibration)'}",
+                flush=True,
+            )
+        set_pace(echo, 0.0)
+        found[str(n)] = {"concurrency": c, "ours_rps": ours.summary()["rps"], "reps": reps}
+    return found
 
 
 def measure_open_loop(

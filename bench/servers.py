@@ -260,6 +260,15 @@ def echo(model: Model, run_dir: Path, base_env: dict[str, str]) -> Server:
     )
 
 
+def set_pace(echo: Server, filler_ms: float) -> None:
+    """The CPU the echo spends on each request before answering (bench/peers/echo_app.py)."""
+    url = echo.ready_url.removesuffix("/readyz") + "/pace"
+    request = urllib.request.Request(url, data=str(filler_ms / 1000).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        if answer.status != 204:
+            raise RuntimeError(f"the echo refused its pace: HTTP {answer.status}")
+
+
 def pin(cpu: int | None) -> Callable[[], None] | None:
     if cpu is None:
         return None

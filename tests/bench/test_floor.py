@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from bench.floor import (
     floor_ms,
     model_ms_per_call,
     ms_per_call_in_service,
+    next_filler_ms,
+    paced_share_ms,
     rows_per_call,
 )
 from bench.servers import BENCH
@@ -44,6 +47,16 @@ def test_the_floor_is_the_echo_plus_the_request_share_of_a_model_call() -> None:
     assert floor_ms(0.1, 1.6, rows=100, per_call=50.0) == pytest.approx(1.7)
 
 
+def test_the_filler_makes_the_echo_cost_what_ours_costs_and_the_share_is_the_rest() -> None:
+    # from the echo's own pace, then from the share measured with that filler
+    assert next_filler_ms(ours_ms=0.1, share_ms=0.022) == pytest.approx(0.078)
+    assert next_filler_ms(ours_ms=0.1, share_ms=0.04) == pytest.approx(0.06)
+    assert next_filler_ms(ours_ms=0.02, share_ms=0.03) == 0.0  # never below zero
+    assert paced_share_ms(cpu_ms=0.1, filler_ms=0.06) == pytest.approx(0.04)
+    # a filler preempted by another process counts less CPU than asked: no negative share
+    assert paced_share_ms(cpu_ms=0.05, filler_ms=0.06) == 0.0
+
+
 def test_a_model_call_costs_cpu_time() -> None:
     rows = np.ones((3, 13))
     assert model_ms_per_call(demo_model_dir("wine", "1"), rows, 16, calls=5) > 0
@@ -58,7 +71,7 @@ def echo_app():
     return module.app
 
 
-def call(app, method: str, chunks: list[bytes]) -> tuple[int, bytes]:
+def call(app, method: str, chunks: list[bytes], path: str = "/v1/predict") -> tuple[int, bytes]:
     messages = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
         for i, c in enumerate(chunks)
@@ -71,7 +84,7 @@ def call(app, method: str, chunks: list[bytes]) -> tuple[int, bytes]:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    asyncio.run(app({"type": "http", "method": method, "path": "/v1/predict"}, receive, send))
+    asyncio.run(app({"type": "http", "method": method, "path": path}, receive, send))
     return sent[0]["status"], sent[1]["body"]
 
 
@@ -85,3 +98,22 @@ def test_the_echo_answers_ours_answer_to_a_body_of_that_length(
     answers.write_text(json.dumps({"5": '{"predictions":[1]}'}))
     assert call(app, "POST", [b"ab", b"cde"]) == (200, b'{"predictions":[1]}')
     assert call(app, "GET", [b""]) == (200, b"ok")
+
+
+def test_the_echo_spends_its_pace_filler_on_each_request_until_set_back_to_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = tmp_path / "echo-answers.json"
+    answers.write_text(json.dumps({"3": '{"predictions":[1]}'}))
+    monkeypatch.setenv("BENCH_ANSWERS_FILE", str(answers))
+    app = echo_app()
+
+    def cpu_of_a_request() -> float:
+        start = time.process_time()
+        assert call(app, "POST", [b"abc"]) == (200, b'{"predictions":[1]}')
+        return time.process_time() - start
+
+    assert call(app, "POST", [b"0.05"], path="/pace") == (204, b"")
+    assert cpu_of_a_request() >= 0.04  # spun on the clock, not slept
+    assert call(app, "POST", [b"0"], path="/pace") == (204, b"")
+    assert cpu_of_a_request() < 0.04

@@ -229,6 +229,30 @@ def test_the_floor_takes_the_model_call_as_ours_timed_it_and_shows_the_call_alon
     assert expected in text.splitlines()
 
 
+def test_at_ours_pace_the_floor_takes_the_echos_share_less_its_filler_and_is_the_verdict() -> None:
+    results = [
+        row("ours", 1, 3000, 5.0, cpu_ms_per_req=0.3, rows_per_call=16.0, model_ms_in_service=1.6),
+        row("echo", 1, 9000, 1.0, cpu_ms_per_req=0.05),
+    ]
+
+    def at_pace(share: float, rps: float) -> dict:
+        return {"filler_ms": 0.3 - share, "rps": rps, "share_ms": share}
+
+    paced = {"1": {"concurrency": C, "reps": [at_pace(0.09, 2990), at_pace(0.1, 3000)]}}
+    paced["1"]["reps"].append(at_pace(0.12, 3010))
+    lines = render_report(report(results) | {"paced_echo": paced}).splitlines()
+    # at its own pace the echo's share gives 2x the floor: shown, not judged
+    own = "   1   16     0.050      16.0    1.600        -    0.150    0.300   2.00"
+    assert f"{own}  (judged at ours' pace)" in lines
+    # at ours' pace the median share is 0.1: floor 0.1 + 1.6 / 16
+    paced_line = "   1   16      0.200      3000      3000    0.100    0.200    0.300   1.50"
+    assert f"{paced_line}  [PASS]" in lines
+    slower = {"1": {"concurrency": C, "reps": [at_pace(0.04, 3000)]}}
+    lines = render_report(report(results) | {"paced_echo": slower}).splitlines()
+    paced_line = "   1   16      0.260      3000      3000    0.040    0.140    0.300   2.14"
+    assert f"{paced_line}  [FAIL]" in lines
+
+
 def test_the_floor_is_not_evaluated_without_the_echo() -> None:
     text = render_report(report([row("ours", 1, 3000, 5.0, rows_per_call=16.0)]))
     assert "  not evaluated: needs ours (with /metrics) and the echo server" in text

@@ -304,7 +304,7 @@ def measure_paced_echo(
     """Issue 21 goal 1, the server's share at ours' pace: at GOAL_CONCURRENCY clients, each
     payload, the echo with a filler of CPU per request that makes it cost what ours cost in
     its cells (bench/floor.py): one run to calibrate the filler from the echo's own pace,
-    then ``--reps`` runs with the filler from that run's share."""
+    then ``--reps`` runs, each with the filler from the share the run before it measured."""
     keys = {s.key: s for s in servers}
     echo = keys.get("echo")
     if echo is None or "ours" not in keys:
@@ -339,7 +339,7 @@ def measure_paced_echo(
                 flush=True,
             )
         set_pace(echo, 0.0)
-        found[str(n)] = {"concurrency": c, "ours_rps": ours.summary()["rps"], "reps": reps}
+        found[str(n)] = {"concurrency": c, "reps": reps}
     return found
 
 

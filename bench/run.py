@@ -251,6 +251,18 @@ def ours_counters(server: Server) -> ModelCounters | None:
     return model_counters(server.metrics_url)
 
 
+def warm_up(
+    args: argparse.Namespace, server: Server, body: Path, c: int, load_cpu: int | None
+) -> None:
+    """Before a closed-loop measurement: ``--warmup`` seconds of the same load, then a pause.
+    wrk hangs up with c requests in flight; measuring at once would count the server
+    finishing those, and the new connections arriving meanwhile (p99 of 100 rows x 64
+    clients: 40 ms with a pause, 170-200 ms without, for the same server)."""
+    if args.warmup > 0:
+        wrk(server.predict_url, body, c, args.warmup, load_cpu)
+    time.sleep(args.settle)
+
+
 def measure_all(
     args: argparse.Namespace,
     servers: list[Server],
@@ -270,12 +282,7 @@ def measure_all(
             raise RuntimeError(f"{server.key} died:\n{tail(server.log)}")
         body = bodies[server.key][n]
         scraper.urls = scraped(server)
-        if args.warmup > 0:
-            wrk(server.predict_url, body, c, args.warmup, load_cpu)
-        # wrk hangs up with c requests in flight; measuring at once would count the server
-        # finishing those, and the new connections arriving meanwhile (p99 of 100 rows x 64
-        # clients: 40 ms with a pause, 170-200 ms without, for the same server).
-        time.sleep(args.settle)
+        warm_up(args, server, body, c, load_cpu)
         before = ours_counters(server)  # the model's rows per call, for the floor
         result, rss = measure(server.proc.pid, server.predict_url, body, c, args.duration, load_cpu)
         after = ours_counters(server)
@@ -317,16 +324,16 @@ def measure_paced_echo(
         ours, own = cells.get(("ours", n, c)), cells.get(("echo", n, c))
         if ours is None or own is None:
             continue
-        ours_ms, share = ours.summary()["cpu_ms_per_req"], own.summary()["cpu_ms_per_req"]
+        summary = ours.summary()
+        ours_rps, ours_ms = summary["rps"], summary["cpu_ms_per_req"]
+        share = own.summary()["cpu_ms_per_req"]
         if not ours_ms or not share:
             continue
         reps: list[dict[str, Any]] = []
         for run in range(args.reps + 1):  # the first calibrates the filler
             filler = next_filler_ms(ours_ms, share)
             set_pace(echo, filler)
-            if args.warmup > 0:
-                wrk(echo.predict_url, body, c, args.warmup, load_cpu)
-            time.sleep(args.settle)
+            warm_up(args, echo, body, c, load_cpu)
             result, _ = measure(echo.proc.pid, echo.predict_url, body, c, args.duration, load_cpu)
             share = paced_share_ms(result["cpu_ms_per_req"] or 0.0, filler)
             result |= {"filler_ms": filler, "share_ms": share}
@@ -334,7 +341,7 @@ def measure_paced_echo(
                 reps.append(result)
             print(
                 f"[paced] rows={n:<3d} c={c:<3d} echo with a filler of {filler:.3f} ms: "
-                f"{result['rps']:8.0f} req/s (ours {ours.summary()['rps']:.0f}), server share "
+                f"{result['rps']:8.0f} req/s (ours {ours_rps:.0f}), server share "
                 f"{share:.3f} ms{'' if run else ' (calibration)'}",
                 flush=True,
             )

@@ -254,22 +254,23 @@ def floor_table(report: dict) -> list[str]:
         if per_call is None or call_ms is None or not ours_ms or not echo_ms:
             continue
         floor = floor_ms(echo_ms, call_ms, n, per_call)
-        at_pace = paced.get(str(n)) if c == paced.get(str(n), {}).get("concurrency") else None
+        at_pace = paced.get(str(n), {})
+        paced_reps = at_pace.get("reps") if at_pace.get("concurrency") == c else None
         line = (
             f"{n:>4} {c:>4}  {echo_ms:>8.3f} {per_call:>9.1f} {fmt(in_ours, 8)} "
             f"{fmt(alone, 8)} {floor:>8.3f} {ours_ms:>8.3f} {ours_ms / floor:>6.2f}"
         )
-        line += "  (judged at ours' pace)" if at_pace else f"  [{floor_verdict(ours_ms, floor)}]"
+        line += "  (judged at ours' pace)" if paced_reps else f"  [{floor_verdict(ours_ms, floor)}]"
         if in_ours is not None and alone is not None:
             floor_alone = floor_ms(echo_ms, alone, n, per_call)
             line += f"  (model alone: floor {floor_alone:.3f}, {ours_ms / floor_alone:.2f}x)"
         rows_out.append(line)
-        if at_pace and at_pace["reps"]:
-            share = median_of(at_pace["reps"], "share_ms")
+        if paced_reps:
+            share = median_of(paced_reps, "share_ms")
             paced_floor = floor_ms(share, call_ms, n, per_call)
             paced_out.append(
-                f"{n:>4} {c:>4}  {median_of(at_pace['reps'], 'filler_ms'):>9.3f} "
-                f"{median_of(at_pace['reps'], 'rps'):>9.0f} {ours['rps']:>9.0f} {share:>8.3f} "
+                f"{n:>4} {c:>4}  {median_of(paced_reps, 'filler_ms'):>9.3f} "
+                f"{median_of(paced_reps, 'rps'):>9.0f} {ours['rps']:>9.0f} {share:>8.3f} "
                 f"{paced_floor:>8.3f} {ours_ms:>8.3f} {ours_ms / paced_floor:>6.2f}  "
                 f"[{floor_verdict(ours_ms, paced_floor)}]"
             )

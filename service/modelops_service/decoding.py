@@ -21,6 +21,7 @@ import orjson
 
 from modelops_service.validation import (
     V2_NUMERIC_DATATYPES,
+    Batch,
     Decoded,
     Errors,
     FeatureSchema,
@@ -34,12 +35,17 @@ from modelops_service.validation import (
     number_of,
     output_names,
     v1_batch,
+    v1_matrix,
     v2_decoded,
 )
 
 # What msgspec raises for a body it will not decode: bad JSON or types (DecodeError and
 # its ValidationError), invalid UTF-8 in a key, nesting deeper than its stack.
 REFUSED = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+# Bodies the in-range decoder is tried on: a body with a value to flag is decoded twice,
+# the first time up to that value; up to this size (a dozen rows) that costs a few
+# microseconds, and the checks it saves are a tenth of a single-row request in process.
+IN_RANGE_BODY_BYTES = 4096
 _BOM = b"\xef\xbb\xbf"  # RFC 8259 lets a parser ignore it; some .NET clients send it
 _DECODE_V2 = msgspec.json.Decoder(InferRequest).decode
 _V2_ENVELOPE = frozenset(("id", "parameters", "inputs", "outputs"))
@@ -50,6 +56,11 @@ def decode_v1(body: bytes, schema: FeatureSchema) -> Decoded:
     """``{"instances": [...]}`` or one instance; each an object of features or a list."""
     body = body.removeprefix(_BOM)
     types = schema.v1
+    if types.decode_in_range is not None and len(body) <= IN_RANGE_BODY_BYTES:
+        try:  # the usual small body: valid, nothing to flag, nothing left to check
+            return Decoded(Batch(v1_matrix(types.decode_in_range(body).instances)))
+        except REFUSED:
+            pass
     try:
         rows = types.decode_envelope(body).instances
         prefix: Loc = ("body", "instances")

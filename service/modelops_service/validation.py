@@ -149,29 +149,62 @@ class InferRequest(msgspec.Struct, forbid_unknown_fields=True):
 class V1Types:
     """The typed /v1 bodies of one model: an instance is an object with exactly the
     features (numbers) or a list of as many numbers; the body is one instance or
-    ``{"instances": [...]}``."""
+    ``{"instances": [...]}``.
+
+    ``decode_in_range`` decodes the same envelope with every number held to its
+    feature's accepted range and the instance count to its limits, so a body it takes
+    is a valid batch with nothing to flag and needs no check after decoding (None when
+    a bound is not finite). A body it refuses goes the checking way, which says why;
+    the refused attempt stops at the first value out of range."""
 
     instance: type[msgspec.Struct]
     envelope: type[msgspec.Struct]
     decode_envelope: Any
     decode_instance: Any
+    decode_in_range: Any
 
     @classmethod
-    def of(cls, names: tuple[str, ...]) -> V1Types:
-        fields = [(f"f{j}", float, msgspec.field(name=name)) for j, name in enumerate(names)]
-        instance = msgspec.defstruct("Instance", fields, forbid_unknown_fields=True, gc=False)
-        row = tuple.__class_getitem__((float,) * len(names))  # exactly as many numbers
-        # Types built at run time, so spelled as calls: list[instance | row].
-        instances = list.__class_getitem__(Union.__getitem__((instance, row)))
-        envelope = msgspec.defstruct(
-            "Envelope", [("instances", instances)], forbid_unknown_fields=True
-        )
+    def of(
+        cls,
+        names: tuple[str, ...],
+        *,
+        low: np.ndarray | None = None,
+        high: np.ndarray | None = None,
+        max_instances: int = 0,
+    ) -> V1Types:
+        instance, envelope = _v1_structs(names, [float] * len(names))
+        in_range = None
+        if low is not None and high is not None:
+            numbers = [
+                Annotated[float, msgspec.Meta(ge=float(lo), le=float(hi))]
+                for lo, hi in zip(low, high, strict=True)
+            ]
+            count = msgspec.Meta(min_length=1, max_length=max_instances)
+            in_range = msgspec.json.Decoder(_v1_structs(names, numbers, count)[1]).decode
         return cls(
             instance,
             envelope,
             msgspec.json.Decoder(envelope).decode,
             msgspec.json.Decoder(instance).decode,
+            in_range,
         )
+
+
+def _v1_structs(
+    names: tuple[str, ...], types: list[Any], count: msgspec.Meta | None = None
+) -> tuple[Any, Any]:
+    """The instance struct and the ``{"instances": [...]}`` envelope, the numbers typed
+    ``types`` (one per feature), the list held to ``count``. Types built at run time, so
+    spelled as calls: ``list[instance | tuple[float, ...]]``."""
+    named = enumerate(zip(names, types, strict=True))
+    fields = [(f"f{j}", t, msgspec.field(name=name)) for j, (name, t) in named]
+    instance = msgspec.defstruct("Instance", fields, forbid_unknown_fields=True, gc=False)
+    row = tuple.__class_getitem__(tuple(types))  # exactly as many numbers
+    instances: Any = list.__class_getitem__(Union.__getitem__((instance, row)))
+    if count is not None:
+        instances = Annotated[instances, count]
+    envelope = msgspec.defstruct("Envelope", [("instances", instances)], forbid_unknown_fields=True)
+    return instance, envelope
 
 
 # --- the feature schema ------------------------------------------------------
@@ -195,7 +228,12 @@ class FeatureSchema:
         object.__setattr__(self, "name_set", frozenset(self.names))
         bounded = bool(np.isfinite(self.low).all() and np.isfinite(self.high).all())
         object.__setattr__(self, "bounded", bounded)
-        object.__setattr__(self, "v1", V1Types.of(self.names))
+        v1 = (
+            V1Types.of(self.names, low=self.low, high=self.high, max_instances=self.max_instances)
+            if bounded
+            else V1Types.of(self.names)
+        )
+        object.__setattr__(self, "v1", v1)
 
     @classmethod
     def from_card(
@@ -335,13 +373,18 @@ def flatten(data: list) -> list:
 # --- /v1/predict --------------------------------------------------------------
 
 
+def v1_matrix(rows: list) -> np.ndarray:
+    """Typed instances (structs or tuples of floats) to an (n, n_features) float64 matrix."""
+    astuple = msgspec.structs.astuple
+    return np.array([r if type(r) is tuple else astuple(r) for r in rows], dtype=np.float64)
+
+
 def v1_batch(rows: list, prefix: Loc, schema: FeatureSchema) -> Batch:
-    """Typed instances (structs or tuples of floats) to a checked Batch; ``prefix`` is
-    ``("body", "instances")`` for a list of them, ``("body",)`` for one."""
+    """Typed instances to a checked Batch; ``prefix`` is ``("body", "instances")`` for a
+    list of them, ``("body",)`` for one."""
     check_count(len(rows), prefix, schema)
-    instance, names, astuple = schema.v1.instance, schema.names, msgspec.structs.astuple
-    flat = list(chain.from_iterable(astuple(r) if type(r) is instance else r for r in rows))
-    features = np.array(flat, dtype=np.float64).reshape(len(rows), schema.width)
+    features = v1_matrix(rows)
+    instance, names = schema.v1.instance, schema.names
     indexed = len(prefix) > 1
 
     def loc_of(i: int, j: int) -> Loc:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelops_service.decoding import decode_v1, decode_v2
+from modelops_service.decoding import REFUSED, decode_v1, decode_v2
 from modelops_service.validation import (
     MAX_DETAILS,
     Batch,
@@ -18,6 +18,8 @@ from modelops_service.validation import (
     FeatureSchema,
     InputError,
     check_content_type,
+    v1_batch,
+    v1_matrix,
 )
 
 NAMES = ("a", "b", "c")
@@ -430,3 +432,71 @@ def test_any_v1_body_is_decoded_or_refused_for_exactly_what_is_wrong(instances, 
     rows = [[i[n] for n in NAMES] if isinstance(i, dict) else i for i in instances]
     assert batch.features.tolist() == [[float(v) for v in r] for r in rows]
     assert bool(batch.warnings) == out_of_range(instances, policy)
+
+
+def _bounds_and_neighbours() -> list[float]:
+    """Each accepted bound of ``schema()`` and the floats right beside it."""
+    s = schema()
+    edges = [float(v) for v in (*s.low, *s.high)]
+    return [float(np.nextafter(v, d)) for v in edges for d in (-np.inf, np.inf)] + edges
+
+
+_EDGE_VALUES = st.one_of(
+    st.sampled_from(_bounds_and_neighbours()),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-2, max_value=12),
+    st.integers(min_value=-3, max_value=12),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    instances=st.lists(
+        st.one_of(
+            st.fixed_dictionaries(dict.fromkeys(NAMES, _EDGE_VALUES)),
+            st.lists(_EDGE_VALUES, min_size=3, max_size=3),
+        ),
+        max_size=11,
+    )
+)
+def test_the_in_range_decoder_takes_exactly_the_bodies_with_nothing_to_check(instances) -> None:
+    """The shortcut of decode_v1: a body the in-range decoder takes is one the checking
+    way accepts with nothing flagged, as the same matrix; every other body it leaves to
+    the checking way. Numbers at the bounds and a float beside them on either side, and
+    too many instances (bodies of other faults: the test above)."""
+    schema_ = schema("flag")
+    body = json.dumps({"instances": instances}).encode()
+    try:
+        shortcut = v1_matrix(schema_.v1.decode_in_range(body).instances)
+    except REFUSED:
+        shortcut = None
+    try:
+        rows = schema_.v1.decode_envelope(body).instances
+        checked = v1_batch(rows, ("body", "instances"), schema_)
+    except (*REFUSED, InputError):
+        checked = None
+    if checked is None or checked.warnings:
+        assert shortcut is None
+    else:
+        assert shortcut is not None
+        assert shortcut.tolist() == checked.features.tolist()
+    if checked is not None:
+        assert decode_v1(body, schema_).batch.features.tolist() == checked.features.tolist()
+
+
+def test_a_schema_with_an_unbounded_feature_decodes_without_the_in_range_decoder() -> None:
+    s = schema()
+    unbounded = FeatureSchema(
+        names=NAMES,
+        train_min=s.train_min,
+        train_max=s.train_max,
+        low=s.low,
+        high=np.array([1.1, np.inf, 1.2]),
+        policy="reject",
+        tolerance=0.1,
+        max_instances=10,
+    )
+    assert unbounded.v1.decode_in_range is None
+    assert schema().v1.decode_in_range is not None
+    body = b'{"instances": [[0.5, 1e300, 0]]}'
+    assert decode_v1(body, unbounded).batch.features.tolist() == [[0.5, 1e300, 0.0]]
+    assert error_of(lambda: decode_v1(body, schema())).reasons == {"out_of_range"}

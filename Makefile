@@ -297,6 +297,11 @@ bench: venv bench-setup ## Benchmark the service vs MLServer, KServe, a bare Fas
 	@test -f $(MODELS_DIR)/wine/1/model.joblib || $(MAKE) --no-print-directory models
 	$(PY) bench/run.py --model $(MODELS_DIR)/wine/1 $(BENCH_ARGS)
 
+.PHONY: bench-inprocess
+bench-inprocess: venv ## Ours' CPU per request in process, no sockets; A/B: BENCH_ARGS="--variant main PYTHONPATH=DIR".
+	@test -f $(MODELS_DIR)/wine/1/model.joblib || $(MAKE) --no-print-directory models
+	$(PY) bench/inprocess.py --model $(MODELS_DIR)/wine/1 $(BENCH_ARGS)
+
 ##@ Operator (operator/: kopf, ModelDeployment)
 
 OPERATOR_TICK ?= 2

@@ -55,12 +55,12 @@ _V2_TENSOR = frozenset(("name", "shape", "datatype", "data", "parameters"))
 def decode_v1(body: bytes, schema: FeatureSchema) -> Decoded:
     """``{"instances": [...]}`` or one instance; each an object of features or a list."""
     body = body.removeprefix(_BOM)
-    types = schema.v1
-    if types.decode_in_range is not None and len(body) <= IN_RANGE_BODY_BYTES:
+    if schema.v1_in_range is not None and len(body) <= IN_RANGE_BODY_BYTES:
         try:  # the usual small body: valid, nothing to flag, nothing left to check
-            return Decoded(Batch(v1_matrix(types.decode_in_range(body).instances)))
+            return Decoded(Batch(v1_matrix(schema.v1_in_range(body).instances)))
         except REFUSED:
             pass
+    types = schema.v1
     try:
         rows = types.decode_envelope(body).instances
         prefix: Loc = ("body", "instances")

@@ -13,7 +13,7 @@ those structs. ``decoding.py`` runs them, and explains a body msgspec refuses.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Annotated, Any, Literal, Union, get_args
@@ -149,45 +149,38 @@ class InferRequest(msgspec.Struct, forbid_unknown_fields=True):
 class V1Types:
     """The typed /v1 bodies of one model: an instance is an object with exactly the
     features (numbers) or a list of as many numbers; the body is one instance or
-    ``{"instances": [...]}``.
-
-    ``decode_in_range`` decodes the same envelope with every number held to its
-    feature's accepted range and the instance count to its limits, so a body it takes
-    is a valid batch with nothing to flag and needs no check after decoding (None when
-    a bound is not finite). A body it refuses goes the checking way, which says why;
-    the refused attempt stops at the first value out of range."""
+    ``{"instances": [...]}``."""
 
     instance: type[msgspec.Struct]
     envelope: type[msgspec.Struct]
     decode_envelope: Any
     decode_instance: Any
-    decode_in_range: Any
 
     @classmethod
-    def of(
-        cls,
-        names: tuple[str, ...],
-        *,
-        low: np.ndarray | None = None,
-        high: np.ndarray | None = None,
-        max_instances: int = 0,
-    ) -> V1Types:
+    def of(cls, names: tuple[str, ...]) -> V1Types:
         instance, envelope = _v1_structs(names, [float] * len(names))
-        in_range = None
-        if low is not None and high is not None:
-            numbers = [
-                Annotated[float, msgspec.Meta(ge=float(lo), le=float(hi))]
-                for lo, hi in zip(low, high, strict=True)
-            ]
-            count = msgspec.Meta(min_length=1, max_length=max_instances)
-            in_range = msgspec.json.Decoder(_v1_structs(names, numbers, count)[1]).decode
         return cls(
             instance,
             envelope,
             msgspec.json.Decoder(envelope).decode,
             msgspec.json.Decoder(instance).decode,
-            in_range,
         )
+
+
+def in_range_decoder(
+    names: tuple[str, ...], low: np.ndarray, high: np.ndarray, max_instances: int
+) -> Callable[[bytes], Any]:
+    """A decoder of ``{"instances": [...]}`` bodies whose numbers are held to their
+    feature's accepted range [low, high] and the instance count to [1, max_instances]
+    while msgspec parses: a body it takes is a valid batch with nothing to flag and needs
+    no check after. A body it refuses goes the checking way, which says why; the refused
+    attempt stops at the first value out of range."""
+    numbers = [
+        Annotated[float, msgspec.Meta(ge=float(lo), le=float(hi))]
+        for lo, hi in zip(low, high, strict=True)
+    ]
+    count = msgspec.Meta(min_length=1, max_length=max_instances)
+    return msgspec.json.Decoder(_v1_structs(names, numbers, count)[1]).decode
 
 
 def _v1_structs(
@@ -223,17 +216,19 @@ class FeatureSchema:
     name_set: frozenset[str] = field(init=False)
     bounded: bool = field(init=False)  # low and high are finite numbers
     v1: V1Types = field(init=False, repr=False, compare=False)
+    v1_in_range: Callable[[bytes], Any] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name_set", frozenset(self.names))
         bounded = bool(np.isfinite(self.low).all() and np.isfinite(self.high).all())
         object.__setattr__(self, "bounded", bounded)
-        v1 = (
-            V1Types.of(self.names, low=self.low, high=self.high, max_instances=self.max_instances)
+        object.__setattr__(self, "v1", V1Types.of(self.names))
+        in_range = (
+            in_range_decoder(self.names, self.low, self.high, self.max_instances)
             if bounded
-            else V1Types.of(self.names)
+            else None
         )
-        object.__setattr__(self, "v1", v1)
+        object.__setattr__(self, "v1_in_range", in_range)
 
     @classmethod
     def from_card(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modelops_service.decoding import REFUSED, decode_v1, decode_v2
@@ -434,39 +435,44 @@ def test_any_v1_body_is_decoded_or_refused_for_exactly_what_is_wrong(instances, 
     assert bool(batch.warnings) == out_of_range(instances, policy)
 
 
-def _bounds_and_neighbours() -> list[float]:
-    """Each accepted bound of ``schema()`` and the floats right beside it."""
+def _around_the_range(j: int) -> st.SearchStrategy:
+    """Feature j's numbers of ``schema()``: mostly inside its accepted range, often at a
+    bound or the float right beside one, inside or out."""
     s = schema()
-    edges = [float(v) for v in (*s.low, *s.high)]
-    return [float(np.nextafter(v, d)) for v in edges for d in (-np.inf, np.inf)] + edges
+    low, high = float(s.low[j]), float(s.high[j])
+    edges = [low, high, float(np.nextafter(low, -np.inf)), float(np.nextafter(high, np.inf))]
+    edges += [float(np.nextafter(low, np.inf)), float(np.nextafter(high, -np.inf))]
+    return st.one_of(
+        st.floats(min_value=low, max_value=high),
+        st.integers(min_value=math.ceil(low), max_value=math.floor(high)),
+        st.sampled_from(edges),
+    )
 
 
-_EDGE_VALUES = st.one_of(
-    st.sampled_from(_bounds_and_neighbours()),
-    st.floats(allow_nan=False, allow_infinity=False, min_value=-2, max_value=12),
-    st.integers(min_value=-3, max_value=12),
+_COLUMNS = [_around_the_range(j) for j in range(len(NAMES))]
+_NEAR_BOUNDS = st.one_of(
+    st.fixed_dictionaries(dict(zip(NAMES, _COLUMNS, strict=True))),
+    st.tuples(*_COLUMNS).map(list),
 )
+_ABOVE_A = float(np.nextafter(1.1, np.inf))  # a's upper bound is 1.1
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    instances=st.lists(
-        st.one_of(
-            st.fixed_dictionaries(dict.fromkeys(NAMES, _EDGE_VALUES)),
-            st.lists(_EDGE_VALUES, min_size=3, max_size=3),
-        ),
-        max_size=11,
-    )
-)
+@given(instances=st.lists(_NEAR_BOUNDS, max_size=11))
+@example(instances=[[1.1, 11.0, -1.2]])  # every value at its upper or lower bound: taken
+@example(instances=[[_ABOVE_A, 5, 0]])  # one float above: left to the checking way
+@example(instances=[{"a": 0.5, "b": 5, "c": -1.2000000000000002}])
+@example(instances=[[0.5, 5, 0]] * 11)  # one more than the limit
+@example(instances=[])
 def test_the_in_range_decoder_takes_exactly_the_bodies_with_nothing_to_check(instances) -> None:
     """The shortcut of decode_v1: a body the in-range decoder takes is one the checking
     way accepts with nothing flagged, as the same matrix; every other body it leaves to
     the checking way. Numbers at the bounds and a float beside them on either side, and
-    too many instances (bodies of other faults: the test above)."""
+    no or too many instances (bodies of other faults: the test above)."""
     schema_ = schema("flag")
     body = json.dumps({"instances": instances}).encode()
     try:
-        shortcut = v1_matrix(schema_.v1.decode_in_range(body).instances)
+        shortcut = v1_matrix(schema_.v1_in_range(body).instances)
     except REFUSED:
         shortcut = None
     try:
@@ -495,8 +501,8 @@ def test_a_schema_with_an_unbounded_feature_decodes_without_the_in_range_decoder
         tolerance=0.1,
         max_instances=10,
     )
-    assert unbounded.v1.decode_in_range is None
-    assert schema().v1.decode_in_range is not None
+    assert unbounded.v1_in_range is None
+    assert schema().v1_in_range is not None
     body = b'{"instances": [[0.5, 1e300, 0]]}'
     assert decode_v1(body, unbounded).batch.features.tolist() == [[0.5, 1e300, 0.0]]
     assert error_of(lambda: decode_v1(body, schema())).reasons == {"out_of_range"}

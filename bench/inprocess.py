@@ -4,9 +4,10 @@ bytes over in-memory keep-alive connections, in one process
 (``bench/peers/inprocess_service.py``, a fresh one per measurement).
 
 Under wrk the CPU per request moves 5-8% between runs (the kernel's socket work, the
-scheduler, the load generator on the other core); here it moves 2-4%, so a change of a few
-microseconds in the app shows in one run. What it leaves out: the kernel's side of the
-sockets, and /metrics scrapes (nothing scrapes). An A/B in one run, like bench/run.py:
+scheduler, the load generator on the other core); here the rounds of one process agree
+within 2-5%, and processes differ a few percent more among themselves (their memory
+layout), hence several per service and the median of their ratios. What it leaves out:
+the kernel's side of the sockets, and /metrics scrapes (nothing scrapes). An A/B in one run, like bench/run.py:
 ``--variant NAME ENV=VALUE ...`` runs ours again with those environment overrides
 (``PYTHONPATH=DIR`` for another service/, e.g. a checkout of main's), each service in
 processes of its own, interleaved, and prints its ratio to ours.

@@ -7,10 +7,11 @@ Under wrk the CPU per request moves 5-8% between runs (the kernel's socket work,
 scheduler, the load generator on the other core); here the rounds of one process agree
 within 2-5%, and processes differ a few percent more among themselves (their memory
 layout), hence several per service and the median of their ratios. What it leaves out:
-the kernel's side of the sockets, and /metrics scrapes (nothing scrapes). An A/B in one run, like bench/run.py:
-``--variant NAME ENV=VALUE ...`` runs ours again with those environment overrides
-(``PYTHONPATH=DIR`` for another service/, e.g. a checkout of main's), each service in
-processes of its own, interleaved, and prints its ratio to ours.
+the kernel's side of the sockets, and /metrics scrapes (nothing scrapes).
+
+An A/B in one run, like bench/run.py: ``--variant NAME ENV=VALUE ...`` runs ours again
+with those environment overrides (``PYTHONPATH=DIR`` for another service/, e.g. a checkout
+of main's), each service in processes of its own, interleaved, and prints its ratio to ours.
 
   .venv/bin/python bench/inprocess.py --rows 1 --concurrency 16
   .venv/bin/python bench/inprocess.py --variant main PYTHONPATH=/tmp/main/service
@@ -117,15 +118,14 @@ def main(argv: list[str] | None = None) -> list[str]:
     model = load_model(Path(args.model))
     services = {"ours": {}, **parse_variants(args.variant)}
     results: dict[str, list[list[float]]] = {name: [] for name in services}
-    answers: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="inprocess-") as tmp:
         for run in range(args.runs):
             for name, overrides in services.items():
                 print(f"[inprocess] run {run + 1}/{args.runs}: {name}", file=sys.stderr, flush=True)
                 result = run_service(args, model, overrides, Path(tmp), f"{name}-{run}")
+                if run == 0:
+                    check_predictions(model, args.rows, {name: result["answer"]})
                 results[name].append(result["us_per_request"])
-                answers[name] = result["answer"]
-    check_predictions(model, args.rows, answers)
     lines = report(results, args)
     print("\n".join(lines))
     return lines

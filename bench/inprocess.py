@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from bench.model import Model, answers_match, load_model
 from bench.run import parse_variants
-from bench.servers import v1_predictions
+from bench.servers import environment_without_settings, ours_env, v1_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 CHILD = REPO / "bench" / "peers" / "inprocess_service.py"
@@ -42,11 +41,7 @@ def run_service(
 ) -> dict:
     """One measurement in a process of its own: ours' environment as bench/servers.py gives
     it, then the overrides; its request log goes to a file, as the service's would."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
-    env["MODELOPS_MODEL_DIR"] = str(model.directory.resolve())
-    if model.sha256:
-        env["MODELOPS_MODEL_SHA256"] = model.sha256
-    env.update(overrides)
+    env = ours_env(model, environment_without_settings(), overrides)
     out = out_dir / f"{tag}.json"
     command = [sys.executable, str(CHILD), "--out", str(out), "--model", env["MODELOPS_MODEL_DIR"]]
     for flag in ("rows", "concurrency", "rounds", "round_seconds"):
@@ -115,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[str]:
     args = parse_args(argv)
-    model = load_model(Path(args.model))
+    model = load_model(Path(args.model).resolve())  # the child runs in the repository
     services = {"ours": {}, **parse_variants(args.variant)}
     results: dict[str, list[list[float]]] = {name: [] for name in services}
     with tempfile.TemporaryDirectory(prefix="inprocess-") as tmp:

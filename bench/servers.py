@@ -106,7 +106,7 @@ def build_servers(
 ) -> list[Server]:
     """The wanted servers in report order: ours, its variants (other settings or another
     PYTHONPATH, measured in the same run), the peers, the floor."""
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
+    base_env = environment_without_settings()
     servers = [ours(model, run_dir, base_env, "ours", {})] if "ours" in wanted else []
     name, overrides = WORKERS_VARIANT
     if name in wanted:
@@ -129,18 +129,30 @@ def check_installed(servers: list[Server]) -> None:
         raise SystemExit(f"{', '.join(missing)} missing: run `make bench-setup` (the peers' venvs)")
 
 
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment less any MODELOPS_* setting: what every server starts
+    from, so that a setting of the shell running the bench never reaches one of them."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
+
+
+def ours_env(model: Model, base_env: dict[str, str], overrides: dict[str, str]) -> dict[str, str]:
+    """Ours' environment: ``base_env``, the model's directory and digest, the overrides."""
+    env = dict(base_env, MODELOPS_MODEL_DIR=str(model.directory))
+    if model.sha256:
+        env["MODELOPS_MODEL_SHA256"] = model.sha256
+    env.update(overrides)
+    return env
+
+
 def ours(
     model: Model, run_dir: Path, base_env: dict[str, str], key: str, overrides: dict[str, str]
 ) -> Server:
     port = free_port()
-    env = dict(base_env, MODELOPS_MODEL_DIR=str(model.directory))
-    if model.sha256:
-        env["MODELOPS_MODEL_SHA256"] = model.sha256
     overrides = dict(overrides)
     # BENCH_INSTANCES=list sends positional rows ({"instances": [[...]]}, the body KServe
     # gets) instead of objects keyed by feature name; it is not passed to the server.
     positional = overrides.pop("BENCH_INSTANCES", "dict") == "list"
-    env.update(overrides)
+    env = ours_env(model, base_env, overrides)
     return Server(
         key=key,
         command=[

@@ -33,7 +33,7 @@ ENTRY_POINTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "metrics",
         "modelops_service/telemetry.py",
-        ("observe", "in_progress", "predicted", "request_rows", "input_errors"),
+        ("observe", "started", "flush", "predicted", "request_rows", "input_errors"),
     ),
     ("drift window", "modelops_service/window.py", ("append",)),
     ("request log", "modelops_service/middleware.py", ("_log",)),

@@ -122,12 +122,10 @@ class RequestTelemetry:
                 message["headers"] = [*headers, (REQUEST_ID_HEADER, raw_id)]
             await send(message)
 
-        in_progress = self.metrics.in_progress(handler, method)
-        in_progress.inc()
+        self.metrics.started(handler, method)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            in_progress.dec()
             seconds = max(time.perf_counter() - start, 0.0)
             self.metrics.observe(handler, method, f"{status // 100}xx", seconds, received, sent)
             self._log(scope, state, request_id, handler, status, seconds)

@@ -24,8 +24,9 @@ import numpy as np
 
 from modelops_service.artifact import LoadedModel, Prediction
 
-# Rows a model call answered, and its outputs for them: recorded (metrics, drift window).
-RowsCallback = Callable[[np.ndarray, Prediction], None]
+# Rows a model call answered, its outputs for them and the rows of each request it
+# answered: recorded (metrics, drift window) once per call.
+RowsCallback = Callable[[np.ndarray, Prediction, list[int]], None]
 
 log = logging.getLogger("modelops_service")
 # Event loop passes a batch waits at most for requests still joining (each pass is
@@ -79,7 +80,7 @@ class InlinePredictor:
         prediction = self.model.infer(features)
         self._on_call(time.perf_counter() - start)
         if record and self._on_rows is not None:
-            _record(self._on_rows, features, prediction)
+            _record(self._on_rows, features, prediction, [len(features)])
         return prediction
 
     async def aclose(self) -> None:
@@ -237,13 +238,13 @@ class BatchingPredictor:
         if self._on_rows is None:
             return
         if all(entry.record for entry in batch):  # the usual case: one call records all
-            _record(self._on_rows, features, prediction)
+            _record(self._on_rows, features, prediction, [len(e.features) for e in batch])
             return
         offset = 0
         for entry in batch:
             n = len(entry.features)
             if entry.record:
-                _record(self._on_rows, entry.features, _rows(prediction, offset, offset + n))
+                _record(self._on_rows, entry.features, _rows(prediction, offset, offset + n), [n])
             offset += n
 
     async def aclose(self) -> None:
@@ -264,10 +265,12 @@ class _Entry(NamedTuple):
     queued: float  # loop.time() when it arrived
 
 
-def _record(on_rows: RowsCallback, features: np.ndarray, prediction: Prediction) -> None:
+def _record(
+    on_rows: RowsCallback, features: np.ndarray, prediction: Prediction, requests: list[int]
+) -> None:
     """Record answered rows; a failure here is logged and never fails the requests."""
     try:
-        on_rows(features, prediction)
+        on_rows(features, prediction, requests)
     except Exception:
         log.exception("recording predicted rows failed", extra={"fields": {"rows": len(features)}})
 

@@ -190,8 +190,8 @@ class ModelService:
         log.info("model ready", extra={"fields": {"model": self.name, "version": self.version}})
 
     async def predict(self, batch: Batch) -> Prediction:
-        """Predict one request's rows. The predictor records answered rows (metrics,
-        drift window) once per model call, through ``_record_rows``."""
+        """Predict one request's rows. The predictor records answered rows and requests
+        (metrics, drift window) once per model call, through ``_record_rows``."""
         if self.predictor is None:
             raise RuntimeError("predict before load")
         if batch.flagged:
@@ -206,12 +206,14 @@ class ModelService:
             self.telemetry.prediction_failed(len(batch))
             log.exception("prediction failed", extra={"fields": {"rows": len(batch)}})
             raise PredictionError(str(err)) from err
-        self.telemetry.request_rows(len(prediction))
         return prediction
 
-    def _record_rows(self, features: np.ndarray, prediction: Prediction) -> None:
-        """Rows a model call answered (of one or several requests)."""
+    def _record_rows(
+        self, features: np.ndarray, prediction: Prediction, requests: list[int]
+    ) -> None:
+        """Rows a model call answered, of the requests whose rows ``requests`` counts."""
         self.telemetry.predicted(prediction)
+        self.telemetry.request_rows(requests)
         self.window.append(features, prediction.signal)
 
     def rejected(self, error: InputError) -> None:

@@ -3,8 +3,11 @@
 All series live in one registry per app. Label children are bound once, so
 the request path pays for a few increments, not for label lookups. Per-row
 histograms (prediction value, confidence) are filled with one vectorized
-``np.searchsorted`` per request instead of one ``observe`` per row. Drift
-gauges are computed by a collector when /metrics is scraped.
+``np.searchsorted`` per request instead of one ``observe`` per row; the batch
+sizes of the requests a model call answered, and the HTTP series of the requests
+that end in one event-loop pass, are added with one write per series
+(``BulkHistogram``, ``HttpMetrics``). Drift gauges are computed by a collector
+when /metrics is scraped.
 
 With several workers (``workers.py``) prometheus_client keeps every series in
 files that the scrape sums; each gauge says how its workers combine
@@ -14,8 +17,10 @@ write into a prometheus_client Histogram (``SharedVectorHistogram``).
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -65,6 +70,16 @@ class HttpMetrics:
     ``metrics.default(custom_labels=...)`` would also add an unlabeled
     ``http_request_duration_highr_seconds``; per-version analysis cannot use it, so it
     is left out.
+
+    Requests that overlap are added up in memory and written once per event-loop pass
+    (``flush``, scheduled by the first change in a pass): the requests a batch answers
+    end in the same pass and then cost one write per series, not nine writes each.
+    With several workers every write is a locked write into a memory-mapped file, and
+    the nine cost a sixth of a single-row request's CPU. A request's change is in the
+    registry from the next pass on, before this process reads any later request (a
+    scrape included); another worker's scrape sees it once this worker's pass ends.
+    A request alone in flight (one client, a quiet service) shares a pass with no
+    other, and is written at once.
     """
 
     def __init__(
@@ -87,14 +102,19 @@ class HttpMetrics:
         # come from the route table, plus "none").
         self._children: dict[tuple[str, str, str], tuple] = {}
         self._gauges: dict[tuple[str, str], Gauge] = {}
+        # Since the last flush: requests ended per (handler, method, status), and the
+        # change of requests in flight per (handler, method).
+        self._ended: dict[tuple[str, str, str], _Ended] = {}
+        self._in_flight: dict[tuple[str, str], int] = {}
+        self._active = 0  # requests in flight in this process
+        self._flush_on: asyncio.AbstractEventLoop | None = None
 
-    def in_progress(self, handler: str, method: str) -> Gauge:
-        gauge = self._gauges.get((handler, method))
-        if gauge is None:
-            gauge = self._in_progress.labels(handler, method, self.model, self.version)
-            if len(self._gauges) < _CHILDREN_LIMIT:
-                self._gauges[(handler, method)] = gauge
-        return gauge
+    def started(self, handler: str, method: str) -> None:
+        """A request began: one more in flight."""
+        key = (handler, method)
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        self._active += 1
+        self._write_soon(alone=self._active == 1)
 
     def observe(
         self,
@@ -105,24 +125,98 @@ class HttpMetrics:
         request_bytes: int,
         response_bytes: int,
     ) -> None:
-        """One request; ``status`` grouped as the instrumentator does (``2xx``)."""
+        """A request ended (one in flight less); ``status`` grouped as the instrumentator
+        does (``2xx``)."""
+        in_flight = (handler, method)
+        self._in_flight[in_flight] = self._in_flight.get(in_flight, 0) - 1
+        self._active -= 1
         key = (handler, method, status)
+        ended = self._ended.get(key)
+        if ended is None:
+            ended = self._ended[key] = _Ended()
+        ended.seconds.append(seconds)
+        ended.request_bytes += request_bytes
+        ended.response_bytes += response_bytes
+        self._write_soon(alone=self._active == 0)
+
+    def _write_soon(self, *, alone: bool) -> None:
+        # A request alone in flight has no other to share a pass's writes with (one
+        # client, a quiet service): written at once, no call scheduled.
+        if alone:
+            self._write()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write()
+            return
+        # Scheduled again if the loop it was scheduled on is not this one (a test
+        # client's loop that ended first): nothing recorded waits forever.
+        if self._flush_on is not loop:
+            self._flush_on = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what was recorded since the last flush into the series."""
+        self._flush_on = None
+        self._write()
+
+    def _write(self) -> None:
+        # Taken before writing: a write that fails loses its pass, never counts it twice.
+        in_flight, ended = self._in_flight, self._ended
+        if in_flight:
+            self._in_flight = {}
+            for (handler, method), change in in_flight.items():
+                gauge = self._gauge(handler, method)  # the series exists, at 0, from the first
+                if change:
+                    gauge.inc(change)
+        if ended:
+            self._ended = {}
+            for key, e in ended.items():
+                total, duration, size_in, size_out = self._bound(key)
+                count = len(e.seconds)
+                total.inc(count)
+                duration.observe_each(e.seconds)
+                # Summary.observe takes one value (two writes each): its child's values
+                # are added to directly (prometheus_client is pinned).
+                size_in._count.inc(count)
+                size_in._sum.inc(e.request_bytes)
+                size_out._count.inc(count)
+                size_out._sum.inc(e.response_bytes)
+
+    def _gauge(self, handler: str, method: str) -> Gauge:
+        gauge = self._gauges.get((handler, method))
+        if gauge is None:
+            gauge = self._in_progress.labels(handler, method, self.model, self.version)
+            if len(self._gauges) < _CHILDREN_LIMIT:
+                self._gauges[(handler, method)] = gauge
+        return gauge
+
+    def _bound(self, key: tuple[str, str, str]) -> tuple:
         bound = self._children.get(key)
         if bound is None:
+            handler, method, status = key
             model, version = self.model, self.version
             bound = (
                 self._requests.labels(handler, method, status, model, version),
-                self._latency.labels(handler, method, model, version),
+                BulkHistogram(self._latency.labels(handler, method, model, version)),
                 self._request_size.labels(handler, model, version),
                 self._response_size.labels(handler, model, version),
             )
             if len(self._children) < _CHILDREN_LIMIT:
                 self._children[key] = bound
-        total, duration, size_in, size_out = bound
-        total.inc()
-        duration.observe(seconds)
-        size_in.observe(request_bytes)
-        size_out.observe(response_bytes)
+        return bound
+
+
+class _Ended:
+    """The requests of one (handler, method, status) that ended since the last flush."""
+
+    __slots__ = ("request_bytes", "response_bytes", "seconds")
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []  # each one's latency
+        self.request_bytes = 0
+        self.response_bytes = 0
 
 
 class VectorHistogram(Collector):
@@ -166,12 +260,39 @@ class VectorHistogram(Collector):
         yield family
 
 
+class BulkHistogram:
+    """A prometheus_client Histogram child observed many values at a time: one write per
+    bucket that moved and one for the sum, where its ``observe`` writes two per value
+    (with several workers, each a locked write into a memory-mapped file). The one place
+    that reaches into the child's ``_buckets``/``_sum`` (prometheus_client is pinned in
+    pyproject.toml). ``observe_each`` is plain Python, for short lists (the requests of
+    one model call or of one event-loop pass)."""
+
+    def __init__(self, child: Histogram) -> None:
+        self._child = child
+        self._bounds = tuple(child._upper_bounds[:-1])  # its bounds, less +Inf
+
+    def observe_each(self, values: Sequence[float]) -> None:
+        moved: dict[int, int] = {}
+        for value in values:
+            # The first bound >= value, as Histogram.observe picks it; past the last, +Inf.
+            bucket = bisect.bisect_left(self._bounds, value)
+            moved[bucket] = moved.get(bucket, 0) + 1
+        self.add(moved.items(), sum(values))
+
+    def add(self, counts: Iterable[tuple[int, float]], total: float) -> None:
+        """Add ``count`` observations to each ``bucket`` (its index, +Inf last) of
+        ``counts``, and ``total`` to the sum."""
+        buckets = self._child._buckets
+        for bucket, count in counts:
+            buckets[bucket].inc(count)
+        self._child._sum.inc(total)
+
+
 class SharedVectorHistogram:
     """``VectorHistogram`` for several workers: the same bucket counts, added into a
-    prometheus_client Histogram child's per-bucket values, which multiprocess mode
-    keeps in files and sums over workers on scrape. Reaches into the child's
-    ``_buckets``/``_sum`` (prometheus_client is pinned in pyproject.toml): its public
-    ``observe`` takes one value, a locked file write per row."""
+    prometheus_client Histogram child (``BulkHistogram``), whose per-bucket values
+    multiprocess mode keeps in files and sums over workers on scrape."""
 
     def __init__(
         self,
@@ -182,15 +303,14 @@ class SharedVectorHistogram:
     ) -> None:
         bounds = sorted(set(buckets))
         self.bounds = np.array([*bounds, np.inf], dtype=np.float64)
-        self._child = _histogram(metric, registry, bounds).labels(*label_values)
+        self._bulk = BulkHistogram(_histogram(metric, registry, bounds).labels(*label_values))
 
     def observe_many(self, values: np.ndarray) -> None:
         idx = np.searchsorted(self.bounds, values, side="left")
         counts = np.bincount(idx, minlength=len(self.bounds))
-        buckets = self._child._buckets
-        for i in np.flatnonzero(counts):
-            buckets[i].inc(float(counts[i]))
-        self._child._sum.inc(float(np.sum(values)))
+        moved = np.flatnonzero(counts)
+        counted = zip(moved.tolist(), counts[moved].tolist(), strict=True)
+        self._bulk.add(counted, float(np.sum(values)))
 
 
 class DriftCollector(Collector):
@@ -261,7 +381,8 @@ class ModelTelemetry:
         self._error = predictions.labels(*labels, "error")
         self._inference = _histogram(catalog.INFERENCE_DURATION, registry, INFERENCE_BUCKETS)
         self._inference = self._inference.labels(*labels)
-        self._batch = _histogram(catalog.BATCH_SIZE, registry, BATCH_BUCKETS).labels(*labels)
+        batch = _histogram(catalog.BATCH_SIZE, registry, BATCH_BUCKETS).labels(*labels)
+        self._batch = BulkHistogram(batch)
         input_errors = _counter(catalog.INPUT_ERRORS, registry)
         self._input_errors = {
             r: input_errors.labels(*labels, r) for r in catalog.INPUT_ERROR_REASONS
@@ -305,9 +426,9 @@ class ModelTelemetry:
     def prediction_failed(self, rows: int) -> None:
         self._error.inc(rows)
 
-    def request_rows(self, rows: int) -> None:
-        """One answered request of ``rows`` rows."""
-        self._batch.observe(rows)
+    def request_rows(self, rows: list[int]) -> None:
+        """The requests one model call answered, by their rows."""
+        self._batch.observe_each(rows)
 
     def predicted(self, prediction: Prediction) -> None:
         """Rows answered by one model call (for one request or several)."""

@@ -314,10 +314,13 @@ def test_the_timeout_must_be_positive() -> None:
 def test_rows_are_recorded_once_per_call_and_never_for_the_warm_up_or_failures() -> None:
     model = FakeModel()
     recorded: list[np.ndarray] = []
+    requests: list[int] = []
 
-    def on_rows(features: np.ndarray, prediction: Prediction) -> None:
+    def on_rows(features: np.ndarray, prediction: Prediction, sizes: list[int]) -> None:
         assert np.array_equal(features[:, 0], prediction.signal)  # rows match their outputs
+        assert sum(sizes) == len(features)
         recorded.append(features[:, 0].copy())
+        requests.extend(sizes)
 
     batching = BatchingPredictor(model, lambda _: None, max_rows=1024, on_rows=on_rows)
 
@@ -337,6 +340,7 @@ def test_rows_are_recorded_once_per_call_and_never_for_the_warm_up_or_failures()
     got = np.sort(np.concatenate(recorded))
     expected = np.sort(np.concatenate([rows(i, 2)[:, 0] for i in range(3)]))
     assert np.array_equal(got, expected)  # not the warm-up row, not the failed request's
+    assert requests == [2, 2, 2]  # the answered requests, by their rows
 
 
 def test_a_request_timed_out_in_the_queue_is_a_503_and_its_neighbours_are_served(

@@ -1,13 +1,17 @@
-"""VectorHistogram exports what prometheus_client's Histogram would; settings parsing."""
+"""VectorHistogram, SharedVectorHistogram and BulkHistogram export what prometheus_client's
+Histogram would; settings parsing."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from pydantic import ValidationError
 
@@ -15,7 +19,13 @@ from devstack.paths import REPO_ROOT
 from modelops_service import catalog
 from modelops_service.logs import ACCESS_LOGGER, AccessLog, JsonFormatter
 from modelops_service.settings import Settings, markdown_table
-from modelops_service.telemetry import VectorHistogram
+from modelops_service.telemetry import (
+    BATCH_BUCKETS,
+    BulkHistogram,
+    SharedVectorHistogram,
+    VectorHistogram,
+)
+from tests.support.metrics_text import registry_samples
 
 
 def test_vector_histogram_matches_prometheus_client() -> None:
@@ -38,18 +48,53 @@ def test_vector_histogram_matches_prometheus_client() -> None:
     for v in values:
         histogram.observe(float(v))
 
-    def samples(registry: CollectorRegistry) -> dict:
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in registry.collect()
-            for s in family.samples
-            if not s.name.endswith("_created")
-        }
-
-    assert samples(ours) == pytest.approx(samples(reference))
+    assert registry_samples(ours) == pytest.approx(registry_samples(reference))
     assert b'model_prediction_value_bucket{le="1.0",model="m",version="1"} 5.0' in (
         generate_latest(ours)
     )
+
+
+def test_shared_vector_histogram_exports_what_vector_histogram_does() -> None:
+    buckets = (0.5, 1.0, 2.0)
+    values = np.array([0.1, 0.5, 0.5000001, 1.0, 1.5, 2.0, 7.0, -3.0])
+    shared_registry = CollectorRegistry()
+    shared = SharedVectorHistogram(catalog.PREDICTION_VALUE, ("m", "1"), buckets, shared_registry)
+    vector = VectorHistogram(catalog.PREDICTION_VALUE, ("m", "1"), buckets)
+    vector_registry = CollectorRegistry()
+    vector_registry.register(vector)
+    for part in (values[:3], values[3:]):
+        shared.observe_many(part)
+        vector.observe_many(part)
+
+    assert registry_samples(shared_registry) == pytest.approx(registry_samples(vector_registry))
+
+
+def _batch_size_histogram(registry: CollectorRegistry) -> Histogram:
+    m = catalog.BATCH_SIZE
+    return Histogram(m.name, m.help, m.labels, buckets=BATCH_BUCKETS, registry=registry)
+
+
+# Every bound, the values just beside it, and any size a request may have.
+_SIZES = st.one_of(
+    st.sampled_from([x for b in BATCH_BUCKETS for x in (b - 1, b, b + 1, b + 0.5)]),
+    st.integers(0, 10_000),
+)
+
+
+@given(st.lists(st.lists(_SIZES, max_size=20), max_size=5))
+def test_bulk_histogram_matches_prometheus_client(calls: list[list[float]]) -> None:
+    ours, reference = CollectorRegistry(), CollectorRegistry()
+    bulk = BulkHistogram(_batch_size_histogram(ours).labels("m", "1"))
+    one_by_one = _batch_size_histogram(reference).labels("m", "1")
+    for values in calls:
+        bulk.observe_each(values)
+        for v in values:
+            one_by_one.observe(v)
+
+    got, want = registry_samples(ours), registry_samples(reference)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert math.isclose(got[key], value), key
 
 
 def test_settings_come_from_modelops_environment(monkeypatch: pytest.MonkeyPatch) -> None:

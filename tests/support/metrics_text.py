@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import httpx
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+
+
+def registry_samples(registry: CollectorRegistry) -> dict[tuple, float]:
+    """Every sample of a registry by (name, sorted labels), less the _created series."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in registry.collect()
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
 
 
 class Scrape:

@@ -111,10 +111,13 @@ class HttpMetrics:
 
     def started(self, handler: str, method: str) -> None:
         """A request began: one more in flight."""
+        self._active += 1
+        if self._active == 1:  # alone: written at once
+            self._gauge(handler, method).inc()
+            return
         key = (handler, method)
         self._in_flight[key] = self._in_flight.get(key, 0) + 1
-        self._active += 1
-        self._write_soon(alone=self._active == 1)
+        self._write_soon()
 
     def observe(
         self,
@@ -127,24 +130,30 @@ class HttpMetrics:
     ) -> None:
         """A request ended (one in flight less); ``status`` grouped as the instrumentator
         does (``2xx``)."""
-        in_flight = (handler, method)
-        self._in_flight[in_flight] = self._in_flight.get(in_flight, 0) - 1
         self._active -= 1
         key = (handler, method, status)
+        if not self._active and not self._in_flight and not self._ended:
+            # Alone, nothing pending: written at once, each series as its own call does.
+            # With something pending the way below schedules its flush again, should the
+            # loop that was to run it have ended.
+            self._gauge(handler, method).dec()
+            total, duration, size_in, size_out = self._bound(key)
+            total.inc()
+            duration.observe(seconds)
+            size_in.observe(request_bytes)
+            size_out.observe(response_bytes)
+            return
+        in_flight = (handler, method)
+        self._in_flight[in_flight] = self._in_flight.get(in_flight, 0) - 1
         ended = self._ended.get(key)
         if ended is None:
             ended = self._ended[key] = _Ended()
         ended.seconds.append(seconds)
         ended.request_bytes += request_bytes
         ended.response_bytes += response_bytes
-        self._write_soon(alone=self._active == 0)
+        self._write_soon()
 
-    def _write_soon(self, *, alone: bool) -> None:
-        # A request alone in flight has no other to share a pass's writes with (one
-        # client, a quiet service): written at once, no call scheduled.
-        if alone:
-            self._write()
-            return
+    def _write_soon(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -271,6 +280,10 @@ class BulkHistogram:
     def __init__(self, child: Histogram) -> None:
         self._child = child
         self._bounds = tuple(child._upper_bounds[:-1])  # its bounds, less +Inf
+
+    def observe(self, value: float) -> None:
+        """One value, as the child's own ``observe``."""
+        self._child.observe(value)
 
     def observe_each(self, values: Sequence[float]) -> None:
         moved: dict[int, int] = {}

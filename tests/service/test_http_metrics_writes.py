@@ -189,3 +189,27 @@ def test_what_a_loop_that_stopped_left_unwritten_is_written_on_the_next() -> Non
     asyncio.run(one_ends())
     assert registry.get_sample_value("http_requests_inprogress", labels) == 1
     assert registry.get_sample_value("http_requests_total", {**labels, "status": "2xx"}) == 1
+
+
+def test_a_lone_request_that_ends_after_a_loop_stopped_writes_what_that_loop_left() -> None:
+    registry, metrics = fresh()
+    labels = HEALTHZ
+    first = asyncio.new_event_loop()
+
+    def two_requests_one_ends_then_stop() -> None:
+        metrics.started("/healthz", "GET")  # alone: written
+        metrics.started("/healthz", "GET")
+        metrics.observe("/healthz", "GET", "2xx", 0.0001, 0, 15)  # its flush never runs
+        first.stop()
+
+    first.call_soon(two_requests_one_ends_then_stop)
+    first.run_forever()
+    first.close()
+
+    async def the_other_ends_alone() -> None:
+        metrics.observe("/healthz", "GET", "2xx", 0.0001, 0, 15)
+        await asyncio.sleep(0)
+
+    asyncio.run(the_other_ends_alone())
+    assert registry.get_sample_value("http_requests_inprogress", labels) == 0
+    assert registry.get_sample_value("http_requests_total", {**labels, "status": "2xx"}) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import pytest
@@ -167,49 +168,55 @@ def test_a_request_alone_in_flight_is_written_at_once() -> None:
     asyncio.run(scenario())
 
 
-def test_what_a_loop_that_stopped_left_unwritten_is_written_on_the_next() -> None:
-    registry, metrics = fresh()
-    labels = HEALTHZ
-    first = asyncio.new_event_loop()
+def last_pass_of_a_loop(step: Callable[[], None]) -> None:
+    """Run ``step`` in the one pass of a loop that then stops: a flush it scheduled never
+    runs there (a test client's loop that ended first)."""
+    loop = asyncio.new_event_loop()
 
-    def two_requests_then_stop() -> None:
-        metrics.started("/healthz", "GET")  # alone: written
-        metrics.started("/healthz", "GET")  # overlaps: written when the pass ends
-        first.stop()  # the loop ends with this pass: its flush never runs
+    def step_then_stop() -> None:
+        step()
+        loop.stop()
 
-    first.call_soon(two_requests_then_stop)
-    first.run_forever()
-    first.close()
-    assert registry.get_sample_value("http_requests_inprogress", labels) == 1
+    loop.call_soon(step_then_stop)
+    loop.run_forever()
+    loop.close()
 
-    async def one_ends() -> None:
-        metrics.observe("/healthz", "GET", "2xx", 0.0001, 0, 15)
+
+def then_in_a_new_loop(step: Callable[[], None]) -> None:
+    """Run ``step`` in a new loop, and let its pass end."""
+
+    async def one_pass() -> None:
+        step()
         await asyncio.sleep(0)
 
-    asyncio.run(one_ends())
-    assert registry.get_sample_value("http_requests_inprogress", labels) == 1
-    assert registry.get_sample_value("http_requests_total", {**labels, "status": "2xx"}) == 1
+    asyncio.run(one_pass())
+
+
+def test_what_a_loop_that_stopped_left_unwritten_is_written_on_the_next() -> None:
+    registry, metrics = fresh()
+    total = {**HEALTHZ, "status": "2xx"}
+
+    def two_requests() -> None:
+        metrics.started("/healthz", "GET")  # alone: written
+        metrics.started("/healthz", "GET")  # overlaps: written when the pass ends
+
+    last_pass_of_a_loop(two_requests)
+    assert registry.get_sample_value("http_requests_inprogress", HEALTHZ) == 1
+    then_in_a_new_loop(lambda: metrics.observe("/healthz", "GET", "2xx", 0.0001, 0, 15))
+    assert registry.get_sample_value("http_requests_inprogress", HEALTHZ) == 1
+    assert registry.get_sample_value("http_requests_total", total) == 1
 
 
 def test_a_lone_request_that_ends_after_a_loop_stopped_writes_what_that_loop_left() -> None:
     registry, metrics = fresh()
-    labels = HEALTHZ
-    first = asyncio.new_event_loop()
+    total = {**HEALTHZ, "status": "2xx"}
 
-    def two_requests_one_ends_then_stop() -> None:
+    def two_requests_one_ends() -> None:
         metrics.started("/healthz", "GET")  # alone: written
         metrics.started("/healthz", "GET")
         metrics.observe("/healthz", "GET", "2xx", 0.0001, 0, 15)  # its flush never runs
-        first.stop()
 
-    first.call_soon(two_requests_one_ends_then_stop)
-    first.run_forever()
-    first.close()
-
-    async def the_other_ends_alone() -> None:
-        metrics.observe("/healthz", "GET", "2xx", 0.0001, 0, 15)
-        await asyncio.sleep(0)
-
-    asyncio.run(the_other_ends_alone())
-    assert registry.get_sample_value("http_requests_inprogress", labels) == 0
-    assert registry.get_sample_value("http_requests_total", {**labels, "status": "2xx"}) == 2
+    last_pass_of_a_loop(two_requests_one_ends)
+    then_in_a_new_loop(lambda: metrics.observe("/healthz", "GET", "2xx", 0.0001, 0, 15))
+    assert registry.get_sample_value("http_requests_inprogress", HEALTHZ) == 0
+    assert registry.get_sample_value("http_requests_total", total) == 2

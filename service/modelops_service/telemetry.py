@@ -79,7 +79,7 @@ class HttpMetrics:
     registry from the next pass on, before this process reads any later request (a
     scrape included); another worker's scrape sees it once this worker's pass ends.
     A request alone in flight (one client, a quiet service) shares a pass with no
-    other, and is written at once.
+    other, and is written at once by each series' own call.
     """
 
     def __init__(

@@ -2,13 +2,14 @@
 
 scikit-learn's ``predict_proba`` of one row costs about 0.5 ms for the 90 trees of the wine
 model: validation, then one Python call per tree. Here every tree of the model walks one
-level per numpy operation, all trees and rows at once, a few dozen operations in all: about
-0.025 ms for one row, 0.05 ms for 8 (bench/tree_walk.py). Past ``MAX_ROWS`` rows
+level per few numpy operations, all trees and rows at once, a few dozen operations in all:
+about 0.022 ms for one row, 0.043 ms for 8 (bench/tree_walk.py). Past ``MAX_ROWS`` rows
 scikit-learn's compiled per-tree loop costs less per row, so larger batches go to scikit-learn.
 
-The answers are scikit-learn's, bit for bit: the same float64 comparison at each split (a
-NaN follows the node's ``missing_go_to_left``, infinities compare as they do in its Cython
-loop), and the leaf values added to the baseline in the same order (iteration by iteration,
+The answers are scikit-learn's, bit for bit: at each split the float64 comparison of its
+Cython loop, negated (``value > threshold`` goes right exactly where its ``value <=
+threshold`` fails, infinities included; a NaN follows the node's ``missing_go_to_left``),
+and the leaf values added to the baseline in the same order (iteration by iteration,
 ``np.add.accumulate`` is strictly sequential). A model this does not describe (categorical
 splits, a preprocessor, another estimator) is not flattened: ``flatten`` returns None and
 scikit-learn predicts.
@@ -51,22 +52,25 @@ NODE_FIELDS = (
 PRIVATE_ATTRIBUTES = ("_predictors", "_baseline_prediction", "_preprocessor", "_loss")
 
 # Rows up to which the flattened walk beats scikit-learn's per-tree loop on the demo
-# models (measured crossover 300-800 rows); larger batches go to sklearn.
+# models (measured crossover: about 500 rows for wine/1, past 1000 for the others);
+# larger batches go to sklearn.
 MAX_ROWS = 256
 
 
 @dataclass(frozen=True)
 class FlatTrees:
-    """Every node of every tree in one set of arrays (a leaf's children are itself, so a
-    row that reached a leaf stays there while deeper trees go on)."""
+    """Every node of every tree in one set of arrays. Node i owns two slots, 2i (where a row
+    that goes left goes) and 2i + 1 (right); the walk holds each row's slot base 2i, so one
+    step is ``child[node + go_right]``, and the per-node arrays repeat each value for both
+    slots. A leaf's children are itself, so a row that reached a leaf stays there while
+    deeper trees go on."""
 
-    feature: np.ndarray  # (nodes,) intp: the feature a node splits on (0 for a leaf)
-    threshold: np.ndarray  # (nodes,) float64: go left when the value is <= this
-    missing_left: np.ndarray  # (nodes,) bool: where a NaN goes
-    left: np.ndarray  # (nodes,) intp: global index of the left child
-    right: np.ndarray  # (nodes,) intp
-    value: np.ndarray  # (nodes,) float64: a leaf's value
-    roots: np.ndarray  # (trees, 1) intp: iteration-major, the K trees of an iteration together
+    feature: np.ndarray  # (2 * nodes,) intp: the feature a node splits on (0 for a leaf)
+    threshold: np.ndarray  # (2 * nodes,) float64: go left when the value is <= this
+    missing_right: np.ndarray  # (2 * nodes,) bool: a NaN goes right (False for a leaf)
+    child: np.ndarray  # (2 * nodes,) intp: the slot base of the child each slot leads to
+    value: np.ndarray  # (2 * nodes,) float64: a leaf's value
+    roots: np.ndarray  # (trees, 1) intp slot bases: iteration-major, an iteration's K together
     depth: int  # levels to walk: the deepest tree's
     baseline: np.ndarray  # (K,) the raw prediction before any tree
     n_iterations: int
@@ -81,13 +85,15 @@ class FlatTrees:
         flat = x.ravel()
         row_start = np.arange(0, n * self.n_features, self.n_features)
         node = np.broadcast_to(self.roots, (len(self.roots), n))  # (trees, rows)
+        # "value > threshold" is "not value <= threshold" except for NaN, which only goes
+        # right where its node says so: checked once, not on every level
+        any_missing = bool(np.isnan(flat).any())
         for _ in range(self.depth):
             value = flat[self.feature[node] + row_start]
-            go_left = value <= self.threshold[node]
-            missing = np.isnan(value)
-            if missing.any():
-                go_left = np.where(missing, self.missing_left[node], go_left)
-            node = np.where(go_left, self.left[node], self.right[node])
+            go_right = value > self.threshold[node]
+            if any_missing:
+                go_right |= np.isnan(value) & self.missing_right[node]
+            node = self.child[node + go_right]
         k = self.n_trees_per_iteration
         leaves = self.value[node].reshape(self.n_iterations, k * n)
         start = np.repeat(self.baseline, n)[None, :]
@@ -123,14 +129,17 @@ def flatten(estimator: object) -> FlatTrees | None:
     offset = np.repeat(starts, sizes)
     index = np.arange(len(nodes))
     leaf = nodes["is_leaf"].astype(bool)
+    child = np.empty(2 * len(nodes), dtype=np.intp)
+    child[0::2] = 2 * np.where(leaf, index, nodes["left"].astype(np.intp) + offset)
+    child[1::2] = 2 * np.where(leaf, index, nodes["right"].astype(np.intp) + offset)
+    missing_right = ~nodes["missing_go_to_left"].astype(bool) & ~leaf
     return FlatTrees(
-        feature=np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp),
-        threshold=nodes["num_threshold"].astype(np.float64),
-        missing_left=nodes["missing_go_to_left"].astype(bool),
-        left=np.where(leaf, index, nodes["left"].astype(np.intp) + offset),
-        right=np.where(leaf, index, nodes["right"].astype(np.intp) + offset),
-        value=nodes["value"].astype(np.float64),
-        roots=starts.astype(np.intp)[:, None],
+        feature=np.repeat(np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp), 2),
+        threshold=np.repeat(nodes["num_threshold"].astype(np.float64), 2),
+        missing_right=np.repeat(missing_right, 2),
+        child=child,
+        value=np.repeat(nodes["value"].astype(np.float64), 2),
+        roots=2 * starts.astype(np.intp)[:, None],
         depth=int(nodes["depth"].max()),
         baseline=np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel(),
         n_iterations=len(iterations),

@@ -13,7 +13,6 @@ here, not in the handlers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -143,57 +142,58 @@ class BatchingPredictor:
         self.max_delay = max_delay
         self.timeout = timeout
         self._queue: deque[_Entry] = deque()
-        self._wake: asyncio.Event | None = None
-        self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The next look at the queue (None: idle), the queue's length at the last look
+        # (None: not looked yet) and the passes it has kept growing.
+        self._next: asyncio.Handle | None = None
+        self._seen: int | None = None
+        self._passes = 0
         self._closed = False
 
     async def predict(self, features: np.ndarray, *, record: bool = True) -> Prediction:
         if self._closed:
             raise RuntimeError("the predictor is closed")
         loop = asyncio.get_running_loop()
-        if self._worker is None or self._worker.done() or self._loop is not loop:
-            # Made in the loop that serves (a test client may bring a new loop).
-            self._loop = loop
-            self._wake = asyncio.Event()
-            self._worker = loop.create_task(self._run(), name="batching-predictor")
+        if self._loop is not loop:  # a test client may bring a new loop
+            if self._next is not None:
+                self._next.cancel()
+            self._loop, self._next, self._passes = loop, None, 0
         future: asyncio.Future[Prediction] = loop.create_future()
         self._queue.append(_Entry(features, future, record, loop.time()))
-        assert self._wake is not None
-        self._wake.set()
+        if self._next is None:  # idle: a burst of requests ready together joins one call
+            self._seen = None  # its passes went back to 0 with the last call
+            if self.max_delay > 0:
+                self._next = loop.call_later(self.max_delay, self._drain)
+            else:
+                self._next = loop.call_soon(self._drain)
         return await future
 
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._gather(self.max_delay)  # 0: one pass, the ready burst joins
-            while self._queue:
-                batch = self._take()
-                if not batch:
-                    continue
-                try:
-                    self._call(batch)
-                except Exception as exc:  # a bug here must fail these requests, not hang them
-                    for entry in batch:
-                        _settle(entry.future, error=exc)
-                await self._gather(0)  # answered requests go out, the next ones join
-
-    async def _gather(self, delay: float) -> None:
-        """Wait ``delay``, then pass the event loop again while requests keep joining the
-        queue: requests that arrive together reach it over a few passes (each its own
-        task), and a call made on the first pass would leave the late ones to a call of
-        their own. A pass that brings none, a full batch or ``_MAX_PASSES`` end the wait,
-        so a lone request never waits for a second pass."""
+    def _drain(self) -> None:
+        """One look at the queue, a plain callback on each pass of the event loop (no task
+        to wake): requests that arrive together reach the queue over a few passes (each its
+        own task), and a call made on the first would leave the late ones to a call of
+        their own. So the first look only counts them; a pass that brings none, a full
+        batch or ``_MAX_PASSES`` passes make the call (a full batch at once). After a call
+        the next look is a pass later (its answers go out, the next requests join); an
+        empty queue there is idle."""
+        assert self._loop is not None
         queued = len(self._queue)
-        await asyncio.sleep(delay)
-        for _ in range(_MAX_PASSES):
-            grown = len(self._queue)
-            if grown == queued or grown >= self.max_rows:
-                return
-            queued = grown
-            await asyncio.sleep(0)
+        if queued == 0:
+            self._next = None
+            return
+        if queued != self._seen and queued < self.max_rows and self._passes < _MAX_PASSES:
+            self._seen, self._passes = queued, self._passes + 1
+            self._next = self._loop.call_soon(self._drain)
+            return
+        batch = self._take()
+        if batch:
+            try:
+                self._call(batch)
+            except Exception as exc:  # a bug here must fail these requests, not hang them
+                for entry in batch:
+                    _settle(entry.future, error=exc)
+        self._seen, self._passes = len(self._queue), 0
+        self._next = self._loop.call_soon(self._drain)
 
     def _take(self) -> list[_Entry]:
         batch: list[_Entry] = []
@@ -249,10 +249,9 @@ class BatchingPredictor:
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._worker is not None and self._loop is asyncio.get_running_loop():
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
         while self._queue:
             entry = self._queue.popleft()
             _settle(entry.future, error=RuntimeError("the service is shutting down"))

@@ -19,7 +19,7 @@ from devstack.service_process import ServiceProcess
 from modelops_service.app import create_app
 from modelops_service.artifact import Prediction
 from modelops_service.card import read_card
-from modelops_service.predictor import BatchingPredictor, QueueTimeoutError
+from modelops_service.predictor import _MAX_PASSES, BatchingPredictor, QueueTimeoutError
 from modelops_service.settings import Settings
 from tests.support.rows import in_range_rows
 from tests.support.service_waits import until_ready
@@ -101,6 +101,65 @@ def test_requests_reaching_the_queue_over_a_few_loop_passes_share_one_call() -> 
     answers = run(main())
     assert [a.predictions[0] for a in answers] == [i * 1000 for i in range(6)]
     assert model.calls == [6]
+
+
+class PassCounter:
+    """Counts passes of the event loop (a task that yields once a pass) and notes, for
+    each model call, the pass it was made on."""
+
+    def __init__(self, model: FakeModel) -> None:
+        self.passes = 0
+        self.call_passes: list[int] = []
+        infer = model.infer
+
+        def noting(features: np.ndarray) -> Prediction:
+            self.call_passes.append(self.passes)
+            return infer(features)
+
+        model.infer = noting  # type: ignore[method-assign]
+
+    async def count(self) -> None:
+        while True:
+            await asyncio.sleep(0)
+            self.passes += 1
+
+
+def test_a_burst_waits_one_pass_and_a_full_batch_none() -> None:
+    """Requests ready together are counted on the first look and called on the next pass
+    (nothing joined); a batch that is full on the first look is called at once."""
+    called_on = {}
+    for max_rows in (10, 3):
+        model = FakeModel()
+        batching, _ = predictor(model, max_rows=max_rows)
+        counter = PassCounter(model)
+
+        async def main(batching: BatchingPredictor = batching, counter: PassCounter = counter):
+            ticking = asyncio.create_task(counter.count())
+            await asyncio.gather(*(batching.predict(rows(i, 1)) for i in range(3)))
+            ticking.cancel()
+
+        run(main())
+        assert model.calls == [3]
+        called_on[max_rows] = counter.call_passes[0]
+    assert called_on[10] == called_on[3] + 1
+
+
+def test_requests_that_keep_arriving_are_called_after_at_most_max_passes() -> None:
+    model = FakeModel()
+    batching, _ = predictor(model)
+
+    async def arriving(i: int) -> Prediction:
+        for _ in range(i):  # one request ready on every pass, for 20 passes
+            await asyncio.sleep(0)
+        return await batching.predict(rows(i, 1))
+
+    async def main() -> list[Prediction]:
+        return await asyncio.gather(*(arriving(i) for i in range(20)))
+
+    answers = run(main())
+    assert [a.predictions[0] for a in answers] == [i * 1000 for i in range(20)]
+    assert model.calls[0] == _MAX_PASSES + 1  # then the call, not a wait for the rest
+    assert sum(model.calls) == 20
 
 
 def test_no_call_exceeds_max_rows_except_a_larger_request_alone() -> None:
@@ -231,7 +290,7 @@ def test_concurrent_http_requests_each_get_their_own_answer(
         )
 
 
-def test_a_new_event_loop_gets_a_new_worker() -> None:
+def test_a_new_event_loop_is_served_too() -> None:
     """A test client (or a restarted server) may serve from another loop than the last."""
     model = FakeModel()
     batching, _ = predictor(model)

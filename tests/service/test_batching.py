@@ -86,19 +86,22 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
     assert len(seconds) == len(model.calls)
 
 
-def test_requests_reaching_the_queue_over_a_few_loop_passes_share_one_call() -> None:
-    model = FakeModel()
-    batching, _ = predictor(model)
+async def one_a_pass(batching: BatchingPredictor, count: int) -> list[Prediction]:
+    """``count`` single-row requests, request i ready i passes of the event loop after the
+    first."""
 
     async def arriving(i: int) -> Prediction:
-        for _ in range(i):  # request i is ready i passes of the event loop after the first
+        for _ in range(i):
             await asyncio.sleep(0)
         return await batching.predict(rows(i, 1))
 
-    async def main() -> list[Prediction]:
-        return await asyncio.gather(*(arriving(i) for i in range(6)))
+    return await asyncio.gather(*(arriving(i) for i in range(count)))
 
-    answers = run(main())
+
+def test_requests_reaching_the_queue_over_a_few_loop_passes_share_one_call() -> None:
+    model = FakeModel()
+    batching, _ = predictor(model)
+    answers = run(one_a_pass(batching, 6))
     assert [a.predictions[0] for a in answers] == [i * 1000 for i in range(6)]
     assert model.calls == [6]
 
@@ -147,16 +150,7 @@ def test_a_burst_waits_one_pass_and_a_full_batch_none() -> None:
 def test_requests_that_keep_arriving_are_called_after_at_most_max_passes() -> None:
     model = FakeModel()
     batching, _ = predictor(model)
-
-    async def arriving(i: int) -> Prediction:
-        for _ in range(i):  # one request ready on every pass, for 20 passes
-            await asyncio.sleep(0)
-        return await batching.predict(rows(i, 1))
-
-    async def main() -> list[Prediction]:
-        return await asyncio.gather(*(arriving(i) for i in range(20)))
-
-    answers = run(main())
+    answers = run(one_a_pass(batching, 20))
     assert [a.predictions[0] for a in answers] == [i * 1000 for i in range(20)]
     assert model.calls[0] == _MAX_PASSES + 1  # then the call, not a wait for the rest
     assert sum(model.calls) == 20

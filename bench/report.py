@@ -424,6 +424,22 @@ def capacities(
     return {key: best[key] for key in keys if key in best}
 
 
+def open_loop_rates(
+    capacity: dict[str, float], load: float, rate: float | None
+) -> dict[str, dict[str, float]]:
+    """Goal 5's subjects and their arrival rates: each server at ``load`` of its
+    ``capacity`` (or every one at ``rate``); the echo, which predicts nothing, at ours'
+    rate, as the reference: the tail the generator and the machine add at that rate."""
+    found = {
+        key: {"capacity_rps": rps, "rate": rate or rps * load}
+        for key, rps in capacity.items()
+        if key != "echo"
+    }
+    if "echo" in capacity and "ours" in found:
+        found["echo"] = {"capacity_rps": capacity["echo"], "rate": found["ours"]["rate"]}
+    return found
+
+
 def median_of(reps: list[dict], key: str) -> float:
     values = [r[key] for r in reps if r.get(key) is not None]
     return statistics.median(values) if values else math.nan
@@ -482,6 +498,11 @@ def open_loop_table(report: dict) -> list[str]:
         lines.append(
             f"  note: other processes took up to {others_most:.0%} of the servers' core in a rep "
             "('others', the most of any rep): on a shared machine the tails move with them"
+        )
+    if "echo" in summary:
+        lines.append(
+            f"  {label('echo')}: at ours' rate, answering without any work: the tail the "
+            "generator and the machine add (no verdict)"
         )
     others = [k for k in (*PEERS, "floor") if k in summary]
     if equal_rate:

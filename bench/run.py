@@ -52,6 +52,7 @@ from bench.report import (
     Cell,
     capacities,
     label,
+    open_loop_rates,
     plot,
     render_report,
 )
@@ -358,27 +359,22 @@ def measure_open_loop(
     pinned: tuple[int | None, int | None],
     scraper: Scraper,
 ) -> dict[str, Any]:
-    """Issue 21 goal 5: each server (but the echo, which predicts nothing) at
-    ``--open-loop-load`` of its capacity in this run (its best closed-loop req/s at
-    ``--open-loop-rows`` rows), or all at ``--open-loop-rate``, at a constant arrival rate
-    for ``--open-loop`` seconds, servers interleaved and rotated per repetition like the
+    """Issue 21 goal 5: each server at ``--open-loop-load`` of its capacity in this run (its
+    best closed-loop req/s at ``--open-loop-rows`` rows), or all at ``--open-loop-rate``,
+    and the echo at ours' rate (``open_loop_rates``), at a constant arrival rate for
+    ``--open-loop`` seconds, servers interleaved and rotated per repetition like the
     closed-loop cells."""
     n = args.open_loop_rows
     settings = {"seconds": args.open_loop, "load": args.open_loop_load, "rows": n}
     settings["rate"] = args.open_loop_rate  # None: each at its share of its capacity
     settings["connections"] = args.open_loop_connections
-    subjects = [s for s in servers if s.key != "echo"]
-    if args.open_loop <= 0 or n not in next(iter(bodies.values()), {}) or not subjects:
+    if args.open_loop <= 0 or n not in next(iter(bodies.values()), {}):
         return {**settings, "servers": {}}
-    found: dict[str, Any] = {
-        key: {
-            "capacity_rps": rps,
-            "rate": args.open_loop_rate or rps * args.open_loop_load,
-            "reps": [],
-        }
-        for key, rps in capacities(cells, [s.key for s in subjects], n).items()
-    }
-    open_loop_reps(args, subjects, n, found, bodies, pinned, scraper)
+    rates = open_loop_rates(
+        capacities(cells, [s.key for s in servers], n), args.open_loop_load, args.open_loop_rate
+    )
+    found: dict[str, Any] = {key: {**rate, "reps": []} for key, rate in rates.items()}
+    open_loop_reps(args, servers, n, found, bodies, pinned, scraper)
     return {**settings, "servers": found}
 
 

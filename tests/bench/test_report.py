@@ -15,6 +15,7 @@ from bench.report import (
     capacities,
     label,
     one_client_verdicts,
+    open_loop_rates,
     open_loop_table,
     ordered_servers,
     paired_ratios,
@@ -404,6 +405,38 @@ def test_the_open_loop_table_says_when_other_processes_took_the_servers_core() -
     assert row.split()[-4:-2] == ["71%", "25%"]  # median core, the most the others took
     assert lines[-3].startswith("  note: other processes took up to 25% of the servers' core")
     assert lines[-2].startswith("  [PASS] p99")
+
+
+def test_goal_five_asks_each_server_its_share_and_the_echo_ours_rate() -> None:
+    capacity = {"ours": 10000.0, "mlserver": 1000.0, "echo": 40000.0}
+    assert open_loop_rates(capacity, 0.7, None) == {
+        "ours": {"capacity_rps": 10000.0, "rate": 7000.0},
+        "mlserver": {"capacity_rps": 1000.0, "rate": 700.0},
+        "echo": {"capacity_rps": 40000.0, "rate": 7000.0},
+    }
+    assert {k: v["rate"] for k, v in open_loop_rates(capacity, 0.7, 500.0).items()} == {
+        "ours": 500.0,
+        "mlserver": 500.0,
+        "echo": 500.0,
+    }
+    assert "echo" not in open_loop_rates({"mlserver": 1000.0, "echo": 40000.0}, 0.7, None)
+
+
+def test_the_echo_at_ours_rate_is_shown_as_the_reference_without_a_verdict() -> None:
+    with_echo = tails(4.9, 11.9)
+    with_echo["servers"]["echo"] = {"idle_rss_mib": 30.0}
+    answered = {"rps": 630, "error_count": 0, "late_sends": 0, "cpu_ms_per_req": 0.02}
+    latency = {"p50": 100, "p99": 1000, "p999": 2000}  # far below ours: still ours' PASS
+    with_echo["open_loop"]["servers"]["echo"] = {
+        "capacity_rps": 40000,
+        "rate": 630,
+        "reps": [answered | {"latency_us": latency}],
+    }
+    lines = open_loop_table(with_echo)
+    assert any(line.startswith("raw ASGI echo            40000     630") for line in lines)
+    assert lines[-3].startswith("  raw ASGI echo: at ours' rate, answering without any work")
+    assert lines[-2] == "  [PASS] p99 4.90 ms, the lowest: next is FastAPI floor's 5.00 ms"
+    assert lines[-1] == "  [PASS] p99.9 11.90 ms, the lowest: next is FastAPI floor's 12.00 ms"
 
 
 def test_at_one_rate_for_every_server_the_tails_are_shown_without_a_verdict() -> None:

@@ -165,7 +165,7 @@ def control_loop(steps: int) -> dict:
     try:
         ns = cluster.create_namespace("bench-control-loop")
         work = Path(tempfile.mkdtemp(prefix="bench-control-loop-"))
-        service = start_service(demo_model_dir("wine", "1"))
+        service = start_service(demo_model_dir("wine", "1"), log_dir=work)
         prom = start_prometheus(work, [service.url], ns)
         try:
             with (

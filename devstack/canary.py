@@ -111,9 +111,9 @@ def canary_rigs(namespace: str, prefix: str) -> Iterator[Callable[..., CanaryRig
 
         def make(model: str, canary_version: str = "2") -> CanaryRig:
             env = {"MODELOPS_DRIFT_MIN_ROWS": "50", "MODELOPS_DRIFT_REFRESH_SECONDS": "1"}
-            stable = start_service(demo_model_dir(model, "1"), env=env)
+            stable = start_service(demo_model_dir(model, "1"), env=env, log_dir=workdir)
             stack.callback(stable.stop)
-            canary = start_service(demo_model_dir(model, canary_version), env=env)
+            canary = start_service(demo_model_dir(model, canary_version), env=env, log_dir=workdir)
             stack.callback(canary.stop)
             prom = start_prometheus(workdir, [stable.url, canary.url], namespace)
             stack.callback(prom.stop)

@@ -53,6 +53,11 @@ class OperatorProcess:
         return self.workdir / "operator.log"
 
     @property
+    def tmpdir(self) -> Path:
+        """Its TMPDIR: what it leaves behind stays in ``workdir``, and can be seen."""
+        return self.workdir / "tmp"
+
+    @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
@@ -63,6 +68,7 @@ class OperatorProcess:
             MODELOPS_OPERATOR_RESYNC_SECONDS="2",
             MODELOPS_OPERATOR_PROMETHEUS_URL=self.prometheus_url,
             MODELOPS_OPERATOR_CHART_PATH=str(SERVICE_CHART),
+            TMPDIR=str(self.tmpdir),
             PATH=f"{find_tool('helm').parent}{os.pathsep}{env.get('PATH', '')}",
         )
         env.update(self.settings)
@@ -76,7 +82,7 @@ class OperatorProcess:
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
         """Start it; return once /healthz answers (OperatorStartError with the log if not)."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
 
         def start_on(port: int) -> None:
             self.health_port, self.metrics_port = port, free_port()

@@ -2,14 +2,14 @@
 
     from devstack.service_process import running_service, demo_model_dir
 
-    with running_service(demo_model_dir("wine", "1")) as svc:
+    with running_service(demo_model_dir("wine", "1"), log_dir=workdir) as svc:
         httpx.get(f"{svc.url}/metrics")
 
 ``start_service`` launches ``python -m modelops_service`` (the production
 entry point, under uvicorn) on a free loopback port, with a clean
 environment (no MODELOPS_* leaks in from the caller), waits until /readyz
 answers 200, and returns a ``ServiceProcess``; ``stop()`` ends it by PID.
-Its output (JSON log lines) goes to a file: ``svc.logs()``.
+Its output (JSON log lines) goes to a file in the caller's ``log_dir``: ``svc.logs()``.
 """
 
 from __future__ import annotations
@@ -117,14 +117,15 @@ def start_service(
     port: int | None = None,
     env: Mapping[str, str] | None = None,
     *,
+    log_dir: str | os.PathLike,
     wait: bool = True,
     timeout: float = READY_TIMEOUT,
-    log_dir: str | os.PathLike | None = None,
 ) -> ServiceProcess:
     """Start ``python -m modelops_service`` for ``model_dir`` on 127.0.0.1.
 
     ``port``: None picks a free one (retried if another process grabs it first).
     ``env``: extra MODELOPS_* (or other) variables; the caller's MODELOPS_* are dropped.
+    ``log_dir``: where its log goes (the caller's work directory, removed with it).
     ``wait``: block until /readyz is 200 (raising ServiceStartError with the log if the
     process exits or times out); with False, return at once (e.g. to watch it refuse to
     start, or to see /readyz answer 503 first).
@@ -159,7 +160,7 @@ def running_service(
 
 
 def _spawn(
-    model_dir: Path, port: int, env: Mapping[str, str], log_dir: str | os.PathLike | None
+    model_dir: Path, port: int, env: Mapping[str, str], log_dir: str | os.PathLike
 ) -> ServiceProcess:
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
     child_env.update({"MODELOPS_MODEL_DIR": str(model_dir), "PYTHONUNBUFFERED": "1"})

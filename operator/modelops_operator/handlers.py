@@ -106,8 +106,7 @@ async def startup(
 def cleanup(memo: kopf.Memo, **_: Any) -> None:
     reconciler: Reconciler | None = memo.get("reconciler")
     if reconciler is not None:
-        reconciler.kube.close()
-        reconciler.prometheus.close()
+        reconciler.close()
 
 
 def _poke(memo: kopf.Memo, uid: str) -> asyncio.Event:

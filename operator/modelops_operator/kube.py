@@ -89,6 +89,9 @@ class KubeClient:
         self._client: DynamicClient | None = None
         self._resources: dict[tuple[str, str], Any] = {}
         self._lock = threading.RLock()  # _resource() holds it while _dynamic() builds
+        # a private discovery cache: the default file in /tmp is shared per API URL.
+        # Removed by close(), or at exit by the directory's finalizer.
+        self._cache_dir = tempfile.TemporaryDirectory(prefix="modelops-kube-")
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path | None = None, pool_size: int = 16) -> KubeClient:
@@ -100,8 +103,7 @@ class KubeClient:
         """Built on first use: its discovery needs the API server, the startup must not."""
         with self._lock, _api_errors("discovery"):
             if self._client is None:
-                # a private discovery cache: the default file in /tmp is shared per API URL
-                cache = Path(tempfile.mkdtemp(prefix="modelops-kube-")) / "discovery.json"
+                cache = Path(self._cache_dir.name) / "discovery.json"
                 api = kubernetes.client.ApiClient(self._cfg)
                 self._client = DynamicClient(api, cache_file=str(cache))
             return self._client
@@ -240,6 +242,7 @@ class KubeClient:
     def close(self) -> None:
         if self._client is not None:
             self._client.client.close()
+        self._cache_dir.cleanup()
 
 
 def event_body(

@@ -80,6 +80,12 @@ class Reconciler:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
+    def close(self) -> None:
+        """The clients' connections and the temporary directories they keep."""
+        self.kube.close()
+        self.prometheus.close()
+        self.manifests.renderer.close()
+
     def _lock(self, uid: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(uid, threading.Lock())

@@ -28,8 +28,13 @@ class ChartRenderer:
         self._cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
-        self._home = tempfile.mkdtemp(prefix="modelops-helm-")
+        # helm's homes; removed by close(), or at exit by the directory's finalizer
+        self._home_dir = tempfile.TemporaryDirectory(prefix="modelops-helm-")
+        self._home = self._home_dir.name
         self.renders = 0
+
+    def close(self) -> None:
+        self._home_dir.cleanup()
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -17,20 +17,17 @@ every thread's OpenMP pool when the runtime loads.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import logging.config
 import os
 import sys
 from collections.abc import MutableMapping, Sequence
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from modelops_service.logs import lean_log_records, log_config
 from modelops_service.settings import Settings
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
 
 EXIT_CONFIG = 2
 
@@ -94,19 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from modelops_service.app import create_app
-    from modelops_service.workers import prepare_multiproc_dir
+    from modelops_service.workers import shared_metrics_dir
 
-    if settings.workers > 1:
-        # Each worker process builds its app from the same environment (--host and
-        # --port only matter to the server, which binds once, here).
-        prepare_multiproc_dir()
-        app: str | FastAPI = "modelops_service.app:create_app"
-    else:
-        app = create_app(settings)
-    uvicorn.run(
-        app,
-        factory=settings.workers > 1,
-        workers=settings.workers,
+    serve = functools.partial(
+        uvicorn.run,
         host=settings.host,
         port=settings.port,
         log_config=config,
@@ -115,6 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    if settings.workers > 1:
+        # Each worker process builds its app from the same environment (--host and
+        # --port only matter to the server, which binds once, here).
+        with shared_metrics_dir():
+            serve("modelops_service.app:create_app", factory=True, workers=settings.workers)
+    else:
+        serve(create_app(settings))
     return 0
 
 

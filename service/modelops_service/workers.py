@@ -3,18 +3,20 @@
 prometheus_client's multiprocess mode: every worker writes its series into
 memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR`` and a scrape, answered by
 any worker, reads them all. The entry point prepares the directory before the
-workers start (emptied: a restarted pod must not add up the old pod's counts);
+workers start (emptied: a restarted pod must not add up the old pod's counts;
+one it made itself is removed when they are gone);
 each worker, when it starts, marks the workers that died before it (uvicorn
 restarts them) so their live gauges and drift rows stop counting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 from modelops_service.window import pid_alive, remove_dead_windows
@@ -30,13 +32,17 @@ def multiproc_dir(environ: MutableMapping[str, str] | None = None) -> Path | Non
     return Path(value) if value else None
 
 
-def prepare_multiproc_dir(environ: MutableMapping[str, str] | None = None) -> Path:
-    """Before the workers start: PROMETHEUS_MULTIPROC_DIR (a new temporary directory
-    unless set, as the chart sets it to an emptyDir), emptied, exported to them."""
+@contextlib.contextmanager
+def shared_metrics_dir(environ: MutableMapping[str, str] | None = None) -> Iterator[Path]:
+    """Around the workers' lifetime: PROMETHEUS_MULTIPROC_DIR (a new temporary directory
+    unless set, as the chart sets it to an emptyDir), emptied, exported to them. A
+    directory made here is removed on exit; one that was given is left as it is."""
     env = os.environ if environ is None else environ
     path = multiproc_dir(env)
+    made = None
     if path is None:
-        path = Path(tempfile.mkdtemp(prefix="modelops-metrics-"))
+        made = tempfile.TemporaryDirectory(prefix="modelops-metrics-")
+        path = Path(made.name)
         env[MULTIPROC_ENV] = str(path)
     path.mkdir(parents=True, exist_ok=True)
     for entry in path.iterdir():
@@ -44,7 +50,11 @@ def prepare_multiproc_dir(environ: MutableMapping[str, str] | None = None) -> Pa
             shutil.rmtree(entry)
         else:
             entry.unlink()
-    return path
+    try:
+        yield path
+    finally:
+        if made is not None:
+            made.cleanup()
 
 
 def use_fixed_pid_values() -> None:

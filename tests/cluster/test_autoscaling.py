@@ -56,7 +56,7 @@ def replicas(cluster: Cluster, ns: str) -> dict[str, int]:
 def test_request_rate_scales_the_model_and_a_canary_keeps_its_share(cluster, keda, namespace):
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="autoscale-")))
-        service = start_service(demo_model_dir("wine", "1"))
+        service = start_service(demo_model_dir("wine", "1"), log_dir=workdir)
         stack.callback(service.stop)
         prom = start_prometheus(workdir, [service.url], namespace)
         stack.callback(prom.stop)

@@ -225,6 +225,9 @@ def test_the_plain_rbac_is_enough(cluster, operator, namespace, tmp_path):
         # the operator's JSON log line)
         denied = re.compile(r'serviceaccount:modelops-system:modelops-operator(\\)*" cannot')
         assert not denied.search(restricted.log.read_text()), restricted.tail()
+        restricted.stop()
+        # stopped, it leaves no temporary files (helm's homes, the discovery cache)
+        assert list(restricted.tmpdir.iterdir()) == []
     finally:
         restricted.stop()
         operator.start()

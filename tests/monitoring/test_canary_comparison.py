@@ -36,15 +36,15 @@ WINDOW = 120  # the analysis window: both phases
 def analyzed(tmp_path_factory) -> Iterator[tuple[dict, dict]]:
     """(the analysis' query results, naive class shares by side) once both phases have run."""
     env = {"MODELOPS_DRIFT_MIN_ROWS": "50"}
-    stable: ServiceProcess = start_service(demo_model_dir("wine", "1"), env=env)
     workdir: Path = tmp_path_factory.mktemp("compare")
+    stable: ServiceProcess = start_service(demo_model_dir("wine", "1"), env=env, log_dir=workdir)
     prom = start_prometheus(workdir, [stable.url], NAMESPACE)
     canary: ServiceProcess | None = None
     try:
         rows = dataset_rows("wine")  # ordered by class: 59 of class 0, then 71 and 48
         with Traffic([stable.url], rows[:59]):
             # meanwhile the canary starts; Prometheus finds it once it serves, as a Ready pod
-            canary = start_service(demo_model_dir("wine", "3"), env=env)
+            canary = start_service(demo_model_dir("wine", "3"), env=env, log_dir=workdir)
             time.sleep(ALONE_SECONDS)
         prom.set_targets(Target(u.removeprefix("http://"), {"namespace": NAMESPACE})
                          for u in (stable.url, canary.url))  # fmt: skip

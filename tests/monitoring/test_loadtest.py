@@ -122,8 +122,9 @@ def test_runs_are_bounded_and_local(url: str, kwargs: dict, message: str) -> Non
 
 
 @pytest.fixture(scope="module")
-def service():
-    with running_service(demo_model_dir("wine", "1")) as svc:
+def service(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("loadtest")
+    with running_service(demo_model_dir("wine", "1"), log_dir=logs) as svc:
         yield svc
 
 

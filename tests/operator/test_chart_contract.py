@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from devstack.paths import find_tool
@@ -139,3 +142,14 @@ def test_a_canary_with_other_fetch_settings_leaves_the_stables_init_container(re
     assert init["MODELOPS_FETCH_MAX_BYTES"] == str(1 << 30)  # its own default, not the stable's
     secret = {v["name"]: v for v in canary["spec"]["volumes"]}["fetch-credentials"]["secret"]
     assert secret["secretName"] == "new-keys"
+
+
+def test_closed_it_leaves_none_of_helms_homes_behind(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    renderer = ChartRenderer(OperatorSettings().chart_path, str(find_tool("helm")))
+    renderer.render("wine", "models", chart_values(spec_for("1"), Workloads(ref("1"), 1)))
+    assert [p.name[:13] for p in tmp_path.iterdir()] == ["modelops-helm"]
+
+    renderer.close()
+
+    assert list(tmp_path.iterdir()) == []

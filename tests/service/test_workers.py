@@ -53,7 +53,7 @@ def test_requests_over_two_workers_add_up_on_one_scrape(model_root: Path, tmp_pa
         "MODELOPS_DRIFT_REFRESH_SECONDS": "0",
     }
     body = _rows(model_dir)
-    with start_service(model_dir, env=env) as svc:
+    with start_service(model_dir, env=env, log_dir=tmp_path) as svc:
         # Both workers up: each one's window file exists once it built its app.
         deadline = time.monotonic() + 60
         while len(list(shared.glob("drift_window_*.bin"))) < 2:

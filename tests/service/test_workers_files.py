@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from modelops_service.window import PodWindow, SlidingWindow, window_path
-from modelops_service.workers import MULTIPROC_ENV, mark_dead_workers, prepare_multiproc_dir
+from modelops_service.workers import MULTIPROC_ENV, mark_dead_workers, shared_metrics_dir
 
 
 def rows(start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,19 +42,26 @@ def test_an_empty_pod_window(tmp_path: Path) -> None:
     assert (features.shape, signal.shape, appended) == ((0, 2), (0,), 0)
 
 
-def test_the_entry_point_empties_the_directory_and_exports_it(tmp_path: Path) -> None:
+def test_the_entry_point_empties_a_given_directory_and_leaves_it(tmp_path: Path) -> None:
     shared = tmp_path / "metrics"
     (shared / "old").mkdir(parents=True)
     (shared / "counter_7.db").write_bytes(b"x")
     env = {MULTIPROC_ENV: str(shared)}
 
-    assert prepare_multiproc_dir(env) == shared
-    assert list(shared.iterdir()) == []
+    with shared_metrics_dir(env) as path:
+        assert path == shared
+        assert list(shared.iterdir()) == []
+        (shared / "counter_8.db").write_bytes(b"x")
+    assert [p.name for p in shared.iterdir()] == ["counter_8.db"]
 
+
+def test_the_entry_point_exports_a_directory_of_its_own_and_removes_it() -> None:
     fresh: dict[str, str] = {}
-    made = prepare_multiproc_dir(fresh)
-    assert fresh[MULTIPROC_ENV] == str(made)
-    assert made.is_dir()
+    with shared_metrics_dir(fresh) as made:
+        assert fresh[MULTIPROC_ENV] == str(made)
+        assert made.is_dir()
+        (made / "counter_8.db").write_bytes(b"x")
+    assert not made.exists()
 
 
 def test_a_dead_worker_loses_its_live_gauges_and_drift_rows_but_not_its_counts(

@@ -186,12 +186,8 @@ class HttpMetrics:
                 count = len(e.seconds)
                 total.inc(count)
                 duration.observe_each(e.seconds)
-                # Summary.observe takes one value (two writes each): its child's values
-                # are added to directly (prometheus_client is pinned).
-                size_in._count.inc(count)
-                size_in._sum.inc(e.request_bytes)
-                size_out._count.inc(count)
-                size_out._sum.inc(e.response_bytes)
+                size_in.add(count, e.request_bytes)
+                size_out.add(count, e.response_bytes)
 
     def _gauge(self, handler: str, method: str) -> Gauge:
         gauge = self._gauges.get((handler, method))
@@ -209,8 +205,8 @@ class HttpMetrics:
             bound = (
                 self._requests.labels(handler, method, status, model, version),
                 BulkHistogram(self._latency.labels(handler, method, model, version)),
-                self._request_size.labels(handler, model, version),
-                self._response_size.labels(handler, model, version),
+                BulkSummary(self._request_size.labels(handler, model, version)),
+                BulkSummary(self._response_size.labels(handler, model, version)),
             )
             if len(self._children) < _CHILDREN_LIMIT:
                 self._children[key] = bound
@@ -272,10 +268,11 @@ class VectorHistogram(Collector):
 class BulkHistogram:
     """A prometheus_client Histogram child observed many values at a time: one write per
     bucket that moved and one for the sum, where its ``observe`` writes two per value
-    (with several workers, each a locked write into a memory-mapped file). The one place
-    that reaches into the child's ``_buckets``/``_sum`` (prometheus_client is pinned in
-    pyproject.toml). ``observe_each`` is plain Python, for short lists (the requests of
-    one model call or of one event-loop pass)."""
+    (with several workers, each a locked write into a memory-mapped file). With
+    ``BulkSummary``, the one place that reaches into a child's values (``_buckets``,
+    ``_sum``; prometheus_client is pinned in pyproject.toml, and a test checks both
+    against its own ``observe``). ``observe_each`` is plain Python, for short lists (the
+    requests of one model call or of one event-loop pass)."""
 
     def __init__(self, child: Histogram) -> None:
         self._child = child
@@ -299,6 +296,22 @@ class BulkHistogram:
         buckets = self._child._buckets
         for bucket, count in counts:
             buckets[bucket].inc(count)
+        self._child._sum.inc(total)
+
+
+class BulkSummary:
+    """A prometheus_client Summary child observed many values at a time: two writes for
+    ``count`` values that add up to ``total`` (``BulkHistogram`` says why)."""
+
+    def __init__(self, child: Summary) -> None:
+        self._child = child
+
+    def observe(self, value: float) -> None:
+        """One value, as the child's own ``observe``."""
+        self._child.observe(value)
+
+    def add(self, count: int, total: float) -> None:
+        self._child._count.inc(count)
         self._child._sum.inc(total)
 
 

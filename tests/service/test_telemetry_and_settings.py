@@ -1,5 +1,5 @@
-"""VectorHistogram, SharedVectorHistogram and BulkHistogram export what prometheus_client's
-Histogram would; settings parsing."""
+"""VectorHistogram, SharedVectorHistogram, BulkHistogram and BulkSummary export what
+prometheus_client's Histogram and Summary would; settings parsing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, Summary, generate_latest
 from pydantic import ValidationError
 
 from devstack.paths import REPO_ROOT
@@ -22,6 +22,7 @@ from modelops_service.settings import Settings, markdown_table
 from modelops_service.telemetry import (
     BATCH_BUCKETS,
     BulkHistogram,
+    BulkSummary,
     SharedVectorHistogram,
     VectorHistogram,
 )
@@ -95,6 +96,23 @@ def test_bulk_histogram_matches_prometheus_client(calls: list[list[float]]) -> N
     assert got.keys() == want.keys()
     for key, value in want.items():
         assert math.isclose(got[key], value), key
+
+
+@given(st.lists(st.lists(st.integers(0, 1 << 20), max_size=20), max_size=5))
+def test_bulk_summary_matches_prometheus_client(calls: list[list[int]]) -> None:
+    m = catalog.HTTP_REQUEST_SIZE
+    ours, reference = CollectorRegistry(), CollectorRegistry()
+    bulk = BulkSummary(Summary(m.name, m.help, m.labels, registry=ours).labels("/", "m", "1"))
+    one_by_one = Summary(m.name, m.help, m.labels, registry=reference).labels("/", "m", "1")
+    for values in calls:
+        if len(values) == 1:
+            bulk.observe(values[0])
+        else:
+            bulk.add(len(values), sum(values))
+        for v in values:
+            one_by_one.observe(v)
+
+    assert registry_samples(ours) == registry_samples(reference)
 
 
 def test_settings_come_from_modelops_environment(monkeypatch: pytest.MonkeyPatch) -> None:

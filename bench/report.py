@@ -453,7 +453,9 @@ def max_of(reps: list[dict], key: str, missing: float = math.nan) -> float:
 def open_loop_table(report: dict) -> list[str]:
     """Issue 21 goal 5: every server at the same share of its own capacity, constant
     arrival rate (bench/open_loop.py); the median over repetitions of each percentile.
-    PASS when ours has the lowest p99 and the lowest p99.9 of the peers and the floor."""
+    PASS when ours has the lowest p99 and the lowest p99.9 of the peers and the floor;
+    with several reps each verdict shows both servers' range and says when they overlap
+    (a verdict inside the run's own spread)."""
     tails = report.get("open_loop") or {}
     found = tails.get("servers") or {}
     head = "Open-loop tail (issue 21 goal 5)"
@@ -513,12 +515,29 @@ def open_loop_table(report: dict) -> list[str]:
     for pct, name in (("p99", "p99"), ("p999", "p99.9")):
         nearest = min(others, key=lambda k: summary[k][pct])
         ok = summary["ours"][pct] < summary[nearest][pct] and not errors
+        ours_span, their_span = (latency_span(found[k]["reps"], pct) for k in ("ours", nearest))
         lines.append(
-            f"  [{'PASS' if ok else 'FAIL'}] {name} {summary['ours'][pct]:.2f} ms, the lowest: "
-            f"next is {label(nearest)}'s {summary[nearest][pct]:.2f} ms"
+            f"  [{'PASS' if ok else 'FAIL'}] {name} {summary['ours'][pct]:.2f} ms"
+            f"{span_text(ours_span)}, the lowest: next is {label(nearest)}'s "
+            f"{summary[nearest][pct]:.2f} ms{span_text(their_span)}"
+            + ("; their reps overlap" if spans_overlap(ours_span, their_span) else "")
             + (f" (ours answered {errors} errors)" if errors else "")
         )
     return lines
+
+
+def latency_span(reps: list[dict], pct: str) -> tuple[float, float] | None:
+    """The lowest and highest of a percentile over the reps, in ms (None: fewer than two)."""
+    values = [r["latency_us"][pct] / 1000 for r in reps]
+    return (min(values), max(values)) if len(values) > 1 else None
+
+
+def span_text(span: tuple[float, float] | None) -> str:
+    return f" (reps {span[0]:.2f}-{span[1]:.2f})" if span else ""
+
+
+def spans_overlap(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
+    return a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]
 
 
 def profile_table(report: dict) -> list[str]:

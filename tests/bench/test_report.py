@@ -393,6 +393,28 @@ def test_goal_five_fails_on_a_tie_a_higher_tail_or_errors() -> None:
     assert all(line.startswith("  [FAIL]") and "3 errors" in line for line in failed)
 
 
+def test_goal_five_shows_each_verdicts_spread_over_reps_and_when_they_overlap() -> None:
+    spread = tails(4.0, 11.0)
+    for key, p99s, p999s in (("ours", (3.0, 4.0, 6.5), (8.0, 11.0, 11.5)),
+                             ("floor", (4.5, 5.0, 5.5), (12.0, 12.0, 14.0))):  # fmt: skip
+        first = spread["open_loop"]["servers"][key]["reps"][0]
+        spread["open_loop"]["servers"][key]["reps"] = [
+            first | {"latency_us": {"p50": 1000, "p99": a * 1000, "p999": b * 1000}}
+            for a, b in zip(p99s, p999s, strict=True)
+        ]
+
+    lines = open_loop_table(spread)
+
+    assert lines[-2] == (
+        "  [PASS] p99 4.00 ms (reps 3.00-6.50), the lowest: next is FastAPI floor's 5.00 ms "
+        "(reps 4.50-5.50); their reps overlap"
+    )
+    assert lines[-1] == (
+        "  [PASS] p99.9 11.00 ms (reps 8.00-11.50), the lowest: next is FastAPI floor's "
+        "12.00 ms (reps 12.00-14.00)"
+    )
+
+
 def test_the_open_loop_table_says_when_other_processes_took_the_servers_core() -> None:
     quiet = tails(4.9, 11.9)
     assert not any("note:" in line for line in open_loop_table(quiet))

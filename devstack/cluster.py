@@ -13,6 +13,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,7 +203,8 @@ class Cluster:
 
     def install_keda_crds(self) -> list[str]:
         """Install KEDA's CRDs (keda.sh and eventing.keda.sh, from the pinned module; make
-        tools), established; their names (crd/<name>), for a later delete."""
+        tools), established and served from the API server's watch cache; their names
+        (crd/<name>), for a later delete."""
         files = sorted((CRD_DIR / "keda").glob("*.yaml"))
         if not files:
             raise RigError(f"no KEDA CRDs in {CRD_DIR / 'keda'}: run `make tools`")
@@ -210,9 +212,33 @@ class Cluster:
         for f in files:
             args += ["-f", f]
         self.kubectl(*args)
-        names = [f"crd/{yaml.safe_load(f.read_text())['metadata']['name']}" for f in files]
+        crds = [yaml.safe_load(f.read_text()) for f in files]
+        names = [f"crd/{crd['metadata']['name']}" for crd in crds]
         self.kubectl("wait", "--for=condition=Established", "--timeout=120s", *names)
+        self._wait_watch_cache(crds)
         return names
+
+    def _wait_watch_cache(self, crds: list[dict[str, Any]], timeout: float = 60.0) -> None:
+        """Until the watch cache serves each CRD's resource (a one-second watch from
+        resourceVersion 0 ends normally). Deleted before that, a CRD can stay Terminating
+        for minutes: its finalizer's list of instances fails with "storage is
+        (re)initializing" and is retried with a growing backoff."""
+        paths = []
+        for crd in crds:
+            spec = crd["spec"]
+            (version,) = [v["name"] for v in spec["versions"] if v.get("storage")]
+            paths.append(f"/apis/{spec['group']}/{version}/{spec['names']['plural']}")
+        deadline = time.monotonic() + timeout
+        with ThreadPoolExecutor(len(paths) or 1) as pool:
+            while paths:
+                runs = pool.map(self._watch_once, paths)
+                paths = [path for path, served in zip(paths, runs, strict=True) if not served]
+                if paths and time.monotonic() > deadline:
+                    raise RigError(f"the watch cache does not serve {', '.join(paths)}")
+
+    def _watch_once(self, path: str) -> bool:
+        query = "?watch=true&resourceVersion=0&timeoutSeconds=1"
+        return self.kubectl("get", "--raw", path + query, check=False).returncode == 0
 
     def install_monitoring_crds(self) -> None:
         """Install the pinned prometheus-operator CRDs (monitoring.coreos.com)."""

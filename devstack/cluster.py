@@ -208,13 +208,9 @@ class Cluster:
         files = sorted((CRD_DIR / "keda").glob("*.yaml"))
         if not files:
             raise RigError(f"no KEDA CRDs in {CRD_DIR / 'keda'}: run `make tools`")
-        args: list[Any] = ["apply", "--server-side", "--force-conflicts"]
-        for f in files:
-            args += ["-f", f]
-        self.kubectl(*args)
         crds = [yaml.safe_load(f.read_text()) for f in files]
         names = [f"crd/{crd['metadata']['name']}" for crd in crds]
-        self.kubectl("wait", "--for=condition=Established", "--timeout=120s", *names)
+        self._apply_established(files, names)
         self._wait_watch_cache(crds)
         return names
 
@@ -253,14 +249,18 @@ class Cluster:
         files = sorted(CRD_DIR.glob(f"{group}_*.yaml"))
         if not files:
             raise RigError(f"no {group} CRDs in {CRD_DIR}: run `make tools`")
+        names = [
+            f"crd/{f.name.removeprefix(group + '_').removesuffix('.yaml')}.{group}" for f in files
+        ]
+        self._apply_established(files, names)
+
+    def _apply_established(self, files: list[Path], names: list[str]) -> None:
+        """Apply CRD files and wait until ``names`` (crd/<name>) are Established."""
         # Server-side: the big CRDs overflow client-side apply's annotation.
         args: list[Any] = ["apply", "--server-side", "--force-conflicts"]
         for f in files:
             args += ["-f", f]
         self.kubectl(*args)
-        names = [
-            f"crd/{f.name.removeprefix(group + '_').removesuffix('.yaml')}.{group}" for f in files
-        ]
         self.kubectl("wait", "--for=condition=Established", "--timeout=120s", *names)
 
     def install_modeldeployment_crd(self) -> None:

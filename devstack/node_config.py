@@ -228,6 +228,11 @@ def kubelet_config(paths: NodePaths, ca: Path) -> dict[str, Any]:
         "failSwapOn": False,
         "registerNode": True,
         "serializeImagePulls": False,
+        # A mounted Secret or ConfigMap is refreshed on the pod's periodic sync: the
+        # Prometheus configuration prometheus-operator writes for a new ServiceMonitor
+        # reached the pod up to a minute late (the default 1m). A dev node with a few dozen
+        # pods can sync them every 10 s.
+        "syncFrequency": "10s",
     }
 
 

@@ -177,6 +177,20 @@ def test_the_chart_with_defaults_serves_on_the_real_node_under_pod_security_rest
     assert status["ready"]
 
 
+# --- the kubelet ------------------------------------------------------------------
+
+
+def test_the_running_kubelet_resyncs_its_pods_every_ten_seconds(node_rig):
+    """The kubelet took devstack's syncFrequency (a mounted Secret or ConfigMap, such as the
+    Prometheus configuration prometheus-operator writes, then reaches its pod within about
+    ten seconds, not a minute): its live configuration, through the API server's node proxy."""
+    cluster, _ = node_rig
+    raw = cluster.kubectl("get", "--raw", f"/api/v1/nodes/{NODE_NAME}/proxy/configz").stdout
+    config = json.loads(raw)["kubeletconfig"]
+    assert config["syncFrequency"] == "10s", config
+    assert config["failCgroupV1"] is False, config  # the rest of devstack's file, too
+
+
 # --- cluster DNS -----------------------------------------------------------------
 
 RESOLVE = """

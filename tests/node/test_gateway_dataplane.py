@@ -10,7 +10,9 @@ HTTPRoute. The requests go from the test process to Traefik's listener at the no
 
 Not here: Prometheus. No analysis is wanted while the 10% step is measured (a long
 interval holds it); the rollback at the end is the one an analysis with no answer gives at
-its deadline (the operator's default Prometheus URL is the discard port).
+its deadline (the operator's default Prometheus URL is the discard port). The same example
+judged by prometheus-operator's Prometheus through Traefik, step by step to its promotion,
+is the tour's (tests/node/test_tour.py, show 2).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import yaml
 
 from devstack.canary import start_prometheus
 from devstack.cluster import Cluster
-from devstack.gateway import CONTROLLER, Gateway, running_gateway
+from devstack.gateway import Gateway, running_gateway
 from devstack.node import RealNode
 from devstack.operator_process import DISCARD_URL, OperatorProcess, running_operator
 from devstack.paths import REPO_ROOT
@@ -40,6 +42,7 @@ from tests.support.routes import (
     Sample,
     rule_of,
     sample,
+    traefik_has,
     watch,
     weights_in,
 )
@@ -94,21 +97,6 @@ def versions(client: httpx.Client, url: str, n: int, headers: dict | None = None
         except httpx.HTTPError as e:
             counts[type(e).__name__] += 1
     return dict(counts)
-
-
-def traefik_has(cluster: Cluster, route: dict) -> bool:
-    """Traefik accepted this generation of the route and resolved its backends."""
-    now = cluster.get("httproute", "models", "-n", NS)
-    generation = route["metadata"]["generation"]
-    for parent in (now.get("status") or {}).get("parents") or []:
-        if parent["controllerName"] == CONTROLLER:
-            conds = {c["type"]: c for c in parent.get("conditions") or []}
-            return now["metadata"]["generation"] == generation and all(
-                conds.get(t, {}).get("status") == "True"
-                and conds[t].get("observedGeneration") == generation
-                for t in ("Accepted", "ResolvedRefs")
-            )
-    return False
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ prometheus-operator in-cluster as kube-prometheus-stack does, with a `Prometheus
 deploy/kube-prometheus-stack-values.yaml. Nothing in this module writes a scrape
 configuration: the chart's ServiceMonitor and PrometheusRule are what configure Prometheus.
 The images of the monitoring stack are local stand-ins around the real binaries (the
-module's docstring there says why).
+module's docstring there says why). One of show 2's canaries goes through a Gateway:
+Traefik (devstack/gateway.py) on the node, weighing the HTTPRoute the operator writes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.cluster import Cluster
+from devstack.gateway import Gateway, running_gateway
 from devstack.images import build_images
 from devstack.node import RealNode
 from devstack.node_config import HOST_IP, NODE_NAME
@@ -37,6 +39,7 @@ from modelops_operator.reasons import Reason, Result
 from modelops_service.card import read_card
 from tests.support import node_load, promql
 from tests.support import operator_rig as rig
+from tests.support.routes import PINNED, STABLE_SVC, rule_of, traefik_has, weights_in
 from tests.support.rows import instances
 from tests.support.s3_fetch import prepare_fetch
 from tests.support.webhook import Receiver
@@ -146,16 +149,22 @@ def start_load(
     return node_load.start_load(node, service_url(cluster, node, release, ns), rows, rate, 1800)
 
 
-@contextlib.contextmanager
-def traffic(
+def service_loads(
     cluster: Cluster, node: RealNode, targets: dict[str, str], rate: float = 10
-) -> Iterator[dict]:
+) -> dict[str, subprocess.Popen]:
     """start_load of each target ("namespace/release" -> data set), its rows shaped like
-    the training data; on exit the dict holds each summary."""
+    the training data."""
     procs = {}
     for target, model in targets.items():
         ns, _, release = target.partition("/")
         procs[target] = start_load(cluster, node, release, ns, instances(model), rate)
+    return procs
+
+
+@contextlib.contextmanager
+def traffic(procs: dict[str, subprocess.Popen]) -> Iterator[dict]:
+    """The loads ``procs`` (name -> load.py) until the block ends; then the dict holds each
+    one's summary under its name."""
     summaries: dict = {}
     try:
         yield summaries
@@ -184,7 +193,7 @@ def show1(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> dict:
         rolled_out(cluster, model)
     prom = stack.prometheus()
     sel = f'{{namespace="{NS}"}}'
-    with traffic(cluster, node, {f"{NS}/{m}": m for m in MODELS}) as load:
+    with traffic(service_loads(cluster, node, {f"{NS}/{m}": m for m in MODELS})) as load:
         figures = {
             r: prom.wait_for(
                 f"{r}{sel}", lambda got, r=r: finite_for(got) == applies(r), DATA_TIMEOUT
@@ -270,19 +279,35 @@ def test_every_dashboard_query_the_rig_can_serve_returns_data(show1):
 OPERATOR_NS, OPERATOR_RELEASE = "modelops-system", "modelops"
 MODELS_NS = "models"  # the examples' namespace
 S3_NS = "models-s3"  # wine-from-s3.yaml's (its name is the failing wine's too)
+GATEWAY_NS = "models-gateway"  # diabetes-gateway-canary.yaml's (its name is diabetes')
+GATEWAY_EXAMPLE = "diabetes-gateway-canary.yaml"
+GATEWAY_LOAD = f"{GATEWAY_NS}/diabetes through Traefik"
+HOSTNAME = "models.example.com"  # the example route's hostname
+# At the 10% step the canary must serve minRequests (50) in one analysis window (30 s).
+GATEWAY_RATE = 40.0
+SHARE_TOLERANCE = 4.0  # percentage points, at the 10% step
 EXAMPLES = REPO_ROOT / "manifests" / "examples"
 # The examples step every minute; the tour at the shortest window the analysis judges
 # (analysis.window_seconds: two rule evaluations): the same verdicts, sooner.
 STEP_INTERVAL = f"{window_seconds(0)}s"
-CANARY_TIMEOUT = 600.0  # a failsafe: diabetes' 3 steps end in about 3 min on a quiet machine
+CANARY_TIMEOUT = 600.0  # a failsafe: the gateway's 4 steps end in about 4 min on a quiet machine
 ENDED = {Result.PROMOTED, Result.ROLLED_BACK, Result.ABORTED}
 
 
+def example_objects(name: str, ns: str = MODELS_NS) -> list[dict]:
+    """manifests/examples/``name``'s objects in ``ns``, its ModelDeployment stepping every
+    STEP_INTERVAL."""
+    objects = [o for o in yaml.safe_load_all((EXAMPLES / name).read_text()) if o]
+    for body in objects:
+        body["metadata"]["namespace"] = ns
+        if body["kind"] == "ModelDeployment":
+            body["spec"]["rollout"]["interval"] = STEP_INTERVAL
+    return objects
+
+
 def example(name: str, ns: str = MODELS_NS) -> dict:
-    """manifests/examples/``name`` in ``ns``, stepping every STEP_INTERVAL."""
-    body = yaml.safe_load((EXAMPLES / name).read_text())
-    body["metadata"]["namespace"] = ns
-    body["spec"]["rollout"]["interval"] = STEP_INTERVAL
+    """The example ``name`` whose one object is a ModelDeployment."""
+    (body,) = example_objects(name, ns)
     return body
 
 
@@ -334,13 +359,22 @@ def wait_status(
     return rig.wait_for(probe, f"{ns}/{name} {expect}", timeout, _explain(cluster, name, ns))
 
 
-def wait_ended(cluster: Cluster, name: str, version: str, ns: str = MODELS_NS) -> dict:
+def wait_ended(
+    cluster: Cluster,
+    name: str,
+    version: str,
+    ns: str = MODELS_NS,
+    analyses: list[dict] | None = None,
+) -> dict:
     """The status once the rollout to ``version`` has ended, whichever way: each test judges
     its own outcome, so a wrong verdict fails that test at once, not the others after a
-    timeout."""
+    timeout. Each status.lastAnalysis seen on the way is appended to ``analyses``."""
 
     def probe() -> dict | None:
         got = status(cluster, name, ns)
+        last = got.get("lastAnalysis")
+        if analyses is not None and last and last not in analyses:
+            analyses.append(last)
         history = got.get("history") or []
         return (
             got if any(h["version"] == version and h["result"] in ENDED for h in history) else None
@@ -437,27 +471,53 @@ def drift_alert(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> I
 
 
 @pytest.fixture(scope="module")
+def gateway(node_rig: tuple[Cluster, RealNode], tmp_path_factory) -> Iterator[Gateway]:
+    """Traefik on the node, its Gateway (the one the gateway example's route names)
+    admitting the routes of GATEWAY_NS."""
+    cluster, node = node_rig
+    cluster.create_namespace(GATEWAY_NS)
+    work = tmp_path_factory.mktemp("gateway")
+    with running_gateway(cluster, node, work, routes_from=GATEWAY_NS) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
 def canaries(
     node_rig: tuple[Cluster, RealNode],
     model_operator: Cluster,
     store: ObjectStore,
+    gateway: Gateway,
     drift_alert: DriftAlert,  # show 3's scenario runs beside the canaries
 ) -> dict:
     """The examples at version 1, then under traffic, side by side: the healthy canary
-    (diabetes 1 -> 3), the drifting one (wine 1 -> 2), and the healthy one from a new uri
-    (wine 1 -> 3 from S3, no image built), until the operator has ended all three."""
+    (diabetes 1 -> 3), the drifting one (wine 1 -> 2), the healthy one from a new uri
+    (wine 1 -> 3 from S3, no image built) and the healthy one through Traefik (diabetes
+    1 -> 3, split by the HTTPRoute's weights), until the operator has ended all four."""
     cluster, node = node_rig
     cluster.create_namespace(MODELS_NS)
-    cluster.apply([example("diabetes-canary.yaml"), example("wine-failing-canary.yaml")])
+    cluster.apply([
+        example("diabetes-canary.yaml"),
+        example("wine-failing-canary.yaml"),
+        *example_objects(GATEWAY_EXAMPLE, GATEWAY_NS),
+    ])  # fmt: skip
     wine_from_s3(cluster, store)
-    for ns, name in ((MODELS_NS, "diabetes"), (MODELS_NS, "wine"), (S3_NS, "wine")):
+    for ns, name in (
+        (MODELS_NS, "diabetes"), (MODELS_NS, "wine"), (S3_NS, "wine"), (GATEWAY_NS, "diabetes")
+    ):  # fmt: skip
         wait_status(cluster, name, timeout=300, ns=ns, phase="Ready")
+    route = cluster.get("httproute", "models", "-n", GATEWAY_NS)
+    rig.wait_for(lambda: traefik_has(cluster, route), "Traefik to accept the route", 60)
     names = {
         f"{MODELS_NS}/diabetes": "diabetes",
         f"{MODELS_NS}/wine": "wine",
         f"{S3_NS}/wine": "wine",
     }
-    with traffic(cluster, node, names) as load:
+    loads = service_loads(cluster, node, names)
+    loads[GATEWAY_LOAD] = node_load.start_load(
+        node, gateway.url, instances("diabetes"), GATEWAY_RATE, 1800, host=HOSTNAME
+    )
+    analyses: list[dict] = []  # the gateway canary's, as the operator wrote them
+    with traffic(loads) as load:
         cluster.apply(example("diabetes-canary-v3.yaml"))
         rig.set_model(cluster, MODELS_NS, "wine", "wine", "2")
         sha3 = read_card(MODELS_ROOT / "wine" / "3").sha256
@@ -465,6 +525,9 @@ def canaries(
             cluster, S3_NS, "wine",
             {"spec": {"model": {"version": "3", "uri": "s3://models/wine/3", "sha256": sha3}}},
         )  # fmt: skip
+        rig.set_model(cluster, GATEWAY_NS, "diabetes", "diabetes", "3")
+        # the longest first: its every analysis is seen while the others go on
+        gated = wait_ended(cluster, "diabetes", "3", ns=GATEWAY_NS, analyses=analyses)
         wine = wait_ended(cluster, "wine", "2")
         diabetes = wait_ended(cluster, "diabetes", "3")
         from_s3 = wait_ended(cluster, "wine", "3", ns=S3_NS)
@@ -473,6 +536,9 @@ def canaries(
         "diabetes": diabetes,
         "wine": wine,
         "from_s3": from_s3,
+        "gateway": gated,
+        "gateway_analyses": analyses,
+        "gateway_route": cluster.get("httproute", "models", "-n", GATEWAY_NS),
         "s3_pods": cluster.get("pods", "-n", S3_NS, "-l", "modelops.io/version=3")["items"],
         "events": {n: rig.events_of(cluster, MODELS_NS, n) for n in ("diabetes", "wine")},
         "describe": cluster.kubectl("describe", "md", "wine", "-n", MODELS_NS).stdout,
@@ -489,7 +555,7 @@ def test_the_operator_runs_in_cluster_as_its_charts_service_account(model_operat
     assert container["image"].endswith("modelops-operator:0.1.0")
 
 
-@pytest.mark.timeout(1200)  # the canaries fixture: three real rollouts and show 3's start
+@pytest.mark.timeout(1200)  # the canaries fixture: four real rollouts and show 3's start
 def test_show2_the_healthy_canary_is_promoted_and_wine_2_rolled_back(canaries):
     diabetes, wine = canaries["diabetes"], canaries["wine"]
     assert (diabetes["phase"], diabetes["stableVersion"]) == ("Ready", "3"), diabetes
@@ -532,6 +598,38 @@ def test_a_canary_from_a_new_uri_is_promoted_without_an_image_built(canaries):
         assert (init["name"], init["state"]["terminated"]["exitCode"]) == ("model-fetch", 0)
         assert {c["image"] for c in pod["spec"]["containers"]} == {"model-service:0.1.0"}
     assert canaries["load"][f"{S3_NS}/wine"]["failed"] == 0, canaries["load"]
+
+
+def test_a_canary_through_traefik_is_judged_on_the_share_the_route_gave_it(canaries):
+    """manifests/examples/diabetes-gateway-canary.yaml as its user runs it: the in-cluster
+    operator (the chart's RBAC: get and patch HTTPRoutes) writes each step's weights, Traefik
+    splits the requests by them, and prometheus-operator's Prometheus counts what each
+    version answered. Each step's analysis reads that split back: about a tenth of the
+    requests at the 10% step (the canary's first, so nothing else is in its window), more
+    by the 50% step, never more than the step's weight; then promoted, the route on the
+    stable alone, and no request through Traefik lost."""
+    gated = canaries["gateway"]
+    assert (gated["phase"], gated["stableVersion"]) == ("Ready", "3"), gated
+    assert gated["history"][-1]["result"] == Result.PROMOTED, gated["history"]
+    passed = {a["weight"]: a for a in canaries["gateway_analyses"] if a["result"] == "Pass"}
+    assert sorted(passed) == [10, 25, 50, 100], canaries["gateway_analyses"]
+    assert "prometheus-operated.monitoring.svc" in passed[10]["prometheusUrl"], passed[10]
+    steps = (10, 25, 50)
+    shares = [passed[w]["figures"]["trafficSharePercent"] for w in steps]
+    print(f"\nthe canary's share of the requests, as Prometheus counted them: "
+          f"{dict(zip(steps, shares, strict=True))}")  # fmt: skip
+    assert abs(shares[0] - 10) <= SHARE_TOLERANCE, passed[10]
+    # A later step's window still holds the steps before it (each instant of a rate rule
+    # averages the minute before; scrapes and evaluations add their 15 s): measured 10.0,
+    # 11.2, 21.2. Only the 50% step is sure to be clear of the 10% one.
+    assert shares[2] > shares[0] + SHARE_TOLERANCE, shares
+    assert all(s <= w + SHARE_TOLERANCE for s, w in zip(shares, steps, strict=True)), shares
+    route = canaries["gateway_route"]
+    assert weights_in(route) == {STABLE_SVC: 100}, route["spec"]
+    assert rule_of(route, PINNED) is None, route["spec"]
+    load = canaries["load"][GATEWAY_LOAD]
+    assert load["failed"] == 0, load
+    assert set(load["versions"]) == {"1", "3"}, load
 
 
 # --- show 3 ---------------------------------------------------------------------
@@ -592,7 +690,8 @@ def test_show4_rollout_restart_is_not_undone_and_loses_no_request(node_rig, cana
     cluster, node = node_rig
     deployment = f"deployment/{fullname('diabetes')}"
     before = status(cluster, "diabetes")
-    with traffic(cluster, node, {f"{MODELS_NS}/diabetes": "diabetes"}, rate=20) as load:
+    diabetes = {f"{MODELS_NS}/diabetes": "diabetes"}
+    with traffic(service_loads(cluster, node, diabetes, rate=20)) as load:
         cluster.kubectl("rollout", "restart", deployment, "-n", MODELS_NS)
         cluster.kubectl("rollout", "status", deployment, "-n", MODELS_NS, "--timeout=300s")
     reconciles = operator_metric(cluster, RECONCILES, namespace=MODELS_NS, name="diabetes")

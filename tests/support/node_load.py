@@ -14,11 +14,18 @@ LOAD = Path(__file__).resolve().parents[1] / "node" / "load.py"
 
 
 def start_load(
-    node: RealNode, url: str, rows: list[dict], rate: float, seconds: float
+    node: RealNode,
+    url: str,
+    rows: list[dict],
+    rate: float,
+    seconds: float,
+    host: str | None = None,
 ) -> subprocess.Popen:
     """load.py sending ``rows`` round-robin to ``url`` at about ``rate`` requests/s until
-    terminated or ``seconds``; its JSON summary is on stdout when it ends."""
+    terminated or ``seconds`` (with Host: ``host`` if given); its JSON summary is on stdout
+    when it ends."""
     argv = node.in_netns(
-        sys.executable, LOAD, url, json.dumps(rows), "--rate", rate, "--seconds", seconds
-    )
+        sys.executable, LOAD, url, json.dumps(rows), "--rate", rate, "--seconds", seconds,
+        *(("--host", host) if host else ()),
+    )  # fmt: skip
     return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)

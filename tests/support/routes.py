@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from devstack.cluster import Cluster
+from devstack.gateway import CONTROLLER
 from devstack.operator_process import OperatorProcess
 from tests.support.operator_rig import WAIT, status_of
 
@@ -28,6 +29,22 @@ def rule_of(route: dict, name: str) -> dict | None:
 def weights_in(route: dict) -> dict[str, int]:
     rule = rule_of(route, "predict") or {}
     return {r["name"]: r.get("weight", 1) for r in rule.get("backendRefs") or []}
+
+
+def traefik_has(cluster: Cluster, route: dict) -> bool:
+    """Traefik accepted this generation of ``route`` and resolved its backends."""
+    meta = route["metadata"]
+    now = cluster.get("httproute", meta["name"], "-n", meta["namespace"])
+    generation = meta["generation"]
+    for parent in (now.get("status") or {}).get("parents") or []:
+        if parent["controllerName"] == CONTROLLER:
+            conds = {c["type"]: c for c in parent.get("conditions") or []}
+            return now["metadata"]["generation"] == generation and all(
+                conds.get(t, {}).get("status") == "True"
+                and conds[t].get("observedGeneration") == generation
+                for t in ("Accepted", "ResolvedRefs")
+            )
+    return False
 
 
 @dataclass(frozen=True)

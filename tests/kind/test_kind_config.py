@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.node_config import NodePaths, kubelet_config
 from tests.support.repo import ROOT, run
 
 KIND_CONFIG = ROOT / "kind-config.yaml"
@@ -105,3 +106,16 @@ def test_demo_traffic_nodeport_is_the_mapped_port(kindcheck):
     assert port["targetPort"] == chart_values["port"] == 8080
     # The pod label every chart-rendered pod carries, stable and canary alike.
     assert list(svc["spec"]["selector"]) == ["modelops.io/model"]
+
+
+def test_the_nodes_kubelet_patch_holds_only_settings_the_real_nodes_kubelet_runs_with(kindcheck):
+    """The kind node's kubelet syncs its pods as devstack's real node does (whose running
+    kubelet reports the setting: tests/node/test_service_on_node.py); a field here that the
+    real node's configuration lacks, or a different value, fails."""
+    summary = check(kindcheck, KIND_CONFIG)
+    (patch,) = [yaml.safe_load(p) for p in summary["raw"]["kubeadmConfigPatches"]]
+    real = kubelet_config(NodePaths(Path("/node")), Path("/ca.crt"))
+    assert patch.keys() <= real.keys(), patch.keys() - real.keys()
+    assert patch == {k: real[k] for k in patch}, patch
+    assert patch["kind"] == "KubeletConfiguration"
+    assert patch["syncFrequency"] == "10s"

@@ -60,12 +60,11 @@ ANALYSIS_RULES = (
     constants.RULE_CLASS_SHARE,
     constants.RULE_PREDICTION_MEAN,
 )
-# Series this rig does not serve: no kube-state-metrics is built (kube_*); the kubelet's
-# cAdvisor endpoint is scraped (its target is up) but its per-container series carry no
-# pod/container labels here (cAdvisor looks for containerd at its default socket, the node's
-# is under NODE_HOME), so the container_* panels have no data either. Both left, issue 15.
+# Series this rig does not serve: no kube-state-metrics is built (kube_*). The kubelet's
+# cAdvisor (container_*) is scraped, its series labelled by pod and container (the node's
+# kubelet is told its containerd's socket): the memory and CPU throttling panels have data.
 APPLIES = {constants.RULE_CLASS_SHARE: {"wine"}, constants.RULE_PREDICTION_MEAN: {"diabetes"}}
-NOT_SERVED = ("kube_", "container_")
+NOT_SERVED = ("kube_",)
 # The operator's own series: there once it runs (show 2), asserted after its rollouts.
 OPERATOR_SERIES = "modelops_operator_"
 DATA_TIMEOUT = 240.0  # 15s scrapes and evaluations (the kps values), then 1m rates
@@ -269,6 +268,9 @@ def test_every_dashboard_query_the_rig_can_serve_returns_data(show1):
         if t["labels"].get("job") == "kubelet"
     ]
     assert empty == []
+    # cAdvisor's panels among them (the pods' memory, CPU throttling)
+    cadvisor = panel_queries(lambda m: any(n.startswith("container_") for n in m))
+    assert len(cadvisor.keys() & show1["dashboards"].keys()) >= 2, list(cadvisor)
     # the kubelet Service the operator maintains is scraped, /metrics and /metrics/cadvisor
     assert sorted(url.rsplit("/", 1)[-1] for url, _, _ in kubelet) == ["cadvisor", "metrics"]
     assert all(health == "up" for _, health, _ in kubelet), kubelet

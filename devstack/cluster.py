@@ -231,6 +231,8 @@ class Cluster:
                 paths = [path for path, served in zip(paths, runs, strict=True) if not served]
                 if paths and time.monotonic() > deadline:
                     raise RigError(f"the watch cache does not serve {', '.join(paths)}")
+                if paths:
+                    time.sleep(0.2)  # a refused watch returns at once: no kubectl storm
 
     def _watch_once(self, path: str) -> bool:
         query = "?watch=true&resourceVersion=0&timeoutSeconds=1"

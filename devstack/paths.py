@@ -11,6 +11,8 @@ TOOLS_BIN = REPO_ROOT / ".cache" / "bin"
 CRD_DIR = REPO_ROOT / ".cache" / "crds"
 # upstream's example/rbac manifests of prometheus-operator (make tools copies them)
 PROMETHEUS_OPERATOR_MANIFESTS = REPO_ROOT / ".cache" / "prometheus-operator"
+# upstream's examples/standard manifests of kube-state-metrics (make tools copies them)
+KUBE_STATE_METRICS_MANIFESTS = REPO_ROOT / ".cache" / "kube-state-metrics"
 RUN_ROOT = REPO_ROOT / ".run"
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 VERSIONS_FILE = REPO_ROOT / "hack" / "versions.env"

@@ -23,9 +23,10 @@ What runs, and what is a stand-in:
   Each is an OCI archive of the one static binary at the path upstream's image has it,
   imported into the node's containerd as localhost/modelops/<name>:<version>. The binaries
   are upstream's code; only the image around them is local (no shell, no busybox).
-- Not served: kube-state-metrics (`kube_*`) is not built, so panels on those series have no
-  data on this rig; kubelet/cAdvisor (`container_*`) is scraped through the kubelet Service
-  the operator maintains (`--kubelet-service`), as kube-prometheus-stack does.
+- kube-state-metrics (`kube_*`) runs in a pod from upstream's standard manifests, scraped
+  through a ServiceMonitor like kube-prometheus-stack's; kubelet/cAdvisor (`container_*`) is
+  scraped through the kubelet Service the operator maintains (`--kubelet-service`), as
+  kube-prometheus-stack does: every series the dashboards and alerts read is served.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import yaml
 from devstack.cluster import Cluster
 from devstack.node_config import oci_archive
 from devstack.paths import (
+    KUBE_STATE_METRICS_MANIFESTS,
     PROMETHEUS_OPERATOR_MANIFESTS,
     REPO_ROOT,
     DevstackError,
@@ -89,14 +91,15 @@ class Image:
 
 
 def stack_images() -> dict[str, Image]:
-    """The four images, named as upstream names them, each around the binary `make tools`
+    """The five images, named as upstream names them, each around the binary `make tools`
     built (prometheus and alertmanager under versioned names: .cache/bin/prometheus is
     Debian's, for the process tier)."""
     pins = versions()
-    op, prom, am = (
+    op, prom, am, ksm = (
         pins["PROMETHEUS_OPERATOR_VERSION"],
         pins["PROMETHEUS_VERSION"],
         pins["ALERTMANAGER_VERSION"],
+        pins["KUBE_STATE_METRICS_VERSION"],
     )
     images = [
         Image("prometheus", find_tool(f"prometheus-{prom}"), "/bin/prometheus", prom),
@@ -108,6 +111,7 @@ def stack_images() -> dict[str, Image]:
             "/bin/prometheus-config-reloader",
             op,
         ),
+        Image("kube-state-metrics", find_tool("kube-state-metrics"), "/kube-state-metrics", ksm),
     ]
     return {i.name: i for i in images}
 
@@ -123,12 +127,11 @@ def kps_spec(values: Mapping[str, Any], component: str) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if not k.endswith("NilUsesHelmValues")}
 
 
-def upstream_objects(manifests: Path, images: Mapping[str, Image]) -> list[dict[str, Any]]:
-    """Upstream's example/rbac objects for the operator and for Prometheus, moved to
-    NAMESPACE, the operator's image and its config-reloader image the local ones, and the
-    kubelet Service named as kube-prometheus-stack names it."""
+def _relocated(paths: list[Path], image: Image) -> list[dict[str, Any]]:
+    """Upstream's objects in ``paths`` moved to NAMESPACE (their bindings' subjects too), the
+    Deployment's one container on the local ``image``."""
     objects = []
-    for path in sorted(manifests.glob("*/*.yaml")):
+    for path in paths:
         for obj in yaml.safe_load_all(path.read_text()):
             if not obj or obj["kind"] == "Prometheus":  # the example's own; ours is below
                 continue
@@ -138,13 +141,42 @@ def upstream_objects(manifests: Path, images: Mapping[str, Image]) -> list[dict[
                 subject["namespace"] = NAMESPACE
             if obj["kind"] == "Deployment":
                 (container,) = obj["spec"]["template"]["spec"]["containers"]
-                container["image"] = images["prometheus-operator"].ref
+                container["image"] = image.ref
                 container["imagePullPolicy"] = "Never"
-                container["args"] = [
-                    _arg(a, images["prometheus-config-reloader"].ref) for a in container["args"]
-                ]
             objects.append(obj)
     return objects
+
+
+def upstream_objects(manifests: Path, images: Mapping[str, Image]) -> list[dict[str, Any]]:
+    """Upstream's example/rbac objects for the operator and for Prometheus, moved to
+    NAMESPACE, the operator's image and its config-reloader image the local ones, and the
+    kubelet Service named as kube-prometheus-stack names it."""
+    objects = _relocated(sorted(manifests.glob("*/*.yaml")), images["prometheus-operator"])
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            (container,) = obj["spec"]["template"]["spec"]["containers"]
+            container["args"] = [
+                _arg(a, images["prometheus-config-reloader"].ref) for a in container["args"]
+            ]
+    return objects
+
+
+def kube_state_metrics_objects(manifests: Path, image: Image) -> list[dict[str, Any]]:
+    """Upstream's standard deployment of kube-state-metrics in NAMESPACE on the local image,
+    and a ServiceMonitor like the one kube-prometheus-stack enables for it (its labels kept:
+    `namespace` is the object's, not the target's)."""
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": f"{RELEASE}-kube-state-metrics", "namespace": NAMESPACE,
+                     "labels": {"release": RELEASE}},
+        "spec": {
+            "jobLabel": "app.kubernetes.io/name",
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "kube-state-metrics"}},
+            "endpoints": [{"port": "http-metrics", "honorLabels": True}],
+        },
+    }  # fmt: skip
+    return [*_relocated(sorted(manifests.glob("*.yaml")), image), monitor]
 
 
 def _arg(arg: str, reloader: str) -> str:
@@ -219,7 +251,10 @@ def kubelet_service_monitor() -> dict[str, Any]:
 
 
 def stack_objects(
-    values: Mapping[str, Any], images: Mapping[str, Image], manifests: Path
+    values: Mapping[str, Any],
+    images: Mapping[str, Image],
+    manifests: Path,
+    ksm_manifests: Path,
 ) -> list[dict[str, Any]]:
     """Everything `install` applies, in order."""
     prometheus = {
@@ -245,6 +280,7 @@ def stack_objects(
         _resource("Prometheus", PROMETHEUS_NAME, prometheus),
         _resource("Alertmanager", ALERTMANAGER_NAME, alertmanager),
         kubelet_service_monitor(),
+        *kube_state_metrics_objects(ksm_manifests, images["kube-state-metrics"]),
     ]
 
 
@@ -270,16 +306,21 @@ class MonitoringStack:
     def install(cls, cluster: Cluster, node: RealNode) -> MonitoringStack:
         """Load the images into the node, apply the objects, wait until the operator's
         StatefulSets are rolled out."""
-        if not PROMETHEUS_OPERATOR_MANIFESTS.is_dir():
-            raise MonitoringError(f"{PROMETHEUS_OPERATOR_MANIFESTS} is missing: run `make tools`")
+        for manifests in (PROMETHEUS_OPERATOR_MANIFESTS, KUBE_STATE_METRICS_MANIFESTS):
+            if not manifests.is_dir():
+                raise MonitoringError(f"{manifests} is missing: run `make tools`")
         images = stack_images()
         for image in images.values():
             node.ctr("images", "import", "-", input=image.archive())
         cluster.install_monitoring_crds()
         values = yaml.safe_load(KPS_VALUES.read_text())
-        cluster.apply(stack_objects(values, images, PROMETHEUS_OPERATOR_MANIFESTS), "--server-side")
+        objects = stack_objects(
+            values, images, PROMETHEUS_OPERATOR_MANIFESTS, KUBE_STATE_METRICS_MANIFESTS
+        )
+        cluster.apply(objects, "--server-side")
         stack = cls(cluster)
         stack.wait("deployment/prometheus-operator")
+        stack.wait("deployment/kube-state-metrics")
         stack.wait_created(f"statefulset/prometheus-{PROMETHEUS_NAME}")
         stack.wait_created(f"statefulset/alertmanager-{ALERTMANAGER_NAME}")
         stack.wait(f"statefulset/prometheus-{PROMETHEUS_NAME}")

@@ -29,6 +29,8 @@
 #   versions it deploys by default; Debian's prometheus lacks Kubernetes discovery)
 #                    prometheus: go build in a copy of its module with Kubernetes discovery
 #                    only (upstream's plugins.yml); go install of alertmanager
+#   kube-state-metrics  go install k8s.io/kube-state-metrics/v2@<pin> (the kube_* series kube-
+#                    prometheus-stack scrapes; in a pod on the real node, like the three above)
 #   gateway.networking.k8s.io CRDs       the gateway-api Go module (standard channel)
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
@@ -321,6 +323,33 @@ build_promop() {
   detail "$v in $(elapsed $t)"
 }
 
+# --- kube-state-metrics, which kube-prometheus-stack runs beside Prometheus ---------------
+ksm_dir() { echo "$CACHE_ROOT/kube-state-metrics/$KUBE_STATE_METRICS_VERSION"; }
+ksm_built() { [[ -x $(ksm_dir)/kube-state-metrics && -d $(ksm_dir)/manifests ]]; }
+# Background job like prometheus-operator; the version stamp is upstream's Makefile's.
+build_ksm() {
+  local dir t=$SECONDS tmp v mod p=k8s.io/kube-state-metrics/v2
+  dir=$(ksm_dir)
+  tmp=$(scratch)
+  say "kube-state-metrics $KUBE_STATE_METRICS_VERSION: go install (about 2 min cold on 2 cores, measured alone)"
+  (cd "$tmp" && GOBIN="$tmp/out" go install -ldflags "$(prometheus_ldflags "$KUBE_STATE_METRICS_VERSION")" \
+    "$p@$KUBE_STATE_METRICS_VERSION" 2>&1 | go_progress)
+  # Upstream's standard deployment (Deployment, Service, ServiceAccount, RBAC):
+  # devstack/prometheus_operator.py applies it with the local image.
+  mod=$(go_module Dir "$p@$KUBE_STATE_METRICS_VERSION")
+  mkdir -p "$tmp/out/manifests"
+  cp "$mod"/examples/standard/{cluster-role,cluster-role-binding,deployment,service-account,service}.yaml \
+    "$tmp/out/manifests/"
+  chmod -R u+w,a+rX "$tmp/out/manifests"
+  v=$("$tmp/out/kube-state-metrics" version 2>&1 | head -1)
+  [[ $v == *"version ${KUBE_STATE_METRICS_VERSION#v} "* ]] ||
+    die "kube-state-metrics reports '$v', versions.env says $KUBE_STATE_METRICS_VERSION"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "$v in $(elapsed $t)"
+}
+
 # --- the Prometheus and Alertmanager that prometheus-operator runs in pods ---------------
 # Debian's prometheus is built without Kubernetes service discovery, which every
 # ServiceMonitor needs: these are upstream's, at the versions the pinned operator deploys by
@@ -364,8 +393,10 @@ install_promop() {
   need go "to build prometheus-operator"
   ensure_built prometheus-operator promop_built build_promop "${PROMOP_JOB:-}"
   ensure_built prometheus-server promserver_built build_promserver "${PROMSERVER_JOB:-}"
+  ensure_built kube-state-metrics ksm_built build_ksm "${KSM_JOB:-}"
   local b
   for b in "${PROMOP_BINS[@]}"; do link "$(promop_dir)/$b" "$b"; done
+  link "$(ksm_dir)/kube-state-metrics" kube-state-metrics
   # Versioned names: .cache/bin/prometheus and alertmanager are Debian's (the process tier).
   link "$(promserver_dir)/prometheus" "prometheus-$PROMETHEUS_VERSION"
   link "$(promserver_dir)/alertmanager" "alertmanager-$ALERTMANAGER_VERSION"
@@ -375,6 +406,13 @@ install_promop() {
     rm -rf "$dest"
     cp -r "$(promop_dir)/manifests" "$dest"
     detail "copied upstream's example/rbac manifests to .cache/prometheus-operator/"
+    WORK_DONE=1
+  fi
+  dest=$ROOT/.cache/kube-state-metrics
+  if ! diff -rq "$(ksm_dir)/manifests" "$dest" >/dev/null 2>&1; then
+    rm -rf "$dest"
+    cp -r "$(ksm_dir)/manifests" "$dest"
+    detail "copied upstream's examples/standard manifests to .cache/kube-state-metrics/"
     WORK_DONE=1
   fi
 }
@@ -753,6 +791,10 @@ fi
 if [[ " ${STEPS[*]} " == *" promop "* ]] && command -v go >/dev/null && ! promserver_built; then
   build_promserver > >(sed -u 's/^/[prometheus-server] /') 2>&1 &
   PROMSERVER_JOB=$!
+fi
+if [[ " ${STEPS[*]} " == *" promop "* ]] && command -v go >/dev/null && ! ksm_built; then
+  build_ksm > >(sed -u 's/^/[kube-state-metrics] /') 2>&1 &
+  KSM_JOB=$!
 fi
 if [[ " ${STEPS[*]} " == *" keda "* ]] && command -v go >/dev/null && ! keda_built; then
   build_keda > >(sed -u 's/^/[keda] /') 2>&1 &

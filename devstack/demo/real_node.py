@@ -100,11 +100,11 @@ class RealNodeStage:
   model service  the pods the operator's Deployments make, behind their Services
   Prometheus     prometheus-operator in-cluster with the Prometheus and Alertmanager of
                  deploy/kube-prometheus-stack-values.yaml (15 s scrapes): the chart's
-                 ServiceMonitor and PrometheusRule configure them (their images are
-                 upstream's binaries in a local image)
+                 ServiceMonitor and PrometheusRule configure them, and kube-state-metrics
+                 (their images are upstream's binaries in a local image)
   traffic        python -m loadtest inside the node's network namespace, to each Service's
                  ClusterIP: kube-proxy picks the pod
-  not here       Grafana and kube-state-metrics: `make up` with kind has them"""
+  not here       Grafana: `make up` with kind has it"""
         )
 
     # --- start

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack.paths import PROMETHEUS_OPERATOR_MANIFESTS
+from devstack.paths import KUBE_STATE_METRICS_MANIFESTS, PROMETHEUS_OPERATOR_MANIFESTS
 from devstack.prometheus_operator import (
     KPS_VALUES,
     NAMESPACE,
@@ -21,14 +21,22 @@ from devstack.prometheus_operator import (
 
 IMAGES = {
     name: Image(name, Path(f"/bin/{name}"), f"/bin/{name}", "v9.9.9")
-    for name in ("prometheus", "alertmanager", "prometheus-operator", "prometheus-config-reloader")
+    for name in (
+        "prometheus",
+        "alertmanager",
+        "prometheus-operator",
+        "prometheus-config-reloader",
+        "kube-state-metrics",
+    )
 }
 
 
 @pytest.fixture(scope="module")
 def objects() -> dict[tuple[str, str], dict]:
     values = yaml.safe_load(KPS_VALUES.read_text())
-    built = stack_objects(values, IMAGES, PROMETHEUS_OPERATOR_MANIFESTS)
+    built = stack_objects(
+        values, IMAGES, PROMETHEUS_OPERATOR_MANIFESTS, KUBE_STATE_METRICS_MANIFESTS
+    )
     return {(o["kind"], o["metadata"]["name"]): o for o in built}
 
 
@@ -60,7 +68,26 @@ def test_upstreams_manifests_run_in_monitoring_with_the_local_images_only(object
     assert reloader == [
         "--prometheus-config-reloader=localhost/modelops/prometheus-config-reloader:v9.9.9"
     ]
-    assert "quay.io" not in yaml.safe_dump(list(objects.values()))
+    ksm = objects[("Deployment", "kube-state-metrics")]
+    (container,) = ksm["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "localhost/modelops/kube-state-metrics:v9.9.9"
+    assert container["imagePullPolicy"] == "Never"
+    dump = yaml.safe_dump(list(objects.values()))
+    assert "quay.io" not in dump
+    assert "registry.k8s.io" not in dump
+
+
+def test_kube_state_metrics_is_scraped_as_kube_prometheus_stack_scrapes_it(objects) -> None:
+    """Its Service's metrics port, its own `namespace` labels kept (honorLabels): a
+    kube_deployment_spec_replicas{namespace="models"} is about models' Deployment."""
+    monitor = objects[("ServiceMonitor", "kube-prometheus-stack-kube-state-metrics")]
+    service = objects[("Service", "kube-state-metrics")]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["honorLabels"] is True
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"] == NAMESPACE
 
 
 def test_alerts_go_nowhere_until_a_webhook_is_given() -> None:

@@ -36,6 +36,7 @@ from modelops_operator import constants
 from modelops_operator.analysis import window_seconds
 from modelops_operator.metrics import RECONCILES
 from modelops_operator.reasons import Reason, Result
+from modelops_service.__main__ import EXIT_CONFIG
 from modelops_service.card import read_card
 from tests.support import node_load, promql
 from tests.support import operator_rig as rig
@@ -465,6 +466,24 @@ def drift_alert(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> I
         receiver.close()
 
 
+CRASHING = "diabetes"  # in ALERTS_NS, beside show 3's wine: a release whose pod crash-loops
+
+
+@pytest.fixture(scope="module")
+def crash_loop(node_rig: tuple[Cluster, RealNode], drift_alert: DriftAlert) -> str:
+    """diabetes 1 installed by the chart in ALERTS_NS with a sha256 that is not its
+    artifact's: the service refuses the artifact and exits, the kubelet restarts it with a
+    growing back-off. A short `for` on ModelPodRestarting; the alerts go to show 3's webhook.
+    The canaries request it first: the restarts take minutes that the canaries' cover."""
+    cluster, _ = node_rig
+    install(
+        cluster, CRASHING, ALERTS_NS,
+        "--set", f"model.sha256={'0' * 64}",
+        "--set", "monitoring.prometheusRule.params.podRestartsFor=30s",
+    )  # fmt: skip
+    return fullname(CRASHING)
+
+
 # --- show 2: the canaries -----------------------------------------------------------
 
 
@@ -485,7 +504,8 @@ def canaries(
     model_operator: Cluster,
     store: ObjectStore,
     gateway: Gateway,
-    drift_alert: DriftAlert,  # show 3's scenario runs beside the canaries
+    drift_alert: DriftAlert,  # show 3's scenarios run beside the canaries
+    crash_loop: str,
 ) -> dict:
     """The examples at version 1, then under traffic, side by side: the healthy canary
     (diabetes 1 -> 3), the drifting one (wine 1 -> 2), the healthy one from a new uri
@@ -657,6 +677,31 @@ def test_show3_the_charts_drift_alert_reaches_the_alertmanagers_webhook(drift_al
     # and the dashboards' alert panels show it
     for expr in alert_panel_queries():
         assert stack.prometheus().query(expr), expr
+
+
+def test_show3_a_crash_looping_pod_fires_the_restart_alert(node_rig, crash_loop, drift_alert):
+    """kube-state-metrics counts the restarts of a pod whose service refuses its artifact;
+    the chart's ModelPodRestarting fires on them and reaches the webhook."""
+    cluster, _ = node_rig
+
+    def delivered() -> list[dict]:
+        return [
+            a
+            for a in drift_alert.receiver.alerts()
+            if a["labels"].get("alertname") == "ModelPodRestarting"
+            and a["labels"].get("namespace") == ALERTS_NS
+        ]
+
+    alerts = rig.wait_for(delivered, "ModelPodRestarting at the webhook", timeout=480)
+    assert alerts[0]["status"] == "firing"
+    assert alerts[0]["labels"]["pod"].startswith(f"{crash_loop}-"), alerts[0]["labels"]
+    assert alerts[0]["labels"]["container"] == "model-service"
+    # the pod's own account: restarted more than the threshold, each time refusing the model
+    selector = f"app.kubernetes.io/instance={CRASHING}"
+    (pod,) = cluster.get("pods", "-n", ALERTS_NS, "-l", selector)["items"]
+    (container,) = pod["status"]["containerStatuses"]
+    assert container["restartCount"] > 2, container
+    assert container["lastState"]["terminated"]["exitCode"] == EXIT_CONFIG, container
 
 
 # --- show 5 ---------------------------------------------------------------------

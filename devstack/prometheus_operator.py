@@ -166,17 +166,14 @@ def kube_state_metrics_objects(manifests: Path, image: Image) -> list[dict[str, 
     and a ServiceMonitor like the one kube-prometheus-stack enables for it (its labels kept:
     `namespace` is the object's, not the target's)."""
     monitor = {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": {"name": f"{RELEASE}-kube-state-metrics", "namespace": NAMESPACE,
-                     "labels": {"release": RELEASE}},
-        "spec": {
-            "jobLabel": "app.kubernetes.io/name",
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "kube-state-metrics"}},
-            "endpoints": [{"port": "http-metrics", "honorLabels": True}],
-        },
-    }  # fmt: skip
-    return [*_relocated(sorted(manifests.glob("*.yaml")), image), monitor]
+        "jobLabel": "app.kubernetes.io/name",
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "kube-state-metrics"}},
+        "endpoints": [{"port": "http-metrics", "honorLabels": True}],
+    }
+    return [
+        *_relocated(sorted(manifests.glob("*.yaml")), image),
+        _resource("ServiceMonitor", f"{RELEASE}-kube-state-metrics", monitor),
+    ]
 
 
 def _arg(arg: str, reloader: str) -> str:
@@ -236,18 +233,13 @@ def kubelet_service_monitor() -> dict[str, Any]:
             }
         ],
     }
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": {"name": f"{RELEASE}-kubelet", "namespace": NAMESPACE,
-                     "labels": {"release": RELEASE}},
-        "spec": {
-            "jobLabel": "k8s-app",
-            "namespaceSelector": {"matchNames": ["kube-system"]},
-            "selector": {"matchLabels": {"k8s-app": "kubelet"}},
-            "endpoints": [endpoint, {**endpoint, "path": "/metrics/cadvisor"}],
-        },
-    }  # fmt: skip
+    spec = {
+        "jobLabel": "k8s-app",
+        "namespaceSelector": {"matchNames": ["kube-system"]},
+        "selector": {"matchLabels": {"k8s-app": "kubelet"}},
+        "endpoints": [endpoint, {**endpoint, "path": "/metrics/cadvisor"}],
+    }
+    return _resource("ServiceMonitor", f"{RELEASE}-kubelet", spec)
 
 
 def stack_objects(

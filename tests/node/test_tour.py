@@ -204,6 +204,9 @@ def show1(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> dict:
                 dashboards[where] = []
         targets, rules = prom.targets(), prom.rules()
         info = prom.query(f"model_info{sel}")
+    # The node has two CPUs and a pod of the chart requests 0.1: show 2's canaries need room.
+    for model in MODELS:
+        cluster.helm("uninstall", model, "-n", NS, "--wait")
     return {
         "load": load,
         "figures": figures,
@@ -480,6 +483,7 @@ def crash_loop(node_rig: tuple[Cluster, RealNode], drift_alert: DriftAlert) -> s
         cluster, CRASHING, ALERTS_NS,
         "--set", f"model.sha256={'0' * 64}",
         "--set", "monitoring.prometheusRule.params.podRestartsFor=30s",
+        "--set", "resources.requests.cpu=10m",  # it never serves: room for the canaries' pods
     )  # fmt: skip
     return fullname(CRASHING)
 
@@ -513,10 +517,13 @@ def canaries(
     1 -> 3, split by the HTTPRoute's weights), until the operator has ended all four."""
     cluster, node = node_rig
     cluster.create_namespace(MODELS_NS)
+    httproute, through_gateway = example_objects(GATEWAY_EXAMPLE, GATEWAY_NS)
+    # One replica, not two: the node's two CPUs hold every pod's request (0.1 each) of the
+    # four canaries at once only so.
+    through_gateway["spec"]["replicas"] = 1
     cluster.apply([
-        example("diabetes-canary.yaml"),
-        example("wine-failing-canary.yaml"),
-        *example_objects(GATEWAY_EXAMPLE, GATEWAY_NS),
+        example("diabetes-canary.yaml"), example("wine-failing-canary.yaml"),
+        httproute, through_gateway,
     ])  # fmt: skip
     wine_from_s3(cluster, store)
     for ns, name in (

@@ -19,7 +19,7 @@ What runs, and what is a stand-in:
   the versions the operator deploys by default, built from their Go modules by `make tools`:
   Debian's prometheus is built without Kubernetes service discovery, which every
   ServiceMonitor needs.
-- The images are STAND-INS: no registry answers here, so quay.io's images cannot be pulled.
+- The images are STAND-INS: no registry answers here, so upstream's images cannot be pulled.
   Each is an OCI archive of the one static binary at the path upstream's image has it,
   imported into the node's containerd as localhost/modelops/<name>:<version>. The binaries
   are upstream's code; only the image around them is local (no shell, no busybox).

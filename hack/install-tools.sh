@@ -401,18 +401,17 @@ install_promop() {
   link "$(promserver_dir)/prometheus" "prometheus-$PROMETHEUS_VERSION"
   link "$(promserver_dir)/alertmanager" "alertmanager-$ALERTMANAGER_VERSION"
   # Copies, like .cache/crds: what the rig applies, whatever the cache does.
-  local dest=$ROOT/.cache/prometheus-operator
-  if ! diff -rq "$(promop_dir)/manifests" "$dest" >/dev/null 2>&1; then
+  copy_manifests "$(promop_dir)/manifests" prometheus-operator "example/rbac"
+  copy_manifests "$(ksm_dir)/manifests" kube-state-metrics "examples/standard"
+}
+
+# copy_manifests DIR NAME WHAT: upstream's manifests in DIR to .cache/NAME, when they differ.
+copy_manifests() {
+  local src=$1 dest=$ROOT/.cache/$2
+  if ! diff -rq "$src" "$dest" >/dev/null 2>&1; then
     rm -rf "$dest"
-    cp -r "$(promop_dir)/manifests" "$dest"
-    detail "copied upstream's example/rbac manifests to .cache/prometheus-operator/"
-    WORK_DONE=1
-  fi
-  dest=$ROOT/.cache/kube-state-metrics
-  if ! diff -rq "$(ksm_dir)/manifests" "$dest" >/dev/null 2>&1; then
-    rm -rf "$dest"
-    cp -r "$(ksm_dir)/manifests" "$dest"
-    detail "copied upstream's examples/standard manifests to .cache/kube-state-metrics/"
+    cp -r "$src" "$dest"
+    detail "copied upstream's $3 manifests to .cache/$2/"
     WORK_DONE=1
   fi
 }

@@ -59,6 +59,17 @@ def test_good_edge_values_are_accepted(values: dict, helm_bin: str) -> None:
     assert template(SERVICE, values, binary=helm_bin)
 
 
+def test_a_fraction_by_set_is_refused_and_by_set_json_taken(helm_bin: str) -> None:
+    """The chart README's advice: `--set` types whole numbers only, a fraction arrives as a
+    string and the schema names it; `--set-json` passes the number."""
+    value = "monitoring.prometheusRule.params.memoryLimitRatio=0.8"
+    err = template(SERVICE, extra=["--set", value], binary=helm_bin, expect_failure=True)
+    assert "memoryLimitRatio" in err, err
+    assert "string" in err, err
+    rendered = template(SERVICE, extra=["--set-json", value], binary=helm_bin)
+    assert "> 0.8\n" in rendered, rendered
+
+
 @pytest.mark.parametrize("chart", [SERVICE, OPERATOR], ids=lambda c: c.name)
 def test_every_default_value_is_typed_in_the_schema(chart: Path) -> None:
     values = yaml.safe_load((chart / "values.yaml").read_text())

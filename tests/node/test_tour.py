@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 import yaml
+from kubernetes.utils import parse_quantity
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.cluster import Cluster
@@ -429,6 +430,9 @@ def wine_from_s3(cluster: Cluster, s3: ObjectStore) -> None:
 # --- show 3's scenario: started before the canaries, judged after them ----------------
 
 ALERTS_NS = "tour-alerts"
+# ModelMemoryNearLimit's threshold for show 3's wine: a serving pod's working set is 100-200
+# MiB of the chart's 512Mi limit
+MEMORY_RATIO = 0.05
 
 
 @dataclasses.dataclass
@@ -448,13 +452,20 @@ class DriftAlert:
 def drift_alert(node_rig: tuple[Cluster, RealNode], stack: MonitoringStack) -> Iterator[DriftAlert]:
     """wine 1 installed by the chart with a short `for` on ModelFeatureDrift, every alert
     routed to a webhook, and one row sent over and over (a distribution far from the training
-    reference). The canaries request it first: the rows, the rule's `for` and the routing take
-    minutes that the canaries' minutes cover."""
+    reference). ModelMemoryNearLimit's threshold sits below what any serving pod uses, so it
+    fires on this healthy pod: the rule's join of cAdvisor's working set and
+    kube-state-metrics' limit is what is judged, not a pod pushed to its limit (one that
+    reached it would be OOM-killed at a moment the tour cannot choose). The canaries request
+    it first: the rows, the rules' `for` and the routing take minutes that the canaries'
+    minutes cover."""
     cluster, node = node_rig
     cluster.create_namespace(ALERTS_NS)
     install(
-        cluster, "wine", ALERTS_NS, "--set", "monitoring.prometheusRule.params.featureDriftFor=30s"
-    )
+        cluster, "wine", ALERTS_NS,
+        "--set", "monitoring.prometheusRule.params.featureDriftFor=30s",
+        "--set-json", f"monitoring.prometheusRule.params.memoryLimitRatio={MEMORY_RATIO}",
+        "--set", "monitoring.prometheusRule.params.memoryNearLimitFor=30s",
+    )  # fmt: skip
     # on the host end of the node's link: the operator-managed Alertmanager's pod reaches it
     # through the node, as it would a chat or pager gateway
     receiver = Receiver(HOST_IP)
@@ -709,6 +720,40 @@ def test_show3_a_crash_looping_pod_fires_the_restart_alert(node_rig, crash_loop,
     (container,) = pod["status"]["containerStatuses"]
     assert container["restartCount"] > 2, container
     assert container["lastState"]["terminated"]["exitCode"] == EXIT_CONFIG, container
+
+
+def test_show3_the_memory_alert_joins_cadvisor_and_kube_state(node_rig, drift_alert, stack):
+    """ModelMemoryNearLimit divides cAdvisor's working set (the kubelet's scrape) by
+    kube-state-metrics' limit (its own scrape, honorLabels): it fires only if both carry the
+    same namespace, pod and container. Its threshold sits below show 3's healthy pod."""
+    cluster, _ = node_rig
+
+    def delivered() -> list[dict]:
+        return [
+            a
+            for a in drift_alert.receiver.alerts()
+            if a["labels"].get("alertname") == "ModelMemoryNearLimit"
+            and a["labels"].get("namespace") == ALERTS_NS
+        ]
+
+    alerts = rig.wait_for(delivered, "ModelMemoryNearLimit at the webhook", timeout=480)
+    selector = "app.kubernetes.io/instance=wine"
+    (pod,) = cluster.get("pods", "-n", ALERTS_NS, "-l", selector)["items"]
+    (container,) = pod["spec"]["containers"]
+    labels = alerts[0]["labels"]
+    assert alerts[0]["status"] == "firing"
+    assert (labels["pod"], labels["container"]) == (pod["metadata"]["name"], container["name"])
+    assert labels["severity"] == "warning"
+    # the limit kube-state-metrics reports is the pod's, and the ratio is a working set's
+    where = f'namespace="{ALERTS_NS}", pod="{labels["pod"]}", container="{labels["container"]}"'
+    prometheus = stack.prometheus()
+    limit = prometheus.query_value(
+        f'kube_pod_container_resource_limits{{resource="memory", {where}}}'
+    )
+    assert limit == parse_quantity(container["resources"]["limits"]["memory"])
+    used = prometheus.query_value(f"max(container_memory_working_set_bytes{{{where}}})")
+    assert used is not None
+    assert MEMORY_RATIO < used / limit < 1, (used, limit)
 
 
 # --- show 5 ---------------------------------------------------------------------

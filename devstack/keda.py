@@ -5,10 +5,8 @@
 - `keda` (the operator: ScaledObject -> the HorizontalPodAutoscaler `keda-hpa-<name>`, and
   the scalers, here Prometheus, behind its gRPC metrics service);
 - `keda-adapter` (the external metrics API server, asking the operator over mutual TLS);
-- the APIService `v1beta1.external.metrics.k8s.io`, through a Service of type ExternalName
-  `localhost` in namespace `keda`: the API server's aggregator dials localhost:<port>, so
-  the metrics server needs no pod and no address outside loopback. The APIService's
-  caBundle is the CA of the adapter's serving cert (no insecureSkipTLSVerify).
+- the APIService `v1beta1.external.metrics.k8s.io` (devstack/aggregated_api.py: the
+  aggregator dials the adapter on loopback).
 
 The rig's kube-controller-manager runs its HorizontalPodAutoscaler controller (every
 default controller runs), which reads the external metric through that APIService and
@@ -17,14 +15,13 @@ scales the ScaledObject's target through its /scale subresource, as in a cluster
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.cluster import Cluster, RigError, conditions
+from devstack import aggregated_api
+from devstack.cluster import Cluster
 from devstack.paths import find_tool
 from devstack.pki import make_peer_certs
 from devstack.processes import HOST, Process, free_port, spawn, stop_all
@@ -45,7 +42,7 @@ class Keda:
     crds: list[str] = field(default_factory=list)
 
     def tail(self, lines: int = 30) -> str:
-        return "\n".join(f"--- {p.name}:\n{p.log_tail(lines)}" for p in self.processes)
+        return aggregated_api.tail(self.processes, lines)
 
     def start(self) -> None:
         self.crds = self.cluster.install_keda_crds()
@@ -103,50 +100,10 @@ class Keda:
                 die_with_parent=True,
             )
         )
-        self._register(port, certs / "ca.crt")
-        self._wait_available()
-
-    def _register(self, port: int, ca: Path) -> None:
-        bundle = base64.b64encode(ca.read_bytes()).decode()
-        self.cluster.apply(
-            [
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": SERVICE, "namespace": NAMESPACE},
-                    "spec": {"type": "ExternalName", "externalName": "localhost"},
-                },
-                {
-                    "apiVersion": "apiregistration.k8s.io/v1",
-                    "kind": "APIService",
-                    "metadata": {"name": API_SERVICE},
-                    "spec": {
-                        "group": "external.metrics.k8s.io",
-                        "version": "v1beta1",
-                        "groupPriorityMinimum": 100,
-                        "versionPriority": 100,
-                        "caBundle": bundle,
-                        "service": {
-                            "name": SERVICE,
-                            "namespace": NAMESPACE,
-                            "port": port,
-                        },
-                    },
-                },
-            ]
+        aggregated_api.register(
+            self.cluster, API_SERVICE, SERVICE, NAMESPACE, port, certs / "ca.crt"
         )
-
-    def _wait_available(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for p in self.processes:
-                if not p.alive():
-                    raise RigError(f"{p.name} exited\n{self.tail()}")
-            api = self.cluster.get("apiservice", API_SERVICE)
-            if conditions(api).get("Available") == "True":
-                return
-            time.sleep(1)
-        raise RigError(f"{API_SERVICE} not Available: {api.get('status')}\n{self.tail()}")
+        aggregated_api.wait_available(self.cluster, API_SERVICE, self.processes, START_TIMEOUT)
 
     def stop(self) -> None:
         """Leave the rig as it was: the ScaledObjects go while KEDA still runs (it holds their

@@ -182,7 +182,8 @@ authorityKeyIdentifier = keyid
 def make_peer_certs(out: Path, name: str, dns_names: tuple[str, ...] = ()) -> None:
     """out/ca.crt and out/tls.crt|tls.key: a CA of its own and one cert for localhost (and
     ``dns_names``) that serves and authenticates as a client (mutual TLS between two local
-    processes, the layout KEDA's operator and metrics server read from their --cert-dir)."""
+    processes, the layout KEDA's operator and metrics server read from their --cert-dir;
+    the serving cert of an aggregated API, devstack/aggregated_api.py)."""
     out.mkdir(parents=True, exist_ok=True)
     extra = "".join(f", DNS:{d}" for d in dns_names)
     (out / "openssl.cnf").write_text(_PEER_CNF.replace("{extra}", extra))

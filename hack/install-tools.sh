@@ -12,6 +12,8 @@
 #   coredns          go install github.com/coredns/coredns@<pin> (the real node's cluster DNS)
 #   keda, keda-adapter  go build of cmd/operator and cmd/adapter of github.com/kedacore/keda/v2@<pin>
 #                    (the optional autoscaler: its operator and external metrics server)
+#   metrics-server   go install sigs.k8s.io/metrics-server/cmd/metrics-server@<pin> (the resource
+#                    metrics API the chart's CPU HorizontalPodAutoscaler reads; step keda)
 #   versitygw        go install github.com/versity/versitygw/cmd/versitygw@<pin> (the S3 server)
 #   traefik          go build of ./cmd/traefik in a copy of github.com/traefik/traefik/v3@<pin>
 #                    (the Gateway API data plane of the real node's gateway test)
@@ -35,8 +37,8 @@
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
 # Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node s3 promop gateway keda
-# (default: all; containerd and coredns of `node`, promop, keda, versitygw of `s3` and traefik of
-# `gateway` build in the background while the other steps run.)
+# (default: all; containerd and coredns of `node`, promop, keda and metrics-server of `keda`,
+# versitygw of `s3` and traefik of `gateway` build in the background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
 # MODELOPS_SKIP_APT=1 (do not touch Debian packages).
 set -euo pipefail
@@ -645,11 +647,34 @@ build_keda() {
   detail "keda $KEDA_VERSION in $(elapsed $t)"
 }
 
+# --- metrics-server: the resource metrics API (kubectl top, CPU and memory autoscalers) ---
+metrics_server_dir() { echo "$CACHE_ROOT/metrics-server/$METRICS_SERVER_VERSION"; }
+metrics_server_built() { [[ -x $(metrics_server_dir)/metrics-server ]]; }
+# Background job beside keda; the version stamp is upstream's Makefile's (client-go's version).
+build_metrics_server() {
+  local dir t=$SECONDS tmp v p=k8s.io/client-go/pkg/version
+  dir=$(metrics_server_dir)
+  tmp=$(scratch)
+  say "metrics-server $METRICS_SERVER_VERSION: go install (about 2 min cold on 2 cores, measured alone)"
+  (cd "$tmp" && GOBIN="$tmp/out" go install \
+    -ldflags "-s -w -X $p.gitVersion=$METRICS_SERVER_VERSION -X $p.gitCommit=$METRICS_SERVER_VERSION" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" 2>&1 | go_progress)
+  v=$("$tmp/out/metrics-server" --version 2>&1 | head -1)
+  [[ $v == "$METRICS_SERVER_VERSION" ]] ||
+    die "metrics-server reports '$v', versions.env says $METRICS_SERVER_VERSION"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/out" "$dir"
+  detail "metrics-server $v in $(elapsed $t)"
+}
+
 install_keda() {
   need go "to build keda"
   ensure_built keda keda_built build_keda "${KEDA_JOB:-}"
+  ensure_built metrics-server metrics_server_built build_metrics_server "${METRICS_SERVER_JOB:-}"
   link "$(keda_dir)/keda" keda
   link "$(keda_dir)/keda-adapter" keda-adapter
+  link "$(metrics_server_dir)/metrics-server" metrics-server
   if [[ "$(readlink "$CRDS/keda" 2>/dev/null || true)" != "$(keda_dir)/crds" ]]; then
     ln -sfn "$(keda_dir)/crds" "$CRDS/keda"
     detail "linked .cache/crds/keda -> $(keda_dir)/crds"
@@ -798,6 +823,10 @@ fi
 if [[ " ${STEPS[*]} " == *" keda "* ]] && command -v go >/dev/null && ! keda_built; then
   build_keda > >(sed -u 's/^/[keda] /') 2>&1 &
   KEDA_JOB=$!
+fi
+if [[ " ${STEPS[*]} " == *" keda "* ]] && command -v go >/dev/null && ! metrics_server_built; then
+  build_metrics_server > >(sed -u 's/^/[metrics-server] /') 2>&1 &
+  METRICS_SERVER_JOB=$!
 fi
 if [[ " ${STEPS[*]} " == *" s3 "* ]] && command -v go >/dev/null && ! versitygw_built; then
   build_versitygw > >(sed -u 's/^/[versitygw] /') 2>&1 &

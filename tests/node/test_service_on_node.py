@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from devstack.cluster import Cluster
+from devstack.metrics_server import MetricsServer, running_metrics_server
 from devstack.node import RealNode
 from devstack.node_config import NODE_NAME, POD_CIDR
 from devstack.operator_process import running_operator
@@ -175,6 +176,58 @@ def test_the_chart_with_defaults_serves_on_the_real_node_under_pod_security_rest
     (status,) = ready_pod(cluster, restricted)["status"]["containerStatuses"]
     assert status["restartCount"] == 0
     assert status["ready"]
+
+
+# --- the chart's HorizontalPodAutoscaler, on the CPU the pods use ---------------------
+
+HPA_TARGET = 30  # percent of the chart's 100m CPU request
+
+
+@pytest.fixture(scope="module")
+def metrics_server(node_rig, tmp_path_factory) -> Iterator[MetricsServer]:
+    cluster, _ = node_rig
+    with running_metrics_server(cluster, tmp_path_factory.mktemp("metrics-server")) as server:
+        yield server
+
+
+def test_the_charts_cpu_autoscaler_scales_out_under_load(node_rig, restricted, metrics_server):
+    """`autoscaling.enabled`: the kubelet measures the pod's CPU, metrics-server serves it as
+    metrics.k8s.io, kube-controller-manager's HPA controller scales the stable Deployment
+    from 1 to maxReplicas; no request fails on the way."""
+    cluster, node = node_rig
+    install(
+        cluster, restricted,
+        "--set", "autoscaling.enabled=true", "--set", "autoscaling.maxReplicas=2",
+        "--set", f"autoscaling.targetCPUUtilizationPercentage={HPA_TARGET}",
+    )  # fmt: skip
+    url = wait_routed(cluster, node, restricted)
+
+    def scaled_out() -> dict | None:
+        hpa = cluster.get("hpa", FULLNAME, "-n", restricted)
+        ready = cluster.get("deployment", FULLNAME, "-n", restricted)["status"]
+        return hpa if ready.get("readyReplicas") == 2 else None
+
+    def explain() -> str:
+        hpa = cluster.kubectl("describe", "hpa", FULLNAME, "-n", restricted, check=False)
+        return f"{hpa.stdout}\n{metrics_server.tail()}"
+
+    with load_in_node(node, url, rate=100) as load:
+        started = time.monotonic()
+        hpa = rig.wait_for(scaled_out, "the HPA to scale to 2 ready pods", 240, explain)
+        waited = time.monotonic() - started
+        top = cluster.kubectl("top", "pods", "-n", restricted, "--no-headers").stdout
+    assert load["failed"] == 0, load
+    (metric,) = hpa["status"]["currentMetrics"]
+    utilization = metric["resource"]["current"]["averageUtilization"]
+    print(f"\nbenchmark: load to 2 ready pods: {waited:.0f} s, CPU at {utilization}%\n{top}")
+    assert metric["resource"]["name"] == "cpu"
+    assert utilization > HPA_TARGET, hpa["status"]
+    active = {c["type"]: c for c in hpa["status"]["conditions"]}["ScalingActive"]
+    assert (active["status"], active["reason"]) == ("True", "ValidMetricFound"), active
+    # the same API answers `kubectl top`: every pod, with the CPU it used
+    used = {line.split()[0]: line.split()[1] for line in top.splitlines()}
+    assert used, top
+    assert all(cpu.endswith("m") and int(cpu[:-1]) > 0 for cpu in used.values()), top
 
 
 # --- the kubelet ------------------------------------------------------------------

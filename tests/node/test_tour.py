@@ -671,20 +671,26 @@ def test_a_canary_through_traefik_is_judged_on_the_share_the_route_gave_it(canar
 # --- show 3 ---------------------------------------------------------------------
 
 
-def test_show3_the_charts_drift_alert_reaches_the_alertmanagers_webhook(drift_alert, stack):
-    """The chart's ModelFeatureDrift fires in Prometheus; the Alertmanager prometheus-operator
-    runs receives it and posts it to the webhook its configuration Secret names."""
+def at_the_webhook(receiver: Receiver, alertname: str, timeout: float = 480) -> list[dict]:
+    """The webhook's alerts named ``alertname`` from ALERTS_NS, once there is one."""
 
     def delivered() -> list[dict]:
         return [
             a
-            for a in drift_alert.receiver.alerts()
-            if a["labels"].get("alertname") == "ModelFeatureDrift"
+            for a in receiver.alerts()
+            if a["labels"].get("alertname") == alertname
             and a["labels"].get("namespace") == ALERTS_NS
         ]
 
+    return rig.wait_for(delivered, f"{alertname} at the webhook", timeout)
+
+
+def test_show3_the_charts_drift_alert_reaches_the_alertmanagers_webhook(drift_alert, stack):
+    """The chart's ModelFeatureDrift fires in Prometheus; the Alertmanager prometheus-operator
+    runs receives it and posts it to the webhook its configuration Secret names."""
+
     try:
-        alerts = rig.wait_for(delivered, "ModelFeatureDrift at the webhook", timeout=480)
+        alerts = at_the_webhook(drift_alert.receiver, "ModelFeatureDrift")
     finally:
         drift_alert.stop_load()
     assert alerts[0]["status"] == "firing"
@@ -702,15 +708,7 @@ def test_show3_a_crash_looping_pod_fires_the_restart_alert(node_rig, crash_loop,
     the chart's ModelPodRestarting fires on them and reaches the webhook."""
     cluster, _ = node_rig
 
-    def delivered() -> list[dict]:
-        return [
-            a
-            for a in drift_alert.receiver.alerts()
-            if a["labels"].get("alertname") == "ModelPodRestarting"
-            and a["labels"].get("namespace") == ALERTS_NS
-        ]
-
-    alerts = rig.wait_for(delivered, "ModelPodRestarting at the webhook", timeout=480)
+    alerts = at_the_webhook(drift_alert.receiver, "ModelPodRestarting")
     assert alerts[0]["status"] == "firing"
     assert alerts[0]["labels"]["pod"].startswith(f"{crash_loop}-"), alerts[0]["labels"]
     assert alerts[0]["labels"]["container"] == "model-service"
@@ -728,15 +726,7 @@ def test_show3_the_memory_alert_joins_cadvisor_and_kube_state(node_rig, drift_al
     same namespace, pod and container. Its threshold sits below show 3's healthy pod."""
     cluster, _ = node_rig
 
-    def delivered() -> list[dict]:
-        return [
-            a
-            for a in drift_alert.receiver.alerts()
-            if a["labels"].get("alertname") == "ModelMemoryNearLimit"
-            and a["labels"].get("namespace") == ALERTS_NS
-        ]
-
-    alerts = rig.wait_for(delivered, "ModelMemoryNearLimit at the webhook", timeout=480)
+    alerts = at_the_webhook(drift_alert.receiver, "ModelMemoryNearLimit")
     selector = "app.kubernetes.io/instance=wine"
     (pod,) = cluster.get("pods", "-n", ALERTS_NS, "-l", selector)["items"]
     (container,) = pod["spec"]["containers"]

@@ -172,6 +172,11 @@ def test_the_chart_with_defaults_serves_on_the_real_node_under_pod_security_rest
     assert "Read-only file system" in proc.stderr, proc.stderr
     write_tmp = "open('/tmp/probe', 'w').write('ok')"
     cluster.kubectl("exec", "-n", restricted, name, "--", "python", "-c", write_tmp)
+    # `helm test`: the chart's test Job runs for real (KWOK only marks its pod done): the
+    # image's Python asks the Service for /readyz and /metrics within its own limits.
+    tested = cluster.helm("test", RELEASE, "-n", restricted, "--timeout=3m")
+    assert re.search(r"TEST SUITE:\s+wine-model-service-test", tested.stdout), tested.stdout
+    assert re.search(r"Phase:\s+Succeeded", tested.stdout), tested.stdout
     # ... and the service never needed more: it served the whole test without a restart.
     (status,) = ready_pod(cluster, restricted)["status"]["containerStatuses"]
     assert status["restartCount"] == 0

@@ -49,3 +49,4 @@ class Receiver:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()  # the listening socket too (a ResourceWarning otherwise)

@@ -229,7 +229,8 @@ def test_the_charts_cpu_autoscaler_scales_out_under_load(node_rig, restricted, m
     assert utilization > HPA_TARGET, hpa["status"]
     active = {c["type"]: c for c in hpa["status"]["conditions"]}["ScalingActive"]
     assert (active["status"], active["reason"]) == ("True", "ValidMetricFound"), active
-    # the same API answers `kubectl top`: every pod, with the CPU it used
+    # the same API answers `kubectl top`: each pod it has a figure for (a new pod waits for
+    # its first two scrapes), with the CPU it used
     used = {line.split()[0]: line.split()[1] for line in top.splitlines()}
     assert used, top
     assert all(cpu.endswith("m") and int(cpu[:-1]) > 0 for cpu in used.values()), top

@@ -72,7 +72,9 @@ def parser() -> argparse.ArgumentParser:
         "--act-timeout",
         type=float,
         default=defaults.act_timeout,
-        help="seconds each wait may take before the demo gives up (%(default)s)",
+        help="seconds each wait may take before the demo gives up (%(default)s); a canary's "
+        "at least as long as the operator may take to decide it: steps x (interval + "
+        "analysis deadline) + 1m",
     )
     return p
 

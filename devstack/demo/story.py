@@ -46,6 +46,7 @@ from devstack.images import IMAGE_TAG
 from devstack.paths import MODELDEPLOYMENT_CRD, MODELS_ROOT, REPO_ROOT, TOOLS_BIN, DevstackError
 from devstack.processes import Ledger, Process, spawn
 from devstack.service_process import ensure_demo_models
+from modelops_operator.models import parse_duration
 from modelops_service import recording_rules
 
 # the image `make images` builds: KWOK runs nothing of it, the real node runs it
@@ -111,6 +112,45 @@ ACTS = (
         "the same seconds its mean prediction is about 20% higher (maxPredictionShift 0.1): "
         "rolled back, reason PredictionShift."),
 )  # fmt: skip
+
+
+def decision_seconds(interval: str, deadline: str, steps: int) -> float:
+    """How long the operator may take to promote or roll back a canary: each step is judged
+    from its interval on and rolled back at the latest when the analysis stays inconclusive
+    for the deadline; a minute more for the canary's pods to start and the last tick."""
+    return steps * (parse_duration(interval) + parse_duration(deadline)) + 60
+
+
+def md_digest(md: dict[str, Any]) -> str:
+    """A ModelDeployment's status in a few lines: where its rollout stands and why."""
+    status = md.get("status") or {}
+    meta = md["metadata"]
+    lines = [
+        f"{meta['name']}: {status.get('phase')}, stable {status.get('stableVersion')}, ready "
+        f"{status.get('ready')}, generation {meta.get('generation')} (observed "
+        f"{status.get('observedGeneration')})"
+    ]
+    canary = status.get("canary")
+    if canary:
+        lines.append(
+            f"  canary {canary['model'].get('version')} at step {canary.get('step')} "
+            f"({status.get('canaryWeight')}%) since {canary.get('stepStartedAt')}, "
+            f"inconclusive since {canary.get('inconclusiveSince') or '-'}"
+        )
+    analysis = status.get("lastAnalysis")
+    if analysis:
+        lines.append(
+            f"  last analysis {analysis.get('at')} of v{analysis.get('version')} at "
+            f"{analysis.get('weight')}%: {analysis.get('result')} ({analysis.get('reason')}): "
+            f"{analysis.get('message')}"
+        )
+    elif canary:
+        lines.append("  no analysis of this canary yet")
+    lines += [
+        f"  {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}"
+        for c in status.get("conditions") or []
+    ]
+    return "\n".join(lines)
 
 
 def choose_stage(opts: Options) -> tuple[type[SimulatedStage] | type[RealNodeStage], str]:
@@ -392,20 +432,45 @@ class Demo:
         self._print_figures()
 
     def _print_figures(self) -> None:
+        print(self._figures(), file=self.out)
+        self.out.flush()
+
+    def _figures(self) -> str:
+        """The recording rules per model and version, as the canary analysis reads them."""
         rows: dict[tuple[str, str], dict[str, float]] = {}
         for label, rule in FIGURES:
             for sample in self.stage.prometheus.query(f'{rule}{{namespace="{self.ns}"}}'):
                 key = (sample["metric"].get("model", "?"), sample["metric"].get("version", "?"))
                 rows.setdefault(key, {})[label] = sample["value"]
-        print("    (Prometheus, rates over the last minute)", file=self.out)
-        header = f"    {'model':10} {'version':8}" + "".join(f"{lbl:>15}" for lbl, _ in FIGURES)
-        print(header, file=self.out)
+        lines = [
+            "    (Prometheus, rates over the last minute)",
+            f"    {'model':10} {'version':8}" + "".join(f"{lbl:>15}" for lbl, _ in FIGURES),
+        ]
         for (model, version), values in sorted(rows.items()):
             cells = "".join(
                 f"{values[lbl]:>15.4g}" if lbl in values else f"{'-':>15}" for lbl, _ in FIGURES
             )
-            print(f"    {model:10} {version:8}{cells}", file=self.out)
-        self.out.flush()
+            lines.append(f"    {model:10} {version:8}{cells}")
+        return "\n".join(lines)
+
+    def _scrapes(self) -> str:
+        """Prometheus' targets in the namespace: whether each pod's last scrape answered."""
+        samples = self.stage.prometheus.query(f'up{{namespace="{self.ns}"}}')
+        lines = [
+            f"    {s['metric'].get('pod', s['metric'].get('instance', '?'))}: up {s['value']:g}"
+            for s in samples
+        ]
+        return "\n".join(["    (Prometheus, scrape targets: up)", *sorted(lines)])
+
+    def _why_waiting(self, snap: dict[str, list]) -> str:
+        """What a timeout says: each ModelDeployment in brief (its last analysis first of all),
+        what Prometheus holds for the analysis, then the operator's last lines."""
+        parts = [md_digest(m) for m in snap["ModelDeployment"]]
+        try:
+            parts += [self._figures(), self._scrapes()]
+        except Exception as exc:  # a timeout explains itself even when Prometheus is the cause
+            parts.append(f"    Prometheus did not answer: {exc}")
+        return "\n".join([*parts, self.stage.operator_log()])
 
     # --- acts 2 to 4: a canary each
 
@@ -446,7 +511,10 @@ class Demo:
                 return "promoted"
             return None
 
-        got = self.watch(outcome, f"{name} to be promoted or rolled back")
+        bound = decision_seconds(self.stage.interval, self.stage.deadline, len(STEPS))
+        got = self.watch(
+            outcome, f"{name} to be promoted or rolled back", max(self.opts.act_timeout, bound)
+        )
         status = self.cluster.get("md", name, "-n", self.ns).get("status") or {}
         reason = (status.get("lastAnalysis") or {}).get("reason")
         self.results[act.key] = {
@@ -519,12 +587,7 @@ class Demo:
             if result:
                 return result
             if time.monotonic() > deadline:
-                raise DemoError(
-                    f"timed out waiting for {what}\n"
-                    + self._md_summary(snap)
-                    + "\n"
-                    + self.stage.operator_log()
-                )
+                raise DemoError(f"timed out waiting for {what}\n{self._why_waiting(snap)}")
             time.sleep(1.0)
 
     def _wait(self, probe: Callable[[], Any], what: str, timeout: float) -> None:
@@ -574,12 +637,6 @@ class Demo:
                     )
         if changed:
             self.show(["get", "modeldeployments", "-n", self.ns])
-
-    def _md_summary(self, snap: dict[str, list]) -> str:
-        return "\n".join(
-            f"{m['metadata']['name']}: {json.dumps(m.get('status') or {}, indent=1)}"
-            for m in snap["ModelDeployment"]
-        )
 
     # --- cleanup: every process this run started, by PID
 

@@ -28,9 +28,10 @@ from devstack.node_config import NODE_HOME, NodePaths
 from devstack.paths import REPO_ROOT, RUN_ROOT
 from devstack.processes import pid_alive
 
-# The demo bounds each of its waits itself (minutes); this is the backstop.
-pytestmark = [pytest.mark.node, pytest.mark.timeout(2400)]
-DEMO_TIMEOUT = 2100
+# The demo bounds each of its waits itself: a canary's by the operator's own bound, 12 minutes
+# on this stage (devstack.demo.story.decision_seconds); this is the backstop.
+pytestmark = [pytest.mark.node, pytest.mark.timeout(3600)]
+DEMO_TIMEOUT = 3300
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_auto_picks_the_real_node_where_the_machine_can_run_it(tmp_path):
 
 
 def explain(run: dict) -> str:
-    return "demo output (tail):\n" + "\n".join(run["out"].splitlines()[-120:])
+    return "demo output (tail):\n" + "\n".join(run["out"].splitlines()[-200:])
 
 
 def test_the_demo_runs_to_the_end_on_the_real_node_and_says_so(demo_run):

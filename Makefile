@@ -140,6 +140,11 @@ KIND_KUBECTL_VERSION ?= v1.37.2
 KIND_HELM_VERSION    ?= v4.1.4
 KPS_CHART_VERSION    ?= 88.2.0
 KPS_REPO             ?= https://prometheus-community.github.io/helm-charts
+# metrics-server's chart: its app is the metrics-server the test rig builds
+# (METRICS_SERVER_VERSION in hack/versions.env); kind leaves the metrics API out, and
+# without it the chart's autoscaling.enabled HorizontalPodAutoscaler never scales.
+METRICS_SERVER_CHART_VERSION ?= 3.13.0
+METRICS_SERVER_REPO  ?= https://kubernetes-sigs.github.io/metrics-server/
 
 KIND_CLUSTER     ?= modelops
 KIND_CONTEXT     := kind-$(KIND_CLUSTER)
@@ -194,30 +199,34 @@ kind-preflight: ## Check what kind-up needs of the host (Docker engine, cgroup v
 # so a host that cannot finish stops before a cluster exists.
 .PHONY: kind-up
 kind-up: kind-preflight venv models $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The Docker path of up, without the fallback (fails when Docker is down).
-	@echo ">> 1/8 kind cluster '$(KIND_CLUSTER)' ($(KIND_NODE_IMAGE))"
+	@echo ">> 1/9 kind cluster '$(KIND_CLUSTER)' ($(KIND_NODE_IMAGE))"
 	$(KIND) get clusters 2>/dev/null | grep -x '$(KIND_CLUSTER)' >/dev/null \
 	  || $(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --image $(KIND_NODE_IMAGE) --wait 120s
-	@echo ">> 2/8 kube-prometheus-stack $(KPS_CHART_VERSION) in namespace monitoring"
+	@echo ">> 2/9 kube-prometheus-stack $(KPS_CHART_VERSION) in namespace monitoring"
 	$(KPS_INSTALL) --wait=watcher --timeout 15m
-	@echo ">> 3/8 images $(SERVICE_IMAGE) and $(OPERATOR_IMAGE), loaded into kind"
+	@echo ">> 3/9 metrics-server $(METRICS_SERVER_CHART_VERSION) in namespace kube-system (the HPA's metrics API)"
+	$(KHELM) upgrade --install metrics-server metrics-server --repo $(METRICS_SERVER_REPO) \
+	  --version $(METRICS_SERVER_CHART_VERSION) --namespace kube-system \
+	  --set-json 'args=["--kubelet-insecure-tls"]' --wait=watcher --timeout 5m
+	@echo ">> 4/9 images $(SERVICE_IMAGE) and $(OPERATOR_IMAGE), loaded into kind"
 	$(MAKE) --no-print-directory load-images
-	@echo ">> 4/8 the operator (charts/model-operator) in namespace $(OPERATOR_NS)"
+	@echo ">> 5/9 the operator (charts/model-operator) in namespace $(OPERATOR_NS)"
 	$(KHELM) upgrade --install model-operator charts/model-operator \
 	  --namespace $(OPERATOR_NS) --create-namespace \
 	  --set image.repository=$(OPERATOR_REPO) --set image.tag=$(IMAGE_TAG) \
 	  --set metrics.serviceMonitor.enabled=true --wait=watcher --timeout 5m
-	@echo ">> 5/8 model '$(HELM_MODEL)' with plain helm (charts/model-service) in namespace $(HELM_NS)"
+	@echo ">> 6/9 model '$(HELM_MODEL)' with plain helm (charts/model-service) in namespace $(HELM_NS)"
 	$(KHELM) upgrade --install $(HELM_MODEL) charts/model-service --namespace $(HELM_NS) --create-namespace \
 	  --set model.name=$(HELM_MODEL) --set model.version=1 --set model.artifact=/models/$(HELM_MODEL)/1 \
 	  --set model.sha256=$$(hack/kind.sh model-sha256 $(MODELS_DIR)/$(HELM_MODEL)/1) \
 	  --set image.repository=$(SERVICE_REPO) --set image.tag=$(IMAGE_TAG) --wait=watcher --timeout 5m
-	@echo ">> 6/8 the example ModelDeployment ($(KIND_EXAMPLE)) and the demo traffic NodePort"
+	@echo ">> 7/9 the example ModelDeployment ($(KIND_EXAMPLE)) and the demo traffic NodePort"
 	$(KCTL) create namespace $(MODELS_NS) --dry-run=client -o yaml | $(KCTL) apply -f -
 	$(KCTL) apply -f $(KIND_EXAMPLE)
 	$(KCTL) apply -f deploy/kind/demo-traffic-service.yaml
-	@echo ">> 7/8 waiting for the ModelDeployments to be Ready"
+	@echo ">> 8/9 waiting for the ModelDeployments to be Ready"
 	$(KIND_ENV) hack/kind.sh wait-ready $(KIND_EXAMPLE)
-	@echo ">> 8/8 done"
+	@echo ">> 9/9 done"
 	@$(KIND_ENV) hack/kind.sh next-steps
 
 # Options of the demo (python -m devstack.demo --help): e.g. --yes (no pauses), --node kwok

@@ -12,11 +12,13 @@ import pytest
 
 from tests.support.repo import ROOT, run, tool
 
-# `make up` in the order a user reads it in the issue: cluster, monitoring, images,
-# operator, a model with plain helm, the example ModelDeployment, wait, what next.
+# `make up` in the order a user reads it in the issue: cluster, monitoring (and the metrics
+# API the chart's HorizontalPodAutoscaler reads), images, operator, a model with plain helm,
+# the example ModelDeployment, wait, what next.
 UP_STEPS = [
     ("kind cluster", r"kind-v\S+ create cluster --name modelops --config kind-config\.yaml"),
     ("kube-prometheus-stack", r"upgrade --install kube-prometheus-stack kube-prometheus-stack "),
+    ("metrics-server", r"upgrade --install metrics-server metrics-server "),
     ("service and operator images", r"hack/images\.sh"),
     ("load into kind", r"hack/kind.sh load-images model-service:\S+ modelops-operator:"),
     ("operator chart", r"upgrade --install model-operator charts/model-operator "),
@@ -102,6 +104,19 @@ def test_kube_prometheus_stack_is_pinned_with_the_repo_values(tmp_path, make_var
     assert f"--version {version} " in out
     assert "--values deploy/kube-prometheus-stack-values.yaml" in out
     assert (ROOT / "deploy" / "kube-prometheus-stack-values.yaml").is_file()
+
+
+def test_metrics_server_is_pinned_and_reads_kinds_self_signed_kubelets(tmp_path, make_var):
+    """kind's kubelets serve a self-signed certificate: without --kubelet-insecure-tls
+    metrics-server scrapes none of them and the metrics API answers nothing."""
+    out = make_n("kind-up", fake_docker(tmp_path, engine_answers=True)).replace("\\\n", " ")
+    line = next(ln for ln in out.splitlines() if "--install metrics-server" in ln)
+    words = shlex.split(line)
+    version = make_var("METRICS_SERVER_CHART_VERSION")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    assert words[words.index("--version") + 1] == version
+    assert words[words.index("--namespace") + 1] == "kube-system"
+    assert words[words.index("--set-json") + 1] == 'args=["--kubelet-insecure-tls"]'
 
 
 def test_images_are_the_ones_the_charts_default_to(make_var):

@@ -39,7 +39,7 @@ def test_make_up_on_a_cgroup_v1_host_stops_before_step_1(tmp_path):
     assert "cgroup v1" in last, last
     assert "needs cgroup v2" in last, last
     assert "systemd.unified_cgroup_hierarchy=1" in last, "the line names the fix"
-    assert "1/8" not in proc.stdout
+    assert "1/9" not in proc.stdout
     assert "demo-local" not in proc.stdout, "an engine that answers is not a reason to fall back"
 
 

@@ -81,11 +81,39 @@ def load_configuration(kubeconfig: Path | None, pool_size: int) -> kubernetes.cl
     return cfg
 
 
+class _BoundedApiClient(kubernetes.client.ApiClient):
+    """Every call bounded by `timeout` unless it names its own. The dynamic client's
+    discovery names none, and a call without one waits forever on a connection the API
+    server never answers: under the lock every reconcile thread shares (`_resource`)."""
+
+    def __init__(
+        self, configuration: kubernetes.client.Configuration, timeout: tuple[float, float]
+    ) -> None:
+        super().__init__(configuration)
+        self._timeout = timeout
+
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        return super().call_api(
+            method, url, header_params, body, post_params, _request_timeout or self._timeout
+        )
+
+
 class KubeClient:
     """get/list/apply/delete/status/Events for dict objects; KubeError on failure."""
 
-    def __init__(self, configuration: kubernetes.client.Configuration) -> None:
+    def __init__(
+        self, configuration: kubernetes.client.Configuration, timeout: tuple[float, float] = TIMEOUT
+    ) -> None:
         self._cfg = configuration
+        self._timeout = timeout  # (connect, read) seconds of every call, discovery too
         self._client: DynamicClient | None = None
         self._resources: dict[tuple[str, str], Any] = {}
         self._lock = threading.RLock()  # _resource() holds it while _dynamic() builds
@@ -104,7 +132,7 @@ class KubeClient:
         with self._lock, _api_errors("discovery"):
             if self._client is None:
                 cache = Path(self._cache_dir.name) / "discovery.json"
-                api = kubernetes.client.ApiClient(self._cfg)
+                api = _BoundedApiClient(self._cfg, self._timeout)
                 self._client = DynamicClient(api, cache_file=str(cache))
             return self._client
 
@@ -130,10 +158,7 @@ class KubeClient:
         resource = self._resource(api_version, kind)
         try:
             with _api_errors(f"get {kind}/{name}"):
-                return self._json(
-                    resource.get(name=name, namespace=namespace, serialize=False,
-                                 _request_timeout=TIMEOUT)
-                )  # fmt: skip
+                return self._json(resource.get(name=name, namespace=namespace, serialize=False))
         except KubeError as exc:
             if exc.status == 404:
                 return None
@@ -150,9 +175,8 @@ class KubeClient:
         resource = self._resource(api_version, kind)
         with _api_errors(f"list {kind} in {namespace or 'all namespaces'}"):
             body = self._json(
-                resource.get(namespace=namespace, label_selector=label_selector,
-                             serialize=False, _request_timeout=TIMEOUT)
-            )  # fmt: skip
+                resource.get(namespace=namespace, label_selector=label_selector, serialize=False)
+            )
         items = list(body.get("items") or [])
         for item in items:  # list items come without them
             item.setdefault("apiVersion", api_version)
@@ -164,9 +188,7 @@ class KubeClient:
         path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
         try:
             with _api_errors(f"discover {group_version}"):
-                body = self._json(
-                    self._dynamic().request("GET", path, serialize=False, _request_timeout=TIMEOUT)
-                )
+                body = self._json(self._dynamic().request("GET", path, serialize=False))
         except KubeError as exc:
             if exc.status == 404:
                 return frozenset()
@@ -181,12 +203,11 @@ class KubeClient:
         key = key_of(obj)
         resource = self._resource(key.api_version, key.kind)
         with _api_errors(f"apply {key}"):
-            return self._json(
-                resource.server_side_apply(
-                    body=obj, name=key.name, namespace=key.namespace, field_manager=field_manager,
-                    force_conflicts=True, serialize=False, _request_timeout=TIMEOUT,
-                )
+            response = resource.server_side_apply(
+                body=obj, name=key.name, namespace=key.namespace, field_manager=field_manager,
+                force_conflicts=True, serialize=False,
             )  # fmt: skip
+            return self._json(response)
 
     def delete(self, key: ObjectKey) -> None:
         resource = self._resource(key.api_version, key.kind)
@@ -194,7 +215,7 @@ class KubeClient:
             with _api_errors(f"delete {key}"):
                 resource.delete(
                     name=key.name, namespace=key.namespace, propagation_policy="Background",
-                    serialize=False, _request_timeout=TIMEOUT,
+                    serialize=False,
                 )  # fmt: skip
         except KubeError as exc:
             if exc.status != 404:
@@ -209,9 +230,10 @@ class KubeClient:
         patch = [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
         try:
             with _api_errors(f"remove annotation {key} of {meta}"):
-                resource.patch(body=patch, name=meta.name, namespace=meta.namespace,
-                               content_type="application/json-patch+json", serialize=False,
-                               _request_timeout=TIMEOUT)  # fmt: skip
+                resource.patch(
+                    body=patch, name=meta.name, namespace=meta.namespace,
+                    content_type="application/json-patch+json", serialize=False,
+                )  # fmt: skip
         except KubeError as exc:
             if exc.status not in (404, 409, 422):
                 raise
@@ -222,9 +244,10 @@ class KubeClient:
         resource = self._resource(key.api_version, key.kind)
         with _api_errors(f"write status of {key}"):
             return self._json(
-                resource.status.replace(body=obj, name=key.name, namespace=key.namespace,
-                                        serialize=False, _request_timeout=TIMEOUT)
-            )  # fmt: skip
+                resource.status.replace(
+                    body=obj, name=key.name, namespace=key.namespace, serialize=False
+                )
+            )
 
     def post_event(
         self, involved: dict[str, Any], type_: str, reason: str, message: str, component: str
@@ -234,8 +257,9 @@ class KubeClient:
         try:
             resource = self._resource("v1", "Event")
             with _api_errors(f"post Event {reason}"):
-                resource.create(body=event, namespace=event["metadata"]["namespace"],
-                                serialize=False, _request_timeout=TIMEOUT)  # fmt: skip
+                resource.create(
+                    body=event, namespace=event["metadata"]["namespace"], serialize=False
+                )
         except KubeError as exc:
             log.warning("could not post event %s: %s", reason, exc)
 

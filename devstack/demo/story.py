@@ -454,20 +454,43 @@ class Demo:
         return "\n".join(lines)
 
     def _scrapes(self) -> str:
-        """Prometheus' targets in the namespace: whether each pod's last scrape answered."""
-        samples = self.stage.prometheus.query(f'up{{namespace="{self.ns}"}}')
+        """Prometheus' targets in the namespace: whether each pod's last scrape answered, how
+        long it took, at how many 15 s steps of the last 5 minutes it was down (a rate's gap)."""
+        sel = f'{{namespace="{self.ns}"}}'
+        columns = {
+            "up": f"up{sel}",
+            "seconds": f"scrape_duration_seconds{sel}",
+            "down 5m": f"count_over_time((up{sel} == 0)[5m:15s])",
+        }
+        rows: dict[str, dict[str, float]] = {}
+        for label, expr in columns.items():
+            for sample in self.stage.prometheus.query(expr):
+                pod = sample["metric"].get("pod", sample["metric"].get("instance", "?"))
+                rows.setdefault(pod, {})[label] = sample["value"]
         lines = [
-            f"    {s['metric'].get('pod', s['metric'].get('instance', '?'))}: up {s['value']:g}"
-            for s in samples
+            f"    {pod}: " + ", ".join(f"{k} {v.get(k, 0):.3g}" for k in columns)
+            for pod, v in sorted(rows.items())
         ]
-        return "\n".join(["    (Prometheus, scrape targets: up)", *sorted(lines)])
+        return "\n".join(["    (Prometheus, scrape targets)", *lines])
+
+    def _rule_groups(self) -> str:
+        """The rule groups of the models' recording rules: when each was last evaluated and
+        how long that took (a group late or slow holds back every figure of the analysis)."""
+        lines = ["    (Prometheus, rule groups: last evaluation, seconds it took)"]
+        for group in self.stage.prometheus.api("rules", type="record")["groups"]:
+            if any(r["name"].startswith(recording_rules.LEVEL) for r in group["rules"]):
+                lines.append(
+                    f"    {group['name']}: {group.get('lastEvaluation')}, "
+                    f"{group.get('evaluationTime', 0):.3g}"
+                )
+        return "\n".join(lines)
 
     def _why_waiting(self, snap: dict[str, list]) -> str:
         """What a timeout says: each ModelDeployment in brief (its last analysis first of all),
         what Prometheus holds for the analysis, then the operator's last lines."""
         parts = [md_digest(m) for m in snap["ModelDeployment"]]
         try:
-            parts += [self._figures(), self._scrapes()]
+            parts += [self._figures(), self._scrapes(), self._rule_groups()]
         except Exception as exc:  # a timeout explains itself even when Prometheus is the cause
             parts.append(f"    Prometheus did not answer: {exc}")
         return "\n".join([*parts, self.stage.operator_log()])

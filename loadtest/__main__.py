@@ -7,6 +7,7 @@ import json
 import sys
 
 from loadtest.runner import (
+    DEFAULT_CLIENTS,
     MAX_BATCH,
     MAX_CONCURRENCY,
     MAX_DURATION,
@@ -32,6 +33,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, help=f"rows per request (at most {MAX_BATCH})")
     p.add_argument(
         "--concurrency", type=int, default=32, help=f"most requests in flight ({MAX_CONCURRENCY})"
+    )
+    p.add_argument(
+        "--clients",
+        type=int,
+        default=DEFAULT_CLIENTS,
+        help="independent clients taking turns, each with its own keep-alive connection, as "
+        "many users would: a Service splits traffic per connection (%(default)s)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the rows")
     p.add_argument(
@@ -75,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             args.duration,
             batch=args.batch,
             concurrency=args.concurrency,
+            clients=args.clients,
             seed=args.seed,
             timeout=args.timeout,
             progress=None if args.quiet else sys.stderr,

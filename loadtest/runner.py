@@ -10,6 +10,7 @@ second; ``run`` returns a ``Summary``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import math
 import sys
@@ -29,6 +30,11 @@ MAX_RATE = 500.0  # requests/s asked for (a spike may multiply it, up to MAX_PEA
 MAX_PEAK_RATE = 2000.0
 MAX_DURATION = 3600.0  # seconds
 MAX_CONCURRENCY = 256
+# Independent clients taking turns, each with its own keep-alive connection. A Service
+# splits traffic per connection (kube-proxy picks a pod when one opens), so a lone client
+# reaches one pod at a time: a canary by replicas would see its traffic in blocks of a
+# connection's life (the service's max connection age) instead of its share.
+DEFAULT_CLIENTS = 8
 MAX_BATCH = 1000
 
 
@@ -116,7 +122,9 @@ class Summary:
         return "\n".join(lines)
 
 
-def check_bounds(rate: float, duration: float, concurrency: int, batch: int, peak: float) -> None:
+def check_bounds(
+    rate: float, duration: float, concurrency: int, batch: int, peak: float, clients: int = 1
+) -> None:
     problems = []
     if not 0 < rate <= MAX_RATE:
         problems.append(f"--rate must be in (0, {MAX_RATE:g}]")
@@ -124,6 +132,8 @@ def check_bounds(rate: float, duration: float, concurrency: int, batch: int, pea
         problems.append(f"--duration must be in (0, {MAX_DURATION:g}] seconds")
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         problems.append(f"--concurrency must be in [1, {MAX_CONCURRENCY}]")
+    if clients < 1:
+        problems.append("--clients must be at least 1")
     if not 1 <= batch <= MAX_BATCH:
         problems.append(f"--batch must be in [1, {MAX_BATCH}]")
     if peak > MAX_PEAK_RATE:
@@ -188,6 +198,7 @@ async def arun(
     *,
     batch: int = 1,
     concurrency: int = 32,
+    clients: int = DEFAULT_CLIENTS,
     seed: int = 0,
     timeout: float = 10.0,
     progress: TextIO | None = sys.stderr,
@@ -203,11 +214,17 @@ async def arun(
     if scenario not in SCENARIOS:
         raise LoadTestError(f"unknown scenario {scenario!r}; choose one of {SCENARIOS}")
     spike = scenario_options.get("spike_factor", 4.0) if scenario == "spike" else 1.0
-    check_bounds(rate, duration, concurrency, batch, rate * spike)
+    check_bounds(rate, duration, concurrency, batch, rate * spike, clients)
     url = url.rstrip("/")
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
-        card = await fetch_card(client)
+    async with contextlib.AsyncExitStack() as stack:
+        pool = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits)
+            )
+            for _ in range(min(clients, concurrency))  # no more than can be in flight
+        ]
+        card = await fetch_card(pool[0])
         plan: Scenario = make_scenario(
             scenario, card, rate=rate, duration=duration, batch=batch, seed=seed,
             **scenario_options,
@@ -232,6 +249,7 @@ async def arun(
                 if len(in_flight) >= concurrency:
                     summary.dropped += 1
                 else:
+                    client = pool[summary.sent % len(pool)]
                     task = asyncio.create_task(_send(client, plan.request(elapsed), summary))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
@@ -255,8 +273,9 @@ def run(url: str, scenario: str, rate: float, duration: float, **kwargs: Any) ->
     """Run ``scenario`` at ``rate`` requests/s for ``duration`` seconds; blocks.
 
     Keyword arguments: ``batch`` (rows per request), ``concurrency`` (most requests in
-    flight), ``seed``, ``timeout`` (per request, seconds), ``progress`` (a text stream for
-    the once-a-second progress line, None for silence), ``allow_remote`` (permit a
+    flight), ``clients`` (independent clients taking turns, each with its own connection:
+    see DEFAULT_CLIENTS), ``seed``, ``timeout`` (per request, seconds), ``progress`` (a
+    text stream for the once-a-second progress line, None for silence), ``allow_remote`` (permit a
     non-loopback URL), and the scenario's options (``drift_shift``, ``drift_ramp``,
     ``drift_features``, ``bad_fraction``, ``spike_factor``, ``spike_width``, ``base_rows``).
     """

@@ -7,6 +7,7 @@ import math
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -201,3 +202,35 @@ def test_locustfile_runs_headless_against_the_service(service) -> None:
     assert failures == 0  # 4xx for bad input is the right answer
     assert "/v1/predict [malformed_json]" in output
     assert sum(input_errors(service.url).values()) > sum(before.values())
+
+
+def established_to(port: int) -> int:
+    """TCP connections this machine holds open to a loopback ``port`` (the server's ends)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+@pytest.mark.parametrize("clients", [1, 8])
+def test_the_clients_take_turns_each_on_its_own_connection(service, clients) -> None:
+    """A Service picks a pod per connection: eight clients reach eight pods' worth of
+    connections at 40 requests/s, where one client's requests share one connection."""
+    port = int(service.url.rsplit(":", 1)[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadtest", "--url", service.url, "--rate", "40",
+         "--duration", "4", "--clients", str(clients), "--quiet"],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen = 0
+    try:
+        while proc.poll() is None:
+            seen = max(seen, established_to(port))
+            time.sleep(0.2)
+    finally:
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert seen == clients

@@ -30,12 +30,12 @@ MAX_RATE = 500.0  # requests/s asked for (a spike may multiply it, up to MAX_PEA
 MAX_PEAK_RATE = 2000.0
 MAX_DURATION = 3600.0  # seconds
 MAX_CONCURRENCY = 256
+MAX_BATCH = 1000
 # Independent clients taking turns, each with its own keep-alive connection. A Service
 # splits traffic per connection (kube-proxy picks a pod when one opens), so a lone client
 # reaches one pod at a time: a canary by replicas would see its traffic in blocks of a
 # connection's life (the service's max connection age) instead of its share.
 DEFAULT_CLIENTS = 8
-MAX_BATCH = 1000
 
 
 class LoadTestError(RuntimeError):
@@ -123,7 +123,7 @@ class Summary:
 
 
 def check_bounds(
-    rate: float, duration: float, concurrency: int, batch: int, peak: float, clients: int = 1
+    rate: float, duration: float, concurrency: int, batch: int, peak: float, clients: int
 ) -> None:
     problems = []
     if not 0 < rate <= MAX_RATE:

@@ -110,13 +110,14 @@ def test_rows_of_real_data_are_drawn_whole(tmp_path: Path) -> None:
         ("http://10.1.2.3:8080", {}, "not a loopback address"),
         ("http://127.0.0.1:9", {"rate": 0}, "--rate"),
         ("http://127.0.0.1:9", {"duration": 1e6}, "--duration"),
+        ("http://127.0.0.1:9", {"clients": 0}, "--clients"),
     ],
 )
 def test_runs_are_bounded_and_local(url: str, kwargs: dict, message: str) -> None:
     args = {"rate": 10, "duration": 1} | kwargs
     with pytest.raises(LoadTestError, match=message):
         # both are checked before anything is sent (nothing listens on port 9)
-        run(url, "normal", args.pop("rate"), args.pop("duration"), progress=None)
+        run(url, "normal", args.pop("rate"), args.pop("duration"), progress=None, **args)
 
 
 # --- against the real service ------------------------------------------------------------

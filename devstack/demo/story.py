@@ -121,6 +121,14 @@ def decision_seconds(interval: str, deadline: str, steps: int) -> float:
     return steps * (parse_duration(interval) + parse_duration(deadline)) + 60
 
 
+def analysis_line(analysis: dict[str, Any]) -> str:
+    """A status.lastAnalysis in one line: the version and step, the verdict and why."""
+    return (
+        f"v{analysis.get('version')} at {analysis.get('weight')}%: {analysis.get('result')} "
+        f"({analysis.get('reason')}): {analysis.get('message')}"
+    )
+
+
 def md_digest(md: dict[str, Any]) -> str:
     """A ModelDeployment's status in a few lines: where its rollout stands and why."""
     status = md.get("status") or {}
@@ -139,11 +147,7 @@ def md_digest(md: dict[str, Any]) -> str:
         )
     analysis = status.get("lastAnalysis")
     if analysis:
-        lines.append(
-            f"  last analysis {analysis.get('at')} of v{analysis.get('version')} at "
-            f"{analysis.get('weight')}%: {analysis.get('result')} ({analysis.get('reason')}): "
-            f"{analysis.get('message')}"
-        )
+        lines.append(f"  last analysis {analysis.get('at')} of {analysis_line(analysis)}")
     elif canary:
         lines.append("  no analysis of this canary yet")
     lines += [
@@ -653,11 +657,7 @@ class Demo:
                     key += (analysis.get("at"),)
                 if self._analyses.get(name) != key:
                     self._analyses[name] = key
-                    self.say(
-                        f"analysis of {name} v{analysis.get('version')} at "
-                        f"{analysis.get('weight')}%: {analysis.get('result')} "
-                        f"({analysis.get('reason')}): {analysis.get('message')}"
-                    )
+                    self.say(f"analysis of {name} {analysis_line(analysis)}")
         if changed:
             self.show(["get", "modeldeployments", "-n", self.ns])
 

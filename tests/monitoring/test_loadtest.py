@@ -219,11 +219,15 @@ def established_to(port: int) -> int:
 @pytest.mark.parametrize("clients", [1, 8])
 def test_the_clients_take_turns_each_on_its_own_connection(service, clients) -> None:
     """A Service picks a pod per connection: eight clients reach eight pods' worth of
-    connections at 40 requests/s, where one client's requests share one connection."""
+    connections at 40 requests/s, where one client's requests share one connection. With
+    one request in flight per client (--concurrency): a client whose requests overlap (a
+    stall of the server) opens another, as any HTTP/1.1 client pool does; on a loaded CI
+    machine one client was seen on eight connections at the default concurrency."""
     port = int(service.url.rsplit(":", 1)[1])
     proc = subprocess.Popen(
         [sys.executable, "-m", "loadtest", "--url", service.url, "--rate", "40",
-         "--duration", "4", "--clients", str(clients), "--quiet"],
+         "--duration", "4", "--clients", str(clients), "--concurrency", str(clients),
+         "--quiet"],
         cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     seen = 0
@@ -234,4 +238,5 @@ def test_the_clients_take_turns_each_on_its_own_connection(service, clients) -> 
     finally:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert seen == clients
+    # one client: one connection; eight: each its own (a late answer may open a ninth)
+    assert seen == 1 if clients == 1 else seen >= clients

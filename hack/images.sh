@@ -136,8 +136,8 @@ ensure_base() {
 # For linux/amd64, the release build of helm that hack/install-tools.sh unpacked from the pinned
 # kubectl layer (the helm the tests run; its version checked there), in no time; the go install
 # it replaces took minutes of a cold run's test phase. Another platform's is built from the helm
-# Go module into the shared versioned cache. Either is copied into the build context, where operator/Dockerfile's
-# helm-local stage reads it.
+# Go module into the shared versioned cache. Either is copied into the build context, where
+# operator/Dockerfile's helm-local stage reads it.
 local_helm() {
   local dir=$CACHE_ROOT/image-helm/$HELM_VERSION/$TARGET_OS-$TARGET_ARCH
   local layer=$CACHE_ROOT/kubectl-layer/$KUBECTL_LAYER_VERSION/helm

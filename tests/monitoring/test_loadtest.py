@@ -219,10 +219,10 @@ def established_to(port: int) -> int:
 @pytest.mark.parametrize("clients", [1, 8])
 def test_the_clients_take_turns_each_on_its_own_connection(service, clients) -> None:
     """A Service picks a pod per connection: eight clients reach eight pods' worth of
-    connections at 40 requests/s, where one client's requests share one connection. With
-    one request in flight per client (--concurrency): a client whose requests overlap (a
-    stall of the server) opens another, as any HTTP/1.1 client pool does; on a loaded CI
-    machine one client was seen on eight connections at the default concurrency."""
+    connections at 40 requests/s, where one client's requests share one connection. No more
+    requests in flight than clients (--concurrency = clients): a client whose requests
+    overlap opens another connection, as any HTTP/1.1 pool does (a stall of the server on a
+    loaded machine once put one client on eight at the default concurrency)."""
     port = int(service.url.rsplit(":", 1)[1])
     proc = subprocess.Popen(
         [sys.executable, "-m", "loadtest", "--url", service.url, "--rate", "40",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 START_TIMEOUT = 180.0  # per wait; a busy 2-core machine is slow, not broken
 FAKE_NODE_LABEL = "type"  # type=kwok on every fake node
+KEDA_GROUPS = ("keda.sh", "eventing.keda.sh")  # the API groups of KEDA's CRDs
 
 
 class RigError(DevstackError):
@@ -205,9 +206,9 @@ class Cluster:
         """Install KEDA's CRDs (keda.sh and eventing.keda.sh, from the pinned module; make
         tools), established and served from the API server's watch cache; their names
         (crd/<name>), for a later delete."""
-        files = sorted((CRD_DIR / "keda").glob("*.yaml"))
+        files = sorted(f for group in KEDA_GROUPS for f in CRD_DIR.glob(f"{group}_*.yaml"))
         if not files:
-            raise RigError(f"no KEDA CRDs in {CRD_DIR / 'keda'}: run `make tools`")
+            raise RigError(f"no KEDA CRDs in {CRD_DIR}: run `make tools`")
         crds = [yaml.safe_load(f.read_text()) for f in files]
         names = [f"crd/{crd['metadata']['name']}" for crd in crds]
         self._apply_established(files, names)

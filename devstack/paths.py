@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -43,10 +45,33 @@ def tool_path() -> str:
 
 
 def find_tool(*names: str) -> Path:
-    """The first of ``names`` in .cache/bin (make tools), the venv or PATH; DevstackError if
-    none is (a missing tool is an install step not run, never a reason to skip)."""
+    """The first of ``names`` in .cache/bin (make tools), the venv or PATH, once a build of it
+    still running in the background has ended (``await_build``); DevstackError if none is
+    (a missing tool is an install step not run, never a reason to skip)."""
     for name in names:
-        found = shutil.which(name, path=tool_path())
+        found = shutil.which(name, path=tool_path()) or await_build(TOOLS_BIN / name)
         if found:
             return Path(found)
     raise DevstackError(f"none of {names} in {TOOLS_BIN} or on PATH: run `make tools`")
+
+
+def await_build(link: Path) -> str | None:
+    """The tool behind ``link`` once its build has ended, if ``link`` points into a cache
+    entry that a build left running by `make tools` (MODELOPS_TOOLS_DETACH=1) is still
+    making: that build holds ENTRY.lock until it ends. None when there is no such build, or
+    when it failed (its log is ENTRY.log)."""
+    if not link.is_symlink() or link.exists():
+        return None
+    entry = Path(os.readlink(link)).parent
+    lock = entry.with_name(entry.name + ".lock")
+    if not lock.exists():
+        return None
+    with lock.open() as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for the {link.name} build (log: {entry}.log)", file=sys.stderr)
+            fcntl.flock(held, fcntl.LOCK_SH)
+    if link.exists():
+        return str(link)
+    raise DevstackError(f"the {link.name} build of `make tools` failed: see {entry}.log")

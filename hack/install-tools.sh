@@ -34,13 +34,17 @@
 #   kube-state-metrics  go install k8s.io/kube-state-metrics/v2@<pin> (the kube_* series kube-
 #                    prometheus-stack scrapes; in a pod on the real node, like the three above)
 #   gateway.networking.k8s.io CRDs       the gateway-api Go module (standard channel)
+#   keda.sh, eventing.keda.sh CRDs       the KEDA Go module (config/crd/bases)
 #
 # Idempotent: a warm run checks, relinks and says "nothing to do".
 # Usage: hack/install-tools.sh [STEP...]   steps: debian layer helm3 crds kwok kube node s3 promop gateway keda
 # (default: all; containerd and coredns of `node`, promop, keda and metrics-server of `keda`,
 # versitygw of `s3` and traefik of `gateway` build in the background while the other steps run.)
 # Environment: MODELOPS_CACHE (cache root, default ~/.cache/modelops-bundle),
-# MODELOPS_SKIP_APT=1 (do not touch Debian packages).
+# MODELOPS_SKIP_APT=1 (do not touch Debian packages), MODELOPS_TOOLS_DETACH=1 (leave the keda
+# and traefik builds, the slowest, running at nice 19 when the rest is ready: their links in
+# .cache/bin dangle until each publishes its cache entry ENTRY, and devstack/paths.py's
+# find_tool waits on ENTRY.lock, which the build holds until it ends; its log is ENTRY.log).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -112,7 +116,11 @@ go_progress() {
        { print; fflush() }'
 }
 
-scratch() { mktemp -d "$CACHE_ROOT/.tmp.XXXXXX"; }
+# Scratch directories carry the pid of the run (or detached build) that made them: each
+# removes its own at exit, and a run removes those of runs that died before they could.
+SCRATCH_OWNER=$$
+scratch() { mktemp -d "$CACHE_ROOT/.tmp.$SCRATCH_OWNER.XXXXXX"; }
+drop_scratch() { rm -rf "$CACHE_ROOT/.tmp.$SCRATCH_OWNER".* 2>/dev/null || true; }
 # publish OUT DIR: a finished build's output directory OUT becomes the cache entry DIR (a
 # partial one left by an interrupted run goes first).
 publish() {
@@ -120,7 +128,11 @@ publish() {
   rm -rf "$2"
   mv "$1" "$2"
 }
-trap 'rm -rf "$CACHE_ROOT"/.tmp.* 2>/dev/null || true' EXIT
+trap drop_scratch EXIT
+for d in "$CACHE_ROOT"/.tmp.*; do
+  owner=${d#"$CACHE_ROOT/.tmp."}
+  if [[ -e $d ]] && ! kill -0 "${owner%%.*}" 2>/dev/null; then rm -rf "$d"; fi
+done
 
 # go_module FIELD MODULE@VERSION: download a Go module and print FIELD of `go mod download
 # -json` (Dir: its read-only source in the module cache; GoMod: its go.mod).
@@ -226,7 +238,7 @@ install_helm3() {
   link "$dir/helm" helm3
 }
 
-# --- CRDs from Go modules: monitoring.coreos.com and gateway.networking.k8s.io ----
+# --- CRDs from Go modules: monitoring.coreos.com, gateway.networking.k8s.io, keda.sh ----
 # module_crds NAME MODULE VERSION DIR FILE...: copy DIR/FILE of the Go module MODULE@VERSION
 # into the cache once, then into .cache/crds (copies, not links: what tests apply).
 module_crds() {
@@ -270,7 +282,15 @@ install_crds() {
   # the GRPCRoute and BackendTLSPolicy that Traefik (the real node's data plane) watches too
   module_crds gateway-api sigs.k8s.io/gateway-api "$GATEWAY_API_VERSION" config/crd/standard \
     gateway.networking.k8s.io_{gatewayclasses,gateways,httproutes,referencegrants,grpcroutes,backendtlspolicies}.yaml
-  local want="prometheus-operator $PROMETHEUS_OPERATOR_VERSION, gateway-api $GATEWAY_API_VERSION"
+  # what KEDA's operator watches (from the module, so ready while its build may still run)
+  module_crds keda github.com/kedacore/keda/v2 "$KEDA_VERSION" config/crd/bases \
+    keda.sh_{scaledobjects,scaledjobs,triggerauthentications,clustertriggerauthentications}.yaml \
+    eventing.keda.sh_{cloudeventsources,clustercloudeventsources}.yaml
+  if [[ -L $CRDS/keda ]]; then # where the keda build's copy was linked before
+    rm "$CRDS/keda"
+    WORK_DONE=1
+  fi
+  local want="prometheus-operator $PROMETHEUS_OPERATOR_VERSION, gateway-api $GATEWAY_API_VERSION, keda $KEDA_VERSION"
   if [[ "$(cat "$CRDS/VERSION" 2>/dev/null || true)" != "$want" ]]; then
     echo "$want" >"$CRDS/VERSION"
     WORK_DONE=1
@@ -613,7 +633,7 @@ build_coredns() {
 
 # --- KEDA: the optional autoscaler (operator + external metrics server) and its CRDs ---
 keda_dir() { echo "$CACHE_ROOT/keda/$KEDA_VERSION"; }
-keda_built() { [[ -x $(keda_dir)/keda && -x $(keda_dir)/keda-adapter && -d $(keda_dir)/crds ]]; }
+keda_built() { [[ -x $(keda_dir)/keda && -x $(keda_dir)/keda-adapter ]]; }
 # KEDA's go.mod has replace directives, so `go install pkg@version` refuses it: build inside
 # a copy of the module zip, the way its Makefile does (version stamped by the same -X flags).
 # Background job like containerd: by far the largest build here (every scaler's cloud SDK).
@@ -626,8 +646,6 @@ build_keda() {
   local ld="-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
   (cd "$tmp/src" && go build -ldflags "$ld" -o "$tmp/out/keda" ./cmd/operator 2>&1 | go_progress)
   (cd "$tmp/src" && go build -ldflags "$ld" -o "$tmp/out/keda-adapter" ./cmd/adapter 2>&1 | go_progress)
-  # The CRDs the operator watches (ScaledObject, ScaledJob, TriggerAuthentication, ...).
-  cp -r "$tmp/src/config/crd/bases" "$tmp/out/crds"
   [[ -x $tmp/out/keda && -x $tmp/out/keda-adapter ]] || die "keda build left no binaries"
   publish "$tmp/out" "$dir"
   detail "keda $KEDA_VERSION in $(elapsed $t)"
@@ -654,15 +672,11 @@ build_metrics_server() {
 
 install_keda() {
   need go "to build keda"
-  ensure_built keda keda_built build_keda "${KEDA_JOB:-}"
+  ensure_built keda keda_built build_keda "${KEDA_JOB:-}" "$(keda_dir)"
   ensure_built metrics-server metrics_server_built build_metrics_server "${METRICS_SERVER_JOB:-}"
   link "$(keda_dir)/keda" keda
   link "$(keda_dir)/keda-adapter" keda-adapter
   link "$(metrics_server_dir)/metrics-server" metrics-server
-  if [[ "$(readlink "$CRDS/keda" 2>/dev/null || true)" != "$(keda_dir)/crds" ]]; then
-    ln -sfn "$(keda_dir)/crds" "$CRDS/keda"
-    detail "linked .cache/crds/keda -> $(keda_dir)/crds"
-  fi
 }
 
 versitygw_dir() { echo "$CACHE_ROOT/versitygw/$VERSITYGW_VERSION"; }
@@ -688,7 +702,7 @@ install_s3() {
 }
 
 traefik_dir() { echo "$CACHE_ROOT/traefik/$TRAEFIK_VERSION"; }
-traefik_built() { [[ -x $(traefik_dir)/traefik && -f $(traefik_dir)/kubernetes-gateway-rbac.yml ]]; }
+traefik_built() { [[ -x $(traefik_dir)/traefik ]]; }
 # The real node's Gateway API data plane (devstack/gateway.py). Its go.mod has replace
 # directives (forks of three modules), so `go install pkg@version` refuses it: build in a copy
 # of the module, version stamped as its Makefile does. Background job like keda.
@@ -701,9 +715,6 @@ build_traefik() {
   local ld="-s -w -X $p.Version=$TRAEFIK_VERSION -X $p.Codename=modelops-rig -X $p.BuildDate=1970-01-01T00:00:00Z"
   (cd "$tmp/src" && GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "$ld" \
     -o "$tmp/out/traefik" ./cmd/traefik 2>&1 | go_progress)
-  # upstream's RBAC for its Gateway API provider (devstack/gateway.py binds it to its user)
-  install -m 0644 "$tmp/src/docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml" \
-    "$tmp/out/"
   v=$("$tmp/out/traefik" version | awk '/^Version:/ { print $2 }')
   [[ $v == "$TRAEFIK_VERSION" ]] || die "traefik reports '$v', versions.env says $TRAEFIK_VERSION"
   publish "$tmp/out" "$dir"
@@ -712,29 +723,77 @@ build_traefik() {
 
 install_gateway() {
   need go "to build traefik"
-  ensure_built traefik traefik_built build_traefik "${TRAEFIK_JOB:-}"
+  ensure_built traefik traefik_built build_traefik "${TRAEFIK_JOB:-}" "$(traefik_dir)"
   link "$(traefik_dir)/traefik" traefik
-  # A copy, like .cache/crds: what the rig applies, whatever the cache does.
-  local rbac=kubernetes-gateway-rbac.yml
-  if ! cmp -s "$(traefik_dir)/$rbac" "$ROOT/.cache/traefik/$rbac"; then
+  # upstream's RBAC for its Gateway API provider (devstack/gateway.py binds it to its user),
+  # from the module, not the build: ready while the build may still run. A copy, like
+  # .cache/crds: what the rig applies, whatever the cache does.
+  local rbac=kubernetes-gateway-rbac.yml dir=$CACHE_ROOT/traefik/$TRAEFIK_VERSION-rbac
+  if [[ ! -f $dir/$rbac ]]; then
+    local tmp
+    tmp=$(scratch)
+    mkdir -p "$tmp/out"
+    install -m 0644 "$(go_module Dir "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")/docs/content/reference/dynamic-configuration/$rbac" \
+      "$tmp/out/"
+    publish "$tmp/out" "$dir"
+  fi
+  if ! cmp -s "$dir/$rbac" "$ROOT/.cache/traefik/$rbac"; then
     mkdir -p "$ROOT/.cache/traefik"
-    cp "$(traefik_dir)/$rbac" "$ROOT/.cache/traefik/$rbac"
+    cp "$dir/$rbac" "$ROOT/.cache/traefik/$rbac"
     detail "copied upstream's $rbac to .cache/traefik/"
     WORK_DONE=1
   fi
 }
 
 # Wait for (or run) one background build: ensure_built NAME BUILT_CHECK BUILD_FN JOB_PID
+# [ENTRY]. With ENTRY (a detachable build, see start_build), a build that holds ENTRY.lock is
+# left to run under MODELOPS_TOOLS_DETACH=1, else waited for.
 ensure_built() {
-  local name=$1 built=$2 build=$3 job=${4:-}
+  local name=$1 built=$2 build=$3 job=${4:-} entry=${5:-}
   "$built" && return 0
   if [[ -n $job ]]; then
     detail "waiting for the $name build (started in the background)"
     wait "$job" || die "$name build failed"
+  elif [[ -n $entry ]] && ! flock -n "$entry.lock" true; then
+    if [[ ${MODELOPS_TOOLS_DETACH:-} == 1 ]]; then
+      detail "$name: still building in the background (log: $entry.log)"
+      return 0
+    fi
+    detail "waiting for the $name build in the background (log: $entry.log)"
+    flock "$entry.lock" true
+    "$built" || die "the $name build failed: see $entry.log"
   else
     "$build"
   fi
   WORK_DONE=1
+}
+
+# start_build NAME ENTRY BUILD_FN JOB_VAR: run BUILD_FN in the background, holding ENTRY.lock
+# until it ends (JOB_VAR gets its pid), unless a detached build of an earlier run holds the
+# lock already. With MODELOPS_TOOLS_DETACH=1 the build is detached: its own process group
+# (so it outlives this run, reniced to 19 at its end), its output in ENTRY.log, JOB_VAR empty.
+DETACHED=()
+start_build() {
+  local name=$1 entry=$2 build=$3
+  mkdir -p "$(dirname "$entry")"
+  exec 8>"$entry.lock"
+  if flock -n 8; then
+    if [[ ${MODELOPS_TOOLS_DETACH:-} == 1 ]]; then
+      set -m
+      (
+        SCRATCH_OWNER=$BASHPID
+        trap drop_scratch EXIT
+        exec 9>&- # not the install lock: the next run must not wait for this build
+        "$build"
+      ) >"$entry.log" 2>&1 &
+      set +m
+      DETACHED+=("$name:$!:$entry")
+    else
+      "$build" > >(sed -u "s/^/[$name] /") 2>&1 &
+      printf -v "$4" %s "$!"
+    fi
+  fi
+  exec 8>&- # the build's copy of the descriptor holds the lock
 }
 
 install_node() {
@@ -799,8 +858,7 @@ if [[ " ${STEPS[*]} " == *" promop "* ]] && command -v go >/dev/null && ! ksm_bu
   KSM_JOB=$!
 fi
 if [[ " ${STEPS[*]} " == *" keda "* ]] && command -v go >/dev/null && ! keda_built; then
-  build_keda > >(sed -u 's/^/[keda] /') 2>&1 &
-  KEDA_JOB=$!
+  start_build keda "$(keda_dir)" build_keda KEDA_JOB
 fi
 if [[ " ${STEPS[*]} " == *" keda "* ]] && command -v go >/dev/null && ! metrics_server_built; then
   build_metrics_server > >(sed -u 's/^/[metrics-server] /') 2>&1 &
@@ -811,10 +869,14 @@ if [[ " ${STEPS[*]} " == *" s3 "* ]] && command -v go >/dev/null && ! versitygw_
   VERSITYGW_JOB=$!
 fi
 if [[ " ${STEPS[*]} " == *" gateway "* ]] && command -v go >/dev/null && ! traefik_built; then
-  build_traefik > >(sed -u 's/^/[traefik] /') 2>&1 &
-  TRAEFIK_JOB=$!
+  start_build traefik "$(traefik_dir)" build_traefik TRAEFIK_JOB
 fi
 for s in "${STEPS[@]}"; do "install_$s"; done
+for d in "${DETACHED[@]}"; do
+  IFS=: read -r name pid entry <<<"$d"
+  renice -n 19 -g "$pid" >/dev/null
+  say "$name: still building at nice 19 (process group $pid, log: $entry.log); what needs it waits"
+done
 
 if ((WORK_DONE)); then
   say "tools ready in $(elapsed $START): $(cd "$BIN" && ls | tr '\n' ' ')"

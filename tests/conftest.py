@@ -53,6 +53,14 @@ MARKER_TIERS = {"images": "process", "node": "cluster"}
 ENGINE = "engine"  # the unit of work of ENGINE_DIRS' tests (xdist_scope)
 ENGINE_MARKERS = frozenset(MARKER_TIERS)
 ENGINE_DIRS = ("tests/images/", "tests/node/")  # where ENGINE_MARKERS' tests live
+# The modules that need a tool a cold `.ci/run` may still be building when the tests start
+# (MODELOPS_TOOLS_DETACH=1: keda, traefik): last in their unit of work, so those builds have
+# the most time before devstack.paths.find_tool waits for them.
+LATE_MODULES = (
+    "tests/cluster/test_autoscaling.py",
+    "tests/node/test_gateway_dataplane.py",
+    "tests/node/test_tour.py",
+)
 PROCESS_MODULES = frozenset(
     {
         "subprocess",
@@ -119,7 +127,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"{' or '.join(ENGINE_DIRS)}, whose tests the workers run one at a time"
             )
     # The engine's unit is the longest: first, so the other worker shares out the rest.
-    items.sort(key=lambda item: xdist_scope(item.nodeid) != ENGINE)
+    items.sort(key=run_order)
+
+
+def run_order(item: pytest.Item) -> tuple[bool, bool]:
+    """The engine's unit first; in each unit of work, LATE_MODULES last."""
+    return xdist_scope(item.nodeid) != ENGINE, item.nodeid.startswith(LATE_MODULES)
 
 
 @pytest.fixture(autouse=True)

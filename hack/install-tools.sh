@@ -643,6 +643,7 @@ build_keda() {
   tmp=$(scratch)
   say "keda $KEDA_VERSION: go build of cmd/operator and cmd/adapter (about 20 min cold on 2 cores)"
   go_module_copy "github.com/kedacore/keda/v2@$KEDA_VERSION" "$tmp/src"
+  fetch_then_yield "$tmp/src" ./cmd/operator ./cmd/adapter
   local ld="-s -w -X=github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
   (cd "$tmp/src" && go build -ldflags "$ld" -o "$tmp/out/keda" ./cmd/operator 2>&1 | go_progress)
   (cd "$tmp/src" && go build -ldflags "$ld" -o "$tmp/out/keda-adapter" ./cmd/adapter 2>&1 | go_progress)
@@ -712,6 +713,7 @@ build_traefik() {
   tmp=$(scratch)
   say "traefik $TRAEFIK_VERSION: go build of cmd/traefik (about 17 min cold on 2 cores, measured)"
   go_module_copy "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" "$tmp/src"
+  GOFLAGS="$GOFLAGS -mod=mod" fetch_then_yield "$tmp/src" ./cmd/traefik
   local ld="-s -w -X $p.Version=$TRAEFIK_VERSION -X $p.Codename=modelops-rig -X $p.BuildDate=1970-01-01T00:00:00Z"
   (cd "$tmp/src" && GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "$ld" \
     -o "$tmp/out/traefik" ./cmd/traefik 2>&1 | go_progress)
@@ -745,6 +747,18 @@ install_gateway() {
   fi
 }
 
+# fetch_then_yield SRC PKG...: download the modules that PKGs (of the module copy SRC) need,
+# then, in a detached build, lower the rest of it to nice 19, so it takes only the CPU the other
+# builds and the tests leave: at nice 0 beside the other builds, keda and traefik ended no sooner
+# than the foreground's Kubernetes build (45 min, cold, 2026-12-07); at nice 19 from the start, a
+# download's TLS handshake timed out, starved, while a compile only waits its turn.
+fetch_then_yield() {
+  local src=$1
+  shift
+  (cd "$src" && go list -deps "$@" 2>&1 >/dev/null | go_progress)
+  if [[ -n ${DETACHED_GROUP:-} ]]; then renice -n 19 -g "$DETACHED_GROUP" >/dev/null; fi
+}
+
 # Wait for (or run) one background build: ensure_built NAME BUILT_CHECK BUILD_FN JOB_PID
 # [ENTRY]. With ENTRY (a detachable build, see start_build), a build that holds ENTRY.lock is
 # left to run under MODELOPS_TOOLS_DETACH=1, else waited for.
@@ -771,9 +785,8 @@ ensure_built() {
 # start_build NAME ENTRY BUILD_FN JOB_VAR: run BUILD_FN in the background, holding ENTRY.lock
 # until it ends (JOB_VAR gets its pid), unless a detached build of an earlier run holds the
 # lock already. With MODELOPS_TOOLS_DETACH=1 the build is detached: its own process group (so
-# it outlives this run) at nice 19 from the start, its output in ENTRY.log, JOB_VAR empty.
-# At nice 19 it takes only the CPU the other builds leave: with it at 0 beside them, the
-# foreground's Kubernetes build ended no sooner than these two (cold, 2026-12-07).
+# it outlives this run; its compile at nice 19, fetch_then_yield), its output in ENTRY.log,
+# JOB_VAR empty.
 DETACHED=()
 start_build() {
   local name=$1 entry=$2 build=$3
@@ -783,13 +796,12 @@ start_build() {
     if [[ ${MODELOPS_TOOLS_DETACH:-} == 1 ]]; then
       set -m
       (
-        SCRATCH_OWNER=$BASHPID
+        SCRATCH_OWNER=$BASHPID DETACHED_GROUP=$BASHPID # set -m: the job's own process group
         trap drop_scratch EXIT
         exec 9>&- # not the install lock: the next run must not wait for this build
         "$build"
       ) >"$entry.log" 2>&1 &
       set +m
-      renice -n 19 -g "$!" >/dev/null
       DETACHED+=("$name:$!:$entry")
     else
       "$build" > >(sed -u "s/^/[$name] /") 2>&1 &
@@ -878,7 +890,7 @@ for s in "${STEPS[@]}"; do "install_$s"; done
 for d in "${DETACHED[@]}"; do
   IFS=: read -r name pid entry <<<"$d"
   if kill -0 -- "-$pid" 2>/dev/null; then
-    say "$name: still building at nice 19 (process group $pid, log: $entry.log); what needs it waits"
+    say "$name: still building, its compile at nice 19 (process group $pid, log: $entry.log); what needs it waits"
   fi
 done
 

@@ -73,6 +73,7 @@ CNI_DIR=/usr/lib/cni
 CNI_PLUGINS=(bridge host-local loopback portmap)
 START=$SECONDS
 WORK_DONE=0
+STILL_BUILDING=() # detached builds left running (ensure_built)
 
 say() { printf '==> %s\n' "$*"; }
 detail() { printf '    %s\n' "$*"; }
@@ -94,12 +95,17 @@ need() { command -v "$1" >/dev/null || die "$1 is required ($2)"; }
 
 mkdir -p "$CACHE_ROOT" "$BIN" "$CRDS"
 
-# Two clones on one machine may run this at once: one builds, the other waits.
-exec 9>"$CACHE_ROOT/.install.lock"
-if ! flock -n 9; then
-  say "another install-tools run holds $CACHE_ROOT/.install.lock; waiting for it"
-  flock 9
+# Two clones on one machine may run this at once: one builds, the other waits. flock(1) holds
+# the lock around the whole run, and -o keeps it from every child: a descriptor of it inherited
+# by whatever outlives the run (a detached build) made the next run wait for that (cold run,
+# 2026-12-07: `make lint` waited for keda).
+if [[ -z ${_MODELOPS_INSTALL_LOCKED:-} ]]; then
+  if ! flock -n "$CACHE_ROOT/.install.lock" true; then
+    say "another install-tools run holds $CACHE_ROOT/.install.lock; waiting for it"
+  fi
+  _MODELOPS_INSTALL_LOCKED=1 exec flock -o "$CACHE_ROOT/.install.lock" "${BASH_SOURCE[0]}" "$@"
 fi
+unset _MODELOPS_INSTALL_LOCKED
 
 link() { # link TARGET NAME: .cache/bin/NAME -> TARGET, only when it differs
   local target=$1 name=$2
@@ -771,6 +777,7 @@ ensure_built() {
   elif [[ -n $entry ]] && ! flock -n "$entry.lock" true; then
     if [[ ${MODELOPS_TOOLS_DETACH:-} == 1 ]]; then
       detail "$name: still building in the background (log: $entry.log)"
+      STILL_BUILDING+=("$name")
       return 0
     fi
     detail "waiting for the $name build in the background (log: $entry.log)"
@@ -798,7 +805,6 @@ start_build() {
       (
         SCRATCH_OWNER=$BASHPID DETACHED_GROUP=$BASHPID # set -m: the job's own process group
         trap drop_scratch EXIT
-        exec 9>&- # not the install lock: the next run must not wait for this build
         "$build"
       ) >"$entry.log" 2>&1 &
       set +m
@@ -896,6 +902,8 @@ done
 
 if ((WORK_DONE)); then
   say "tools ready in $(elapsed $START): $(cd "$BIN" && ls | tr '\n' ' ')"
+elif ((${#STILL_BUILDING[@]})); then
+  say "all tools present but ${STILL_BUILDING[*]} (still building), nothing else to do"
 else
   say "all tools present, nothing to do"
 fi

@@ -244,52 +244,54 @@ install_helm3() {
   link "$dir/helm" helm3
 }
 
-# --- CRDs from Go modules: monitoring.coreos.com, gateway.networking.k8s.io, keda.sh ----
-# module_crds NAME MODULE VERSION DIR FILE...: copy DIR/FILE of the Go module MODULE@VERSION
-# into the cache once, then into .cache/crds (copies, not links: what tests apply).
-module_crds() {
-  local name=$1 module=$2 version=$3 sub=$4
-  shift 4
-  local dir=$CACHE_ROOT/crds/$name-$version f complete=1
+# --- Files from Go modules: the CRDs (monitoring.coreos.com, gateway.networking.k8s.io,
+# keda.sh) and Traefik's RBAC; from the module, not a build, so ready while a build may run ---
+# module_files NAME MODULE VERSION DIR DEST FILE...: copy DIR/FILE of the Go module
+# MODULE@VERSION into the cache once, then into DEST under .cache (copies, not links: what the
+# tests apply, whatever the cache does).
+module_files() {
+  local name=$1 module=$2 version=$3 sub=$4 dest=$5
+  shift 5
+  local dir=$CACHE_ROOT/${dest##*/}/$name-$version f complete=1
   [[ -f $dir/.complete ]] || complete=0
   for f in "$@"; do [[ -f $dir/$f ]] || complete=0; done # a file added to the list
   if ((!complete)); then
     need go "to fetch the $module module"
     local t=$SECONDS tmp mod
     tmp=$(scratch)
-    say "$name CRDs: $module $version (Go module)"
+    say "$name: $module $version (Go module)"
     mod=$(go_module Dir "$module@$version")
     mkdir -p "$tmp/out"
     for f in "$@"; do
       [[ -f $mod/$sub/$f ]] || die "no $sub/$f in $module $version"
-      cp "$mod/$sub/$f" "$tmp/out/"
+      install -m 0644 "$mod/$sub/$f" "$tmp/out/"
     done
-    chmod 0644 "$tmp"/out/*.yaml
     echo "$version" >"$tmp/out/.complete"
     publish "$tmp/out" "$dir"
-    detail "$(find "$dir" -name '*.yaml' | wc -l) CRDs in $(elapsed $t)"
+    detail "$# files in $(elapsed $t)"
     WORK_DONE=1
   fi
   local changed=0
-  for f in "$dir"/*.yaml; do
-    cmp -s "$f" "$CRDS/${f##*/}" || { cp "$f" "$CRDS/" && changed=1; }
+  mkdir -p "$dest"
+  for f in "$@"; do
+    cmp -s "$dir/$f" "$dest/$f" || { cp "$dir/$f" "$dest/" && changed=1; }
   done
   if ((changed)); then
-    detail "copied the $name CRDs to .cache/crds/"
+    detail "copied the $name files to ${dest#"$ROOT/"}/"
     WORK_DONE=1
   fi
 }
 
 install_crds() {
-  module_crds prometheus-operator github.com/prometheus-operator/prometheus-operator \
-    "$PROMETHEUS_OPERATOR_VERSION" example/prometheus-operator-crd \
+  module_files prometheus-operator github.com/prometheus-operator/prometheus-operator \
+    "$PROMETHEUS_OPERATOR_VERSION" example/prometheus-operator-crd "$CRDS" \
     monitoring.coreos.com_{alertmanagerconfigs,alertmanagers,podmonitors,probes,prometheusagents,prometheuses,prometheusrules,scrapeconfigs,servicemonitors,thanosrulers}.yaml
   # the standard channel's kinds: the HTTPRoute the operator weighs and what it names, and
   # the GRPCRoute and BackendTLSPolicy that Traefik (the real node's data plane) watches too
-  module_crds gateway-api sigs.k8s.io/gateway-api "$GATEWAY_API_VERSION" config/crd/standard \
+  module_files gateway-api sigs.k8s.io/gateway-api "$GATEWAY_API_VERSION" config/crd/standard "$CRDS" \
     gateway.networking.k8s.io_{gatewayclasses,gateways,httproutes,referencegrants,grpcroutes,backendtlspolicies}.yaml
-  # what KEDA's operator watches (from the module, so ready while its build may still run)
-  module_crds keda github.com/kedacore/keda/v2 "$KEDA_VERSION" config/crd/bases \
+  # what KEDA's operator watches
+  module_files keda github.com/kedacore/keda/v2 "$KEDA_VERSION" config/crd/bases "$CRDS" \
     keda.sh_{scaledobjects,scaledjobs,triggerauthentications,clustertriggerauthentications}.yaml \
     eventing.keda.sh_{cloudeventsources,clustercloudeventsources}.yaml
   if [[ -L $CRDS/keda ]]; then # where the keda build's copy was linked before
@@ -733,24 +735,9 @@ install_gateway() {
   need go "to build traefik"
   ensure_built traefik traefik_built build_traefik "${TRAEFIK_JOB:-}" "$(traefik_dir)"
   link "$(traefik_dir)/traefik" traefik
-  # upstream's RBAC for its Gateway API provider (devstack/gateway.py binds it to its user),
-  # from the module, not the build: ready while the build may still run. A copy, like
-  # .cache/crds: what the rig applies, whatever the cache does.
-  local rbac=kubernetes-gateway-rbac.yml dir=$CACHE_ROOT/traefik/$TRAEFIK_VERSION-rbac
-  if [[ ! -f $dir/$rbac ]]; then
-    local tmp
-    tmp=$(scratch)
-    mkdir -p "$tmp/out"
-    install -m 0644 "$(go_module Dir "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")/docs/content/reference/dynamic-configuration/$rbac" \
-      "$tmp/out/"
-    publish "$tmp/out" "$dir"
-  fi
-  if ! cmp -s "$dir/$rbac" "$ROOT/.cache/traefik/$rbac"; then
-    mkdir -p "$ROOT/.cache/traefik"
-    cp "$dir/$rbac" "$ROOT/.cache/traefik/$rbac"
-    detail "copied upstream's $rbac to .cache/traefik/"
-    WORK_DONE=1
-  fi
+  # upstream's RBAC for its Gateway API provider (devstack/gateway.py binds it to its user)
+  module_files gateway-rbac github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" \
+    docs/content/reference/dynamic-configuration "$ROOT/.cache/traefik" kubernetes-gateway-rbac.yml
 }
 
 # fetch_then_yield SRC PKG...: download the modules that PKGs (of the module copy SRC) need,

@@ -781,7 +781,6 @@ ensure_built() {
 # lock already. With MODELOPS_TOOLS_DETACH=1 the build is detached: its own process group (so
 # it outlives this run; its compile at nice 19, fetch_then_yield), its output in ENTRY.log,
 # JOB_VAR empty.
-DETACHED=()
 start_build() {
   local name=$1 entry=$2 build=$3
   mkdir -p "$(dirname "$entry")"
@@ -795,7 +794,6 @@ start_build() {
         "$build"
       ) >"$entry.log" 2>&1 &
       set +m
-      DETACHED+=("$name:$!:$entry")
     else
       "$build" > >(sed -u "s/^/[$name] /") 2>&1 &
       printf -v "$4" %s "$!"
@@ -880,17 +878,10 @@ if [[ " ${STEPS[*]} " == *" gateway "* ]] && command -v go >/dev/null && ! traef
   start_build traefik "$(traefik_dir)" build_traefik TRAEFIK_JOB
 fi
 for s in "${STEPS[@]}"; do "install_$s"; done
-for d in "${DETACHED[@]}"; do
-  IFS=: read -r name pid entry <<<"$d"
-  if kill -0 -- "-$pid" 2>/dev/null; then
-    say "$name: still building, its compile at nice 19 (process group $pid, log: $entry.log); what needs it waits"
-  fi
-done
 
+pending=${STILL_BUILDING[*]:+; still building at nice 19: ${STILL_BUILDING[*]} (what needs them waits)}
 if ((WORK_DONE)); then
-  say "tools ready in $(elapsed $START): $(cd "$BIN" && ls | tr '\n' ' ')"
-elif ((${#STILL_BUILDING[@]})); then
-  say "all tools present but ${STILL_BUILDING[*]} (still building), nothing else to do"
+  say "tools ready in $(elapsed $START): $(cd "$BIN" && ls | tr '\n' ' ')$pending"
 else
-  say "all tools present, nothing to do"
+  say "all tools present${pending:-, nothing to do}"
 fi

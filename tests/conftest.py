@@ -22,6 +22,7 @@ The control plane as fixtures (devstack.control_plane):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -34,7 +35,7 @@ import pytest
 
 from devstack.cluster import Cluster
 from devstack.control_plane import ControlPlane
-from devstack.paths import RUN_ROOT, TOOLS_BIN, VENV_BIN
+from devstack.paths import RUN_ROOT, TOOLS_BIN, VENV_BIN, DevstackError, find_tool
 
 TIERS = ("process", "render", "cluster")  # lightest first; no marker at all: unit
 FIXTURE_TIERS = {
@@ -54,13 +55,13 @@ ENGINE = "engine"  # the unit of work of ENGINE_DIRS' tests (xdist_scope)
 ENGINE_MARKERS = frozenset(MARKER_TIERS)
 ENGINE_DIRS = ("tests/images/", "tests/node/")  # where ENGINE_MARKERS' tests live
 # The modules that need a tool a cold `.ci/run` may still be building when the tests start
-# (MODELOPS_TOOLS_DETACH=1: keda, traefik): last in their unit of work, so those builds have
-# the most time before devstack.paths.find_tool waits for them.
-LATE_MODULES = (
-    "tests/cluster/test_autoscaling.py",
-    "tests/node/test_gateway_dataplane.py",
-    "tests/node/test_tour.py",
-)
+# (MODELOPS_TOOLS_DETACH=1), and those tools: last in their unit of work, so the builds have
+# the most time, and waited for before a test's timeout starts (await_detached_builds).
+LATE_MODULES = {
+    "tests/cluster/test_autoscaling.py": ("keda", "keda-adapter"),
+    "tests/node/test_gateway_dataplane.py": ("traefik",),
+    "tests/node/test_tour.py": ("traefik",),
+}
 PROCESS_MODULES = frozenset(
     {
         "subprocess",
@@ -132,7 +133,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def run_order(item: pytest.Item) -> tuple[bool, bool]:
     """The engine's unit first; in each unit of work, LATE_MODULES last."""
-    return xdist_scope(item.nodeid) != ENGINE, item.nodeid.startswith(LATE_MODULES)
+    return xdist_scope(item.nodeid) != ENGINE, item.nodeid.startswith(tuple(LATE_MODULES))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Wait for the detached builds of the tools a LATE_MODULES test needs outside
+    pytest-timeout's wrapper, whose timer covers the fixtures: on a cold run such a build may
+    need longer than a test's timeout, and a build is not a hung test. A failed build is left
+    to the test's own find_tool, which names its log."""
+    for name in LATE_MODULES.get(item.nodeid.split("::")[0], ()):
+        with contextlib.suppress(DevstackError):
+            find_tool(name)
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -56,7 +56,7 @@ ENGINE_MARKERS = frozenset(MARKER_TIERS)
 ENGINE_DIRS = ("tests/images/", "tests/node/")  # where ENGINE_MARKERS' tests live
 # The modules that need a tool a cold `.ci/run` may still be building when the tests start
 # (MODELOPS_TOOLS_DETACH=1), and those tools: last in their unit of work, so the builds have
-# the most time, and waited for before a test's timeout starts (await_detached_builds).
+# the most time, and waited for before a test's timeout starts (pytest_runtest_protocol).
 LATE_MODULES = {
     "tests/cluster/test_autoscaling.py": ("keda", "keda-adapter"),
     "tests/node/test_gateway_dataplane.py": ("traefik",),
@@ -98,8 +98,12 @@ def xdist_scope(nodeid: str) -> str:
     """A test's unit of work on `make test`'s workers: ENGINE for the tests under ENGINE_DIRS
     (one Docker engine and one real node per machine: one at a time), else its module (its
     module-scoped rigs start once)."""
-    module = nodeid.split("::")[0]
+    module = module_of(nodeid)
     return ENGINE if module.startswith(ENGINE_DIRS) else module
+
+
+def module_of(nodeid: str) -> str:
+    return nodeid.split("::")[0]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -133,7 +137,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def run_order(item: pytest.Item) -> tuple[bool, bool]:
     """The engine's unit first; in each unit of work, LATE_MODULES last."""
-    return xdist_scope(item.nodeid) != ENGINE, item.nodeid.startswith(tuple(LATE_MODULES))
+    return xdist_scope(item.nodeid) != ENGINE, module_of(item.nodeid) in LATE_MODULES
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -142,7 +146,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     pytest-timeout's wrapper, whose timer covers the fixtures: on a cold run such a build may
     need longer than a test's timeout, and a build is not a hung test. A failed build is left
     to the test's own find_tool, which names its log."""
-    for name in LATE_MODULES.get(item.nodeid.split("::")[0], ()):
+    for name in LATE_MODULES.get(module_of(item.nodeid), ()):
         with contextlib.suppress(DevstackError):
             find_tool(name)
     yield

@@ -307,7 +307,7 @@ def test_namespaced_operator_reconciles_with_only_its_own_rights(
     assert [d["status"].get("availableReplicas") for d in deploy["items"]] == [1]
     # it worked as the ServiceAccount: the only refusals are the cluster-wide looks the
     # operator tolerates (and kopf's namespace/CRD scans), none inside its namespace
-    forbidden = [ln for ln in text.splitlines() if "403" in ln or "orbidden" in ln]
+    forbidden = rig.refused_lines(text)
     assert not [ln for ln in forbidden if f"/namespaces/{watched}/" in ln], forbidden
     # the chart tells it where its monitoring Role is, so it never asks cluster-wide
     assert "cannot list Prometheus objects" not in text, forbidden

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from modelops_operator import logs
+from tests.support.operator_rig import refused_lines
 
 
 def line(record: logging.LogRecord) -> dict:
@@ -51,3 +52,17 @@ def test_configure_leaves_one_json_handler_on_the_root_logger():
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_the_hardening_tests_find_a_refusal_and_not_a_port_that_starts_with_403():
+    def text(msg: str) -> str:
+        record = logging.LogRecord(
+            "kopf.activities.startup", logging.INFO, __file__, 1, msg, (), None
+        )
+        return logs.JsonFormatter().format(record)
+
+    startup = text("modelops operator: prometheus http://127.0.0.1:9, metrics :40397")
+    kopf = text("Not enough permissions to watch for resources: changes will not be noticed")
+    api = text("APIForbiddenError('pods is forbidden', {'reason': 'Forbidden', 'code': 403})")
+    status = text("GET /apis/apps/v1/namespaces/a/deployments 403")
+    assert refused_lines("\n".join([startup, kopf, api, status])) == [kopf, api, status]

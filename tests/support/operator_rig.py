@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,16 @@ def wait_for(
             return last
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}\n{explain()}")
+
+
+# an API refusal as kopf and our operator log it; 403 as a whole number, because a line
+# may name a random port such as :40397
+_REFUSED = re.compile(r"\b403\b|[Ff]orbidden|Not enough permissions")
+
+
+def refused_lines(log_text: str) -> list[str]:
+    """The operator log's lines that tell of a request the API server refused."""
+    return [ln for ln in log_text.splitlines() if _REFUSED.search(ln)]
 
 
 def assert_running(op: OperatorProcess) -> None:

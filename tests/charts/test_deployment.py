@@ -104,6 +104,15 @@ def test_should_set_replicas_unless_autoscaled() -> None:
     assert "replicas" not in stable({"replicaCount": 4, "autoscaling": {"enabled": True}})["spec"]
 
 
+def test_should_drop_the_default_rolling_update_for_recreate() -> None:
+    # Helm merges the user's type into the default rollingUpdate: the API server would refuse
+    assert stable({"strategy": {"type": "Recreate"}})["spec"]["strategy"] == {"type": "Recreate"}
+    assert stable()["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+
+
 def test_should_probe_healthz_and_readyz_on_the_named_port() -> None:
     c = container(stable())
 

@@ -109,6 +109,24 @@ def test_should_fetch_the_canary_from_its_own_uri() -> None:
     assert len(find(objs, "Deployment")) == 2
 
 
+def test_a_canary_that_inherits_the_models_remote_uri_checks_it_against_the_models_digest() -> None:
+    # the fetch refuses an empty digest: the canary's pods would never start
+    model = {"uri": "s3://models/wine/1", "sha256": SHA}
+    objs = render(SERVICE, {"model": model, "canary": {"enabled": True, "version": "2"}})
+    canary = one(objs, "Deployment", "demo-model-service-canary")["spec"]["template"]["spec"]
+    fetch = env_of(canary["initContainers"][0])
+    assert (fetch["MODELOPS_FETCH_URI"], fetch["MODELOPS_FETCH_SHA256"]) == (model["uri"], SHA)
+    # its own digest still wins, and an artifact of its own is not the model's
+    own = {"enabled": True, "version": "2", "sha256": CANARY_SHA}
+    objs = render(SERVICE, {"model": model, "canary": own})
+    canary = one(objs, "Deployment", "demo-model-service-canary")["spec"]["template"]["spec"]
+    assert env_of(canary["initContainers"][0])["MODELOPS_FETCH_SHA256"] == CANARY_SHA
+    objs = render(SERVICE, {"model": model, "canary": {**own, "sha256": "", "artifact": "/m/2"}})
+    canary = one(objs, "Deployment", "demo-model-service-canary")["spec"]["template"]["spec"]
+    assert "initContainers" not in canary
+    assert env_of(canary["containers"][0]).get("MODELOPS_MODEL_SHA256", "") == ""
+
+
 def test_should_fetch_the_canary_with_its_own_fetch_keys_over_model_fetch() -> None:
     model = {"uri": "s3://models/wine/1", "sha256": SHA,
              "fetch": {"endpoint": "https://old:9000", "credentialsSecret": "old-keys",

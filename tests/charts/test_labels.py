@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.charts import SERVICE, ci_values, render
+from tests.support.charts import OPERATOR, SERVICE, ci_values, render
 
 pytestmark = pytest.mark.render
 
@@ -46,3 +46,24 @@ def test_common_labels_reach_every_object() -> None:
     objs = render(SERVICE, {"commonLabels": {"cost-center": "ml"}})
 
     assert all(o["metadata"]["labels"]["cost-center"] == "ml" for o in objs)
+
+
+LONGEST_RELEASE = "r" * 53  # Helm's limit on a release name
+
+
+@pytest.mark.parametrize(
+    ("chart", "values_file"),
+    [(c, f) for c in (SERVICE, OPERATOR) for f in ci_values(c)],
+    ids=lambda v: v.stem if isinstance(v, Path) and v.suffix else v.name,
+)
+def test_with_the_longest_release_name_service_names_and_labels_fit_63(
+    chart: Path, values_file: Path
+) -> None:
+    """The API server refuses a longer Service name (a DNS label) or label value."""
+    objs = render(chart, values_files=[values_file], release=LONGEST_RELEASE)
+
+    for obj in objs:
+        meta = obj["metadata"]
+        assert len(meta["name"]) <= (63 if obj["kind"] == "Service" else 253), meta["name"]
+        for key, value in meta["labels"].items():
+            assert len(str(value)) <= 63, f"{obj['kind']}/{meta['name']} label {key}={value}"

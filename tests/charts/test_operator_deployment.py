@@ -57,13 +57,15 @@ def test_should_pass_the_watched_namespaces_as_a_json_list(watch: list, expected
 
 
 def test_should_pass_ports_log_level_own_namespace_and_extra_settings() -> None:
-    e = env(operator({"logLevel": "debug", "config": {"MODELOPS_OPERATOR_TICK_SECONDS": 5}}))
+    config = {"MODELOPS_OPERATOR_TICK_SECONDS": 5, "MODELOPS_OPERATOR_RESYNC_SECONDS": 3600000}
+    e = env(operator({"logLevel": "debug", "config": config}))
 
     assert e["MODELOPS_OPERATOR_METRICS_PORT"] == "8000"
     assert e["MODELOPS_OPERATOR_HEALTH_PORT"] == "8080"
     assert e["MODELOPS_OPERATOR_LOG_LEVEL"] == "debug"
     assert e["MODELOPS_OPERATOR_POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert e["MODELOPS_OPERATOR_TICK_SECONDS"] == "5"
+    assert e["MODELOPS_OPERATOR_RESYNC_SECONDS"] == "3600000"  # not 3.6e+06
     assert all(name.startswith("MODELOPS_OPERATOR_") for name in e)
 
 

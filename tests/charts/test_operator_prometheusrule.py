@@ -9,11 +9,12 @@ import pytest
 import yaml
 
 from alerts import render as rules
-from tests.support.charts import OPERATOR, find, one, render
+from tests.support.charts import OPERATOR, find, one, render, template
 
 pytestmark = pytest.mark.render
 
-ON = {"prometheusRule": {"enabled": True}}
+# the rules read the operator's scrape job: the chart asks for its ServiceMonitor with them
+ON = {"prometheusRule": {"enabled": True}, "metrics": {"serviceMonitor": {"enabled": True}}}
 
 
 def normalized(groups: list[dict]) -> list[dict]:
@@ -47,11 +48,30 @@ def test_should_carry_the_operator_alerts_scoped_to_the_release() -> None:
 
 
 def test_should_template_the_parameters() -> None:
-    values = {"prometheusRule": {"enabled": True, "params": {"rolloutStuckFor": "7m"}}}
+    values = {**ON, "prometheusRule": {"enabled": True, "params": {"rolloutStuckFor": "7m"}}}
     rule = one(render(OPERATOR, values), "PrometheusRule")
     stuck = {r["alert"]: r for r in rule["spec"]["groups"][0]["rules"]}["ModelRolloutStuck"]
 
     assert stuck["for"] == "7m"
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        {"serviceMonitor": {"enabled": False}},
+        {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}},
+    ],
+    ids=["no-servicemonitor", "no-service"],
+)
+def test_should_refuse_the_rules_without_the_scrape_they_read(metrics: dict) -> None:
+    err = template(
+        OPERATOR, {"prometheusRule": {"enabled": True}, "metrics": metrics}, expect_failure=True
+    )
+
+    assert (
+        "prometheusRule.enabled needs metrics.service.enabled and metrics.serviceMonitor.enabled"
+        in err
+    )
 
 
 def test_the_service_monitor_keeps_the_model_deployment_s_namespace() -> None:

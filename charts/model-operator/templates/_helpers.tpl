@@ -6,17 +6,25 @@ Names, labels and the RBAC rules. Every define is prefixed with the chart name.
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* Full name: <release>-<chart>, or the release name alone when it already contains the chart
+name. Truncated to 55 characters so that the Service "<fullname>-metrics" fits 63. */}}
 {{- define "model-operator.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 55 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- .Release.Name | trunc 55 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 55 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* A value of `config` as an environment string: whole numbers as integers (Helm reads a
+values file's numbers as float64, and toString writes 10485760 as 1.048576e+07). */}}
+{{- define "model-operator.envValue" -}}
+{{- if and (kindIs "float64" .) (eq . (floor .)) }}{{ int64 . }}{{ else }}{{ toString . }}{{ end }}
 {{- end }}
 
 {{- define "model-operator.chart" -}}

@@ -19,6 +19,10 @@ version, artifact, digest and fetch settings; everything else comes from the sam
 {{- /* the canary's own uri, else its own artifact dir, else the model's uri */}}
 {{- $uri = ternary $v.canary.uri (ternary "" $v.model.uri (not (empty $v.canary.artifact))) (not (empty $v.canary.uri)) }}
 {{- $sha256 = $v.canary.sha256 }}
+{{- /* a remote uri it inherits is the model's artifact, checked against the model's digest */}}
+{{- if and (empty $v.canary.uri) (empty $v.canary.artifact) $v.model.uri (not (hasPrefix "/" $v.model.uri)) }}
+{{- $sha256 = default $v.model.sha256 $v.canary.sha256 }}
+{{- end }}
 {{- $version = include "model-service.canaryVersion" $root }}
 {{- end }}
 {{- /* a uri that is a directory is the in-image artifact; any other is fetched */}}
@@ -50,7 +54,12 @@ spec:
   revisionHistoryLimit: {{ $v.revisionHistoryLimit }}
   {{- with $v.strategy }}
   strategy:
+    {{- if eq (toString .type) "Recreate" }}
+    {{- /* Helm merges the user's type into the default rollingUpdate, which Recreate forbids */}}
+    type: Recreate
+    {{- else }}
     {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- end }}
   selector:
     matchLabels:

@@ -27,6 +27,14 @@ name. Truncated to 56 characters so that "<fullname>-canary" still fits a 63-cha
 {{- printf "%s-canary" (include "model-service.fullname" .) }}
 {{- end }}
 
+{{/*
+A value of `config` as an environment string. Helm reads every number of a values file as
+a float64, and toString writes 10485760 as 1.048576e+07, which the service cannot parse.
+*/}}
+{{- define "model-service.envValue" -}}
+{{- if and (kindIs "float64" .) (eq . (floor .)) }}{{ int64 . }}{{ else }}{{ toString . }}{{ end }}
+{{- end }}
+
 {{- define "model-service.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}

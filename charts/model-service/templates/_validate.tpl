@@ -30,6 +30,10 @@ depend on each other. Called once, from deployment.yaml.
 {{- end }}
 {{- end }}
 {{- include "model-service.validateResources" .Values.resources }}
+{{- $version := include "model-service.stableVersion" . }}
+{{- if or (gt (len $version) 63) (not (regexMatch "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$" $version)) }}
+{{- fail (printf "image.tag %q is the model version label when model.version is empty, and it is not a valid label value (at most 63 characters, alphanumeric at both ends): set model.version" $version) }}
+{{- end }}
 {{- $sm := .Values.monitoring.serviceMonitor }}
 {{- if $sm.enabled }}
 {{- if gt (include "model-service.seconds" $sm.scrapeTimeout | float64) (include "model-service.seconds" $sm.interval | float64) }}

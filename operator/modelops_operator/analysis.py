@@ -165,6 +165,7 @@ def build_queries(
     namespace: str,
     model: str,
     version: str,
+    stable_model: str,
     stable_version: str,
     window: int,
     *,
@@ -173,10 +174,12 @@ def build_queries(
     """The exact PromQL per figure (into status): the canary's own over the window, then
     both versions' over the instants of it at which both had served (see the module's doc).
 
+    Each side by its own model name: a release may rename the model, and the stable's
+    series keep the name it was deployed with.
     `compared` False (the stable serves nothing at this step): the canary's own alone.
     """
     canary = _selector(namespace, model, version)
-    stable = _selector(namespace, model, stable_version)
+    stable = _selector(namespace, stable_model, stable_version)
     own = _own_queries(canary, window)
     if not compared:
         return own

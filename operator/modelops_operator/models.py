@@ -15,7 +15,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
-DURATION_PATTERN = r"^([0-9]+(h|m|s|ms))+$"
+# What parse_duration reads: h, m, s, ms in that order, each at most once, at least one. Also
+# the CRD's pattern (manifests/crd; test_crd checks they agree), so in the API server's RE2
+# dialect: no lookahead, hence one alternative per leading unit.
+DURATION_PATTERN = (
+    r"^([0-9]+h([0-9]+m)?([0-9]+s)?([0-9]+ms)?|[0-9]+m([0-9]+s)?([0-9]+ms)?"
+    r"|[0-9]+s([0-9]+ms)?|[0-9]+ms)$"
+)
 
 
 def parse_duration(text: str) -> float:

@@ -37,13 +37,13 @@ def analyze_canary(
     """
     assert obs.status.canary is not None
     assert obs.status.stable is not None
-    canary = obs.status.canary.model
+    canary, stable = obs.status.canary.model, obs.status.stable
     rollout = obs.spec.rollout
     url = rollout.analysis.prometheus_url or default_url
     window = an.window_seconds(rollout.interval_seconds)
     compared = stable_serves(obs.spec, obs.status)
-    queries = an.build_queries(namespace, canary.name, canary.version,
-                               obs.status.stable.version, window, compared=compared)  # fmt: skip
+    queries = an.build_queries(namespace, canary.name, canary.version, stable.name,
+                               stable.version, window, compared=compared)  # fmt: skip
     try:
         results = {key: prometheus.query(url, promql) for key, promql in queries.items()}
     except PrometheusError as exc:

@@ -332,10 +332,11 @@ def _canary_event(obs: Observation) -> Event:
         return _ab_test_event(obs, canary)
     waited = _seconds_since(canary.step_started_at, obs.now)
     if waited < rollout.interval_seconds or obs.analysis is None:
+        shown = min(canary.step + 1, len(rollout.steps))  # steps may have been shortened
         return Event(
             EventKind.STEP_NOT_DUE,
             Reason.ANALYZING,
-            f"step {canary.step + 1}/{len(rollout.steps)} at {_step_text(obs.spec, canary.step)}: "
+            f"step {shown}/{len(rollout.steps)} at {_step_text(obs.spec, canary.step)}: "
             f"analysis in {max(0.0, rollout.interval_seconds - waited):.0f}s",
         )
     decision = obs.analysis
@@ -648,12 +649,18 @@ def step_weight(spec: ModelDeploymentSpec, canary: CanaryState) -> int:
     if spec.rollout.ab:
         return spec.rollout.ab_test.weight
     steps = spec.rollout.steps
-    return steps[-1] if canary.promoting else steps[min(canary.step, len(steps) - 1)]
+    return steps[-1] if canary.promoting else _at_step(steps, canary.step)
+
+
+def _at_step(steps: tuple[int, ...], step: int) -> int:
+    """steps[step], the last one past the end: spec.rollout.steps may be shortened under a
+    running canary, whose status keeps its step."""
+    return steps[min(step, len(steps) - 1)]
 
 
 def _step_text(spec: ModelDeploymentSpec, step: int) -> str:
     """'10%', and when the replicas cannot reach it, what they give instead."""
-    weight = spec.rollout.ab_test.weight if spec.rollout.ab else spec.rollout.steps[step]
+    weight = spec.rollout.ab_test.weight if spec.rollout.ab else _at_step(spec.rollout.steps, step)
     if spec.rollout.gateway_api is not None:
         return f"{weight}% (HTTPRoute weight)"
     unreachable = unreachable_step(total_replicas(spec), weight)

@@ -48,7 +48,7 @@ def analyzed(tmp_path_factory) -> Iterator[tuple[dict, dict]]:
             time.sleep(ALONE_SECONDS)
         prom.set_targets(Target(u.removeprefix("http://"), {"namespace": NAMESPACE})
                          for u in (stable.url, canary.url))  # fmt: skip
-        queries = an.build_queries(NAMESPACE, "wine", "3", "1", WINDOW)
+        queries = an.build_queries(NAMESPACE, "wine", "3", "wine", "1", WINDOW)
         client = PrometheusClient()  # the operator's own client, as the analysis queries
 
         def query(promql: str) -> list[dict]:

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 
@@ -13,7 +14,17 @@ from modelops_operator.constants import (
     RULE_PREDICTIONS,
     RULE_REQUESTS,
 )
-from modelops_operator.models import Analysis, Compare
+from modelops_operator.models import (
+    Analysis,
+    CanaryState,
+    Compare,
+    ModelDeploymentStatus,
+    parse_spec,
+)
+from modelops_operator.observe import analyze_canary
+from modelops_operator.rollout import Observation
+from modelops_operator.workloads import MISSING
+from tests.support.operator_builders import at, ref, stamp
 
 SPEC = Analysis(maxErrorRate=0.05, maxLatencyP95Seconds=0.5, maxDriftScore=0.2, minRequests=50)
 COMPARE = Compare(maxErrorRateDelta=0.02, maxLatencyP95Ratio=1.5, maxPredictionShift=0.1)
@@ -190,7 +201,7 @@ def test_scalar_from_vector(result, value):
 
 
 def test_queries_use_only_recording_rules_and_escape_labels():
-    queries = an.build_queries("models", 'wi"ne', "2", "1", 60)
+    queries = an.build_queries("models", 'wi"ne', "2", 'wi"ne', "1", 60)
     canary_keys = {"requests", "errorRate", "latencyP95Seconds", "driftScore", "sharedRequests",
                    "sharedErrorRate", "sharedLatencyP95Seconds", "predictionMean", "classShares",
                    "predictedRows", "predictionBuckets"}  # fmt: skip
@@ -219,7 +230,7 @@ def test_queries_use_only_recording_rules_and_escape_labels():
 
 
 def test_both_sides_of_a_comparison_cover_the_seconds_both_served():
-    queries = an.build_queries("models", "wine", "2", "1", 60)
+    queries = an.build_queries("models", "wine", "2", "wine", "1", 60)
     for v in ("2", "1"):
         rate = f'{RULE_REQUESTS}{{namespace="models",model="wine",version="{v}"}}'
         # serving now, and a whole rule range before (its rate covers its own traffic)
@@ -234,8 +245,43 @@ def test_both_sides_of_a_comparison_cover_the_seconds_both_served():
         assert "[60s]" in queries[key]
 
 
+def test_a_renamed_model_is_queried_by_each_side_by_its_own_name():
+    # the canary renames the model: the stable's series keep the old name
+    queries = an.build_queries("models", "wine-gbm", "3", "wine", "2", 60)
+    canary = 'namespace="models",model="wine-gbm",version="3"'
+    stable = 'namespace="models",model="wine",version="2"'
+    for key, promql in queries.items():
+        selectors = set(re.findall(r"\{([^}]*)\}", promql))
+        if key.startswith("stable"):
+            assert stable in selectors, promql  # its own, filtered by the canary's serving
+        else:
+            assert canary in selectors, promql
+        assert selectors <= {canary, stable}, promql
+    assert 'model="wine",version="3"' not in "".join(queries.values())
+    assert 'model="wine-gbm",version="2"' not in "".join(queries.values())
+    # each side's figures measure its own series: the first selector names it
+    assert re.search(r"\{([^}]*)\}", queries["stableErrorRate"])[1] == stable
+    assert re.search(r"\{([^}]*)\}", queries["sharedErrorRate"])[1] == canary
+
+
+def test_the_analysis_of_a_renamed_model_queries_the_stable_by_its_recorded_name():
+    class Recording:
+        def query(self, url, promql):
+            return []
+
+    stable = ref("2")  # status.stable: deployed as "wine"
+    renamed = stable.model_copy(update={"name": "wine-gbm", "version": "3"})
+    canary = CanaryState(model=renamed, step=0, startedAt=stamp(0), stepStartedAt=stamp(0))
+    status = ModelDeploymentStatus(stable=stable, canary=canary)
+    spec = parse_spec({"model": renamed.model_dump()})
+    obs = Observation(spec, status, at(60), MISSING, MISSING)
+    _, queries, _ = analyze_canary(Recording(), obs, "models", "http://prometheus")  # type: ignore[arg-type]
+    assert 'model="wine",version="2"' in queries["stableErrorRate"]
+    assert 'model="wine-gbm",version="3"' in queries["errorRate"]
+
+
 def test_a_step_the_stable_does_not_serve_queries_the_canary_alone():
-    queries = an.build_queries("models", "wine", "2", "1", 60, compared=False)
+    queries = an.build_queries("models", "wine", "2", "wine", "1", 60, compared=False)
     assert set(queries) == {"requests", "errorRate", "latencyP95Seconds", "driftScore"}
     assert not any('version="1"' in q for q in queries.values())
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import get_args
 
 import jsonschema
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from devstack.paths import CRD_DIR
 from modelops_operator.constants import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
-from modelops_operator.models import ModelDeploymentSpec, Strategy, parse_spec
+from modelops_operator.models import DURATION_PATTERN, ModelDeploymentSpec, Strategy, parse_spec
 from modelops_operator.routing import (
     HTTPROUTE_API_VERSION,
     Backends,
@@ -177,6 +179,8 @@ GOOD = {
         (("spec", "rollout"), {"steps": [0]}),
         (("spec", "rollout"), {"steps": []}),
         (("spec", "rollout"), {"interval": "1 minute"}),
+        (("spec", "rollout"), {"interval": "30s1m"}),  # parse_duration reads h, m, s, ms in order
+        (("spec", "rollout"), {"progressDeadline": "1m1m"}),
         (("spec", "rollout"), {"analysis": {"maxErrorRate": 2}}),
         (("spec", "rollout"), {"analysis": {"maxLatencyP95Seconds": 0}}),
         (("spec", "rollout"), {"analysis": {"prometheusUrl": "ftp://x"}}),
@@ -202,6 +206,28 @@ def test_schema_rejects_bad_input(path, value):
     target[path[-1]] = value
     with pytest.raises(jsonschema.ValidationError):
         validator().validate(doc)
+
+
+def duration_paths(model: type[BaseModel], path: tuple[str, ...] = ()):
+    """The spec's Duration fields, by their CRD (alias) names."""
+    for name, field in model.model_fields.items():
+        here = (*path, field.alias or name)
+        if any(getattr(m, "pattern", None) == DURATION_PATTERN for m in field.metadata):
+            yield here
+        for kind in (field.annotation, *get_args(field.annotation)):
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                yield from duration_paths(kind, here)
+
+
+def test_every_duration_has_the_pattern_of_the_pydantic_model():
+    # one pattern: models.DURATION_PATTERN, copied into the hand-written CRD
+    paths = list(duration_paths(ModelDeploymentSpec))
+    assert len(paths) == 6
+    for path in paths:
+        node = SCHEMA["properties"]["spec"]
+        for key in path:
+            node = node["properties"][key]
+        assert node["pattern"] == DURATION_PATTERN, ".".join(path)
 
 
 def test_schema_requires_the_model_fields():

@@ -1,7 +1,15 @@
+import re
+
 import pytest
 from pydantic import ValidationError
 
-from modelops_operator.models import dump, parse_duration, parse_spec, parse_status
+from modelops_operator.models import (
+    DURATION_PATTERN,
+    dump,
+    parse_duration,
+    parse_spec,
+    parse_status,
+)
 
 
 @pytest.mark.parametrize(
@@ -20,10 +28,40 @@ def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5", "m", "1d", "-5s", "5 s", "1s1h"])
+BAD_DURATIONS = ["", "5", "m", "1d", "-5s", "5 s", "1s1h", "30s1m", "1m1m", "1h1h", "500ms1s"]
+
+
+@pytest.mark.parametrize("text", BAD_DURATIONS)
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", BAD_DURATIONS)
+def test_the_duration_pattern_refuses_what_parse_duration_refuses(text):
+    # the pattern (pydantic's and the CRD's) must not admit a duration that only fails later
+    assert not re.match(DURATION_PATTERN, text)
+
+
+@pytest.mark.parametrize("field", ["interval", "rollbackWindow", "progressDeadline"])
+@pytest.mark.parametrize("text", ["30s1m", "1m1m", "1h1h", "500ms1s"])
+def test_a_duration_out_of_order_is_an_invalid_spec_naming_the_field(field, text):
+    with pytest.raises(ValidationError) as caught:
+        parse_spec({"model": MODEL, "rollout": {field: text}})
+    assert [e["loc"] for e in caught.value.errors()] == [("rollout", field)]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1h", 3600), ("30m", 1800), ("90s", 90), ("500ms", 0.5), ("1m30s", 90),
+     ("1h2m3s4ms", 3723.004), ("1m5ms", 60.005)],
+)  # fmt: skip
+def test_a_duration_in_order_parses(text, seconds):
+    spec = parse_spec(
+        {"model": MODEL, "rollout": {"interval": text, "analysis": {"deadline": text}}}
+    )
+    assert spec.rollout.interval_seconds == seconds
+    assert spec.rollout.analysis.deadline_seconds == seconds
 
 
 MODEL = {"name": "wine", "version": "2", "image": "model-service:0.1.0", "artifact": "/m/2"}

@@ -350,6 +350,17 @@ def test_an_unreachable_step_is_said_never_rounded_silently():
     assert waiting.event.reason == "Analyzing"
 
 
+def test_steps_shortened_under_a_running_canary_count_as_the_last_step():
+    # the status keeps step 2 of 25/50/100; the spec now has two steps
+    spec = spec_for("2", steps=[50, 100])
+    waiting = advance(Observation(spec, status_in(State.CANARY, step=2), at(1), READY, READY))
+    assert waiting.event.kind == EventKind.STEP_NOT_DUE
+    assert waiting.event.message.startswith("step 2/2 at 100%")
+    passed = advance(Observation(spec, status_in(State.CANARY, step=2), at(31), READY, READY, PASS))
+    assert passed.event.kind == EventKind.PASS_LAST_STEP
+    assert passed.status.canary.promoting
+
+
 def test_analysis_uses_the_real_decision():
     # the state machine and the analysis agree: a real decide() result drives it
     decision = decide(

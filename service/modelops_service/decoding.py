@@ -29,11 +29,10 @@ from modelops_service.validation import (
     InputError,
     Loc,
     check_count,
-    check_data_size,
-    flatten,
     json_type,
     number_of,
     output_names,
+    tensor_values,
     v1_batch,
     v1_matrix,
     v2_decoded,
@@ -199,7 +198,7 @@ def _explain_v2(payload: Any, schema: FeatureSchema, served: Sequence[str]) -> N
             errors.add(("body", key), f"unexpected field {key!r}", "extra_field")
     if payload.get("id") is not None and not isinstance(payload["id"], str):
         errors.add(("body", "id"), "expected a string", "wrong_type")
-    if "parameters" in payload and not isinstance(payload["parameters"], dict):
+    if payload.get("parameters") is not None and not isinstance(payload["parameters"], dict):
         errors.add(("body", "parameters"), "expected an object", "wrong_type")
     outputs = payload.get("outputs")
     if outputs is not None and not isinstance(outputs, list):
@@ -249,4 +248,4 @@ def _walk_tensor(tensor: Any, loc: Loc, errors: Errors) -> None:
             (*loc, "data"), f"expected an array, got {json_type(tensor['data'])}", "wrong_type"
         )
     if errors.total == before:
-        check_data_size(shape, flatten(tensor["data"]), (*loc, "data"), errors)
+        tensor_values(shape, tensor["data"], (*loc, "data"), errors)

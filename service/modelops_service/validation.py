@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args
 
 import msgspec
 import numpy as np
@@ -141,7 +141,7 @@ class RequestedOutput(msgspec.Struct):  # other keys (e.g. parameters) are allow
 class InferRequest(msgspec.Struct, forbid_unknown_fields=True):
     inputs: Annotated[list[Tensor], msgspec.Meta(min_length=1)]
     id: str | None = None
-    parameters: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    parameters: dict[str, Any] | None = None  # not used; an object, or null like id
     outputs: list[RequestedOutput] | None = None
 
 
@@ -349,20 +349,48 @@ def output_names(names: Sequence[Any], served: Sequence[str], errors: Errors) ->
     return tuple(wanted)
 
 
-def check_data_size(shape: list[int], flat: list, loc: Loc, errors: Errors) -> None:
-    if len(flat) != math.prod(shape):
-        errors.add(
-            loc,
-            f"shape {shape} holds {math.prod(shape)} values, data has {len(flat)}",
-            "wrong_type",
-        )
+def tensor_values(shape: list[int], data: list, loc: Loc, errors: Errors) -> tuple[list, bool]:
+    """A tensor's values, row-major and flat, after checking them against ``shape``; and
+    whether ``data`` was nested. Flat data (the usual form) is only counted. Nested data
+    has one level of lists per dimension, each list as long as its dimension: every row
+    is checked (per row, not per value), the first level at fault refused with the
+    ``loc`` of each row there (``data`` itself, then ``data[i]``, ``data[i][j]``, ...)."""
+    if not data or type(data[0]) is not list:
+        if len(data) != math.prod(shape):
+            errors.add(
+                loc,
+                f"shape {shape} holds {math.prod(shape)} values, data has {len(data)}",
+                "wrong_type",
+            )
+        return data, False
+    rows = [data]  # the lists at this level, row-major: prod(shape[:level]) of them
+    for level, dim in enumerate(shape):
+        before = errors.total
+        noun = "values" if level == len(shape) - 1 else "rows"
+        for r, row in enumerate(rows):
+            if type(row) is list and len(row) == dim:
+                continue
+            at = _row_index(r, shape[:level])
+            where = "data" if not at else f"row {at[0]}" if len(at) == 1 else f"row {list(at)}"
+            if type(row) is list:
+                msg = f"{where} has {len(row)} {noun}, shape {shape} says {dim}"
+            else:
+                msg = f"{where}: expected a list of {dim} {noun}, got {json_type(row)}"
+            errors.add((*loc, *at), msg, "wrong_type")
+        if errors.total > before:
+            return [], True
+        if level < len(shape) - 1:
+            rows = list(chain.from_iterable(rows))
+    return list(chain.from_iterable(rows)), True
 
 
-def flatten(data: list) -> list:
-    """Nested rows (all lists at a level) to one flat list, row-major."""
-    while data and all(type(d) is list for d in data):
-        data = list(chain.from_iterable(data))
-    return data
+def _row_index(r: int, dims: Sequence[int]) -> tuple[int, ...]:
+    """The index path of row ``r`` of the row-major rows of ``dims``."""
+    path = []
+    for dim in reversed(dims):
+        r, i = divmod(r, dim)
+        path.append(i)
+    return tuple(reversed(path))
 
 
 # --- /v1/predict --------------------------------------------------------------
@@ -398,11 +426,12 @@ def v2_decoded(request: InferRequest, schema: FeatureSchema, served: Sequence[st
     if request.outputs is not None:
         outputs = output_names([o.name for o in request.outputs], served, errors)
     errors.raise_if_any()
-    tensors: list[tuple[str, list[int], list]] = []
+    tensors: list[_Values] = []
     for k, tensor in enumerate(request.inputs):
-        flat = flatten(tensor.data)
-        check_data_size(tensor.shape, flat, ("body", "inputs", k, "data"), errors)
-        tensors.append((tensor.name, tensor.shape, flat))
+        flat, nested = tensor_values(
+            tensor.shape, tensor.data, ("body", "inputs", k, "data"), errors
+        )
+        tensors.append(_Values(tensor.name, tensor.shape, flat, nested))
     errors.raise_if_any()
     if len(tensors) == 1 and tensors[0][0] not in schema.name_set:
         batch = _v2_matrix(tensors[0], schema)
@@ -411,16 +440,25 @@ def v2_decoded(request: InferRequest, schema: FeatureSchema, served: Sequence[st
     return Decoded(batch, request.id, outputs)
 
 
-def _numbers(flat: list, loc: Loc, what: Any, errors: Errors) -> np.ndarray:
-    """The values as float64; each one that is not a number is recorded (``what(k)``
-    names value k in the message)."""
+class _Values(NamedTuple):
+    """One tensor of a request: its values flat, and whether its data was nested."""
+
+    name: str
+    shape: list[int]
+    flat: list
+    nested: bool
+
+
+def _numbers(flat: list, loc: Callable[[int], Loc], what: Any, errors: Errors) -> np.ndarray:
+    """The values as float64; each one that is not a number is recorded (at ``loc(k)``,
+    ``what(k)`` naming value k in the message)."""
     if _NUMBER_TYPES.issuperset(map(type, flat)):
         array = to_array(flat)
         if array is not None:
             return array
     values = np.zeros(len(flat), dtype=np.float64)
     for k, value in enumerate(flat):
-        number = number_of(value, (*loc, k), what(k), errors)
+        number = number_of(value, loc(k), what(k), errors)
         if number is not None:
             values[k] = number
     return values
@@ -458,8 +496,8 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _v2_matrix(tensor: tuple[str, list[int], list], schema: FeatureSchema) -> Batch:
-    _, shape, flat = tensor
+def _v2_matrix(tensor: _Values, schema: FeatureSchema) -> Batch:
+    _, shape, flat, nested = tensor
     loc = ("body", "inputs", 0)
     width = schema.width
     if len(shape) != 2:
@@ -475,19 +513,24 @@ def _v2_matrix(tensor: tuple[str, list[int], list], schema: FeatureSchema) -> Ba
         )
     check_count(n, (*loc, "shape"), schema)
     errors = Errors()
+
+    def loc_of(i: int, j: int) -> Loc:  # data[i][j] when nested, else data[i * width + j]
+        return (*loc, "data", i, j) if nested else (*loc, "data", i * width + j)
+
     values = _numbers(
-        flat, (*loc, "data"), lambda k: f"row {k // width} {schema.names[k % width]}", errors
+        flat,
+        lambda k: loc_of(*divmod(k, width)),
+        lambda k: f"row {k // width} {schema.names[k % width]}",
+        errors,
     )
     errors.raise_if_any()
-    return check_values(
-        values.reshape(n, width), schema, lambda i, j: (*loc, "data", i * width + j)
-    )
+    return check_values(values.reshape(n, width), schema, loc_of)
 
 
-def _v2_columns(tensors: list[tuple[str, list[int], list]], schema: FeatureSchema) -> Batch:
+def _v2_columns(tensors: list[_Values], schema: FeatureSchema) -> Batch:
     errors = Errors()
     position: dict[str, int] = {}
-    for k, (name, shape, _) in enumerate(tensors):
+    for k, (name, shape, _, _) in enumerate(tensors):
         loc: Loc = ("body", "inputs", k)
         if name not in schema.name_set:
             errors.add((*loc, "name"), f"unexpected input {name!r}: not a feature", "extra_field")
@@ -503,20 +546,27 @@ def _v2_columns(tensors: list[tuple[str, list[int], list]], schema: FeatureSchem
                 ("body", "inputs"), f"input for feature {name!r} is required", "missing_field"
             )
     errors.raise_if_any()
-    counts = {tensors[k][1][0] for k in position.values()}
+    counts = {tensors[k].shape[0] for k in position.values()}
     if len(counts) != 1:
         raise InputError.single(
             ("body", "inputs"), f"inputs disagree on N: {sorted(counts)}", "wrong_type"
         )
     n = counts.pop()
     check_count(n, ("body", "inputs"), schema)
+
+    def value_loc(k: int) -> Callable[[int], Loc]:
+        """The loc of value r of tensor k: data[r][0] when [N, 1] and nested, else data[r]."""
+        if tensors[k].nested and len(tensors[k].shape) == 2:
+            return lambda r: ("body", "inputs", k, "data", r, 0)
+        return lambda r: ("body", "inputs", k, "data", r)
+
+    locs = [value_loc(k) for k in range(len(tensors))]
     columns = []
     for name in schema.names:
         k = position[name]
-        loc = ("body", "inputs", k, "data")
-        columns.append(_numbers(tensors[k][2], loc, lambda r, name=name: f"row {r} {name}", errors))
+        columns.append(
+            _numbers(tensors[k].flat, locs[k], lambda r, name=name: f"row {r} {name}", errors)
+        )
     errors.raise_if_any()
     order = [position[name] for name in schema.names]
-    return check_values(
-        np.column_stack(columns), schema, lambda i, j: ("body", "inputs", order[j], "data", i)
-    )
+    return check_values(np.column_stack(columns), schema, lambda i, j: locs[order[j]](i))

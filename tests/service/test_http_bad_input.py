@@ -136,6 +136,23 @@ def cases(inst: dict) -> list[Case]:
             body({"inputs": [{**tensor, "shape": [1, 12], "data": tensor["data"][:12]}]}),
             path="/v2/models/wine/infer",
         ),
+        Case(  # 12 values then 14: as many as [2, 13] holds, but not rows of 13
+            "wrong_type",
+            422,
+            ["body", "inputs", 0, "data", 0],
+            body(
+                {
+                    "inputs": [
+                        {
+                            **tensor,
+                            "shape": [2, 13],
+                            "data": [tensor["data"][:12], tensor["data"][12:] + tensor["data"]],
+                        }
+                    ]
+                }
+            ),
+            path="/v2/models/wine/infer",
+        ),
         Case(
             "not_finite",
             422,

@@ -309,6 +309,59 @@ def test_v2_matrix_nested_and_columns_give_the_same_matrix() -> None:
             ["body", "inputs"],
         ),
         ({"inputs": [tensor()], "id": 7}, "wrong_type", ["body", "id"]),
+        # Nested data has one level per dimension, each list as long as its dimension
+        # (the same total is not enough); values in it are named by their nested index.
+        (
+            {"inputs": [tensor(data=[[0.5, 5], [0, 1, 0, -1]])]},
+            "wrong_type",
+            ["body", "inputs", 0, "data", 0],
+        ),
+        (
+            {"inputs": [tensor(data=[[0.5, 5], [0, 1], [0, -1]])]},
+            "wrong_type",
+            ["body", "inputs", 0, "data"],
+        ),
+        (
+            {"inputs": [tensor(data=[[0.5, 5, 0], 1])]},
+            "wrong_type",
+            ["body", "inputs", 0, "data", 1],
+        ),
+        (
+            {"inputs": [tensor(shape=[2, 1, 3], data=[[[0.5, 5, 0]], [[1, 0], [-1]]])]},
+            "wrong_type",
+            ["body", "inputs", 0, "data", 1],
+        ),
+        (
+            {"inputs": [tensor(shape=[2, 1, 3], data=[[[0.5, 5]], [[0, 1, 0, -1]]])]},
+            "wrong_type",
+            ["body", "inputs", 0, "data", 0, 0],
+        ),
+        (
+            {"inputs": [tensor(data=[[[0.5], [5], [0]], [[1], [0], [-1]]])]},
+            "wrong_type",
+            ["body", "inputs", 0, "data", 0, 0],
+        ),
+        (
+            {"inputs": [tensor(data=[[0.5, 5, 0], [1, "0", -1]])]},
+            "wrong_type",
+            ["body", "inputs", 0, "data", 1, 1],
+        ),
+        (
+            {"inputs": [tensor(data=[[0.5, 5, 0], [1, 99, -1]])]},
+            "out_of_range",
+            ["body", "inputs", 0, "data", 1, 1],
+        ),
+        (
+            {
+                "inputs": [
+                    {"name": "a", "shape": [2, 1], "datatype": "FP64", "data": [[0.5], [1]]},
+                    {"name": "b", "shape": [2, 1], "datatype": "FP64", "data": [[5], [99]]},
+                    {"name": "c", "shape": [2], "datatype": "FP64", "data": [0, -1]},
+                ]
+            },
+            "out_of_range",
+            ["body", "inputs", 1, "data", 1, 0],
+        ),
     ],
 )
 def test_v2_errors_name_the_field_and_reason(payload, reason: str, loc: list) -> None:
@@ -316,6 +369,75 @@ def test_v2_errors_name_the_field_and_reason(payload, reason: str, loc: list) ->
     assert err.status == 422
     assert reason in err.reasons
     assert list(err.errors[0].loc) == loc, err.errors
+
+
+def test_v2_nested_rows_that_disagree_with_the_shape_are_refused_on_both_paths() -> None:
+    """Twelve values then fourteen: as many as [2, 13] holds, but not rows of 13. Refused
+    (not re-chunked), each row at fault named, the same way whether msgspec takes the body
+    (typed path) or refuses it (NaN elsewhere: the explainer)."""
+    ragged = [[0.5, 5], [0, 1, 0, -1]]
+    typed = error_of(lambda: batch_from_v2({"inputs": [tensor(data=ragged)]}, schema(), OUTPUTS))
+    nan = [[0.5, 5], [0, 1, 0, float("nan")]]
+    explained = error_of(lambda: batch_from_v2({"inputs": [tensor(data=nan)]}, schema(), OUTPUTS))
+    for err in (typed, explained):
+        assert (err.status, err.reasons) == (422, {"wrong_type"})
+        assert err.body()["detail"] == [
+            {
+                "loc": ["body", "inputs", 0, "data", 0],
+                "msg": "row 0 has 2 values, shape [2, 3] says 3",
+                "type": "wrong_type",
+            },
+            {
+                "loc": ["body", "inputs", 0, "data", 1],
+                "msg": "row 1 has 4 values, shape [2, 3] says 3",
+                "type": "wrong_type",
+            },
+        ]
+    assert (
+        typed.message
+        == "body.inputs.0.data.0: row 0 has 2 values, shape [2, 3] says 3 (and 1 more)"
+    )
+    rows = error_of(
+        lambda: batch_from_v2({"inputs": [tensor(data=[[0.5, 5]] * 3)]}, schema(), OUTPUTS)
+    )
+    assert rows.errors[0].msg == "data has 3 rows, shape [2, 3] says 2"
+    deep = error_of(
+        lambda: batch_from_v2(
+            {
+                "inputs": [
+                    tensor(
+                        shape=[2, 2, 3], data=[[[0.5, 5, 0]] * 2, [[1, 0, -1]] * 2 + [[0, 0, 0]]]
+                    )
+                ]
+            },
+            schema(),
+            OUTPUTS,
+        )
+    )
+    assert list(deep.errors[0].loc) == ["body", "inputs", 0, "data", 1]
+    assert deep.errors[0].msg == "row 1 has 3 rows, shape [2, 2, 3] says 2"
+    leaf = error_of(
+        lambda: batch_from_v2(
+            {"inputs": [tensor(shape=[1, 2, 3], data=[[[0.5, 5, 0], [1, 0]]])]}, schema(), OUTPUTS
+        )
+    )
+    assert list(leaf.errors[0].loc) == ["body", "inputs", 0, "data", 0, 1]
+    assert leaf.errors[0].msg == "row [0, 1] has 2 values, shape [1, 2, 3] says 3"
+
+
+def test_v2_null_optional_fields_are_accepted() -> None:
+    """id, parameters and outputs (and a tensor's parameters) may be null, as absent."""
+    payload = {"id": None, "parameters": None, "outputs": None, "inputs": [tensor(parameters=None)]}
+    decoded = batch_from_v2(payload, schema(), OUTPUTS)
+    assert decoded.batch.features.tolist() == [[0.5, 5.0, 0.0], [1.0, 0.0, -1.0]]
+    assert (decoded.id, decoded.outputs) == (None, None)
+    # the explainer (NaN: msgspec refuses the body) names only the NaN
+    nan = tensor(data=[0.5, 5, 0, 1, 0, float("nan")])
+    err = error_of(lambda: batch_from_v2(payload | {"inputs": [nan]}, schema(), OUTPUTS))
+    assert err.reasons == {"not_finite"}
+    assert [e.loc for e in err.errors] == [("body", "inputs", 0, "data", 5)]
+    bad = error_of(lambda: batch_from_v2(payload | {"parameters": []}, schema(), OUTPUTS))
+    assert [e.loc for e in bad.errors] == [("body", "parameters")]
 
 
 # Edge bodies and what they become (reject policy): the matrix, or the refusal's

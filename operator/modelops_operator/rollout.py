@@ -235,16 +235,33 @@ def _release_event(obs: Observation, state: State) -> Event | None:
             f"version {target.version} was stable until {prev.replaced_at}, within "
             f"rollbackWindow {obs.spec.rollout.rollback_window}: rolled back without analysis",
         )
+    # The service labels its series by the model card's name and version: a release that
+    # keeps both (a new image, the same artifact re-uploaded) cannot be told apart from the
+    # stable in Prometheus, so a canary of it would be judged against itself.
+    stable = status.stable
+    same_series = stable is not None and (target.name, target.version) == (
+        stable.name,
+        stable.version,
+    )
     if (
         obs.spec.rollout.strategy in (Strategy.CANARY, Strategy.AB_TEST)
         and total_replicas(obs.spec) > 0
+        and not same_series
     ):
         what = "A/B test of" if obs.spec.rollout.ab else "canary of"
         return Event(
             EventKind.NEW_RELEASE_CANARY, Reason.CANARY_STARTED, f"{what} version {target.version}"
         )
+    why = ""
+    if same_series and obs.spec.rollout.strategy != Strategy.ROLLING_UPDATE:
+        why = (
+            f" without analysis: {target.name} {target.version} is the stable's model version, "
+            "whose metrics the canary's cannot be told apart from (change model.version)"
+        )
     return Event(
-        EventKind.NEW_RELEASE_ROLLING, Reason.ROLLING_UPDATE, f"rolling update to {target.version}"
+        EventKind.NEW_RELEASE_ROLLING,
+        Reason.ROLLING_UPDATE,
+        f"rolling update to {target.version}{why}",
     )
 
 

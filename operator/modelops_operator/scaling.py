@@ -36,9 +36,10 @@ def total_replicas(spec: ModelDeploymentSpec) -> int:
 def scale_replicas(stable: WorkloadState, canary: WorkloadState) -> int:
     """status.replicas: the pods of the track that carries the total (the larger one).
 
-    The canary runs beside the stable at the step's share, so the stable carries
-    spec.replicas until the last step, where the canary alone does; counting both
-    would make an autoscaler see more replicas than it asked for and scale down.
+    The canary runs beside the stable at the step's share, never with more replicas
+    than the stable (workloads.split_replicas caps it at the total), so the stable
+    carries spec.replicas until the last step, where the canary alone does; counting
+    both would make an autoscaler see more replicas than it asked for and scale down.
     """
     return max(stable.replicas, canary.replicas if canary.exists else 0)
 

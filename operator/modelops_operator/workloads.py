@@ -186,17 +186,18 @@ def split_replicas(total: int, weight: int) -> tuple[int, int]:
     Without traffic routing the share is a replica ratio behind one Service. The
     stable keeps its full `total` (it never loses capacity to an unjudged version);
     the canary gets the most replicas whose share c / (total + c) does not exceed
-    the step, and at least one. At 100 the canary runs alone at `total`. When even
-    one canary replica is more than the step (replicas 2, step 10: 33%), the
-    effective share is higher than the step: the status reports it beside the
-    step and says how many replicas would reach it (`unreachable_step`), never
-    rounding silently.
+    the step, at least one and at most `total`: a canary never outgrows the stable
+    it runs beside, so a step above 50% (below 100) gives an equal split, 50%. At
+    100 the canary runs alone at `total`. When even one canary replica is more than
+    the step (replicas 2, step 10: 33%), the effective share is higher than the
+    step; above 50% it is lower. Either way the status reports it beside the step
+    and says what the replicas give (`unreachable_step`), never rounding silently.
     """
     if total <= 0:
         return 0, 0
     if weight >= 100:
         return 0, total
-    return total, max(1, total * weight // (100 - weight))
+    return total, min(total, max(1, total * weight // (100 - weight)))
 
 
 def split_routed(total: int, weight: int) -> tuple[int, int]:
@@ -223,10 +224,19 @@ def replicas_to_reach(weight: int) -> int:
 
 
 def unreachable_step(total: int, weight: int) -> str | None:
-    """Why the replica count cannot give `weight` percent, or None when it can."""
+    """Why the replica count cannot give `weight` percent, and what it gives, or None
+    when it can."""
     stable, canary = split_replicas(total, weight)
     share = effective_share(stable, canary)
-    if total <= 0 or share <= weight:
+    if total <= 0 or weight >= 100:
+        return None
+    if weight > 50:
+        return (
+            f"step {weight}% is unreachable by replicas: the canary is capped at the "
+            f"stable's {total} replicas, {canary} canary beside {stable} stable is {share:g}%; "
+            "traffic routing (gatewayAPI) would reach it"
+        )
+    if share <= weight:
         return None
     return (
         f"step {weight}% is unreachable with {total} replicas: 1 canary beside {stable} stable "

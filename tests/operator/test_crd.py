@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from types import NoneType
 from typing import get_args
 
 import jsonschema
@@ -34,9 +35,12 @@ def validator():
 
 
 def apply_defaults(schema: dict, value):
-    """The API server's defaulting: fill `default` of missing properties, recursively."""
+    """The API server's defaulting: drop a null the schema does not mark `nullable` (it
+    prunes those before defaulting), fill `default` of missing properties, recursively."""
     if schema.get("type") == "object" and isinstance(value, dict):
         for key, sub in (schema.get("properties") or {}).items():
+            if key in value and value[key] is None and not sub.get("nullable"):
+                del value[key]
             if key not in value and "default" in sub:
                 value[key] = copy.deepcopy(sub["default"])
             if key in value:
@@ -228,6 +232,65 @@ def test_every_duration_has_the_pattern_of_the_pydantic_model():
         for key in path:
             node = node["properties"][key]
         assert node["pattern"] == DURATION_PATTERN, ".".join(path)
+
+
+def none_paths(model: type[BaseModel], path: tuple[str, ...] = ()):
+    """The spec's fields the pydantic model accepts as None, by their CRD (alias) names, with
+    the model's default."""
+    for name, field in model.model_fields.items():
+        here = (*path, field.alias or name)
+        kinds = get_args(field.annotation) or (field.annotation,)
+        if NoneType in kinds:
+            yield here, field.default
+        for kind in kinds:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                yield from none_paths(kind, here)
+
+
+def spec_node(path: tuple[str, ...]) -> dict:
+    node = SCHEMA["properties"]["spec"]
+    for key in path:
+        node = node["properties"][key]
+    return node
+
+
+# the gates `null` switches off (operator/README.md), their defaults on
+GATES = [
+    ("rollout", "analysis", "maxDriftScore"),
+    ("rollout", "compare", "maxErrorRateDelta"),
+    ("rollout", "compare", "maxLatencyP95Ratio"),
+    ("rollout", "compare", "maxPredictionShift"),
+]
+
+
+def test_every_field_the_model_takes_as_none_takes_null_in_the_crd():
+    """The API server prunes a null the schema does not mark nullable, then defaults it: a
+    field whose None means something else than its default must be `nullable: true`; one
+    whose default is None may instead have no CRD default (pruned, it is None all the same)."""
+    paths = dict(none_paths(ModelDeploymentSpec))
+    assert set(GATES) <= set(paths)
+    for path, default in paths.items():
+        node = spec_node(path)
+        if node.get("nullable") is True:
+            continue
+        where = f"spec.{'.'.join(path)}: the model takes null but the CRD prunes it"
+        assert default is None, f"{where} (model default {default!r})"
+        assert "default" not in node, f"{where} (CRD default {node['default']!r})"
+
+
+@pytest.mark.parametrize("gate", GATES, ids=[".".join(g) for g in GATES])
+def test_null_switches_a_gate_off_through_the_api_server(gate):
+    assert spec_node(gate).get("nullable") is True
+    spec = copy.deepcopy(GOOD["spec"])
+    spec["rollout"] = {gate[1]: {gate[2]: None}}
+    parsed = parse_spec(apply_defaults(SCHEMA["properties"]["spec"], spec))
+    group = getattr(parsed.rollout, gate[1])
+    (field,) = [n for n, f in type(group).model_fields.items() if f.alias == gate[2]]
+    assert getattr(group, field) is None
+    # absent, it is on at the default
+    absent = copy.deepcopy(GOOD["spec"])
+    defaulted = parse_spec(apply_defaults(SCHEMA["properties"]["spec"], absent))
+    assert getattr(getattr(defaulted.rollout, gate[1]), field) is not None
 
 
 def test_schema_requires_the_model_fields():

@@ -305,6 +305,24 @@ def test_fast_rollback_only_within_the_window():
     assert classify(outside).kind == EventKind.NEW_RELEASE_CANARY
 
 
+def test_a_release_of_the_stables_model_version_rolls_without_a_canary():
+    """A new image of the same model version: its series are the stable's (the service labels
+    them by model card), so a canary would be judged against itself."""
+    spec = spec_for("1", model={**V1.model_dump(), "image": "model-service:1-patched"})
+    obs = Observation(spec, status_in(State.IDLE), at(4000), READY, MISSING)
+    event = classify(obs)
+    assert event.kind == EventKind.NEW_RELEASE_ROLLING
+    assert "without analysis: wine 1 is the stable's model version" in event.message
+    obs = tick(run(obs), 4001)
+    assert obs.status.phase == Phase.READY
+    assert obs.status.canary is None
+    assert obs.status.stable.image == "model-service:1-patched"
+    # under RollingUpdate it is the usual rolling update, said as usual
+    spec = spec_for("1", strategy="RollingUpdate", model=spec.model.model_dump())
+    event = classify(Observation(spec, status_in(State.IDLE), at(4000), READY, MISSING))
+    assert event.message == "rolling update to 1"
+
+
 def test_rolling_update_degrades_after_the_progress_deadline():
     spec = spec_for("1", progress={})
     obs = Observation(spec, status_in(State.ROLLING), at(601), READY, MISSING)
@@ -348,6 +366,19 @@ def test_an_unreachable_step_is_said_never_rounded_silently():
     waiting = advance(Observation(spec, outcome.status, at(1), READY, READY))
     assert "step 10% is unreachable with 2 replicas" in waiting.event.message
     assert waiting.event.reason == "Analyzing"
+
+
+def test_a_step_above_50_by_replicas_says_the_equal_split_it_gives():
+    spec = spec_for("2", replicas=10, steps=[90, 100])
+    outcome = advance(Observation(spec, status_in(State.IDLE), at(0), READY, MISSING))
+    assert outcome.status.canary_weight == 90
+    assert outcome.status.effective_canary_weight == 50.0
+    (started,) = outcome.events
+    assert started.message == (
+        "canary 2 at 90% (step 90% is unreachable by replicas: the canary is capped at the "
+        "stable's 10 replicas, 10 canary beside 10 stable is 50%; traffic routing "
+        "(gatewayAPI) would reach it)"
+    )
 
 
 def test_steps_shortened_under_a_running_canary_count_as_the_last_step():

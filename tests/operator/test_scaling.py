@@ -63,6 +63,18 @@ def test_a_scale_up_at_50_keeps_the_ratio(before, after):
         assert (work.stable_replicas, work.canary_replicas) == (total, total)
 
 
+@pytest.mark.parametrize("weight", [60, 75, 90, 99])
+def test_a_step_above_50_never_outgrows_the_stable(weight):
+    spec = spec_for("2", replicas=10, steps=[weight, 100])
+    work = desired_workloads(spec, canary_status(0))
+    assert (work.stable_replicas, work.canary_replicas) == (10, 10)
+    # status.replicas: the size the autoscaler asked for, not 90 canary pods
+    stable, canary = workload(work.stable_replicas), workload(work.canary_replicas)
+    assert scale_replicas(stable, canary) == 10
+    promoting = desired_workloads(spec, canary_status(0, promoting=True))
+    assert (promoting.stable_replicas, promoting.canary_replicas) == (10, 10)
+
+
 def test_without_a_canary_the_stable_runs_the_total():
     spec = spec_for("1", replicas=7)
     assert desired_workloads(spec, ModelDeploymentStatus(stable=ref("1"))).stable_replicas == 7

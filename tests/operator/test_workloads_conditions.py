@@ -79,6 +79,19 @@ def test_replica_mode(total, weight):
         assert unreachable_step(need, weight) is None
 
 
+@pytest.mark.parametrize("total", range(1, 11))
+@pytest.mark.parametrize("weight", [51, 60, 75, 90, 99])
+def test_replica_mode_caps_the_canary_at_the_stable_above_50(total, weight):
+    # replicas 10, step 90 gave 90 canary pods beside 10 stable: an equal split at most
+    assert split_replicas(total, weight) == (total, total)
+    assert effective_share(total, total) == 50.0
+    assert unreachable_step(total, weight) == (
+        f"step {weight}% is unreachable by replicas: the canary is capped at the stable's "
+        f"{total} replicas, {total} canary beside {total} stable is 50%; traffic routing "
+        "(gatewayAPI) would reach it"
+    )
+
+
 def test_no_replicas_no_pods():
     assert split_replicas(0, 50) == (0, 0)
     assert effective_share(0, 0) == 0.0

@@ -18,6 +18,8 @@ MANAGED_BY = "modelops-operator"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_TRACK = "modelops.io/track"
+LABEL_VERSION = "modelops.io/version"
+SERVICE_CONTAINER = "model-service"  # the chart's container of the service
 TRACK_STABLE = "stable"
 TRACK_CANARY = "canary"
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from modelops_operator.analysis import Decision, Verdict
 from modelops_operator.constants import COND_PROGRESSING
+from modelops_operator.images import split_image
 from modelops_operator.models import (
     AnalysisRecord,
     CanaryState,
@@ -271,9 +272,12 @@ def _held_by(obs: Observation) -> str:
     return f"paused by {pause.by} at {pause.at}" if pause is not None else "spec.paused"
 
 
-def _deploy_event(obs: Observation, deadline_from: str | None) -> Event:
+def _deploy_event(obs: Observation, deadline_from: str | None, *, rolling: bool) -> Event:
+    """``rolling``: the stable Deployment is to take status.stable (Rolling, Promoting); it is
+    done when it is ready running that release, not the one before."""
     stable = obs.stable
-    if stable.is_ready:
+    behind = rolling and not _runs(stable, obs.status.stable)
+    if stable.is_ready and not behind:
         return Event(
             EventKind.DEPLOY_READY, Reason.AVAILABLE, f"{stable.ready}/{stable.desired} ready"
         )
@@ -287,10 +291,19 @@ def _deploy_event(obs: Observation, deadline_from: str | None) -> Event:
             f"{stable.ready}/{stable.desired} ready after progressDeadline "
             f"{obs.spec.rollout.progress_deadline}",
         )
+    running = f", running {stable.version} ({stable.image})" if behind else ""
     return Event(
         EventKind.DEPLOY_PROGRESSING,
         Reason.PROGRESSING,
-        f"{stable.ready}/{stable.desired} ready, {stable.updated} updated",
+        f"{stable.ready}/{stable.desired} ready, {stable.updated} updated{running}",
+    )
+
+
+def _runs(workload: WorkloadState, release: ModelRef | None) -> bool:
+    """Whether the Deployment's pod template runs ``release`` (as the chart renders it)."""
+    return release is not None and (workload.version, workload.image) == (
+        release.version,
+        split_image(release.image).rendered,
     )
 
 
@@ -401,7 +414,7 @@ def classify(obs: Observation) -> Event:
     deadline_from = obs.status.rollout_started_at if state == State.ROLLING else None
     if state == State.PROMOTING and obs.status.canary:
         deadline_from = obs.status.canary.step_started_at
-    return _deploy_event(obs, deadline_from)
+    return _deploy_event(obs, deadline_from, rolling=state in (State.ROLLING, State.PROMOTING))
 
 
 # --- applying a transition to the status ------------------------------------

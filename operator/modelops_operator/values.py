@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from modelops_operator.images import split_image
 from modelops_operator.models import (
     FetchSpec,
     ModelDeploymentSpec,
@@ -13,17 +13,6 @@ from modelops_operator.models import (
     parse_duration,
 )
 from modelops_operator.rollout import Workloads
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    repository: str
-    tag: str = ""
-    digest: str = ""
-
-    def values(self) -> dict[str, str]:
-        return {"repository": self.repository, "tag": self.tag, "digest": self.digest}
-
 
 # The chart's default scrape timeout; Prometheus refuses a timeout longer than the interval,
 # and the chart fails the render on one (templates/_validate.tpl).
@@ -34,18 +23,6 @@ def scrape_timeout(interval: str) -> str:
     """The chart's default timeout, or the interval itself when that is shorter."""
     shorter = parse_duration(interval) < parse_duration(DEFAULT_SCRAPE_TIMEOUT)
     return interval if shorter else DEFAULT_SCRAPE_TIMEOUT
-
-
-def split_image(image: str) -> ImageRef:
-    """'reg:5000/team/app:1.2@sha256:ab' -> repository, tag, digest (tag 'latest' if none)."""
-    ref, _, digest = image.partition("@")
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    if colon > slash:
-        repository, tag = ref[:colon], ref[colon + 1 :]
-    else:
-        repository, tag = ref, ("" if digest else "latest")
-    return ImageRef(repository, tag, digest)
 
 
 def chart_values(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelops_operator.constants import LABEL_TRACK
+from modelops_operator.constants import LABEL_TRACK, LABEL_VERSION, SERVICE_CONTAINER
 
 # Container waiting reasons that will not heal by waiting.
 FAILING_WAIT_REASONS = frozenset(
@@ -41,6 +41,11 @@ class WorkloadState:
     current_generation: bool = True
     failure: str | None = None  # reason, when it will not become ready by waiting
     failure_message: str = ""
+    # What the pod template runs: its modelops.io/version label and the service's image
+    # (None: not read). The status is written before the apply, so a ready Deployment may
+    # still run the release before (the apply failed, or the operator restarted between).
+    version: str | None = None
+    image: str | None = None
 
     @property
     def is_ready(self) -> bool:
@@ -65,6 +70,9 @@ def read_deployment(
     status = deployment.get("status") or {}
     meta = deployment.get("metadata") or {}
     desired = int(spec.get("replicas", 1) or 0)
+    template = spec.get("template") or {}
+    template_labels = (template.get("metadata") or {}).get("labels") or {}
+    containers = (template.get("spec") or {}).get("containers") or []
     failure: str | None = None
     message = ""
     for cond in status.get("conditions") or []:
@@ -99,6 +107,10 @@ def read_deployment(
         >= int(meta.get("generation") or 0),
         failure=failure,
         failure_message=message,
+        version=template_labels.get(LABEL_VERSION),
+        image=next(
+            (c.get("image") for c in containers if c.get("name") == SERVICE_CONTAINER), None
+        ),
     )
 
 

@@ -16,7 +16,7 @@ from modelops_operator.rollout import (
     route_weight,
 )
 from modelops_operator.workloads import MISSING, WorkloadState
-from tests.support.operator_builders import at, ref, stamp
+from tests.support.operator_builders import at, ref, running, stamp
 
 READY = WorkloadState(exists=True, desired=2, ready=2, updated=2, available=2)
 STABLE_READY = WorkloadState(exists=True, desired=4, ready=4, updated=4, available=4)
@@ -75,7 +75,8 @@ def test_naming_b_the_winner_promotes_it_and_records_why():
     assert out.transition.next == State.PROMOTING
     assert out.status.stable.version == "2"
     assert "A/B test: version 2 promoted" in out.events[0].message
-    done = advance(Observation(spec, out.status, at(10), STABLE_READY, READY))
+    stable = running(out.status.stable, STABLE_READY)  # the stable Deployment now runs 2
+    done = advance(Observation(spec, out.status, at(10), stable, READY))
     entry = done.status.history[-1]
     assert (entry.version, entry.result, entry.reason) == ("2", "Promoted", "WinnerChosen")
     assert done.status.canary is None

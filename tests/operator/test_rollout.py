@@ -35,7 +35,7 @@ from modelops_operator.rollout import (
     stable_serves,
 )
 from modelops_operator.workloads import MISSING, WorkloadState
-from tests.support.operator_builders import at, ref, spec_for, stamp
+from tests.support.operator_builders import at, ref, running, spec_for, stamp
 
 V0, V1, V2, V3 = ref("0"), ref("1"), ref("2"), ref("3")
 READY = WorkloadState(exists=True, desired=2, ready=2, updated=2, available=2)
@@ -133,6 +133,7 @@ def observation(state: State, event: EventKind) -> Observation:
         request = RequestRecord(id="r1", verb=Verb.ABORT, by="alice", at=stamp(30))
     spec = spec_for(target.version, strategy=strategy, paused=paused, autoRollback=auto, replicas=4)
     status = status_in(state, step=step)
+    stable = running(status.stable, stable)  # what the status asks of it, applied
     return Observation(spec, status, now, stable, canary, analysis, request=request)
 
 
@@ -218,8 +219,8 @@ def run(obs: Observation) -> Observation:
 
 def tick(obs: Observation, now_s: float, analysis: Decision | None = None, **kw) -> Observation:
     obs = Observation(
-        kw.get("spec", obs.spec), obs.status, at(now_s), kw.get("stable", READY),
-        kw.get("canary", READY), None,
+        kw.get("spec", obs.spec), obs.status, at(now_s),
+        kw.get("stable", running(obs.status.stable, READY)), kw.get("canary", READY), None,
     )  # fmt: skip
     if analysis is not None and analysis_due(obs):
         obs = Observation(obs.spec, obs.status, obs.now, obs.stable, obs.canary, analysis)
@@ -323,6 +324,28 @@ def test_a_release_of_the_stables_model_version_rolls_without_a_canary():
     assert event.message == "rolling update to 1"
 
 
+def test_a_ready_deployment_still_running_the_release_before_does_not_finish_a_rollout():
+    """The status is written before the apply: when the apply failed (or the operator restarted
+    between), the stable Deployment is ready but runs the release before. A promotion, or a
+    rolling update, finishes only when it runs the release the status asks for."""
+    promoting = status_in(State.PROMOTING)  # status.stable is 2, the Deployment still runs 1
+    obs = Observation(spec_for("2"), promoting, at(31), running(V1, READY), READY)
+    event = classify(obs)
+    assert event.kind == EventKind.DEPLOY_PROGRESSING
+    assert event.message == "2/2 ready, 2 updated, running 1 (model-service:1)"
+    assert advance(obs).status.canary is not None  # the canary still serves
+    obs = Observation(spec_for("2"), promoting, at(32), running(V2, READY), READY)
+    assert classify(obs).kind == EventKind.DEPLOY_READY
+    # a new image of the same version (rolled, not canaried) is told apart by its image
+    patched = V1.model_copy(update={"image": "model-service:1-patched"})
+    rolling = status_in(State.ROLLING).model_copy(update={"stable": patched})
+    spec = spec_for("1", model=patched.model_dump())
+    obs = Observation(spec, rolling, at(31), running(V1, READY), MISSING)
+    assert classify(obs).kind == EventKind.DEPLOY_PROGRESSING
+    obs = Observation(spec, rolling, at(31), running(patched, READY), MISSING)
+    assert classify(obs).kind == EventKind.DEPLOY_READY
+
+
 def test_rolling_update_degrades_after_the_progress_deadline():
     spec = spec_for("1", progress={})
     obs = Observation(spec, status_in(State.ROLLING), at(601), READY, MISSING)
@@ -345,7 +368,7 @@ def test_canary_that_never_becomes_ready_is_rolled_back():
 def test_history_is_capped():
     status = status_in(State.ROLLING)
     for i in range(15):
-        obs = Observation(spec_for("1"), status, at(i), READY, MISSING)
+        obs = Observation(spec_for("1"), status, at(i), running(status.stable, READY), MISSING)
         status = advance(obs, history_limit=5).status.model_copy(
             update={"rollout_started_at": stamp(i)}
         )

@@ -11,9 +11,10 @@ from modelops_operator.applyset import (
     prune_set,
 )
 from modelops_operator.constants import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_TRACK
+from modelops_operator.images import split_image
 from modelops_operator.models import FetchSpec, ModelRef
 from modelops_operator.rollout import Workloads
-from modelops_operator.values import chart_values, scrape_timeout, split_image
+from modelops_operator.values import chart_values, scrape_timeout
 from tests.support.operator_builders import ref, spec_for
 
 OWNER = Owner("wine", "models", "uid-1")

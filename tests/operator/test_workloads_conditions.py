@@ -119,6 +119,21 @@ def test_read_deployment_ready_and_not():
     assert not read_deployment(None).exists
 
 
+def test_read_deployment_reads_the_release_its_pod_template_runs():
+    dep = deployment()
+    dep["spec"]["template"] = {
+        "metadata": {"labels": {"modelops.io/version": "2", "modelops.io/track": "stable"}},
+        "spec": {"containers": [{"name": "sidecar", "image": "proxy:1"},
+                                {"name": "model-service", "image": "reg/svc@sha256:ab"}]},
+    }  # fmt: skip
+    state = read_deployment(dep)
+    assert (state.version, state.image) == ("2", "reg/svc@sha256:ab")
+    assert (read_deployment(deployment()).version, read_deployment(deployment()).image) == (
+        None,
+        None,
+    )
+
+
 def test_read_deployment_failures():
     stuck = deployment(
         ready=0,

@@ -3,9 +3,12 @@ parsed ModelDeployment specs."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
+from modelops_operator.images import split_image
 from modelops_operator.models import ModelRef, isoformat, parse_spec
+from modelops_operator.workloads import WorkloadState
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -41,3 +44,11 @@ def spec_for(version: str = "1", **overrides):
         else:
             body[key] = value
     return parse_spec(body)
+
+
+def running(release: ModelRef | None, workload: WorkloadState) -> WorkloadState:
+    """``workload`` with a pod template that runs ``release``, as the chart renders it."""
+    if release is None:
+        return workload
+    image = split_image(release.image).rendered
+    return dataclasses.replace(workload, version=release.version, image=image)

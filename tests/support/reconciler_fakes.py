@@ -8,6 +8,7 @@ import copy
 from typing import Any
 
 from modelops_operator.applyset import ObjectKey, key_of
+from modelops_operator.images import ImageRef
 from modelops_operator.kube import ConflictError
 from modelops_operator.metrics import OperatorMetrics
 from modelops_operator.reconcile import Reconciler
@@ -114,15 +115,18 @@ class FakeRenderer:
             raise RenderError("Error: values don't meet the specifications of the schema")
         full = f"{release}-model-service"
 
-        def dep(name, track, replicas, version, artifact):
+        def dep(name, track, replicas, version, artifact, image):
             return {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
                 "metadata": {"name": name, "namespace": namespace,
                              "labels": {"modelops.io/track": track}},
-                "spec": {"replicas": replicas, "template": {"spec": {"containers": [
-                    {"name": "m", "env": [{"name": "MODELOPS_MODEL_DIR", "value": artifact}],
-                     "image": version}]}}},
+                "spec": {"replicas": replicas, "template": {
+                    "metadata": {"labels": {"modelops.io/version": version}},
+                    "spec": {"containers": [
+                        {"name": "model-service",
+                         "env": [{"name": "MODELOPS_MODEL_DIR", "value": artifact}],
+                         "image": ImageRef(**image).rendered}]}}},
             }  # fmt: skip
 
         tracks = ["stable", "canary"] if values["canary"]["enabled"] else ["stable"]
@@ -137,11 +141,14 @@ class FakeRenderer:
             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": full}},
             *per_track,
             dep(full, "stable", values["replicaCount"], values["model"]["version"],
-                values["model"]["artifact"]),
+                values["model"]["artifact"], values["image"]),
         ]  # fmt: skip
         if values["canary"]["enabled"]:
             c = values["canary"]
-            canary = dep(f"{full}-canary", "canary", c["replicaCount"], c["version"], c["artifact"])
+            canary = dep(
+                f"{full}-canary", "canary", c["replicaCount"], c["version"], c["artifact"],
+                c["image"],
+            )  # fmt: skip
             out.append(canary)
         mon = values["monitoring"]
         monitoring_kinds = [("ServiceMonitor", "serviceMonitor")]

@@ -204,8 +204,7 @@ def _explain_v2(payload: Any, schema: FeatureSchema, served: Sequence[str]) -> N
     if outputs is not None and not isinstance(outputs, list):
         errors.add(("body", "outputs"), "expected a list of {'name': ...}", "wrong_type")
     elif outputs is not None:
-        names = [out.get("name") if isinstance(out, dict) else None for out in outputs]
-        output_names(names, served, errors)
+        _walk_outputs(outputs, served, errors)
     inputs = payload.get("inputs")
     if inputs is None:
         errors.add(("body", "inputs"), "field 'inputs' is required", "missing_field")
@@ -217,6 +216,23 @@ def _explain_v2(payload: Any, schema: FeatureSchema, served: Sequence[str]) -> N
         _walk_tensor(tensor, ("body", "inputs", k), errors)
     errors.raise_if_any()
     v2_decoded(msgspec.convert(payload, InferRequest), schema, served)
+
+
+def _walk_outputs(outputs: list, served: Sequence[str], errors: Errors) -> None:
+    """Each output asked for is an object with a name (other keys allowed), one served."""
+    named: list[tuple[int, Any]] = []  # (index in outputs, name)
+    for k, out in enumerate(outputs):
+        if not isinstance(out, dict):
+            errors.add(
+                ("body", "outputs", k),
+                f'expected an object {{"name": ...}}, got {json_type(out)}',
+                "wrong_type",
+            )
+        elif "name" not in out:
+            errors.add(("body", "outputs", k, "name"), "field 'name' is required", "missing_field")
+        else:
+            named.append((k, out["name"]))
+    output_names(named, served, errors)
 
 
 def _walk_tensor(tensor: Any, loc: Loc, errors: Errors) -> None:

@@ -117,6 +117,20 @@ def check_content_type(value: str | None) -> None:
     )
 
 
+def check_content_encoding(value: str) -> None:
+    """A ``Content-Encoding`` header: identity only (a list of codings, e.g. "gzip,
+    identity", is checked in full; empty elements are no coding). A compressed body is
+    refused by its header, never decompressed nor read as JSON."""
+    for coding in value.split(","):
+        if coding.strip().lower() not in ("identity", ""):
+            raise InputError.single(
+                ("header", "content-encoding"),
+                f"this service reads identity (uncompressed) bodies only, "
+                f"got content-encoding {value}",
+                "wrong_content_type",
+            )
+
+
 def body_too_large(limit: int) -> InputError:
     return InputError.single(("body",), f"body larger than {limit} bytes", "body_too_large")
 
@@ -303,7 +317,7 @@ def check_values(features: np.ndarray, schema: FeatureSchema, loc_of: Any) -> Ba
         for i, j in np.argwhere(~finite):
             errors.add(
                 loc_of(int(i), int(j)),
-                f"{schema.names[j]}: {features[i, j]} is not a finite number",
+                f"{schema.names[j]}: {not_finite(features[i, j])}",
                 "not_finite",
             )
         errors.raise_if_any()
@@ -325,6 +339,14 @@ def check_values(features: np.ndarray, schema: FeatureSchema, loc_of: Any) -> Ba
     return Batch(features, tuple(errors.kept), frozenset(errors.reasons))
 
 
+def not_finite(number: float) -> str:
+    """Why a non-finite float is refused: +-inf is also how a JSON number beyond float64
+    (``1e400``) reads, so it says so, as for an integer of 400 digits."""
+    if math.isnan(number):
+        return f"{number} is not a finite number"
+    return f"{number} is not finite or too large for float64"
+
+
 def to_array(values: list) -> np.ndarray | None:
     """float64 of numbers (None when one does not fit: an int beyond float64)."""
     try:
@@ -333,10 +355,13 @@ def to_array(values: list) -> np.ndarray | None:
         return None
 
 
-def output_names(names: Sequence[Any], served: Sequence[str], errors: Errors) -> tuple[str, ...]:
-    """The v2 outputs asked for, each one this model serves."""
-    wanted = []
-    for k, name in enumerate(names):
+def output_names(
+    names: Iterable[tuple[int, Any]], served: Sequence[str], errors: Errors
+) -> tuple[str, ...]:
+    """The v2 outputs asked for, each one this model serves, each once; ``names`` pairs
+    each name with its index in the request's ``outputs``."""
+    wanted: list[str] = []
+    for k, name in names:
         loc = ("body", "outputs", k, "name")
         if not isinstance(name, str):
             errors.add(loc, "expected a string", "wrong_type")
@@ -344,6 +369,8 @@ def output_names(names: Sequence[Any], served: Sequence[str], errors: Errors) ->
             errors.add(
                 loc, f"unknown output {name!r}; this model has {', '.join(served)}", "extra_field"
             )
+        elif name in wanted:
+            errors.add(loc, f'output "{name}" asked twice', "extra_field")
         else:
             wanted.append(name)
     return tuple(wanted)
@@ -424,7 +451,7 @@ def v2_decoded(request: InferRequest, schema: FeatureSchema, served: Sequence[st
     errors = Errors()
     outputs = None
     if request.outputs is not None:
-        outputs = output_names([o.name for o in request.outputs], served, errors)
+        outputs = output_names(enumerate(o.name for o in request.outputs), served, errors)
     errors.raise_if_any()
     tensors: list[_Values] = []
     for k, tensor in enumerate(request.inputs):
@@ -477,7 +504,7 @@ def number_of(value: Any, loc: Loc, what: str, errors: Errors) -> float | None:
         errors.add(loc, f"{prefix}number too large for float64", "not_finite")
         return None
     if not math.isfinite(number):
-        errors.add(loc, f"{prefix}{number} is not a finite number", "not_finite")
+        errors.add(loc, f"{prefix}{not_finite(number)}", "not_finite")
         return None
     return number
 

@@ -3,6 +3,7 @@ counter; nothing yields a 500 or takes the process down."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass, field
 
@@ -49,6 +50,22 @@ def cases(inst: dict) -> list[Case]:
             ["header", "content-type"],
             body({"instances": [inst]}),
             headers={"content-type": "text/plain"},
+        ),
+        # The service reads identity bodies only: a compressed body (or one labelled so)
+        # is refused by its header, neither decompressed nor read as JSON.
+        Case(
+            "wrong_content_type",
+            415,
+            ["header", "content-encoding"],
+            gzip.compress(body({"instances": [inst]})),
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        ),
+        Case(
+            "wrong_content_type",
+            415,
+            ["header", "content-encoding"],
+            body({"instances": [inst]}),
+            headers={"content-type": "application/json", "content-encoding": "br"},
         ),
         Case("body_too_large", 413, ["body"], body({"instances": [inst] * 300})),
         Case(
@@ -167,6 +184,20 @@ def cases(inst: dict) -> list[Case]:
             body({"inputs": [{**tensor, "data": [*tensor["data"][:12], 1e6]}]}),
             path="/v2/models/wine/infer",
         ),
+        Case(
+            "wrong_type",
+            422,
+            ["body", "outputs", 0],
+            body({"inputs": [tensor], "outputs": ["predict"]}),
+            path="/v2/models/wine/infer",
+        ),
+        Case(
+            "extra_field",
+            422,
+            ["body", "outputs", 1, "name"],
+            body({"inputs": [tensor], "outputs": [{"name": "predict"}, {"name": "predict"}]}),
+            path="/v2/models/wine/infer",
+        ),
     ]
 
 
@@ -248,3 +279,33 @@ def test_flag_policy_answers_and_counts_out_of_range(diabetes: ServiceProcess) -
         assert warning["type"] == "out_of_range"
         assert warning["loc"] == ["body", "instances", 0, "bmi"]
         assert scrape(client).value("model_input_errors_total", **labels) == before + 1
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "GZIP", "gzip, identity", "identity, br"])
+def test_a_content_encoding_other_than_identity_is_a_415(
+    encoding: str, wine_client: httpx.Client, instance: dict
+) -> None:
+    resp = wine_client.post(
+        "/v1/predict",
+        content=json.dumps({"instances": [instance]}).encode(),
+        headers={"content-type": "application/json", "content-encoding": encoding},
+    )
+    assert resp.status_code == 415, resp.text
+    detail = resp.json()["detail"]
+    assert [(d["loc"], d["type"]) for d in detail] == [
+        (["header", "content-encoding"], "wrong_content_type")
+    ]
+    assert "identity" in detail[0]["msg"]
+    assert encoding in detail[0]["msg"]
+
+
+@pytest.mark.parametrize("encoding", ["identity", "Identity", "identity, identity"])
+def test_an_identity_content_encoding_is_served(
+    encoding: str, wine_client: httpx.Client, instance: dict
+) -> None:
+    resp = wine_client.post(
+        "/v1/predict",
+        content=json.dumps({"instances": [instance]}).encode(),
+        headers={"content-type": "application/json", "content-encoding": encoding},
+    )
+    assert resp.status_code == 200, resp.text

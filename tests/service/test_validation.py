@@ -18,6 +18,7 @@ from modelops_service.validation import (
     Decoded,
     FeatureSchema,
     InputError,
+    check_content_encoding,
     check_content_type,
     v1_batch,
     v1_matrix,
@@ -218,6 +219,21 @@ def test_other_content_types_are_a_415(value: str | None) -> None:
     assert err.status == 415
     assert err.reasons == {"wrong_content_type"}
     assert list(err.errors[0].loc) == ["header", "content-type"]
+
+
+@pytest.mark.parametrize("value", ["identity", "IDENTITY", " identity ", "identity, identity", ""])
+def test_identity_content_encodings_pass(value: str) -> None:
+    check_content_encoding(value)
+
+
+@pytest.mark.parametrize("value", ["gzip", "br", "Deflate", "gzip, identity", "identity,br"])
+def test_other_content_encodings_are_a_415(value: str) -> None:
+    err = error_of(lambda: check_content_encoding(value))
+    assert err.status == 415
+    assert err.reasons == {"wrong_content_type"}
+    assert list(err.errors[0].loc) == ["header", "content-encoding"]
+    assert "identity" in err.errors[0].msg
+    assert value in err.errors[0].msg
 
 
 def tensor(**over) -> dict:
@@ -423,6 +439,86 @@ def test_v2_nested_rows_that_disagree_with_the_shape_are_refused_on_both_paths()
     )
     assert list(leaf.errors[0].loc) == ["body", "inputs", 0, "data", 0, 1]
     assert leaf.errors[0].msg == "row [0, 1] has 2 values, shape [1, 2, 3] says 3"
+
+
+@pytest.mark.parametrize(
+    ("outputs", "loc", "msg"),
+    [
+        (["predict"], ("body", "outputs", 0), 'expected an object {"name": ...}, got string'),
+        (
+            [{"name": "predict"}, 7],
+            ("body", "outputs", 1),
+            'expected an object {"name": ...}, got int',
+        ),
+        ([{"name": 7}], ("body", "outputs", 0, "name"), "expected a string"),
+    ],
+)
+def test_v2_outputs_that_are_not_objects_are_named_as_such(outputs, loc, msg) -> None:
+    payload = {"inputs": [tensor()], "outputs": outputs}
+    err = error_of(lambda: batch_from_v2(payload, schema(), OUTPUTS))
+    assert err.reasons == {"wrong_type"}
+    assert [(e.loc, e.msg) for e in err.errors] == [(loc, msg)]
+
+
+def test_v2_an_output_without_a_name_is_missing_its_name() -> None:
+    payload = {"inputs": [tensor()], "outputs": [{"parameters": {}}]}
+    err = error_of(lambda: batch_from_v2(payload, schema(), OUTPUTS))
+    assert err.reasons == {"missing_field"}
+    assert [e.loc for e in err.errors] == [("body", "outputs", 0, "name")]
+
+
+def test_v2_an_output_asked_twice_is_refused() -> None:
+    payload = {
+        "inputs": [tensor()],
+        "outputs": [{"name": "predict"}, {"name": "predict_proba"}, {"name": "predict"}],
+    }
+    err = error_of(lambda: batch_from_v2(payload, schema(), OUTPUTS))
+    assert err.status == 422
+    assert err.reasons == {"extra_field"}
+    assert [(e.loc, e.msg) for e in err.errors] == [
+        (("body", "outputs", 2, "name"), 'output "predict" asked twice')
+    ]
+    one_each = payload | {"outputs": [{"name": "predict_proba"}, {"name": "predict"}]}
+    assert batch_from_v2(one_each, schema(), OUTPUTS).outputs == ("predict_proba", "predict")
+
+
+@pytest.mark.parametrize(
+    ("body", "msg"),
+    [
+        (
+            b'{"instances": [{"a": 1e400, "b": 5, "c": 0}]}',
+            "inf is not finite or too large for float64",
+        ),
+        (b'{"a": -1e400, "b": 5, "c": 0}', "-inf is not finite or too large for float64"),
+        (b'{"instances": [[1e400, 5, 0]]}', "a: inf is not finite or too large for float64"),
+        (b'{"instances": [[0.5, 5, NaN]]}', "c: nan is not a finite number"),
+        (
+            b'{"instances": [{"a": ' + b"9" * 400 + b', "b": 5, "c": 0}]}',
+            "number too large for float64",
+        ),
+    ],
+)
+def test_v1_an_infinite_number_reads_as_too_large_for_float64(body: bytes, msg: str) -> None:
+    err = error_of(lambda: decode_v1(body, schema()))
+    assert err.reasons == {"not_finite"}
+    assert [e.msg for e in err.errors] == [msg]
+
+
+def test_v2_an_infinite_number_reads_as_too_large_for_float64() -> None:
+    body = json.dumps({"inputs": [tensor(data=[0.5, 5, 0, 1, 0, 12345.5])]}).encode()
+    err = error_of(lambda: decode_v2(body.replace(b"12345.5", b"-1e400"), schema(), OUTPUTS))
+    assert [e.msg for e in err.errors] == ["c: -inf is not finite or too large for float64"]
+
+
+def test_the_typed_checks_say_inf_is_too_large_for_float64() -> None:
+    """check_values, on rows msgspec decoded (it reads 1e400 as inf in some forms)."""
+    rows = [(float("inf"), 5.0, 0.0), (0.5, float("-inf"), float("nan"))]
+    err = error_of(lambda: v1_batch(rows, ("body", "instances"), schema()))
+    assert [(e.loc, e.msg) for e in err.errors] == [
+        (("body", "instances", 0, 0), "a: inf is not finite or too large for float64"),
+        (("body", "instances", 1, 1), "b: -inf is not finite or too large for float64"),
+        (("body", "instances", 1, 2), "c: nan is not a finite number"),
+    ]
 
 
 def test_v2_null_optional_fields_are_accepted() -> None:

@@ -17,7 +17,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelops_service.artifact import Prediction
 from modelops_service.service import ModelService, PredictionError, PredictionTimeoutError
-from modelops_service.validation import Decoded, InputError, body_too_large, check_content_type
+from modelops_service.validation import (
+    Decoded,
+    InputError,
+    body_too_large,
+    check_content_encoding,
+    check_content_type,
+)
 
 log = logging.getLogger("modelops_service")
 
@@ -112,17 +118,22 @@ def json_response(body: Any, status_code: int = 200) -> Response:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body of a JSON request; InputError for a wrong content type and a body
-    over ``limit`` bytes (declared or actual). From the scope's headers and ``receive``
+    """The raw body of a JSON request; InputError for a wrong content type, a content
+    encoding other than identity (the body is never decompressed) and a body over
+    ``limit`` bytes (declared or actual). From the scope's headers and ``receive``
     straight away: Starlette's Headers object and stream generator cost more than the
     read (issue 21 goal 1)."""
-    content_type = declared = None
+    content_type = declared = encoding = None
     for key, value in request.scope["headers"]:  # one pass, the first of each
         if key == b"content-type" and content_type is None:
             content_type = value.decode("latin-1")
         elif key == b"content-length" and declared is None:
             declared = value
+        elif key == b"content-encoding":  # every one: a list may span header lines
+            encoding = value if encoding is None else encoding + b"," + value
     check_content_type(content_type)
+    if encoding is not None:
+        check_content_encoding(encoding.decode("latin-1"))
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise body_too_large(limit)
     chunks: list[bytes] = []
@@ -244,7 +255,11 @@ def error_responses() -> dict[int | str, dict[str, Any]]:
     return {
         400: {"description": "Malformed JSON", "content": content},
         413: {"description": "Body too large", "content": content},
-        415: {"description": "Content type is not application/json", "content": content},
+        415: {
+            "description": "Content type is not application/json, or a Content-Encoding "
+            "other than identity (bodies are read uncompressed only)",
+            "content": content,
+        },
         422: {"description": "Invalid instances (field-level detail)", "content": content},
         503: {
             "description": "Model not ready yet, or overloaded: the request waited longer "

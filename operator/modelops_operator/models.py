@@ -388,12 +388,21 @@ class AnalysisRecord(_Model):
     prometheus_url: str = Field(default="", alias="prometheusUrl")
 
 
+class HeldFailure(_Model):
+    at: str
+    reason: str
+    message: str = ""
+
+
 class CanaryState(_Model):
     model: ModelRef
     step: int = 0
     started_at: str = Field(alias="startedAt")
     step_started_at: str = Field(alias="stepStartedAt")
     inconclusive_since: str | None = Field(default=None, alias="inconclusiveSince")
+    # A failure under autoRollback: false: held from then on, not analysed again, until a
+    # promote or abort request or a change of spec.model.
+    held: HeldFailure | None = None
     promoting: bool = False
 
 

@@ -24,6 +24,7 @@ from modelops_operator.images import split_image
 from modelops_operator.models import (
     AnalysisRecord,
     CanaryState,
+    HeldFailure,
     HistoryEntry,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
@@ -316,13 +317,18 @@ def analysis_due(obs: Observation) -> bool:
     assert canary is not None
     if not obs.canary.is_ready or obs.spec.rollout.ab:  # an A/B test is decided by the user
         return False
+    if canary.held is not None:  # held after a failure: a person decides
+        return False
     return _seconds_since(canary.step_started_at, obs.now) >= obs.spec.rollout.interval_seconds
+
+
+_HOLDING = " (autoRollback is false: holding)"
 
 
 def _fail(obs: Observation, reason: str, message: str) -> Event:
     if obs.spec.rollout.auto_rollback:
-        return Event(EventKind.FAIL, reason, message)
-    return Event(EventKind.FAIL_HOLD, reason, message + " (autoRollback is false: holding)")
+        return Event(EventKind.FAIL, reason, message.removesuffix(_HOLDING))
+    return Event(EventKind.FAIL_HOLD, reason, message.removesuffix(_HOLDING) + _HOLDING)
 
 
 def _canary_event(obs: Observation) -> Event:
@@ -341,6 +347,8 @@ def _canary_event(obs: Observation) -> Event:
         return Event(kind, Reason.PROMOTE_REQUESTED, f"{what} requested by {request.by}")
     if obs.paused:
         return Event(EventKind.PAUSED, Reason.ROLLOUT_PAUSED, f"canary held: {_held_by(obs)}")
+    if canary.held is not None:  # (autoRollback set to true since: rolled back now)
+        return _fail(obs, canary.held.reason, canary.held.message)
     if not obs.canary.is_ready:
         if obs.canary.failure:
             return _fail(
@@ -500,7 +508,12 @@ def _advance_step(step: Step, status: ModelDeploymentStatus) -> Effect:
     assert status.canary is not None
     nxt = status.canary.step + 1
     canary = status.canary.model_copy(
-        update={"step": nxt, "step_started_at": step.now, "inconclusive_since": None}
+        update={
+            "step": nxt,
+            "step_started_at": step.now,
+            "inconclusive_since": None,
+            "held": None,
+        }
     )
     message = (
         f"canary {step.obs.spec.model.version} to {_step_text(step.obs.spec, nxt)}: "
@@ -570,9 +583,14 @@ def _abort_canary(step: Step, status: ModelDeploymentStatus) -> Effect:
 
 
 def _hold(step: Step, status: ModelDeploymentStatus) -> Effect:
-    """One Warning when a hold for Prometheus starts; other holds say nothing."""
+    """One Warning when a hold for Prometheus starts; other holds say nothing. A failure
+    held (autoRollback: false) is marked, so no later analysis moves the canary on."""
     if step.event.kind == EventKind.PROMETHEUS_ERROR and not _holding_for_prometheus(status):
         return status, [KubeEvent("Warning", Reason.ANALYSIS_HELD, step.event.message)]
+    canary, event = status.canary, step.event
+    if event.kind == EventKind.FAIL_HOLD and canary is not None and canary.held is None:
+        held = HeldFailure(at=step.now, reason=event.reason, message=event.message)
+        status = replace_status(status, canary=canary.model_copy(update={"held": held}))
     return status, []
 
 

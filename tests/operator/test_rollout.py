@@ -273,6 +273,31 @@ def test_failing_canary_is_rolled_back_with_a_warning_and_not_retried():
     assert desired_workloads(again.spec, again.status).canary is None
 
 
+def test_a_failure_held_under_auto_rollback_false_stays_held_until_a_person_decides():
+    hold = spec_for("2", autoRollback=False)
+    obs = tick(Observation(hold, status_in(State.CANARY), at(0), READY, READY), 31, FAIL)
+    assert obs.status.phase == Phase.DEGRADED
+    assert obs.status.canary.held.at == stamp(31)
+    # a later window that passes does not move it on: it is not even analysed
+    for t in (62, 93, 400):
+        obs = tick(obs, t, PASS)
+        assert (obs.status.phase, obs.status.canary.step) == (Phase.DEGRADED, 0)
+        assert not analysis_due(obs)
+    held = obs.status.canary.held
+    assert (held.at, held.reason) == (stamp(31), "ErrorRateTooHigh")
+    assert held.message == "errorRate 0.5 > maxErrorRate 0.05 (autoRollback is false: holding)"
+    # a promote request moves it on and lifts the hold
+    promote = RequestRecord(id="r1", verb=Verb.PROMOTE, by="alice", at=stamp(401))
+    nxt = run(Observation(hold, obs.status, at(402), READY, READY, request=promote))
+    assert (nxt.status.canary.step, nxt.status.canary.held) == (1, None)
+    assert nxt.status.phase == Phase.PROGRESSING
+    # autoRollback set to true meanwhile: the held failure rolls back, with its own reason
+    rolled = advance(Observation(spec_for("2"), obs.status, at(403), READY, READY))
+    assert rolled.status.phase == Phase.ROLLED_BACK
+    assert rolled.status.history[-1].reason == "ErrorRateTooHigh"
+    assert "autoRollback is false" not in rolled.status.history[-1].message
+
+
 def test_inconclusive_waits_until_the_deadline_then_rolls_back():
     obs = Observation(spec_for("2"), status_in(State.CANARY), at(0), READY, READY)
     obs = tick(obs, 31, INCONCLUSIVE)

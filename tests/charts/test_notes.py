@@ -74,3 +74,15 @@ def test_should_leave_the_selector_advice_out_without_monitoring_objects() -> No
     )
 
     assert "serviceMonitorSelector" not in text
+
+
+def test_should_say_who_sets_the_replicas() -> None:
+    assert "(2 replicas)" in notes("replicaCount=2")
+    assert "(autoscaled 2-6 replicas)" in notes(
+        "autoscaling.enabled=true", "autoscaling.minReplicas=2", "autoscaling.maxReplicas=6"
+    )
+    keda = notes(
+        "scaledObject.enabled=true", "scaledObject.prometheusUrl=http://p:9090",
+        "scaledObject.minReplicas=1", "scaledObject.maxReplicas=4",
+    )  # fmt: skip
+    assert "(scaled by KEDA 1-4 replicas)" in keda

@@ -138,6 +138,11 @@ REFUSED = [
         id="memory-request-above-limit",
     ),
     pytest.param(
+        {"terminationGracePeriodSeconds": 5},
+        ["shutdownDelaySeconds (15) is not below terminationGracePeriodSeconds (5)"],
+        id="shutdown-delay-past-the-grace-period",
+    ),
+    pytest.param(
         {"image": {"tag": "_rc1"}},
         ['image.tag "_rc1" is the model version label when model.version is empty'],
         id="image-tag-not-a-label-value",

@@ -339,6 +339,23 @@ def check_values(features: np.ndarray, schema: FeatureSchema, loc_of: Any) -> Ba
     return Batch(features, tuple(errors.kept), frozenset(errors.reasons))
 
 
+def check_datatype(
+    values: np.ndarray, datatype: str, loc: Callable[[int], Loc], errors: Errors
+) -> None:
+    """An integer tensor's values must be whole and within its type: read as float64 for the
+    model, a 13.2 in an INT8 tensor is a client's mistake that another v2 server would
+    truncate. Floating types take any number (non-finite ones are refused later)."""
+    if datatype[0] not in "IU":
+        return
+    info = np.iinfo(datatype.lower())
+    with np.errstate(invalid="ignore"):
+        bad = np.isfinite(values) & (
+            (values != np.floor(values)) | (values < info.min) | (values > info.max)
+        )
+    for k in np.flatnonzero(bad):
+        errors.add(loc(int(k)), f"{values[k]:g} is not a valid {datatype} value", "wrong_type")
+
+
 def not_finite(number: float) -> str:
     """Why a non-finite float is refused: +-inf is also how a JSON number beyond float64
     (``1e400``) reads, so it says so, as for an integer of 400 digits."""
@@ -458,7 +475,7 @@ def v2_decoded(request: InferRequest, schema: FeatureSchema, served: Sequence[st
         flat, nested = tensor_values(
             tensor.shape, tensor.data, ("body", "inputs", k, "data"), errors
         )
-        tensors.append(_Values(tensor.name, tensor.shape, flat, nested))
+        tensors.append(_Values(tensor.name, tensor.shape, flat, nested, tensor.datatype))
     errors.raise_if_any()
     if len(tensors) == 1 and tensors[0][0] not in schema.name_set:
         batch = _v2_matrix(tensors[0], schema)
@@ -474,6 +491,7 @@ class _Values(NamedTuple):
     shape: list[int]
     flat: list
     nested: bool
+    datatype: str
 
 
 def _numbers(flat: list, loc: Callable[[int], Loc], what: Any, errors: Errors) -> np.ndarray:
@@ -524,7 +542,7 @@ def json_type(value: Any) -> str:
 
 
 def _v2_matrix(tensor: _Values, schema: FeatureSchema) -> Batch:
-    _, shape, flat, nested = tensor
+    _, shape, flat, nested, datatype = tensor
     loc = ("body", "inputs", 0)
     width = schema.width
     if len(shape) != 2:
@@ -550,6 +568,7 @@ def _v2_matrix(tensor: _Values, schema: FeatureSchema) -> Batch:
         lambda k: f"row {k // width} {schema.names[k % width]}",
         errors,
     )
+    check_datatype(values, datatype, lambda k: loc_of(*divmod(k, width)), errors)
     errors.raise_if_any()
     return check_values(values.reshape(n, width), schema, loc_of)
 
@@ -557,7 +576,7 @@ def _v2_matrix(tensor: _Values, schema: FeatureSchema) -> Batch:
 def _v2_columns(tensors: list[_Values], schema: FeatureSchema) -> Batch:
     errors = Errors()
     position: dict[str, int] = {}
-    for k, (name, shape, _, _) in enumerate(tensors):
+    for k, (name, shape, _, _, _) in enumerate(tensors):
         loc: Loc = ("body", "inputs", k)
         if name not in schema.name_set:
             errors.add((*loc, "name"), f"unexpected input {name!r}: not a feature", "extra_field")
@@ -591,9 +610,9 @@ def _v2_columns(tensors: list[_Values], schema: FeatureSchema) -> Batch:
     columns = []
     for name in schema.names:
         k = position[name]
-        columns.append(
-            _numbers(tensors[k].flat, locs[k], lambda r, name=name: f"row {r} {name}", errors)
-        )
+        column = _numbers(tensors[k].flat, locs[k], lambda r, name=name: f"row {r} {name}", errors)
+        check_datatype(column, tensors[k].datatype, locs[k], errors)
+        columns.append(column)
     errors.raise_if_any()
     order = [position[name] for name in schema.names]
     return check_values(np.column_stack(columns), schema, lambda i, j: locs[order[j]](i))

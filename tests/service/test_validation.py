@@ -387,6 +387,31 @@ def test_v2_errors_name_the_field_and_reason(payload, reason: str, loc: list) ->
     assert list(err.errors[0].loc) == loc, err.errors
 
 
+def test_v2_an_integer_tensor_takes_whole_numbers_within_its_type() -> None:
+    """Read as float64 for the model, but a client's INT8 13.2 is its mistake, said at the value
+    (another v2 server would truncate it); a floating type takes any number."""
+    fraction = {"inputs": [tensor(datatype="INT8", data=[0, 5, 0, 1, 0.5, -1])]}
+    err = error_of(lambda: batch_from_v2(fraction, schema(), OUTPUTS))
+    assert (err.status, err.reasons) == (422, {"wrong_type"})
+    assert [(list(e.loc), e.msg) for e in err.errors] == [
+        (["body", "inputs", 0, "data", 4], "0.5 is not a valid INT8 value")
+    ]
+    negative = {"inputs": [tensor(datatype="UINT8", data=[[0, 5, 0], [1, 0, -1]])]}
+    err = error_of(lambda: batch_from_v2(negative, schema(), OUTPUTS))
+    assert [list(e.loc) for e in err.errors] == [["body", "inputs", 0, "data", 1, 2]]
+    columns = {"inputs": [
+        {"name": n, "shape": [1], "datatype": "INT16", "data": [v]}
+        for n, v in zip(NAMES, (1, 40000, 0), strict=True)
+    ]}  # fmt: skip
+    err = error_of(lambda: batch_from_v2(columns, schema(), OUTPUTS))
+    assert [list(e.loc) for e in err.errors] == [["body", "inputs", 1, "data", 0]]
+    for datatype in ("INT8", "INT64", "UINT16"):  # whole and in range: taken
+        whole = {"inputs": [tensor(datatype=datatype, data=[0, 5, 0, 1, 0, 1])]}
+        assert batch_from_v2(whole, schema(), OUTPUTS).batch.features.shape == (2, 3)
+    floats = {"inputs": [tensor(datatype="FP32", data=[0.5, 5, 0, 1, 0, -1])]}
+    assert batch_from_v2(floats, schema(), OUTPUTS).batch.features.shape == (2, 3)
+
+
 def test_v2_nested_rows_that_disagree_with_the_shape_are_refused_on_both_paths() -> None:
     """Twelve values then fourteen: as many as [2, 13] holds, but not rows of 13. Refused
     (not re-chunked), each row at fault named, the same way whether msgspec takes the body

@@ -281,31 +281,24 @@ def test_flag_policy_answers_and_counts_out_of_range(diabetes: ServiceProcess) -
         assert scrape(client).value("model_input_errors_total", **labels) == before + 1
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "GZIP", "gzip, identity", "identity, br"])
-def test_a_content_encoding_other_than_identity_is_a_415(
-    encoding: str, wine_client: httpx.Client, instance: dict
+@pytest.mark.parametrize(
+    ("encoding", "status"),
+    [("gzip", 415), ("GZIP", 415), ("gzip, identity", 415), ("identity, br", 415),
+     ("identity", 200), ("Identity", 200), ("identity, identity", 200)],
+)  # fmt: skip
+def test_only_an_identity_content_encoding_is_read(
+    encoding: str, status: int, wine_client: httpx.Client, instance: dict
 ) -> None:
     resp = wine_client.post(
         "/v1/predict",
         content=json.dumps({"instances": [instance]}).encode(),
         headers={"content-type": "application/json", "content-encoding": encoding},
     )
-    assert resp.status_code == 415, resp.text
-    detail = resp.json()["detail"]
-    assert [(d["loc"], d["type"]) for d in detail] == [
-        (["header", "content-encoding"], "wrong_content_type")
-    ]
-    assert "identity" in detail[0]["msg"]
-    assert encoding in detail[0]["msg"]
-
-
-@pytest.mark.parametrize("encoding", ["identity", "Identity", "identity, identity"])
-def test_an_identity_content_encoding_is_served(
-    encoding: str, wine_client: httpx.Client, instance: dict
-) -> None:
-    resp = wine_client.post(
-        "/v1/predict",
-        content=json.dumps({"instances": [instance]}).encode(),
-        headers={"content-type": "application/json", "content-encoding": encoding},
-    )
-    assert resp.status_code == 200, resp.text
+    assert resp.status_code == status, resp.text
+    if status == 415:
+        detail = resp.json()["detail"]
+        assert [(d["loc"], d["type"]) for d in detail] == [
+            (["header", "content-encoding"], "wrong_content_type")
+        ]
+        assert "identity" in detail[0]["msg"]
+        assert encoding in detail[0]["msg"]

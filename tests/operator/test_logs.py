@@ -54,7 +54,7 @@ def test_configure_leaves_one_json_handler_on_the_root_logger():
         root.setLevel(level)
 
 
-def test_the_hardening_tests_find_a_refusal_and_not_a_port_that_starts_with_403():
+def test_the_hardening_tests_find_a_refusal_and_not_a_port_or_time_with_403():
     def text(msg: str) -> str:
         record = logging.LogRecord(
             "kopf.activities.startup", logging.INFO, __file__, 1, msg, (), None
@@ -64,5 +64,10 @@ def test_the_hardening_tests_find_a_refusal_and_not_a_port_that_starts_with_403(
     startup = text("modelops operator: prometheus http://127.0.0.1:9, metrics :40397")
     kopf = text("Not enough permissions to watch for resources: changes will not be noticed")
     api = text("APIForbiddenError('pods is forbidden', {'reason': 'Forbidden', 'code': 403})")
-    status = text("GET /apis/apps/v1/namespaces/a/deployments 403")
-    assert refused_lines("\n".join([startup, kopf, api, status])) == [kopf, api, status]
+    status = text("403, message='Forbidden', url='https://a/apis/apps/v1/deployments'")
+    record = logging.LogRecord("kopf", logging.INFO, __file__, 1, "authentication", (), None)
+    record.created = 1796687588.403  # 2026-12-07T23:53:08.403: a time with 403 in it
+    at_403 = logs.JsonFormatter().format(record)
+    assert ".403+" in at_403
+    lines = [startup, at_403, kopf, api, status]
+    assert refused_lines("\n".join(lines)) == [kopf, api, status]

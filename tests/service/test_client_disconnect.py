@@ -46,8 +46,14 @@ def test_a_client_that_hangs_up_mid_body_is_not_a_5xx(wine: ServiceProcess) -> N
         errors_before = len(errors_in(log_lines_until(wine, lambda _: True)))
 
         hang_up_mid_body(wine.url, request_id)
+        # its access line, the last it writes (the disconnect's own line comes first)
         lines = log_lines_until(
-            wine, lambda ls: any(line.get("request_id") == request_id for line in ls)
+            wine,
+            lambda ls: any(
+                line.get("request_id") == request_id
+                and line.get("logger") == "modelops_service.access"
+                for line in ls
+            ),
         )
         after = scrape(client)
         # The service still answers normally.

@@ -400,33 +400,30 @@ def test_history_is_capped():
     assert len(status.history) == 5
 
 
-def test_an_unreachable_step_is_said_never_rounded_silently():
-    spec = spec_for("2", replicas=2, steps=[10, 50, 100])
-    obs = Observation(spec, status_in(State.IDLE), at(0), READY, MISSING)
-    outcome = advance(obs)
-    assert outcome.status.canary_weight == 10
-    assert outcome.status.effective_canary_weight == 33.3
-    (started,) = outcome.events
-    assert started.message == (
-        "canary 2 at 10% (step 10% is unreachable with 2 replicas: 1 canary beside 2 stable "
-        "is 33.3%; 9 replicas would reach it)"
-    )
-    waiting = advance(Observation(spec, outcome.status, at(1), READY, READY))
-    assert "step 10% is unreachable with 2 replicas" in waiting.event.message
-    assert waiting.event.reason == "Analyzing"
-
-
-def test_a_step_above_50_by_replicas_says_the_equal_split_it_gives():
-    spec = spec_for("2", replicas=10, steps=[90, 100])
+@pytest.mark.parametrize(
+    ("replicas", "steps", "effective", "why"),
+    [
+        (2, [10, 50, 100], 33.3, "step 10% is unreachable with 2 replicas: 1 canary beside 2 "
+         "stable is 33.3%; 9 replicas would reach it"),
+        # above 50% the canary is capped at the stable's replicas: an equal split
+        (10, [90, 100], 50.0, "step 90% is unreachable by replicas: the canary is capped at "
+         "the stable's 10 replicas, 10 canary beside 10 stable is 50%; traffic routing "
+         "(gatewayAPI) would reach it"),
+    ],
+    ids=["below-one-replica", "above-50"],
+)  # fmt: skip
+def test_an_unreachable_step_is_said_never_rounded_silently(
+    replicas: int, steps: list[int], effective: float, why: str
+):
+    spec = spec_for("2", replicas=replicas, steps=steps)
     outcome = advance(Observation(spec, status_in(State.IDLE), at(0), READY, MISSING))
-    assert outcome.status.canary_weight == 90
-    assert outcome.status.effective_canary_weight == 50.0
+    assert outcome.status.canary_weight == steps[0]
+    assert outcome.status.effective_canary_weight == effective
     (started,) = outcome.events
-    assert started.message == (
-        "canary 2 at 90% (step 90% is unreachable by replicas: the canary is capped at the "
-        "stable's 10 replicas, 10 canary beside 10 stable is 50%; traffic routing "
-        "(gatewayAPI) would reach it)"
-    )
+    assert started.message == f"canary 2 at {steps[0]}% ({why})"
+    waiting = advance(Observation(spec, outcome.status, at(1), READY, READY))
+    assert why in waiting.event.message
+    assert waiting.event.reason == "Analyzing"
 
 
 def test_steps_shortened_under_a_running_canary_count_as_the_last_step():

@@ -4,9 +4,10 @@
 exits; see modelops_service.fetch. Everything below is about serving.
 
 Settings come from MODELOPS_* environment variables; --host/--port override
-MODELOPS_HOST/MODELOPS_PORT. Before uvicorn starts, the artifact's digest is
-checked (without unpickling it): a mismatch exits with status 2 and a clear
-message, so nothing is ever served from an unverified model. The lifespan
+MODELOPS_HOST/MODELOPS_PORT. Before uvicorn starts, the artifact's digest, and
+its name and version when the deployment declares them, are checked (without
+unpickling it): a mismatch exits with status 2 and a clear message, so nothing
+is ever served from an unverified model, or under labels nothing selects. The lifespan
 checks again on the bytes it actually loads.
 
 numpy and scikit-learn are imported only after the settings are read, so that
@@ -76,7 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from modelops_service.artifact import ArtifactRejectedError, verify_artifact
 
     try:
-        verify_artifact(settings.model_dir, settings.model_sha256)
+        verify_artifact(
+            settings.model_dir,
+            settings.model_sha256,
+            name=settings.model_name,
+            version=settings.model_version,
+        )
     except ArtifactRejectedError as err:
         log.error(str(err), extra={"fields": {"model_dir": str(settings.model_dir)}})
         return EXIT_CONFIG

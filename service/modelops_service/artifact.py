@@ -19,7 +19,7 @@ from modelops_service.trees import MAX_ROWS, UnverifiedInternalsError, flatten, 
 
 
 class ArtifactRejectedError(Exception):
-    """The artifact's digest is not the one declared: it must not be loaded."""
+    """The artifact is not the one declared (digest, name or version): it must not be served."""
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -47,9 +47,45 @@ def check_digest(actual: str, card: ModelCard, expected: str | None, path: Path)
         )
 
 
-def verify_artifact(model_dir: Path, expected: str | None) -> ModelCard:
-    """Check the digest without unpickling anything (the entry point's preflight)."""
+def check_identity(card: ModelCard, model_dir: Path, name: str | None, version: str | None) -> None:
+    """Raise ArtifactRejectedError unless the card is the model the deployment declares.
+
+    The service labels its metrics with the card's name and version, and the deployment's
+    rules, autoscaler and canary analysis select them by what it declares: a difference
+    would serve while every one of them silently saw nothing.
+    """
+    declared = [
+        (variable, field, want, got)
+        for variable, field, want, got in (
+            ("MODELOPS_MODEL_NAME", "name", name, card.name),
+            ("MODELOPS_MODEL_VERSION", "version", version, card.version),
+        )
+        if want is not None and want != got
+    ]
+    if declared:
+        wrong = " and ".join(
+            f"{variable} declares {field} {want!r} but its model.json says {got!r}"
+            for variable, field, want, got in declared
+        )
+        raise ArtifactRejectedError(
+            f"refusing to serve {model_dir}: {wrong}; the metrics would carry labels that the "
+            "alert rules, the autoscaler and the canary analysis do not select. Deploy the "
+            "declared artifact, or declare this one (chart: model.name and model.version; "
+            "ModelDeployment: spec.model.name and spec.model.version)"
+        )
+
+
+def verify_artifact(
+    model_dir: Path,
+    expected: str | None,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+) -> ModelCard:
+    """Check the identity and the digest without unpickling anything (the entry point's
+    preflight)."""
     card = read_card(model_dir)
+    check_identity(card, model_dir, name, version)
     path = Path(model_dir) / card.artifact
     check_digest(sha256_file(path), card, expected, path)
     return card
@@ -134,12 +170,20 @@ def _regressed(values: np.ndarray) -> Prediction:
     return Prediction(predictions=values, probabilities=None, confidence=None, signal=values)
 
 
-def load_model(model_dir: Path, expected: str | None) -> LoadedModel:
-    """Verify, then unpickle. Raises ArtifactRejectedError on a digest mismatch."""
+def load_model(
+    model_dir: Path,
+    expected: str | None,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+) -> LoadedModel:
+    """Verify, then unpickle. Raises ArtifactRejectedError on a digest, name or version
+    that differs from the declared one."""
     import joblib  # here, not at the top: the entry point's preflight needs no joblib
 
     model_dir = Path(model_dir)
     card = read_card(model_dir)
+    check_identity(card, model_dir, name, version)
     path = model_dir / card.artifact
     data = path.read_bytes()
     check_digest(sha256_bytes(data), card, expected, path)

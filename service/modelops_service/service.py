@@ -126,8 +126,12 @@ class ModelService:
         return self.card.version
 
     def load(self) -> None:
-        """Verify and unpickle the artifact. Raises ArtifactRejectedError on a digest mismatch."""
-        self.model = load_model(self.settings.model_dir, self.settings.model_sha256)
+        """Verify and unpickle the artifact. Raises ArtifactRejectedError when it is not the
+        declared one."""
+        s = self.settings
+        self.model = load_model(
+            s.model_dir, s.model_sha256, name=s.model_name, version=s.model_version
+        )
         # This thread's OpenMP pool and the BLAS pool; other threads start from
         # OMP_NUM_THREADS, which the entry point defaults to the same setting.
         threadpool_limits(limits=self.settings.inference_threads)

@@ -31,6 +31,19 @@ class Settings(BaseSettings):
         description="Expected sha256 of model.joblib. When set, a different digest is "
         "refused. The digest in model.json is always checked as well.",
     )
+    model_name: str | None = Field(
+        default=None,
+        description="The model name the deployment declares (the chart's model.name, a "
+        "ModelDeployment's spec.model.name). When set, an artifact whose model.json names "
+        "another model is refused: its metrics would carry a `model` label that the alert "
+        "rules, the autoscaler and the canary analysis never select.",
+    )
+    model_version: str | None = Field(
+        default=None,
+        description="The model version the deployment declares (model.version, "
+        "spec.model.version). When set, an artifact whose model.json says another version "
+        "is refused, for the same reason (the `version` label).",
+    )
 
     # --- network ---
     host: str = Field(default="0.0.0.0", description="Bind address.")
@@ -154,6 +167,11 @@ class Settings(BaseSettings):
         if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
             raise ValueError("must be 64 hex digits")
         return value
+
+    @field_validator("model_name", "model_version")
+    @classmethod
+    def _unset_when_blank(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip() == "" else value.strip()
 
     @field_validator("log_level", mode="before")
     @classmethod

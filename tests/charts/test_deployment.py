@@ -69,11 +69,24 @@ def test_should_select_name_instance_and_track_only() -> None:
     assert selects(selector, deploy["spec"]["template"]["metadata"]["labels"])
 
 
-def test_should_default_model_name_to_release_and_version_to_image_tag() -> None:
-    labels = stable(release="iris")["spec"]["template"]["metadata"]["labels"]
+def test_should_default_to_the_images_model_whatever_the_release_and_tag() -> None:
+    deploy = stable({"image": {"tag": "0.2.0"}}, release="iris")
+    labels = deploy["spec"]["template"]["metadata"]["labels"]
 
-    assert labels["modelops.io/model"] == "iris"
-    assert labels["modelops.io/version"] == "0.1.0"
+    # the image's default model (service/Dockerfile's MODELOPS_MODEL_DIR) is wine 1
+    assert (labels["modelops.io/model"], labels["modelops.io/version"]) == ("wine", "1")
+    assert (env(deploy)["MODELOPS_MODEL_NAME"], env(deploy)["MODELOPS_MODEL_VERSION"]) == (
+        "wine",
+        "1",
+    )
+
+
+def test_should_declare_the_model_its_labels_name_to_the_service() -> None:
+    deploy = stable({"model": {"name": "diabetes", "version": 3}})
+    labels = deploy["spec"]["template"]["metadata"]["labels"]
+
+    assert env(deploy)["MODELOPS_MODEL_NAME"] == labels["modelops.io/model"] == "diabetes"
+    assert env(deploy)["MODELOPS_MODEL_VERSION"] == labels["modelops.io/version"] == "3"
 
 
 def test_should_pass_artifact_and_sha256_as_service_settings() -> None:

@@ -58,11 +58,15 @@ def test_should_give_each_track_its_own_model_artifact_and_digest() -> None:
 
     assert env(deploys["demo-model-service"]) == {
         "MODELOPS_PORT": "8080",
+        "MODELOPS_MODEL_NAME": "wine",
+        "MODELOPS_MODEL_VERSION": "1",
         "MODELOPS_MODEL_DIR": "/models/wine/1",
         "MODELOPS_MODEL_SHA256": "a" * 64,
     }
     assert env(deploys["demo-model-service-canary"]) == {
         "MODELOPS_PORT": "8080",
+        "MODELOPS_MODEL_NAME": "wine",
+        "MODELOPS_MODEL_VERSION": "2",
         "MODELOPS_MODEL_DIR": "/models/wine/2",
         "MODELOPS_MODEL_SHA256": "b" * 64,
     }

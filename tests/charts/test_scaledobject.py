@@ -41,7 +41,7 @@ def test_should_scale_the_stable_deployment_on_the_request_rate() -> None:
     assert meta["threshold"] == "40"  # KEDA reads trigger metadata as strings
     # the whole model's rate (every version), from the recording rule the chart ships
     assert meta["query"] == (
-        f'sum({recording_rules.REQUESTS_RATE1M.name}{{namespace="models",model="demo"}})'
+        f'sum({recording_rules.REQUESTS_RATE1M.name}{{namespace="models",model="wine"}})'
     )
     # KEDA's HPA owns the replicas: the Deployment leaves them out
     assert "replicas" not in one(objs, "Deployment")["spec"]

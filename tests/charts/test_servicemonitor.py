@@ -25,7 +25,7 @@ def test_should_match_kube_prometheus_stack_release_label_by_default() -> None:
     sm = one(render(SERVICE), "ServiceMonitor")
 
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    assert sm["metadata"]["labels"]["modelops.io/model"] == "demo"
+    assert sm["metadata"]["labels"]["modelops.io/model"] == "wine"
 
 
 def test_should_take_labels_interval_and_timeout_from_values() -> None:

@@ -142,16 +142,6 @@ REFUSED = [
         ["shutdownDelaySeconds (15) is not below terminationGracePeriodSeconds (5)"],
         id="shutdown-delay-past-the-grace-period",
     ),
-    pytest.param(
-        {"image": {"tag": "_rc1"}},
-        ['image.tag "_rc1" is the model version label when model.version is empty'],
-        id="image-tag-not-a-label-value",
-    ),
-    pytest.param(
-        {"image": {"tag": "2024.06.01-build.4711-g0123456789abcdef0123456789abcdef01234567-amd64"}},
-        ["is not a valid label value (at most 63 characters", "set model.version"],
-        id="image-tag-longer-than-a-label",
-    ),
 ]
 
 

@@ -1,6 +1,6 @@
-"""Artifact integrity end to end, as far as it goes without the operator: the sha256
-declared in the chart's values reaches the service process the chart describes, and that
-process refuses an artifact that does not match it.
+"""Artifact integrity end to end, as far as it goes without the operator: the sha256, name
+and version declared in the chart's values reach the service process the chart describes,
+and that process refuses an artifact that does not match them.
 
 tests/charts checks the rendered env var and tests/service checks the service's refusal,
 each on its own; here the container env that `helm template` renders (stable and canary
@@ -165,3 +165,26 @@ def test_a_rewritten_artifact_directory_is_stopped_by_the_declared_digest(
     state, log = outcome(with_digest)
     assert state == "refused"
     assert declared in log
+
+
+def test_a_canary_declaring_another_version_than_its_artifact_never_serves(
+    models: Path, tmp_path: Path
+) -> None:
+    """wine 2's directory and digest, declared as version 3: served, its metrics would say
+    version="2" where the canary analysis reads version="3" (and finds nothing)."""
+    values = {
+        **model_values(models, "1", read_card(models / "wine" / "1").sha256),
+        "canary": {
+            "enabled": True,
+            "version": "3",
+            "artifact": f"{IMAGE_MODELS}/wine/2",
+            "sha256": read_card(models / "wine" / "2").sha256,
+        },
+    }
+    envs = rendered_envs(values)
+
+    assert outcome(run_as_rendered(envs["stable"], models, tmp_path))[0] == "served"
+    state, log = outcome(run_as_rendered(envs["canary"], models, tmp_path))
+    assert state == "refused", log
+    assert "MODELOPS_MODEL_VERSION declares version '3' but its model.json says '2'" in log
+    assert "Uvicorn running" not in log

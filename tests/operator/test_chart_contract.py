@@ -53,6 +53,9 @@ def test_stable_and_canary_render_from_the_operator_values(renderer):
         assert labels["modelops.io/track"] == track
         assert labels["modelops.io/version"] == version
         assert labels["modelops.io/model"] == "wine"
+        # the service refuses an artifact that is not the model its labels name
+        assert env_of(dep)["MODELOPS_MODEL_NAME"] == "wine"
+        assert env_of(dep)["MODELOPS_MODEL_VERSION"] == version
     kinds = {o["kind"] for o in aset.objects}
     assert {"Service", "ServiceMonitor", "PrometheusRule"} <= kinds
     sm = next(o for o in aset.objects if o["kind"] == "ServiceMonitor")

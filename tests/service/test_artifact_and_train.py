@@ -150,6 +150,49 @@ def test_an_artifact_differing_from_its_card_is_refused(model_root: Path, tmp_pa
 
 
 @pytest.mark.parametrize(
+    ("name", "version", "refused"),
+    [
+        ("wine", "1", None),
+        (None, None, None),
+        (
+            "wine-prod",
+            None,
+            "MODELOPS_MODEL_NAME declares name 'wine-prod' but its model.json says 'wine'",
+        ),
+        (None, "2", "MODELOPS_MODEL_VERSION declares version '2' but its model.json says '1'"),
+        (
+            "diabetes",
+            "3",
+            "MODELOPS_MODEL_NAME declares name 'diabetes' but its model.json says 'wine' and "
+            "MODELOPS_MODEL_VERSION declares version '3' but its model.json says '1'",
+        ),
+    ],
+)
+def test_an_artifact_other_than_the_declared_model_is_refused_before_unpickling(
+    model_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str | None,
+    version: str | None,
+    refused: str | None,
+) -> None:
+    model_dir = model_root / "wine" / "1"
+    if refused is None:
+        assert verify_artifact(model_dir, None, name=name, version=version).name == "wine"
+        assert load_model(model_dir, None, name=name, version=version).card.version == "1"
+        return
+
+    def must_not_unpickle(*args, **kwargs):
+        raise AssertionError("joblib.load ran on an artifact that is not the declared one")
+
+    monkeypatch.setattr(joblib, "load", must_not_unpickle)
+    for check in (verify_artifact, load_model):
+        with pytest.raises(ArtifactRejectedError) as err:
+            check(model_dir, None, name=name, version=version)
+        assert f"refusing to serve {model_dir}: {refused};" in str(err.value)
+        assert "chart: model.name and model.version" in str(err.value)
+
+
+@pytest.mark.parametrize(
     ("low", "high", "expected"),
     [
         (0, 100, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]),

@@ -48,6 +48,25 @@ def test_artifact_not_matching_its_card_refuses_to_start(model_root: Path, tmp_p
     assert "model.json declares" in svc.logs()
 
 
+def test_a_model_other_than_the_declared_one_refuses_to_start(
+    model_root: Path, tmp_path: Path
+) -> None:
+    svc = start_service(
+        model_root / "wine" / "1",
+        env={"MODELOPS_MODEL_NAME": "wine", "MODELOPS_MODEL_VERSION": "2"},
+        wait=False,
+        log_dir=tmp_path,
+    )
+    try:
+        code = svc.wait_exit()
+    finally:
+        svc.stop()
+    assert code == 2
+    logs = svc.logs()
+    assert "MODELOPS_MODEL_VERSION declares version '2' but its model.json says '1'" in logs
+    assert "Uvicorn running" not in logs
+
+
 def test_a_missing_model_refuses_to_start(tmp_path: Path) -> None:
     svc = start_service(tmp_path / "no-such-model", wait=False, log_dir=tmp_path)
     try:

@@ -147,10 +147,13 @@ def test_invalid_settings_are_refused(
         Settings()
 
 
-def test_an_empty_sha256_means_not_declared(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("field", ["model_sha256", "model_name", "model_version"])
+def test_an_empty_declaration_means_not_declared(
+    monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
     monkeypatch.setenv("MODELOPS_MODEL_DIR", "/m")
-    monkeypatch.setenv("MODELOPS_MODEL_SHA256", "")
-    assert Settings().model_sha256 is None
+    monkeypatch.setenv(f"MODELOPS_{field.upper()}", " ")
+    assert getattr(Settings(), field) is None
 
 
 def test_log_lines_are_single_json_objects_with_their_fields() -> None:

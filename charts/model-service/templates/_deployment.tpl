@@ -165,6 +165,11 @@ spec:
           env:
             - name: MODELOPS_PORT
               value: {{ $v.port | quote }}
+            {{- /* the labels its metrics carry: the service refuses an artifact that is not this model */}}
+            - name: MODELOPS_MODEL_NAME
+              value: {{ include "model-service.modelName" $root | quote }}
+            - name: MODELOPS_MODEL_VERSION
+              value: {{ $version | quote }}
             {{- if $remote }}
             - name: MODELOPS_MODEL_DIR
               value: /model

@@ -39,9 +39,9 @@ a float64, and toString writes 10485760 as 1.048576e+07, which the service canno
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Model name: the modelops.io/model label. */}}
+{{/* Model name: the modelops.io/model label (the schema keeps it a label value). */}}
 {{- define "model-service.modelName" -}}
-{{- default .Release.Name .Values.model.name | trunc 63 | trimSuffix "-" }}
+{{- .Values.model.name }}
 {{- end }}
 
 {{/* Image tag of the stable track. */}}
@@ -51,7 +51,7 @@ a float64, and toString writes 10485760 as 1.048576e+07, which the service canno
 
 {{/* Model version of the stable track. */}}
 {{- define "model-service.stableVersion" -}}
-{{- default (include "model-service.imageTag" .) .Values.model.version | toString }}
+{{- .Values.model.version | toString }}
 {{- end }}
 
 {{/* Model version of the canary track. */}}

@@ -33,10 +33,6 @@ depend on each other. Called once, from deployment.yaml.
 {{- if and .Values.shutdownDelaySeconds (ge (int .Values.shutdownDelaySeconds) (int .Values.terminationGracePeriodSeconds)) }}
 {{- fail (printf "shutdownDelaySeconds (%v) is not below terminationGracePeriodSeconds (%v): the pod would be killed in its preStop sleep, before it shuts down cleanly" .Values.shutdownDelaySeconds .Values.terminationGracePeriodSeconds) }}
 {{- end }}
-{{- $version := include "model-service.stableVersion" . }}
-{{- if or (gt (len $version) 63) (not (regexMatch "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$" $version)) }}
-{{- fail (printf "image.tag %q is the model version label when model.version is empty, and it is not a valid label value (at most 63 characters, alphanumeric at both ends): set model.version" $version) }}
-{{- end }}
 {{- $sm := .Values.monitoring.serviceMonitor }}
 {{- if $sm.enabled }}
 {{- if gt (include "model-service.seconds" $sm.scrapeTimeout | float64) (include "model-service.seconds" $sm.interval | float64) }}

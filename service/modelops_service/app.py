@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -34,21 +35,31 @@ from modelops_service.routes.common import PredictRoute, PredictRoutes, json_res
 from modelops_service.service import ModelService
 from modelops_service.settings import Settings
 from modelops_service.telemetry import HttpMetrics
-from modelops_service.workers import mark_dead_workers, multiproc_dir, use_fixed_pid_values
+from modelops_service.workers import (
+    PodProcessCollector,
+    mark_dead_workers,
+    multiproc_dir,
+    use_fixed_pid_values,
+)
 
 log = logging.getLogger("modelops_service")
 
 
-def _registry(shared_dir: Path | None) -> CollectorRegistry:
+def _registry(shared_dir: Path | None, workers: int) -> CollectorRegistry:
     """The registry /metrics exposes; with several workers, it reads every worker's
-    files. The process_*, python_* and gc series then describe the worker that answers
-    the scrape (prometheus_client has no multiprocess form of them)."""
+    files, and process_* (CPU, memory) sums the workers and their supervisor. The
+    python_* and gc series describe the worker that answers the scrape (prometheus_client
+    has no multiprocess form of them)."""
     # _created series add nothing the dashboards use and double the counter series.
     prometheus_client.disable_created_metrics()
     registry = CollectorRegistry()
     if shared_dir is not None:
         MultiProcessCollector(registry, path=str(shared_dir))
-    ProcessCollector(registry=registry)  # process_resident_memory_bytes and friends
+    if shared_dir is not None and workers > 1:
+        # a worker's parent is uvicorn's supervisor, the entry point
+        registry.register(PodProcessCollector(shared_dir, supervisor=os.getppid()))
+    else:
+        ProcessCollector(registry=registry)  # process_resident_memory_bytes and friends
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     return registry
@@ -96,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if shared_dir is not None:
         use_fixed_pid_values()
         mark_dead_workers(shared_dir)
-    registry = _registry(shared_dir)
+    registry = _registry(shared_dir, settings.workers)
     service = ModelService(settings, card, registry, shared_dir)
 
     @contextlib.asynccontextmanager

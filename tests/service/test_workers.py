@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,15 @@ ROUNDS = 5  # at most, until both workers have answered (5 rounds stay inside th
 def _rows(model_dir: Path) -> dict:
     card = read_card(model_dir)
     return {"instances": [{f.name: f.mean for f in card.features}]}
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes, from /proc."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _answered_per_file(directory: Path) -> list[float]:
@@ -99,3 +109,14 @@ def test_requests_over_two_workers_add_up_on_one_scrape(model_root: Path, tmp_pa
         assert sorted(s.labels["method"] for s in prediction) == ["ks", "psi"]
         assert scrape.value(catalog.MODEL_READY.name, **labels) == 1
         assert scrape.value(catalog.HTTP_REQUESTS_INPROGRESS.name, handler="/metrics") >= 1
+
+        # process_*: the supervisor and both workers, whichever worker answers (a scrape
+        # per connection: the kernel spreads them), so CPU is one counter that only grows.
+        workers = [int(p.stem.rsplit("_", 1)[1]) for p in shared.glob("drift_window_*.bin")]
+        pids = [svc.pid, *workers]
+        for _ in range(6):
+            before = _cpu_seconds(pids)
+            with httpx.Client(base_url=svc.url, timeout=30) as client:
+                text = client.get("/metrics").text
+            after = _cpu_seconds(pids)
+            assert before <= Scrape(text).value("process_cpu_seconds_total") <= after

@@ -1,14 +1,24 @@
 """The files several workers share: drift windows read as one, the metrics directory's
-preparation and the bookkeeping of dead workers (in-process, real files)."""
+preparation, the bookkeeping of dead workers and the pod's process_* series (in-process,
+real files, real processes)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from modelops_service.window import PodWindow, SlidingWindow, window_path
-from modelops_service.workers import MULTIPROC_ENV, mark_dead_workers, shared_metrics_dir
+from modelops_service.workers import (
+    MULTIPROC_ENV,
+    PodProcessCollector,
+    mark_dead_workers,
+    shared_metrics_dir,
+)
 
 
 def rows(start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,3 +90,51 @@ def test_a_dead_worker_loses_its_live_gauges_and_drift_rows_but_not_its_counts(
         "drift_window_1.bin",
         "gauge_livesum_1.db",
     ]
+
+
+def process_values(collector: object) -> dict[str, float]:
+    registry = CollectorRegistry()
+    registry.register(collector)  # type: ignore[arg-type]
+    return {s.name: s.value for m in registry.collect() for s in m.samples}
+
+
+def test_the_pods_process_series_combine_the_supervisor_and_its_live_workers(
+    tmp_path: Path,
+) -> None:
+    burn = "sum(range(3_000_000)); print(flush=True); import time; time.sleep(60)"
+    workers = [
+        subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE) for _ in range(2)
+    ]
+    for w in workers:
+        assert w.stdout is not None
+        w.stdout.readline()  # it has spent some CPU
+    try:
+        for w in workers:
+            (tmp_path / f"counter_{w.pid}.db").write_bytes(b"")
+        (tmp_path / f"histogram_{dead_pid()}.db").write_bytes(b"")  # a worker gone
+        pod = PodProcessCollector(tmp_path, supervisor=os.getpid())
+        assert pod.pids() == [os.getpid(), *sorted(w.pid for w in workers)]
+
+        def each() -> list[dict[str, float]]:
+            return [
+                process_values(ProcessCollector(pid=lambda p=p: p, registry=None))
+                for p in pod.pids()
+            ]
+
+        before = each()
+        combined = process_values(pod)
+        after = each()
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+
+    cpu = "process_cpu_seconds_total"
+    assert sum(v[cpu] for v in before) <= combined[cpu] <= sum(v[cpu] for v in after)
+    assert combined[cpu] > max(v[cpu] for v in after)  # more than any one of them
+    rss = "process_resident_memory_bytes"
+    assert combined[rss] > max(v[rss] for v in after)
+    assert combined["process_open_fds"] > max(v["process_open_fds"] for v in after)
+    start = "process_start_time_seconds"
+    assert combined[start] == min(v[start] for v in before)  # this test's own process
+    assert combined["process_max_fds"] == min(v["process_max_fds"] for v in before)

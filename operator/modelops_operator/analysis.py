@@ -16,6 +16,7 @@ gates alone judge it, the steps before it having passed the relative ones.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -570,7 +571,16 @@ def _unknown(figures: dict[str, float | None], judged: list[tuple[str, float | N
 
 
 def _latency_within_resolution(figures: dict[str, float | None], compare: Compare) -> str:
-    """Why a latency ratio over its limit does not count, or "" when it does.
+    """Why a latency ratio over its limit does not count, or "" when it does."""
+    why = _latency_increase_small(figures, compare)
+    if not why:
+        return ""
+    ratio, limit = figures.get(LATENCY_P95_RATIO), compare.max_latency_p95_ratio
+    return f"{LATENCY_P95_RATIO} {_fmt(ratio)} > maxLatencyP95Ratio {limit:g} but {why}"
+
+
+def _latency_increase_small(figures: Mapping[str, float | None], compare: Compare) -> str:
+    """The second gate of a latency ratio over its limit when it keeps it from counting, or "".
 
     A ratio of two small p95s (4 ms against 8 ms) is the histogram's bucket width
     and the node's noise, not a regression: the ratio fails only when the canary is
@@ -586,14 +596,22 @@ def _latency_within_resolution(figures: dict[str, float | None], compare: Compar
         or increase >= floor
     ):
         return ""
-    return (
-        f"{LATENCY_P95_RATIO} {_fmt(ratio)} > maxLatencyP95Ratio {limit:g} but"
-        f" {LATENCY_P95_INCREASE} {_fmt(increase)} < minLatencyP95IncreaseSeconds {floor:g}"
-    )
+    return f"{LATENCY_P95_INCREASE} {_fmt(increase)} < minLatencyP95IncreaseSeconds {floor:g}"
 
 
 def _shift_within_chance(figures: dict[str, float | None], compare: Compare) -> str:
-    """Why a prediction shift over its limit does not fail (yet), or "" when it does.
+    """Why a prediction shift over its limit does not fail (yet), or "" when it does."""
+    why = _shift_not_beyond_chance(figures, compare)
+    if not why:
+        return ""
+    shift, limit = figures.get(PREDICTION_SHIFT), compare.max_prediction_shift
+    assert limit is not None
+    return f"{PREDICTION_SHIFT} {_fmt(shift)} > maxPredictionShift {limit:g} but {why}"
+
+
+def _shift_not_beyond_chance(figures: Mapping[str, float | None], compare: Compare) -> str:
+    """The second gate of a prediction shift over its limit when it keeps it from failing
+    (yet), or "".
 
     A shift over maxPredictionShift fails only when it is also at least
     minPredictionShiftStandardErrors standard errors: a handful of predictions moves a
@@ -604,15 +622,32 @@ def _shift_within_chance(figures: dict[str, float | None], compare: Compare) -> 
     limit, k = compare.max_prediction_shift, compare.min_prediction_shift_standard_errors
     if limit is None or not k or shift is None or not math.isfinite(shift) or shift <= limit:
         return ""
-    over = f"{PREDICTION_SHIFT} {_fmt(shift)} > maxPredictionShift {limit:g} but"
     if se is None or not math.isfinite(se):
-        return f"{over} {PREDICTION_SHIFT_SE} is {_fmt(se)}: too few predictions to judge it"
+        return f"{PREDICTION_SHIFT_SE} is {_fmt(se)}: too few predictions to judge it"
     if se == 0 or shift / se >= k:
         return ""
     return (
-        f"{over} only {shift / se:.3g} standard errors ({PREDICTION_SHIFT_SE} {_fmt(se)})"
+        f"only {shift / se:.3g} standard errors ({PREDICTION_SHIFT_SE} {_fmt(se)})"
         f" < minPredictionShiftStandardErrors {k:g}: too few predictions to tell it from chance"
     )
+
+
+def second_gate(
+    figure: str, figures: Mapping[str, float | None], thresholds: Mapping[str, float | None]
+) -> tuple[Verdict, str] | None:
+    """For a figure over its threshold, what decide()'s second gate makes of it: None when
+    the breach counts (Fail), else the verdict it leads to and why: a latency ratio within
+    the histogram's resolution does not count (Pass), a prediction shift within chance
+    waits (Inconclusive). `thresholds` as status.lastAnalysis records them (thresholds())."""
+    try:
+        compare = Compare.model_validate(thresholds)
+    except ValueError:  # not what thresholds() writes: no second gate to apply
+        return None
+    if figure == LATENCY_P95_RATIO and (why := _latency_increase_small(figures, compare)):
+        return Verdict.PASS, why
+    if figure == PREDICTION_SHIFT and (why := _shift_not_beyond_chance(figures, compare)):
+        return Verdict.INCONCLUSIVE, why
+    return None
 
 
 def _certainty(figures: dict[str, float | None], compare: Compare) -> str:

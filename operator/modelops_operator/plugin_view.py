@@ -1,8 +1,8 @@
 """What `kubectl modelops` prints and how it exits (pure: a ModelDeployment dict in, text out).
 
 The verdict is the one `kubectl wait --for=condition=Ready` would reach, made decisive:
-Ready on the version the spec asks for at the current generation (exit 0), that version
-rolled back (exit 1), or not decided yet.
+Ready on the version the spec asks for at the current generation (exit 0), the release it
+asks for rolled back (exit 1), or not decided yet.
 """
 
 from __future__ import annotations
@@ -11,8 +11,18 @@ import math
 from enum import IntEnum
 from typing import Any
 
+from pydantic import ValidationError
+
+from modelops_operator import analysis as an
 from modelops_operator.constants import COND_READY
-from modelops_operator.models import ModelDeploymentStatus, Phase, parse_status
+from modelops_operator.models import (
+    AnalysisRecord,
+    ModelDeploymentStatus,
+    ModelRef,
+    Phase,
+    Strategy,
+    parse_status,
+)
 from modelops_operator.progress import FIGURE_THRESHOLDS
 
 # Thresholds that are floors (at least), the others are ceilings (at most).
@@ -35,17 +45,27 @@ def asked_version(obj: dict[str, Any]) -> str:
     return str(((obj.get("spec") or {}).get("model") or {}).get("version", "?"))
 
 
+def asked_release(obj: dict[str, Any]) -> ModelRef | None:
+    """spec.model as the operator reads it, or None when it is no release."""
+    try:
+        return ModelRef.model_validate((obj.get("spec") or {}).get("model") or {})
+    except ValidationError:
+        return None
+
+
 def verdict(obj: dict[str, Any]) -> Verdict:
     status = _status(obj)
     generation = obj["metadata"].get("generation")
     if status.observed_generation != generation:
         return Verdict.UNDECIDED
     asked = asked_version(obj)
+    # the whole release, as the operator compares it: version 2 rolled back and asked
+    # again with a new image is a new release, which the operator may hold (pause)
     rolled_back = status.rolled_back
     if (
         status.phase == Phase.ROLLED_BACK
         and rolled_back is not None
-        and rolled_back.version == asked
+        and rolled_back == asked_release(obj)
     ):
         return Verdict.ROLLED_BACK
     ready = next((c for c in status.conditions if c.type == COND_READY), None)
@@ -66,10 +86,29 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def _judged(figure: str, value: float | None, threshold: str, last: AnalysisRecord) -> str:
+    """What the analysis' rule makes of one figure: ok, over, no data, or what its second
+    gate (analysis.second_gate) makes of a figure over its threshold; "" without a gate."""
+    limit = last.thresholds.get(threshold)
+    if limit is None:
+        return ""
+    if value is None or not math.isfinite(value):
+        return "no data"
+    if (value >= limit) if threshold in FLOORS else (value <= limit):
+        return "ok"
+    figures = last.figures.model_dump(by_alias=True)
+    second = an.second_gate(figure, figures, last.thresholds)
+    if second is None:
+        return "over"
+    result, why = second
+    return f"{'ok' if result == an.Verdict.PASS else 'inconclusive'}: {why}"
+
+
 def status_text(obj: dict[str, Any]) -> str:
     meta, spec = obj["metadata"], obj.get("spec") or {}
     status = _status(obj)
-    steps = ((spec.get("rollout") or {}).get("steps")) or []
+    rollout = spec.get("rollout") or {}
+    steps = rollout.get("steps") or []
     lines = [
         f"{meta['namespace']}/{meta['name']}: version {asked_version(obj)} asked "
         f"(generation {meta.get('generation')}, observed {status.observed_generation})",
@@ -78,7 +117,12 @@ def status_text(obj: dict[str, Any]) -> str:
     ]
     canary = status.canary
     if canary is not None:
-        where = "promoting" if canary.promoting else f"step {canary.step + 1}/{len(steps)}"
+        if canary.promoting:
+            where = "promoting"
+        elif rollout.get("strategy") == Strategy.AB_TEST:  # no steps: held until the winner
+            where = f"A/B test, promoted when abTest.winner is {canary.model.version}"
+        else:
+            where = f"step {canary.step + 1}/{len(steps)}"
         lines.append(
             f"canary {canary.model.version}: {where}, weight {status.canary_weight}%, "
             f"share {status.effective_canary_weight:.1f}%"
@@ -89,13 +133,14 @@ def status_text(obj: dict[str, Any]) -> str:
     if last is not None:
         lines.append(f"analysis {last.at}: {last.result} {last.reason}: {last.message}")
         figures = last.figures.model_dump(by_alias=True)
-        lines.append(f"  {'figure':<20} {'value':>10}   threshold")
+        lines.append(f"  {'figure':<20} {'value':>10}   {'threshold':<10}  judged")
         for figure, threshold in FIGURE_THRESHOLDS.items():
-            limit = last.thresholds.get(threshold)
+            limit, value = last.thresholds.get(threshold), figures.get(figure)
             bound = (
                 "-" if limit is None else (">= " if threshold in FLOORS else "<= ") + _fmt(limit)
             )
-            lines.append(f"  {figure:<20} {_fmt(figures.get(figure)):>10}   {bound}")
+            judged = _judged(figure, value, threshold, last)
+            lines.append(f"  {figure:<20} {_fmt(value):>10}   {bound:<10}  {judged}".rstrip())
     for c in status.conditions:
         lines.append(f"{c.type}={c.status} {c.reason}: {c.message}".rstrip(": "))
     if status.last_request is not None:

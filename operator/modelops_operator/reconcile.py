@@ -126,12 +126,13 @@ class Reconciler:
         meta = obj["metadata"]
         generation = meta.get("generation")
         status = _readable_status(obj.get("status"))
+        asked = self._request(obj, status)
         try:
             spec = parse_spec(obj.get("spec"))
         except ValidationError as exc:
-            return self.status.degraded(obj, status, Reason.INVALID_SPEC, _errors(exc), generation)
+            return self._degraded(obj, status, Reason.INVALID_SPEC, _errors(exc), asked)
         owner = Owner(meta["name"], meta["namespace"], meta["uid"])
-        request = self._request(obj, status)
+        request = asked
         found = self.discovery.discover(owner.namespace)
         try:
             obs, last_analysis = self._observe(spec, status, owner, found)
@@ -140,7 +141,7 @@ class Reconciler:
             outcome = advance(obs, history_limit=self.settings.history_limit)
             apply_set, report = self.manifests.build(spec, outcome.status, owner, found)
         except RenderError as exc:
-            return self.status.degraded(obj, status, Reason.RENDER_FAILED, str(exc), generation)
+            return self._degraded(obj, status, Reason.RENDER_FAILED, str(exc), asked)
         new_status = status_after(outcome, obs, report, last_analysis, generation,
                                   pod_labels=apply_set.model_pod_labels(),
                                   served=found.served)  # fmt: skip
@@ -192,6 +193,28 @@ class Reconciler:
             self._consumed(obj)
             return None
         return request if request is not None and requests.is_new(request, status) else None
+
+    def _degraded(
+        self,
+        obj: dict[str, Any],
+        status: ModelDeploymentStatus,
+        reason: str,
+        message: str,
+        request: RequestRecord | None,
+    ) -> str:
+        """Degraded by `reason` before anything could be decided; a waiting request is
+        answered (rejected, with why) and consumed, else it would act long after, once the
+        spec is fixed, and refuse every request meanwhile."""
+        if request is not None:
+            request = requests.reject(request, reason, message)
+            version = str(((obj.get("spec") or {}).get("model") or {}).get("version", ""))
+            status = requests.record(status, request, version, self.settings.history_limit)
+        generation = obj["metadata"].get("generation")
+        result = self.status.degraded(obj, status, reason, message, generation)
+        if request is not None:
+            self.status.post_events(obj, [_request_event(request)])
+        self._consumed(obj)  # this one recorded now, or one recorded by an earlier pass
+        return result
 
     def _consumed(self, obj: dict[str, Any]) -> None:
         """Remove the request annotation once the status has recorded it (by its id)."""

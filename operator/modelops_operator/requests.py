@@ -12,7 +12,9 @@ ModelDeployment: `{"id", "verb", "full", "by", "at"}`. A pass of the operator co
 The pass records it in status.lastRequest (by its id: a request is acted on once, even when
 the operator restarts before it removes the annotation) and in status.history with who
 asked (result `Request`, reason the verb). A request that does not apply (promote with no
-canary, resume with nothing paused) is recorded as not accepted, and says why.
+canary or on an A/B test, resume with nothing paused) is recorded as not accepted, and says
+why; so is any request a pass finds while the object is Degraded by an invalid spec or a
+failed render (`reject`), which would otherwise act long after, once the spec is fixed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
+
+from pydantic import ValidationError
 
 from modelops_operator.constants import GROUP
 from modelops_operator.models import (
@@ -33,16 +37,23 @@ from modelops_operator.reasons import REQUEST_RESULT
 from modelops_operator.rollout import Observation, State, derive_state
 
 ANNOTATION = f"{GROUP}/request"
+NOT_ACCEPTED = "not accepted: "  # how a history entry says its request was refused
 
 
 def read_request(annotations: Mapping[str, str] | None) -> RequestRecord | None:
-    """The request in the annotation, or None; ValueError when it is not one."""
+    """The request in the annotation, or None; ValueError (one line: an Event's message, the
+    plugin's error) when it is not one."""
     raw = (annotations or {}).get(ANNOTATION)
     if raw is None:
         return None
     try:
         return RequestRecord.model_validate(json.loads(raw))
-    except ValueError as exc:  # json and pydantic errors alike
+    except ValidationError as exc:
+        why = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"annotation {ANNOTATION} is not a request: {why}") from exc
+    except ValueError as exc:  # not JSON
         raise ValueError(f"annotation {ANNOTATION} is not a request: {exc}") from exc
 
 
@@ -68,6 +79,13 @@ def apply_request(
     if request.verb in (Verb.PROMOTE, Verb.ABORT):
         if not in_canary:
             return done(False, f"no canary of version {version} in progress (phase {status.phase})")
+        # an A/B test has no steps to move on: the user's pick ends it (abort still rolls B back)
+        if request.verb == Verb.PROMOTE and spec.rollout.ab:
+            return done(
+                False,
+                f"an A/B test is promoted only by its winner: set spec.rollout.abTest.winner "
+                f"to {version}",
+            )
         what = "promote --full" if request.verb == Verb.PROMOTE and request.full else request.verb
         return done(True, f"{what} canary {version}", dataclasses.replace(obs, request=request))
     if request.verb == Verb.RETRY:
@@ -90,15 +108,48 @@ def apply_request(
     return done(True, f"resumed{note}", dataclasses.replace(obs, status=resumed))
 
 
+def reject(request: RequestRecord, reason: str, message: str) -> RequestRecord:
+    """The request as consumed by a pass that could not act on anything (Degraded by
+    `reason`): refused, with why, so the plugin hears it and a later pass never acts on it."""
+    return request.model_copy(
+        update={"accepted": False, "message": f"the object is Degraded ({reason}): {message}"}
+    )
+
+
+def _history_reason(request: RequestRecord) -> str:
+    return "PromoteFull" if request.verb == Verb.PROMOTE and request.full else request.verb.title()
+
+
 def record(
     status: ModelDeploymentStatus, request: RequestRecord, version: str, history_limit: int
 ) -> ModelDeploymentStatus:
     """The status with the consumed request as lastRequest and in the history."""
-    reason = (
-        "PromoteFull" if request.verb == Verb.PROMOTE and request.full else request.verb.title()
-    )
-    message = ("" if request.accepted else "not accepted: ") + request.message
-    entry = HistoryEntry(version=version, result=REQUEST_RESULT, at=request.at, reason=reason,
-                         message=message, by=request.by)  # fmt: skip
+    message = ("" if request.accepted else NOT_ACCEPTED) + request.message
+    entry = HistoryEntry(version=version, result=REQUEST_RESULT, at=request.at,
+                         reason=_history_reason(request), message=message,
+                         by=request.by)  # fmt: skip
     history = (*status.history, entry)[-history_limit:]
     return status.model_copy(update={"last_request": request, "history": history})
+
+
+def answer(status: ModelDeploymentStatus, request: RequestRecord) -> RequestRecord | None:
+    """How the operator answered `request`, or None while it waits.
+
+    status.lastRequest when it is this one; else the history entry record() wrote for it,
+    since another request may be consumed before the plugin looks again. The history keeps
+    no request id (the CRD has none), so who asked, when (to the second) and the verb
+    identify it.
+    """
+    last = status.last_request
+    if last is not None and last.id == request.id:
+        return last
+    for entry in reversed(status.history):
+        if entry.result == REQUEST_RESULT and (entry.by, entry.at, entry.reason) == (
+            request.by,
+            request.at,
+            _history_reason(request),
+        ):
+            accepted = not entry.message.startswith(NOT_ACCEPTED)
+            message = entry.message.removeprefix(NOT_ACCEPTED)
+            return request.model_copy(update={"accepted": accepted, "message": message})
+    return None

@@ -7,9 +7,12 @@ invalid spec, a failing render, a conflicting status write.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from modelops_operator.applyset import ObjectKey
+from modelops_operator.requests import ANNOTATION
 from tests.support.reconciler_fakes import (
     CORE_KINDS,
     MD,
@@ -95,6 +98,42 @@ def test_what_the_schema_cannot_catch_becomes_degraded(spec, renderer, reason):
     # the same failure again: no second Event
     reconciler.reconcile(NS, NAME)
     assert [e for e in kube.events if e[1] == reason] == [kube.events[-1]]
+
+
+@pytest.mark.parametrize(
+    ("spec", "render_fails", "reason"),
+    [
+        ({"model": {"name": "wine", "version": "1"}}, False, "InvalidSpec"),
+        (None, True, "RenderFailed"),
+    ],
+)
+def test_a_request_found_while_degraded_is_rejected_with_why_and_never_acts_later(
+    spec, render_fails, reason
+):
+    renderer = FakeRenderer(fail=render_fails)
+    reconciler, kube = make(renderer=renderer)
+    kube.objects[MD] = md(spec)
+    asked = {"id": "r1", "verb": "pause", "by": "alice", "at": "2026-01-01T00:00:00Z"}
+    kube.objects[MD]["metadata"]["annotations"] = {ANNOTATION: json.dumps(asked)}
+
+    assert reconciler.reconcile(NS, NAME) == reason
+
+    last = status(kube)["lastRequest"]
+    assert (last["id"], last["accepted"]) == ("r1", False)
+    assert f"the object is Degraded ({reason})" in last["message"]
+    entry = status(kube)["history"][-1]
+    assert (entry["result"], entry["reason"], entry["by"]) == ("Request", "Pause", "alice")
+    assert entry["message"].startswith(f"not accepted: the object is Degraded ({reason})")
+    rejected = [e for e in kube.events if e[1] == "RequestRejected"]
+    assert rejected
+    assert rejected[0][2].startswith("pause requested by alice: ")
+    assert ANNOTATION not in kube.objects[MD]["metadata"]["annotations"]  # consumed
+    # fixed: the old request does not act
+    renderer.fail = False
+    kube.objects[MD]["spec"] = md()["spec"]
+    reconciler.reconcile(NS, NAME)
+    assert "pause" not in status(kube)
+    assert status(kube)["lastRequest"]["id"] == "r1"
 
 
 def test_prune_deletes_the_canary_once_it_is_no_longer_rendered():

@@ -16,7 +16,14 @@ from modelops_operator.models import (
     Verb,
 )
 from modelops_operator.reasons import Result
-from modelops_operator.requests import ANNOTATION, apply_request, is_new, read_request, record
+from modelops_operator.requests import (
+    ANNOTATION,
+    answer,
+    apply_request,
+    is_new,
+    read_request,
+    record,
+)
 from modelops_operator.rollout import Observation, State, advance, derive_state
 from modelops_operator.workloads import MISSING, WorkloadState
 from tests.support.operator_builders import at, ref, spec_for, stamp
@@ -124,3 +131,46 @@ def test_a_request_is_consumed_once() -> None:
 
     assert not is_new(request(Verb.PROMOTE), status)
     assert is_new(request(Verb.ABORT), status)
+
+
+def ab_test() -> Observation:
+    canary = CanaryState(model=ref("2"), startedAt=stamp(0), stepStartedAt=stamp(0))
+    body = ModelDeploymentStatus(stable=ref("1"), canary=canary, phase=Phase.PROGRESSING)
+    return Observation(spec_for("2", strategy="ABTest"), body, at(5), READY, CANARY)
+
+
+def test_promote_on_an_ab_test_is_not_accepted_and_names_the_winner_field() -> None:
+    obs = ab_test()
+    for _ in range(len(obs.spec.rollout.steps) + 1):  # never a hidden step, never a promotion
+        _outcome, status, consumed = consume(obs, request(Verb.PROMOTE))
+        assert not consumed.accepted
+        assert "spec.rollout.abTest.winner to 2" in consumed.message
+        assert status.canary == obs.status.canary
+        assert derive_state(status) == State.CANARY
+        obs = Observation(obs.spec, status, obs.now, READY, CANARY)
+
+
+def test_abort_on_an_ab_test_rolls_b_back() -> None:
+    _, status, consumed = consume(ab_test(), request(Verb.ABORT))
+
+    assert consumed.accepted
+    assert (status.phase, status.rolled_back) == (Phase.ROLLED_BACK, ref("2"))
+
+
+def test_a_request_answered_before_another_is_found_in_the_history() -> None:
+    mine, bobs = request(Verb.PROMOTE), RequestRecord(id="bob-1", verb=Verb.PAUSE, by="bob")
+    assert answer(in_canary().status, mine) is None  # not consumed yet
+
+    _, status, consumed = consume(in_canary(), mine)
+    _, status, _ = consume(Observation(spec_for("2"), status, at(6), READY, CANARY), bobs)
+
+    assert status.last_request is not None
+    assert status.last_request.id == "bob-1"
+    assert answer(status, mine) == consumed
+    refused = record(status, request(Verb.RESUME).model_copy(update={"message": "no"}), "2", 10)
+    assert answer(refused, request(Verb.RESUME)) == request(Verb.RESUME).model_copy(
+        update={"accepted": False, "message": "no"}
+    )
+    # the same user's older request of another verb, or another second, is not it
+    assert answer(status, request(Verb.ABORT)) is None
+    assert answer(status, mine.model_copy(update={"id": "x", "at": stamp(11)})) is None

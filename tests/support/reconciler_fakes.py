@@ -103,6 +103,14 @@ class FakeKube:
     def post_event(self, involved, type_, reason, message, component) -> None:
         self.events.append((type_, reason, message))
 
+    def remove_annotation(self, obj: dict, key: str, value: str) -> None:
+        """As the JSON patch with a test does: only while the annotation still holds `value`."""
+        stored = self.objects.get(key_of(obj))
+        annotations = (stored or {}).get("metadata", {}).get("annotations") or {}
+        if annotations.get(key) == value:
+            del annotations[key]
+            self._bump(stored)
+
 
 class FakeRenderer:
     """Renders what charts/model-service would, in the shape the operator relies on."""

@@ -126,7 +126,9 @@ def check_value(param: Param, value: object) -> None:
 
 # --- the recording group, from the recording-rule catalog ---------------------------------
 
-PREDICTION_ROUTES = 'handler=~"/v1/predict|/v2/models/.+/infer"'
+# POST only: any other method on these routes is answered 405 and predicts nothing (an uptime
+# probe's GET /v1/predict would otherwise count as traffic and as rejected input).
+PREDICTION_ROUTES = 'handler=~"/v1/predict|/v2/models/.+/infer", method="POST"'
 _BY = ", ".join(rr.AGGREGATION_LABELS)
 
 

@@ -1029,7 +1029,7 @@ def rollout() -> dict:
             ],
             unit="short",
             stack="normal",
-            desc="Alerts of the model firing now, by version.",
+            desc="Alerts of the model firing now, by version; a pod's memory and restart alerts name the model of the pod's scrape target.",
         ),
         row("Operator"),
         *operator_panels(),

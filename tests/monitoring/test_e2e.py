@@ -38,6 +38,7 @@ from devstack.prometheus import Alertmanager, Prometheus, Target
 from devstack.service_process import ServiceProcess, demo_model_dir, start_service
 from tests.monitoring.failing_model import build_failing_model
 from tests.support import promql
+from tests.support.alerting import alertmanager_config
 from tests.support.webhook import Receiver
 
 pytestmark = pytest.mark.process
@@ -76,29 +77,6 @@ ALERT_TIMEOUT = 90.0
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def alertmanager_config(secrets: Path, receiver: Receiver) -> str:
-    """The example configuration, with its Secret mounted at ``secrets`` and its receivers'
-    endpoints on loopback; grouping waits shortened."""
-    text = (REPO_ROOT / "alerts" / "alertmanager" / "alertmanager.yaml").read_text()
-    text = text.replace("/etc/alertmanager/secrets/modelops-alerting/", f"{secrets}/")
-    text = text.replace("http://alert-gateway.monitoring.svc:9095", receiver.url)
-    assert "svc" not in text
-    config = yaml.safe_load(text)
-
-    def shorten(route: dict) -> None:
-        for key in ("group_wait", "group_interval"):
-            if key in route:
-                route[key] = "1s"
-        for child in route.get("routes", []):
-            shorten(child)
-
-    config["route"].update(group_wait="1s", group_interval="1s")
-    shorten(config["route"])
-    (secrets / "slack-api-url").write_text(f"{receiver.url}/chat")
-    (secrets / "pager-token").write_text(TOKEN)
-    return yaml.safe_dump(config, sort_keys=False)
 
 
 def chart_rules(workdir: Path) -> Path:
@@ -216,7 +194,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     receiver = Receiver()
     secrets = workdir / "secrets"
     secrets.mkdir()
-    am = Alertmanager(workdir / "alertmanager", alertmanager_config(secrets, receiver))
+    am = Alertmanager(workdir / "alertmanager", alertmanager_config(secrets, receiver, TOKEN))
     prom = Prometheus(
         workdir / "prometheus",
         rule_files=[chart_rules(workdir)],

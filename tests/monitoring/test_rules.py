@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 from alerts import render
+from dashboards import generate as dashboards
 from modelops_service import recording_rules
+from tests.support import promql
 from tests.support.repo import ROOT
 
 ALERTS = ROOT / "alerts"
@@ -123,6 +125,28 @@ def test_every_alert_has_severity_summary_live_value_and_runbook_section() -> No
     assert len(sections) == len(all_alerts())
 
 
+# "the *Model* dashboard's *Input errors by reason*", "the *confidence* panel ... on the
+# *Rollout* dashboard": a dashboard's short title and the title of one of its panels
+_DASHBOARD_REFERENCES = (
+    re.compile(r"the \*([^*]+)\* dashboard's \*([^*]+)\*"),
+    re.compile(r"the \*([^*]+)\* panel[^.]*? on the \*([^*]+)\* dashboard"),
+)
+
+
+def test_every_panel_the_runbook_names_is_on_the_dashboard_it_names() -> None:
+    panels = {}
+    for build in dashboards.DASHBOARDS.values():
+        board = build()
+        short = board["title"].removeprefix("ModelOps / ")
+        panels[short] = {p["title"] for p in board["panels"]}
+    runbook = " ".join((ALERTS / "runbook.md").read_text().split())
+    named = [m.groups() for m in _DASHBOARD_REFERENCES[0].finditer(runbook)]
+    named += [m.groups()[::-1] for m in _DASHBOARD_REFERENCES[1].finditer(runbook)]
+    assert named, "the runbook names no panel: the patterns are stale"
+    for board, panel in named:
+        assert panel in panels.get(board, ()), f"runbook.md: no panel *{panel}* on *{board}*"
+
+
 @pytest.mark.parametrize(
     ("template_path", "params_path"),
     [(render.TEMPLATE, render.PARAMS), (render.OPERATOR_TEMPLATE, render.OPERATOR_PARAMS)],
@@ -215,6 +239,54 @@ def test_promtool_unit_tests_pass() -> None:
 
 
 @pytest.mark.render
+def test_the_rollout_dashboard_shows_the_selected_model_s_target_and_pod_alerts(
+    tmp_path: Path,
+) -> None:
+    """Its "Firing alerts" panel selects ALERTS by `model`: the alerts on `up`, cAdvisor and
+    kube-state-metrics series must carry the model of their target."""
+    (query,) = [
+        q
+        for q in promql.dashboard_queries()
+        if q.source.endswith("modelops-rollout.json") and q.where.startswith("Firing alerts")
+    ]
+    down, crash_loop = "0x20", " ".join(str(i // 2) for i in range(21))
+    series = {
+        # wine 1's pod: its target down, its container crash-looping and near its memory limit
+        'up{job="wine", namespace="ns", pod="wine-abc", instance="10.0.0.1:8080",'
+        ' modelops_io_model="wine", modelops_io_version="1"}': down,
+        'kube_pod_container_status_restarts_total{namespace="ns", pod="wine-abc",'
+        ' container="model-service"}': crash_loop,
+        'container_memory_working_set_bytes{namespace="ns", pod="wine-abc",'
+        ' container="model-service"}': "1000000000x20",
+        'kube_pod_container_resource_limits{namespace="ns", pod="wine-abc",'
+        ' container="model-service", resource="memory", unit="byte"}': "1073741824x20",
+        # diabetes 1's pod crash-loops too: another model's alert, not on wine's board
+        'up{job="diabetes", namespace="ns", pod="diabetes-abc", instance="10.0.0.2:8080",'
+        ' modelops_io_model="diabetes", modelops_io_version="1"}': "1x20",
+        'kube_pod_container_status_restarts_total{namespace="ns", pod="diabetes-abc",'
+        ' container="model-service"}': crash_loop,
+    }
+    expr = promql.expand_grafana(query.expr, {"namespace": "ns", "model": "wine"})
+    wine_alerts = ("ModelServiceDown", "ModelPodRestarting", "ModelMemoryNearLimit")
+    expected = [{"labels": f'{{alertname="{a}", version="1"}}', "value": 1} for a in wine_alerts]
+    test = {
+        "rule_files": [str(render.RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": k, "values": v} for k, v in series.items()],
+                "promql_expr_test": [{"expr": expr, "eval_time": "20m", "exp_samples": expected}],
+            }
+        ],
+    }  # fmt: skip
+    path = tmp_path / "panel.test.yaml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = run("promtool", "test", "rules", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.render
 def test_the_helm_flavour_renders_the_same_rules(tmp_path: Path) -> None:
     """The chart's copy, rendered by real helm with `tpl`, equals the plain render."""
     chart = tmp_path / "chart"
@@ -289,6 +361,6 @@ def test_the_alertmanager_example_keeps_secrets_in_files_and_inhibits_warnings()
     secret = yaml.safe_load((ALERTS / "alertmanager" / "secret.yaml").read_text())
     assert set(secret["stringData"]) == {"slack-api-url", "pager-token"}
     inhibit = config["inhibit_rules"][0]
-    assert inhibit["source_matchers"] == ['severity="critical"']
+    assert inhibit["source_matchers"] == ['severity="critical"', 'model=~".+"', 'version=~".+"']
     assert "warning" in inhibit["target_matchers"][0]
     assert inhibit["equal"] == ["namespace", "model", "version"]

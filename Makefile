@@ -103,7 +103,7 @@ models: venv ## Train the demo models into models/ (offline, seconds).
 	$(PY) -m modelops_service.train --out $(MODELS_DIR)
 
 .PHONY: serve
-serve: models ## Serve a demo model on http://127.0.0.1:$(PORT) (MODEL=models/wine/1 by default).
+serve: models ## Serve a demo model on http://127.0.0.1:8080 (MODEL=models/wine/1 PORT=8080 by default).
 	MODELOPS_MODEL_DIR=$${MODEL:-$(MODELS_DIR)/wine/1} $(PY) -m modelops_service --host 127.0.0.1 --port $(PORT)
 
 ##@ Dev stack (devstack/: a real control plane on loopback, no Docker)
@@ -159,7 +159,8 @@ OPERATOR_REPO    ?= modelops-operator
 SERVICE_IMAGE    := $(SERVICE_REPO):$(IMAGE_TAG)
 OPERATOR_IMAGE   := $(OPERATOR_REPO):$(IMAGE_TAG)
 KPS_VALUES       ?= deploy/kube-prometheus-stack-values.yaml
-MODELS_NS        ?= models
+# The namespace the examples (manifests/examples, deploy/kind) name: not a setting.
+MODELS_NS        := models
 OPERATOR_NS      ?= modelops-system
 # The model installed with plain `helm install` (its own namespace, so it never meets a
 # ModelDeployment of the same name), and the ModelDeployments of the tour and the demos.
@@ -222,7 +223,7 @@ kind-up: kind-preflight venv models $(KIND) $(KIND_HELM) $(KIND_KUBECTL) ## The 
 	  --set image.repository=$(SERVICE_REPO) --set image.tag=$(IMAGE_TAG) --wait=watcher --timeout 5m
 	@echo ">> 7/9 the example ModelDeployment ($(KIND_EXAMPLE)) and the demo traffic NodePort"
 	$(KCTL) create namespace $(MODELS_NS) --dry-run=client -o yaml | $(KCTL) apply -f -
-	$(KCTL) apply -f $(KIND_EXAMPLE)
+	$(KIND_ENV) hack/kind.sh apply-once $(KIND_EXAMPLE)
 	$(KCTL) apply -f deploy/kind/demo-traffic-service.yaml
 	@echo ">> 8/9 waiting for the ModelDeployments to be Ready"
 	$(KIND_ENV) hack/kind.sh wait-ready $(KIND_EXAMPLE)

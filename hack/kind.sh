@@ -10,6 +10,8 @@
 #                            link NAME from PATH when it is that version, else download it
 #                            from its official release and check the published sha256
 #   model-sha256 DIR         sha256 of DIR/model.joblib
+#   apply-once FILE          apply FILE unless its ModelDeployment exists (a re-run of
+#                            `make up` leaves what `make demo` rolled on as it is)
 #   wait-ready FILE          wait until the ModelDeployments in FILE are Ready
 #   next-steps               print what to do next
 #   load-images IMAGE...     load images into the cluster (image-archive fallback, kind #3795)
@@ -250,6 +252,20 @@ with open(sys.argv[1]) as f:
 PYEOF
 }
 
+# The example, created once: `make demo` rolls it on, and applying it again on a re-run of
+# `make up` would ask for its first version, a rollback of the model.
+cmd_apply_once() {
+  local file=${1:?apply-once FILE} kind name ns
+  while read -r kind name ns; do
+    [[ $kind == ModelDeployment ]] || continue
+    if kctl get modeldeployment "$name" -n "$ns" >/dev/null 2>&1; then
+      say "modeldeployment/$name in $ns exists: left as it is (make demo may have rolled it on; kubectl apply -f $file starts over)"
+      return 0
+    fi
+  done < <(md_refs "$file")
+  kctl apply -f "$file"
+}
+
 cmd_wait_ready() {
   local file=${1:?wait-ready FILE} kind name ns
   while read -r kind name ns; do
@@ -272,7 +288,7 @@ The cluster '$KIND_CLUSTER' is up (kubectl context $CONTEXT). Next:
   kubectl --context $CONTEXT get modeldeployments -A     # VERSION, STABLE, PHASE, READY
   make grafana        # Grafana on http://127.0.0.1:$GRAFANA_PORT (prints the login)
   make prometheus     # Prometheus on http://127.0.0.1:$PROMETHEUS_PORT
-  make demo           # roll the example to version 2 as a canary while traffic runs
+  make demo           # roll the example to version 3 as a canary while traffic runs
   make status         # what runs where
   make down           # delete the cluster
 
@@ -429,6 +445,7 @@ case $cmd in
   alerting-secret) cmd_alerting_secret ;;
   install-tool) cmd_install_tool "$@" ;;
   model-sha256) cmd_model_sha256 "$@" ;;
+  apply-once) cmd_apply_once "$@" ;;
   wait-ready) cmd_wait_ready "$@" ;;
   next-steps) cmd_next_steps ;;
   demo) cmd_demo "$@" ;;
@@ -436,5 +453,5 @@ case $cmd in
   prometheus) cmd_prometheus ;;
   status) cmd_status ;;
   down) cmd_down ;;
-  *) die "usage: hack/kind.sh engine|preflight|load-images|alerting-values|alerting-secret|install-tool|model-sha256|wait-ready|next-steps|demo|grafana|prometheus|status|down" ;;
+  *) die "usage: hack/kind.sh engine|preflight|load-images|alerting-values|alerting-secret|install-tool|model-sha256|apply-once|wait-ready|next-steps|demo|grafana|prometheus|status|down" ;;
 esac

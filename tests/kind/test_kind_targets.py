@@ -92,6 +92,31 @@ def test_down_and_status_are_idempotent_without_a_cluster(tmp_path, target):
     assert not any("delete" in c for c in stubs.calls())
 
 
+@pytest.mark.parametrize("exists", [False, True])
+def test_make_up_applies_the_example_once_and_leaves_what_the_demo_rolled_on(
+    tmp_path, make_var, exists
+):
+    """A re-run of `make up` after `make demo` (version 3) must not apply version 1 again:
+    that asks the operator for a rollback of the model."""
+    stubs = Stubs(tmp_path)
+    answer = "exit 0" if exists else 'echo "Error from server (NotFound)" >&2; exit 1'
+    kubectl = stubs.pinned("kubectl", KUBECTL_VERSION, f'[ "$3" = get ] && {{ {answer}; }}; exit 0')
+    example = make_var("KIND_EXAMPLE")
+    proc = run(
+        [str(ROOT / "hack" / "kind.sh"), "apply-once", example],
+        env={**stubs.env(), "KUBECTL": str(kubectl)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    calls = stubs.calls("kubectl")
+    assert calls[0] == "kubectl --context kind-modelops get modeldeployment diabetes -n models"
+    applied = f"kubectl --context kind-modelops apply -f {example}"
+    if exists:
+        assert applied not in calls
+        assert "modeldeployment/diabetes in models exists: left as it is" in proc.stdout
+    else:
+        assert calls[-1] == applied
+
+
 # --- item 8: kind load docker-image and Docker's containerd image store ----------------
 
 CTR_ERROR = (

@@ -23,7 +23,7 @@ UP_STEPS = [
     ("load into kind", r"hack/kind.sh load-images model-service:\S+ modelops-operator:"),
     ("operator chart", r"upgrade --install model-operator charts/model-operator "),
     ("model-service chart", r"upgrade --install \S+ charts/model-service "),
-    ("example ModelDeployment", r"apply -f manifests/examples/\S+\.yaml"),
+    ("example ModelDeployment", r"hack/kind.sh apply-once manifests/examples/\S+\.yaml"),
     ("wait", r"hack/kind.sh wait-ready "),
     ("next steps", r"hack/kind.sh next-steps"),
 ]

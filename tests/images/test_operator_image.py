@@ -10,7 +10,7 @@ import yaml
 from devstack.images import Images, run_docker
 from devstack.paths import versions
 from tests.support.charts import SERVICE, helm, template_args
-from tests.support.image_checks import BYTECODE_CHECK, RESTRICTED
+from tests.support.image_checks import BYTECODE_CHECK, RESTRICTED, UNREADABLE
 
 pytestmark = pytest.mark.images
 
@@ -59,3 +59,10 @@ def test_the_operator_runs_from_compiled_bytecode(images: Images) -> None:
     checked, *bad = out.strip().split("\n")
     assert int(checked) > 200, out  # the operator, kopf, the Kubernetes client...
     assert not [b for b in bad if b], "\n".join(bad)
+
+
+def test_its_user_reads_every_file_of_the_operator_and_the_chart(images: Images) -> None:
+    unreadable = in_operator(
+        images, "/opt/app", "/opt/venv", "/opt/modelops", *UNREADABLE, entrypoint="find"
+    )
+    assert unreadable == ""

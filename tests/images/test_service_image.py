@@ -12,7 +12,7 @@ from devstack.images import Images, container_logs, run_docker, running_containe
 from devstack.processes import free_port
 from devstack.service_process import demo_model_dir
 from modelops_service.card import read_card
-from tests.support.image_checks import BYTECODE_CHECK, RESTRICTED
+from tests.support.image_checks import BYTECODE_CHECK, RESTRICTED, UNREADABLE
 from tests.support.rows import in_range_rows
 
 pytestmark = pytest.mark.images
@@ -76,3 +76,11 @@ def test_the_python_code_runs_from_compiled_bytecode(images: Images) -> None:
     checked, *bad = proc.stdout.strip().split("\n")
     assert int(checked) > 500, proc.stdout  # the app, FastAPI, numpy, scikit-learn...
     assert not [b for b in bad if b], "\n".join(bad)
+
+
+def test_its_user_reads_every_file_of_the_app_and_the_models(images: Images) -> None:
+    proc = run_docker(
+        "run", "--rm", *RESTRICTED, "--entrypoint", "find", images.service,
+        "/opt/app", "/opt/venv", "/models", *UNREADABLE,
+    )  # fmt: skip
+    assert proc.stdout == ""

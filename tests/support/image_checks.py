@@ -12,6 +12,10 @@ RESTRICTED = (
     "no-new-privileges",
 )
 
+# `find` arguments that print every file the running user cannot read, and every directory
+# it cannot enter: COPY keeps the checkout's modes, which a umask of 027 makes root's only.
+UNREADABLE = ("(", "!", "-readable", "-o", "-type", "d", "!", "-executable", ")", "-print")
+
 # Every module the image's own code imports (under /opt) loads from valid bytecode: the .pyc
 # exists and matches its source the way the importer checks (timestamp or hash based).
 BYTECODE_CHECK = """

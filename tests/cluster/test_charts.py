@@ -178,6 +178,8 @@ def test_upgrade_rolls_rollback_returns_and_restart_rolls(
     env = {e["name"]: e["value"] for e in v2["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env == {
         "MODELOPS_PORT": "8080",
+        "MODELOPS_MODEL_NAME": "wine",
+        "MODELOPS_MODEL_VERSION": "2",
         "MODELOPS_MODEL_DIR": "/models/wine/2",
         "MODELOPS_MODEL_SHA256": SHA_V2,
     }

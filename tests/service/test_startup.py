@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from devstack.service_process import ServiceProcess, start_service
 from modelops_service.card import read_card
@@ -15,23 +16,36 @@ from tests.support.metrics_text import scrape
 from tests.support.service_waits import log_lines_until
 
 
-def test_declared_sha256_mismatch_refuses_to_start(model_root: Path, tmp_path: Path) -> None:
-    wrong = "0" * 64
-    svc = start_service(
-        model_root / "wine" / "1",
-        env={"MODELOPS_MODEL_SHA256": wrong},
-        wait=False,
-        log_dir=tmp_path,
-    )
+def refused(model_dir: Path, tmp_path: Path, env: dict[str, str] | None = None) -> str:
+    """The logs of a service that exited, status 2, before it served anything."""
+    svc = start_service(model_dir, env=env or {}, wait=False, log_dir=tmp_path)
     try:
         code = svc.wait_exit()
     finally:
         svc.stop()
-    assert code != 0
     logs = svc.logs()
-    assert "refusing to load" in logs, logs
-    assert wrong in logs
+    assert code == 2, logs
     assert "Uvicorn running" not in logs  # nothing was ever served
+    return logs
+
+
+@pytest.mark.parametrize(
+    ("declared", "said"),
+    [
+        ({"MODELOPS_MODEL_SHA256": "0" * 64}, ["refusing to load", "0" * 64]),
+        (
+            {"MODELOPS_MODEL_NAME": "wine", "MODELOPS_MODEL_VERSION": "2"},
+            ["MODELOPS_MODEL_VERSION declares version '2' but its model.json says '1'"],
+        ),
+    ],
+    ids=["sha256", "version"],
+)
+def test_an_artifact_other_than_the_declared_one_refuses_to_start(
+    model_root: Path, tmp_path: Path, declared: dict[str, str], said: list[str]
+) -> None:
+    logs = refused(model_root / "wine" / "1", tmp_path, declared)
+    for words in said:
+        assert words in logs, logs
 
 
 def test_artifact_not_matching_its_card_refuses_to_start(model_root: Path, tmp_path: Path) -> None:
@@ -39,42 +53,11 @@ def test_artifact_not_matching_its_card_refuses_to_start(model_root: Path, tmp_p
     shutil.copytree(model_root / "wine" / "1", tampered)
     with open(tampered / "model.joblib", "ab") as fh:
         fh.write(b"\0")  # any change to the pickle
-    svc = start_service(tampered, wait=False, log_dir=tmp_path)
-    try:
-        code = svc.wait_exit()
-    finally:
-        svc.stop()
-    assert code != 0
-    assert "model.json declares" in svc.logs()
-
-
-def test_a_model_other_than_the_declared_one_refuses_to_start(
-    model_root: Path, tmp_path: Path
-) -> None:
-    svc = start_service(
-        model_root / "wine" / "1",
-        env={"MODELOPS_MODEL_NAME": "wine", "MODELOPS_MODEL_VERSION": "2"},
-        wait=False,
-        log_dir=tmp_path,
-    )
-    try:
-        code = svc.wait_exit()
-    finally:
-        svc.stop()
-    assert code == 2
-    logs = svc.logs()
-    assert "MODELOPS_MODEL_VERSION declares version '2' but its model.json says '1'" in logs
-    assert "Uvicorn running" not in logs
+    assert "model.json declares" in refused(tampered, tmp_path)
 
 
 def test_a_missing_model_refuses_to_start(tmp_path: Path) -> None:
-    svc = start_service(tmp_path / "no-such-model", wait=False, log_dir=tmp_path)
-    try:
-        code = svc.wait_exit()
-    finally:
-        svc.stop()
-    assert code != 0
-    assert "cannot read the model card" in svc.logs()
+    assert "cannot read the model card" in refused(tmp_path / "no-such-model", tmp_path)
 
 
 def test_matching_declared_sha256_serves(diabetes: ServiceProcess) -> None:

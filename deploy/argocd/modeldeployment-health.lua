@@ -3,8 +3,13 @@
 -- customisation `resource.customizations.health.modelops.io_ModelDeployment`.
 --   Healthy      Ready=True for the current generation (the asked release serves)
 --   Progressing  not yet observed, a canary or rolling update under way
---   Suspended    a rollout held by spec.paused or `kubectl modelops pause`
---   Degraded     phase RolledBack or Degraded (the reason and message of the condition)
+--   Suspended    a rollout the operator holds for spec.paused or `kubectl modelops pause`
+--                (Progressing reason RolloutPaused: a paused spec it does not hold, a
+--                rolling update already under way, is Progressing)
+--   Degraded     a failed canary held (autoRollback: false), phase RolledBack or Degraded
+--                (the reason and message of the failure or the condition)
+-- The held failure and the pause come first: a new release held after a rollback keeps
+-- phase RolledBack, and a held failure paused keeps phase Progressing.
 local hs = {}
 
 local function condition(kind)
@@ -45,20 +50,31 @@ end
 
 local phase = obj.status.phase
 local ready = condition("Ready")
-if phase == "RolledBack" then
+local degraded = condition("Degraded")
+local progressing = condition("Progressing")
+local canary = obj.status.canary
+if canary ~= nil and canary.held ~= nil then
   hs.status = "Degraded"
-  hs.message = said(ready, "RolledBack")
+  hs.message = "canary held after a failed analysis: " .. said(canary.held, "held")
+elseif progressing ~= nil and progressing.reason == "RolloutPaused" then
+  hs.status = "Suspended"
+  hs.message = said(progressing, "Rollout paused")
+elseif phase == "RolledBack" then
+  hs.status = "Degraded"
+  -- a failure since the rollback (an apply refused) says more than the rollback itself
+  if degraded ~= nil and degraded.status == "True" then
+    hs.message = said(degraded, "Degraded")
+  else
+    hs.message = said(ready, "RolledBack")
+  end
 elseif phase == "Degraded" then
   hs.status = "Degraded"
-  hs.message = said(condition("Degraded"), "Degraded")
+  hs.message = said(degraded, "Degraded")
 elseif phase == "Ready" and ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
   hs.message = said(ready, "Ready")
-elseif (obj.spec ~= nil and obj.spec.paused) or obj.status.pause ~= nil then
-  hs.status = "Suspended"
-  hs.message = said(condition("Progressing"), "Rollout paused")
 else
   hs.status = "Progressing"
-  hs.message = said(condition("Progressing"), "Phase " .. tostring(phase))
+  hs.message = said(progressing, "Phase " .. tostring(phase))
 end
 return hs

@@ -30,6 +30,19 @@ def cond(kind: str, status: str, reason: str, message: str = "") -> dict[str, st
             "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
 
 
+HELD_CANARY = {
+    "model": {"name": "wine", "version": "2", "image": "model-service:0.1.0"},
+    "step": 0,
+    "startedAt": "2026-01-01T00:00:00Z",
+    "stepStartedAt": "2026-01-01T00:00:00Z",
+    "held": {
+        "at": "2026-01-01T00:05:00Z",
+        "reason": "ErrorRateTooHigh",
+        "message": "errorRate 0.5",
+    },
+}
+
+
 def status(phase: str | None, *conditions: dict[str, str], generation: int = 3, **extra: Any):
     body: dict[str, Any] = {"observedGeneration": generation, "conditions": list(conditions)}
     if phase:
@@ -93,6 +106,54 @@ CASES = {
         ),
         "Suspended",
         "RolloutPaused: held",
+    ),
+    # the operator's shapes a review found misread (each from its advance + status_after)
+    "a new release held after a rollback": (
+        md(
+            3,
+            status(
+                "RolledBack",
+                cond("Ready", "False", "RolledBack", "version 2 was rolled back; version 1 serves"),
+                cond("Progressing", "True", "RolloutPaused", "rollout to 3 held: spec.paused"),
+            ),
+            paused=True,
+        ),
+        "Suspended",
+        "RolloutPaused: rollout to 3 held: spec.paused",
+    ),
+    "a held failure, paused": (
+        md(
+            3,
+            status(
+                "Progressing",
+                cond("Progressing", "True", "RolloutPaused", "canary held: spec.paused"),
+                canary=HELD_CANARY,
+            ),
+            paused=True,
+        ),
+        "Degraded",
+        "canary held after a failed analysis: ErrorRateTooHigh: errorRate 0.5",
+    ),
+    "a paused spec the operator does not hold (a rolling update under way)": (
+        md(
+            3,
+            status("Progressing", cond("Progressing", "True", "Progressing", "0/2 ready")),
+            paused=True,
+        ),
+        "Progressing",
+        "Progressing: 0/2 ready",
+    ),
+    "an apply refused after a rollback": (
+        md(
+            3,
+            status(
+                "RolledBack",
+                cond("Ready", "False", "RolledBack", "version 2 was rolled back; version 1 serves"),
+                cond("Degraded", "True", "ApplyFailed", "403 Forbidden: deployments"),
+            ),
+        ),
+        "Degraded",
+        "ApplyFailed: 403 Forbidden: deployments",
     ),
     "paused by kubectl modelops pause": (
         md(

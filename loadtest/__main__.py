@@ -32,7 +32,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch", type=int, default=1, help=f"rows per request (at most {MAX_BATCH})")
     p.add_argument(
-        "--concurrency", type=int, default=32, help=f"most requests in flight ({MAX_CONCURRENCY})"
+        "--concurrency",
+        type=int,
+        default=32,
+        help=f"most requests in flight (default 32, at most {MAX_CONCURRENCY})",
     )
     p.add_argument(
         "--clients",

@@ -58,7 +58,8 @@ class Summary:
     by_status: Counter = field(default_factory=Counter)
     by_kind: dict[str, Counter] = field(default_factory=dict)
     latencies_ms: array = field(default_factory=lambda: array("d"), repr=False)
-    elapsed_s: float = 0.0
+    sending_s: float = 0.0  # the schedule: from the first send to the end of the duration
+    elapsed_s: float = 0.0  # and until the last answer came back (or timed out)
 
     def status_class(self, cls: str) -> int:
         """Responses whose status code starts with ``cls`` ("2", "4", "5")."""
@@ -66,7 +67,8 @@ class Summary:
 
     @property
     def achieved_rate(self) -> float:
-        return self.sent / self.elapsed_s if self.elapsed_s else 0.0
+        # over the schedule only: the wait for the last answers sends nothing
+        return self.sent / self.sending_s if self.sending_s else 0.0
 
     def latency_ms(self, q: float) -> float:
         return percentile(sorted(self.latencies_ms), q)
@@ -85,6 +87,7 @@ class Summary:
             "version": self.version,
             "rate": self.rate,
             "duration_s": self.duration_s,
+            "sending_s": round(self.sending_s, 3),
             "elapsed_s": round(self.elapsed_s, 3),
             "sent": self.sent,
             "completed": self.completed,
@@ -106,8 +109,8 @@ class Summary:
         lat = d["latency_ms"]
         lines = [
             f"scenario {self.scenario} against {self.url} ({self.model} version {self.version})",
-            f"  sent       {self.sent} in {self.elapsed_s:.1f}s ({d['achieved_rate']} req/s, "
-            f"asked {self.rate:g} req/s)",
+            f"  sent       {self.sent} in {self.sending_s:.1f}s ({d['achieved_rate']} req/s, "
+            f"asked {self.rate:g} req/s); the last answer after {self.elapsed_s:.1f}s",
             f"  answered   {self.completed}: 2xx {d['2xx']}, 4xx {d['4xx']}, 5xx {d['5xx']}",
             f"  status     {', '.join(f'{k}: {v}' for k, v in d['status'].items()) or '-'}",
             f"  failed     {self.transport_errors} transport errors, {self.dropped} dropped "
@@ -262,6 +265,7 @@ async def arun(
                 next_report += 1.0
             wake = min(next_send, next_report, start + duration)
             await asyncio.sleep(max(0.0, wake - loop.time()))
+        summary.sending_s = loop.time() - start
         if in_flight:
             await asyncio.wait(in_flight, timeout=timeout + 1)
         summary.elapsed_s = loop.time() - start

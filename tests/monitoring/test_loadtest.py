@@ -7,7 +7,9 @@ import math
 import re
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -62,6 +64,25 @@ def test_drift_moves_a_subset_of_features_gradually_then_holds() -> None:
     assert len(moved) == 1  # half of two features
     feature_std = {"a": 2.0, "b": 0.5}[moved[0]]
     assert mean(late, moved[0]) - mean(early, moved[0]) == pytest.approx(2 * feature_std, rel=0.1)
+
+
+def test_drift_moves_the_same_features_whatever_the_seed_of_the_rows() -> None:
+    """Locust gives each user its own seed: they must all drift the same subset, or the
+    drift of a run spreads thin over every feature."""
+    features = [
+        {"name": f"f{i}", "min": 0.0, "max": 10.0, "mean": 5.0, "std": 1.0} for i in range(8)
+    ]
+    card = {**CARD, "features": features, "reference": {"features": {}}}
+
+    def moved(seed: int) -> set[str]:
+        s = make_scenario("drift", card, rate=10, duration=100, seed=seed, drift_ramp=0.1)
+        early = [s.row(0) for _ in range(500)]
+        late = [s.row(90) for _ in range(500)]
+        return {f["name"] for f in features if mean(late, f["name"]) - mean(early, f["name"]) > 0.5}
+
+    subsets = [moved(seed) for seed in (1, 2, 3)]
+    assert len(subsets[0]) == 4
+    assert subsets[0] == subsets[1] == subsets[2]
 
 
 def mean(rows: list[dict], f: str) -> float:
@@ -174,6 +195,45 @@ def test_cli_summary_reports_rate_and_latency(service) -> None:
     sent = int(re.search(r"sent\s+(\d+)", result.stdout).group(1))
     assert 60 < sent < 60 * 4  # more than the base rate, less than all-spike
     assert re.search(r"latency\s+p50 [\d.]+ ms, p95 [\d.]+ ms", result.stdout)
+
+
+class SlowModel(BaseHTTPRequestHandler):
+    """A service that answers every prediction a second late (its card at once)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def answer(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.answer(json.dumps(CARD).encode())
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        time.sleep(1.0)
+        self.answer(b'{"predictions": [1]}')
+
+
+def test_the_rate_sent_is_over_the_schedule_not_the_wait_for_the_last_answers() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowModel)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        summary = run(
+            f"http://127.0.0.1:{server.server_port}", "normal", rate=20, duration=2, progress=None
+        )
+    finally:
+        server.shutdown()
+    assert summary.completed == summary.sent
+    assert 15 <= summary.achieved_rate <= 25, summary.format()
+    assert summary.elapsed_s >= summary.sending_s + 0.9  # the last answers, a second later
 
 
 def test_cli_refuses_an_unreachable_service() -> None:

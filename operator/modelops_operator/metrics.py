@@ -27,6 +27,7 @@ STEP_SECONDS = f"{PREFIX}_rollout_step_seconds"
 STEP_DEADLINE = f"{PREFIX}_rollout_step_deadline_seconds"
 INCONCLUSIVE = f"{PREFIX}_canary_inconclusive_seconds"
 ROLLBACK = f"{PREFIX}_rollback_timestamp_seconds"
+RELEASE_INFO = f"{PREFIX}_release_info"
 TRAFFIC_SHARE = f"{PREFIX}_traffic_share_percent"
 ANALYSIS_FIGURE = f"{PREFIX}_analysis_figure"
 ANALYSIS_THRESHOLD = f"{PREFIX}_analysis_threshold"
@@ -43,6 +44,7 @@ OPERATOR_METRIC_NAMES = (
     STEP_DEADLINE,
     INCONCLUSIVE,
     ROLLBACK,
+    RELEASE_INFO,
     TRAFFIC_SHARE,
     ANALYSIS_FIGURE,
     ANALYSIS_THRESHOLD,
@@ -125,6 +127,13 @@ class OperatorMetrics:
             (*per_object, "model", "version", "reason"),
             registry=r,
         )
+        self.release = Gauge(
+            RELEASE_INFO,
+            "1 for the release each ModelDeployment asks for (spec.model): the model and "
+            "version its alerts join, as the service's alerts carry them.",
+            (*per_object, "model", "version"),
+            registry=r,
+        )
         self.share = Gauge(
             TRAFFIC_SHARE,
             "Each track's share of the replicas, percent (what the replicas give).",
@@ -156,6 +165,8 @@ class OperatorMetrics:
         if figures.rollback is not None:
             b = figures.rollback
             now.append((self.rollback, (*obj, b.model, b.version, b.reason), b.at))
+        if figures.release is not None:
+            now.append((self.release, (*obj, *figures.release), 1.0))
         now += [(self.share, (*obj, track), v) for track, v in figures.share.items()]
         now += [(self.figure, (*obj, f), v) for f, v in figures.figures.items()]
         now += [(self.threshold, (*obj, f), v) for f, v in figures.thresholds.items()]

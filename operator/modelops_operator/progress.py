@@ -46,6 +46,7 @@ class RolloutFigures:
     step_deadline_seconds: float = 0.0  # how long it may last; 0 without a rollout, +Inf paused
     inconclusive_seconds: float = 0.0
     rollback: Rollback | None = None
+    release: tuple[str, str] | None = None  # (model, version) spec.model asks for; None: unread
     share: dict[str, float] = field(default_factory=dict)  # track -> percent of the replicas
     figures: dict[str, float] = field(default_factory=dict)  # figure -> value (finite only)
     thresholds: dict[str, float] = field(default_factory=dict)  # figure -> its threshold
@@ -99,6 +100,7 @@ def rollout_figures(
         step_deadline_seconds=deadline,
         inconclusive_seconds=inconclusive,
         rollback=_rollback(status),
+        release=(spec.model.name, spec.model.version) if spec is not None else None,
         share=share,
         figures=figures,
         thresholds=thresholds,

@@ -40,6 +40,10 @@ ALERTS = {
     # a pod no scrape target names: no model, no version
     "pod-restarts": {"alertname": "ModelPodRestarting", "severity": "warning", "namespace": NS,
                      "pod": "wine-1-def", "container": "model-service"},
+    # the operator's, with the release it asks for (modelops_operator_release_info), and one
+    # whose spec it cannot read
+    "wine-3-stuck": {"alertname": "ModelRolloutStuck", "severity": "warning", "namespace": NS,
+                     "name": "wine", "model": "wine", "version": "3"},
     "rollout-stuck": {"alertname": "ModelRolloutStuck", "severity": "warning", "namespace": NS,
                       "name": "diabetes"},
 }  # fmt: skip
@@ -92,6 +96,7 @@ def test_a_model_version_s_critical_alert_mutes_its_own_warnings_and_infos_only(
         "diabetes-memory": "active",
         # a critical without model and version (absent, operator down) mutes nothing
         "pod-restarts": "active",
+        "wine-3-stuck": "active",  # another version than the one down
         "rollout-stuck": "active",
     }
     source = held["wine-1-down"]["fingerprint"]
@@ -103,6 +108,7 @@ def test_the_model_s_team_gets_its_target_and_pod_alerts(held: dict[str, dict]) 
     assert receivers["wine-1-down"] == ["modelops-pager", "team-wine"]
     assert receivers["diabetes-memory"] == ["team-diabetes"]
     assert receivers["absent"] == ["modelops-pager"]
+    assert receivers["wine-3-stuck"] == ["team-wine"]
     # without a model: the shared channel
     assert receivers["pod-restarts"] == ["modelops-chat"]
     assert receivers["rollout-stuck"] == ["modelops-chat"]

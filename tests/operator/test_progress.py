@@ -101,3 +101,22 @@ def test_gauges_of_a_gone_rollback_or_figure_are_removed() -> None:
 
     metrics.forget("models", "wine")
     assert 'name="wine"' not in generate_latest(metrics.registry).decode()
+
+
+def test_the_release_info_names_the_release_the_spec_asks_for_and_follows_it() -> None:
+    metrics = OperatorMetrics()
+    info = (
+        'modelops_operator_release_info{{model="wine",name="wine",namespace="models",'
+        'version="{}"}} 1.0'
+    )
+    status = ModelDeploymentStatus(phase=Phase.READY, stable=ref("1"))
+    metrics.set_progress("models", "wine", rollout_figures(spec_for("2"), status, at(9)))
+    assert info.format("2") in generate_latest(metrics.registry).decode()
+
+    metrics.set_progress("models", "wine", rollout_figures(spec_for("3"), status, at(19)))
+    text = generate_latest(metrics.registry).decode()
+    assert info.format("3") in text
+    assert 'version="2"' not in text  # the release it no longer asks for is gone
+
+    metrics.set_progress("models", "wine", rollout_figures(None, status, at(29)))  # unreadable
+    assert "modelops_operator_release_info{" not in generate_latest(metrics.registry).decode()

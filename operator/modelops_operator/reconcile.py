@@ -126,13 +126,13 @@ class Reconciler:
         meta = obj["metadata"]
         generation = meta.get("generation")
         status = _readable_status(obj.get("status"))
-        asked = self._request(obj, status)
+        asked = self._request(obj, status)  # answered whatever this pass comes to
         try:
             spec = parse_spec(obj.get("spec"))
         except ValidationError as exc:
             return self._degraded(obj, status, Reason.INVALID_SPEC, _errors(exc), asked)
         owner = Owner(meta["name"], meta["namespace"], meta["uid"])
-        request = asked
+        request = asked  # then apply_request's answer to it
         found = self.discovery.discover(owner.namespace)
         try:
             obs, last_analysis = self._observe(spec, status, owner, found)

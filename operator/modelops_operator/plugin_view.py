@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from modelops_operator import analysis as an
 from modelops_operator.constants import COND_READY
 from modelops_operator.models import (
-    AnalysisRecord,
     ModelDeploymentStatus,
     ModelRef,
     Phase,
@@ -86,18 +85,22 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def _judged(figure: str, value: float | None, threshold: str, last: AnalysisRecord) -> str:
+def _judged(
+    figure: str,
+    threshold: str,
+    figures: dict[str, float | None],
+    thresholds: dict[str, float | None],
+) -> str:
     """What the analysis' rule makes of one figure: ok, over, no data, or what its second
     gate (analysis.second_gate) makes of a figure over its threshold; "" without a gate."""
-    limit = last.thresholds.get(threshold)
+    limit, value = thresholds.get(threshold), figures.get(figure)
     if limit is None:
         return ""
     if value is None or not math.isfinite(value):
         return "no data"
     if (value >= limit) if threshold in FLOORS else (value <= limit):
         return "ok"
-    figures = last.figures.model_dump(by_alias=True)
-    second = an.second_gate(figure, figures, last.thresholds)
+    second = an.second_gate(figure, figures, thresholds)
     if second is None:
         return "over"
     result, why = second
@@ -139,7 +142,7 @@ def status_text(obj: dict[str, Any]) -> str:
             bound = (
                 "-" if limit is None else (">= " if threshold in FLOORS else "<= ") + _fmt(limit)
             )
-            judged = _judged(figure, value, threshold, last)
+            judged = _judged(figure, threshold, figures, last.thresholds)
             lines.append(f"  {figure:<20} {_fmt(value):>10}   {bound:<10}  {judged}".rstrip())
     for c in status.conditions:
         lines.append(f"{c.type}={c.status} {c.reason}: {c.message}".rstrip(": "))

@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
         "--concurrency",
         type=int,
         default=32,
-        help=f"most requests in flight (default 32, at most {MAX_CONCURRENCY})",
+        help=f"most requests in flight (default %(default)s, at most {MAX_CONCURRENCY})",
     )
     p.add_argument(
         "--clients",
